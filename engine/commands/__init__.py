@@ -1,0 +1,1 @@
+"""One module per ``qmask`` subcommand: ``add_arguments(parser)`` and ``run(args) -> int``."""

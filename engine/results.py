@@ -1,0 +1,100 @@
+"""Typed results of the pipeline stages.
+
+Arrays are numpy; shapes and frames are given per field. ``G`` is the heat-map grid side
+(24 for BLIP-large at 384 px), ``H`` x ``W`` the image as displayed. ``seconds`` is wall time
+of the stage that produced the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .prompts import Box, Point
+
+
+@dataclass(frozen=True)
+class HeatmapResult:
+    """BLIP image-question Grad-CAM (LAVIS ``compute_gradcam`` semantics)."""
+
+    question: str
+    question_map: np.ndarray  # [G, G] float32, >= 0, not normalised (used as sampling weights)
+    token_maps: np.ndarray  # [T, G, G] float32, one per question token (no [ENC]/[SEP])
+    tokens: tuple[str, ...]  # T word pieces aligned with token_maps
+    itm_probability: float  # softmax(itm_logits)[1]
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class MaskCandidate:
+    mask: np.ndarray  # [H, W] bool, full image size
+    low_res_logits: np.ndarray  # [256, 256] float32, decoder output before upscaling
+    iou: float  # EfficientSAM's predicted IoU
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    candidates: tuple[MaskCandidate, ...]  # sorted by predicted IoU, best first
+    points: tuple[Point, ...]  # the points actually given to the decoder (at most 6)
+    dropped_points: int = 0  # how many older points were left out (EfficientSAM takes 6)
+    box: Box | None = None
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> MaskCandidate:
+        return self.candidates[0]
+
+    @property
+    def note(self) -> str:
+        if self.dropped_points:
+            return (f"EfficientSAM takes at most 6 prompts: the {self.dropped_points} oldest "
+                    "point(s) were left out.")
+        return ""
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    fused_map: np.ndarray  # [G, G] float32 in [0, 1]
+    alpha: float
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CaptionsResult:
+    captions: tuple[str, ...]
+    rounds: int
+    complete: bool  # False when the round cap or a cancel stopped before num_captions
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    answer: str
+    seconds: float = 0.0
+
+
+@dataclass
+class ChainResult:
+    """Everything one image + question run produced (``qmask ask``, batch, the GUI)."""
+
+    image_id: str
+    image_size: tuple[int, int]  # (W, H)
+    question: str
+    heatmap: HeatmapResult
+    points: tuple[Point, ...]
+    segmentation: SegmentationResult | None
+    chosen: int  # index into segmentation.candidates
+    fusion: FusionResult
+    captions: CaptionsResult
+    answer: AnswerResult
+    timings: dict[str, float] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # role -> model id
+    random_weights: bool = False
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self.segmentation is None:
+            return None
+        return self.segmentation.candidates[self.chosen].mask

@@ -1,0 +1,1 @@
+"""QMask desktop app (PySide6 + pyqtgraph). Reaches the models only through the engine worker thread."""

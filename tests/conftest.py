@@ -1,0 +1,59 @@
+"""Shared test fixtures.
+
+Qt runs offscreen (set before anything imports Qt). Reference vectors come from
+``../shared/fixtures`` when present; tests that need them skip with a reason otherwise.
+Random tiny models are written once per session by ``qmask models make-random --size tiny``'s
+code and loaded through the product's own loading path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"reference fixtures not found at {SHARED_FIXTURES} (they ship with the development checkout)")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models folder (itm/, caption/, qa/, efficient_sam/) of tiny random models, marked as random."""
+    from engine.random_models import make_random_models
+
+    out = tmp_path_factory.mktemp("tiny-models")
+    make_random_models(out, size="tiny", seed=0)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_env(monkeypatch):
+    # A test must never find the developer's own models by accident.
+    monkeypatch.delenv("QMASK_MODELS_DIR", raising=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing is a failure elsewhere
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
