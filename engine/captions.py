@@ -1,0 +1,231 @@
+"""Question-guided caption sampling, as LAVIS PNP-VQA ``forward_cap`` does it.
+
+Each caption is written by Hugging Face's own BLIP caption decoder
+(``BlipForConditionalGeneration.text_decoder``), cross-attending to only ``num_patches`` image
+patches drawn, without replacement, with probability proportional to a heat map (the question's
+Grad-CAM or the mask-fused map). Captions are kept only when they are not a substring of one
+already kept; rounds repeat until ``num_captions`` are kept.
+
+Shapes: the caption vision output is [1, 1 + G*G, D] (CLS first); the sampling map is [G, G]
+(row-major grid cells, same layout as the Grad-CAM) or flat [G*G].
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .blip_text import dec_token_id, text_tokenizer
+from .errors import InputError
+from .results import CaptionsResult
+
+CAPTION_PROMPT = "a picture of "
+
+ProgressFn = Callable[[int, int], None]  # (round_index starting at 0, captions kept so far)
+CancelFn = Callable[[], bool]
+
+
+def encode_image_caption(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Caption vision encoder output [B, 1 + G*G, D] (no autograd). Cache it per image."""
+    if not torch.is_tensor(pixel_values) or pixel_values.ndim != 4:
+        raise InputError("pixel_values must be a tensor [B, 3, S, S] (see gradcam.preprocess_image).")
+    param = next(model.vision_model.parameters())
+    with torch.no_grad():
+        out = model.vision_model(pixel_values=pixel_values.to(device=param.device, dtype=param.dtype))
+    return out.last_hidden_state
+
+
+def sampling_weights(sampling_map: np.ndarray | torch.Tensor, num_cells: int) -> torch.Tensor:
+    """A heat map -> flat float32 weights [G*G] for ``torch.multinomial``; all-zero -> uniform."""
+    if torch.is_tensor(sampling_map):
+        weights = sampling_map.detach().float().cpu().reshape(-1)
+    else:
+        weights = torch.from_numpy(np.array(sampling_map, dtype=np.float32)).reshape(-1)
+    if weights.numel() != num_cells:
+        raise InputError(f"The sampling map has {weights.numel()} cells but the image has "
+                         f"{num_cells} patches.")
+    if not torch.isfinite(weights).all():
+        raise InputError("The sampling map holds NaN or infinite values.")
+    if (weights < 0).any():
+        raise InputError("The sampling map has negative values; patch weights must be >= 0.")
+    if weights.sum() <= 0:
+        return torch.ones(num_cells, dtype=torch.float32)
+    return weights
+
+
+def sample_patch_ids(weights: torch.Tensor, count: int, num_patches: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """[count, k] sorted indices into the vision output (CLS skipped, so cell + 1).
+
+    Each row draws ``k = min(num_patches, nonzero cells)`` distinct cells with probability
+    proportional to ``weights`` (LAVIS would fail outright when fewer cells are nonzero).
+    """
+    k = min(num_patches, int((weights > 0).sum()))
+    rows = weights.unsqueeze(0).expand(count, -1)
+    ids = torch.multinomial(rows, k, replacement=False, generator=generator) + 1
+    return ids.sort(dim=1).values
+
+
+def strip_prompt(text: str, prompt: str) -> str:
+    """Decoded text minus the prompt (LAVIS slices ``len(prompt)`` characters off), stripped."""
+    lowered = text.lower()
+    for head in (prompt, prompt.strip()):
+        if head and lowered.startswith(head.lower()):
+            return text[len(head):].strip()
+    return text.strip()
+
+
+def add_unique_captions(kept: list[str], new: Iterable[str], limit: int) -> int:
+    """Append each new caption unless it is a substring of one already kept (LAVIS rule).
+
+    Empty captions are dropped (LAVIS would keep one if it came first). Stops at ``limit``.
+    Returns how many were added. ``kept`` is modified in place.
+    """
+    added = 0
+    for caption in new:
+        if len(kept) >= limit:
+            break
+        if not caption or any(caption in old for old in kept):
+            continue
+        kept.append(caption)
+        added += 1
+    return added
+
+
+def _prompt_ids(tokenizer: Any, model_config: Any, prompt: str, device: torch.device) -> torch.Tensor:
+    # LAVIS: tokenise the prompt, [CLS] -> [DEC], drop the trailing [SEP].
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"][:, :-1].clone()
+    ids[:, 0] = dec_token_id(model_config)
+    return ids.to(device)
+
+
+def generate_captions(
+    model: Any,
+    tokenizer: Any,
+    image_embeds: torch.Tensor,
+    sampling_map: np.ndarray | torch.Tensor,
+    num_captions: int = 100,
+    num_patches: int = 20,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    min_length: int = 10,
+    max_length: int = 20,
+    repetition_penalty: float = 1.0,
+    prompt: str = CAPTION_PROMPT,
+    batch_size: int = 25,
+    seed: int | None = None,
+    max_rounds: int = 50,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> CaptionsResult:
+    """Sample up to ``num_captions`` distinct question-guided captions of one image.
+
+    model: ``BlipForConditionalGeneration``; tokenizer: its tokenizer or ``BlipProcessor``.
+    image_embeds: [1, 1 + G*G, D] (or [1 + G*G, D]) from ``encode_image_caption``.
+    sampling_map: [G, G] or [G*G], >= 0 (all zero -> uniform).
+    min_length / max_length count the prompt's tokens, as in LAVIS and ``generate``.
+    A round samples ``num_captions`` captions (as LAVIS), ``batch_size`` per ``generate`` call;
+    it ends early once enough are kept. ``max_rounds`` bounds the loop (LAVIS loops forever when
+    the model keeps repeating itself): then ``complete`` is False. ``progress(round, kept)`` is
+    called after every ``generate`` call; ``cancel()`` is checked before each one and stops with
+    ``cancelled=True``, keeping what was found. ``seed`` makes a run reproducible (same seed,
+    batch size and device); the global torch RNG is restored afterwards.
+    """
+    start = time.perf_counter()
+    _check_settings(num_captions, num_patches, top_k, top_p, min_length, max_length, batch_size, max_rounds)
+    tok = text_tokenizer(tokenizer)
+    embeds = image_embeds if image_embeds.ndim == 3 else image_embeds.unsqueeze(0)
+    if embeds.ndim != 3 or embeds.shape[0] != 1:
+        raise InputError("image_embeds must be one image's vision output [1, 1 + G*G, D].")
+    decoder = model.text_decoder
+    param = next(decoder.parameters())
+    embeds = embeds.to(device=param.device, dtype=param.dtype)
+    weights = sampling_weights(sampling_map, embeds.shape[1] - 1).to(param.device)
+    prompt_ids = _prompt_ids(tok, model.config, prompt, param.device)
+    if prompt_ids.shape[1] >= max_length:
+        raise InputError(f"The caption prompt {prompt!r} already has {prompt_ids.shape[1]} tokens; "
+                         f"max_length {max_length} leaves no room for a caption.")
+    text_config = model.config.text_config
+
+    kept: list[str] = []
+    rounds = 0
+    cancelled = False
+    with _seeded_rng(seed, param.device), torch.no_grad():
+        while len(kept) < num_captions and rounds < max_rounds and not cancelled:
+            sampled = 0
+            while sampled < num_captions and len(kept) < num_captions:
+                if cancel is not None and cancel():
+                    cancelled = True
+                    break
+                count = min(batch_size, num_captions - sampled)
+                patch_ids = sample_patch_ids(weights, count, num_patches)
+                hidden = embeds[0][patch_ids]  # [count, k, D]
+                ids = prompt_ids.expand(count, -1)
+                out = decoder.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    encoder_hidden_states=hidden,
+                    encoder_attention_mask=torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device),
+                    do_sample=True,
+                    top_k=top_k,
+                    top_p=top_p,
+                    min_length=min_length,
+                    max_length=max_length,
+                    repetition_penalty=repetition_penalty,
+                    num_return_sequences=1,
+                    num_beams=1,
+                    eos_token_id=text_config.sep_token_id,
+                    pad_token_id=text_config.pad_token_id,
+                )
+                # Position 0 is [DEC], never text; special tokens are dropped as in LAVIS.
+                texts = tok.batch_decode(out[:, 1:], skip_special_tokens=True)
+                add_unique_captions(kept, (strip_prompt(t, prompt) for t in texts), num_captions)
+                sampled += count
+                if progress is not None:
+                    progress(rounds, len(kept))
+            rounds += 1
+    return CaptionsResult(
+        captions=tuple(kept),
+        rounds=rounds,
+        complete=len(kept) >= num_captions,
+        cancelled=cancelled,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@contextmanager
+def _seeded_rng(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's global RNG (``generate`` samples from it) and restore it afterwards."""
+    if seed is None:
+        yield
+        return
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _check_settings(num_captions: int, num_patches: int, top_k: int, top_p: float, min_length: int,
+                    max_length: int, batch_size: int, max_rounds: int) -> None:
+    if num_captions < 1:
+        raise InputError(f"The number of captions must be at least 1, got {num_captions}.")
+    if num_patches < 1:
+        raise InputError(f"The number of patches per caption must be at least 1, got {num_patches}.")
+    if top_k < 1 or not 0.0 < top_p <= 1.0:
+        raise InputError(f"Sampling needs top_k >= 1 and 0 < top_p <= 1 (got {top_k}, {top_p}).")
+    if min_length < 0 or max_length < 1 or min_length > max_length:
+        raise InputError(f"Caption lengths must satisfy 0 <= min <= max (got {min_length}, {max_length}).")
+    if batch_size < 1 or max_rounds < 1:
+        raise InputError(f"batch_size and max_rounds must be at least 1 (got {batch_size}, {max_rounds}).")
+
+
+__all__: Sequence[str] = (
+    "CAPTION_PROMPT", "encode_image_caption", "generate_captions", "sampling_weights",
+    "sample_patch_ids", "strip_prompt", "add_unique_captions",
+)

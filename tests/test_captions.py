@@ -1,0 +1,233 @@
+"""Question-guided caption sampling (LAVIS forward_cap semantics) on a tiny random BLIP captioner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.captions import (
+    add_unique_captions,
+    encode_image_caption,
+    generate_captions,
+    sample_patch_ids,
+    sampling_weights,
+    strip_prompt,
+)
+from engine.errors import InputError
+
+GRID = 6  # the fixture config: 96 px images, 16 px patches
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    # Tiny models on a shared 2-core machine: thread hand-offs cost more than the maths.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def captioner(shared_fixtures):
+    from transformers import AutoTokenizer, BlipConfig, BlipForConditionalGeneration
+
+    folder = shared_fixtures / "blip_itm_gradcam" / "model"
+    config = BlipConfig.from_pretrained(folder)
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(config).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    pixels = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    embeds = encode_image_caption(model, pixels)
+    return model, tokenizer, embeds
+
+
+class DecoderSpy:
+    """Records what each text-decoder forward and each ``generate`` call received / returned."""
+
+    def __init__(self, model, monkeypatch):
+        self.hidden: list[torch.Tensor] = []
+        self.prompts: list[torch.Tensor] = []
+        self.outputs: list[torch.Tensor] = []
+        decoder = model.text_decoder
+        self._handle = decoder.register_forward_pre_hook(self._pre, with_kwargs=True)
+        original = decoder.generate
+
+        def generate(*args, **kwargs):
+            self.prompts.append(kwargs["input_ids"].clone())
+            out = original(*args, **kwargs)
+            self.outputs.append(out.clone())
+            return out
+
+        monkeypatch.setattr(decoder, "generate", generate)
+
+    def _pre(self, module, args, kwargs):
+        self.hidden.append(kwargs["encoder_hidden_states"].detach().clone())
+
+    def close(self):
+        self._handle.remove()
+
+
+@pytest.fixture
+def spy(captioner, monkeypatch):
+    recorder = DecoderSpy(captioner[0], monkeypatch)
+    yield recorder
+    recorder.close()
+
+
+def _map_with_cells(cells: list[int]) -> np.ndarray:
+    weights = np.zeros(GRID * GRID, np.float32)
+    weights[cells] = np.linspace(0.2, 1.0, len(cells))
+    return weights.reshape(GRID, GRID)
+
+
+def test_decoder_sees_only_the_nonzero_patches(captioner, spy):
+    model, tokenizer, embeds = captioner
+    cells = [0, 1, 2, 3, 5, 7, 8, 10, 11, 13, 14, 17, 19, 20, 22, 25, 27, 30, 33, 35]
+    result = generate_captions(model, tokenizer, embeds, _map_with_cells(cells), num_captions=6,
+                               batch_size=3, seed=0, max_rounds=1)
+    assert result.rounds == 1
+    expected = embeds[0, torch.tensor(cells) + 1]  # +1: CLS is not a patch
+    assert spy.hidden, "the decoder never ran"
+    for hidden in spy.hidden:
+        assert hidden.shape[1:] == (20, embeds.shape[-1])
+        for row in hidden:
+            assert torch.equal(row, expected)
+
+
+def test_fewer_nonzero_cells_than_patches_uses_them_all(captioner, spy):
+    model, tokenizer, embeds = captioner
+    result = generate_captions(model, tokenizer, embeds, _map_with_cells([4, 9, 31]), num_captions=2,
+                               batch_size=2, seed=0, max_rounds=1)
+    assert result.rounds == 1
+    for hidden in spy.hidden:
+        assert torch.equal(hidden[0], embeds[0, torch.tensor([5, 10, 32])])
+
+
+def test_prompt_and_lengths_follow_lavis(captioner, spy):
+    model, tokenizer, embeds = captioner
+    generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=8, batch_size=8,
+                      seed=3, max_rounds=1, min_length=10, max_length=20)
+    dec = model.config.text_config.bos_token_id
+    prompt = tokenizer("a picture of ")["input_ids"][1:-1]
+    assert spy.prompts[0][0].tolist() == [dec, *prompt]
+    sep = model.config.text_config.sep_token_id
+    for out in spy.outputs:
+        assert out.shape[1] <= 20
+        for row in out.tolist():
+            if sep in row:  # no end before min_length (which counts the prompt)
+                assert row.index(sep) >= 9
+
+
+def test_same_seed_same_captions_other_seed_differs(captioner):
+    model, tokenizer, embeds = captioner
+    heat = np.random.default_rng(0).random((GRID, GRID))
+    state = torch.get_rng_state()
+    first = generate_captions(model, tokenizer, embeds, heat, num_captions=5, batch_size=5, seed=7)
+    assert torch.equal(torch.get_rng_state(), state), "the global RNG must be restored"
+    again = generate_captions(model, tokenizer, embeds, heat, num_captions=5, batch_size=5, seed=7)
+    other = generate_captions(model, tokenizer, embeds, heat, num_captions=5, batch_size=5, seed=8)
+    assert first.captions == again.captions
+    assert first.captions != other.captions
+    assert first.complete and len(first.captions) == 5 and not first.cancelled
+
+
+def test_kept_captions_are_never_substrings_of_earlier_ones(captioner):
+    model, tokenizer, embeds = captioner
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=12,
+                               batch_size=6, seed=1)
+    kept = result.captions
+    assert len(kept) == 12 and all(kept)
+    for i, caption in enumerate(kept):
+        assert not any(caption in earlier for earlier in kept[:i])
+        assert not caption.startswith("a picture of")
+
+
+def test_add_unique_captions_substring_direction():
+    kept = ["a dog on the grass"]
+    added = add_unique_captions(kept, ["a dog", "a dog on the grass", "", "a dog on the grass by a tree",
+                                       "a cat", "a bird"], limit=3)
+    # "a dog" is inside a kept caption: dropped. A longer caption holding a kept one is kept.
+    assert kept == ["a dog on the grass", "a dog on the grass by a tree", "a cat"]
+    assert added == 2
+
+
+def test_strip_prompt():
+    assert strip_prompt("a picture of a man riding a horse", "a picture of ") == "a man riding a horse"
+    assert strip_prompt("A picture of two dogs", "a picture of ") == "two dogs"
+    assert strip_prompt("a picture of", "a picture of ") == ""
+    assert strip_prompt(" two dogs ", "a picture of ") == "two dogs"
+
+
+def test_repeating_model_stops_at_round_cap(captioner):
+    model, tokenizer, embeds = captioner
+    # Exactly num_patches nonzero cells and top_k 1: every caption is the same.
+    cells = list(range(0, 36, 2))[:18]
+    progress = []
+    result = generate_captions(model, tokenizer, embeds, _map_with_cells(cells), num_captions=4,
+                               num_patches=18, top_k=1, batch_size=4, seed=0, max_rounds=3,
+                               progress=lambda r, n: progress.append((r, n)))
+    assert len(result.captions) == 1
+    assert result.rounds == 3 and not result.complete and not result.cancelled
+    assert progress == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_cancel_between_calls_keeps_partial(captioner):
+    model, tokenizer, embeds = captioner
+    calls = []
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=10,
+                               batch_size=3, seed=0, progress=lambda r, n: calls.append((r, n)),
+                               cancel=lambda: len(calls) >= 2)
+    assert result.cancelled and not result.complete
+    assert len(calls) == 2 and 1 <= len(result.captions) <= 6
+    assert calls[-1][1] == len(result.captions)
+
+
+def test_cancel_before_start_generates_nothing(captioner, spy):
+    model, tokenizer, embeds = captioner
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=3,
+                               cancel=lambda: True)
+    assert result.cancelled and result.captions == () and not spy.outputs
+
+
+def test_progress_once_per_round_with_whole_round_batches(captioner):
+    model, tokenizer, embeds = captioner
+    calls = []
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=4,
+                               batch_size=4, seed=2, progress=lambda r, n: calls.append((r, n)))
+    assert [r for r, _ in calls] == list(range(result.rounds))
+    assert calls[-1][1] == len(result.captions) == 4
+
+
+def test_sampling_weights_validation():
+    assert torch.equal(sampling_weights(np.zeros((2, 2)), 4), torch.ones(4))
+    assert sampling_weights(torch.arange(4.0).reshape(2, 2), 4).tolist() == [0, 1, 2, 3]
+    with pytest.raises(InputError, match="negative"):
+        sampling_weights(np.array([1.0, -0.1, 0, 0]), 4)
+    with pytest.raises(InputError, match="NaN"):
+        sampling_weights(np.array([1.0, np.nan, 0, 0]), 4)
+    with pytest.raises(InputError, match="9 cells"):
+        sampling_weights(np.ones((3, 3)), 4)
+
+
+def test_patch_draws_follow_the_weights():
+    weights = torch.tensor([0.0, 1.0, 3.0, 0.0])
+    ids = sample_patch_ids(weights, 4000, 1, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(ids[:, 0], minlength=5)
+    assert counts[0] == 0 and counts[1] == 0 and counts[4] == 0  # CLS and zero-weight cells
+    assert 2.6 < counts[3] / counts[2] < 3.4
+    pairs = sample_patch_ids(weights, 10, 5)
+    assert pairs.shape == (10, 2) and (pairs == torch.tensor([2, 3])).all()
+
+
+def test_bad_settings_are_input_errors(captioner):
+    model, tokenizer, embeds = captioner
+    heat = np.ones((GRID, GRID))
+    with pytest.raises(InputError):
+        generate_captions(model, tokenizer, embeds, heat, num_captions=0)
+    with pytest.raises(InputError):
+        generate_captions(model, tokenizer, embeds, heat, min_length=30, max_length=20)
+    with pytest.raises(InputError, match="no room"):
+        generate_captions(model, tokenizer, embeds, heat, min_length=0, max_length=4)
+    with pytest.raises(InputError):
+        generate_captions(model, tokenizer, embeds.expand(2, -1, -1), heat)
