@@ -92,6 +92,7 @@ class ChainResult:
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)  # role -> model id
     random_weights: bool = False
+    notes: tuple[str, ...] = ()  # things the user should know (fallbacks, dropped points, ...)
 
     @property
     def mask(self) -> np.ndarray | None:

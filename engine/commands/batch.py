@@ -1,0 +1,56 @@
+"""Pre-annotate a folder of images into a project: heat map, points, mask, captions and answer
+for every image and question, resumably (run it again to continue; nothing is duplicated).
+
+Unreadable images are listed and recorded in the project as failed; the exit status is 0 when
+at least one image has results. Open the project in the app to review, most doubtful first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", help="folder of images (or one image file)")
+    q = parser.add_mutually_exclusive_group(required=True)
+    q.add_argument("--question", "-q", action="append", help="a question (repeat for several)")
+    q.add_argument("--questions", help="CSV file of questions (a 'question' column, optional 'label')")
+    parser.add_argument("--project", "-p", required=True, help="project file to create or continue (*.qmask.json)")
+    parser.add_argument("--label", help="label (category) for the masks of --question")
+    parser.add_argument("--models", help="models folder (default: QMASK_MODELS_DIR or the Hugging Face cache)")
+    parser.add_argument("--preset", default="base", choices=("base", "large", "3b"), help="UnifiedQA size")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--num-captions", type=int, default=None, help="captions per question (default: the pipeline's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for caption sampling")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="refuse images larger than this many pixels (default: QMASK_MAX_PIXELS or 100 MP)")
+    parser.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch import BatchQuestion, read_questions_csv, run_batch
+    from ..errors import InputError
+    from ..pipeline import PipelineSettings
+    from ..project import Project
+
+    if args.questions:
+        questions = read_questions_csv(args.questions)
+    else:
+        questions = [BatchQuestion(q, args.label) for q in args.question]
+    settings = PipelineSettings(preset=args.preset, device=args.device, seed=args.seed)
+    if args.num_captions is not None:
+        if args.num_captions < 1:
+            raise InputError("--num-captions must be at least 1.")
+        settings.num_captions = args.num_captions
+    project = Project.open_or_create(args.project)
+    report = run_batch(args.images, questions, project, settings=settings, models_dir=args.models,
+                       max_pixels=args.max_pixels, recursive=args.recursive,
+                       show_progress=not args.no_progress)
+    for rel, reason in report.failed:
+        print(f"qmask batch: skipped {rel}: {reason}", file=sys.stderr)
+    print(report)
+    print(f"Project: {project.path} ({project.summary()['ok']} image(s) with results). "
+          "Open it in the app to review, most doubtful first.")
+    return 0 if report.ok else 1

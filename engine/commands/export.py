@@ -1,0 +1,43 @@
+"""Export a project as a dataset: COCO (RLE or exact polygons), YOLO segmentation, LabelMe or PNG masks.
+
+Every export also writes qmask_provenance.json: questions, answers, automatic points versus
+user edits, the IoU between the automatic and the final mask, model ids and random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("project", help="the project file (*.qmask.json)")
+    parser.add_argument("--format", "-f", required=True, choices=("coco", "yolo", "labelme", "png"),
+                        help="dataset format")
+    parser.add_argument("--out", "-o", required=True,
+                        help="output: a .json file or a folder for COCO; a folder for the others")
+    parser.add_argument("--polygons", action="store_true",
+                        help="COCO: write polygons instead of RLE (exact, holes kept with a zero-width cut)")
+    parser.add_argument("--only-accepted", action="store_true", help="export accepted annotations only")
+    parser.add_argument("--tolerance", type=float, default=0.0,
+                        help="simplify polygons by this many pixels (default 0: exact)")
+    parser.add_argument("--labelme-masks", action="store_true",
+                        help="LabelMe: write every annotation as a mask shape, not polygons")
+    parser.add_argument("--no-copy-images", action="store_true",
+                        help="YOLO: do not link/copy the images into OUT/images")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import export_project
+    from ..project import Project
+
+    project = Project.load(args.project)
+    missing = project.missing_images()
+    if missing and args.format == "yolo" and not args.no_copy_images:
+        print(f"qmask export: warning: {len(missing)} image file(s) are missing and will not be "
+              "copied; open the project in the app to relocate them.", file=sys.stderr)
+    report = export_project(project, args.format, args.out, polygons=args.polygons,
+                            only_accepted=args.only_accepted, tolerance=args.tolerance,
+                            labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images)
+    print(report)
+    return 0

@@ -1,0 +1,276 @@
+"""Batch pre-annotation: awkward image files, resume without duplicates, review order, export.
+
+Most tests drive the batch with a small stand-in pipeline (same interface as
+``engine.pipeline.Pipeline``: ``set_image`` + ``run``) whose mask is "the bright pixels", so
+alignment with the displayed image can be checked exactly. One test runs the real chain on the
+tiny random models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from engine import cli
+from engine.batch import BatchQuestion, read_questions_csv, run_batch
+from engine.errors import InputError
+from engine.project import Project
+from engine.results import (
+    AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
+    SegmentationResult,
+)
+from engine.prompts import Point
+
+
+class StandInPipeline:
+    """Mask = bright pixels of the image it was given; counts calls; can fail on demand."""
+
+    def __init__(self, fail_at_call: int | None = None):
+        self.calls: list[tuple[str, str]] = []
+        self.fail_at_call = fail_at_call
+        self.rgb = None
+        self.image_id = None
+
+    def set_image(self, rgb, image_id=None):
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
+        self.rgb, self.image_id = rgb, image_id
+
+    def run(self, question, cancel=None):
+        if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
+            raise RuntimeError("injected failure")
+        self.calls.append((self.image_id, question))
+        h, w = self.rgb.shape[:2]
+        mask = self.rgb.mean(axis=2) > 128
+        heat = np.zeros((4, 4), np.float32)
+        heat[0, 0] = 1.0
+        pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
+        cand = MaskCandidate(mask=mask, low_res_logits=np.zeros((256, 256), np.float32), iou=0.5)
+        return ChainResult(
+            image_id=self.image_id, image_size=(w, h), question=" ".join(question.split()),
+            heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None],
+                                  tokens=("x",), itm_probability=0.5),
+            points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,
+            fusion=FusionResult(fused_map=heat, alpha=0.5),
+            captions=CaptionsResult(captions=("a thing",), rounds=1, complete=True),
+            answer=AnswerResult(answer="thing"), models={"itm": "stand-in"}, random_weights=True)
+
+
+def _bright_square(h, w, y0, x0, size):
+    a = np.full((h, w, 3), 20, np.uint8)
+    a[y0:y0 + size, x0:x0 + size] = 240
+    return a
+
+
+def make_folder(root):
+    """Good: rgb, gray, rgba, 16-bit, EXIF-rotated JPEG. Bad: corrupt, empty, too large."""
+    root.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_bright_square(30, 40, 5, 5, 10)).save(root / "01_rgb.png")
+    Image.fromarray(_bright_square(30, 40, 10, 20, 8)[..., 0]).save(root / "02_gray.png")
+    rgba = np.dstack([_bright_square(24, 32, 2, 2, 6), np.full((24, 32), 255, np.uint8)])
+    Image.fromarray(rgba).save(root / "03_rgba.png")
+    deep = (_bright_square(20, 26, 4, 4, 5)[..., 0].astype(np.uint16) * 257)
+    Image.fromarray(deep).save(root / "04_deep16.png")
+    with Image.open(root / "04_deep16.png") as im:
+        assert im.mode.startswith("I")
+    # stored 32 rows x 48 cols, bright square near the stored top-left; EXIF 6 = rotate 90 CW
+    stored = _bright_square(32, 48, 2, 4, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "05_rotated.jpg", exif=exif.tobytes(), quality=95)
+    (root / "06_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(200)))
+    (root / "07_empty.png").write_bytes(b"")
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(root / "08_large.png")
+    return root
+
+
+MAX_PIXELS = 10_000  # 08_large.png (40,000 px) is "too large"; the others fit
+
+
+def test_awkward_files(tmp_path):
+    folder = make_folder(tmp_path / "imgs")
+    pipe = StandInPipeline()
+    report = run_batch(folder, ["what is bright?"], tmp_path / "p.qmask.json", pipeline=pipe,
+                       max_pixels=MAX_PIXELS, show_progress=False)
+    assert report.images == 8 and report.processed == 5 and report.annotations == 5 and report.ok
+    failed = dict(report.failed)
+    assert set(failed) == {"imgs/06_corrupt.jpg", "imgs/07_empty.png", "imgs/08_large.png"}
+    assert "0 bytes" in failed["imgs/07_empty.png"] and "limit" in failed["imgs/08_large.png"]
+    project = Project.load(tmp_path / "p.qmask.json")
+    assert project.summary()["failed"] == 3 and project.summary()["ok"] == 5
+    for rel, reason in failed.items():
+        img = project.find_image(rel)
+        assert img.status == "failed" and img.error == reason and not img.questions
+    rot = project.find_image("imgs/05_rotated.jpg")
+    assert (rot.width, rot.height) == (32, 48)  # as displayed: the EXIF rotation swaps the sides
+    with Image.open(folder / "05_rotated.jpg") as im:
+        shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    mask = rot.questions[0].mask()
+    assert mask.shape == shown.shape[:2]
+    np.testing.assert_array_equal(mask, shown.mean(axis=2) > 128)  # lines up with the displayed image
+    assert mask.any()
+    deep = project.find_image("imgs/04_deep16.png").questions[0].mask()
+    assert deep.sum() == 25  # the 16-bit image was scaled, not clipped to white
+    for img in project.images:
+        if img.status == "ok":
+            assert img.sha256 and len(img.questions) == 1
+
+
+def test_interrupt_and_resume_without_duplicates(tmp_path):
+    folder = make_folder(tmp_path / "imgs")
+    questions = [BatchQuestion("what is bright?"), BatchQuestion("where is it?", label="thing")]
+    broken = StandInPipeline(fail_at_call=5)  # dies on the 3rd image's 2nd question
+    with pytest.raises(RuntimeError, match="injected"):
+        run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=broken,
+                  max_pixels=MAX_PIXELS, show_progress=False)
+    saved = Project.load(tmp_path / "p.qmask.json")
+    done = [img.path for img in saved.images if img.status == "ok"]
+    assert done == ["imgs/01_rgb.png", "imgs/02_gray.png"]  # saved after every image
+    assert len(saved.images) == 8  # all listed from the start
+
+    pipe = StandInPipeline()
+    report = run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=pipe,
+                       max_pixels=MAX_PIXELS, show_progress=False)
+    assert report.already_done == 4 and report.processed == 3 and report.annotations == 6
+    assert len(pipe.calls) == 6  # only the remaining 3 good images x 2 questions
+    project = Project.load(tmp_path / "p.qmask.json")
+    for img in project.images:
+        if img.status == "ok":
+            assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
+            assert img.find_question("where is it?").label == "thing"
+    assert project.category("thing") is not None
+    # a third run has nothing left to do (failed images are retried and fail again)
+    again = StandInPipeline()
+    report = run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=again,
+                       max_pixels=MAX_PIXELS, show_progress=False)
+    assert again.calls == [] and report.processed == 0 and report.already_done == 10 and len(report.failed) == 3
+
+
+def test_cancel_and_progress_callback(tmp_path):
+    folder = make_folder(tmp_path / "imgs")
+    seen = []
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(),
+                       max_pixels=MAX_PIXELS, show_progress=False,
+                       cancel=lambda: len(seen) >= 2, on_image_done=lambda p, d, t: seen.append((p.name, d, t)))
+    assert report.cancelled and report.processed == 2 and "run the same command again" in str(report)
+    assert seen == [("01_rgb.png", 1, 8), ("02_gray.png", 2, 8)]
+    assert Project.load(tmp_path / "p.qmask.json").summary()["ok"] == 2
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(_bright_square(10, 10, 1, 1, 3)).save(folder / "a.png")
+    run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(), show_progress=True)
+    captured = capsys.readouterr()
+    assert "qmask batch" in captured.err and "1/1" in captured.err and captured.out == ""
+
+
+def test_questions_csv(tmp_path):
+    f = tmp_path / "q.csv"
+    f.write_text("label,question\ncat,where is the cat?\n,what colour?\ncat,where is the cat?\n\n")
+    assert read_questions_csv(f) == [BatchQuestion("where is the cat?", "cat"), BatchQuestion("what colour?")]
+    g = tmp_path / "plain.csv"
+    g.write_text("is it day?\n\"a, b?\"\n")
+    assert [q.question for q in read_questions_csv(g)] == ["is it day?", "a, b?"]
+    (tmp_path / "empty.csv").write_text("question\n")
+    with pytest.raises(InputError, match="no questions"):
+        read_questions_csv(tmp_path / "empty.csv")
+
+
+def test_nothing_readable(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "x.png").write_bytes(b"")
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(), show_progress=False)
+    assert not report.ok and len(report.failed) == 1
+    with pytest.raises(InputError, match="at least one question"):
+        run_batch(folder, ["  "], tmp_path / "p2.qmask.json", pipeline=StandInPipeline())
+    (tmp_path / "none").mkdir()
+    with pytest.raises(InputError, match="No images"):
+        run_batch(tmp_path / "none", ["q?"], tmp_path / "p3.qmask.json", pipeline=StandInPipeline())
+
+
+def _cli(argv):
+    from engine.commands import batch as batch_cmd
+
+    parser = argparse.ArgumentParser()
+    batch_cmd.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args._command, args.command = batch_cmd, "batch"
+    return cli.run_parsed(args)
+
+
+@pytest.mark.slow
+def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
+    """The real chain (random tiny models) over the awkward folder via the CLI, interrupted and
+    resumed; the result opens, sorts by review need and exports to COCO that pycocotools reads."""
+    from pycocotools.coco import COCO
+
+    from engine.export import export_project
+    from engine.pipeline import Pipeline, PipelineSettings
+
+    folder = make_folder(tmp_path / "imgs")
+    for name in ("02_gray.png", "03_rgba.png"):  # keep the real-model run short
+        (folder / name).unlink()
+    project_path = tmp_path / "p.qmask.json"
+    pipe = Pipeline.from_settings(PipelineSettings(num_captions=3, device="cpu", seed=0), models_dir=tiny_models_dir)
+    stop_after = []
+    report = run_batch(folder, ["what is bright?"], project_path, pipeline=pipe, max_pixels=MAX_PIXELS,
+                       show_progress=False, cancel=lambda: len(stop_after) >= 1,
+                       on_image_done=lambda *a: stop_after.append(a))
+    assert report.cancelled and report.processed == 1
+
+    rc = _cli([str(folder), "--question", "what is bright?", "--project", str(project_path),
+               "--models", str(tiny_models_dir), "--device", "cpu", "--num-captions", "3",
+               "--max-pixels", str(MAX_PIXELS), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "skipped imgs/06_corrupt.jpg" in captured.err and "1 already done" in captured.out
+
+    project = Project.load(project_path)
+    ok = [img for img in project.images if img.status == "ok"]
+    assert len(ok) == 3 and project.summary()["failed"] == 3
+    for img in ok:
+        assert len(img.questions) == 1
+        q = img.questions[0]
+        assert q.random_weights and q.models and q.answer is not None and len(q.captions) <= 3
+        assert q.heatmap is not None and q.itm_probability is not None
+        if q.mask_rle is not None:
+            assert q.mask().shape == (img.height, img.width)
+    rot = project.find_image("imgs/05_rotated.jpg")
+    assert (rot.width, rot.height) == (32, 48)
+    order = project.images_by_review_need()
+    assert [i.status for i in order][-3:] == ["failed"] * 3
+
+    # the tiny models (seed 0) give non-empty masks; the export must read back pixel-exact
+    assert all(img.questions[0].mask_rle is not None and img.questions[0].mask().any() for img in ok)
+    out = export_project(project, "coco", tmp_path / "coco.json")
+    coco = COCO(str(out.out))
+    by_name = {img.name: img for img in ok}
+    assert len(coco.dataset["annotations"]) == 3
+    for ann in coco.dataset["annotations"]:
+        img = by_name[coco.imgs[ann["image_id"]]["file_name"]]
+        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), img.questions[0].mask())
+    assert json.loads(out.sidecar.read_text())["random_weights"] is True
+
+
+def test_an_image_the_models_cannot_take_is_recorded_and_the_batch_goes_on(tmp_path):
+    from engine.errors import ResourceError
+
+    folder = make_folder(tmp_path / "imgs")
+
+    class OutOfMemoryOnGray(StandInPipeline):
+        def run(self, question, cancel=None):
+            if self.rgb.shape == (30, 40, 3) and self.rgb[12, 22, 0] == self.rgb[12, 22, 1] and len(self.calls) == 1:
+                raise ResourceError("Out of GPU memory on this image.")
+            return super().run(question, cancel)
+
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=OutOfMemoryOnGray(),
+                       max_pixels=MAX_PIXELS, show_progress=False)
+    assert dict(report.failed)["imgs/02_gray.png"] == "Out of GPU memory on this image."
+    assert report.processed == 4
+    assert Project.load(tmp_path / "p.qmask.json").find_image("imgs/02_gray.png").status == "failed"

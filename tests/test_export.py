@@ -1,0 +1,256 @@
+"""Exports: COCO (RLE, polygons) read back by pycocotools, YOLO, LabelMe, PNG, sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import cli
+from engine.commands import export as export_cmd
+from engine.errors import ExportError
+from engine.export import export_project
+from engine.export.labelme import decode_mask_shape
+from engine.masks import mask_area, mask_bbox, mask_has_holes, polygons_to_mask
+from engine.project import Project, QuestionRecord
+from engine.prompts import Point
+
+pycoco = pytest.importorskip("pycocotools.coco")
+pycocoeval = pytest.importorskip("pycocotools.cocoeval")
+
+
+def ring_with_hole(h, w):
+    m = np.zeros((h, w), bool)
+    m[4:20, 5:25] = True
+    m[8:12, 10:15] = False  # hole
+    m[24:28, 2:6] = True  # second part
+    m[9:11, 11:13] = True  # island inside the hole
+    return m
+
+
+def blob(h, w):
+    m = np.zeros((h, w), bool)
+    m[2:10, 3:9] = True
+    m[10:14, 3:5] = True
+    return m
+
+
+@pytest.fixture()
+def project(tmp_path) -> Project:
+    """Four images: holes + parts (labelled), a plain blob (no label), an edited accepted
+    annotation, a failed image; one image in a sub-folder with a name clash."""
+    imgs = tmp_path / "images"
+    (imgs / "sub").mkdir(parents=True)
+    p = Project.create(tmp_path / "p.qmask.json")
+    p.ensure_category("cat")
+    p.ensure_category("dog")
+    sizes = {"a.png": (30, 32), "b.jpg": (20, 16), "sub/a.png": (18, 24), "broken.png": (8, 8)}
+    for name, (h, w) in sizes.items():
+        Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(imgs / name)
+        img = p.add_image(imgs / name, width=w, height=h)
+        img.status = "ok"
+    a, b, c, broken = p.images
+    q = QuestionRecord(question="where is the cat?", label="cat", answer="on the mat",
+                       itm_probability=0.8, models={"itm": "tiny"}, random_weights=True,
+                       auto_points=[Point(10, 10, source="auto", score=0.9)],
+                       points=[Point(10, 10, source="auto", score=0.9)])
+    q.set_mask(ring_with_hole(30, 32), source="auto", score=0.9)
+    q.auto_mask_rle = dict(q.mask_rle)
+    a.upsert_question(q)
+    q2 = QuestionRecord(question="what is this?")
+    q2.set_mask(blob(30, 32), source="auto")
+    a.upsert_question(q2)
+    q3 = QuestionRecord(question="dog?", label="dog", accepted=True,
+                        auto_points=[Point(3, 3, source="auto")],
+                        points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
+    q3.set_mask(blob(20, 16), source="auto")
+    q3.auto_mask_rle = dict(q3.mask_rle)
+    edited = blob(20, 16)
+    edited[14:18, 3:5] = True
+    q3.set_mask(edited, source="user")
+    b.upsert_question(q3)
+    q4 = QuestionRecord(question="empty?")  # no mask: skipped
+    c.upsert_question(q4)
+    broken.mark_failed("broken.png is truncated")
+    p.save()
+    return p
+
+
+def _masks_by_question(project):
+    return {(img.path, q.question): q.mask() for img, q in project.iter_questions() if q.mask() is not None}
+
+
+@pytest.mark.parametrize("polygons", [False, True])
+def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
+    out = tmp_path / "coco" / "instances.json"
+    report = export_project(project, "coco", out, polygons=polygons)
+    assert report.out == out and report.annotations == 3 and report.images == 3
+    assert any("broken.png" in s for s in report.skipped) and any("empty?" in s for s in report.skipped)
+    coco = pycoco.COCO(str(out))
+    expected = _masks_by_question(project)
+    root = Path(json.loads(out.read_text())["info"]["qmask"]["images_root"])
+    names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    assert set(names.values()) == {"cat", "dog", "object"}
+    for ann in coco.dataset["annotations"]:
+        im = coco.imgs[ann["image_id"]]
+        assert (root / im["file_name"]).is_file()
+        rel = project.rel_path(root / im["file_name"])
+        mask = expected[(rel, ann["attributes"]["question"])]
+        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), mask)
+        assert ann["area"] == mask_area(mask) and ann["bbox"] == mask_bbox(mask)
+        assert ann["iscrowd"] == 0
+        assert (im["height"], im["width"]) == mask.shape
+        if polygons:
+            assert isinstance(ann["segmentation"], list)
+        else:
+            assert isinstance(ann["segmentation"]["counts"], str)
+    cat_ann = next(a for a in coco.dataset["annotations"] if a["attributes"]["question"] == "where is the cat?")
+    assert names[cat_ann["category_id"]] == "cat"
+    if polygons:
+        assert len(cat_ann["segmentation"]) == 3  # ring (keyhole), island, second part
+    # Evaluating the ground truth against itself gives AP 1: pycocotools reads every part.
+    dets = [dict(a, score=1.0) for a in coco.dataset["annotations"]]
+    res = coco.loadRes(dets)
+    ev = pycocoeval.COCOeval(coco, res, "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+
+
+def test_coco_into_folder_and_filters(project, tmp_path):
+    report = export_project(project, "coco", tmp_path / "out", only_accepted=True)
+    assert report.out == tmp_path / "out" / "annotations.json"
+    doc = json.loads(report.out.read_text())
+    assert [a["attributes"]["question"] for a in doc["annotations"]] == ["dog?"]
+    assert len(doc["images"]) == 1
+    one = export_project(project, "coco", tmp_path / "one.json", image_filter=[project.images[0]])
+    assert one.annotations == 2 and one.images == 1
+    pred = export_project(project, "coco", tmp_path / "pred.json", image_filter=lambda img: img.name == "b.jpg")
+    assert pred.annotations == 1
+
+
+def test_sidecar_provenance(project, tmp_path):
+    report = export_project(project, "coco", tmp_path / "c.json")
+    assert report.sidecar == tmp_path / "c.qmask_provenance.json"
+    side = json.loads(report.sidecar.read_text())
+    assert side["schema"] == "qmask.provenance" and side["random_weights"] is True
+    anns = {a["question"]: a for img in side["images"] for a in img["annotations"]}
+    dog = anns["dog?"]
+    assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"]
+    assert len(dog["auto_points"]) == 1 and len(dog["user_points"]) == 1 and dog["user_points"][0]["label"] == 0
+    auto, final = blob(20, 16), project.images[1].questions[0].mask()
+    assert dog["auto_vs_final_iou"] == pytest.approx(auto.sum() / final.sum(), abs=1e-6)
+    cat = anns["where is the cat?"]
+    assert cat["auto_vs_final_iou"] == 1.0 and cat["models"] == {"itm": "tiny"} and cat["answer"] == "on the mat"
+    assert "coco_annotation_id" in cat
+    assert any("broken.png" in s for s in side["skipped"])
+
+
+def test_yolo(project, tmp_path):
+    report = export_project(project, "yolo", tmp_path / "y")
+    out = report.out
+    classes = (out / "classes.txt").read_text().splitlines()
+    assert classes == ["cat", "dog", "object"]
+    assert "names:" in (out / "data.yaml").read_text()
+    side = json.loads((out / "qmask_provenance.json").read_text())
+    stems = {i["path"]: i["stem"] for i in side["images"]}
+    # a.png and sub/a.png got different stems
+    assert len(set(stems.values())) == 3
+    for img in project.images[:3]:
+        lines = (out / "labels" / f"{stems[img.path]}.txt").read_text().splitlines()
+        assert (out / "images" / (stems[img.path] + Path(img.path).suffix)).is_file()
+        by_class: dict[str, np.ndarray] = {}
+        for line in lines:
+            parts = line.split()
+            cls = classes[int(parts[0])]
+            xy = np.array(parts[1:], float).reshape(-1, 2) * [img.width, img.height]
+            m = polygons_to_mask([xy.ravel().tolist()], img.height, img.width)
+            by_class[cls] = by_class.get(cls, np.zeros_like(m)) | m
+        expected: dict[str, np.ndarray] = {}
+        for q in img.questions:
+            if q.mask() is not None:
+                name = q.label or "object"
+                expected[name] = expected.get(name, np.zeros_like(q.mask())) | q.mask()
+        assert by_class.keys() == expected.keys()
+        for k in expected:
+            np.testing.assert_array_equal(by_class[k], expected[k])  # holes kept (keyhole)
+
+
+def test_labelme(project, tmp_path):
+    report = export_project(project, "labelme", tmp_path / "lm")
+    masks = _masks_by_question(project)
+    side = json.loads((report.out / "qmask_provenance.json").read_text())
+    stems = {i["path"]: i["stem"] for i in side["images"]}
+    a = project.images[0]
+    doc = json.loads((report.out / f"{stems[a.path]}.json").read_text())
+    assert (report.out / doc["imagePath"]).resolve() == project.abs_path(a).resolve()
+    assert (doc["imageWidth"], doc["imageHeight"]) == (a.width, a.height)
+    cat_shapes = [s for s in doc["shapes"] if s["description"] == "where is the cat?"]
+    assert len(cat_shapes) == 1 and cat_shapes[0]["shape_type"] == "mask"  # it has a hole
+    assert mask_has_holes(masks[(a.path, "where is the cat?")])
+    np.testing.assert_array_equal(decode_mask_shape(cat_shapes[0], a.height, a.width),
+                                  masks[(a.path, "where is the cat?")])
+    blob_shapes = [s for s in doc["shapes"] if s["description"] == "what is this?"]
+    assert {s["shape_type"] for s in blob_shapes} == {"polygon"}
+    assert len({s["group_id"] for s in blob_shapes}) == 1
+    polys = [np.asarray(s["points"]).ravel().tolist() for s in blob_shapes]
+    np.testing.assert_array_equal(polygons_to_mask(polys, a.height, a.width), masks[(a.path, "what is this?")])
+    forced = export_project(project, "labelme", tmp_path / "lm2", labelme_force_mask=True)
+    doc2 = json.loads((forced.out / f"{stems[a.path]}.json").read_text())
+    assert {s["shape_type"] for s in doc2["shapes"]} == {"mask"}
+
+
+def test_png(project, tmp_path):
+    report = export_project(project, "png", tmp_path / "png")
+    out = report.out
+    classes = (out / "classes.txt").read_text().splitlines()
+    assert classes[0] == "background"
+    side = json.loads((out / "qmask_provenance.json").read_text())
+    a = project.images[0]
+    entry = next(i for i in side["images"] if i["path"] == a.path)
+    masks = _masks_by_question(project)
+    for ann in entry["annotations"]:
+        with Image.open(out / ann["mask_png"]) as im:
+            m = np.asarray(im)
+        assert m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
+        np.testing.assert_array_equal(m == 255, masks[(a.path, ann["question"])])
+    with Image.open(out / "labels" / f"{entry['stem']}.png") as label:
+        assert label.mode == "P"
+        values = np.asarray(label)
+    cat = masks[(a.path, "where is the cat?")]
+    obj = masks[(a.path, "what is this?")]
+    # the later annotation ("what is this?") wins where they overlap
+    assert (values[obj] == classes.index("object")).all()
+    assert (values[cat & ~obj] == classes.index("cat")).all()
+    assert (values[~cat & ~obj] == 0).all()
+
+
+def test_errors(project, tmp_path):
+    with pytest.raises(ExportError, match="Unknown export format"):
+        export_project(project, "voc", tmp_path / "x")
+    with pytest.raises(ExportError, match="Nothing to export"):
+        export_project(project, "coco", tmp_path / "x.json", image_filter=lambda img: False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="not a folder"):
+        export_project(project, "yolo", tmp_path / "file")
+
+
+def _run(module, argv):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args._command, args.command = module, "export"
+    return cli.run_parsed(args)
+
+
+def test_cli(project, tmp_path, capsys):
+    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "d.json"), "--polygons"])
+    assert rc == 0 and "Exported 3 annotation(s)" in capsys.readouterr().out
+    pycoco.COCO(str(tmp_path / "d.json"))
+    rc = _run(export_cmd, [str(tmp_path / "nope.qmask.json"), "--format", "coco", "--out", str(tmp_path / "e.json")])
+    assert rc == 1 and "No project file" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""COCO import: round trips with our export, third-party datasets, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from engine import cli
+from engine.commands import import_ as import_cmd
+from engine.errors import ExportError, ProjectError
+from engine.export import export_project
+from engine.import_coco import coco_segmentation_to_mask, import_coco, import_coco_to_project
+from engine.masks import encode_rle
+from engine.project import Project, QuestionRecord
+
+
+def _random_mask(rng, h, w):
+    import cv2
+
+    noise = rng.random((h, w)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (5, 5), 0) > 0.52
+
+
+@pytest.fixture()
+def source(tmp_path):
+    rng = np.random.default_rng(3)
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    p = Project.create(tmp_path / "src.qmask.json")
+    for i in range(3):
+        h, w = 20 + i, 30 + 2 * i
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(imgs / f"im{i}.png")
+        img = p.add_image(imgs / f"im{i}.png", width=w, height=h)
+        img.status = "ok"
+        for k, label in enumerate(["cat", "dog"]):
+            q = QuestionRecord(question=f"where is the {label}?", label=label, answer=f"a {label}",
+                               accepted=(k == 0))
+            q.set_mask(_random_mask(rng, h, w))
+            img.upsert_question(q)
+            p.ensure_category(label)
+    p.save()
+    return p
+
+
+@pytest.mark.parametrize("polygons", [False, True])
+def test_round_trip_is_pixel_exact(source, tmp_path, polygons):
+    out = tmp_path / "coco.json"
+    export_project(source, "coco", out, polygons=polygons)
+    dest = Project.create(tmp_path / "dest.qmask.json")
+    report = import_coco(out, tmp_path / "images", dest)
+    assert report.images == 3 and report.annotations == 6 and not report.not_found and not report.failed
+    assert {c.name for c in dest.categories} == {"cat", "dog"}
+    for src_img in source.images:
+        img = dest.find_image(source.abs_path(src_img))
+        assert img is not None and img.status == "ok" and (img.width, img.height) == (src_img.width, src_img.height)
+        assert img.sha256
+        for q in src_img.questions:
+            got = img.find_question(q.question)
+            np.testing.assert_array_equal(got.mask(), q.mask())
+            assert (got.label, got.answer, got.accepted, got.mask_source) == (q.label, q.answer, q.accepted, "import")
+            assert got.provenance_iou() == 1.0
+    # importing again adds nothing
+    again = import_coco(out, tmp_path / "images", dest)
+    assert again.annotations == 0 and len(again.skipped) == 6
+    assert sum(len(i.questions) for i in dest.images) == 6
+
+
+def test_third_party_dataset(tmp_path):
+    imgs = tmp_path / "data"
+    (imgs / "nested").mkdir(parents=True)
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(imgs / "nested" / "x.jpg")
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(imgs / "wrong_size.png")
+    m1 = np.zeros((10, 12), bool)
+    m1[2:5, 3:7] = True
+    m2 = np.zeros((10, 12), bool)
+    m2[6:9, 1:4] = True
+    flat = m2.T.ravel()
+    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    runs = np.diff(np.concatenate(([0], change, [flat.size]))).tolist()
+    poly = [8.0, 1.0, 11.0, 1.0, 11.0, 4.0, 8.0, 4.0]
+    rle_bytes = mask_utils.encode(np.asfortranarray(m1.astype(np.uint8)))
+    doc = {
+        "images": [
+            {"id": 7, "file_name": "x.jpg", "width": 12, "height": 10},  # found by name in nested/
+            {"id": 8, "file_name": "gone.png", "width": 5, "height": 5},
+            {"id": 9, "file_name": "wrong_size.png", "width": 40, "height": 40},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 3, "iscrowd": 0,
+             "segmentation": {"size": [10, 12], "counts": rle_bytes["counts"].decode()}},
+            {"id": 2, "image_id": 7, "category_id": 3, "iscrowd": 1,
+             "segmentation": {"size": [10, 12], "counts": runs}},
+            {"id": 3, "image_id": 7, "category_id": 5, "iscrowd": 0, "segmentation": [poly]},
+            {"id": 4, "image_id": 7, "category_id": 99, "segmentation": [poly]},
+            {"id": 5, "image_id": 7, "category_id": 5, "segmentation": {"size": [10, 12], "counts": [3]}},
+            {"id": 6, "image_id": 8, "category_id": 5, "segmentation": [[1, 1, 4, 1, 4, 4]]},
+        ],
+        "categories": [{"id": 3, "name": "person"}, {"id": 5, "name": "bike"}],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(doc))
+    dest = Project.create(tmp_path / "p.qmask.json")
+    report = import_coco(path, imgs, dest)
+    assert report.images == 3 and report.annotations == 4
+    assert report.not_found == ["gone.png"]
+    assert len(report.failed) == 1 and "40x40" in report.failed[0]
+    assert any("unknown category 99" in s for s in report.skipped)
+    assert any("cover 3 pixels" in s for s in report.skipped)
+    x = dest.find_image(imgs / "nested" / "x.jpg")
+    assert [q.question for q in x.questions] == ["person", "person (2)", "bike"]
+    np.testing.assert_array_equal(x.find_question("person").mask(), m1)
+    np.testing.assert_array_equal(x.find_question("person (2)").mask(), m2)
+    bike = x.find_question("bike").mask()
+    ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([poly], 10, 12))).astype(bool)
+    np.testing.assert_array_equal(bike, ref)
+    assert {c.name: c.id for c in dest.categories} == {"person": 3, "bike": 5}
+    gone = dest.find_image(imgs / "gone.png")
+    assert gone.status == "pending" and gone in dest.missing_images() and len(gone.questions) == 1
+    assert dest.find_image(imgs / "wrong_size.png").status == "failed"
+
+
+def test_bad_files(tmp_path):
+    dest = Project.create(tmp_path / "p.qmask.json")
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(ExportError, match="No COCO file"):
+        import_coco(tmp_path / "none.json", tmp_path / "imgs", dest)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ExportError, match="not a readable COCO"):
+        import_coco(tmp_path / "bad.json", tmp_path / "imgs", dest)
+    (tmp_path / "bad2.json").write_text(json.dumps({"annotations": []}))
+    with pytest.raises(ExportError, match="not a COCO instances file"):
+        import_coco(tmp_path / "bad2.json", tmp_path / "imgs", dest)
+    with pytest.raises(ExportError, match="does not exist"):
+        import_coco(tmp_path / "bad2.json", tmp_path / "nope", dest)
+
+
+def test_segmentation_helper_rejects_bbox_like_polygons():
+    from engine.errors import InputError
+
+    with pytest.raises(InputError):
+        coco_segmentation_to_mask([[1, 2, 3, 4]], 5, 5)  # pycocotools would read this as a box
+    with pytest.raises(InputError):
+        coco_segmentation_to_mask(encode_rle(np.ones((4, 4), bool)), 5, 5)
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    import_cmd.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args._command, args.command = import_cmd, "import"
+    return cli.run_parsed(args)
+
+
+def test_cli(source, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    export_project(source, "coco", out)
+    proj = tmp_path / "new.qmask.json"
+    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 0
+    assert "Imported 6 annotation(s) on 3 image(s)" in capsys.readouterr().out
+    assert len(Project.load(proj).images) == 3
+    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 1
+    assert "--merge" in capsys.readouterr().err
+    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj), "--merge"]) == 0
+    with pytest.raises(ProjectError):
+        import_coco_to_project(out, tmp_path / "images", proj)
