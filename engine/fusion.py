@@ -1,4 +1,4 @@
-"""Fusing a heat map with a segmentation mask (the "enhanced" map), and caption sampling weights.
+"""Fusing a heat map with a segmentation mask (the "enhanced" map).
 
 Frames: the heat map is a ``[Gh, Gw]`` grid over the whole image (BLIP squashes the image to a
 square, so a cell covers ``W / Gw`` x ``H / Gh`` pixels); the mask is ``[H, W]`` in image pixels.
@@ -53,7 +53,7 @@ def normalise(grid: np.ndarray) -> np.ndarray:
 
     A constant map has no contrast: it becomes all ones when its value is > 0 (everything
     equally relevant, e.g. a mask covering the whole image) and all zeros otherwise (nothing,
-    e.g. an all-zero Grad-CAM). Either way :func:`sampling_weights` then samples uniformly.
+    e.g. an all-zero Grad-CAM). Either way caption sampling (``engine.captions.sampling_weights``) is then uniform.
     Never returns NaN. Raises InputError on NaN/inf input.
     """
     a = _check_grid(grid, "map")
@@ -146,29 +146,3 @@ def fuse(heat: np.ndarray, mask: np.ndarray | None, alpha: float = 0.5) -> np.nd
         return h01.astype(np.float32)
     mg = mask_to_grid(mask, h01.shape)
     return normalise(blend(h01, mg, a)).astype(np.float32)
-
-
-def sampling_weights(grid: np.ndarray, min_nonzero: int = 0) -> np.ndarray:
-    """Caption patch-sampling probabilities from a map.
-
-    grid: ``[Gh, Gw]`` map, >= 0 (a fused map or a raw Grad-CAM).
-    min_nonzero: ensure at least this many cells have a positive weight. Caption sampling draws
-        ``num_patches`` (20) cells *without replacement*, which fails when fewer cells than that
-        are positive (e.g. alpha 0 with a small mask). Where needed, every cell gets a tiny share
-        (1e-6 of the mean weight) so the draw falls back to uniform once the real mass is used up.
-    Returns ``[Gh * Gw]`` float64 (row-major, matching BLIP's patch order) summing to 1; uniform
-    when the map is all zero. Raises InputError on NaN/inf or negative values.
-    """
-    a = _check_grid(grid, "map")
-    if a.min() < 0:
-        raise InputError("Sampling weights cannot be negative; normalise the map first.")
-    flat = a.reshape(-1)
-    peak = float(flat.max())
-    if peak <= 0:
-        return np.full(flat.shape, 1.0 / flat.size)
-    flat = flat / peak  # first by the max, so the sum can neither overflow nor underflow
-    flat = flat / flat.sum()
-    if int(np.count_nonzero(flat)) < min(int(min_nonzero), flat.size):
-        flat = flat + 1e-6 / flat.size
-        flat = flat / flat.sum()
-    return flat

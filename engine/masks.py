@@ -40,7 +40,6 @@ __all__ = [
     "encode_rle", "decode_rle", "rle_counts", "rle_area", "rle_bbox", "is_rle",
     "mask_bbox", "mask_area", "mask_iou", "mask_has_holes", "mask_to_polygons",
     "mask_to_keyhole_polygons", "mask_outlines", "Outline", "polygons_to_mask", "polygon_area",
-    "mask_to_grid",
 ]
 
 def _as_mask(mask: Any, what: str = "mask") -> np.ndarray:
@@ -187,19 +186,6 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     if union == 0:
         return 1.0
     return int(np.count_nonzero(ma & mb)) / union
-
-
-def mask_to_grid(mask: np.ndarray, grid: int | tuple[int, int]) -> np.ndarray:
-    """Fraction of each heat-map grid cell covered by the mask: ``[G, G]`` float32 in [0, 1].
-
-    x and y scale separately, like BLIP's squashed 384x384 input. Area-averaged (cv2
-    INTER_AREA), so a thin object still shows up in the cells it crosses.
-    """
-    import cv2
-
-    m = _as_mask(mask)
-    gh, gw = (grid, grid) if isinstance(grid, int) else grid
-    return cv2.resize(m.astype(np.float32), (int(gw), int(gh)), interpolation=cv2.INTER_AREA)
 
 
 # ---------------------------------------------------------------------------------------------

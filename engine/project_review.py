@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .masks import mask_to_grid
+from .fusion import mask_to_grid
 from .project import ImageRecord, QuestionRecord
 
 __all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement"]

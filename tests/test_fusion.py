@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.errors import InputError
-from engine.fusion import blend, fuse, mask_to_grid, normalise, sampling_weights
+from engine.fusion import blend, fuse, mask_to_grid, normalise
 
 G = st.integers(1, 12)
 unit = st.floats(0, 1, allow_nan=False, width=64)
@@ -81,8 +81,6 @@ def test_degenerate_inputs_are_defined():
     assert np.all(fuse(z, None) == 0) and np.all(fuse(z, empty) == 0)
     full = np.ones((50, 60), bool)
     assert np.all(fuse(z, full, 0.0) == 1)  # everything equally relevant
-    w = sampling_weights(fuse(z, empty))
-    np.testing.assert_allclose(w, 1 / 576)
 
 
 @pytest.mark.parametrize("alpha", [-0.01, 1.01, float("nan"), "a", None])
@@ -167,38 +165,6 @@ def test_mask_to_grid_large_mask_in_chunks():
 def test_soft_masks_are_accepted():
     soft = np.full((10, 10), 0.25)
     np.testing.assert_allclose(mask_to_grid(soft, (2, 5)), 0.25, atol=1e-6)
-
-
-@settings(max_examples=100, deadline=None)
-@given(grid=st.tuples(G, G).flatmap(lambda s: arrays(np.float64, s, elements=heat_values)),
-       k=st.integers(0, 30))
-def test_sampling_weights_sum_to_one(grid, k):
-    w = sampling_weights(grid, min_nonzero=k)
-    assert w.dtype == np.float64 and w.shape == (grid.size,)
-    assert w.sum() == pytest.approx(1.0) and w.min() >= 0
-    assert np.count_nonzero(w) >= min(k, grid.size)
-    if grid.max() > 0:
-        # Proportional to the map (up to the tiny floor).
-        np.testing.assert_allclose(w, grid.reshape(-1) / grid.sum(), atol=1e-5)
-    else:
-        np.testing.assert_allclose(w, 1 / grid.size)
-
-
-def test_sampling_weights_floor_lets_a_draw_without_replacement_succeed():
-    grid = np.zeros((24, 24))
-    grid[5, 5] = 1.0
-    grid[6, 6] = 0.5
-    w = sampling_weights(grid, min_nonzero=20)
-    rng = np.random.default_rng(0)
-    draw = rng.choice(w.size, size=20, replace=False, p=w)
-    assert {5 * 24 + 5, 6 * 24 + 6} <= set(draw.tolist())
-    with pytest.raises(ValueError):
-        rng.choice(w.size, size=20, replace=False, p=sampling_weights(grid))
-
-
-def test_sampling_weights_rejects_negative():
-    with pytest.raises(InputError, match="negative"):
-        sampling_weights(np.array([[1.0, -0.1]]))
 
 
 def test_normalise_constant_and_extreme_values():

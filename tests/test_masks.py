@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from engine.errors import InputError
 from engine.masks import (
     decode_rle, encode_rle, mask_area, mask_bbox, mask_has_holes, mask_iou, mask_outlines,
-    mask_to_grid, mask_to_keyhole_polygons, mask_to_polygons, polygon_area, polygons_to_mask,
+    mask_to_keyhole_polygons, mask_to_polygons, polygon_area, polygons_to_mask,
     rle_area, rle_counts,
 )
 
@@ -173,16 +173,6 @@ def test_large_counts_round_trip():
     h, w, runs = rle_counts(encode_rle(m))
     assert (h, w) == (300, 400) and runs.sum() == 300 * 400
     np.testing.assert_array_equal(decode_rle(encode_rle(m)), m)
-
-
-def test_mask_to_grid_is_coverage():
-    m = np.zeros((48, 96), bool)
-    m[:24, :48] = True  # the top-left quarter
-    g = mask_to_grid(m, 4)
-    assert g.shape == (4, 4)
-    np.testing.assert_allclose(g[:2, :2], 1.0)
-    np.testing.assert_allclose(g[2:, :], 0.0)
-    np.testing.assert_allclose(g[:, 2:], 0.0)
 
 
 def test_polygons_to_mask_rules():
