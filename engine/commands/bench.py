@@ -1,0 +1,39 @@
+"""Benchmark segmentation (``qmask bench segment``) or the whole pipeline (``qmask bench pipeline``).
+
+``segment`` times the EfficientSAM encoder and click-to-mask latency on random weights (nothing
+to download). ``pipeline`` times every stage of the chain on the models you have (or on tiny
+random ones with ``--size tiny``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine import bench_segment  # light: heavy imports happen when it runs
+
+    sub = parser.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    segment = sub.add_parser("segment", help="EfficientSAM encoder and click-to-mask latency (random weights)",
+                             description=(bench_segment.__doc__ or "").strip(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_segment.add_arguments(segment)
+
+    pipeline = sub.add_parser("pipeline", help="time every stage of the question-to-answer chain")
+    pipeline.add_argument("--models", metavar="DIR", default=None, help="models folder (default: the usual place)")
+    pipeline.add_argument("--preset", default="base", choices=["base", "large", "3b"],
+                          help="UnifiedQA size (default: base)")
+    pipeline.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    pipeline.add_argument("--repeats", type=int, default=3, help="timed runs per stage (default: 3)")
+    pipeline.add_argument("--num-captions", type=int, default=100, help="captions per question (default: 100)")
+    pipeline.add_argument("--size", default="full", choices=["tiny", "full"],
+                          help="tiny random models or the full-size ones (default: full)")
+
+
+# sub-subcommand -> module with main(args) -> int, imported only when it runs
+TARGETS = {"segment": "engine.bench_segment", "pipeline": "engine.bench_pipeline"}
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(importlib.import_module(TARGETS[args.bench_command]).main(args) or 0)

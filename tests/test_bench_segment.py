@@ -1,0 +1,62 @@
+"""``qmask bench segment`` runs end to end (tiny model, small image) and says it uses random weights."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.bench_segment import parse_size, run_benchmark
+from engine.commands import bench
+from engine.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="qmask bench")
+    bench.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_bench_segment_command(capsys):
+    args = _parse(["segment", "--sizes", "64x48", "--variants", "tiny", "--devices", "cpu",
+                   "--repeats", "2", "--warmup", "0"])
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" in out and "random weights" in out
+    assert "encoder" in out and "click-to-mask" in out and "64x48" in out and "median" in out
+
+
+def test_run_benchmark_figures():
+    lines: list[str] = []
+    timings = run_benchmark(sizes=["40x30", "30x40"], variants=["tiny"], devices="cpu", repeats=2, warmup=1,
+                            report=lines.append)
+    assert [(t.what, t.size) for t in timings] == [("encoder", "40x30"), ("encoder", "30x40"),
+                                                    ("click-to-mask", "40x30"), ("click-to-mask", "30x40")]
+    for t in timings:
+        assert len(t.seconds) == 2 and t.min_ms <= t.median_ms <= t.max_ms and t.min_ms > 0
+
+
+def test_pipeline_options_parse():
+    args = _parse(["pipeline", "--size", "tiny", "--num-captions", "5", "--device", "cpu"])
+    assert (args.bench_command, args.size, args.num_captions, args.preset, args.repeats) == \
+        ("pipeline", "tiny", 5, "base", 3)
+    assert bench.TARGETS["pipeline"] == "engine.bench_pipeline"
+
+
+@pytest.mark.parametrize("text", ["1024", "axb", "0x10", "10x-1"])
+def test_bad_sizes(text):
+    with pytest.raises(InputError):
+        parse_size(text)
+
+
+def test_bench_help_needs_no_torch():
+    code = ("import sys, argparse\nfrom engine.commands import bench\np = argparse.ArgumentParser()\n"
+            "bench.add_arguments(p)\np.parse_args(['segment'])\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
