@@ -1,0 +1,119 @@
+"""Every command of the window with its shortcut, in one table.
+
+The main window creates a QAction per entry; the Help dialog (F1) lists the same table, so the
+shortcuts shown are always the ones that work. Single-letter shortcuts (A, D, R, F, H, M ...)
+do not fire while typing in a text box: Qt gives printable keys to the focused line edit first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6 import QtGui, QtWidgets
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    text: str
+    shortcuts: tuple[str, ...] = ()
+    tip: str = ""
+    group: str = "General"
+    checkable: bool = False
+    checked: bool = False
+    icon: str | None = None  # a QStyle.StandardPixmap name
+    short: str | None = None  # toolbar label (defaults to ``text``)
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_images", "Open images…", ("Ctrl+O",), "Open image files", "Files",
+               icon="SP_DialogOpenButton", short="Open"),
+    ActionSpec("open_folder", "Open folder…", ("Ctrl+Shift+O",), "Open every image of a folder", "Files",
+               icon="SP_DirOpenIcon", short="Folder"),
+    ActionSpec("open_project", "Open project…", (), "Open a .qmask.json project (e.g. from qmask batch)", "Files"),
+    ActionSpec("save", "Save project", ("Ctrl+S",), "Save now (the project is also saved after every change)",
+               "Files", icon="SP_DialogSaveButton"),
+    ActionSpec("export", "Export…", ("Ctrl+E",), "Export accepted masks: COCO JSON, PNG masks, overlays", "Files",
+               short="Export"),
+    ActionSpec("quit", "Quit", ("Ctrl+Q",), "", "Files"),
+    ActionSpec("prev_image", "Previous image", ("A", "PgUp"), "Previous image in the list", "Navigate",
+               icon="SP_ArrowBack", short="Prev"),
+    ActionSpec("next_image", "Next image", ("D", "PgDown"), "Next image in the list", "Navigate",
+               icon="SP_ArrowForward", short="Next"),
+    ActionSpec("ask", "Ask", ("Return", "Enter"), "Ask the question about this image", "Question"),
+    ActionSpec("rerun_answer", "Re-run answer", ("Ctrl+R",),
+               "New captions from the current fused map, and a new answer", "Question"),
+    ActionSpec("cancel", "Cancel", ("Esc",), "Stop the running model call; results so far are kept", "Question"),
+    ActionSpec("undo", "Undo", ("Ctrl+Z",), "", "Edit", short="Undo"),
+    ActionSpec("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "", "Edit", short="Redo"),
+    ActionSpec("tool_points", "Points tool", ("V",),
+               "Click: positive point · right click or Shift+click: negative · click a point: remove · "
+               "drag a point: move · Ctrl+drag: box", "Edit", checkable=True, checked=True, short="Points"),
+    ActionSpec("tool_box", "Box tool", ("B",), "Drag a box around the object", "Edit", checkable=True, short="Box"),
+    ActionSpec("tool_pan", "Pan tool", ("Shift+V",), "Drag to pan; clicks do not edit", "Edit", checkable=True,
+               short="Pan"),
+    ActionSpec("clear_points", "Clear points", ("Delete", "Backspace"), "Remove every point and the box", "Edit",
+               short="Clear"),
+    ActionSpec("reset_points", "Reset points", ("R",), "Back to the automatic points of the heat map", "Edit",
+               short="Reset"),
+    ActionSpec("accept", "Accept mask", ("Space",), "Mark this mask for export (toggle)", "Edit", checkable=True,
+               short="Accept"),
+    ActionSpec("fit", "Fit to window", ("F",), "Show the whole image", "View", short="Fit"),
+    ActionSpec("zoom_in", "Zoom in", ("=", "+"), "", "View"),
+    ActionSpec("zoom_out", "Zoom out", ("-",), "", "View"),
+    ActionSpec("toggle_heat", "Heat map", ("H",), "Show the question's heat map", "View", checkable=True,
+               checked=True, short="Heat"),
+    ActionSpec("toggle_fused", "Fused map", ("U",), "Show the heat map fused with the mask (guides the captions)",
+               "View", checkable=True, short="Fused"),
+    ActionSpec("toggle_mask", "Mask", ("M",), "Show the mask", "View", checkable=True, checked=True, short="Mask"),
+    ActionSpec("toggle_points", "Points", ("P",), "Show the prompt points", "View", checkable=True, checked=True),
+    ActionSpec("next_colormap", "Next colour map", ("C",), "Cycle the heat map's colours", "View"),
+    ActionSpec("more_opacity", "More heat opacity", ("]",), "", "View"),
+    ActionSpec("less_opacity", "Less heat opacity", ("[",), "", "View"),
+    ActionSpec("models", "Models…", (), "See which models are installed, download or choose a folder", "Engine"),
+    ActionSpec("help", "Keyboard shortcuts and help", ("F1",), "", "Help"),
+)
+
+MOUSE_GESTURES: tuple[tuple[str, str], ...] = (
+    ("Left click", "add a positive point (Points tool)"),
+    ("Right click / Shift+click", "add a negative point"),
+    ("Click on a point", "remove it"),
+    ("Drag a point", "move it (the mask follows)"),
+    ("Ctrl+drag / Box tool drag", "draw a box prompt"),
+    ("Drag elsewhere", "pan"),
+    ("Wheel", "zoom at the cursor"),
+    ("Right drag", "zoom"),
+    ("Hover a point", "number, kind and heat-map score"),
+)
+
+
+def spec(name: str) -> ActionSpec:
+    for s in ACTIONS:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def create_actions(parent: QtWidgets.QWidget) -> dict[str, QtGui.QAction]:
+    style = parent.style()
+    actions: dict[str, QtGui.QAction] = {}
+    for s in ACTIONS:
+        action = QtGui.QAction(s.text, parent)
+        action.setObjectName(f"action_{s.name}")
+        if s.short:
+            action.setIconText(s.short)
+        if s.shortcuts:
+            action.setShortcuts([QtGui.QKeySequence(k) for k in s.shortcuts])
+        tip = s.tip or s.text
+        if s.shortcuts:
+            tip += f" ({' / '.join(s.shortcuts)})"
+        action.setToolTip(tip)
+        action.setStatusTip(s.tip)
+        action.setCheckable(s.checkable)
+        if s.checkable:
+            action.setChecked(s.checked)
+        if s.icon:
+            action.setIcon(style.standardIcon(getattr(QtWidgets.QStyle.StandardPixmap, s.icon)))
+        parent.addAction(action)  # shortcuts work wherever the focus is in the window
+        actions[s.name] = action
+    return actions

@@ -1,0 +1,178 @@
+"""Builds the app from the command line (``gui.main``) and runs it.
+
+:class:`QMaskApp` puts the parts together: the project and workspace (``gui.session``), the
+window (``gui.main_window``), the engine thread (``gui.worker``), the controller and the dialog
+launcher. Tests build it the same way (with tiny models and fewer captions) and call
+:meth:`QMaskApp.shutdown` at the end, which stops the engine thread.
+
+Project file: ``--project FILE`` when given (created if new; a batch project's images open
+sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
+(see :func:`gui.session.default_project_path`), so reopening a folder resumes the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.errors import ProjectError
+from engine.pipeline import PipelineSettings
+from engine.project import Project
+from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
+
+from .controller import Controller
+from .file_actions import FileActions
+from .main_window import MainWindow
+from .session import Workspace, default_project_path
+from .worker import EngineClient, default_pipeline_factory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppOptions:
+    images: list[str] = field(default_factory=list)
+    question: str | None = None
+    models_dir: str | None = None
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    project: str | None = None
+    screenshot: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "AppOptions":
+        settings = PipelineSettings(preset=args.preset, sam_variant=getattr(args, "sam", "vitt"), device=args.device)
+        return cls(images=list(args.images or []), question=args.question, models_dir=args.models,
+                   settings=settings, project=args.project, screenshot=args.screenshot)
+
+
+def ensure_qapp() -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("QMask")
+    app.setOrganizationName("QMask")
+    return app
+
+
+class QMaskApp(QtCore.QObject):
+    """The running app's parts. ``start()`` loads models and opens the images."""
+
+    def __init__(self, options: AppOptions, pipeline_factory=default_pipeline_factory) -> None:
+        super().__init__()
+        self.options = options
+        self.qapp = ensure_qapp()
+        first = Path(options.images[0]) if options.images else None
+        self.project, project_note = open_project(options.project, first)
+        self.workspace = Workspace(self.project, default_alpha=options.settings.alpha)
+        self.window = MainWindow()
+        self.client = EngineClient(pipeline_factory)
+        self.controller = Controller(self.window, self.workspace, self.client, options.settings, options.models_dir)
+        self.files = FileActions(self.controller)
+        self.window.closing.connect(self.shutdown)
+        self._closed = False
+        if project_note:
+            self.controller.show_error(project_note)
+        from .qt_compat import binding_warning
+
+        warning = binding_warning()
+        if warning:
+            log.warning("%s", warning)
+            self.controller.show_message(warning, "warning")
+
+    def start(self, check_models: bool = True) -> None:
+        """Load the models (or ask for them), open the images, ask the question if one was given."""
+        missing: list[str] = []
+        if check_models:
+            from .dialogs.models_dialog import missing_roles
+
+            s = self.options.settings
+            missing = missing_roles(s.preset, s.sam_variant, self.options.models_dir)
+        if missing:
+            self.window.status.set_engine_text("models: missing")
+            self.files.show_models()
+        else:
+            self.controller.load_models()
+        images = list(self.options.images)
+        if self.project.images:
+            self.workspace.add_project_images()
+        if not images and not self.project.images:
+            images = [str(SAMPLE_IMAGE)]
+        if images:
+            self.controller.open_paths(images)
+        elif self.workspace.sessions:
+            self.workspace.set_index(0)
+        question = self.options.question
+        if question is None and self.options.screenshot and self.workspace.current is not None:
+            question = SAMPLE_QUESTION if self.workspace.current.path == SAMPLE_IMAGE else "what is in the picture?"
+        if question and self.workspace.current is not None:
+            self.controller.ask_when_ready(self.workspace.current, question)
+
+    def shutdown(self) -> None:
+        """Stop the engine thread and save; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.client.shutdown()
+        self.workspace.close()
+
+
+def open_project(path: str | None, first_image: Path | None) -> tuple[Project, str]:
+    """(project, message): ``path`` or the default one; a broken file is left alone and a fresh
+    project next to it is used instead, with a message saying so."""
+    target = Path(path).expanduser() if path else default_project_path(first_image)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Project.open_or_create(target), ""
+    except (ProjectError, OSError) as err:
+        fallback = target.with_name(target.name.replace(".qmask.json", "") + "-recovered.qmask.json")
+        k = 1
+        while fallback.exists():
+            k += 1
+            fallback = target.with_name(target.name.replace(".qmask.json", "") + f"-recovered{k}.qmask.json")
+        try:
+            fallback.parent.mkdir(parents=True, exist_ok=True)
+            project = Project.create(fallback)
+        except (ProjectError, OSError):
+            fallback = default_project_path(None).with_name(fallback.name)
+            fallback.parent.mkdir(parents=True, exist_ok=True)
+            project = Project.create(fallback, overwrite=True)
+        return project, f"{err} Your work now goes to {fallback}; the old file was not touched."
+
+
+def run_app(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="qmask: %(levelname)s: %(message)s")
+    options = AppOptions.from_args(args)
+    qapp = ensure_qapp()
+    app = QMaskApp(options)
+    runner = None
+    if options.screenshot:
+        from .screenshot import ScreenshotRun
+
+        runner = ScreenshotRun(app, Path(options.screenshot))
+        runner.done.connect(lambda _code: QtCore.QTimer.singleShot(0, qapp.quit))
+        if not runner.check_models():
+            app.shutdown()
+            app.window.close()
+            return 1
+    # Quit explicitly when our window closes: Qt's implicit quit-on-last-window would also fire
+    # when the window is closed after exec() returned, and a quit outside exec() leaves the
+    # thread's later event loops exiting at once (seen when run_app is called in-process).
+    quit_on_last = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    app.window.closing.connect(qapp.quit)
+    try:
+        app.window.show()
+        app.start(check_models=runner is None)
+        code = qapp.exec()
+        app.window.closing.disconnect(qapp.quit)
+        app.window.close()
+        app.shutdown()
+    finally:
+        qapp.setQuitOnLastWindowClosed(quit_on_last)
+    return runner.exit_code if runner is not None else code
+

@@ -1,0 +1,429 @@
+"""What the user's actions do: undo commands for edits, engine requests for model work.
+
+The controller connects the window's inputs (actions, panels, canvas editor) to the current
+:class:`~gui.session.ImageSession` and the engine thread (:class:`~gui.worker.EngineClient`),
+and the engine's replies back to the sessions they belong to (by image key, so a reply for an
+image the user has left still lands in that image's state). Widgets are updated by the
+presenter, never here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.errors import QMaskError
+from engine.images import LoadedImage, list_images
+from engine.pipeline import PipelineSettings
+from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
+
+from .layers import HEATMAP_COLORMAPS
+from .live_segmentation import LiveSegmenter
+from .main_window import MainWindow
+from .point_editing import Tool
+from .presenter import Presenter
+from .prompt_state import PromptState
+from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
+                       OpenImage, Progress, Reply, Segment)
+from .session import ImageSession, Workspace
+from .undo_commands import AcceptCommand, AlphaCommand, ChooseCandidateCommand, LabelCommand, PromptsCommand
+from .worker import EngineClient
+
+log = logging.getLogger(__name__)
+
+
+class Controller(QtCore.QObject):
+    """Signals for tests and the screenshot mode: each fires after the session was updated."""
+
+    models_ready = QtCore.Signal(object)  # ModelsInfo
+    image_ready = QtCore.Signal(object)  # ImageSession
+    ask_finished = QtCore.Signal(object, bool)  # ImageSession, completed (False: failed or cancelled)
+    answer_ready = QtCore.Signal(object)  # ImageSession
+    error_shown = QtCore.Signal(str)
+
+    def __init__(self, window: MainWindow, workspace: Workspace, client: EngineClient,
+                 settings: PipelineSettings, models_dir: str | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = workspace
+        self.client = client
+        self.settings = settings
+        self.models_dir = models_dir
+        self.models: ModelsInfo | None = None
+        self.presenter = Presenter(window, workspace)
+        self.live = LiveSegmenter(client, workspace)
+        self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
+        self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
+        self._connect()
+
+    # ------------------------------------------------------------------ wiring
+    def _connect(self) -> None:
+        w, a = self.window, self.window.action_map
+        c = self.client
+        c.reply.connect(self._on_reply)
+        c.progress.connect(self._on_progress)
+        c.failed.connect(self._on_failed)
+        c.cancelled.connect(self._on_cancelled)
+        c.finished.connect(self._on_finished)
+        c.busy_changed.connect(self._on_busy)
+        w.status.cancel_requested.connect(self.cancel)
+        w.canvas.editor.edited.connect(self._on_edited)
+        w.canvas.editor.preview.connect(self._on_preview)
+        w.canvas.cursor_moved.connect(w.status.set_cursor)
+        w.question_panel.ask_requested.connect(self.ask)
+        w.answer_panel.alpha_changed.connect(self.change_alpha)
+        w.answer_panel.rerun_requested.connect(self.rerun_answer)
+        w.answer_panel.token_selected.connect(self.presenter.select_token)
+        w.candidates_panel.chosen.connect(self.choose_candidate)
+        w.candidates_panel.label_edited.connect(self.change_label)
+        w.candidates_panel.accept_toggled.connect(self.set_accepted)
+        w.image_list.current_index_changed.connect(self.workspace.set_index)
+        self.workspace.current_changed.connect(self._on_current)
+        self.workspace.save_failed.connect(self.show_error)
+
+        undo = self.workspace.undo_group
+        a["undo"].triggered.connect(undo.undo)
+        a["redo"].triggered.connect(undo.redo)
+        undo.canUndoChanged.connect(a["undo"].setEnabled)
+        undo.canRedoChanged.connect(a["redo"].setEnabled)
+        undo.undoTextChanged.connect(self._on_undo_text)
+        undo.redoTextChanged.connect(self._on_redo_text)
+        a["undo"].setEnabled(False)
+        a["redo"].setEnabled(False)
+
+        a["prev_image"].triggered.connect(lambda: self.workspace.step(-1))
+        a["next_image"].triggered.connect(lambda: self.workspace.step(+1))
+        a["ask"].triggered.connect(self._on_ask_shortcut)
+        a["rerun_answer"].triggered.connect(self.rerun_answer)
+        a["cancel"].triggered.connect(self.cancel)
+        a["clear_points"].triggered.connect(self.clear_points)
+        a["reset_points"].triggered.connect(self.reset_points)
+        a["accept"].triggered.connect(lambda checked: self.set_accepted(checked))
+        a["fit"].triggered.connect(w.canvas.fit)
+        a["zoom_in"].triggered.connect(lambda: w.canvas.zoom(1.25))
+        a["zoom_out"].triggered.connect(lambda: w.canvas.zoom(0.8))
+        a["tool_points"].triggered.connect(lambda: self.set_tool(Tool.POINTS))
+        a["tool_box"].triggered.connect(lambda: self.set_tool(Tool.BOX))
+        a["tool_pan"].triggered.connect(lambda: self.set_tool(Tool.PAN))
+        a["save"].triggered.connect(self.save)
+        a["quit"].triggered.connect(w.close)
+        for name in ("toggle_heat", "toggle_fused", "toggle_mask", "toggle_points"):
+            a[name].toggled.connect(self._apply_style)
+        w.opacity_slider.valueChanged.connect(self._apply_style)
+        w.colormap_box.currentTextChanged.connect(self._apply_style)
+        a["next_colormap"].triggered.connect(self._next_colormap)
+        a["more_opacity"].triggered.connect(lambda: w.opacity_slider.setValue(w.opacity_slider.value() + 10))
+        a["less_opacity"].triggered.connect(lambda: w.opacity_slider.setValue(w.opacity_slider.value() - 10))
+
+    def _on_undo_text(self, text: str) -> None:
+        self.window.action_map["undo"].setToolTip(f"Undo {text} (Ctrl+Z)" if text else "Nothing to undo")
+
+    def _on_redo_text(self, text: str) -> None:
+        self.window.action_map["redo"].setToolTip(f"Redo {text} (Ctrl+Shift+Z)" if text else "Nothing to redo")
+
+    # ------------------------------------------------------------------ engine start
+    def load_models(self) -> None:
+        self.window.status.set_engine_text("models: loading…")
+        self.client.submit(LoadModels(settings=self.settings, models_dir=self.models_dir))
+
+    # ------------------------------------------------------------------ images
+    def open_paths(self, paths: list[str | Path], select_first: bool = True) -> list[ImageSession]:
+        """Add image files and folders to the list; shows the first added one."""
+        files: list[Path] = []
+        failed = False
+        for p in paths:  # the user's order; a folder's files in natural order
+            try:
+                files += [f for f in list_images(Path(p)) if f not in files]
+            except QMaskError as err:
+                failed = True
+                self.show_error(str(err))
+        added = self.workspace.add_paths(files)
+        if not files:
+            if not failed:
+                self.show_message("No images found there.", "warning")
+        elif select_first:
+            target = self.workspace.find(files[0])
+            if target >= 0:
+                if target == self.workspace.index:
+                    self._on_current(self.workspace.current)
+                self.workspace.set_index(target)
+        return added
+
+    def _on_current(self, session: ImageSession | None) -> None:
+        if session is None:
+            return
+        self.window.question_panel.set_question(session.question)
+        if session.image is None and not session.loading:
+            # read on demand (again for a failed image: the file may have been fixed meanwhile)
+            session.loading = True
+            self.client.submit(OpenImage(key=session.key, path=str(session.path)))
+
+    def ask_when_ready(self, session: ImageSession, question: str) -> None:
+        """Ask ``question`` about ``session`` now, or as soon as its image is read."""
+        if session.image is None:
+            self._pending_questions[session.key] = question
+            session.question = question
+            if session is self.workspace.current:
+                self.window.question_panel.set_question(question)
+        else:
+            self._submit_ask(session, question)
+
+    # ------------------------------------------------------------------ user intents
+    def ask(self, question: str) -> None:
+        session = self.workspace.current
+        if session is None:
+            self.show_message("Open an image first (Ctrl+O).", "warning")
+            return
+        question = " ".join(question.split())
+        if not question.strip("?"):
+            self.window.question_panel.show_hint("Type a question first.")
+            return
+        self.ask_when_ready(session, question)
+
+    def _on_ask_shortcut(self) -> None:
+        focus = QtWidgets.QApplication.focusWidget()
+        if isinstance(focus, QtWidgets.QLineEdit) and focus is not self.window.question_panel.edit:
+            focus.clearFocus()  # Enter in the label box ends the edit; it does not ask
+            return
+        self.window.question_panel.request_ask()
+
+    def _submit_ask(self, session: ImageSession, question: str) -> None:
+        session.start_question(question)
+        self.window.question_panel.remember(question)
+        request = self.client.submit(Ask(image=self._ref(session), question=session.question, alpha=session.alpha))
+        self._ask_points[request.request_id] = ()
+
+    def rerun_answer(self) -> None:
+        session = self.workspace.current
+        if session is None or session.image is None or session.fused_map is None or not session.question:
+            self.show_message("Ask a question first: the answer is written from its map.", "warning")
+            return
+        self.client.submit(Answer(image=self._ref(session), question=session.question,
+                                  fused_map=session.fused_map))
+
+    def cancel(self) -> None:
+        if self.client.busy:
+            self.client.cancel()
+            self.window.status.set_progress("cancelling…", -1.0)
+
+    def clear_points(self) -> None:
+        session = self._editable()
+        if session is not None and not session.prompts.empty:
+            self._push(session, PromptsCommand(self, session, session.prompts, PromptState(), "Clear points",
+                                               session.chosen))
+
+    def reset_points(self) -> None:
+        session = self._editable()
+        if session is None:
+            return
+        if not session.auto_points:
+            self.show_message("No automatic points yet: ask a question first.", "warning")
+            return
+        target = PromptState(session.auto_points)
+        if target.key() != session.prompts.key():
+            self._push(session, PromptsCommand(self, session, session.prompts, target,
+                                               "Reset to automatic points", session.chosen))
+
+    def choose_candidate(self, index: int) -> None:
+        session = self._editable()
+        if session is not None and index != session.chosen:
+            self._push(session, ChooseCandidateCommand(self, session, session.chosen, index))
+
+    def change_alpha(self, alpha: float, gesture: int) -> None:
+        session = self._editable()
+        if session is not None and abs(alpha - session.alpha) > 1e-9:
+            self._push(session, AlphaCommand(self, session, session.alpha, alpha, gesture))
+
+    def change_label(self, label: str) -> None:
+        session = self._editable()
+        if session is not None and label != session.label:
+            self._push(session, LabelCommand(self, session, session.label, label))
+
+    def set_accepted(self, accepted: bool) -> None:
+        session = self._editable()
+        if session is None:
+            return
+        if accepted and session.mask is None:
+            self.window.action_map["accept"].setChecked(False)
+            self.show_message("There is no mask to accept yet.", "warning")
+            return
+        if accepted != session.accepted:
+            self._push(session, AcceptCommand(self, session, accepted))
+
+    def set_tool(self, tool: Tool) -> None:
+        self.window.canvas.editor.tool = tool
+
+    def save(self) -> None:
+        if self.workspace.flush():
+            self.show_message(f"Saved {self.workspace.project.path}", "info")
+
+    def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
+        session = self._editable()
+        if session is not None:
+            self._push(session, PromptsCommand(self, session, before, after, text, session.chosen))
+
+    def _on_preview(self, prompts: PromptState) -> None:
+        session = self._editable()
+        if session is not None:
+            session.preview_prompts(prompts)
+            self.live.request(session)
+
+    def _editable(self) -> ImageSession | None:
+        session = self.workspace.current
+        return session if session is not None and session.image is not None else None
+
+    def _push(self, session: ImageSession, command) -> None:
+        session.undo_stack.push(command)
+
+    # ------------------------------------------------------------------ EditTarget (undo commands)
+    def apply_prompts(self, session: ImageSession, prompts: PromptState, chosen: int) -> None:
+        session.set_prompts(prompts, chosen)
+        if session.needs_segmentation():
+            self.live.request(session)
+
+    def apply_choice(self, session: ImageSession, index: int) -> None:
+        session.set_chosen(index)
+
+    def apply_alpha(self, session: ImageSession, alpha: float) -> None:
+        session.set_alpha(alpha)
+
+    def apply_label(self, session: ImageSession, label: str) -> None:
+        session.set_label(label)
+
+    def apply_accepted(self, session: ImageSession, accepted: bool) -> None:
+        session.set_accepted(accepted)
+
+    # ------------------------------------------------------------------ engine replies
+    def _session_for(self, key: str) -> ImageSession | None:
+        index = self.workspace.find(Path(key))
+        return self.workspace.sessions[index] if index >= 0 else None
+
+    def _on_reply(self, reply: Reply) -> None:
+        request, payload = reply.request, reply.payload
+        if isinstance(request, Segment):
+            return  # the live segmenter handles those
+        if isinstance(request, LoadModels):
+            self.models = payload
+            self.window.status.set_models(payload)
+            self.models_ready.emit(payload)
+            return
+        if isinstance(request, OpenImage):
+            self._on_image(request, payload)
+            return
+        session = self._session_for(request.image.key)
+        if session is None or session.image is None or session.image.image_id != request.image.image_id:
+            return
+        if isinstance(request, Ask) and session.question != request.question:
+            return  # a newer question replaced this one
+        if isinstance(payload, HeatmapResult):
+            session.set_heatmap(payload)
+            if self.models is not None:
+                session.set_models(self.models.models, self.models.random_weights)
+        elif isinstance(payload, AutoPoints):
+            session.set_auto_points(payload.points)
+            self._ask_points[request.request_id] = payload.points
+        elif isinstance(payload, SegmentationResult):
+            points = self._ask_points.pop(request.request_id, payload.points)
+            prompts = PromptState(tuple(points))
+            session.cache_segmentation(prompts, payload)
+            self._apply_auto_points(session, prompts.points)
+        elif isinstance(payload, FusionResult):
+            if request.request_id in self._ask_points:  # no segmentation came (segment disabled)
+                self._apply_auto_points(session, self._ask_points.pop(request.request_id))
+        elif isinstance(payload, CaptionsResult):
+            session.set_captions(payload)
+        elif isinstance(payload, AnswerResult):
+            session.set_answer(payload)
+            self.answer_ready.emit(session)
+
+    def _apply_auto_points(self, session: ImageSession, points) -> None:
+        prompts = PromptState(tuple(points))
+        if prompts.key() == session.prompts.key() and session.segmentation is not None:
+            return
+        self._push(session, PromptsCommand(self, session, session.prompts, prompts, "Automatic points",
+                                           session.chosen))
+
+    def _on_image(self, request: OpenImage, image: LoadedImage) -> None:
+        session = self._session_for(request.key)
+        if session is None:
+            return
+        session.set_image(image)
+        self.image_ready.emit(session)
+        question = self._pending_questions.pop(session.key, None)
+        if question:
+            self._submit_ask(session, question)
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.window.status.set_progress(progress.stage, progress.fraction)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.window.status.set_busy(busy)
+        self.window.answer_panel.set_busy(busy)
+
+    def _on_finished(self, finished: Finished) -> None:
+        request = finished.request
+        if isinstance(request, (Ask, Answer)):
+            self._ask_points.pop(request.request_id, None)
+            session = self._session_for(request.image.key)
+            if session is not None and isinstance(request, Ask):
+                self.ask_finished.emit(session, True)
+
+    def _on_failed(self, failed: Failed) -> None:
+        request = failed.request
+        if isinstance(request, OpenImage):
+            session = self._session_for(request.key)
+            if session is not None:
+                session.set_failed(failed.message)
+                self._pending_questions.pop(session.key, None)
+        if isinstance(request, LoadModels):
+            self.window.status.set_engine_text("models: not loaded")
+        if failed.details:
+            log.error("%s", failed.details)
+        if failed.kind == "ModelMissingError" or isinstance(request, LoadModels):
+            self.show_error(failed.message, "Models…", self.window.action_map["models"].trigger)
+        else:
+            self.show_error(failed.message)
+        if isinstance(request, (Ask, Answer)):
+            self._ask_points.pop(request.request_id, None)
+            session = self._session_for(request.image.key)
+            if session is not None and isinstance(request, Ask):
+                self.ask_finished.emit(session, False)
+
+    def _on_cancelled(self, cancelled: Cancelled) -> None:
+        request = cancelled.request
+        self.show_message(f"Cancelled {request.title}; the results so far are kept.", "info")
+        if isinstance(request, (Ask, Answer)):
+            self._ask_points.pop(request.request_id, None)
+            session = self._session_for(request.image.key)
+            if session is not None and isinstance(request, Ask):
+                self.ask_finished.emit(session, False)
+
+    # ------------------------------------------------------------------ messages and view
+    def show_error(self, text: str, action_text: str | None = None, action=None) -> None:
+        self.window.messages.show_message(text, "error", action_text, action)
+        self.error_shown.emit(text)
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.window.messages.show_message(text, level)
+
+    def _apply_style(self, *_args) -> None:
+        w, a = self.window, self.window.action_map
+        style = w.canvas.style
+        style.heatmap_visible = a["toggle_heat"].isChecked()
+        style.fused_visible = a["toggle_fused"].isChecked()
+        style.mask_visible = a["toggle_mask"].isChecked()
+        style.points_visible = a["toggle_points"].isChecked()
+        style.heatmap_opacity = w.opacity_slider.value() / 100.0
+        style.colormap = w.colormap_box.currentText() or style.colormap
+        w.canvas.apply_style(style)
+
+    def _next_colormap(self) -> None:
+        box = self.window.colormap_box
+        box.setCurrentIndex((box.currentIndex() + 1) % len(HEATMAP_COLORMAPS))
+
+    @staticmethod
+    def _ref(session: ImageSession) -> ImageRef:
+        assert session.image is not None  # callers check; an internal invariant, not input
+        return ImageRef(session.key, session.image.rgb, session.image.image_id)

@@ -1,0 +1,1 @@
+"""Dialogs: help, models, export."""

@@ -1,0 +1,89 @@
+"""What the Export dialog runs: engine.export for the dataset formats, engine.overlay for overlays.
+
+The dataset logic (COCO RLE/polygons, PNG masks, categories) is ``engine.export``'s; overlay
+images are ``engine.overlay.render_overlay`` of each exported mask. This module only chooses
+which images go out and where the files land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import ExportError
+from engine.export import export_project
+from engine.export.common import plan_export, unique_stem
+from engine.images import load_image
+from engine.overlay import render_overlay, save_png
+from engine.project import ImageRecord, Project
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out_dir: Path
+    coco: bool = True
+    coco_polygons: bool = False  # RLE (exact, keeps holes) by default; polygons keep holes as keyholes
+    png_masks: bool = True
+    overlays: bool = True
+    only_accepted: bool = True
+    images: tuple[ImageRecord, ...] | None = None  # None: every image of the project
+
+
+@dataclass
+class ExportSummary:
+    lines: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    coco_file: Path | None = None
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run_export(project: Project, options: ExportOptions, say: Callable[[str], None] = lambda _t: None) -> ExportSummary:
+    """Write the chosen formats under ``options.out_dir``; ExportError when nothing can be exported."""
+    if not (options.coco or options.png_masks or options.overlays):
+        raise ExportError("Choose at least one export format.")
+    out = Path(options.out_dir).expanduser()
+    summary = ExportSummary()
+    selection = list(options.images) if options.images is not None else None
+    if options.coco:
+        say("writing COCO annotations")
+        report = export_project(project, "coco", out / "annotations.json", image_filter=selection,
+                                polygons=options.coco_polygons, only_accepted=options.only_accepted)
+        summary.lines.append(str(report))
+        summary.files += report.files
+        summary.coco_file = report.out
+    if options.png_masks:
+        say("writing PNG masks")
+        report = export_project(project, "png", out / "png_masks", image_filter=selection,
+                                only_accepted=options.only_accepted)
+        summary.lines.append(str(report))
+        summary.files += report.files
+    if options.overlays:
+        files = write_overlays(project, out / "overlays", selection, options.only_accepted, say)
+        summary.lines.append(f"Wrote {len(files)} overlay image(s) to {out / 'overlays'}.")
+        summary.files += files
+    return summary
+
+
+def write_overlays(project: Project, out: Path, selection, only_accepted: bool,
+                   say: Callable[[str], None] = lambda _t: None) -> list[Path]:
+    """One PNG per exported annotation: the image with its heat map, mask and points."""
+    plan = plan_export(project, selection, only_accepted=only_accepted)
+    if plan.n_annotations == 0:
+        raise ExportError("Nothing to draw: no " + ("accepted " if only_accepted else "") + "masks.")
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    files = []
+    for entry in plan.images:
+        if not entry.items:
+            continue
+        say(f"overlay of {entry.image.name}")
+        rgb = load_image(entry.abs_path).rgb
+        for item in entry.items:
+            rec = item.record
+            stem = unique_stem(f"{entry.stem}_{item.category.name}", used)
+            image = render_overlay(rgb, heat=rec.heatmap, mask=item.mask, points=rec.points)
+            files.append(save_png(out / f"{stem}.png", image))
+    return files

@@ -1,0 +1,105 @@
+"""Menu commands that open a dialog: open images/folder/project, export, models, help.
+
+Dialogs are shown non-modally (``show``/``open``), never with ``exec``, so nothing blocks the
+event loop (and tests can drive them). The last dialog of each kind is kept on the instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.errors import ProjectError
+from engine.images import IMAGE_EXTENSIONS
+from engine.project import PROJECT_SUFFIX, Project
+
+from .controller import Controller
+from .dialogs.export_dialog import ExportDialog
+from .dialogs.help_dialog import HelpDialog
+from .dialogs.models_dialog import ModelsDialog
+
+
+class FileActions(QtCore.QObject):
+    def __init__(self, controller: Controller) -> None:
+        super().__init__(controller)
+        self.controller = controller
+        self.window = controller.window
+        self.export_dialog: ExportDialog | None = None
+        self.models_dialog: ModelsDialog | None = None
+        self.help_dialog: HelpDialog | None = None
+        a = self.window.action_map
+        a["open_images"].triggered.connect(self.open_images)
+        a["open_folder"].triggered.connect(self.open_folder)
+        a["open_project"].triggered.connect(self.open_project)
+        a["export"].triggered.connect(self.show_export)
+        a["models"].triggered.connect(self.show_models)
+        a["help"].triggered.connect(self.show_help)
+        self.window.image_list.open_files_requested.connect(self.open_images)
+        self.window.image_list.open_folder_requested.connect(self.open_folder)
+
+    def _start_dir(self) -> str:
+        current = self.controller.workspace.current
+        return str(current.path.parent) if current is not None else str(Path.home())
+
+    def open_images(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(self.window, "Open images", self._start_dir(),
+                                                          f"Images ({patterns});;All files (*)")
+        if files:
+            self.controller.open_paths(files)
+
+    def open_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Open folder", self._start_dir())
+        if folder:
+            self.controller.open_paths([folder])
+
+    def open_project(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Open project", self._start_dir(),
+                                                        f"QMask projects (*{PROJECT_SUFFIX});;All files (*)")
+        if path:
+            self.load_project(Path(path))
+
+    def load_project(self, path: Path) -> bool:
+        """Add a project's images (most in need of review first). The window keeps saving to its own project."""
+        try:
+            other = Project.load(path)
+        except ProjectError as err:
+            self.controller.show_error(str(err))
+            return False
+        images = [other.abs_path(img) for img in other.images_by_review_need()]
+        missing = [p for p in images if not p.is_file()]
+        self.controller.open_paths([p for p in images if p.is_file()])
+        if missing:
+            self.controller.show_message(f"{len(missing)} image(s) of {path.name} were not found "
+                                         f"(e.g. {missing[0]}).", "warning")
+        return True
+
+    def show_export(self) -> ExportDialog:
+        ws = self.controller.workspace
+        ws.flush()
+        current = ws.current
+        record = ws.project.find_image(current.path) if current is not None else None
+        default_dir = (current.path.parent if current is not None else Path.home()) / "qmask-export"
+        self.export_dialog = ExportDialog(ws.project, record, default_dir, self.window)
+        self.export_dialog.exported.connect(lambda s: self.controller.show_message(str(s), "info"))
+        self.export_dialog.show()
+        return self.export_dialog
+
+    def show_models(self) -> ModelsDialog:
+        c = self.controller
+        self.models_dialog = ModelsDialog(c.settings.preset, c.settings.sam_variant, c.models_dir, self.window)
+        self.models_dialog.models_chosen.connect(self._models_chosen)
+        self.models_dialog.open()
+        return self.models_dialog
+
+    def _models_chosen(self, folder: str) -> None:
+        self.controller.models_dir = folder or None
+        self.controller.load_models()
+
+    def show_help(self) -> HelpDialog:
+        if self.help_dialog is None:
+            self.help_dialog = HelpDialog(self.window)
+        self.help_dialog.show()
+        self.help_dialog.raise_()
+        return self.help_dialog

@@ -1,0 +1,327 @@
+"""Canvas layers: the image, the heat and fused maps, the mask, the prompt points and the box.
+
+Every layer is a child of the canvas' view box and draws in **image pixel coordinates**: x to
+the right, y down, pixel (col, row) covering [col, col + 1) x [row, row + 1) (the engine's frame,
+``engine.prompts``). The image item is W x H in that frame by construction; the G x G maps are
+stretched to the same W x H rect with ``setRect`` because BLIP squashes the image to a square,
+so a grid cell is W/G wide and H/G tall. Points are drawn at a constant size on screen
+(``ItemIgnoresTransformations``) but positioned in image pixels, so they stay on their pixel at
+any zoom. Images use row-major order (``pg.setConfigOptions(imageAxisOrder='row-major')``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.prompts import NEGATIVE, POSITIVE, Box, Point
+
+HEATMAP_COLORMAPS = ("inferno", "turbo", "viridis", "magma", "plasma")
+MASK_COLOUR = (0, 190, 255)  # cyan-blue: readable over skin, wood, grass and sky alike
+POSITIVE_COLOUR = QtGui.QColor(46, 204, 113)
+NEGATIVE_COLOUR = QtGui.QColor(231, 76, 60)
+BOX_COLOUR = QtGui.QColor(255, 214, 0)
+# Display resolution of a G x G map after smoothing: the grid is coarse (24 x 24), so bilinear
+# upsampling only removes block edges; the item rect keeps it on the image's W x H rect.
+SMOOTH_SIDE = 192
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers (no Qt state): tested directly.
+# --------------------------------------------------------------------------------------------
+
+def normalise_map(grid: np.ndarray) -> np.ndarray:
+    """[G, G] float >= 0 -> [G, G] float32 in [0, 1] (divided by its maximum; zeros stay zeros)."""
+    grid = np.asarray(grid, dtype=np.float32)
+    if grid.ndim != 2:
+        raise ValueError(f"a heat map must be 2-D, got shape {grid.shape}")
+    grid = np.nan_to_num(np.clip(grid, 0.0, None), nan=0.0, posinf=0.0)
+    peak = float(grid.max()) if grid.size else 0.0
+    return grid / peak if peak > 0 else np.zeros_like(grid)
+
+
+def smooth_map(grid01: np.ndarray, side: int = SMOOTH_SIDE) -> np.ndarray:
+    """Bilinear upsampling of a [G, G] map in [0, 1] to [side, side] (same extent, cell-centre aligned)."""
+    if grid01.shape[0] >= side:
+        return grid01.astype(np.float32)
+    return np.clip(cv2.resize(grid01.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+def heatmap_lut(name: str, opacity_ramp: float = 0.35) -> np.ndarray:
+    """[256, 4] uint8 RGBA lookup table: colours of the named colormap, alpha rising with the value.
+
+    Values below ``opacity_ramp`` fade to transparent so the photo stays visible where the
+    question does not look; the layer's overall opacity is applied on top by the item.
+    """
+    cmap = pg.colormap.get(name)
+    rgba = cmap.getLookupTable(0.0, 1.0, 256, alpha=True).astype(np.float32)
+    ramp = np.clip(np.linspace(0.0, 1.0, 256) / max(opacity_ramp, 1e-6), 0.0, 1.0)
+    rgba[:, 3] = 255.0 * ramp
+    return rgba.astype(np.uint8)
+
+
+def mask_rgba(mask: np.ndarray, colour: tuple[int, int, int] = MASK_COLOUR, alpha: int = 110) -> np.ndarray:
+    """[H, W] bool -> [H, W, 4] uint8: ``colour`` with ``alpha`` inside the mask, transparent outside."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape + (4,), dtype=np.uint8)
+    out[mask] = (*colour, alpha)
+    return out
+
+
+def mask_outline_path(mask: np.ndarray) -> QtGui.QPainterPath:
+    """Outline of every region of ``mask`` ([H, W] bool), holes included, in image pixels.
+
+    OpenCV traces contours through pixel centres; +0.5 puts them on our (col + 0.5, row + 0.5)
+    centre convention.
+    """
+    path = QtGui.QPainterPath()
+    mask_u8 = np.ascontiguousarray(np.asarray(mask, dtype=np.uint8))
+    if not mask_u8.any():
+        return path
+    contours, _ = cv2.findContours(mask_u8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    for contour in contours:
+        pts = contour.reshape(-1, 2).astype(np.float64) + 0.5
+        path.moveTo(pts[0, 0], pts[0, 1])
+        for x, y in pts[1:]:
+            path.lineTo(x, y)
+        path.closeSubpath()
+    return path
+
+
+def point_description(index: int, point: Point) -> str:
+    """Tooltip text of a prompt point: number, kind, who placed it, score, position."""
+    kind = "positive" if point.label == POSITIVE else "negative"
+    who = "automatic" if point.source == "auto" else "your"
+    text = f"#{index + 1} {who} {kind} point at ({point.x:.0f}, {point.y:.0f})"
+    if point.score is not None:
+        text += f"\nheat-map score {point.score:.3g}"
+    if point.source == "auto":
+        text += "\ndrag to move it (it becomes yours), click to remove it"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+class ImageLayer(pg.ImageItem):
+    """The photo, [H, W, 3] uint8, at (0, 0)-(W, H)."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+        self.setZValue(0)
+        self.size: tuple[int, int] = (0, 0)  # (W, H)
+
+    def set_rgb(self, rgb: np.ndarray) -> None:
+        rgb = np.asarray(rgb)
+        self.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.setRect(QtCore.QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
+        self.size = (int(rgb.shape[1]), int(rgb.shape[0]))
+
+
+class GridMapLayer(pg.ImageItem):
+    """A G x G map (heat map or fused map) coloured by a colormap, stretched over the image rect."""
+
+    def __init__(self, z: float, colormap: str = "inferno", opacity: float = 0.6, smooth: bool = True) -> None:
+        super().__init__(axisOrder="row-major")
+        self.setZValue(z)
+        self._colormap = colormap
+        self._smooth = smooth
+        self._grid: np.ndarray | None = None
+        self._image_size: tuple[int, int] = (0, 0)
+        self.setOpacity(opacity)
+        self.setLookupTable(heatmap_lut(colormap))
+
+    @property
+    def grid(self) -> np.ndarray | None:
+        """The last map given, normalised to [0, 1], [G, G] (None when cleared)."""
+        return self._grid
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap
+
+    def set_colormap(self, name: str) -> None:
+        self._colormap = name
+        self.setLookupTable(heatmap_lut(name))
+
+    def set_map(self, grid: np.ndarray | None, image_size: tuple[int, int]) -> None:
+        """Show ``grid`` ([G, G], any non-negative scale) over an image of ``image_size`` (W, H)."""
+        self._image_size = image_size
+        if grid is None or image_size[0] <= 0:
+            self._grid = None
+            self.clear()
+            return
+        self._grid = normalise_map(grid)
+        shown = smooth_map(self._grid) if self._smooth else self._grid
+        self.setImage(shown, autoLevels=False, levels=(0.0, 1.0))
+        # Stretch to the full W x H image rect: x and y scale separately (BLIP squashes to square).
+        self.setRect(QtCore.QRectF(0, 0, image_size[0], image_size[1]))
+
+    def grid_to_item(self, x: float, y: float) -> QtCore.QPointF:
+        """Image pixel (x, y) -> this item's local coordinates (the displayed array's pixels)."""
+        if self.image is None or self._image_size[0] <= 0:
+            raise ValueError("no map shown")
+        rows, cols = self.image.shape[:2]
+        return QtCore.QPointF(x * cols / self._image_size[0], y * rows / self._image_size[1])
+
+
+class MaskLayer(pg.ImageItem):
+    """The chosen mask: translucent fill ([H, W, 4] RGBA at image resolution) plus an outline."""
+
+    def __init__(self, z: float = 30) -> None:
+        super().__init__(axisOrder="row-major")
+        self.setZValue(z)
+        self.mask: np.ndarray | None = None
+        self.outline = QtWidgets.QGraphicsPathItem()
+        pen = QtGui.QPen(QtGui.QColor(*MASK_COLOUR), 2.0)
+        pen.setCosmetic(True)  # 2 screen pixels wide at any zoom
+        self.outline.setPen(pen)
+        self.outline.setZValue(z + 1)
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        if mask is None:
+            self.mask = None
+            self.clear()
+            self.outline.setPath(QtGui.QPainterPath())
+            return
+        self.mask = np.asarray(mask, dtype=bool)
+        h, w = self.mask.shape
+        self.setImage(mask_rgba(self.mask), autoLevels=False, levels=(0, 255))
+        self.setRect(QtCore.QRectF(0, 0, w, h))
+        self.outline.setPath(mask_outline_path(self.mask))
+
+    def set_shown(self, shown: bool) -> None:
+        self.setVisible(shown)
+        self.outline.setVisible(shown)
+
+
+class PointMarker(QtWidgets.QGraphicsPathItem):
+    """One prompt point: constant screen size, symbol by label, fill and ring by who placed it.
+
+    Positive: green disc. Negative: red diamond with a cross. Automatic points have a dashed
+    ring; user points a solid white one. The number next to it matches the tooltip.
+    """
+
+    RADIUS = 8.5
+
+    def __init__(self, index: int, point: Point, parent: QtWidgets.QGraphicsItem) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.point = point
+        self.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setPos(point.x, point.y)
+        r = self.RADIUS
+        path = QtGui.QPainterPath()
+        if point.label == POSITIVE:
+            path.addEllipse(QtCore.QPointF(0, 0), r, r)
+            colour = POSITIVE_COLOUR
+        else:
+            path.moveTo(0, -r - 1)
+            path.lineTo(r + 1, 0)
+            path.lineTo(0, r + 1)
+            path.lineTo(-r - 1, 0)
+            path.closeSubpath()
+            colour = NEGATIVE_COLOUR
+        self.setPath(path)
+        fill = QtGui.QColor(colour)
+        pen = QtGui.QPen(QtGui.QColor("white"), 2.0)
+        if point.source == "auto":
+            fill.setAlpha(170)
+            pen = QtGui.QPen(QtGui.QColor(255, 230, 120), 2.0, QtCore.Qt.PenStyle.DashLine)
+        self.setBrush(QtGui.QBrush(fill))
+        self.setPen(pen)
+        self.setToolTip(point_description(index, point))
+        # a dark halo behind the ring keeps the point visible on busy or bright images
+        halo = QtWidgets.QGraphicsPathItem(path, self)
+        halo.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)
+        halo.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 170), 5.0))
+        if point.label == NEGATIVE:  # a cross inside the diamond reads as "not this" even in greyscale
+            cross = QtWidgets.QGraphicsPathItem(self)
+            cpath = QtGui.QPainterPath()
+            d = r * 0.45
+            cpath.moveTo(-d, -d)
+            cpath.lineTo(d, d)
+            cpath.moveTo(-d, d)
+            cpath.lineTo(d, -d)
+            cross.setPath(cpath)
+            cross.setPen(QtGui.QPen(QtGui.QColor("white"), 2.0))
+        # the number on a small dark tag, readable on any image
+        self.tag = QtWidgets.QGraphicsPathItem(self)
+        self.number = QtWidgets.QGraphicsSimpleTextItem(str(index + 1), self.tag)
+        font = self.number.font()
+        font.setBold(True)
+        font.setPointSizeF(8.5)
+        self.number.setFont(font)
+        self.number.setBrush(QtGui.QBrush(QtGui.QColor("white")))
+        text_rect = self.number.boundingRect()
+        tag_rect = text_rect.adjusted(-3, -1, 3, 1)
+        tag_path = QtGui.QPainterPath()
+        tag_path.addRoundedRect(tag_rect, 3, 3)
+        self.tag.setPath(tag_path)
+        self.tag.setBrush(QtGui.QBrush(QtGui.QColor(20, 22, 26, 200)))
+        self.tag.setPen(QtGui.QPen(colour, 1.0))
+        self.tag.setPos(r + 2, -r - tag_rect.height() + 2)
+
+
+class PointsLayer(QtWidgets.QGraphicsObject):
+    """All prompt points; rebuilt on every change (a handful of items, cheap)."""
+
+    def __init__(self, z: float = 50) -> None:
+        super().__init__()
+        self.setZValue(z)
+        self.markers: list[PointMarker] = []
+        self.points: tuple[Point, ...] = ()
+
+    def boundingRect(self) -> QtCore.QRectF:  # children draw; this group draws nothing itself
+        return QtCore.QRectF()
+
+    def paint(self, painter, option, widget=None) -> None:  # noqa: D401 - Qt override
+        return None
+
+    def set_points(self, points: tuple[Point, ...] | list[Point]) -> None:
+        scene = self.scene()
+        for marker in self.markers:
+            marker.setParentItem(None)
+            if scene is not None:
+                scene.removeItem(marker)
+        self.points = tuple(points)
+        self.markers = [PointMarker(i, p, self) for i, p in enumerate(self.points)]
+
+
+class BoxLayer(QtWidgets.QGraphicsRectItem):
+    """The box prompt (solid) or the box being dragged (dashed), in image pixels."""
+
+    def __init__(self, z: float = 45) -> None:
+        super().__init__()
+        self.setZValue(z)
+        self.box: Box | None = None
+        self.set_box(None)
+
+    def set_box(self, box: Box | None, preview: bool = False) -> None:
+        self.box = None if preview else box
+        if box is None:
+            self.setRect(QtCore.QRectF())
+            self.setVisible(False)
+            return
+        pen = QtGui.QPen(BOX_COLOUR, 2.0, QtCore.Qt.PenStyle.DashLine if preview else QtCore.Qt.PenStyle.SolidLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setRect(QtCore.QRectF(QtCore.QPointF(box.x0, box.y0), QtCore.QPointF(box.x1, box.y1)))
+        self.setVisible(True)
+
+
+@dataclass
+class LayerStyle:
+    """What the user chose to see; kept across images."""
+
+    heatmap_visible: bool = True
+    heatmap_opacity: float = 0.6
+    colormap: str = "inferno"
+    fused_visible: bool = False
+    mask_visible: bool = True
+    points_visible: bool = True

@@ -1,0 +1,158 @@
+"""The main window: composition only (widgets, docks, toolbar, menus). Behaviour lives in the
+controller (``gui.controller``) and the presenter (``gui.presenter``).
+
+Layout: the canvas fills the centre under a message banner; the image list is docked left;
+question, answer and mask candidates are docked right; tools in the toolbar; engine state and
+progress with Cancel in the status bar.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .actions import create_actions
+from .canvas import Canvas
+from .layers import HEATMAP_COLORMAPS
+from .message_area import MessageArea
+from .panels.answer_panel import AnswerPanel
+from .panels.candidates_panel import CandidatesPanel
+from .panels.image_list import ImageListPanel
+from .panels.question_panel import QuestionPanel
+from .status_bar import EngineStatusBar
+
+STYLE = """
+QMainWindow, QDockWidget { font-size: 10pt; }
+QDockWidget::title { padding: 4px 6px; background: #e4e7eb; color: #30343a; font-weight: bold; }
+#answerLabel { color: #1d6fd6; padding: 2px 0; }
+#staleLabel { color: #b8860b; }
+#previousAnswer { color: #6b7078; }
+#sectionLabel { color: #6b7078; font-weight: bold; margin-top: 6px; }
+#askButton { font-weight: bold; padding: 4px 14px; }
+#tokenButton { padding: 2px 8px; border: 1px solid #b9bec6; border-radius: 9px; background: #f3f5f8; }
+#tokenButton:checked { background: #1d6fd6; color: white; border-color: #1d6fd6; }
+#candidateButton:checked { border: 2px solid #00bef0; border-radius: 4px; background: #e3f6fc; }
+QToolBar { spacing: 3px; }
+"""
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """Widgets only; ``closing`` lets the app stop the engine thread before the window goes."""
+
+    closing = QtCore.Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("QMask")
+        self.setObjectName("qmaskMainWindow")
+        self.setStyleSheet(STYLE)
+        self.resize(1440, 900)
+        self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks
+                            | QtWidgets.QMainWindow.DockOption.AllowTabbedDocks)
+
+        # centre: message banner over the canvas
+        self.canvas = Canvas()
+        self.messages = MessageArea()
+        centre = QtWidgets.QWidget()
+        centre_layout = QtWidgets.QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.messages)
+        centre_layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(centre)
+
+        # docks
+        self.image_list = ImageListPanel()
+        self.question_panel = QuestionPanel()
+        self.answer_panel = AnswerPanel()
+        self.candidates_panel = CandidatesPanel()
+        self.images_dock = self._dock("Images", self.image_list, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.question_dock = self._dock("Question", self.question_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.candidates_dock = self._dock("Mask", self.candidates_panel,
+                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.answer_dock = self._dock("Answer", self.answer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.images_dock], [210], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.question_dock], [380], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.question_dock, self.candidates_dock, self.answer_dock], [80, 230, 520],
+                         QtCore.Qt.Orientation.Vertical)
+
+        self.status = EngineStatusBar()
+        self.setStatusBar(self.status)
+
+        self.action_map = create_actions(self)
+        self._tool_group = QtGui.QActionGroup(self)
+        for name in ("tool_points", "tool_box", "tool_pan"):
+            self._tool_group.addAction(self.action_map[name])
+        self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity_slider.setObjectName("opacitySlider")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(60)
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setToolTip("Heat-map opacity ([ and ])")
+        self.colormap_box = QtWidgets.QComboBox()
+        self.colormap_box.setObjectName("colormapBox")
+        self.colormap_box.addItems(list(HEATMAP_COLORMAPS))
+        self.colormap_box.setToolTip("Heat-map colours (C)")
+        self._build_toolbar()
+        self._build_menus()
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_toolbar(self) -> None:
+        a = self.action_map
+        bar = self.addToolBar("Tools")
+        bar.setObjectName("toolsToolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for name in ("open_images", "prev_image", "next_image"):
+            bar.addAction(a[name])
+        bar.addSeparator()
+        for name in ("tool_points", "tool_box", "tool_pan", "clear_points", "reset_points"):
+            bar.addAction(a[name])
+        bar.addSeparator()
+        for name in ("undo", "redo"):
+            bar.addAction(a[name])
+        bar.addSeparator()
+        for name in ("accept",):
+            bar.addAction(a[name])
+        bar.addSeparator()
+        for name in ("fit", "toggle_heat", "toggle_fused", "toggle_mask"):
+            bar.addAction(a[name])
+        bar.addWidget(QtWidgets.QLabel(" opacity "))
+        bar.addWidget(self.opacity_slider)
+        bar.addWidget(self.colormap_box)
+        bar.addSeparator()
+        bar.addAction(a["export"])
+        self.toolbar = bar
+
+    def _build_menus(self) -> None:
+        a = self.action_map
+        menus = {
+            "&File": ["open_images", "open_folder", "open_project", None, "save", "export", None, "quit"],
+            "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", None, "clear_points",
+                      "reset_points", "accept"],
+            "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
+                      "toggle_points", "next_colormap", "more_opacity", "less_opacity"],
+            "&Image": ["prev_image", "next_image", None, "ask", "rerun_answer", "cancel"],
+            "E&ngine": ["models"],
+            "&Help": ["help"],
+        }
+        for title, names in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for name in names:
+                if name is None:
+                    menu.addSeparator()
+                else:
+                    menu.addAction(a[name])
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        for dialog in self.findChildren(QtWidgets.QDialog):
+            dialog.close()  # their background tasks stop with them (see the dialogs' done())
+        self.closing.emit()
+        super().closeEvent(event)

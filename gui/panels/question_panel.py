@@ -1,0 +1,76 @@
+"""The question box and the Ask button."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.errors import InputError
+
+
+class QuestionPanel(QtWidgets.QWidget):
+    """Type a question, press Enter or Ask. Earlier questions complete as you type."""
+
+    ask_requested = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QtWidgets.QLineEdit()
+        self.edit.setObjectName("questionEdit")
+        self.edit.setPlaceholderText("Ask about this image, e.g. what is in the cup?")
+        self.edit.setClearButtonEnabled(True)
+        self._history = QtCore.QStringListModel(self)
+        completer = QtWidgets.QCompleter(self._history, self)
+        completer.setCaseSensitivity(QtCore.Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(QtCore.Qt.MatchFlag.MatchContains)
+        self.edit.setCompleter(completer)
+        self.ask_button = QtWidgets.QPushButton("Ask")
+        self.ask_button.setObjectName("askButton")
+        self.ask_button.setDefault(True)
+        self.ask_button.setToolTip("Ask the question (Enter): heat map, points, mask and answer")
+        self.hint = QtWidgets.QLabel("")
+        self.hint.setObjectName("questionHint")
+        self.hint.setWordWrap(True)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.ask_button)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 2)
+        layout.addLayout(row)
+        layout.addWidget(self.hint)
+        self.hint.hide()
+        self.edit.returnPressed.connect(self.request_ask)
+        self.ask_button.clicked.connect(self.request_ask)
+
+    @property
+    def question(self) -> str:
+        return self.edit.text().strip()
+
+    def set_question(self, text: str) -> None:
+        if text != self.edit.text():
+            self.edit.setText(text)
+
+    def remember(self, question: str) -> None:
+        items = [q for q in self._history.stringList() if q != question]
+        self._history.setStringList([question] + items[:49])
+
+    def show_hint(self, text: str) -> None:
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
+
+    def request_ask(self) -> None:
+        question = self.question
+        if not question.strip("? \t"):
+            self.show_hint("Type a question first.")
+            return
+        self.show_hint("")
+        self.remember(question)
+        self.ask_requested.emit(question)
+
+
+def check_question(question: str) -> str:
+    """The question as the engine gets it; InputError when there is nothing to ask."""
+    q = " ".join(question.split())
+    if not q.strip("?"):
+        raise InputError("Type a question first.")
+    return q

@@ -1,0 +1,369 @@
+"""The engine thread: one long-lived QThread owns the Pipeline, its models and caches.
+
+:class:`EngineWorker` is a QObject moved to that thread; the Pipeline is created inside it
+(on :class:`~gui.requests.LoadModels`) and only ever used there. :class:`EngineClient` lives on
+the GUI thread: it stamps request ids, queues requests to the worker through a queued signal,
+and re-emits the worker's replies as signals on the GUI thread.
+
+Two things keep the window responsive while the engine works:
+
+- **Cancel**: :meth:`EngineClient.cancel` marks every request issued so far as cancelled. The
+  pipeline's ``cancel`` callback checks that mark between steps, and queued requests of that
+  age are skipped. Thread-safe because it only writes one integer under a lock.
+- **Live segmentation**: decoder requests do not queue behind a long job. They go into a
+  one-slot mailbox (the newest replaces an older one: stale edits are never decoded) that the
+  worker empties when idle *and* between the steps of a long job of the same image (from the
+  progress callback), so the mask follows the user's edits while captions are being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import replace
+from typing import Any, Callable
+
+from PySide6 import QtCore
+
+from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
+
+from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, LoadModels, ModelsInfo,
+                       OpenImage, Progress, Reply, Request, Segment)
+
+log = logging.getLogger(__name__)
+
+PipelineFactory = Callable[[Any, "str | None"], Any]
+
+
+def default_pipeline_factory(settings, models_dir):
+    from engine.pipeline import Pipeline
+
+    return Pipeline.from_settings(settings, models_dir=models_dir)
+
+
+def describe_error(err: BaseException) -> tuple[str, str, str | None]:
+    """(kind, user message, model role) for an exception raised by the engine."""
+    if isinstance(err, ModelMissingError):
+        return "ModelMissingError", str(err), err.role
+    if isinstance(err, QMaskError):
+        return type(err).__name__, str(err), None
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        msg = ("Out of memory. Close other programs, choose a smaller preset (--preset base) or the CPU "
+               "(--device cpu), and try again. Your points and masks are kept.")
+        return ResourceError.__name__, msg, None
+    return type(err).__name__, (f"Unexpected error ({type(err).__name__}: {err}). Your work is kept; "
+                                "please report this with the log."), None
+
+
+class EngineWorker(QtCore.QObject):
+    """Lives in the engine thread. Slots run there; signals are delivered queued to the GUI."""
+
+    progress = QtCore.Signal(object)  # Progress
+    reply = QtCore.Signal(object)  # Reply
+    finished = QtCore.Signal(object)  # Finished
+    failed = QtCore.Signal(object)  # Failed
+    cancelled = QtCore.Signal(object)  # Cancelled
+
+    def __init__(self, pipeline_factory: PipelineFactory = default_pipeline_factory) -> None:
+        super().__init__()
+        self._factory = pipeline_factory
+        self.pipeline: Any = None
+        self._image_id: str | None = None  # the image the pipeline holds now
+        self._lock = threading.Lock()
+        self._cancel_below = 0  # requests with id <= this are cancelled
+        self._mailbox: Segment | None = None
+        self._current: Request | None = None
+
+    # ------------------------------------------------------------------ called from the GUI thread
+    def cancel_up_to(self, request_id: int) -> None:
+        with self._lock:
+            self._cancel_below = max(self._cancel_below, request_id)
+
+    def post_segment(self, request: Segment) -> None:
+        with self._lock:
+            self._mailbox = request  # latest wins: an older, undecoded edit is dropped here
+
+    # ------------------------------------------------------------------ worker thread
+    def _is_cancelled(self, request: Request) -> bool:
+        with self._lock:
+            return request.cancellable and request.request_id <= self._cancel_below
+
+    @QtCore.Slot(object)
+    def handle(self, request: Request) -> None:
+        if isinstance(request, Segment):
+            self.service_mailbox()
+            return
+        self.service_mailbox()
+        if self._is_cancelled(request):
+            self.cancelled.emit(Cancelled(request))
+            return
+        self._current = request
+        start = time.perf_counter()
+        try:
+            if isinstance(request, LoadModels):
+                self._load_models(request)
+            elif isinstance(request, OpenImage):
+                self._open_image(request)
+            elif isinstance(request, Ask):
+                self._ask(request)
+            elif isinstance(request, Answer):
+                self._answer(request)
+            else:
+                raise TypeError(f"unknown request {type(request).__name__}")
+        except CancelledError:
+            self.cancelled.emit(Cancelled(request))
+        except BaseException as err:  # noqa: BLE001 - the thread must survive anything
+            kind, message, role = describe_error(err)
+            details = "" if isinstance(err, QMaskError) else traceback.format_exc()
+            if details:
+                log.error("engine request %s failed:\n%s", type(request).__name__, details)
+            self.failed.emit(Failed(request, kind, message, role, details))
+        else:
+            self.finished.emit(Finished(request, time.perf_counter() - start))
+        finally:
+            self._current = None
+        self.service_mailbox()
+
+    @QtCore.Slot()
+    def service_mailbox(self) -> None:
+        """Decode the newest pending edit, if any (idle, or between steps of a long job)."""
+        with self._lock:
+            request, self._mailbox = self._mailbox, None
+        if request is None:
+            return
+        if self.pipeline is None:  # models still loading (or failed): keep the edit for later
+            with self._lock:
+                if self._mailbox is None:
+                    self._mailbox = request
+            return
+        current = self._current
+        if current is not None and getattr(current, "image", None) is not None \
+                and current.image.image_id != request.image.image_id:
+            # A long job holds another image: decoding now would switch the pipeline's image
+            # under it. Put the edit back; it runs when that job ends.
+            with self._lock:
+                if self._mailbox is None:
+                    self._mailbox = request
+            return
+        try:
+            self._use_image(request.image)
+            result = self.pipeline.segment(request.prompts.points, box=request.prompts.box)
+        except BaseException as err:  # noqa: BLE001
+            kind, message, role = describe_error(err)
+            self.failed.emit(Failed(request, kind, message, role,
+                                    "" if isinstance(err, QMaskError) else traceback.format_exc()))
+            return
+        self.reply.emit(Reply(request, result))
+        self.finished.emit(Finished(request, getattr(result, "seconds", 0.0)))
+
+    @QtCore.Slot()
+    def close(self) -> None:
+        """Release the pipeline's models (in their own thread) and stop the thread's event loop."""
+        self.release()
+        QtCore.QThread.currentThread().quit()
+
+    def release(self) -> None:
+        """Release the pipeline's models and cached embeddings."""
+        if self.pipeline is not None and callable(getattr(self.pipeline, "close", None)):
+            try:
+                self.pipeline.close()
+            except Exception:  # noqa: BLE001 - shutting down: never keep the thread alive for this
+                log.exception("closing the pipeline failed")
+        self.pipeline = None
+        self._image_id = None
+
+    # ------------------------------------------------------------------ jobs
+    def _callbacks(self, request: Request):
+        def progress(stage: str, fraction: float) -> None:
+            self.progress.emit(Progress(request.request_id, stage, float(fraction)))
+            self.service_mailbox()
+
+        return progress, (lambda: self._is_cancelled(request))
+
+    def _need_pipeline(self) -> Any:
+        if self.pipeline is None:
+            raise ModelMissingError("The models are not loaded yet: choose a models folder (Engine > Models...).")
+        return self.pipeline
+
+    def _use_image(self, image) -> None:
+        pipe = self._need_pipeline()
+        if self._image_id != image.image_id:
+            pipe.set_image(image.rgb, image_id=image.image_id)
+            self._image_id = image.image_id
+
+    def _load_models(self, request: LoadModels) -> None:
+        progress, cancel = self._callbacks(request)
+        progress("creating pipeline", 0.0)
+        self.pipeline = None
+        self._image_id = None
+        pipe = self._factory(request.settings, request.models_dir)
+        check = getattr(pipe, "check_models", None)
+        if callable(check):
+            check()  # a missing model is reported now, not halfway through the first question
+        load_eagerly(pipe, progress, cancel)
+        self.pipeline = pipe
+        self.reply.emit(Reply(request, models_info(pipe, request.settings)))
+
+    def _open_image(self, request: OpenImage) -> None:
+        from engine.images import load_image
+
+        self.progress.emit(Progress(request.request_id, "reading image", -1.0))
+        self.reply.emit(Reply(request, load_image(request.path)))
+
+    def _ask(self, request: Ask) -> None:
+        pipe = self._need_pipeline()
+        progress, cancel = self._callbacks(request)
+        progress("encoding image", 0.0)
+        self._use_image(request.image)
+        if cancel():
+            raise CancelledError("cancelled")
+        progress("heat map", 0.1)
+        heat = pipe.heatmap(request.question)
+        self.reply.emit(Reply(request, heat))
+        if cancel():
+            raise CancelledError("cancelled")
+        progress("points", 0.2)
+        points = tuple(pipe.auto_points(heat, num_points=request.num_points))
+        self.reply.emit(Reply(request, AutoPoints(points)))
+        mask = None
+        if points and getattr(pipe.settings, "segment", True):
+            progress("mask", 0.25)
+            seg = pipe.segment(points)
+            self.reply.emit(Reply(request, seg))
+            mask = seg.best.mask
+        fusion = pipe.fuse(heat.question_map, mask, alpha=request.alpha)
+        self.reply.emit(Reply(request, fusion))
+        self._captions_and_answer(request, request.question, fusion.fused_map, progress, cancel, 0.3)
+
+    def _answer(self, request: Answer) -> None:
+        progress, cancel = self._callbacks(request)
+        progress("encoding image", 0.0)
+        self._use_image(request.image)
+        self._captions_and_answer(request, request.question, request.fused_map, progress, cancel, 0.0)
+
+    def _captions_and_answer(self, request, question, fused_map, progress, cancel, start: float) -> None:
+        pipe = self._need_pipeline()
+        span = 0.9 - start
+
+        def caption_progress(stage: str, fraction: float) -> None:
+            progress(stage, start + span * max(0.0, min(1.0, fraction)))
+
+        caps = pipe.captions(fused_map, progress=caption_progress, cancel=cancel)
+        self.reply.emit(Reply(request, caps))
+        if getattr(caps, "cancelled", False) or cancel():
+            raise CancelledError("cancelled")
+        progress("answer", 0.92)
+        self.reply.emit(Reply(request, pipe.answer(question, caps.captions)))
+        progress("done", 1.0)
+
+
+# (manager method, what the status bar says while it loads), in the order the chain needs them
+_LOAD_ORDER = (("itm", "heat-map model"), ("sam", "segmentation model"), ("caption", "caption model"),
+               ("qa", "answer model"))
+
+
+def load_eagerly(pipe: Any, progress, cancel) -> None:
+    """Load every model now, with progress and cancel between models (the pipeline is lazy)."""
+    manager = getattr(pipe, "manager", None)
+    if manager is None:
+        return
+    steps = [(m, label) for m, label in _LOAD_ORDER
+             if m != "sam" or getattr(pipe.settings, "segment", True)]
+    for i, (method, label) in enumerate(steps):
+        if cancel():
+            raise CancelledError("Cancelled while loading the models.")
+        progress(f"loading {label}", i / len(steps))
+        getattr(manager, method)()
+    progress("models loaded", 1.0)
+
+
+def models_info(pipe: Any, settings) -> ModelsInfo:
+    """What the status bar shows: device, preset, model ids, random weights."""
+    ids = getattr(pipe, "model_ids", None)
+    models = dict(ids() if callable(ids) else ids or {})
+    return ModelsInfo(device=str(getattr(pipe, "device", settings.device)), preset=settings.preset,
+                      models=models, random_weights=bool(getattr(pipe, "random_weights", False)))
+
+
+class EngineClient(QtCore.QObject):
+    """The GUI thread's handle on the engine thread."""
+
+    progress = QtCore.Signal(object)
+    reply = QtCore.Signal(object)
+    finished = QtCore.Signal(object)
+    failed = QtCore.Signal(object)
+    cancelled = QtCore.Signal(object)
+    busy_changed = QtCore.Signal(bool)
+    _send = QtCore.Signal(object)
+    _wake = QtCore.Signal()
+
+    def __init__(self, pipeline_factory: PipelineFactory = default_pipeline_factory,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._next_id = 0
+        self._open: set[int] = set()  # long requests sent and not yet ended
+        self.thread = QtCore.QThread()
+        self.thread.setObjectName("qmask-engine")
+        self.worker = EngineWorker(pipeline_factory)
+        self.worker.moveToThread(self.thread)
+        self.thread.finished.connect(self.worker.deleteLater)
+        self._send.connect(self.worker.handle)  # queued: different threads
+        self._wake.connect(self.worker.service_mailbox)
+        self.worker.progress.connect(self.progress)
+        self.worker.reply.connect(self.reply)
+        self.worker.finished.connect(self._on_end)
+        self.worker.failed.connect(self._on_end)
+        self.worker.cancelled.connect(self._on_end)
+        self.worker.finished.connect(self.finished)
+        self.worker.failed.connect(self.failed)
+        self.worker.cancelled.connect(self.cancelled)
+        self.thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._open)
+
+    def _stamp(self, request: Request) -> Request:
+        self._next_id += 1
+        return replace(request, request_id=self._next_id)
+
+    def submit(self, request: Request) -> Request:
+        """Queue a request; returns it with its ``request_id``. Replies come as signals."""
+        if isinstance(request, Segment):
+            return self.submit_segment(request)
+        request = self._stamp(request)
+        was_busy = self.busy
+        self._open.add(request.request_id)
+        if not was_busy:
+            self.busy_changed.emit(True)
+        self._send.emit(request)
+        return request
+
+    def submit_segment(self, request: Segment) -> Segment:
+        request = self._stamp(request)
+        self.worker.post_segment(request)
+        self._wake.emit()
+        return request
+
+    def cancel(self) -> None:
+        """Cancel everything sent so far (running and queued long jobs)."""
+        self.worker.cancel_up_to(self._next_id)
+
+    def _on_end(self, message) -> None:
+        if message.request.request_id in self._open:
+            self._open.discard(message.request.request_id)
+            if not self._open:
+                self.busy_changed.emit(False)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel, release the pipeline in its thread, stop the thread. True when it stopped."""
+        if not self.thread.isRunning():
+            return True
+        self.cancel()
+        QtCore.QMetaObject.invokeMethod(self.worker, "close", QtCore.Qt.ConnectionType.QueuedConnection)
+        stopped = self.thread.wait(timeout_ms)
+        if not stopped:  # pragma: no cover - a model call that ignores cancel for 30 s
+            log.warning("the engine thread did not stop in %d ms", timeout_ms)
+        return stopped

@@ -1,0 +1,131 @@
+"""Helpers for the GUI tests (tests/test_gui_*.py): building the app on tiny random models,
+real mouse events mapped through the view, and cleanup that proves no thread is left running."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+from PySide6.QtTest import QTest
+
+from engine.pipeline import PipelineSettings
+
+# Fast settings for random tiny models: few captions, few points, CPU.
+FAST = PipelineSettings(device="cpu", num_captions=5, max_caption_rounds=4, num_points=3, caption_batch_size=5)
+WAIT_MS = 60_000  # generous: two shared cores; a passing test takes a fraction of it
+
+
+def fast_settings(**overrides) -> PipelineSettings:
+    return replace(FAST, **overrides)
+
+
+def write_photo(path: Path, w: int = 160, h: int = 120, seed: int = 0) -> Path:
+    """A small non-square RGB image with some structure (a bright disc on a gradient)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = (xx * 255 // max(w - 1, 1)).astype(np.uint8)
+    img[..., 1] = (yy * 255 // max(h - 1, 1)).astype(np.uint8)
+    disc = (xx - w * 0.6) ** 2 + (yy - h * 0.45) ** 2 < (min(w, h) * 0.25) ** 2
+    img[disc] = (240, 240, 60)
+    img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def click_image(canvas, x: float, y: float, button=QtCore.Qt.MouseButton.LeftButton,
+                modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> QtCore.QPoint:
+    """A real mouse click on the canvas' viewport at image pixel (x, y)."""
+    pos = canvas.image_to_viewport(x, y)
+    QTest.mouseClick(canvas.viewport(), button, modifiers, pos)
+    return pos
+
+
+def drag_image(canvas, start: tuple[float, float], end: tuple[float, float], steps: int = 6,
+               modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
+    """A real left-button drag from image pixel ``start`` to ``end``."""
+    vp = canvas.viewport()
+    p0 = canvas.image_to_viewport(*start)
+    p1 = canvas.image_to_viewport(*end)
+    QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, modifiers, p0)
+    for i in range(1, steps + 1):
+        p = p0 + (p1 - p0) * (i / steps)
+        event = _move_event(p, modifiers)
+        QtWidgets.QApplication.sendEvent(vp, event)
+        QTest.qWait(5)
+    QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, modifiers, p1)
+
+
+def _move_event(pos: QtCore.QPoint, modifiers):
+    from PySide6 import QtGui
+
+    local = QtCore.QPointF(pos)
+    return QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
+                             QtCore.Qt.MouseButton.LeftButton, modifiers)
+
+
+class AppHarness:
+    """Builds QMaskApp instances for a test and tears them down (threads stopped, windows closed)."""
+
+    def __init__(self, qtbot, tmp_path: Path, models_dir: Path | None) -> None:
+        self.qtbot = qtbot
+        self.tmp_path = tmp_path
+        self.models_dir = models_dir
+        self.apps = []
+
+    def build(self, images=(), question=None, settings: PipelineSettings | None = None, project=None,
+              models_dir="default", start=True, wait_models=True, check_models=False):
+        from gui.app import AppOptions, QMaskApp
+
+        mdir = self.models_dir if models_dir == "default" else models_dir
+        options = AppOptions(images=[str(p) for p in images], question=question,
+                             models_dir=None if mdir is None else str(mdir), settings=settings or fast_settings(),
+                             project=str(project or self.tmp_path / "test.qmask.json"))
+        app = QMaskApp(options)
+        self.apps.append(app)
+        self.qtbot.addWidget(app.window)
+        app.window.resize(1200, 800)
+        app.window.show()
+        self.qtbot.waitExposed(app.window)
+        if start:
+            if wait_models:
+                with self.qtbot.waitSignal(app.controller.models_ready, timeout=WAIT_MS):
+                    app.start(check_models=check_models)
+            else:
+                app.start(check_models=check_models)
+        return app
+
+    def close_all(self) -> None:
+        for app in self.apps:
+            app.window.close()  # closing stops the engine thread (MainWindow.closing -> shutdown)
+            app.shutdown()
+            assert not app.client.thread.isRunning(), "engine thread still running after close"
+            for dialog in (app.files.export_dialog, app.files.models_dialog):
+                if dialog is not None and dialog.task is not None:
+                    dialog.task.wait(10_000)
+                    assert not dialog.task.isRunning(), "background task still running after close"
+        self.apps.clear()
+        QtWidgets.QApplication.processEvents()
+        shown = [w for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()]
+        assert not shown, f"windows left open: {shown}"
+
+
+def harness_fixture(qtbot, tmp_path, models_dir, monkeypatch):
+    """Body of each GUI test module's ``harness`` fixture: apps built in the test, closed after it."""
+    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "data"))
+    h = AppHarness(qtbot, tmp_path, models_dir)
+    yield h
+    h.close_all()
+
+
+def ask_and_wait(qtbot, app, question: str = "what is in the picture?"):
+    """Ask on the current image and wait until the whole chain has finished."""
+    with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as blocker:
+        app.controller.ask(question)
+    session, completed = blocker.args
+    assert completed, app.window.messages.history
+    return session

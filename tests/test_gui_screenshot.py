@@ -1,0 +1,85 @@
+"""``qmask [IMAGE] --question Q --screenshot OUT.png`` through the real front door (gui.main.main),
+offscreen, on tiny random models: exit status, the file, and overlays visible in it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.project import Project
+from gui.layers import MASK_COLOUR
+from gui.main import main
+from gui_support import fast_settings, write_photo
+from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
+
+
+@pytest.fixture
+def fast_front_door(monkeypatch, tmp_path, qapp):
+    """The CLI's settings, but with few captions (the flags are the user's; speed is the test's)."""
+    from gui import app as app_module
+
+    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "data"))
+    original = app_module.AppOptions.from_args.__func__
+
+    def from_args(cls, args):
+        opts = original(cls, args)
+        return replace(opts, settings=fast_settings(preset=opts.settings.preset, device=opts.settings.device))
+
+    monkeypatch.setattr(app_module.AppOptions, "from_args", classmethod(from_args))
+
+
+def cyan_pixels(rgb: np.ndarray) -> int:
+    return int((np.abs(rgb.astype(int) - np.array(MASK_COLOUR)).sum(axis=2) < 40).sum())
+
+
+def test_screenshot_of_the_sample_photo(fast_front_door, tmp_path, tiny_models_dir, capsys):
+    out = tmp_path / "shots" / "window.png"
+    code = main(["--models", str(tiny_models_dir), "--device", "cpu", "--screenshot", str(out)])
+    assert code == 0, capsys.readouterr().err
+    shot = np.array(Image.open(out).convert("RGB"))
+    assert shot.shape[0] >= 600 and shot.shape[1] >= 1000  # the whole window, not just the canvas
+    # the mask outline and fill (our cyan) are on screen; the photo itself has none of it
+    photo = np.array(Image.open(SAMPLE_IMAGE).convert("RGB"))
+    assert cyan_pixels(photo) < 50
+    assert cyan_pixels(shot) > 500
+    # no image given: the sample photo was opened and asked the sample question (see the project)
+    projects = list((tmp_path / "data" / "projects").glob("*.qmask.json"))
+    assert len(projects) == 1
+    project = Project.load(projects[0])
+    record = project.find_image(SAMPLE_IMAGE)
+    assert record is not None and record.status == "ok"
+    q = record.find_question(SAMPLE_QUESTION)
+    assert q is not None and q.answer is not None and q.mask() is not None and q.random_weights
+
+
+def test_screenshot_of_a_given_image_and_question(fast_front_door, tmp_path, tiny_models_dir):
+    img = write_photo(tmp_path / "photo.png", w=200, h=140)
+    out = tmp_path / "shot.png"
+    project = tmp_path / "p.qmask.json"
+    code = main([str(img), "--question", "what is the yellow disc?", "--models", str(tiny_models_dir),
+                 "--device", "cpu", "--project", str(project), "--screenshot", str(out)])
+    assert code == 0 and out.is_file()
+    q = Project.load(project).find_image(img).find_question("what is the yellow disc?")
+    assert q is not None and q.answer is not None and len(q.points) > 0
+
+
+def test_screenshot_fails_cleanly_on_a_bad_image(fast_front_door, tmp_path, tiny_models_dir, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    out = tmp_path / "shot.png"
+    code = main([str(bad), "--question", "what?", "--models", str(tiny_models_dir), "--device", "cpu",
+                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(out)])
+    assert code == 1 and not out.exists()
+    assert "bad.jpg" in capsys.readouterr().err
+
+
+def test_screenshot_without_models_says_how_to_get_them(fast_front_door, tmp_path, capsys):
+    empty = tmp_path / "none"
+    empty.mkdir()
+    code = main([str(write_photo(tmp_path / "p.png")), "--models", str(empty), "--device", "cpu",
+                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(tmp_path / "s.png")])
+    assert code == 1
+    assert "qmask models download" in capsys.readouterr().err

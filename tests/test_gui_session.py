@@ -1,0 +1,196 @@
+"""Per-image session state and undo commands, without models (segmentations are made up here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.images import image_from_array
+from engine.project import Project
+from engine.prompts import NEGATIVE, Box, Point
+from engine.results import AnswerResult, MaskCandidate, SegmentationResult
+from gui.prompt_state import PromptState
+from gui.session import SEG_CACHE_SIZE, Workspace, default_project_path
+from gui.undo_commands import AlphaCommand, ChooseCandidateCommand, PromptsCommand
+
+
+def fake_segmentation(prompts: PromptState, h: int = 30, w: int = 40) -> SegmentationResult:
+    """Three candidates that depend on the prompts (so different prompts give different masks)."""
+    cands = []
+    for k in range(3):
+        m = np.zeros((h, w), bool)
+        for p in prompts.points:
+            m[max(0, int(p.y) - 3 - k):int(p.y) + 4 + k, max(0, int(p.x) - 3 - k):int(p.x) + 4 + k] = p.label == 1
+        cands.append(MaskCandidate(m, np.zeros((256, 256), np.float32), 0.9 - 0.1 * k))
+    return SegmentationResult(candidates=tuple(cands), points=prompts.points, box=prompts.box)
+
+
+class Target:
+    """The controller's EditTarget, with a synchronous fake decoder."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+
+    def apply_prompts(self, session, prompts, chosen):
+        session.set_prompts(prompts, chosen)
+        if session.needs_segmentation():
+            self.decoded += 1
+            session.accept_segmentation(prompts, session.generation, fake_segmentation(prompts))
+
+    def apply_choice(self, session, index):
+        session.set_chosen(index)
+
+    def apply_alpha(self, session, alpha):
+        session.set_alpha(alpha)
+
+
+@pytest.fixture
+def workspace(qtbot, tmp_path):
+    project = Project.create(tmp_path / "p.qmask.json")
+    ws = Workspace(project, autosave_interval_s=0.0)
+    yield ws
+    ws.close()
+
+
+def open_session(ws: Workspace, tmp_path: Path, name: str = "a.png"):
+    path = tmp_path / name
+    path.write_bytes(b"")  # never read here: the image is given as an array
+    session, = ws.add_paths([path])
+    ws.set_index(ws.sessions.index(session))
+    session.set_image(image_from_array(np.zeros((30, 40, 3), np.uint8)))
+    return session
+
+
+def test_prompt_state_key_ignores_time_and_score():
+    a = PromptState((Point(1.0, 2.0, score=0.5, source="auto"),))
+    b = PromptState((Point(1.0, 2.0, score=None, source="user"),))
+    assert a.key() == b.key()
+    assert a.with_box(Box(0, 0, 5, 5)).key() != a.key()
+    moved = a.with_point_moved(0, 3, 4)
+    assert moved.points[0].source == "user" and (moved.points[0].x, moved.points[0].y) == (3.0, 4.0)
+    assert a.without_point(0).empty
+
+
+def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
+    session = open_session(workspace, tmp_path)
+    target = Target()
+    stack = session.undo_stack
+    s1 = PromptState((Point(10, 10),))
+    stack.push(PromptsCommand(target, session, session.prompts, s1, "Add positive point"))
+    m1 = session.mask.copy()
+    s2 = s1.with_points(s1.points + (Point(30, 20, NEGATIVE),))
+    stack.push(PromptsCommand(target, session, s1, s2, "Add negative point"))
+    stack.push(ChooseCandidateCommand(target, session, 0, 2))
+    assert session.chosen == 2
+    stack.push(AlphaCommand(target, session, 0.5, 0.4, gesture=1))
+    stack.push(AlphaCommand(target, session, 0.4, 0.3, gesture=1))  # same drag: merged
+    stack.push(AlphaCommand(target, session, 0.3, 0.9, gesture=2))
+    assert stack.count() == 5 and session.alpha == 0.9
+    stack.undo()
+    stack.undo()
+    assert session.alpha == 0.5
+    stack.undo()
+    assert session.chosen == 0
+    decoded = target.decoded
+    stack.undo()
+    assert session.prompts.key() == s1.key() and np.array_equal(session.mask, m1)
+    assert target.decoded == decoded, "undo shows the cached mask without decoding"
+    stack.undo()
+    assert session.prompts.empty and session.mask is None
+    for _ in range(5):
+        stack.redo()
+    assert session.chosen == 2 and session.alpha == 0.9 and len(session.prompts.points) == 2
+
+
+def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):
+    session = open_session(workspace, tmp_path)
+    old = PromptState((Point(5, 5),))
+    session.set_prompts(old)
+    gen_old = session.generation
+    new = PromptState((Point(20, 20),))
+    session.set_prompts(new)
+    assert not session.accept_segmentation(old, gen_old, fake_segmentation(old))
+    assert session.mask is None and session.cached_segmentation(old) is not None
+    assert session.accept_segmentation(new, session.generation, fake_segmentation(new))
+    assert session.mask[20, 20]
+
+
+def test_segmentation_cache_is_bounded(workspace, tmp_path):
+    session = open_session(workspace, tmp_path)
+    states = [PromptState((Point(float(i % 40), 1.0 + i // 40),)) for i in range(SEG_CACHE_SIZE + 5)]
+    for s in states:
+        session.cache_segmentation(s, fake_segmentation(s))
+    assert session.cached_segmentation(states[0]) is None
+    assert session.cached_segmentation(states[-1]) is not None
+
+
+def test_session_writes_the_project_record_and_autosaves(workspace, tmp_path):
+    session = open_session(workspace, tmp_path)
+    target = Target()
+    session.start_question("what is it?")
+    p = PromptState((Point(10, 10),))
+    session.undo_stack.push(PromptsCommand(target, session, session.prompts, p, "Add positive point"))
+    session.set_answer(AnswerResult("a box"))
+    session.set_accepted(True)
+    workspace.flush()
+    saved = Project.load(workspace.project.path)
+    rec = saved.find_image(session.path).find_question("what is it?")
+    assert rec.accepted and rec.answer == "a box" and rec.label == "a box"
+    assert rec.mask_source == "user" and np.array_equal(rec.mask(), session.mask)
+    assert [c.name for c in saved.categories] == ["a box"]
+    session.set_label("carton")
+    workspace.flush()
+    assert Project.load(workspace.project.path).find_image(session.path).questions[0].label == "carton"
+
+
+def test_default_project_path_is_per_folder_in_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "data"))
+    a = default_project_path(tmp_path / "photos" / "x.jpg")
+    b = default_project_path(tmp_path / "photos" / "y.jpg")
+    c = default_project_path(tmp_path / "other" / "x.jpg")
+    assert a == b != c
+    assert a.parent == tmp_path / "data" / "projects" and a.name.startswith("photos-")
+    assert a.name.endswith(".qmask.json")
+
+
+def test_a_broken_project_file_is_left_alone(tmp_path, qapp):
+    from gui.app import open_project
+
+    broken = tmp_path / "work.qmask.json"
+    broken.write_text("{ not json")
+    project, note = open_project(str(broken), None)
+    assert broken.read_text() == "{ not json"
+    assert project.path != broken and project.path.name.startswith("work-recovered")
+    assert "not a valid project" in note and str(project.path) in note
+
+
+def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
+    from gui.session import IMAGES_IN_MEMORY
+
+    target = Target()
+    paths = []
+    for i in range(IMAGES_IN_MEMORY + 2):
+        paths.append(tmp_path / f"img{i}.png")
+        paths[-1].write_bytes(b"")
+    sessions = workspace.add_paths(paths)
+
+    def show(i):  # what the controller does: switch, and read the image if it is not in memory
+        workspace.set_index(i)
+        if sessions[i].image is None:
+            sessions[i].set_image(image_from_array(np.full((30, 40, 3), i, np.uint8)))
+
+    show(0)
+    first = sessions[0]
+    p = PromptState((Point(10, 10),))
+    first.undo_stack.push(PromptsCommand(target, first, first.prompts, p, "Add positive point"))
+    first.set_chosen(1)
+    mask = first.mask.copy()
+    for i in range(1, len(sessions)):
+        show(i)
+    assert first.image is None and sessions[-1].image is not None
+    assert sum(s.image is not None for s in sessions) == IMAGES_IN_MEMORY
+    assert np.array_equal(first.mask, mask) and first.prompts.key() == p.key()  # the user's work stays
+    show(0)
+    assert first.image is not None and np.array_equal(first.mask, mask)
