@@ -30,11 +30,27 @@ which returns what it has with ``cancelled=True``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import (CancelledError, CheckpointError, ImageError, InputError, ModelMissingError, PromptError,
+                     ResourceError)
+from .prompts import Box, Point
+from .results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
+                      SegmentationResult)
 
 ProgressFn = Callable[[str, float], None]
 CancelFn = Callable[[], bool]
+
+STAGES = ("heatmap", "points", "segment", "fuse", "captions", "answer")
+ENCODERS = ("itm", "caption", "efficient_sam")
 
 
 @dataclass
@@ -53,3 +69,466 @@ class PipelineSettings:
     seed: int | None = 0
     image_cache_size: int = 8
     segment: bool = True
+    # Added by the pipeline implementation:
+    offload: str = "auto"  # auto | never | always: move idle models off the GPU (engine.models)
+    caption_batch_size: int = 50  # captions per generate() call (50 beat 25 by ~15% on a 2-core CPU)
+    max_answer_length: int = 20  # UnifiedQA answer tokens (PNP-VQA)
+
+    def check(self) -> "PipelineSettings":
+        """Raise InputError for a value no stage can use; returns self."""
+        def bad(msg: str) -> InputError:
+            return InputError(f"Invalid setting: {msg}.")
+
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise bad(f"alpha must be between 0 and 1, not {self.alpha}")
+        for name in ("num_points", "block_num"):
+            if int(getattr(self, name)) < 0:
+                raise bad(f"{name} must be >= 0, not {getattr(self, name)}")
+        for name in ("num_captions", "num_patches", "top_k", "max_caption_rounds", "image_cache_size",
+                     "caption_batch_size", "max_answer_length"):
+            if int(getattr(self, name)) < 1:
+                raise bad(f"{name} must be >= 1, not {getattr(self, name)}")
+        return self
+
+
+@dataclass
+class _ImageEntry:
+    rgb: np.ndarray  # [H, W, 3] uint8
+    itm_embeds: Any = None  # torch [1, 1 + G*G, D] on the model's device
+    caption_embeds: Any = None
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageError(f"An image must be RGB uint8 [H, W, 3], not {arr.dtype} {arr.shape}.")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError("The image has no pixels.")
+    # Our own writable copy: decoded images are often read-only (torch warns on those), and a
+    # caller reusing its buffer must not change a cached image.
+    return np.array(arr, dtype=np.uint8, order="C", copy=True)
+
+
+def clean_question_text(question: str) -> str:
+    """The question with surrounding blanks removed; InputError when nothing is left."""
+    if not isinstance(question, str):
+        raise InputError("The question must be text.")
+    text = " ".join(question.split())
+    if not text.strip("?").strip():
+        raise InputError("The question is empty: type a question about the image.")
+    return text
+
+
+def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:
+    """Per-word heat maps for the GUI: word pieces (``##ing``) merged into their word.
+
+    Returns ``(word, [G, G] float32)`` pairs in question order; a word's map is the mean of its
+    pieces' maps (same units as ``heat.token_maps``).
+    """
+    words: list[tuple[str, list[np.ndarray]]] = []
+    for piece, tmap in zip(heat.tokens, heat.token_maps):
+        if piece.startswith("##") and words:
+            word, maps = words[-1]
+            words[-1] = (word + piece[2:], maps + [tmap])
+        else:
+            words.append((piece, [tmap]))
+    return tuple((w, np.mean(np.stack(ms), axis=0).astype(np.float32)) for w, ms in words)
+
+
+class CrossAttentionKVCache:
+    """The image-side keys and values of BLIP's text cross-attention, kept per image.
+
+    They depend on the image alone, yet they are most of a new question's Grad-CAM cost
+    (12 layers x 2 projections of 577 x 1024 -> 768, against a question of ~10 tokens). The
+    ``key``/``value`` Linear modules of each cross-attention get an instance-level ``forward``
+    that serves the stored output while ``active(image_id)`` is on; otherwise they compute as
+    usual (model classes and state_dict untouched). A stored projection is a detached leaf that
+    requires grad, so the attention probabilities stay in the autograd graph and Grad-CAM's
+    ``dL/dA`` is unchanged (it never needs gradients through the keys or values).
+    """
+
+    def __init__(self, model: Any, max_images: int = 2):
+        self.model = model
+        self.max_images = max(1, int(max_images))
+        self.hits = 0
+        self._store: OrderedDict[str, dict[str, tuple[tuple, Any]]] = OrderedDict()
+        self._key: str | None = None
+        for index, layer in enumerate(model.text_encoder.encoder.layer):
+            attention = getattr(layer, "crossattention", None)
+            if attention is None:
+                continue
+            for which in ("key", "value"):
+                linear = getattr(attention.self, which)
+                linear.forward = self._wrap(f"{index}.{which}", linear.forward)
+
+    def _wrap(self, name: str, compute: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def forward(x: Any) -> Any:
+            key = self._key
+            if key is None:
+                return compute(x)
+            entry = self._store[key]
+            signature = (tuple(x.shape), x.dtype, x.device)
+            hit = entry.get(name)
+            if hit is not None and hit[0] == signature:
+                self.hits += 1
+                return hit[1]
+            out = compute(x)
+            entry[name] = (signature, out.detach().requires_grad_(True))
+            return out
+        return forward
+
+    @contextlib.contextmanager
+    def active(self, image_id: str) -> Iterator[None]:
+        self._store.setdefault(image_id, {})
+        self._store.move_to_end(image_id)
+        while len(self._store) > self.max_images:
+            self._store.popitem(last=False)
+        self._key = image_id
+        try:
+            yield
+        finally:
+            self._key = None
+
+    def drop(self, image_id: str) -> None:
+        self._store.pop(image_id, None)
+
+
+class Pipeline:
+    """The QMask chain on one image at a time; see the module docstring for the contract.
+
+    ``encode_count`` counts vision-encoder runs per encoder (``itm``, ``caption``,
+    ``efficient_sam``): a new question on a cached image must not change it.
+    """
+
+    def __init__(self, settings: PipelineSettings, manager: Any):
+        self.settings = settings.check()
+        self.manager = manager
+        self.encode_count: dict[str, int] = {e: 0 for e in ENCODERS}
+        self.encode_seconds: dict[str, float] = {e: 0.0 for e in ENCODERS}
+        self.last_notes: list[str] = []
+        self._images: OrderedDict[str, _ImageEntry] = OrderedDict()
+        self._current: str | None = None
+        self._segmenter: Any = None
+        self._kv: CrossAttentionKVCache | None = None
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings | None = None, models_dir: Any = None,
+                      hf_cache_dir: Any = None) -> "Pipeline":
+        """A pipeline whose models load lazily, on first use (nothing is loaded here)."""
+        from .models import ModelManager
+
+        settings = (settings or PipelineSettings()).check()
+        manager = ModelManager(preset=settings.preset, sam_variant=settings.sam_variant, device=settings.device,
+                               dtype=settings.dtype, models_dir=models_dir, hf_cache_dir=hf_cache_dir,
+                               offload=settings.offload)
+        return cls(settings, manager)
+
+    # -- facts -------------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        return str(self.manager.device)
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.manager.random_weights)
+
+    def model_ids(self) -> dict[str, str]:
+        return self.manager.model_ids()
+
+    def check_models(self) -> None:
+        """ModelMissingError now (naming the download command) rather than halfway through a run."""
+        roles = ("itm", "caption", "qa") + (("efficient_sam",) if self.settings.segment else ())
+        self.manager.check_available(roles)
+
+    def set_preset(self, preset: str) -> None:
+        """Switch the UnifiedQA size; the previous QA model's memory is released."""
+        self.manager.set_preset(preset)
+        self.settings.preset = preset
+
+    def close(self) -> None:
+        """Release every model and cached embedding."""
+        self._images.clear()
+        self._segmenter = None
+        self._kv = None
+        self.manager.release_all()
+
+    # -- image -------------------------------------------------------------------------
+
+    @property
+    def image_id(self) -> str | None:
+        return self._current
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(W, H) of the current image."""
+        rgb = self._entry().rgb
+        return int(rgb.shape[1]), int(rgb.shape[0])
+
+    def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> None:
+        """Make an image current. Encoders run lazily (on the first stage that needs them) and
+        their outputs are kept per ``image_id`` (LRU, ``image_cache_size`` images)."""
+        arr = _check_rgb(rgb)
+        if image_id is None:
+            digest = hashlib.sha1(repr(arr.shape).encode())
+            digest.update(arr.tobytes())
+            image_id = digest.hexdigest()[:16]
+        if not isinstance(image_id, str) or not image_id:
+            raise InputError("set_image needs a non-empty image_id string.")
+        entry = self._images.get(image_id)
+        if entry is None or entry.rgb.shape != arr.shape:
+            entry = _ImageEntry(rgb=arr)
+            self._images[image_id] = entry
+            if self._kv is not None:
+                self._kv.drop(image_id)
+        self._images.move_to_end(image_id)
+        while len(self._images) > self.settings.image_cache_size:
+            self._images.popitem(last=False)
+        self._current = image_id
+
+    def _entry(self) -> _ImageEntry:
+        if self._current is None or self._current not in self._images:
+            raise InputError("No image: call set_image first.")
+        return self._images[self._current]
+
+    def _itm_embeds(self, itm: Any) -> Any:
+        entry = self._entry()
+        if entry.itm_embeds is None:
+            from .gradcam import encode_image_itm, preprocess_image
+
+            start = _now()
+            pixels = preprocess_image(entry.rgb, itm.processor)
+            entry.itm_embeds = encode_image_itm(itm.model, pixels)
+            self.encode_count["itm"] += 1
+            self.encode_seconds["itm"] = _now() - start
+        elif entry.itm_embeds.device != next(itm.model.parameters()).device:
+            entry.itm_embeds = entry.itm_embeds.to(next(itm.model.parameters()).device)
+        return entry.itm_embeds
+
+    def _caption_embeds(self, cap: Any) -> Any:
+        entry = self._entry()
+        if entry.caption_embeds is None:
+            from .captions import encode_image_caption
+            from .gradcam import preprocess_image
+
+            start = _now()
+            pixels = preprocess_image(entry.rgb, cap.processor)
+            entry.caption_embeds = encode_image_caption(cap.model, pixels)
+            self.encode_count["caption"] += 1
+            self.encode_seconds["caption"] = _now() - start
+        elif entry.caption_embeds.device != next(cap.model.parameters()).device:
+            entry.caption_embeds = entry.caption_embeds.to(next(cap.model.parameters()).device)
+        return entry.caption_embeds
+
+    def _guard(self, what: str) -> Any:
+        from .devices import out_of_memory_as_resource_error
+
+        return out_of_memory_as_resource_error(self.manager.device, what)
+
+    # -- stages ------------------------------------------------------------------------
+
+    def heatmap(self, question: str) -> HeatmapResult:
+        """BLIP ITM Grad-CAM of ``question`` on the current image (vision encoder cached)."""
+        text = clean_question_text(question)
+        self._entry()
+        from .gradcam import compute_gradcam
+
+        itm = self._load("itm")
+        if self._kv is None or self._kv.model is not itm.model:
+            self._kv = CrossAttentionKVCache(itm.model)
+        start = _now()
+        with self._guard("computing the heat map"), self._kv.active(str(self._current)):
+            embeds = self._itm_embeds(itm)
+            res = compute_gradcam(itm.model, itm.processor, None, [text], block_num=self.settings.block_num,
+                                  image_embeds=embeds)
+        tokens, maps = res.question_token_maps(0)
+        return HeatmapResult(question=text, question_map=res.question_maps[0], token_maps=maps, tokens=tokens,
+                             itm_probability=float(res.itm_probabilities()[0]), seconds=_now() - start)
+
+    def auto_points(self, heat: HeatmapResult | np.ndarray, num_points: int | None = None) -> tuple[Point, ...]:
+        """Salient positive points (image pixels, ``source="auto"``) from a heat map."""
+        from .points import auto_points
+
+        grid = heat.question_map if isinstance(heat, HeatmapResult) else np.asarray(heat)
+        n = self.settings.num_points if num_points is None else int(num_points)
+        return auto_points(grid, self.image_size, num_points=n)
+
+    def _load(self, role: str) -> Any:
+        """A role's model, loaded outside the stage timers (load time is in ``manager.stats``)."""
+        with self._guard(f"loading the {role} model"):
+            return {"itm": self.manager.itm, "caption": self.manager.caption, "qa": self.manager.qa,
+                    "efficient_sam": self.manager.sam}[role]()
+
+    def _get_segmenter(self) -> Any:
+        sam = self._load("efficient_sam")
+        if self._segmenter is None or self._segmenter.model is not sam.model:
+            from .segmenter import Segmenter
+
+            self._segmenter = Segmenter(sam.model, device=self.manager.device, dtype=self.settings.dtype,
+                                        cache_size=self.settings.image_cache_size)
+        return self._segmenter
+
+    def segment(self, points: Sequence[Point] = (), box: Box | None = None, multimask: bool = True
+                ) -> SegmentationResult:
+        """EfficientSAM masks from prompts (the image encoder runs once per image, cached)."""
+        entry = self._entry()
+        seg = self._get_segmenter()
+        start = _now()
+        with self._guard("segmenting"):
+            if seg.set_image(entry.rgb, self._current):
+                self.encode_count["efficient_sam"] += 1
+                self.encode_seconds["efficient_sam"] = seg.last_encode_seconds
+            result = seg.predict(points, box=box, multimask=multimask)
+        return dataclasses.replace(result, seconds=_now() - start)
+
+    def fuse(self, heat_map: np.ndarray, mask: np.ndarray | None, alpha: float | None = None) -> FusionResult:
+        """Heat map and mask fused on the heat-map grid, rescaled to [0, 1] (mask None: heat only)."""
+        from .fusion import fuse
+
+        a = self.settings.alpha if alpha is None else float(alpha)
+        start = _now()
+        fused = fuse(np.asarray(heat_map), mask, a)
+        return FusionResult(fused_map=fused, alpha=a, seconds=_now() - start)
+
+    def captions(self, sampling_map: np.ndarray, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None, num_captions: int | None = None,
+                 seed: int | None | str = "settings") -> CaptionsResult:
+        """Question-guided captions sampled from ``sampling_map`` ([G, G], >= 0)."""
+        from .captions import generate_captions
+
+        self._entry()
+        n = self.settings.num_captions if num_captions is None else int(num_captions)
+        use_seed = self.settings.seed if seed == "settings" else seed
+        cap = self._load("caption")
+        start = _now()
+
+        def on_round(_round: int, kept: int) -> None:
+            if progress is not None:
+                progress("captions", min(1.0, kept / n))
+
+        with self._guard("writing captions"):
+            embeds = self._caption_embeds(cap)
+            result = generate_captions(cap.model, cap.processor, embeds, sampling_map, num_captions=n,
+                                       num_patches=self.settings.num_patches, top_k=self.settings.top_k,
+                                       batch_size=self.settings.caption_batch_size, seed=use_seed,
+                                       max_rounds=self.settings.max_caption_rounds, progress=on_round,
+                                       cancel=cancel)
+        return dataclasses.replace(result, seconds=_now() - start)
+
+    def answer(self, question: str, captions: Sequence[str]) -> AnswerResult:
+        """UnifiedQA Fusion-in-Decoder answer from the captions."""
+        from .answer import answer_from_captions
+
+        text = clean_question_text(question)
+        if not captions:
+            raise InputError("No captions to answer from: the caption stage produced none.")
+        qa = self._load("qa")
+        start = _now()
+        with self._guard("answering"):
+            answer = answer_from_captions(qa.model, qa.tokenizer, text, list(captions),
+                                          max_length=self.settings.max_answer_length)
+        return AnswerResult(answer=answer.strip(), seconds=_now() - start)
+
+    # -- the chain ---------------------------------------------------------------------
+
+    def run(self, question: str, points: Sequence[Point] | None = None, box: Box | None = None,
+            alpha: float | None = None, segment: bool | None = None, progress: ProgressFn | None = None,
+            cancel: CancelFn | None = None) -> ChainResult:
+        """Every stage on the current image. ``points`` None: automatic points from the heat map.
+
+        When segmentation is off, or fails (no salient points, a bad prompt, out of memory, a
+        missing or broken EfficientSAM checkpoint), the plain heat map drives captioning and the
+        reason is kept in ``last_notes`` (and in the result's ``notes`` when ``ChainResult`` has
+        that field).
+        """
+        text = clean_question_text(question)
+        entry_id = self._current
+        self._entry()
+        do_segment = self.settings.segment if segment is None else bool(segment)
+        notes: list[str] = []
+        timings: dict[str, float] = {}
+        encodes_before = dict(self.encode_count)
+        loads_before = dict(self.manager.stats.loads)
+        total_start = _now()
+
+        def step(stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(stage, fraction)
+
+        def checkpoint() -> None:
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled.")
+
+        step("heatmap", 0.0)
+        heat = self.heatmap(text)
+        timings["heatmap"] = heat.seconds
+        step("heatmap", 1.0)
+        checkpoint()
+
+        start = _now()
+        auto = points is None
+        prompt_points = self.auto_points(heat) if auto else tuple(points or ())
+        timings["points"] = _now() - start
+
+        seg: SegmentationResult | None = None
+        if do_segment:
+            step("segment", 0.0)
+            if not prompt_points and box is None:
+                notes.append("Segmentation skipped: the heat map has no salient point "
+                             "(it is flat); captions use the plain heat map.")
+            else:
+                try:
+                    seg = self.segment(prompt_points, box=box)
+                    timings["segment"] = seg.seconds
+                    if seg.note:
+                        notes.append(seg.note)
+                except (PromptError, ResourceError, CheckpointError, ModelMissingError) as err:
+                    # The answer does not need a mask: carry on from the heat map, and say why.
+                    notes.append(f"Segmentation failed ({err}); captions use the plain heat map.")
+                    seg = None
+            step("segment", 1.0)
+            checkpoint()
+
+        mask = seg.best.mask if seg is not None else None
+        fusion = self.fuse(heat.question_map, mask, alpha)
+        timings["fuse"] = fusion.seconds
+        checkpoint()
+
+        step("captions", 0.0)
+        caps = self.captions(fusion.fused_map, progress=progress, cancel=cancel)
+        timings["captions"] = caps.seconds
+        if caps.cancelled:
+            raise CancelledError(f"Cancelled after {len(caps.captions)} caption(s).")
+        if not caps.complete:
+            notes.append(f"Only {len(caps.captions)} distinct captions of {self.settings.num_captions} after "
+                         f"{caps.rounds} rounds.")
+        step("captions", 1.0)
+
+        step("answer", 0.0)
+        ans = self.answer(text, caps.captions)
+        timings["answer"] = ans.seconds
+        step("answer", 1.0)
+        for enc in ENCODERS:
+            if self.encode_count[enc] > encodes_before[enc]:
+                timings[f"encode_{enc}"] = self.encode_seconds[enc]
+        for role, count in self.manager.stats.loads.items():
+            if count > loads_before.get(role, 0):
+                timings[f"load_{role}"] = self.manager.stats.load_seconds[role]
+        timings["total"] = _now() - total_start
+        self.last_notes = notes
+
+        extra: dict[str, Any] = {}
+        if "notes" in {f.name for f in dataclasses.fields(ChainResult)}:
+            extra["notes"] = tuple(notes)
+        return ChainResult(image_id=str(entry_id), image_size=self.image_size, question=text, heatmap=heat,
+                           points=tuple(prompt_points), segmentation=seg, chosen=0, fusion=fusion,
+                           captions=caps, answer=ans, timings=timings, models=self.model_ids(),
+                           random_weights=self.random_weights, **extra)
+
+
+__all__ = ["Pipeline", "PipelineSettings", "CrossAttentionKVCache", "ProgressFn", "CancelFn", "STAGES", "ENCODERS", "word_maps",
+           "clean_question_text"]

@@ -1,0 +1,254 @@
+"""The Pipeline end to end on tiny random models, through the product's loading code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import CancelledError, ImageError, InputError, ModelMissingError
+from engine.pipeline import Pipeline, PipelineSettings, word_maps
+from engine.prompts import Point
+from engine.results import ChainResult
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models on a shared 2-core machine: several threads only fight over the cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_models_dir):
+    settings = PipelineSettings(device="cpu", num_captions=6, max_caption_rounds=3)
+    return Pipeline.from_settings(settings, models_dir=tiny_models_dir)
+
+
+def _image(seed: int = 0, h: int = 90, w: int = 120) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_lazy_construction_and_facts(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    assert not any(p.manager.is_loaded(r) for r in ("itm", "caption", "qa", "efficient_sam"))
+    assert p.random_weights is True and p.device == "cpu"
+    assert set(p.model_ids()) == {"itm", "caption", "qa", "efficient_sam"}
+    p.check_models()
+
+
+def test_full_chain(pipe):
+    pipe.set_image(_image(), "img-0")
+    stages = []
+    chain = pipe.run("What is the man holding?", progress=lambda s, f: stages.append((s, f)))
+    assert isinstance(chain, ChainResult)
+    assert chain.image_size == (120, 90) and chain.image_id == "img-0"
+    g = chain.heatmap.question_map
+    assert g.shape == (6, 6) and g.dtype == np.float32 and (g >= 0).all()
+    assert chain.heatmap.tokens == ("what", "is", "the", "man", "holding")
+    assert chain.heatmap.token_maps.shape == (5, 6, 6)
+    assert 0.0 <= chain.heatmap.itm_probability <= 1.0
+    assert 1 <= len(chain.points) <= 5 and all(p.source == "auto" and p.label == 1 for p in chain.points)
+    assert all(0 <= p.x <= 120 and 0 <= p.y <= 90 for p in chain.points)
+    assert chain.segmentation is not None and chain.mask.shape == (90, 120) and chain.mask.dtype == bool
+    ious = [c.iou for c in chain.segmentation.candidates]
+    assert ious == sorted(ious, reverse=True)
+    f = chain.fusion.fused_map
+    assert f.shape == (6, 6) and f.min() >= 0 and f.max() <= 1 and chain.fusion.alpha == 0.5
+    assert 1 <= len(chain.captions.captions) <= 6
+    assert isinstance(chain.answer.answer, str)
+    assert chain.random_weights is True and chain.models == pipe.model_ids()
+    for key in ("heatmap", "points", "segment", "fuse", "captions", "answer", "total"):
+        assert chain.timings[key] >= 0
+    assert {s for s, _ in stages} >= {"heatmap", "segment", "captions", "answer"}
+
+
+def test_new_question_on_cached_image_reuses_encoders(pipe):
+    pipe.set_image(_image(1), "img-1")
+    pipe.run("what color is the car?")
+    counts = dict(pipe.encode_count)
+    heat = pipe.heatmap("how many people are there?")
+    pipe.segment(pipe.auto_points(heat))
+    pipe.captions(heat.question_map, num_captions=2)
+    assert pipe.encode_count == counts
+    # Back to an earlier image: still cached (LRU holds 8), no encoder runs.
+    pipe.set_image(_image(0), "img-0")
+    pipe.run("is there a dog?")
+    assert pipe.encode_count == counts
+    # A new image runs each encoder exactly once.
+    pipe.set_image(_image(2), "img-2")
+    pipe.run("is there a dog?")
+    assert pipe.encode_count == {k: v + 1 for k, v in counts.items()}
+
+
+def test_image_cache_is_lru(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu", image_cache_size=2), models_dir=tiny_models_dir)
+    for i in range(3):
+        p.set_image(_image(i), f"i{i}")
+        p.heatmap("a question")
+    assert p.encode_count["itm"] == 3
+    p.set_image(_image(2), "i2")
+    p.heatmap("another")
+    assert p.encode_count["itm"] == 3
+    p.set_image(_image(0), "i0")  # evicted
+    p.heatmap("another")
+    assert p.encode_count["itm"] == 4
+
+
+def test_stages_rerun_independently(pipe):
+    pipe.set_image(_image(3), "img-3")
+    heat = pipe.heatmap("where is the cat")
+    pts = pipe.auto_points(heat)
+    seg1 = pipe.segment(pts)
+    # A user click reruns only the decoder.
+    before = dict(pipe.encode_count)
+    seg2 = pipe.segment(pts + (Point(10.0, 10.0, label=0),))
+    assert pipe.encode_count == before
+    assert len(seg2.points) == len(pts) + 1
+    a = pipe.fuse(heat.question_map, seg1.best.mask, alpha=1.0)
+    b = pipe.fuse(heat.question_map, seg1.best.mask, alpha=0.0)
+    assert not np.allclose(a.fused_map, b.fused_map) or seg1.best.mask.all() or not seg1.best.mask.any()
+    # alpha 1 is the normalised heat map alone
+    h = heat.question_map
+    np.testing.assert_allclose(a.fused_map, (h - h.min()) / (h.max() - h.min()), atol=1e-6)
+
+
+def test_captions_are_reproducible_with_a_seed(pipe):
+    pipe.set_image(_image(4), "img-4")
+    m = np.ones((6, 6), np.float32)
+    c1 = pipe.captions(m, num_captions=3, seed=7)
+    c2 = pipe.captions(m, num_captions=3, seed=7)
+    assert c1.captions == c2.captions
+
+
+def test_no_segment_and_fallback(pipe):
+    pipe.set_image(_image(5), "img-5")
+    chain = pipe.run("what is this", segment=False)
+    assert chain.segmentation is None and chain.mask is None
+    h = chain.heatmap.question_map
+    np.testing.assert_allclose(chain.fusion.fused_map, (h - h.min()) / (h.max() - h.min()), atol=1e-6)
+    # No salient point (empty point list): fall back to the heat map, say why.
+    chain = pipe.run("what is this", points=())
+    assert chain.segmentation is None
+    assert any("plain heat map" in n for n in pipe.last_notes)
+
+
+def test_user_points_are_used(pipe):
+    pipe.set_image(_image(6), "img-6")
+    pts = (Point(30.0, 40.0), Point(100.0, 20.0, label=0))
+    chain = pipe.run("is it red", points=pts)
+    assert chain.points == pts
+    assert chain.segmentation.points == pts
+
+
+def test_bad_input(pipe, tiny_models_dir):
+    pipe.set_image(_image(), "img-0")
+    for q in ("", "   ", "??"):
+        with pytest.raises(InputError, match="empty"):
+            pipe.heatmap(q)
+        with pytest.raises(InputError):
+            pipe.run(q)
+    with pytest.raises(ImageError):
+        pipe.set_image(np.zeros((10, 10), np.uint8), "grey")
+    with pytest.raises(ImageError):
+        pipe.set_image(np.zeros((10, 10, 3), np.float32), "float")
+    with pytest.raises(InputError):
+        pipe.fuse(np.ones((6, 6)), None, alpha=1.5)
+    with pytest.raises(InputError):
+        PipelineSettings(alpha=-0.1).check()
+    fresh = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    with pytest.raises(InputError, match="set_image"):
+        fresh.heatmap("a question")
+
+
+def test_cancel(pipe):
+    pipe.set_image(_image(7), "img-7")
+    with pytest.raises(CancelledError):
+        pipe.run("anything", cancel=lambda: True)
+    caps = pipe.captions(np.ones((6, 6), np.float32), cancel=lambda: True)
+    assert caps.cancelled and caps.captions == ()
+
+
+def test_missing_model_is_reported_up_front(tmp_path, tiny_models_dir):
+    import shutil
+
+    md = tmp_path / "m"
+    for role in ("itm", "caption", "efficient_sam"):
+        shutil.copytree(tiny_models_dir / role, md / role)
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=md, hf_cache_dir=tmp_path / "hf")
+    with pytest.raises(ModelMissingError, match="qmask models download base"):
+        p.check_models()
+
+
+def test_word_maps_merge_pieces():
+    from engine.results import HeatmapResult
+
+    maps = np.arange(4 * 2 * 2, dtype=np.float32).reshape(4, 2, 2)
+    heat = HeatmapResult(question="x", question_map=maps.sum(0), token_maps=maps,
+                         tokens=("what", "is", "xylo", "##phone"), itm_probability=0.5)
+    words = word_maps(heat)
+    assert [w for w, _ in words] == ["what", "is", "xylophone"]
+    np.testing.assert_allclose(words[2][1], (maps[2] + maps[3]) / 2)
+
+
+def test_preset_switch_releases_qa(pipe):
+    pipe.set_image(_image(8), "img-8")
+    pipe.answer("what", ["a cat on a mat"])
+    assert pipe.manager.is_loaded("qa")
+    pipe.set_preset("large")  # tiny random qa/ stands in for every preset
+    assert not pipe.manager.is_loaded("qa")
+    pipe.answer("what", ["a cat on a mat"])
+    pipe.set_preset("base")
+
+
+@pytest.mark.gpu
+def test_chain_on_cuda_half_precision(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cuda", num_captions=4, max_caption_rounds=3),
+                               models_dir=tiny_models_dir)
+    p.set_image(_image(9), "gpu-img")
+    chain = p.run("what is the man holding?")
+    assert p.device.startswith("cuda")
+    assert p.manager.itm().model.dtype == torch.float16
+    assert chain.segmentation is not None and chain.mask.shape == (90, 120)
+    assert np.isfinite(chain.heatmap.question_map).all() and len(chain.captions.captions) >= 1
+    counts = dict(p.encode_count)
+    p.heatmap("another question")
+    assert p.encode_count == counts
+
+
+def test_cross_attention_cache_is_exact(tiny_models_dir):
+    import contextlib
+
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    p.set_image(_image(11), "kv")
+    first = p.heatmap("what is the man holding?")
+    assert p._kv.hits == 0
+    second = p.heatmap("what is the man holding?")
+    assert p._kv.hits == 24  # 12 layers x (key, value), all served from the cache
+    active = p._kv.active
+    p._kv.active = lambda key: contextlib.nullcontext()  # force the uncached path
+    plain = p.heatmap("what is the man holding?")
+    p._kv.active = active
+    for a in (second, plain):
+        np.testing.assert_array_equal(a.question_map, first.question_map)
+        np.testing.assert_array_equal(a.token_maps, first.token_maps)
+        assert a.itm_probability == first.itm_probability
+    # Another image never sees this image's keys and values.
+    p.set_image(_image(12), "kv2")
+    other = p.heatmap("what is the man holding?")
+    assert p._kv.hits == 24 and not np.array_equal(other.question_map, first.question_map)
+
+
+def test_broken_sam_checkpoint_falls_back_to_heat_map(tmp_path, tiny_models_dir):
+    import shutil
+
+    md = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, md)
+    (md / "efficient_sam" / "efficient_sam_vitt.pt").write_bytes(b"not a checkpoint")
+    p = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=2), models_dir=md)
+    p.set_image(_image(13), "broken-sam")
+    chain = p.run("what is it?")
+    assert chain.segmentation is None and chain.answer.answer is not None
+    assert any("efficient_sam_vitt.pt" in n and "plain heat map" in n for n in p.last_notes)
