@@ -54,6 +54,9 @@ def run_parsed(args: argparse.Namespace) -> int:
     except QMaskError as err:
         print(f"qmask {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `qmask models list | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"qmask {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -241,6 +241,8 @@ def image_to_tensor(rgb: np.ndarray, device: torch.device, dtype: torch.dtype, s
         small = cv2.resize(rgb.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
         t = torch.from_numpy(small).permute(2, 0, 1)[None].div(255.0)
     else:
+        if not rgb.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            rgb = rgb.copy()
         t = torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None].to(torch.float32).div_(255.0)
     return t if dtype == torch.float32 else t.to(dtype)
 

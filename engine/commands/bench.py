@@ -20,15 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_segment.add_arguments(segment)
 
-    pipeline = sub.add_parser("pipeline", help="time every stage of the question-to-answer chain")
-    pipeline.add_argument("--models", metavar="DIR", default=None, help="models folder (default: the usual place)")
-    pipeline.add_argument("--preset", default="base", choices=["base", "large", "3b"],
-                          help="UnifiedQA size (default: base)")
-    pipeline.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    pipeline.add_argument("--repeats", type=int, default=3, help="timed runs per stage (default: 3)")
-    pipeline.add_argument("--num-captions", type=int, default=100, help="captions per question (default: 100)")
-    pipeline.add_argument("--size", default="full", choices=["tiny", "full"],
-                          help="tiny random models or the full-size ones (default: full)")
+    from engine import bench_pipeline
+
+    pipeline = sub.add_parser("pipeline", help="time every stage of the question-to-answer chain",
+                              description=(bench_pipeline.__doc__ or "").strip(),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_pipeline.add_arguments(pipeline)
 
 
 # sub-subcommand -> module with main(args) -> int, imported only when it runs
