@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def add_subcommands(subparsers: "argparse._SubParsersAction") -> None:
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        sub = subparsers.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(_command=module)
 
