@@ -45,7 +45,8 @@ class AppOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "AppOptions":
-        settings = PipelineSettings(preset=args.preset, sam_variant=getattr(args, "sam", "vitt"), device=args.device)
+        settings = PipelineSettings(preset=args.preset, sam_variant=getattr(args, "sam", "vitt"), device=args.device,
+                                    dtype=getattr(args, "dtype", "auto"))
         return cls(images=list(args.images or []), question=args.question, models_dir=args.models,
                    settings=settings, project=args.project, screenshot=args.screenshot)
 
