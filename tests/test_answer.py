@@ -9,15 +9,6 @@ from engine.answer import answer_from_captions, build_contexts, encode_contexts,
 from engine.errors import InputError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # Tiny models on a shared 2-core machine: thread hand-offs cost more than the maths.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def qa(shared_fixtures):
     from transformers import AutoTokenizer, T5ForConditionalGeneration
