@@ -11,6 +11,12 @@ Where a role is looked for, in order, never touching the network:
 2. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``, offline) for the BLIP
    and T5 models, and QMask's own cache folder (:func:`qmask_cache_dir`) for EfficientSAM.
 
+Folders are read as the repositories publish them (tests/test_published_layouts.py): UnifiedQA's
+``pytorch_model.bin`` + ``spiece.model`` without ``tokenizer.json`` (transformers converts it with
+sentencepiece + protobuf), the BLIP ports' legacy configs and ``bert-base-uncased`` tokenizers,
+both weight formats side by side (safetensors preferred), Hugging Face cache snapshots of
+symlinks into ``blobs/``, EfficientSAM-S as its ``.pt.zip``.
+
 A role found nowhere raises :class:`~engine.errors.ModelMissingError` naming the
 ``qmask models download`` command that fetches it. :class:`ModelManager` loads roles lazily
 (on first use), on the chosen device and dtype, and frees a role's memory when it is replaced.
@@ -19,6 +25,7 @@ A role found nowhere raises :class:`~engine.errors.ModelMissingError` naming the
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import threading
@@ -172,6 +179,41 @@ def _tree_size(path: Path) -> int:
 
 def _has_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any((folder / name).is_file() for name in _WEIGHT_FILES)
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files ``from_pretrained`` reads from ``folder``, in its order of preference:
+    ``model.safetensors`` (or its shards), else ``pytorch_model.bin`` (or its shards). A cloned
+    repository also holds the other format and TF/Flax copies; those are never read."""
+    for single, index in (("model.safetensors", "model.safetensors.index.json"),
+                          ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        data = _read_json(folder / index) if (folder / index).is_file() else None
+        if data and isinstance(data.get("weight_map"), dict):
+            return [folder / name for name in sorted(set(map(str, data["weight_map"].values())))]
+        if (folder / single).is_file():
+            return [folder / single]
+    return []
+
+
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+_TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "vocab.txt")
+
+
+def git_lfs_pointers(folder: Path) -> list[str]:
+    """Names of the files QMask reads from ``folder`` (weights, tokenizer) that are Git LFS
+    pointers: a repository cloned without ``git lfs`` holds ~130-byte text stubs instead.
+    Copies that are never read (``tf_model.h5``, the other weight format) do not count."""
+    needed = weight_files(folder) + [folder / name for name in _TOKENIZER_FILES]
+    found = []
+    for path in needed:
+        try:
+            if path.is_file() and path.stat().st_size < 1024:
+                with open(path, "rb") as fh:
+                    if fh.read(len(_LFS_POINTER)) == _LFS_POINTER:
+                        found.append(path.name)
+        except OSError:
+            continue
+    return found
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -353,9 +395,15 @@ def _load_hf(role: str, cls: Any, loc: ModelLocation, dtype: Any, eager: bool) -
     if config.get("model_type") != expected:
         raise CheckpointError(f"The {role} folder {folder} holds a {config.get('model_type')!r} model, not a "
                               f"{expected!r} one; point --models at the right folder or run: {loc.fetch_command()}")
+    pointers = git_lfs_pointers(folder)
+    if pointers:
+        what = "is a Git LFS pointer" if len(pointers) == 1 else "are Git LFS pointers"
+        raise CheckpointError(f"{', '.join(pointers)} in {folder} {what}, not the real file (the repository was "
+                              f"cloned without Git LFS). Run `git lfs pull` in that folder, or fetch the model "
+                              f"with: {loc.fetch_command()}")
     kwargs: dict[str, Any] = dict(dtype=dtype, local_files_only=True, trust_remote_code=False,
                                   output_loading_info=True)
-    if any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file():
+    if any(p.suffix == ".safetensors" for p in weight_files(folder)):
         kwargs["use_safetensors"] = True
     if eager:
         # Grad-CAM needs the cross-attention probabilities, which only the eager path returns.
@@ -386,6 +434,28 @@ def _load_hf(role: str, cls: Any, loc: ModelLocation, dtype: Any, eager: bool) -
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else "no details"
+
+
+def _missing_modules(names: tuple[str, ...]) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _check_tokenizer_dependencies(role: str, folder: Path) -> None:
+    """UnifiedQA publishes only ``spiece.model`` (no ``tokenizer.json``); transformers converts it
+    with sentencepiece + protobuf and, without them, fails with an unrelated message (tiktoken)."""
+    if not (folder / "spiece.model").is_file() or (folder / "tokenizer.json").is_file():
+        return
+    missing = _missing_modules(("sentencepiece", "google.protobuf"))
+    if missing:
+        packages = " ".join("protobuf" if m == "google.protobuf" else m for m in missing)
+        raise ResourceError(f"The {role} tokenizer in {folder} is a SentencePiece model (spiece.model); reading "
+                            f"it needs the Python package(s) {packages}. Install them with: pip install {packages}")
 
 
 def _load_processor(role: str, loc: ModelLocation, kind: str) -> Any:
@@ -594,6 +664,8 @@ class ModelManager:
 
             if dtype == torch.float16:
                 dtype = torch.bfloat16 if _bf16_ok(self.device) else torch.float32
+            assert loc.path is not None
+            _check_tokenizer_dependencies(role, loc.path)  # before minutes of loading weights
             model = _load_hf(role, T5ForConditionalGeneration, loc, dtype, eager=False)
             out = LoadedT5(model=model, tokenizer=_load_processor(role, loc, "t5"), location=loc)
         out.model.to(self.device)
@@ -603,6 +675,9 @@ class ModelManager:
         import torch
 
         size = loc.size_bytes
+        if loc.path is not None and loc.path.is_dir():
+            # Only the weights that will be read count, not a clone's other formats (.bin, .h5).
+            size = sum(p.stat().st_size for p in weight_files(loc.path) if p.is_file()) or size
         # Checkpoints are usually stored in float32; half precision halves them in memory.
         if self.dtype in (torch.float16, torch.bfloat16):
             size //= 2
@@ -697,5 +772,5 @@ __all__ = [
     "ROLES", "PRESETS", "SAM_VARIANTS", "ITM_REPO", "CAPTION_REPO", "QA_REPOS", "SAM_REPO", "SAM_FILES",
     "SOURCE_NAME", "MARKER_NAME", "ModelLocation", "ModelManager", "LoadedBlip", "LoadedT5", "LoadedSam",
     "locate", "locate_all", "repo_id", "fetch_command", "models_dir_from_env", "qmask_cache_dir",
-    "sam_checkpoint_file", "format_size", "check_preset", "check_sam_variant",
+    "sam_checkpoint_file", "format_size", "check_preset", "check_sam_variant", "weight_files", "git_lfs_pointers",
 ]
