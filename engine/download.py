@@ -7,12 +7,19 @@ TensorFlow/Flax copies). EfficientSAM comes from its GitHub repository over plai
 HTTP ``Range`` request, and the file takes its final name only when complete. EfficientSAM-S is
 published as a zip, which is unpacked after download.
 
+Every download takes a ``cancel()`` callback (the GUI's Cancel button): it is checked between
+chunks of a file and between files, and raises :class:`~engine.errors.CancelledError`. What was
+fetched so far stays on disk (``.part`` here, huggingface_hub's ``.incomplete`` for the Hub), so
+the next run resumes it.
+
 Nothing here runs unless the user asks for a download: loading (``engine.models``) is offline.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import http.client
+import inspect
 import json
 import os
 import re
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import CheckpointError, InputError, QMaskError
+from .errors import CancelledError, CheckpointError, DownloadError, InputError
 from .models import (ROLES, SAM_FILES, SAM_REPO, SOURCE_NAME, check_preset, check_sam_variant, locate,
                      qmask_cache_dir, repo_id, sam_checkpoint_file)
 
@@ -31,9 +38,17 @@ SAM_BASE_URL = f"https://github.com/{SAM_REPO}/raw/main/"
 USER_AGENT = "qmask-model-download"
 _CHUNK = 1 << 20
 
+CancelFn = Callable[[], bool]
 
-class DownloadError(QMaskError):
-    """A download that failed (network, server, disk); running the command again resumes it."""
+__all__ = ["DownloadError", "DownloadOutcome", "download_file", "fetch_efficient_sam", "fetch_hf_model",
+           "download_models", "choose_weight_patterns", "select_repo_files", "verify_sam_checkpoint",
+           "role_target_dir", "validate_url", "SAM_BASE_URL"]
+
+
+def _check_cancel(cancel: CancelFn | None, what: str) -> None:
+    if cancel is not None and cancel():
+        raise CancelledError(f"Download of {what} cancelled; what was fetched is kept and the next "
+                             "download resumes from there.")
 
 
 # ----------------------------------------------------------------------------- plain HTTP
@@ -50,7 +65,8 @@ def _content_range(header: str | None) -> tuple[int, int | None] | None:
 
 
 def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = True, timeout: float = 60.0,
-                  desc: str | None = None, on_chunk: Callable[[int], None] | None = None) -> Path:
+                  desc: str | None = None, on_chunk: Callable[[int], None] | None = None,
+                  cancel: CancelFn | None = None) -> Path:
     """Download ``url`` to ``dest``, resuming a previous partial download.
 
     Bytes go to ``dest + ".part"``; when that exists, the request asks for the rest with
@@ -58,9 +74,12 @@ def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = Tr
     the range (200) restarts the file from scratch. The size is checked against the server's
     ``Content-Length`` / ``Content-Range`` before ``.part`` is renamed to ``dest``.
     ``on_chunk(n)`` is called after each chunk (tests use it to interrupt a download).
+    ``cancel()`` is checked before the request and after every chunk (1 MiB); when it returns
+    True the bytes so far are flushed to ``.part`` and :class:`CancelledError` is raised.
     """
     validate_url(url)
     dest = Path(dest)
+    _check_cancel(cancel, dest.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
@@ -75,7 +94,8 @@ def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = Tr
             # "Range not satisfiable": the .part may already hold everything, or be longer than
             # the file now on the server. Start again rather than guess.
             part.unlink(missing_ok=True)
-            return download_file(url, dest, progress=progress, timeout=timeout, desc=desc, on_chunk=on_chunk)
+            return download_file(url, dest, progress=progress, timeout=timeout, desc=desc, on_chunk=on_chunk,
+                                 cancel=cancel)
         raise DownloadError(f"Downloading {url} failed: HTTP {err.code} {err.reason}.") from err
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"Could not reach {url} ({getattr(err, 'reason', err)}). Check the network and run "
@@ -88,7 +108,8 @@ def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = Tr
             if crange is None or crange[0] != have:
                 response.close()
                 part.unlink(missing_ok=True)
-                return download_file(url, dest, progress=progress, timeout=timeout, desc=desc, on_chunk=on_chunk)
+                return download_file(url, dest, progress=progress, timeout=timeout, desc=desc, on_chunk=on_chunk,
+                                     cancel=cancel)
             total = crange[1] if crange[1] is not None else (have + int(length) if length else None)
             mode = "ab"
         else:
@@ -96,6 +117,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = Tr
             total = int(length) if length else None
             mode = "wb"
         bar = _progress_bar(total, have, desc or dest.name) if progress else None
+        stopped = False
         try:
             with open(part, mode) as out:
                 while True:
@@ -112,11 +134,17 @@ def download_file(url: str, dest: str | os.PathLike[str], *, progress: bool = Tr
                         bar.update(len(chunk))
                     if on_chunk is not None:
                         on_chunk(have)
+                    if cancel is not None and cancel() and (total is None or have < total):
+                        stopped = True
+                        break
                 out.flush()
-                os.fsync(out.fileno())
+                os.fsync(out.fileno())  # a cancelled or finished .part is on disk before we go on
         finally:
             if bar is not None:
                 bar.close()
+    if stopped:
+        raise CancelledError(f"Download of {dest.name} cancelled at {have} bytes; the next download resumes "
+                             "from there.")
     if total is not None and have != total:
         raise DownloadError(f"The download of {url} stopped at {have} of {total} bytes; run the command again "
                             "to resume it.")
@@ -148,8 +176,10 @@ def verify_sam_checkpoint(path: Path) -> None:
 
 
 def fetch_efficient_sam(variant: str, dest_dir: str | os.PathLike[str], *, base_url: str = SAM_BASE_URL,
-                        progress: bool = True, verify: bool = True) -> Path:
+                        progress: bool = True, verify: bool = True, cancel: CancelFn | None = None) -> Path:
     """Download EfficientSAM-``variant`` into ``dest_dir``; returns the ``.pt`` path.
+
+    ``cancel()`` is checked between chunks (see :func:`download_file`).
 
     ``vits`` is published as ``efficient_sam_vits.pt.zip``: it is downloaded (resumably),
     unpacked to ``efficient_sam_vits.pt`` and the zip removed.
@@ -161,7 +191,8 @@ def fetch_efficient_sam(variant: str, dest_dir: str | os.PathLike[str], *, base_
     if target.is_file() and target.stat().st_size > 0:
         return target
     url = base_url.rstrip("/") + "/" + remote
-    fetched = download_file(url, dest_dir / Path(remote).name, progress=progress, desc=f"EfficientSAM {variant}")
+    fetched = download_file(url, dest_dir / Path(remote).name, progress=progress, desc=f"EfficientSAM {variant}",
+                            cancel=cancel)
     if fetched.suffix == ".zip":
         try:
             out = sam_checkpoint_file(fetched)
@@ -198,31 +229,77 @@ def choose_weight_patterns(files: list[str]) -> list[str]:
     raise DownloadError("The repository has neither safetensors nor PyTorch weights at its top level.")
 
 
+def select_repo_files(files: list[str]) -> list[str]:
+    """The files of a BLIP/T5 repository QMask fetches: top-level weights (see
+    :func:`choose_weight_patterns`) and side files (config, tokenizer, vocabulary), in the
+    repository's order. Subfolders (ONNX, TF, Flax copies) are never fetched."""
+    top = [f for f in files if "/" not in f]
+    patterns = choose_weight_patterns(files) + _SIDE_FILES
+    return [f for f in top if any(fnmatch.fnmatchcase(f, p) for p in patterns)]
+
+
+def _cancelling_tqdm(cancel: CancelFn, show: bool, what: str) -> type:
+    """A tqdm class for huggingface_hub whose ``update`` raises CancelledError once ``cancel()``
+    is true, so a cancel stops inside a large file (huggingface_hub keeps the ``.incomplete``
+    file and resumes it next time)."""
+    from tqdm.auto import tqdm
+
+    class CancellingTqdm(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)  # huggingface_hub's own bars take a name; tqdm does not
+            if not show:
+                kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            out = super().update(n)
+            _check_cancel(cancel, what)
+            return out
+
+    return CancellingTqdm
+
+
 def fetch_hf_model(repo: str, local_dir: str | os.PathLike[str] | None = None,
-                   cache_dir: str | os.PathLike[str] | None = None, hub: Any = None) -> Path:
+                   cache_dir: str | os.PathLike[str] | None = None, hub: Any = None, *,
+                   progress: bool = True, cancel: CancelFn | None = None) -> Path:
     """Download a BLIP/T5 repository (resumable, with progress bars) and return its folder.
 
     ``local_dir`` None fills the Hugging Face cache; otherwise the files land in ``local_dir``
-    with a ``QMASK_SOURCE.json`` naming the repository. ``hub`` replaces ``huggingface_hub``
-    (``list_repo_files`` and ``snapshot_download``) in tests.
+    with a ``QMASK_SOURCE.json`` naming the repository. Files are fetched one by one with
+    ``hf_hub_download`` so that ``cancel()`` is checked between files and, through the progress
+    bar, between the chunks of a file. ``hub`` replaces ``huggingface_hub`` (``list_repo_files``
+    and ``hf_hub_download``) in tests.
     """
     if hub is None:
         import huggingface_hub as hub
+    _check_cancel(cancel, repo)
+    folder: Path | None = Path(local_dir) if local_dir is not None else None
     try:
-        files = list(hub.list_repo_files(repo))
-        patterns = choose_weight_patterns(files) + _SIDE_FILES
-        kwargs: dict[str, Any] = {"allow_patterns": patterns}
+        wanted = select_repo_files(list(hub.list_repo_files(repo)))
+        kwargs: dict[str, Any] = {}
         if local_dir is not None:
             kwargs["local_dir"] = str(local_dir)
         if cache_dir is not None:
             kwargs["cache_dir"] = str(cache_dir)
-        folder = Path(hub.snapshot_download(repo, **kwargs))
-    except DownloadError:
+        takes_tqdm = "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters
+        if takes_tqdm and (cancel is not None or not progress):
+            kwargs["tqdm_class"] = _cancelling_tqdm(cancel or (lambda: False), progress, repo)
+        for name in wanted:
+            _check_cancel(cancel, repo)
+            path = Path(hub.hf_hub_download(repo, name, **kwargs))
+            if folder is None:
+                folder = path.parent  # the cache's snapshot folder (top-level files only)
+    except (DownloadError, CancelledError):
         raise
     except Exception as err:
+        # A cancel seen by a download backend that wraps our exception in its own is still a cancel.
+        _check_cancel(cancel, repo)
         raise DownloadError(f"Downloading {repo} from the Hugging Face Hub failed ({type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''}). Check the network and run the "
                             "command again; finished files are kept.") from err
+    _check_cancel(cancel, repo)
+    if folder is None:
+        raise DownloadError(f"{repo} has no files QMask can use.")
     if local_dir is not None:
         (Path(local_dir) / SOURCE_NAME).write_text(json.dumps({"repo_id": repo}, indent=2) + "\n", encoding="utf-8")
     return folder
@@ -258,13 +335,15 @@ def role_target_dir(role: str, preset: str, to: Path) -> Path:
 
 def download_models(preset: str = "base", sam_variant: str = "vitt", to: str | os.PathLike[str] | None = None,
                     roles: tuple[str, ...] = ROLES, *, base_url: str = SAM_BASE_URL, hub: Any = None,
-                    progress: bool = True, say: Callable[[str], None] = print) -> list[DownloadOutcome]:
+                    progress: bool = True, say: Callable[[str], None] = print,
+                    cancel: CancelFn | None = None) -> list[DownloadOutcome]:
     """Fetch every role of ``preset`` that is not on this machine yet (or not in ``to``).
 
     Without ``to``: roles found anywhere (models folder, Hugging Face cache, QMask cache) are
     left alone; BLIP/T5 go to the Hugging Face cache and EfficientSAM to QMask's cache. With
     ``to``: only that folder counts, and the files land there in the ``--models`` layout.
-    Random-weight models are never overwritten.
+    Random-weight models are never overwritten. ``cancel()`` is checked between roles, files
+    and chunks; it raises CancelledError and the next call resumes.
     """
     check_preset(preset)
     check_sam_variant(sam_variant)
@@ -273,6 +352,7 @@ def download_models(preset: str = "base", sam_variant: str = "vitt", to: str | o
         to_path.mkdir(parents=True, exist_ok=True)
     outcomes: list[DownloadOutcome] = []
     for role in roles:
+        _check_cancel(cancel, "the models")
         if to_path is not None:
             loc = locate(role, preset, sam_variant, models_dir=to_path, use_env=False)
             found = loc.found and loc.source == "models-dir"
@@ -290,12 +370,12 @@ def download_models(preset: str = "base", sam_variant: str = "vitt", to: str | o
         if role == "efficient_sam":
             dest = role_target_dir(role, preset, to_path) if to_path else qmask_cache_dir() / "efficient_sam"
             say(f"{role}: downloading EfficientSAM {sam_variant} from github.com/{SAM_REPO} into {dest}")
-            path = fetch_efficient_sam(sam_variant, dest, base_url=base_url, progress=progress)
+            path = fetch_efficient_sam(sam_variant, dest, base_url=base_url, progress=progress, cancel=cancel)
         else:
             rid = repo_id(role, preset)
             dest_dir = role_target_dir(role, preset, to_path) if to_path else None
             say(f"{role}: downloading {rid} into {dest_dir or 'the Hugging Face cache'}")
-            path = fetch_hf_model(rid, local_dir=dest_dir, hub=hub)
+            path = fetch_hf_model(rid, local_dir=dest_dir, hub=hub, progress=progress, cancel=cancel)
         outcomes.append(DownloadOutcome(role, "downloaded", path))
     return outcomes
 

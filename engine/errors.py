@@ -50,3 +50,7 @@ class ProjectError(QMaskError):
 
 class ExportError(QMaskError):
     """A dataset that cannot be exported or imported."""
+
+
+class DownloadError(QMaskError):
+    """A download that failed (network, server, disk); running it again resumes it."""

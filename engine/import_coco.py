@@ -44,7 +44,8 @@ class ImportReport:
     def __str__(self) -> str:
         text = f"Imported {self.annotations} annotation(s) on {self.images} image(s)."
         if self.not_found:
-            text += f" {len(self.not_found)} image file(s) not found (relocate them in the app)."
+            text += (f" {len(self.not_found)} image file(s) not found (relocate them with "
+                     "`qmask export PROJECT --images DIR ...` or the app's Locate folder...).")
         if self.failed:
             text += f" {len(self.failed)} image(s) failed: " + "; ".join(self.failed[:3])
         if self.skipped:

@@ -8,6 +8,9 @@ launcher. Tests build it the same way (with tiny models and fewer captions) and 
 Project file: ``--project FILE`` when given (created if new; a batch project's images open
 sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
 (see :func:`gui.session.default_project_path`), so reopening a folder resumes the work.
+
+A project whose images moved opens all the same: the banner offers "Locate folder…"
+(``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
 from .controller import Controller
 from .file_actions import FileActions
 from .main_window import MainWindow
+from .relocate import FolderChooser
 from .session import Workspace, default_project_path
 from .worker import EngineClient, default_pipeline_factory
 
@@ -51,7 +55,43 @@ class AppOptions:
                    settings=settings, project=args.project, screenshot=args.screenshot)
 
 
+# Qt messages that say nothing to a QMask user. The offscreen platform (--screenshot, tests)
+# prints the first one several times per window: it cannot pass size hints to a window manager
+# it does not have.
+QUIET_QT_MESSAGES = frozenset({"This plugin does not support propagateSizeHints()"})
+
+
+class QtMessageFilter:
+    """A Qt message handler that drops :data:`QUIET_QT_MESSAGES` and passes every other
+    message on: to the handler installed before it, else to stderr in Qt's own format."""
+
+    def __init__(self, previous=None) -> None:
+        self.previous = previous
+        self.dropped = 0
+
+    def __call__(self, mode, context, message: str) -> None:
+        if message in QUIET_QT_MESSAGES:
+            self.dropped += 1
+            return
+        if self.previous is not None:
+            self.previous(mode, context, message)
+        else:
+            sys.stderr.write(QtCore.qFormatLogMessage(mode, context, message) + "\n")
+
+
+def quiet_qt_messages() -> QtMessageFilter:
+    """Install :class:`QtMessageFilter` in front of the current handler (once: calling it again
+    keeps a single filter)."""
+    previous = QtCore.qInstallMessageHandler(None)
+    if isinstance(previous, QtMessageFilter):
+        previous = previous.previous
+    handler = QtMessageFilter(previous)
+    QtCore.qInstallMessageHandler(handler)
+    return handler
+
+
 def ensure_qapp() -> QtWidgets.QApplication:
+    quiet_qt_messages()
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication(sys.argv[:1])
@@ -63,7 +103,8 @@ def ensure_qapp() -> QtWidgets.QApplication:
 class QMaskApp(QtCore.QObject):
     """The running app's parts. ``start()`` loads models and opens the images."""
 
-    def __init__(self, options: AppOptions, pipeline_factory=default_pipeline_factory) -> None:
+    def __init__(self, options: AppOptions, pipeline_factory=default_pipeline_factory,
+                 choose_folder: FolderChooser | None = None) -> None:
         super().__init__()
         self.options = options
         self.qapp = ensure_qapp()
@@ -73,6 +114,8 @@ class QMaskApp(QtCore.QObject):
         self.window = MainWindow()
         self.client = EngineClient(pipeline_factory)
         self.controller = Controller(self.window, self.workspace, self.client, options.settings, options.models_dir)
+        if choose_folder is not None:
+            self.controller.relocator.choose_folder = choose_folder
         self.files = FileActions(self.controller)
         self.window.closing.connect(self.shutdown)
         self._closed = False
@@ -107,11 +150,17 @@ class QMaskApp(QtCore.QObject):
             self.controller.open_paths(images)
         elif self.workspace.sessions:
             self.workspace.set_index(0)
+        if self.workspace.missing_sessions():
+            self.controller.relocator.check()  # banner: "N images ... not where they were: Locate folder…"
         question = self.options.question
         if question is None and self.options.screenshot and self.workspace.current is not None:
             question = SAMPLE_QUESTION if self.workspace.current.path == SAMPLE_IMAGE else "what is in the picture?"
-        if question and self.workspace.current is not None:
-            self.controller.ask_when_ready(self.workspace.current, question)
+        current = self.workspace.current
+        if question and current is not None:
+            if current.missing and self.options.screenshot:
+                self.controller.show_error(f"Cannot take the screenshot: {current.name} is not at {current.path}.")
+                return
+            self.controller.ask_when_ready(current, question)
 
     def shutdown(self) -> None:
         """Stop the engine thread and save; safe to call twice."""

@@ -25,6 +25,7 @@ from .main_window import MainWindow
 from .point_editing import Tool
 from .presenter import Presenter
 from .prompt_state import PromptState
+from .relocate import ImageRelocator
 from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                        OpenImage, Progress, Reply, Segment)
 from .session import ImageSession, Workspace
@@ -54,6 +55,7 @@ class Controller(QtCore.QObject):
         self.models: ModelsInfo | None = None
         self.presenter = Presenter(window, workspace)
         self.live = LiveSegmenter(client, workspace)
+        self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
         self._connect()
@@ -152,10 +154,19 @@ class Controller(QtCore.QObject):
         return added
 
     def _on_current(self, session: ImageSession | None) -> None:
+        self.show_current(session)
+
+    def show_current(self, session: ImageSession | None) -> None:
+        """The selected image's question, and its pixels read if they are not in memory."""
         if session is None:
             return
         self.window.question_panel.set_question(session.question)
         if session.image is None and not session.loading:
+            if not session.path.is_file():  # moved or deleted: say so, offer to locate it
+                session.set_missing(True)
+                self.relocator.tell_missing(session)
+                return
+            session.set_missing(False)
             # read on demand (again for a failed image: the file may have been fixed meanwhile)
             session.loading = True
             self.client.submit(OpenImage(key=session.key, path=str(session.path)))
@@ -374,6 +385,13 @@ class Controller(QtCore.QObject):
         request = failed.request
         if isinstance(request, OpenImage):
             session = self._session_for(request.key)
+            if session is not None and not session.path.is_file():
+                # Gone between the selection and the read: missing, not broken (nothing saved).
+                session.loading = False
+                session.set_missing(True)
+                if session is self.workspace.current:
+                    self.relocator.tell_missing(session)
+                return
             if session is not None:
                 session.set_failed(failed.message)
                 self._pending_questions.pop(session.key, None)
@@ -405,8 +423,14 @@ class Controller(QtCore.QObject):
         self.window.messages.show_message(text, "error", action_text, action)
         self.error_shown.emit(text)
 
-    def show_message(self, text: str, level: str = "info") -> None:
-        self.window.messages.show_message(text, level)
+    def show_message(self, text: str, level: str = "info", action_text: str | None = None, action=None) -> None:
+        self.window.messages.show_message(text, level, action_text, action)
+
+    def rekey(self, old_key: str, new_key: str) -> None:
+        """A session's file moved (relocation): what waits for it follows the new key."""
+        question = self._pending_questions.pop(old_key, None)
+        if question is not None:
+            self._pending_questions[new_key] = question
 
     def _apply_style(self, *_args) -> None:
         w, a = self.window, self.window.action_map

@@ -68,11 +68,16 @@ class FileActions(QtCore.QObject):
             self.controller.show_error(str(err))
             return False
         images = [other.abs_path(img) for img in other.images_by_review_need()]
+        present = [p for p in images if p.is_file()]
         missing = [p for p in images if not p.is_file()]
-        self.controller.open_paths([p for p in images if p.is_file()])
+        if present:
+            self.controller.open_paths(present)
         if missing:
-            self.controller.show_message(f"{len(missing)} image(s) of {path.name} were not found "
-                                         f"(e.g. {missing[0]}).", "warning")
+            # Listed (greyed) all the same; the banner offers to locate their folder.
+            added = self.controller.workspace.add_paths(missing)
+            if not present and added:
+                self.controller.workspace.set_index(self.controller.workspace.find(added[0].path))
+            self.controller.relocator.check()
         return True
 
     def show_export(self) -> ExportDialog:

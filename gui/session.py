@@ -8,6 +8,9 @@ image's own undo stack. Everything a person makes is mirrored into the project's
 ``qmask batch``) always holds it. Arrays from the engine are never modified here.
 
 :class:`Workspace` is the list of sessions (the image list), the project and its autosaver.
+An image whose file is not where the project says is kept in the list as *missing* (never
+marked failed in the project): :meth:`Workspace.relocate` points the project at the folder it
+moved to and the sessions follow.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from PySide6 import QtCore, QtGui
 from engine import fusion
 from engine.images import LoadedImage
 from engine.pipeline import word_maps
-from engine.project import Project, ProjectAutosaver, QuestionRecord
+from engine.project import Project, ProjectAutosaver, QuestionRecord, RelocateReport
 from engine.prompts import Point
 from engine.results import AnswerResult, CaptionsResult, HeatmapResult, SegmentationResult
 
@@ -58,6 +61,7 @@ class ImageSession(QtCore.QObject):
         self.key = str(self.path)
         self.image: LoadedImage | None = None
         self.error: str | None = None
+        self.missing = False  # the file is not at ``path`` (moved or deleted); see Workspace.relocate
         self.loading = False
         self.undo_stack = QtGui.QUndoStack(self)
         self.question = ""
@@ -107,7 +111,9 @@ class ImageSession(QtCore.QObject):
 
     @property
     def status(self) -> str:
-        """For the image list: failed, accepted, edited, answered, asked, new."""
+        """For the image list: missing, failed, accepted, edited, answered, asked, new."""
+        if self.missing:
+            return "missing"
         if self.error:
             return "failed"
         if self.accepted:
@@ -144,6 +150,25 @@ class ImageSession(QtCore.QObject):
         if self.segmentation is not None:
             self._restored_mask = keep
             self.segmentation = None
+
+    def set_missing(self, missing: bool) -> bool:
+        """Mark the file as not found (or found again); True when that changed. Not saved: a
+        missing file is a fact about this machine, not about the image."""
+        missing = bool(missing)
+        if missing == self.missing:
+            return False
+        self.missing = missing
+        self.changed.emit("status")
+        return True
+
+    def move_to(self, path: Path) -> None:
+        """The file was found at ``path`` (after a relocation): the session follows it."""
+        self.path = Path(path)
+        self.key = str(self.path)
+        self.missing = not self.path.is_file()
+        if not self.missing and self.image is None:
+            self.error = None  # an earlier "cannot read" may have been the missing file
+        self.changed.emit("status")
 
     def set_failed(self, message: str) -> None:
         self.error, self.loading = message, False
@@ -441,6 +466,7 @@ class Workspace(QtCore.QObject):
                 continue
             known.add(p.resolve())
             session = ImageSession(self, p)
+            session.missing = not p.is_file()
             self.project.add_image(p)
             self.undo_group.addStack(session.undo_stack)
             self.sessions.append(session)
@@ -454,6 +480,38 @@ class Workspace(QtCore.QObject):
         """Sessions for every image of the project, most in need of review first."""
         ordered = self.project.images_by_review_need()
         self.add_paths([self.project.abs_path(img) for img in ordered])
+
+    def missing_sessions(self, recheck: bool = False) -> list[ImageSession]:
+        """Sessions whose file is not where it was; ``recheck`` looks at the disk again."""
+        if recheck:
+            for session in self.sessions:
+                if session.image is None:
+                    session.set_missing(not session.path.is_file())
+        return [s for s in self.sessions if s.missing]
+
+    def relocate(self, folder: str | os.PathLike[str]) -> tuple[RelocateReport, list[tuple[ImageSession, str]]]:
+        """Find the missing images under ``folder`` (by their old relative path, then by name; a
+        recorded SHA-256 must match), update the project and the sessions, and save.
+
+        Returns the project's report and ``(session, old key)`` for every session that moved.
+        Raises ProjectError when ``folder`` is not a folder or the project cannot be saved.
+        """
+        records = [(s, r, r.path) for s in self.missing_sessions(recheck=True)
+                   if (r := self.project.find_image(s.path)) is not None]
+        report = self.project.relocate(folder)
+        moved: list[tuple[ImageSession, str]] = []
+        for session, record, old_path in records:
+            if record.path != old_path:
+                old_key = session.key
+                session.move_to(self.project.abs_path(record))
+                moved.append((session, old_key))
+        self.missing_sessions(recheck=True)
+        err = self.autosaver.changed() or self.autosaver.flush()  # atomic save (engine.project)
+        if err is not None:
+            raise err
+        if moved:
+            self.sessions_changed.emit()
+        return report, moved
 
     def find(self, path: Path) -> int:
         target = Path(path).resolve()

@@ -259,24 +259,14 @@ class EngineWorker(QtCore.QObject):
         progress("done", 1.0)
 
 
-# (manager method, what the status bar says while it loads), in the order the chain needs them
-_LOAD_ORDER = (("itm", "heat-map model"), ("sam", "segmentation model"), ("caption", "caption model"),
-               ("qa", "answer model"))
-
-
 def load_eagerly(pipe: Any, progress, cancel) -> None:
-    """Load every model now, with progress and cancel between models (the pipeline is lazy)."""
-    manager = getattr(pipe, "manager", None)
-    if manager is None:
-        return
-    steps = [(m, label) for m, label in _LOAD_ORDER
-             if m != "sam" or getattr(pipe.settings, "segment", True)]
-    for i, (method, label) in enumerate(steps):
-        if cancel():
-            raise CancelledError("Cancelled while loading the models.")
-        progress(f"loading {label}", i / len(steps))
-        getattr(manager, method)()
-    progress("models loaded", 1.0)
+    """Load every model now, with progress and cancel between models (the pipeline is lazy).
+
+    A pipeline without ``load`` (a stand-in in tests) loads on first use instead.
+    """
+    load = getattr(pipe, "load", None)
+    if callable(load):
+        load(progress=progress, cancel=cancel)
 
 
 def models_info(pipe: Any, settings) -> ModelsInfo:

@@ -15,6 +15,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests never see the developer's own caches or projects: huggingface_hub reads these once, at
+# import, so they are set here, before any test module imports it.
+import tempfile  # noqa: E402
+
+_SANDBOX = Path(tempfile.mkdtemp(prefix="qmask-tests-"))
+os.environ["HF_HOME"] = str(_SANDBOX / "hf")
+os.environ["HF_HUB_CACHE"] = str(_SANDBOX / "hf" / "hub")
+os.environ["QMASK_CACHE_DIR"] = str(_SANDBOX / "qmask-cache")
+os.environ["QMASK_DATA_DIR"] = str(_SANDBOX / "qmask-data")
 
 import pytest  # noqa: E402
 

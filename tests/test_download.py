@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from engine.download import (DownloadError, choose_weight_patterns, download_file, download_models,
-                             fetch_efficient_sam, fetch_hf_model)
-from engine.errors import CheckpointError, InputError
+                             fetch_efficient_sam, fetch_hf_model, select_repo_files)
+from engine.errors import CancelledError, CheckpointError, InputError
 from engine.models import SOURCE_NAME, locate
 
 
@@ -189,31 +189,57 @@ def test_choose_weight_patterns():
 
 
 class _FakeHub:
-    """Stands in for huggingface_hub: records calls and writes a minimal folder."""
+    """Stands in for huggingface_hub: records the files asked for and writes them chunk by chunk,
+    reporting each chunk to the ``tqdm_class`` bar as huggingface_hub does, resuming from
+    ``<file>.incomplete`` as it does."""
 
-    def __init__(self, files):
+    CHUNK = 100
+
+    def __init__(self, files, sizes=None):
         self.files = files
+        self.sizes = sizes or {}
         self.calls = []
 
     def list_repo_files(self, repo):
         return list(self.files)
 
-    def snapshot_download(self, repo, **kwargs):
-        self.calls.append((repo, kwargs))
-        folder = Path(kwargs["local_dir"])
-        folder.mkdir(parents=True, exist_ok=True)
-        model_type = "t5" if "unifiedqa" in repo else "blip"
-        (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
-        (folder / "model.safetensors").write_bytes(b"\0" * 8)
-        return str(folder)
+    def content(self, repo, filename):
+        if filename == "config.json":
+            return json.dumps({"model_type": "t5" if "unifiedqa" in repo else "blip"}).encode()
+        n = self.sizes.get(filename, 8)
+        return bytes((i * 31 + len(filename)) % 256 for i in range(n))
+
+    def hf_hub_download(self, repo, filename, *, local_dir=None, cache_dir=None, tqdm_class=None):
+        self.calls.append((repo, filename))
+        folder = Path(local_dir) if local_dir is not None else Path(cache_dir or "/nonexistent") / "snap"
+        target = folder / filename
+        if target.is_file():
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = self.content(repo, filename)
+        partial = target.with_name(target.name + ".incomplete")
+        have = partial.stat().st_size if partial.is_file() else 0
+        bar = tqdm_class(total=len(data), initial=have, desc=filename) if tqdm_class is not None else None
+        with open(partial, "ab") as out:
+            while have < len(data):
+                chunk = data[have:have + self.CHUNK]
+                out.write(chunk)
+                out.flush()
+                have += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        partial.replace(target)
+        return str(target)
 
 
 def test_fetch_hf_model_prefers_safetensors_and_marks_source(tmp_path):
-    hub = _FakeHub(["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "vocab.txt"])
-    fetch_hf_model("Salesforce/blip-itm-large-coco", local_dir=tmp_path / "itm", hub=hub)
-    (_repo, kwargs), = hub.calls
-    assert "*.safetensors" in kwargs["allow_patterns"] and "*.bin" not in kwargs["allow_patterns"]
-    assert not any("h5" in p or "msgpack" in p for p in kwargs["allow_patterns"])
+    hub = _FakeHub(["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "vocab.txt",
+                    "onnx/model.safetensors", "flax_model.msgpack"])
+    folder = fetch_hf_model("Salesforce/blip-itm-large-coco", local_dir=tmp_path / "itm", hub=hub, progress=False)
+    assert folder == tmp_path / "itm"
+    assert [f for _, f in hub.calls] == ["config.json", "model.safetensors", "vocab.txt"]
     assert json.loads((tmp_path / "itm" / SOURCE_NAME).read_text())["repo_id"] == "Salesforce/blip-itm-large-coco"
 
 
@@ -224,11 +250,13 @@ def test_download_models_to_dir_fetches_only_missing(tmp_path):
     with _Server({"/weights/efficient_sam_vitt.pt": ckpt}) as srv:
         first = download_models("large", "vitt", to=to, base_url=srv.base, hub=hub, progress=False, say=lambda m: None)
         assert [o.action for o in first] == ["downloaded"] * 4
-        assert [c[0] for c in hub.calls] == ["Salesforce/blip-itm-large-coco", "Salesforce/blip-image-captioning-large",
-                                             "allenai/unifiedqa-v2-t5-large-1363200"]
+        repos = list(dict.fromkeys(c[0] for c in hub.calls))
+        assert repos == ["Salesforce/blip-itm-large-coco", "Salesforce/blip-image-captioning-large",
+                         "allenai/unifiedqa-v2-t5-large-1363200"]
+        n_calls = len(hub.calls)
         second = download_models("large", "vitt", to=to, base_url=srv.base, hub=hub, progress=False, say=lambda m: None)
         assert [o.action for o in second] == ["present"] * 4
-        assert len(hub.calls) == 3
+        assert len(hub.calls) == n_calls
         # Another preset's QA goes next to the first, not over it.
         download_models("base", "vitt", to=to, base_url=srv.base, hub=hub, progress=False, say=lambda m: None)
     assert (to / "qa").is_dir() and (to / "qa-base").is_dir()
@@ -242,3 +270,94 @@ def test_download_models_never_overwrites_random_weights(tmp_path, tiny_models_d
     out = download_models("base", "vitt", to=tiny_models_dir, hub=hub, progress=False, say=lambda m: None)
     assert {o.action for o in out} == {"skipped-random"}
     assert hub.calls == []
+
+
+def test_select_repo_files_top_level_only():
+    files = ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "spiece.model", "README.md",
+             "onnx/model.safetensors", "onnx/config.json", "vocab.txt", ".gitattributes"]
+    assert select_repo_files(files) == ["config.json", "model.safetensors", "spiece.model", "vocab.txt"]
+    assert select_repo_files(["config.json", "pytorch_model.bin"]) == ["config.json", "pytorch_model.bin"]
+
+
+def test_cancel_mid_file_keeps_part_and_resume_completes(tmp_path):
+    data = _payload()  # a bit over 3 chunks
+    dest = tmp_path / "model.pt"
+    chunks: list[int] = []
+    with _Server({"/model.pt": data}) as srv:
+        with pytest.raises(CancelledError, match="resumes"):
+            download_file(srv.base + "/model.pt", dest, progress=False, on_chunk=chunks.append,
+                          cancel=lambda: len(chunks) >= 1)
+        part = tmp_path / "model.pt.part"
+        assert part.read_bytes() == data[:chunks[0]] and 0 < chunks[0] < len(data)
+        assert not dest.exists()
+        # Cancelled before it starts: no request at all.
+        n = len(srv.requests)
+        with pytest.raises(CancelledError):
+            download_file(srv.base + "/model.pt", dest, progress=False, cancel=lambda: True)
+        assert len(srv.requests) == n and part.stat().st_size == chunks[0]
+        # The next run resumes from the .part and completes with identical bytes.
+        download_file(srv.base + "/model.pt", dest, progress=False, cancel=lambda: False)
+    assert dest.read_bytes() == data
+    assert srv.requests[-1]["range"] == f"bytes={chunks[0]}-"
+    assert not part.exists()
+
+
+def test_cancel_efficient_sam_mid_file_then_resume(tmp_path):
+    buf = io.BytesIO()
+    torch.save({"model": {"w": torch.arange(800_000, dtype=torch.float32)}}, buf)  # ~3 MiB: several chunks
+    ckpt = buf.getvalue()
+
+    def cancel():
+        part = tmp_path / "efficient_sam_vitt.pt.part"
+        return part.is_file() and part.stat().st_size > 0
+
+    with _Server({"/weights/efficient_sam_vitt.pt": ckpt}) as srv:
+        with pytest.raises(CancelledError):
+            fetch_efficient_sam("vitt", tmp_path, base_url=srv.base, progress=False, cancel=cancel)
+        part = tmp_path / "efficient_sam_vitt.pt.part"
+        assert 0 < part.stat().st_size < len(ckpt) and not (tmp_path / "efficient_sam_vitt.pt").exists()
+        out = fetch_efficient_sam("vitt", tmp_path, base_url=srv.base, progress=False, cancel=lambda: False)
+    assert out.read_bytes() == ckpt and not part.exists()
+    assert srv.requests[-1]["range"] is not None
+
+
+def test_cancel_hf_download_inside_a_file_and_between_files(tmp_path):
+    hub = _FakeHub(["config.json", "model.safetensors", "vocab.txt"], sizes={"model.safetensors": 1000})
+    folder = tmp_path / "cap"
+
+    def cancel():  # true in the middle of the weights (10 chunks of 100 bytes)
+        incomplete = folder / "model.safetensors.incomplete"
+        return incomplete.is_file() and incomplete.stat().st_size >= 300
+
+    with pytest.raises(CancelledError):
+        fetch_hf_model("Salesforce/blip-image-captioning-large", local_dir=folder, hub=hub, progress=False,
+                       cancel=cancel)
+    incomplete = folder / "model.safetensors.incomplete"
+    assert incomplete.stat().st_size == 300  # stopped inside the file, partial bytes kept
+    assert not (folder / "model.safetensors").exists() and not (folder / "vocab.txt").exists()
+    assert not (folder / SOURCE_NAME).exists()
+    # Cancel between files: config.json was already there, nothing else is asked for.
+    calls = len(hub.calls)
+    with pytest.raises(CancelledError):
+        fetch_hf_model("Salesforce/blip-image-captioning-large", local_dir=folder, hub=hub, cancel=lambda: True)
+    assert len(hub.calls) == calls
+    # Resume: completes with the same bytes as an uninterrupted download.
+    fetch_hf_model("Salesforce/blip-image-captioning-large", local_dir=folder, hub=hub, progress=False,
+                   cancel=lambda: False)
+    assert (folder / "model.safetensors").read_bytes() == hub.content("x", "model.safetensors")
+    assert (folder / "vocab.txt").is_file() and (folder / SOURCE_NAME).is_file()
+
+
+def test_download_models_cancel_before_a_role(tmp_path):
+    hub = _FakeHub(["config.json", "model.safetensors"])
+    with pytest.raises(CancelledError):
+        download_models("base", "vitt", to=tmp_path / "m", hub=hub, progress=False, say=lambda m: None,
+                        cancel=lambda: True)
+    assert hub.calls == []
+
+
+def test_download_error_lives_in_engine_errors():
+    from engine import errors
+    from engine.download import DownloadError as FromDownload
+
+    assert FromDownload is errors.DownloadError and issubclass(FromDownload, errors.QMaskError)

@@ -83,3 +83,34 @@ def test_screenshot_without_models_says_how_to_get_them(fast_front_door, tmp_pat
                  "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(tmp_path / "s.png")])
     assert code == 1
     assert "qmask models download" in capsys.readouterr().err
+
+
+def test_offscreen_size_hint_warning_is_silenced(fast_front_door, tmp_path, tiny_models_dir, qtlog):
+    # The offscreen platform says "This plugin does not support propagateSizeHints()" for each
+    # window it shows; QMask's message filter (gui.app) drops exactly that message.
+    img = write_photo(tmp_path / "photo.png", w=120, h=90)
+    code = main([str(img), "--question", "what is it?", "--models", str(tiny_models_dir), "--device", "cpu",
+                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(tmp_path / "s.png")])
+    assert code == 0
+    assert not [r for r in qtlog.records if "propagateSizeHints" in r.message]
+
+
+def test_message_filter_drops_only_that_message(qapp):
+    from PySide6 import QtCore
+
+    from gui.app import QtMessageFilter, quiet_qt_messages
+
+    seen: list[str] = []
+    previous = QtCore.qInstallMessageHandler(lambda mode, ctx, msg: seen.append(msg))
+    try:
+        first = quiet_qt_messages()
+        second = quiet_qt_messages()  # installing again keeps one filter, in front of the same handler
+        assert isinstance(second, QtMessageFilter) and not isinstance(second.previous, QtMessageFilter)
+        assert second.previous is first.previous
+        QtCore.qWarning("This plugin does not support propagateSizeHints()")
+        QtCore.qWarning("a message someone needs")
+        QtCore.qWarning("This plugin does not support propagateSizeHints() and more")
+        assert seen == ["a message someone needs", "This plugin does not support propagateSizeHints() and more"]
+        assert second.dropped == 1
+    finally:
+        QtCore.qInstallMessageHandler(previous)

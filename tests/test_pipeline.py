@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.errors import CancelledError, ImageError, InputError, ModelMissingError
-from engine.pipeline import Pipeline, PipelineSettings, word_maps
+from engine.pipeline import CPU_CAPTION_BATCH, Pipeline, PipelineSettings, caption_batch_size_for, word_maps
 from engine.prompts import Point
 from engine.results import ChainResult
 
@@ -252,3 +252,68 @@ def test_broken_sam_checkpoint_falls_back_to_heat_map(tmp_path, tiny_models_dir)
     chain = p.run("what is it?")
     assert chain.segmentation is None and chain.answer.answer is not None
     assert any("efficient_sam_vitt.pt" in n and "plain heat map" in n for n in p.last_notes)
+
+
+def test_load_brings_every_needed_role_with_progress(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    calls: list[tuple[str, float]] = []
+    p.load(progress=lambda stage, f: calls.append((stage, f)))
+    assert all(p.manager.is_loaded(r) for r in ("itm", "caption", "qa", "efficient_sam"))
+    assert [s for s, _ in calls] == ["loading heat-map model", "loading segmentation model",
+                                     "loading caption model", "loading answer model", "models loaded"]
+    assert [f for _, f in calls] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    # Segmentation off: EfficientSAM is not needed, so not loaded.
+    q = Pipeline.from_settings(PipelineSettings(device="cpu", segment=False), models_dir=tiny_models_dir)
+    q.load()
+    assert q.manager.is_loaded("qa") and not q.manager.is_loaded("efficient_sam")
+
+
+def test_load_cancels_between_roles(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    calls: list[str] = []
+    with pytest.raises(CancelledError, match="loading the models"):
+        # cancel() turns true once the first role has started loading
+        p.load(progress=lambda stage, f: calls.append(stage), cancel=lambda: len(calls) >= 1)
+    assert calls == ["loading heat-map model"]
+    assert p.manager.is_loaded("itm")
+    assert not any(p.manager.is_loaded(r) for r in ("efficient_sam", "caption", "qa"))
+    with pytest.raises(CancelledError):
+        p.load(cancel=lambda: True)
+
+
+def test_caption_batch_size_choice():
+    # Auto: everything in one generate() call on CUDA, the measured CPU default elsewhere.
+    assert caption_batch_size_for("cuda", 100) == 100
+    assert caption_batch_size_for("cuda:1", 37) == 37
+    assert caption_batch_size_for("cpu", 100) == CPU_CAPTION_BATCH == 50
+    assert caption_batch_size_for("mps", 100) == CPU_CAPTION_BATCH
+    # An explicit size always wins.
+    assert caption_batch_size_for("cuda", 100, requested=25) == 25
+    assert caption_batch_size_for("cpu", 100, requested=7) == 7
+    assert PipelineSettings().caption_batch_size is None and PipelineSettings().check() is not None
+    with pytest.raises(InputError, match="caption_batch_size"):
+        PipelineSettings(caption_batch_size=0).check()
+
+
+def test_pipeline_uses_the_auto_caption_batch(tiny_models_dir, monkeypatch):
+    import engine.captions as captions_module
+
+    p = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=3, max_caption_rounds=2),
+                               models_dir=tiny_models_dir)
+    assert p.caption_batch_size() == CPU_CAPTION_BATCH
+    seen: list[int] = []
+    real = captions_module.generate_captions
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["batch_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(captions_module, "generate_captions", recording)
+    p.set_image(_image(14), "batch")
+    p.captions(np.ones((6, 6), np.float32))
+    assert seen == [CPU_CAPTION_BATCH]
+    # The same pipeline on a CUDA device (not moved there: only the choice is checked) asks for all at once.
+    monkeypatch.setattr(p.manager, "device", torch.device("cuda"))
+    assert p.caption_batch_size() == 3 and p.caption_batch_size(100) == 100
+    p.settings.caption_batch_size = 2
+    assert p.caption_batch_size() == 2

@@ -2,6 +2,11 @@
 
 Every export also writes qmask_provenance.json: questions, answers, automatic points versus
 user edits, the IoU between the automatic and the final mask, model ids and random weights.
+
+Images that moved since the project was made: pass ``--images DIR`` (the folder they are in
+now). Missing images are looked for there, by their old relative path and then by name (a
+recorded SHA-256 must match), and the project file is updated (saved atomically) before the
+export. The app does the same from its "Locate folder…" banner.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LabelMe: write every annotation as a mask shape, not polygons")
     parser.add_argument("--no-copy-images", action="store_true",
                         help="YOLO: do not link/copy the images into OUT/images")
+    parser.add_argument("--images", metavar="DIR",
+                        help="the folder the project's images are in now, if they moved: missing images are "
+                             "found there and the project file is updated before exporting")
+
+
+RELOCATE_HINT = ("pass --images DIR (the folder they are in now) to relocate them, or open the project in the "
+                 "app and use “Locate folder…”")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from ..project import Project
 
     project = Project.load(args.project)
+    if args.images and project.missing_images():
+        relocated = project.relocate(args.images)
+        if relocated.found:
+            project.save()  # atomic; the previous file is kept as .bak
+        print(f"qmask export: relocated under {args.images}: {relocated}", file=sys.stderr)
     missing = project.missing_images()
     if missing and args.format == "yolo" and not args.no_copy_images:
         print(f"qmask export: warning: {len(missing)} image file(s) are missing and will not be "
-              "copied; open the project in the app to relocate them.", file=sys.stderr)
+              f"copied; {RELOCATE_HINT}.", file=sys.stderr)
     report = export_project(project, args.format, args.out, polygons=args.polygons,
                             only_accepted=args.only_accepted, tolerance=args.tolerance,
                             labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images)

@@ -1,12 +1,15 @@
 """Import a COCO instances dataset (RLE or polygons) into a project, to continue correcting it.
 
 Category names become labels; images are matched by file_name under --images (then by file
-name anywhere below it). Images not found are kept and can be relocated in the app.
+name anywhere below it). Images not found are kept: relocate them later with
+``qmask export PROJECT ... --images DIR``, or open the project in the app and use
+"Locate folder…".
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,5 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     project, report = import_coco_to_project(args.coco_json, args.images, args.project, merge=args.merge)
     print(report)
+    if report.not_found:
+        print(f"qmask import: {len(report.not_found)} image file(s) not found. Once you know where they are, "
+              f"`qmask export {project.path} --images DIR ...` relocates them (and saves the project), or open "
+              "the project in the app and use “Locate folder…”.", file=sys.stderr)
     print(f"Project: {project.path}")
     return 0 if report.images else 1

@@ -1,13 +1,14 @@
 """Which models are on this machine; download the missing ones or choose a models folder.
 
 Shown at start when a model is missing (and from Engine > Models…). The download runs in a
-background thread with progress and Cancel (a cancel takes effect between files; an
-interrupted download resumes next time). Nothing here blocks the window.
+background thread with progress and Cancel (a cancel takes effect within a second or so, inside
+the file being fetched; what was fetched is kept and the next download resumes it). Nothing here blocks the window.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
@@ -35,6 +36,8 @@ class ModelsDialog(QtWidgets.QDialog):
         self.setWindowTitle("QMask models")
         self.preset, self.sam_variant, self.models_dir = preset, sam_variant, models_dir
         self.task: BackgroundTask | None = None
+        # Extra keyword arguments for engine.download.download_models (tests: a local server's base_url).
+        self.download_options: dict[str, Any] = {}
         self.intro = QtWidgets.QLabel()
         self.intro.setWordWrap(True)
         self.table = QtWidgets.QTableWidget(len(ROLES), 3)
@@ -108,9 +111,11 @@ class ModelsDialog(QtWidgets.QDialog):
         from engine.download import download_models
 
         preset, variant, to = self.preset, self.sam_variant, self.models_dir
+        options = dict(self.download_options)
 
         def job(task: BackgroundTask):
-            return download_models(preset, variant, to=to, progress=False, say=task.say)
+            return download_models(preset, variant, to=to, progress=False, say=task.say, cancel=task.cancelled,
+                                   **options)
 
         self.task = BackgroundTask(job, self)
         self.task.progress.connect(self.progress_label.setText)
@@ -128,7 +133,7 @@ class ModelsDialog(QtWidgets.QDialog):
     def cancel_download(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            self.progress_label.setText("Cancelling after the current file…")
+            self.progress_label.setText("Cancelling…")
 
     def _download_ended(self) -> None:
         if self.task is not None:

@@ -1,4 +1,8 @@
-"""The image list (left dock): open files or a folder, see each image's state, pick one."""
+"""The image list (left dock): open files or a folder, see each image's state, pick one.
+
+An image whose file is missing (moved or deleted) stays in the list, greyed, with a tooltip
+saying so; selecting it shows the "Locate folder…" banner (``gui.relocate``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ STATUS_COLOURS = {
     "edited": QtGui.QColor(170, 120, 255),
     "accepted": QtGui.QColor(46, 204, 113),
     "failed": QtGui.QColor(231, 76, 60),
+    "missing": QtGui.QColor(200, 202, 206),
 }
+MISSING_TEXT_COLOUR = QtGui.QColor(150, 152, 156)
 STATUS_TEXT = {
     "new": "not asked yet",
     "asked": "asked, no answer yet",
@@ -19,6 +25,7 @@ STATUS_TEXT = {
     "edited": "mask edited by you",
     "accepted": "mask accepted",
     "failed": "cannot be read",
+    "missing": "not found: the file was moved or deleted (use “Locate folder…” in the banner)",
 }
 
 
@@ -101,11 +108,18 @@ class ImageListPanel(QtWidgets.QWidget):
             tip += f"\n{session.error}"
         item.setToolTip(tip)
         item.setData(QtCore.Qt.ItemDataRole.UserRole, status)
+        # Greyed, but still selectable: selecting it is how the user learns what to do.
+        item.setForeground(MISSING_TEXT_COLOUR if status == "missing" else self.list.palette().text())
+        font = item.font()
+        font.setItalic(status == "missing")
+        item.setFont(font)
 
     def _update_count(self, sessions) -> None:
         n = len(sessions)
         done = sum(s.accepted for s in sessions)
-        self.count_label.setText(f"{n} image{'s' if n != 1 else ''}, {done} accepted" if n else "No images")
+        missing = sum(bool(getattr(s, "missing", False)) for s in sessions)
+        text = f"{n} image{'s' if n != 1 else ''}, {done} accepted" if n else "No images"
+        self.count_label.setText(text + (f", {missing} missing" if missing else ""))
 
     def _on_row(self, row: int) -> None:
         if not self._updating and row >= 0:
