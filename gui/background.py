@@ -1,20 +1,24 @@
 """Short jobs off the GUI thread (downloads, exports): a QThread running one function.
 
 ``progress(text)`` may be called from the job; ``cancelled()`` tells it the user asked to stop.
-Signals arrive on the GUI thread. Keep a reference to the task until ``ended`` fires; the app
-waits for running tasks at exit.
+Signals arrive on the GUI thread. Keep a reference to the task until ``ended`` fires, then
+:meth:`BackgroundTask.dispose` of it (not a bare ``deleteLater``); the app waits for running
+tasks at exit. While a task runs, Python's cyclic garbage collection happens on
+the GUI thread only (``gui.gui_thread_gc``).
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
+import warnings
 from typing import Any, Callable
 
 from PySide6 import QtCore
 
 from engine.errors import CancelledError, QMaskError
 
+from . import gui_thread_gc
 from .worker import describe_error
 
 
@@ -37,13 +41,42 @@ class BackgroundTask(QtCore.QThread):
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def dispose(self) -> None:
+        """Wait for the thread, release the job and every slot connected to the task, then delete
+        it. Call on the GUI thread, typically from the ``ended`` slot.
+
+        The job and the slots (lambdas, often) hold references to the dialog that owns the task.
+        Left to the task's destructor (a bare ``deleteLater``), releasing them can drop the
+        dialog's last reference: the dialog is then destroyed from inside its child's destructor
+        and deletes that child a second time, a double free seen later as "malloc_consolidate():
+        unaligned fastbin chunk detected" or "pure virtual method called". Released here, the
+        caller still holds the dialog.
+        """
+        self.wait()
+        self._job = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # PySide warns for a signal nobody connected to
+            for signal in (self.progress, self.done, self.failed, self.was_cancelled, self.ended):
+                signal.disconnect()
+        self.deleteLater()
+
     def say(self, text: str) -> None:
         """For jobs: report progress, and stop here if the user cancelled."""
         self.progress.emit(str(text))
         if self._cancel.is_set():
             raise CancelledError("Cancelled.")
 
+    def start(self, *args) -> None:  # noqa: D401 - QThread override (GUI thread)
+        gui_thread_gc.hold()  # released by run() when the job's Python code is done
+        super().start(*args)
+
     def run(self) -> None:  # noqa: D401 - QThread override
+        try:
+            self._run_job()
+        finally:
+            gui_thread_gc.release()  # queued to the GUI thread: this thread runs no more Python
+
+    def _run_job(self) -> None:
         try:
             result = self._job(self)
         except CancelledError:

@@ -555,5 +555,13 @@ class Workspace(QtCore.QObject):
         return True
 
     def close(self) -> bool:
+        """Stop autosaving, save, and drop the undo histories (see below); returns the save's success."""
         self._timer.stop()
-        return self.flush()
+        saved = self.flush()
+        # The undo commands reference their session: reference cycles, left to Python's cyclic
+        # collector once the window is gone. Its tp_clear (shiboken 6.11) hands a command's wrapper
+        # ownership of the C++ command while the QUndoStack still holds it, so the command is
+        # deleted twice: a corrupted heap. Qt deletes them here instead, while all is alive.
+        for session in self.sessions:
+            session.undo_stack.clear()
+        return saved

@@ -29,6 +29,7 @@ from PySide6 import QtCore
 
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 
+from . import gui_thread_gc
 from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, LoadModels, ModelsInfo,
                        OpenImage, Progress, Reply, Request, Segment)
 
@@ -309,6 +310,10 @@ class EngineClient(QtCore.QObject):
         self.worker.finished.connect(self.finished)
         self.worker.failed.connect(self.failed)
         self.worker.cancelled.connect(self.cancelled)
+        # Python code runs in the engine thread from now on: cycles holding Qt objects must not be
+        # collected there (see gui.gui_thread_gc). Released when the thread has stopped.
+        gui_thread_gc.hold()
+        self._gc_held = True
         self.thread.start()
 
     @property
@@ -349,11 +354,13 @@ class EngineClient(QtCore.QObject):
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel, release the pipeline in its thread, stop the thread. True when it stopped."""
-        if not self.thread.isRunning():
-            return True
-        self.cancel()
-        QtCore.QMetaObject.invokeMethod(self.worker, "close", QtCore.Qt.ConnectionType.QueuedConnection)
-        stopped = self.thread.wait(timeout_ms)
-        if not stopped:  # pragma: no cover - a model call that ignores cancel for 30 s
-            log.warning("the engine thread did not stop in %d ms", timeout_ms)
-        return stopped
+        if self.thread.isRunning():
+            self.cancel()
+            QtCore.QMetaObject.invokeMethod(self.worker, "close", QtCore.Qt.ConnectionType.QueuedConnection)
+            if not self.thread.wait(timeout_ms):  # pragma: no cover - a model call that ignores cancel for 30 s
+                log.warning("the engine thread did not stop in %d ms", timeout_ms)
+                return False  # still running Python: keep collecting on the GUI thread only
+        if self._gc_held:
+            self._gc_held = False
+            gui_thread_gc.release()
+        return True

@@ -1,20 +1,57 @@
 """Helpers for the GUI tests (tests/test_gui_*.py): building the app on tiny random models,
-real mouse events mapped through the view, and cleanup that proves no thread is left running."""
+real mouse events mapped through the view, and cleanup that proves no thread is left running.
+
+Every GUI test module imports the autouse fixtures :func:`qt_garbage_on_gui_thread` and
+:func:`no_thread_left_holding`: the Qt objects its tests leave behind are freed on the GUI
+thread, never by a collection that happens to start in an engine thread (``gui.gui_thread_gc``).
+"""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.pipeline import PipelineSettings
+from gui import gui_thread_gc
 
 # Fast settings for random tiny models: few captions, few points, CPU.
 FAST = PipelineSettings(device="cpu", num_captions=5, max_caption_rounds=4, num_points=3, caption_batch_size=5)
 WAIT_MS = 60_000  # generous: two shared cores; a passing test takes a fraction of it
+
+
+@pytest.fixture(scope="module", autouse=True)
+def qt_garbage_on_gui_thread(qapp):
+    """Cyclic garbage is collected on the GUI thread only, for the whole module, and freed here.
+
+    A test's windows, canvases and sessions are Python reference cycles around Qt objects. Left
+    to automatic collection they are freed by whichever thread allocates next, typically the
+    next test's engine thread, which deletes Qt objects off their thread and corrupts the heap.
+    Holding ``gui.gui_thread_gc`` across the module keeps every collection on this thread; the
+    release at its end frees the rest here (after the deferred deletes of pytest-qt's closed
+    widgets). The collection first frees what the previous module's last test left behind.
+    """
+    gc.collect()
+    gui_thread_gc.hold()
+    yield
+    QtCore.QCoreApplication.sendPostedEvents()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    gui_thread_gc.release()
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_holding(qt_garbage_on_gui_thread):
+    """Every engine client and background task a test starts has stopped (and released) by its end."""
+    holds = gui_thread_gc.collector().holds
+    yield
+    QtCore.QCoreApplication.sendPostedEvents()  # the queued releases of finished background tasks
+    left = gui_thread_gc.collector().holds - holds
+    assert left == 0, f"{left} engine client(s) or background task(s) still running after the test"
 
 
 def fast_settings(**overrides) -> PipelineSettings:

@@ -14,6 +14,7 @@ from gui.actions import ACTIONS
 from gui.panels.answer_panel import display_answer
 from gui.qt_images import qimage_to_rgb
 from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
 @pytest.fixture

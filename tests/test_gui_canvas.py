@@ -13,6 +13,7 @@ from gui.layers import heatmap_lut, mask_outline_path, normalise_map, point_desc
 from gui.point_editing import Tool
 from gui.prompt_state import PromptState
 from gui_support import click_image, drag_image
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 W, H = 160, 96  # not square: BLIP's square grid must stretch differently in x and y
 G = 6

@@ -14,6 +14,7 @@ import torch
 
 from gui.dialogs.models_dialog import ModelsDialog
 from gui_support import WAIT_MS
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
 class _SlowServer:

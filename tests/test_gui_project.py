@@ -13,6 +13,7 @@ from PySide6.QtTest import QTest
 from engine.project import Project
 from gui.panels.answer_panel import display_answer
 from gui_support import WAIT_MS, ask_and_wait, fast_settings, write_photo, harness_fixture
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from engine.results import AnswerResult, MaskCandidate, SegmentationResult
 from gui.prompt_state import PromptState
 from gui.session import SEG_CACHE_SIZE, Workspace, default_project_path
 from gui.undo_commands import AlphaCommand, ChooseCandidateCommand, PromptsCommand
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
 def fake_segmentation(prompts: PromptState, h: int = 30, w: int = 40) -> SegmentationResult:
@@ -102,6 +103,22 @@ def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
     for _ in range(5):
         stack.redo()
     assert session.chosen == 2 and session.alpha == 0.9 and len(session.prompts.points) == 2
+
+
+def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
+    # A command references its session, so a closed window's sessions are reference cycles. Left
+    # to Python's cyclic collector, shiboken 6.11's tp_clear hands a command's wrapper ownership
+    # of the C++ command while its QUndoStack still holds it: deleted twice, a corrupted heap.
+    # Workspace.close deletes the commands itself, in Qt's order, while everything is alive.
+    ws = Workspace(Project.create(tmp_path / "p.qmask.json"), autosave_interval_s=0.0)
+    session = open_session(ws, tmp_path)
+    target = Target()
+    session.undo_stack.push(PromptsCommand(target, session, session.prompts, PromptState((Point(5, 5),)), "Add"))
+    session.undo_stack.push(AlphaCommand(target, session, 0.5, 0.3, gesture=1))
+    assert session.undo_stack.count() == 2
+    assert ws.close()
+    assert session.undo_stack.count() == 0
+    assert Project.load(tmp_path / "p.qmask.json").find_image(session.path) is not None  # saved first
 
 
 def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):

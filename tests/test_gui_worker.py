@@ -15,6 +15,7 @@ from gui.requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, 
                           OpenImage, Segment)
 from gui.worker import EngineClient, EngineWorker, describe_error
 from gui_support import WAIT_MS, fast_settings, write_photo
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
 def image_ref(seed: int = 0, key: str = "img") -> ImageRef:

@@ -108,8 +108,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.export_button.setEnabled(True)
         task, self.task = self.task, None
         if task is not None:
-            task.wait()
-            task.deleteLater()
+            task.dispose()  # not a bare deleteLater: see BackgroundTask.dispose
 
     def _browse(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())

@@ -136,10 +136,9 @@ class ModelsDialog(QtWidgets.QDialog):
             self.progress_label.setText("Cancelling…")
 
     def _download_ended(self) -> None:
-        if self.task is not None:
-            self.task.wait()
-            self.task.deleteLater()
-        self.task = None
+        task, self.task = self.task, None
+        if task is not None:
+            task.dispose()  # not a bare deleteLater: see BackgroundTask.dispose
         self.progress.hide()
         self.cancel_button.hide()
         self.refresh()
