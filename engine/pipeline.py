@@ -345,33 +345,33 @@ class Pipeline:
         return self._images[self._current]
 
     def _itm_embeds(self, itm: Any) -> Any:
-        entry = self._entry()
-        if entry.itm_embeds is None:
-            from .gradcam import encode_image_itm, preprocess_image
+        from .gradcam import encode_image_itm
 
-            start = _now()
-            pixels = preprocess_image(entry.rgb, itm.processor)
-            entry.itm_embeds = encode_image_itm(itm.model, pixels)
-            self.encode_count["itm"] += 1
-            self.encode_seconds["itm"] = _now() - start
-        elif entry.itm_embeds.device != next(itm.model.parameters()).device:
-            entry.itm_embeds = entry.itm_embeds.to(next(itm.model.parameters()).device)
-        return entry.itm_embeds
+        return self._vision_embeds("itm", itm, encode_image_itm)
 
     def _caption_embeds(self, cap: Any) -> Any:
-        entry = self._entry()
-        if entry.caption_embeds is None:
-            from .captions import encode_image_caption
-            from .gradcam import preprocess_image
+        from .captions import encode_image_caption
 
+        return self._vision_embeds("caption", cap, encode_image_caption)
+
+    def _vision_embeds(self, role: str, blip: Any, encode: Callable[[Any, Any], Any]) -> Any:
+        """The current image's BLIP vision output for ``role`` (itm | caption): encoded once per
+        image, then moved along if the model moved (offload)."""
+        from .gradcam import preprocess_image
+
+        entry = self._entry()
+        attr = f"{role}_embeds"
+        embeds = getattr(entry, attr)
+        device = next(blip.model.parameters()).device
+        if embeds is None:
             start = _now()
-            pixels = preprocess_image(entry.rgb, cap.processor)
-            entry.caption_embeds = encode_image_caption(cap.model, pixels)
-            self.encode_count["caption"] += 1
-            self.encode_seconds["caption"] = _now() - start
-        elif entry.caption_embeds.device != next(cap.model.parameters()).device:
-            entry.caption_embeds = entry.caption_embeds.to(next(cap.model.parameters()).device)
-        return entry.caption_embeds
+            embeds = encode(blip.model, preprocess_image(entry.rgb, blip.processor))
+            self.encode_count[role] += 1
+            self.encode_seconds[role] = _now() - start
+        elif embeds.device != device:
+            embeds = embeds.to(device)
+        setattr(entry, attr, embeds)
+        return embeds
 
     def _guard(self, what: str) -> Any:
         from .devices import out_of_memory_as_resource_error

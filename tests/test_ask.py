@@ -7,19 +7,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from engine.cli import run_parsed
 from engine.commands import ask
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def qmask_ask(*argv: str) -> int:

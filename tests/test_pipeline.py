@@ -12,15 +12,6 @@ from engine.prompts import Point
 from engine.results import ChainResult
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: several threads only fight over the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pipe(tiny_models_dir):
     settings = PipelineSettings(device="cpu", num_captions=6, max_caption_rounds=3)
