@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .blip_text import ITM_MAX_TEXT_TOKENS, clean_question, enc_token_id, text_tokenizer
-from .errors import ImageError, InputError
+from .errors import InputError
+from .images import check_rgb
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -86,7 +87,7 @@ def preprocess_image(rgb_uint8: np.ndarray, processor_or_size: Any = 384) -> tor
     std are used; bicubic is enforced) or an int S, which reproduces LAVIS exactly with PIL's
     antialiased bicubic resize.
     """
-    image = _check_rgb(rgb_uint8)
+    image = check_rgb(rgb_uint8)
     if isinstance(processor_or_size, (int, np.integer)):
         return _preprocess_pil(image, int(processor_or_size))
     image_processor = getattr(processor_or_size, "image_processor", processor_or_size)
@@ -96,15 +97,6 @@ def preprocess_image(rgb_uint8: np.ndarray, processor_or_size: Any = 384) -> tor
 
     out = image_processor(images=Image.fromarray(image), resample=PIL_BICUBIC, return_tensors="pt")
     return out["pixel_values"].to(torch.float32)
-
-
-def _check_rgb(rgb_uint8: np.ndarray) -> np.ndarray:
-    image = np.asarray(rgb_uint8)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"Expected an RGB image as uint8 [H, W, 3], got {image.dtype} {image.shape}.")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ImageError("The image has no pixels.")
-    return np.ascontiguousarray(image)
 
 
 def _preprocess_pil(image: np.ndarray, size: int) -> torch.Tensor:

@@ -76,6 +76,16 @@ class LoadedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
+def check_rgb(image: np.ndarray) -> np.ndarray:
+    """An ``[H, W, 3]`` uint8 RGB array (C-contiguous view where possible); ImageError otherwise."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageError(f"An image must be RGB uint8 [H, W, 3], not {arr.dtype} {arr.shape}.")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError("The image has no pixels.")
+    return np.ascontiguousarray(arr)
+
+
 def max_pixels_default() -> int:
     """The pixel limit: ``QMASK_MAX_PIXELS`` when set, else 100,000,000."""
     raw = os.environ.get(MAX_PIXELS_ENV, "").strip()

@@ -41,8 +41,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import (CancelledError, CheckpointError, ImageError, InputError, ModelMissingError, PromptError,
+from .errors import (CancelledError, CheckpointError, InputError, ModelMissingError, PromptError,
                      ResourceError)
+from .images import check_rgb
 from .prompts import Box, Point
 from .results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
                       SegmentationResult)
@@ -126,17 +127,6 @@ class _ImageEntry:
 
 def _now() -> float:
     return time.perf_counter()
-
-
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    arr = np.asarray(rgb)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ImageError(f"An image must be RGB uint8 [H, W, 3], not {arr.dtype} {arr.shape}.")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ImageError("The image has no pixels.")
-    # Our own writable copy: decoded images are often read-only (torch warns on those), and a
-    # caller reusing its buffer must not change a cached image.
-    return np.array(arr, dtype=np.uint8, order="C", copy=True)
 
 
 def clean_question_text(question: str) -> str:
@@ -321,7 +311,9 @@ class Pipeline:
     def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> None:
         """Make an image current. Encoders run lazily (on the first stage that needs them) and
         their outputs are kept per ``image_id`` (LRU, ``image_cache_size`` images)."""
-        arr = _check_rgb(rgb)
+        # Our own writable copy: decoded images are often read-only (torch warns on those), and a
+        # caller reusing its buffer must not change a cached image.
+        arr = check_rgb(rgb).copy()
         if image_id is None:
             digest = hashlib.sha1(repr(arr.shape).encode())
             digest.update(arr.tobytes())
