@@ -19,6 +19,7 @@ import importlib
 import sys
 
 from . import __version__
+from .cpu_tuning import keep_freed_memory
 from .errors import QMaskError
 
 # name -> (module, one-line help)
@@ -50,6 +51,7 @@ def build_parser(prog: str = "qmask") -> argparse.ArgumentParser:
 
 def run_parsed(args: argparse.Namespace) -> int:
     """Run a parsed subcommand; our own errors become a message and exit status 1."""
+    keep_freed_memory()  # process-wide allocator setting, see engine.cpu_tuning
     try:
         return int(args._command.run(args) or 0)
     except QMaskError as err:

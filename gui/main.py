@@ -17,6 +17,7 @@ import sys
 
 from engine import __version__
 from engine import cli as engine_cli
+from engine.cpu_tuning import keep_freed_memory
 
 EPILOG = """\
 headless commands (qmask COMMAND --help for each):
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in engine_cli.COMMANDS:
         return engine_cli.main(argv)
     args = build_app_parser().parse_args(argv)
+    keep_freed_memory()  # process-wide allocator setting, see engine.cpu_tuning
     from .app import run_app  # Qt is imported here, not before
 
     return run_app(args)
