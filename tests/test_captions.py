@@ -7,9 +7,13 @@ import pytest
 import torch
 
 from engine.captions import (
+    MIN_TOP_UP,
+    TopKSampler,
     add_unique_captions,
+    call_size,
     encode_image_caption,
     generate_captions,
+    projected_patches,
     sample_patch_ids,
     sampling_weights,
     strip_prompt,
@@ -222,3 +226,87 @@ def test_bad_settings_are_input_errors(captioner):
         generate_captions(model, tokenizer, embeds, heat, min_length=0, max_length=4)
     with pytest.raises(InputError):
         generate_captions(model, tokenizer, embeds.expand(2, -1, -1), heat)
+
+
+@pytest.mark.parametrize("top_k, top_p", [(50, 1.0), (5, 1.0), (50, 0.9), (20, 0.3), (1, 1.0)])
+def test_sampler_keeps_the_distribution_of_hugging_face_warpers(top_k, top_p):
+    from transformers import TopKLogitsWarper, TopPLogitsWarper
+
+    scores = torch.randn(4, 300, generator=torch.Generator().manual_seed(top_k)) * 3
+    scores[0, 7] = float("-inf")  # e.g. [SEP] before min_length
+    warped = TopKLogitsWarper(top_k)(None, scores.clone())
+    if top_p < 1.0:
+        warped = TopPLogitsWarper(top_p)(None, warped)
+    expected = torch.softmax(warped, dim=-1)
+    probs, ids = TopKSampler(top_k, top_p).candidates(scores)
+    ours = torch.zeros_like(scores).scatter_(-1, ids, probs / probs.sum(-1, keepdim=True))
+    assert torch.allclose(ours, expected, atol=1e-6)
+
+
+def test_sampler_draws_in_proportion_and_only_from_the_top_k():
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05, 1e-3, 1e-3]]))
+    sampler = TopKSampler(top_k=3)
+    torch.manual_seed(0)
+    picks = torch.cat([sampler(None, scores).argmax(-1) for _ in range(4000)])
+    counts = torch.bincount(picks, minlength=6).float() / len(picks)
+    assert counts[3:].sum() == 0  # outside the top 3: never
+    renormalised = torch.tensor([0.5, 0.3, 0.15]) / 0.95
+    assert torch.allclose(counts[:3], renormalised, atol=0.03)
+    out = sampler(None, scores.repeat(2, 1))
+    assert ((out == 0).sum(-1) == 1).all() and torch.isinf(out).sum() == 2 * 5  # one winner per row
+
+
+def test_projected_patches_change_nothing_but_the_cost(captioner, monkeypatch):
+    import contextlib
+
+    import engine.captions as captions_module
+
+    model, tokenizer, embeds = captioner
+    heat = np.random.default_rng(3).random((GRID, GRID))
+    served = generate_captions(model, tokenizer, embeds, heat, num_captions=6, batch_size=3, seed=11)
+    decoder = model.text_decoder
+    linears = [getattr(layer.crossattention.self, w) for layer in decoder.bert.encoder.layer for w in ("key", "value")]
+    assert all("forward" not in linear.__dict__ for linear in linears), "the layers must get their forward back"
+
+    # The same seed with every sampled patch projected by the decoder itself: the same captions.
+    monkeypatch.setattr(captions_module, "projected_patches",
+                        lambda decoder, tokens: contextlib.nullcontext({"ids": None}))
+    plain = generate_captions(model, tokenizer, embeds, heat, num_captions=6, batch_size=3, seed=11)
+    assert plain.captions == served.captions
+
+    hidden = embeds[0]
+    ids = torch.tensor([[1, 4, 9], [2, 3, 30]])
+    with torch.no_grad(), projected_patches(decoder, hidden) as state:
+        state["ids"] = ids
+        rows = [linear(hidden[ids]) for linear in linears]
+        assert state["projected"] == len(linears)
+        state["ids"] = None
+        computed = [linear(hidden[ids]) for linear in linears]
+    for a, b in zip(rows, computed):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_call_size_first_call_then_top_ups():
+    assert call_size(100, 100, sampled=0, missing=100) == 100  # the first call asks for all
+    assert call_size(50, 100, sampled=0, missing=100) == 50
+    assert call_size(50, 100, sampled=50, missing=52) == 50  # still filling the first round
+    assert call_size(100, 100, sampled=0, missing=3) == MIN_TOP_UP  # a new round topping up a few
+    assert call_size(100, 100, sampled=0, missing=30) == 60
+    assert call_size(100, 100, sampled=90, missing=30) == 10  # never past the round's num_captions
+    assert call_size(100, 5, sampled=0, missing=2) == 5
+
+
+def test_cancel_during_a_call_stops_it_and_drops_its_unfinished_captions(captioner, spy):
+    model, tokenizer, embeds = captioner
+    checks = []
+
+    def cancel():  # True from the third check after the first call: inside the second one
+        if spy.outputs:
+            checks.append(1)
+        return len(checks) >= 3
+
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=8, batch_size=4,
+                               seed=0, cancel=cancel, min_length=15, max_length=20)
+    assert result.cancelled and not result.complete
+    assert len(spy.outputs) == 2 and spy.outputs[1].shape[1] < 20  # the second call was cut short
+    assert 1 <= len(result.captions) <= 4  # only the first call's captions

@@ -276,7 +276,7 @@ def test_caption_batch_size_choice():
     # Auto: everything in one generate() call on CUDA, the measured CPU default elsewhere.
     assert caption_batch_size_for("cuda", 100) == 100
     assert caption_batch_size_for("cuda:1", 37) == 37
-    assert caption_batch_size_for("cpu", 100) == CPU_CAPTION_BATCH == 50
+    assert caption_batch_size_for("cpu", 100) == CPU_CAPTION_BATCH == 100
     assert caption_batch_size_for("mps", 100) == CPU_CAPTION_BATCH
     # An explicit size always wins.
     assert caption_batch_size_for("cuda", 100, requested=25) == 25
