@@ -4,9 +4,17 @@ One context per caption (``num_captions_fid = 1``): the lower-cased question, Un
 separator `` \\n `` (space, backslash, n, space: a literal backslash, not a newline), the
 lower-cased caption and a full stop. Hugging Face's own ``T5ForConditionalGeneration`` encodes
 each context separately; the encoder states of all contexts are then laid end to end as one
-sequence [1, n*L, d] (attention masks likewise) and the decoder answers greedily from them.
-LAVIS does the same by wrapping the encoder; we call the encoder ourselves and hand
-``generate`` the concatenated ``encoder_outputs``.
+sequence and the decoder answers greedily from them. LAVIS does the same by wrapping the
+encoder; we call the encoder ourselves and hand ``generate`` the concatenated
+``encoder_outputs``.
+
+One difference in layout, none in the answer: LAVIS pads every context to the longest and
+keeps the padding in the fused sequence [1, n*L, d], masked. We encode contexts of similar
+length together (sorted, in chunks, each padded only to its own longest) and fuse only the
+real tokens, [1, sum of lengths, d]. T5's encoder never lets a real token see padding, and
+its cross-attention has no position bias, so the masked positions contributed exactly
+nothing: the answer tokens are the same (the fixture test checks it), and the encoder and
+every decoding step skip the padding (real captions differ in length by up to ~2x).
 """
 
 from __future__ import annotations
@@ -32,22 +40,36 @@ def build_contexts(question: str, captions: Sequence[str]) -> list[str]:
     return [head + str(caption).strip().lower() + "." for caption in captions]
 
 
+CONTEXTS_PER_CHUNK = 32  # contexts encoded together (sorted by length, padded to their longest)
+
+
 def encode_contexts(model: Any, tokenizer: Any, contexts: Sequence[str]
                     ) -> tuple[BaseModelOutput, torch.Tensor, dict[str, torch.Tensor]]:
-    """Encode each context separately and fuse: encoder states [1, n*L, d], mask [1, n*L].
+    """Encode each context separately and fuse their real tokens: states [1, T, d], mask [1, T].
 
-    Also returns the tokenised contexts (``input_ids``/``attention_mask`` [n, L], on the CPU).
+    T is the total number of real (non-padding) tokens, contexts in the given order. Also
+    returns the contexts tokenised together as LAVIS does (``input_ids``/``attention_mask``
+    [n, L], padded to the longest, on the CPU).
     """
     encoded = tokenizer(list(contexts), padding="longest", truncation=True, return_tensors="pt")
+    input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
+    lengths = attention_mask.sum(dim=1)
     device = next(model.parameters()).device
-    input_ids = encoded["input_ids"].to(device)
-    attention_mask = encoded["attention_mask"].to(device)
+    encoder = model.get_encoder()
+    pieces: list[torch.Tensor | None] = [None] * len(lengths)
+    order = torch.argsort(lengths, stable=True).tolist()
     with torch.no_grad():
-        states = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    n, length, width = states.shape
-    fused = BaseModelOutput(last_hidden_state=states.reshape(1, n * length, width))
-    tokens = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-    return fused, attention_mask.reshape(1, n * length), tokens
+        for start in range(0, len(order), CONTEXTS_PER_CHUNK):
+            chunk = order[start:start + CONTEXTS_PER_CHUNK]
+            width = int(lengths[chunk].max())
+            states = encoder(input_ids=input_ids[chunk, :width].to(device),
+                             attention_mask=attention_mask[chunk, :width].to(device)).last_hidden_state
+            for row, index in enumerate(chunk):
+                pieces[index] = states[row, :int(lengths[index])]
+    fused_states = torch.cat([p for p in pieces if p is not None], dim=0).unsqueeze(0)
+    fused_mask = torch.ones(fused_states.shape[:2], dtype=attention_mask.dtype, device=device)
+    tokens = {"input_ids": input_ids, "attention_mask": attention_mask}
+    return BaseModelOutput(last_hidden_state=fused_states), fused_mask, tokens
 
 
 def generate_answer_ids(model: Any, tokenizer: Any, question: str, captions: Sequence[str],

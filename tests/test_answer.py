@@ -26,8 +26,8 @@ def test_contexts_and_tokens_match_reference(qa):
     _, mask, tokens = encode_contexts(model, tokenizer, contexts)
     assert torch.equal(tokens["input_ids"], ref["input_ids"])
     assert torch.equal(tokens["attention_mask"], ref["attention_mask"])
-    assert mask.shape == (1, ref["input_ids"].numel())
-    assert torch.equal(mask[0].cpu(), ref["attention_mask"].reshape(-1))
+    # Only real tokens are fused (LAVIS keeps the padding, masked): every position counts.
+    assert mask.shape == (1, int(ref["attention_mask"].sum())) and bool(mask.all())
 
 
 def test_answer_tokens_identical_to_reference(qa):
@@ -43,13 +43,19 @@ def test_separator_is_a_literal_backslash_n():
     assert "\n" not in context and context[len("what colour is it?"):][:4] == " \\n "
 
 
-def test_each_context_encoded_alone_then_fused(qa, monkeypatch):
+def test_contexts_encoded_in_length_chunks_then_fused(qa, monkeypatch):
+    import engine.answer as answer_module
+
     model, tokenizer, ref = qa
-    seen = {}
+    monkeypatch.setattr(answer_module, "CONTEXTS_PER_CHUNK", 2)
+    seen = {"encoder": []}
 
     def record(name, key):
         def hook(module, args, kwargs):
-            seen.setdefault(name, kwargs[key].shape)  # a pre-hook must return None
+            if name == "encoder":
+                seen[name].append((tuple(kwargs[key].shape), kwargs["attention_mask"].clone()))
+            else:
+                seen.setdefault(name, kwargs[key].shape)  # a pre-hook must return None
         return hook
 
     enc_handle = model.get_encoder().register_forward_pre_hook(record("encoder", "input_ids"),
@@ -57,25 +63,32 @@ def test_each_context_encoded_alone_then_fused(qa, monkeypatch):
     dec_handle = model.get_decoder().register_forward_pre_hook(
         record("decoder", "encoder_hidden_states"), with_kwargs=True)
     try:
-        answer_from_captions(model, tokenizer, ref["question"], ref["captions"], max_length=3)
+        ids = answer_module.generate_answer_ids(model, tokenizer, ref["question"], ref["captions"])
     finally:
         enc_handle.remove()
         dec_handle.remove()
-    n, length = ref["input_ids"].shape
-    assert seen["encoder"] == (n, length)
-    assert seen["decoder"] == (1, n * length, model.config.d_model)
+    assert torch.equal(ids.cpu(), ref["answer_ids"])  # chunking changes nothing in the answer
+    lengths = ref["attention_mask"].sum(dim=1)
+    # 5 contexts in chunks of 2, shortest first, each padded only to its own longest.
+    assert [shape[0] for shape, _ in seen["encoder"]] == [2, 2, 1]
+    widths = [shape[1] for shape, _ in seen["encoder"]]
+    assert widths == sorted(widths) and widths[-1] == int(lengths.max())
+    assert all(bool(mask[:, -1].any()) for _, mask in seen["encoder"]), "a chunk was padded past its longest"
+    assert seen["decoder"] == (1, int(lengths.sum()), model.config.d_model)
 
 
 def test_fusion_uses_every_caption(qa):
-    # The fused encoder states are the per-context states laid end to end, in caption order.
+    # The fused encoder states are each context's real tokens laid end to end, in caption order.
     model, tokenizer, ref = qa
     contexts = build_contexts(ref["question"], ref["captions"])
     fused, _, tokens = encode_contexts(model, tokenizer, contexts)
-    with torch.no_grad():
-        alone = model.get_encoder()(input_ids=tokens["input_ids"][2:3],
-                                    attention_mask=tokens["attention_mask"][2:3]).last_hidden_state
-    length = tokens["input_ids"].shape[1]
-    torch.testing.assert_close(fused.last_hidden_state[0, 2 * length:3 * length], alone[0])
+    lengths = tokens["attention_mask"].sum(dim=1).tolist()
+    for i in range(len(contexts)):
+        with torch.no_grad():
+            alone = model.get_encoder()(input_ids=tokens["input_ids"][i:i + 1, :lengths[i]]).last_hidden_state
+        start = sum(lengths[:i])
+        torch.testing.assert_close(fused.last_hidden_state[0, start:start + lengths[i]], alone[0],
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_max_length_bounds_the_answer(qa):
