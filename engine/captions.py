@@ -123,15 +123,23 @@ class TopKSampler(LogitsProcessor):
         return out.scatter_(-1, chosen, 0.0)
 
 
-class _CancelCheck(StoppingCriteria):
-    """Stops ``generate`` after the step in which ``cancel()`` first says True (and remembers it)."""
+class _EveryStep(StoppingCriteria):
+    """Runs after each decoding step: reports how far the call is (``on_step(fraction)``) and
+    stops ``generate`` once ``cancel()`` says True (remembered in ``fired``)."""
 
-    def __init__(self, cancel: CancelFn) -> None:
+    def __init__(self, cancel: CancelFn | None, on_step: Callable[[float], None] | None,
+                 prompt_length: int, max_length: int) -> None:
         self.cancel = cancel
+        self.on_step = on_step
+        self.prompt_length = prompt_length
+        self.steps = max(1, max_length - prompt_length)
         self.fired = False
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        self.fired = self.fired or bool(self.cancel())
+        if self.on_step is not None:
+            self.on_step(min(1.0, (input_ids.shape[1] - self.prompt_length) / self.steps))
+        if self.cancel is not None:
+            self.fired = self.fired or bool(self.cancel())
         return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
 
 
@@ -247,6 +255,7 @@ def generate_captions(
     max_rounds: int = 50,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    step_progress: Callable[[float], None] | None = None,
 ) -> CaptionsResult:
     """Sample up to ``num_captions`` distinct question-guided captions of one image.
 
@@ -259,7 +268,10 @@ def generate_captions(
     ``max_rounds`` bounds the loop (LAVIS loops forever when the model keeps repeating itself):
     then ``complete`` is False. ``progress(round, kept)`` is called after every ``generate``
     call; ``cancel()`` is checked before each call and after every decoding step, and stops with
-    ``cancelled=True``, keeping the captions already finished (a call cut short adds none). ``seed`` makes a run reproducible (same seed,
+    ``cancelled=True``, keeping the captions already finished (a call cut short adds none).
+    ``step_progress(expected)``, when given, is called after every decoding step with the
+    number of captions expected once the current call ends (duplicates not yet removed), so
+    that a single long call still shows progress. ``seed`` makes a run reproducible (same seed,
     batch size and device); the global torch RNG is restored afterwards.
     """
     start = time.perf_counter()
@@ -282,7 +294,13 @@ def generate_captions(
     rounds = 0
     cancelled = False
     sampler = LogitsProcessorList([TopKSampler(top_k, top_p)])
-    stop = _CancelCheck(cancel) if cancel is not None else None
+    call = {"kept": 0, "count": 0}
+
+    def on_step(fraction: float) -> None:  # captions expected by the end of this call
+        if step_progress is not None:
+            step_progress(call["kept"] + fraction * call["count"])
+
+    stop = _EveryStep(cancel, on_step if step_progress is not None else None, prompt_ids.shape[1], max_length)
     with _seeded_rng(seed, param.device), torch.no_grad(), projected_patches(decoder, embeds[0]) as patches:
         while len(kept) < num_captions and rounds < max_rounds and not cancelled:
             sampled = 0
@@ -291,6 +309,7 @@ def generate_captions(
                     cancelled = True
                     break
                 count = call_size(batch_size, num_captions, sampled, num_captions - len(kept))
+                call.update(kept=len(kept), count=count)
                 patch_ids = sample_patch_ids(weights, count, num_patches)
                 hidden = embeds[0][patch_ids]  # [count, k, D]
                 patches["ids"] = patch_ids
@@ -309,9 +328,9 @@ def generate_captions(
                     num_beams=1,
                     eos_token_id=text_config.sep_token_id,
                     pad_token_id=text_config.pad_token_id,
-                    stopping_criteria=StoppingCriteriaList([stop] if stop is not None else []),
+                    stopping_criteria=StoppingCriteriaList([stop]),
                 )
-                if stop is not None and stop.fired:  # cut short: these captions are unfinished
+                if stop.fired:  # cut short: these captions are unfinished
                     cancelled = True
                     break
                 # Position 0 is [DEC], never text; special tokens are dropped as in LAVIS.

@@ -454,9 +454,18 @@ class Pipeline:
         cap = self._load("caption")
         start = _now()
 
-        def on_round(_round: int, kept: int) -> None:
+        shown = [0.0]  # the bar never moves back (duplicates can lower the estimate)
+
+        def report(fraction: float) -> None:
+            shown[0] = max(shown[0], min(1.0, fraction))
             if progress is not None:
-                progress("captions", min(1.0, kept / n))
+                progress("captions", shown[0])
+
+        def on_round(_round: int, kept: int) -> None:
+            report(kept / n)
+
+        def on_step(expected: float) -> None:  # within one generate() call (100 on a CPU: seconds)
+            report(expected / n)
 
         with self._guard("writing captions"):
             embeds = self._caption_embeds(cap)
@@ -464,7 +473,7 @@ class Pipeline:
                                        num_patches=self.settings.num_patches, top_k=self.settings.top_k,
                                        batch_size=self.caption_batch_size(n), seed=use_seed,
                                        max_rounds=self.settings.max_caption_rounds, progress=on_round,
-                                       cancel=cancel)
+                                       cancel=cancel, step_progress=on_step)
         return dataclasses.replace(result, seconds=_now() - start)
 
     def answer(self, question: str, captions: Sequence[str]) -> AnswerResult:

@@ -310,3 +310,14 @@ def test_cancel_during_a_call_stops_it_and_drops_its_unfinished_captions(caption
     assert result.cancelled and not result.complete
     assert len(spy.outputs) == 2 and spy.outputs[1].shape[1] < 20  # the second call was cut short
     assert 1 <= len(result.captions) <= 4  # only the first call's captions
+
+
+def test_step_progress_moves_within_one_call(captioner):
+    model, tokenizer, embeds = captioner
+    steps: list[float] = []
+    result = generate_captions(model, tokenizer, embeds, np.ones((GRID, GRID)), num_captions=4, batch_size=4,
+                               seed=5, min_length=20, max_length=20, max_rounds=1, step_progress=steps.append)
+    assert result.rounds == 1
+    # One call of 4 captions decoding 20 - 4 (prompt) steps: the estimate climbs to 4.
+    assert len(steps) == 20 - 4 and steps == sorted(steps)
+    assert steps[0] > 0 and steps[-1] == pytest.approx(4.0)

@@ -54,6 +54,8 @@ def test_full_chain(pipe):
     for key in ("heatmap", "points", "segment", "fuse", "captions", "answer", "total"):
         assert chain.timings[key] >= 0
     assert {s for s, _ in stages} >= {"heatmap", "segment", "captions", "answer"}
+    captions = [f for s, f in stages if s == "captions"]
+    assert len(captions) > 2 and captions == sorted(captions)  # moves within a generate() call, never back
 
 
 def test_new_question_on_cached_image_reuses_encoders(pipe):
