@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,10 @@ from engine.download import (DownloadError, choose_weight_patterns, download_fil
                              fetch_efficient_sam, fetch_hf_model, select_repo_files)
 from engine.errors import CancelledError, CheckpointError, InputError
 from engine.models import SOURCE_NAME, locate
+from local_http import LocalHTTPServer, QuietHandler
 
 
-class _Server:
+class _Server(LocalHTTPServer):
     """Serves ``files`` (url path -> bytes) with Range support; knobs to misbehave."""
 
     def __init__(self, files: dict[str, bytes]):
@@ -28,10 +27,7 @@ class _Server:
         self.ignore_range = False
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 server.requests.append({"path": self.path, "range": self.headers.get("Range")})
                 body = server.files.get(self.path)
@@ -62,21 +58,7 @@ class _Server:
                     return
                 self.wfile.write(part)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 def _payload(n: int = 3 * (1 << 20) + 12345) -> bytes:

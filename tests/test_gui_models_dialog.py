@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import io
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 
 from gui.dialogs.models_dialog import ModelsDialog
 from gui_support import WAIT_MS
+from local_http import LocalHTTPServer, QuietHandler
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
-class _SlowServer:
+class _SlowServer(LocalHTTPServer):
     """Serves one file with Range support, ``piece`` bytes every ``pause_s`` seconds."""
 
     def __init__(self, path: str, body: bytes, piece: int = 128 * 1024, pause_s: float = 0.02):
@@ -26,10 +25,7 @@ class _SlowServer:
         self.ranges: list[str | None] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 if self.path != path:
                     self.send_error(404)
@@ -52,21 +48,7 @@ class _SlowServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client cancelled
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 @pytest.fixture
