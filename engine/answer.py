@@ -56,7 +56,7 @@ def encode_contexts(model: Any, tokenizer: Any, contexts: Sequence[str]
     lengths = attention_mask.sum(dim=1)
     device = next(model.parameters()).device
     encoder = model.get_encoder()
-    pieces: list[torch.Tensor | None] = [None] * len(lengths)
+    pieces: dict[int, torch.Tensor] = {}  # context index -> its real tokens' states
     order = torch.argsort(lengths, stable=True).tolist()
     with torch.no_grad():
         for start in range(0, len(order), CONTEXTS_PER_CHUNK):
@@ -66,7 +66,7 @@ def encode_contexts(model: Any, tokenizer: Any, contexts: Sequence[str]
                              attention_mask=attention_mask[chunk, :width].to(device)).last_hidden_state
             for row, index in enumerate(chunk):
                 pieces[index] = states[row, :int(lengths[index])]
-    fused_states = torch.cat([p for p in pieces if p is not None], dim=0).unsqueeze(0)
+    fused_states = torch.cat([pieces[i] for i in range(len(order))], dim=0).unsqueeze(0)
     fused_mask = torch.ones(fused_states.shape[:2], dtype=attention_mask.dtype, device=device)
     tokens = {"input_ids": input_ids, "attention_mask": attention_mask}
     return BaseModelOutput(last_hidden_state=fused_states), fused_mask, tokens

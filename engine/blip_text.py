@@ -55,3 +55,16 @@ def clean_question(question: str) -> str:
     if not cleaned:
         raise InputError("The question is empty: type a question about the image.")
     return cleaned
+
+
+def cross_attention_kv(layers: Any) -> list[tuple[str, Any]]:
+    """The image-side ``key`` and ``value`` Linear layers of a BLIP text stack's
+    cross-attentions, named ``"<layer>.key"`` / ``"<layer>.value"``.
+
+    ``layers``: ``model.text_encoder.encoder.layer`` (ITM) or
+    ``model.text_decoder.bert.encoder.layer`` (captioning). Layers without cross-attention
+    are skipped.
+    """
+    return [(f"{index}.{which}", getattr(layer.crossattention.self, which))
+            for index, layer in enumerate(layers)
+            if getattr(layer, "crossattention", None) is not None for which in ("key", "value")]

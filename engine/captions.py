@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from .blip_text import dec_token_id, text_tokenizer
+from .blip_text import cross_attention_kv, dec_token_id, text_tokenizer
 from .errors import InputError
 from .results import CaptionsResult
 
@@ -115,9 +115,7 @@ class TopKSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probs, ids = self.candidates(scores)
         probs = torch.nan_to_num(probs, nan=0.0)
-        empty = probs.sum(-1, keepdim=True) <= 0  # every score -inf: fall back to the best id
-        probs = torch.where(empty, torch.nn.functional.one_hot(torch.zeros_like(ids[:, 0]), ids.shape[1]).to(probs),
-                            probs)
+        probs[:, 0] = torch.where(probs.sum(-1) > 0, probs[:, 0], 1.0)  # every score -inf: the best id
         chosen = ids.gather(-1, torch.multinomial(probs, 1))
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, chosen, 0.0)
@@ -143,13 +141,6 @@ class _EveryStep(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
 
 
-def _cross_attention_projections(decoder: Any) -> list[torch.nn.Linear]:
-    """The ``key`` and ``value`` Linear layers of the caption decoder's cross-attentions."""
-    layers = decoder.bert.encoder.layer
-    return [getattr(layer.crossattention.self, which) for layer in layers
-            if getattr(layer, "crossattention", None) is not None for which in ("key", "value")]
-
-
 @contextmanager
 def projected_patches(decoder: Any, image_tokens: torch.Tensor) -> Iterator[dict[str, Any]]:
     """Serve the decoder's cross-attention key/value projections of sampled patches from
@@ -162,7 +153,7 @@ def projected_patches(decoder: Any, image_tokens: torch.Tensor) -> Iterator[dict
     back afterwards (model classes and weights are untouched).
     """
     state: dict[str, Any] = {"ids": None, "projected": 0}
-    linears = _cross_attention_projections(decoder)
+    linears = [linear for _, linear in cross_attention_kv(decoder.bert.encoder.layer)]
     full: dict[int, torch.Tensor] = {}
 
     def serve(index: int, linear: torch.nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -297,8 +288,7 @@ def generate_captions(
     call = {"kept": 0, "count": 0}
 
     def on_step(fraction: float) -> None:  # captions expected by the end of this call
-        if step_progress is not None:
-            step_progress(call["kept"] + fraction * call["count"])
+        step_progress(call["kept"] + fraction * call["count"])
 
     stop = _EveryStep(cancel, on_step if step_progress is not None else None, prompt_ids.shape[1], max_length)
     with _seeded_rng(seed, param.device), torch.no_grad(), projected_patches(decoder, embeds[0]) as patches:

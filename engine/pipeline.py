@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .blip_text import cross_attention_kv
 from .errors import (CancelledError, CheckpointError, InputError, ModelMissingError, PromptError,
                      ResourceError)
 from .images import check_rgb
@@ -175,13 +176,8 @@ class CrossAttentionKVCache:
         self.hits = 0
         self._store: OrderedDict[str, dict[str, tuple[tuple, Any]]] = OrderedDict()
         self._key: str | None = None
-        for index, layer in enumerate(model.text_encoder.encoder.layer):
-            attention = getattr(layer, "crossattention", None)
-            if attention is None:
-                continue
-            for which in ("key", "value"):
-                linear = getattr(attention.self, which)
-                linear.forward = self._wrap(f"{index}.{which}", linear.forward)
+        for name, linear in cross_attention_kv(model.text_encoder.encoder.layer):
+            linear.forward = self._wrap(name, linear.forward)
 
     def _wrap(self, name: str, compute: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def forward(x: Any) -> Any:
