@@ -149,8 +149,8 @@ def projected_patches(decoder: Any, image_tokens: torch.Tensor) -> Iterator[dict
     Yields a dict: set ``"ids"`` to the ``[B, k]`` patch indices before each ``generate`` call
     whose ``encoder_hidden_states`` are ``image_tokens[ids]``; with ``"ids"`` None (or another
     shape) the layers compute as usual. A Linear acts on each row alone, so the gathered rows
-    equal the rows computed from the gathered patches. The layers get their own ``forward``
-    back afterwards (model classes and weights are untouched).
+    equal the rows computed from the gathered patches. The layers get their previous
+    ``forward`` back afterwards (model classes and weights are untouched).
     """
     state: dict[str, Any] = {"ids": None, "projected": 0}
     linears = [linear for _, linear in cross_attention_kv(decoder.bert.encoder.layer)]
@@ -169,13 +169,18 @@ def projected_patches(decoder: Any, image_tokens: torch.Tensor) -> Iterator[dict
             return full[index][ids]
         return forward
 
+    # A layer may already have its own instance forward (engine.cpu_linear); it comes back after.
+    before = [linear.__dict__.get("forward") for linear in linears]
     for index, linear in enumerate(linears):
         linear.forward = serve(index, linear)
     try:
         yield state
     finally:
-        for linear in linears:
-            linear.__dict__.pop("forward", None)
+        for linear, previous in zip(linears, before):
+            if previous is None:
+                linear.__dict__.pop("forward", None)
+            else:
+                linear.forward = previous
 
 
 def strip_prompt(text: str, prompt: str) -> str:

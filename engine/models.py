@@ -646,9 +646,14 @@ class ModelManager:
             return loaded
 
     def _load(self, role: str, loc: ModelLocation) -> Any:
+        loaded = self._load_role(role, loc)
+        if self.device.type == "cpu":
+            _pack_inference_linears(role, loaded.model)
+        return loaded
+
+    def _load_role(self, role: str, loc: ModelLocation) -> Any:
         if role == "efficient_sam":
-            loaded = _load_sam(loc, self.device)
-            return loaded
+            return _load_sam(loc, self.device)
         from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, T5ForConditionalGeneration
 
         if role == "itm":
@@ -752,6 +757,19 @@ class ModelManager:
     def memory_on_device(self) -> dict[str, int]:
         """Parameter bytes of each loaded role, and whether it currently sits on the device."""
         return {r: (s.nbytes if s.on_device else 0) for r, s in self._slots.items()}
+
+
+def _pack_inference_linears(role: str, model: Any) -> int:
+    """fp32 CPU models: the Linear layers that never need autograd run on oneDNN with packed
+    weights (``engine.cpu_linear``). Not the ITM text encoder (Grad-CAM differentiates through
+    it) nor EfficientSAM's decoder (it reads its attention weights directly)."""
+    from .cpu_linear import pack_linears, packing_enabled
+
+    if not packing_enabled():
+        return 0
+    parts = {"itm": ("vision_model",), "caption": ("vision_model", "text_decoder"), "qa": ("",),
+             "efficient_sam": ("image_encoder",)}[role]
+    return sum(pack_linears(model.get_submodule(name), root=model) for name in parts)
 
 
 def _bf16_ok(device: Any) -> bool:
