@@ -114,7 +114,10 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
     pipe.manager.qa()
     pipe.manager.sam()
     load_s = time.perf_counter() - load_start
-    say(f"  models loaded in {load_s:.1f} s on {dev} ({pipe.manager.dtype})")
+    from .cpu_linear import packing_enabled
+
+    kernels = ", CPU Linear layers on oneDNN (packed)" if dev.type == "cpu" and packing_enabled() else ""
+    say(f"  models loaded in {load_s:.1f} s on {dev} ({pipe.manager.dtype}{kernels})")
 
     # Warm-up (first-call costs: kernels, allocator, tokenizers) is not timed.
     warm = _image(10_000, image_size)

@@ -170,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the benchmark with ``args`` (see :func:`add_arguments`; missing fields take defaults)."""
     import torch
 
+    from .cpu_linear import packing_enabled
     from .cpu_tuning import keep_freed_memory
 
     tuned = keep_freed_memory()  # the front door did this already; `python -m` callers too
@@ -179,7 +180,8 @@ def main(args: argparse.Namespace) -> int:
     print("EfficientSAM segmentation benchmark: RANDOM WEIGHTS (timings only; the masks are meaningless).")
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} CPU threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
-          f"allocator keeps freed memory: {'yes' if tuned else 'no'}. "
+          f"allocator keeps freed memory: {'yes' if tuned else 'no'}, "
+          f"CPU Linear layers: {'oneDNN, packed' if packing_enabled() else 'plain PyTorch'}. "
           "On a shared machine, spread reflects other load.")
     run_benchmark(sizes=getattr(args, "sizes", DEFAULT_SIZES), variants=getattr(args, "variants", DEFAULT_VARIANTS),
                   devices=getattr(args, "devices", "auto"), repeats=getattr(args, "repeats", 5),

@@ -14,7 +14,9 @@ rounding (the sum runs in another order). The model's classes and weights stay a
 Memory: the dense weight is then released, so the model does not take twice the memory. Its
 ``weight`` becomes a NaN placeholder of the same shape, dtype and device (stride 0, 4 bytes), so
 that code reading the weight directly gets NaNs rather than plausible numbers; ``state_dict()``
-still holds the real weight (unpacked again), and ``load_state_dict`` fails loudly (unpack first). A weight that is
+still holds the real weight (unpacked again), and ``load_state_dict`` fails loudly (unpack first).
+Weights mapped from a safetensors file also give their resident pages back (measured on the
+base models: 5.45 GB resident after a chain, against 5.28 GB unpacked). A weight that is
 also used elsewhere (tied word embeddings and output heads) keeps its dense copy. Calls that the
 packed path cannot take (autograd through the layer, another dtype or device) run ``F.linear``
 on the weight unpacked again, so they are slow but right. :func:`unpack_linears` undoes it all.
@@ -22,7 +24,10 @@ on the weight unpacked again, so they are slow but right. :func:`unpack_linears`
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 import types
 from typing import Any, Iterable
 
@@ -32,6 +37,7 @@ import torch.nn.functional as F
 _PACKED = "_qmask_packed_weight"  # instance attribute of a packed Linear (a mkldnn tensor)
 _RELEASED = "_qmask_dense_released"  # True when the dense weight was dropped
 _HOOK = "_qmask_state_dict_hook"  # handle of the hook that puts the real weight in state_dict()
+_MADV_DONTNEED = 4  # Linux <sys/mman.h>
 ENV_SWITCH = "QMASK_CPU_LINEAR"  # "default" turns packing off (MKL, as PyTorch ships)
 
 _available: bool | None = None
@@ -79,6 +85,34 @@ def dense_weight(linear: torch.nn.Linear) -> torch.Tensor:
     return linear.weight
 
 
+def usable_for(x: torch.Tensor) -> bool:
+    """Whether ``x`` may take the oneDNN path: an fp32 CPU tensor, packing on, no autograd."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
+            and packing_enabled())
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``[out, in]`` fp32 CPU weight -> oneDNN's packed copy, for :func:`packed_linear`."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None,
+                  gelu: bool = False) -> torch.Tensor:
+    """``x @ W^T + bias`` (then exact, erf GELU when ``gelu``, fused into the product) for a
+    weight packed by :func:`pack_weight`; ``x`` as :func:`usable_for` allows."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "gelu" if gelu else "none", [],
+                                              "none" if gelu else "")
+
+
+def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b^T`` for ``[M, K]`` and contiguous ``[N, K]`` operands that change every call
+    (oneDNN when :func:`usable_for` allows: 10-25% faster than MKL for the mask decoder's
+    ``[88, 256] x [256, 4096]`` scores on the reference CPU; else ``torch.mm``)."""
+    if usable_for(a) and b.is_contiguous() and b.dtype == a.dtype and b.device == a.device:
+        return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    return a @ b.transpose(-1, -2)
+
+
 def _real_weight_in_state_dict(module: torch.nn.Module, state: dict, prefix: str, _meta: Any) -> None:
     # state_dict() of a packed layer holds its real weight, not the placeholder.
     state[prefix + "weight"] = dense_weight(module)
@@ -122,6 +156,7 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
     linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and not is_packed(m)
                and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 and m.weight.numel() > 0]
     shared = _shared_storage(root if root is not None else module, linears)
+    released: list[tuple[int, int]] = []  # (address, bytes) of dense weights let go
     for lin in linears:
         weight = lin.weight.detach()
         lin.__dict__[_PACKED] = torch.ops.mkldnn._reorder_linear_weight(weight, None)
@@ -129,6 +164,7 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
             lin.bias.requires_grad_(False)
         tied = weight.untyped_storage().data_ptr() in shared
         if release_dense and not tied:
+            released.append((weight.data_ptr(), weight.numel() * weight.element_size()))
             placeholder = torch.full((), float("nan"), dtype=weight.dtype).expand(weight.shape)
             lin.weight = torch.nn.Parameter(placeholder, requires_grad=False)
             lin.__dict__[_RELEASED] = True
@@ -136,7 +172,50 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
         else:
             lin.weight.requires_grad_(False)
         lin.forward = types.MethodType(_packed_forward, lin)
+    _drop_file_pages(released)
     return len(linears)
+
+
+def _drop_file_pages(ranges: list[tuple[int, int]]) -> int:
+    """Give back the resident pages of released weights that live in a file mapping.
+
+    ``from_pretrained`` maps safetensors files into memory and every weight points into that
+    mapping, which stays mapped for the tensors still in use: without this, the released
+    weights' pages stay counted in the process (RSS ~2x the model). ``MADV_DONTNEED`` on a
+    private file mapping only drops this process's copies (a later read would fetch the file's
+    bytes again), so it is safe even if something still looked there. Anonymous memory is never
+    touched (there it would read back zeros); freeing the tensor already returns it. Linux only;
+    returns the bytes dropped.
+    """
+    if not ranges or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        files = _file_mappings()
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    dropped = 0
+    for address, size in ranges:
+        start = -(-address // page) * page  # whole pages inside the weight only
+        end = (address + size) // page * page
+        if end <= start or not any(lo <= start and end <= hi for lo, hi in files):
+            continue
+        if libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED) == 0:
+            dropped += end - start
+    return dropped
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's mappings backed by a regular file (/proc/self/maps)."""
+    out = []
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[4] != "0" and fields[5].startswith("/"):
+                lo, hi = fields[0].split("-")
+                out.append((int(lo, 16), int(hi, 16)))
+    return out
 
 
 def unpack_linears(module: torch.nn.Module) -> int:
@@ -155,4 +234,4 @@ def unpack_linears(module: torch.nn.Module) -> int:
 
 
 __all__ = ["pack_linears", "unpack_linears", "is_packed", "dense_weight", "onednn_linear_available",
-           "packing_enabled", "ENV_SWITCH"]
+           "packing_enabled", "usable_for", "pack_weight", "packed_linear", "matmul_nt", "ENV_SWITCH"]

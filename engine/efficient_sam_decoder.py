@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu_linear import matmul_nt, pack_weight, packed_linear, usable_for
 from .errors import InputError
 
 # Point labels understood by the prompt encoder.
@@ -181,11 +182,11 @@ class TwoWayAttention(nn.Module):
             return self.out_proj(self._merge(F.scaled_dot_product_attention(q, *kv_heads)))
         n, heads, t, d = q.shape
         q = q * (d ** -0.5)  # the softmax scale, applied on the small side
-        wk, bk = self._per_head(self.k_proj)
+        wk, _ = self._per_head(self.k_proj)
         wv, bv = self._per_head(self.v_proj)
         qk = torch.einsum("nhtd,hdc->nhtc", q, wk).reshape(n, heads * t, -1)
-        scores = torch.baddbmm(torch.einsum("nhtd,hd->nht", q, bk).reshape(n, heads * t, 1),
-                               qk, image_k.transpose(1, 2))  # [n, H*T, N]
+        # q_h . b_k is the same for every image token: the softmax over image tokens drops it.
+        scores = _scores(qk, image_k)  # [n, H*T, N]
         attn = torch.softmax(scores, dim=-1)
         pooled = torch.bmm(attn, image_v).view(n, heads, t, -1)  # [n, H, T, C]
         out = torch.einsum("nhtc,hdc->nhtd", pooled, wv) + bv[None, :, None, :]
@@ -211,13 +212,20 @@ class TwoWayAttention(nn.Module):
             wq, bq = self._per_head(self.q_proj)
             kq = torch.einsum("nhtd,hdc->nhtc", k, wq).reshape(n, heads * t, -1)
             bias = torch.einsum("nhtd,hd->nht", k, bq).reshape(n, heads * t, 1)
-            scores = torch.baddbmm(bias, kq, image_q.transpose(1, 2)).view(n, heads, t, -1)
+            scores = _scores(kq, image_q).add_(bias).view(n, heads, t, -1)
         attn = torch.softmax(scores, dim=2).reshape(n, heads * t, -1)  # [n, H*T, N]
         wo = self.out_proj.weight.view(-1, heads, d)  # [C, H, d]
         values = torch.einsum("nhtd,chd->nhtc", v, wo).reshape(n, heads * t, -1)  # [n, H*T, C]
         if residual is None:
             return torch.baddbmm(self.out_proj.bias.expand(n, 1, -1), attn.transpose(1, 2), values)
         return (residual + self.out_proj.bias).baddbmm_(attn.transpose(1, 2), values)  # one pass fewer
+
+
+def _scores(a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """``a @ image^T``: ``[n, M, C]`` token-side rows against ``[n, N, C]`` image tokens."""
+    if a.shape[0] == 1 and image.is_contiguous():
+        return matmul_nt(a[0], image[0]).unsqueeze(0)
+    return torch.bmm(a, image.transpose(1, 2))
 
 
 def _group_norm_one_group(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
@@ -349,6 +357,14 @@ class TwoWayTransformer(nn.Module):
         return self.norm_final_attn(queries + attn), keys
 
 
+def _deconv_as_matrix(deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stride-2, 2x2 transposed convolution as a Linear: weight ``[4 C_out, C_in]`` with
+    rows in (dy, dx, out) order, and the bias repeated to match."""
+    c_in, c_out = deconv.weight.shape[:2]
+    weight = deconv.weight.detach().permute(2, 3, 1, 0).reshape(4 * c_out, c_in)
+    return weight, deconv.bias.detach().repeat(4)
+
+
 class MaskDecoder(nn.Module):
     def __init__(self, *, transformer_dim: int, transformer: TwoWayTransformer, num_multimask_outputs: int,
                  iou_head_depth: int, iou_head_hidden_dim: int, upscaling_layer_dims: Sequence[int]) -> None:
@@ -412,6 +428,20 @@ class MaskDecoder(nn.Module):
         iou_pred = self.iou_prediction_head(hs[:, 0])[:, wanted]
         return masks, iou_pred
 
+    def _packed_upscaling(self, index: int, deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's packed matrix and bias (see :func:`_deconv_as_matrix`), made once and
+        remade only when the weights change (in place or replaced)."""
+        key = (deconv.weight.data_ptr(), tensor_version(deconv.weight), deconv.bias.data_ptr(),
+               tensor_version(deconv.bias))
+        cache = self.__dict__.setdefault("_packed_upscaling_cache", {})
+        hit = cache.get(index)
+        if hit is not None and hit[0] == key and None not in key:
+            return hit[1], hit[2]
+        weight, bias = _deconv_as_matrix(deconv)
+        packed = pack_weight(weight)
+        cache[index] = (key, packed, bias)
+        return packed, bias
+
     def _upscale_and_project(self, src: torch.Tensor, grid: tuple[int, int], hyper_in: torch.Tensor) -> torch.Tensor:
         """Upscaling layers and the hypernetwork product, ``[n, h*w, C]`` -> ``[n, K, 2^L h, 2^L w]``.
 
@@ -424,14 +454,23 @@ class MaskDecoder(nn.Module):
         n = src.shape[0]
         h, w = grid
         x = src.reshape(-1, src.shape[-1])
-        for layer in self.final_output_upscaling_layers:
+        fast = usable_for(x)
+        for index, layer in enumerate(self.final_output_upscaling_layers):
             deconv, norm = layer[0], layer[1]
-            c_in, c_out = deconv.weight.shape[:2]
-            weight = deconv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)  # columns (dy, dx, out)
-            x = torch.addmm(deconv.bias.repeat(4), x, weight).view(n, -1, c_out)
-            if isinstance(norm, nn.GroupNorm):  # GroupNorm(1, C): statistics over all of a sample
+            c_out = deconv.weight.shape[1]
+            with_norm = isinstance(norm, nn.GroupNorm)  # GroupNorm(1, C): statistics over all of a sample
+            if fast:
+                # oneDNN, weight packed once per model; the GELU of the last layer is fused in.
+                packed, bias = self._packed_upscaling(index, deconv)
+                x = packed_linear(x, packed, bias, gelu=not with_norm).view(n, -1, c_out)
+            else:
+                weight, bias = _deconv_as_matrix(deconv)
+                x = torch.addmm(bias, x, weight.t()).view(n, -1, c_out)
+            if with_norm:
                 x = _group_norm_one_group(x, norm)
-            x = F.gelu(x).reshape(-1, c_out)
+            if with_norm or not fast:
+                x = F.gelu(x)
+            x = x.reshape(-1, c_out)
         levels = len(self.final_output_upscaling_layers)
         k = hyper_in.shape[1]
         masks = torch.bmm(hyper_in, x.view(n, -1, x.shape[-1]).transpose(1, 2))  # [n, K, rows]

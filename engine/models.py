@@ -762,13 +762,13 @@ class ModelManager:
 def _pack_inference_linears(role: str, model: Any) -> int:
     """fp32 CPU models: the Linear layers that never need autograd run on oneDNN with packed
     weights (``engine.cpu_linear``). Not the ITM text encoder (Grad-CAM differentiates through
-    it) nor EfficientSAM's decoder (it reads its attention weights directly)."""
+    it); EfficientSAM's image encoder is packed by its ``Segmenter``."""
     from .cpu_linear import pack_linears, packing_enabled
 
     if not packing_enabled():
         return 0
     parts = {"itm": ("vision_model",), "caption": ("vision_model", "text_decoder"), "qa": ("",),
-             "efficient_sam": ("image_encoder",)}[role]
+             "efficient_sam": ()}[role]
     return sum(pack_linears(model.get_submodule(name), root=model) for name in parts)
 
 

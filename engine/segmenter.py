@@ -39,6 +39,7 @@ import torch
 from .devices import out_of_memory_as_resource_error, resolve_device, resolve_dtype
 from .efficient_sam import EfficientSam, ImageContext
 from .efficient_sam_decoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
+from .cpu_linear import pack_linears, packing_enabled
 from .errors import ImageError, InputError, PromptError
 from .prompts import NEGATIVE, POSITIVE, Box, Point
 from .results import MaskCandidate, SegmentationResult
@@ -71,6 +72,9 @@ class Segmenter:
         self.device = resolve_device(device if device is not None else "auto")
         self.dtype = torch.float32 if dtype is None else resolve_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        # fp32 on the CPU: the image encoder's Linear layers on oneDNN (engine.cpu_linear).
+        if packing_enabled():
+            pack_linears(self.model.image_encoder, root=self.model)
         self.cache_size = cache_size
         self.encode_count = 0  # encoder runs so far (a cache hit does not count)
         self.last_encode_seconds = 0.0

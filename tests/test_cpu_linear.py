@@ -135,3 +135,22 @@ def test_model_loading_packs_the_inference_parts_and_the_chain_is_unchanged(tiny
     assert (packed.mask == plain.mask).mean() > 0.999
     # Caption sampling's patch projections hand the packed forward back afterwards.
     assert all("forward" in m.__dict__ for m in cap.text_decoder.modules() if is_packed(m))
+
+
+def test_released_weights_in_a_file_mapping_give_their_pages_back(tmp_path):
+    """A weight that lives in a mapped file (safetensors, as from_pretrained loads it) drops its
+    resident pages once released; anonymous memory is never touched."""
+    from engine.cpu_linear import _drop_file_pages
+
+    values = torch.arange(1 << 20, dtype=torch.float32)
+    path = tmp_path / "weights.bin"
+    values.numpy().tofile(path)
+    mapped = torch.from_file(str(path), shared=False, size=values.numel(), dtype=torch.float32)
+    assert torch.equal(mapped, values)  # pages now resident
+    dropped = _drop_file_pages([(mapped.data_ptr(), mapped.numel() * 4)])
+    assert dropped >= (1 << 22) - 2 * 4096
+    assert torch.equal(mapped, values)  # a later read fetches the file's bytes again
+
+    anonymous = values.clone()
+    assert _drop_file_pages([(anonymous.data_ptr(), anonymous.numel() * 4)]) == 0
+    assert torch.equal(anonymous, values)

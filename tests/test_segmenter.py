@@ -329,3 +329,42 @@ def test_decoder_context_follows_the_current_image(base_model):
     np.testing.assert_allclose(on_b.best.low_res_logits, expected_b.best.low_res_logits, atol=1e-5)
     np.testing.assert_allclose(again_a.best.low_res_logits, first_a.best.low_res_logits, atol=1e-5)
     assert not np.allclose(first_a.best.low_res_logits, on_b.best.low_res_logits, atol=1e-3)
+
+
+# --- the CPU fast path (oneDNN, engine.cpu_linear) --------------------------------------------
+
+def test_cpu_fast_path_gives_the_plain_path_masks(base_model, monkeypatch):
+    from engine import cpu_linear
+
+    if not cpu_linear.onednn_linear_available():
+        pytest.skip("this PyTorch build has no usable oneDNN packed Linear")
+    monkeypatch.setenv(cpu_linear.ENV_SWITCH, "default")
+    plain = Segmenter(copy.deepcopy(base_model), device="cpu")
+    assert not any(cpu_linear.is_packed(m) for m in plain.model.modules())
+    monkeypatch.setenv(cpu_linear.ENV_SWITCH, "onednn")
+    fast = Segmenter(copy.deepcopy(base_model), device="cpu")
+    assert any(cpu_linear.is_packed(m) for m in fast.model.image_encoder.modules())
+    assert not any(cpu_linear.is_packed(m) for m in fast.model.mask_decoder.modules())
+    img = _image(60, 80)
+    pts = [Point(30, 25), Point(70, 50, label=0)]
+    results = []
+    for segmenter, mode in ((plain, "default"), (fast, "onednn")):
+        monkeypatch.setenv(cpu_linear.ENV_SWITCH, mode)
+        segmenter.set_image(img, "img")
+        results.append(segmenter.predict(pts))
+    a, b = results
+    for ca, cb in zip(a.candidates, b.candidates):
+        np.testing.assert_allclose(cb.low_res_logits, ca.low_res_logits, rtol=1e-4, atol=1e-4)
+        assert (ca.mask == cb.mask).mean() > 0.999
+        assert abs(ca.iou - cb.iou) < 1e-4
+
+    # The decoder's packed upscaling weights follow an in-place change of the model's weights.
+    for segmenter in (plain, fast):
+        with torch.no_grad():
+            segmenter.model.mask_decoder.final_output_upscaling_layers[0][0].weight.mul_(-1.5)
+    after = []
+    for segmenter, mode in ((plain, "default"), (fast, "onednn")):
+        monkeypatch.setenv(cpu_linear.ENV_SWITCH, mode)
+        after.append(segmenter.predict(pts).candidates[0].low_res_logits)
+    np.testing.assert_allclose(after[1], after[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(after[0], a.candidates[0].low_res_logits, atol=1e-3)
