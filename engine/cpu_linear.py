@@ -156,7 +156,7 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
     linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and not is_packed(m)
                and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 and m.weight.numel() > 0]
     shared = _shared_storage(root if root is not None else module, linears)
-    released: list[tuple[int, int]] = []  # (address, bytes) of dense weights let go
+    files = _file_mappings() if linears else []
     for lin in linears:
         weight = lin.weight.detach()
         lin.__dict__[_PACKED] = torch.ops.mkldnn._reorder_linear_weight(weight, None)
@@ -164,7 +164,8 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
             lin.bias.requires_grad_(False)
         tied = weight.untyped_storage().data_ptr() in shared
         if release_dense and not tied:
-            released.append((weight.data_ptr(), weight.numel() * weight.element_size()))
+            # Layer by layer, so that resident memory never holds both copies of a big model.
+            _drop_file_pages([(weight.data_ptr(), weight.numel() * weight.element_size())], files)
             placeholder = torch.full((), float("nan"), dtype=weight.dtype).expand(weight.shape)
             lin.weight = torch.nn.Parameter(placeholder, requires_grad=False)
             lin.__dict__[_RELEASED] = True
@@ -172,11 +173,10 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
         else:
             lin.weight.requires_grad_(False)
         lin.forward = types.MethodType(_packed_forward, lin)
-    _drop_file_pages(released)
     return len(linears)
 
 
-def _drop_file_pages(ranges: list[tuple[int, int]]) -> int:
+def _drop_file_pages(ranges: list[tuple[int, int]], files: list[tuple[int, int]] | None = None) -> int:
     """Give back the resident pages of released weights that live in a file mapping.
 
     ``from_pretrained`` maps safetensors files into memory and every weight points into that
@@ -185,12 +185,12 @@ def _drop_file_pages(ranges: list[tuple[int, int]]) -> int:
     private file mapping only drops this process's copies (a later read would fetch the file's
     bytes again), so it is safe even if something still looked there. Anonymous memory is never
     touched (there it would read back zeros); freeing the tensor already returns it. Linux only;
-    returns the bytes dropped.
+    returns the bytes dropped. ``files``: :func:`_file_mappings`, when already read.
     """
     if not ranges or not sys.platform.startswith("linux"):
         return 0
     try:
-        files = _file_mappings()
+        files = _file_mappings() if files is None else files
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return 0
@@ -207,8 +207,11 @@ def _drop_file_pages(ranges: list[tuple[int, int]]) -> int:
 
 
 def _file_mappings() -> list[tuple[int, int]]:
-    """Address ranges of this process's mappings backed by a regular file (/proc/self/maps)."""
-    out = []
+    """Address ranges of this process's mappings backed by a regular file (/proc/self/maps);
+    empty where there is no such file (not Linux)."""
+    out: list[tuple[int, int]] = []
+    if not os.path.exists("/proc/self/maps"):
+        return out
     with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
         for line in maps:
             fields = line.split(maxsplit=5)
