@@ -6,7 +6,9 @@ device and variant:
 
 - encoder: ``Segmenter.set_image`` on a new image of each size (preprocessing included);
 - click-to-mask: ``Segmenter.predict`` with two points (one positive, one negative), full-size
-  masks of all three candidates included, on an image already encoded.
+  masks of all three candidates included, on an image already encoded, back to back;
+- click after idle: the same, each click after ``--idle-ms`` of idle time (as a user clicks),
+  which includes waking idle cores (costly on some virtual machines).
 
 Each figure is the median of ``repeats`` runs after ``warmup`` runs, with min and max.
 """
@@ -28,6 +30,8 @@ DEFAULT_VARIANTS = ("vitt", "vits")
 VARIANT_NAMES = {"vitt": "EfficientSAM-Ti", "vits": "EfficientSAM-S", "tiny": "tiny test model"}
 # Goals for click-to-mask on a 2-core CPU, by image size (ms).
 CPU_CLICK_GOALS_MS = {"1024x768": 30.0, "4000x3000": 60.0}
+DEFAULT_IDLE_MS = 50.0
+IDLE_CLICK = "click after idle"
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,14 @@ def _devices(spec: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _timed(fn: Callable[[int], object], repeats: int, warmup: int) -> tuple[float, ...]:
+def _timed(fn: Callable[[int], object], repeats: int, warmup: int, idle_s: float = 0.0) -> tuple[float, ...]:
+    """Seconds of each of ``repeats`` calls (after ``warmup``), each after ``idle_s`` of sleep."""
     for i in range(warmup):
         fn(-1 - i)
     times = []
     for i in range(repeats):
+        if idle_s > 0:
+            time.sleep(idle_s)  # not timed
         start = time.perf_counter()
         fn(i)
         times.append(time.perf_counter() - start)
@@ -89,7 +96,11 @@ def _timed(fn: Callable[[int], object], repeats: int, warmup: int) -> tuple[floa
 
 def run_benchmark(sizes: Sequence[str] = DEFAULT_SIZES, variants: Sequence[str] = DEFAULT_VARIANTS,
                   devices: str | Sequence[str] = "auto", repeats: int = 5, warmup: int = 1,
-                  dtype: str | None = None, report: Callable[[str], None] = print) -> list[Timing]:
+                  dtype: str | None = None, report: Callable[[str], None] = print,
+                  idle_ms: float = DEFAULT_IDLE_MS) -> list[Timing]:
+    """Encoder and click-to-mask timings. With ``idle_ms`` > 0, clicks are also timed after that
+    much idle time each ("click after idle"): a user clicks now and then, and on some machines
+    waking idle cores costs more than back-to-back clicks show."""
     import numpy as np
     import torch
 
@@ -98,8 +109,8 @@ def run_benchmark(sizes: Sequence[str] = DEFAULT_SIZES, variants: Sequence[str] 
     from .prompts import Point
     from .segmenter import Segmenter
 
-    if repeats < 1 or warmup < 0:
-        raise InputError("repeats must be at least 1 and warmup at least 0.")
+    if repeats < 1 or warmup < 0 or idle_ms < 0:
+        raise InputError("repeats must be at least 1, and warmup and idle-ms at least 0.")
     parsed = [(s, *parse_size(s)) for s in sizes]
     for v in variants:
         if v not in VARIANT_NAMES:
@@ -137,6 +148,10 @@ def run_benchmark(sizes: Sequence[str] = DEFAULT_SIZES, variants: Sequence[str] 
                 results.append(Timing(str(device), variant, str(seg.dtype), "click-to-mask", label,
                                       _timed(click, repeats, warmup)))
                 _print(results[-1], report)
+                if idle_ms > 0:
+                    results.append(Timing(str(device), variant, str(seg.dtype), IDLE_CLICK, label,
+                                          _timed(click, repeats, 0, idle_ms / 1000)))
+                    _print(results[-1], report)
             del seg, model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -148,7 +163,9 @@ def _print(t: Timing, report: Callable[[str], None]) -> None:
     if t.what == "click-to-mask" and t.device == "cpu" and t.size in CPU_CLICK_GOALS_MS:
         target = CPU_CLICK_GOALS_MS[t.size]
         goal = f"  [goal <= {target:.0f} ms on 2 CPU cores: {'met' if t.median_ms <= target else 'not met'}]"
-    report(f"  {t.what:<14} {t.size:>10}  median {t.median_ms:9.1f} ms  (min {t.min_ms:.1f}, max {t.max_ms:.1f}, "
+    if t.what == IDLE_CLICK:
+        goal = "  [each after idle time: cores wake first]"
+    report(f"  {t.what:<16} {t.size:>10}  median {t.median_ms:9.1f} ms  (min {t.min_ms:.1f}, max {t.max_ms:.1f}, "
            f"n={len(t.seconds)}){goal}")
 
 
@@ -164,6 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--idle-ms", type=float, default=DEFAULT_IDLE_MS,
+                        help="also time clicks that each follow this much idle time, as when a user "
+                             "clicks now and then (default: %(default)s; 0 skips)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -185,5 +205,6 @@ def main(args: argparse.Namespace) -> int:
           "On a shared machine, spread reflects other load.")
     run_benchmark(sizes=getattr(args, "sizes", DEFAULT_SIZES), variants=getattr(args, "variants", DEFAULT_VARIANTS),
                   devices=getattr(args, "devices", "auto"), repeats=getattr(args, "repeats", 5),
-                  warmup=getattr(args, "warmup", 1), dtype=getattr(args, "dtype", None))
+                  warmup=getattr(args, "warmup", 1), dtype=getattr(args, "dtype", None),
+                  idle_ms=getattr(args, "idle_ms", DEFAULT_IDLE_MS))
     return 0

@@ -34,11 +34,18 @@ def test_bench_segment_command(capsys):
 def test_run_benchmark_figures():
     lines: list[str] = []
     timings = run_benchmark(sizes=["40x30", "30x40"], variants=["tiny"], devices="cpu", repeats=2, warmup=1,
-                            report=lines.append)
-    assert [(t.what, t.size) for t in timings] == [("encoder", "40x30"), ("encoder", "30x40"),
-                                                    ("click-to-mask", "40x30"), ("click-to-mask", "30x40")]
+                            report=lines.append, idle_ms=50)
+    assert [(t.what, t.size) for t in timings] == [
+        ("encoder", "40x30"), ("encoder", "30x40"), ("click-to-mask", "40x30"), ("click after idle", "40x30"),
+        ("click-to-mask", "30x40"), ("click after idle", "30x40")]
     for t in timings:
         assert len(t.seconds) == 2 and t.min_ms <= t.median_ms <= t.max_ms and t.min_ms > 0
+        if t.what == "click after idle":
+            assert t.min_ms < 50  # the idle time itself is not counted
+    assert sum("click after idle" in line for line in lines) == 2
+    no_idle = run_benchmark(sizes=["40x30"], variants=["tiny"], devices="cpu", repeats=1, warmup=0,
+                            report=lines.append, idle_ms=0)
+    assert [t.what for t in no_idle] == ["encoder", "click-to-mask"]
 
 
 def test_pipeline_options_parse():
