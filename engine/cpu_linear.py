@@ -16,7 +16,7 @@ Memory: the dense weight is then released, so the model does not take twice the 
 that code reading the weight directly gets NaNs rather than plausible numbers; ``state_dict()``
 still holds the real weight (unpacked again), and ``load_state_dict`` fails loudly (unpack first).
 Weights mapped from a safetensors file also give their resident pages back (measured on the
-base models: 5.45 GB resident after a chain, against 5.28 GB unpacked). A weight that is
+base models: 5.48 GB resident after a chain, against 5.28 GB unpacked). A weight that is
 also used elsewhere (tied word embeddings and output heads) keeps its dense copy. Calls that the
 packed path cannot take (autograd through the layer, another dtype or device) run ``F.linear``
 on the weight unpacked again, so they are slow but right. :func:`unpack_linears` undoes it all.
