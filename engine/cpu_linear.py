@@ -25,14 +25,14 @@ on the weight unpacked again, so they are slow but right. :func:`unpack_linears`
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import sys
 import types
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
+
+from .cpu_tuning import libc
 
 _PACKED = "_qmask_packed_weight"  # instance attribute of a packed Linear (a mkldnn tensor)
 _RELEASED = "_qmask_dense_released"  # True when the dense weight was dropped
@@ -86,10 +86,14 @@ def dense_weight(linear: torch.nn.Linear) -> torch.Tensor:
     return linear.weight
 
 
+def _onednn_input(x: torch.Tensor) -> bool:
+    # The packed op takes fp32 CPU tensors and has no autograd formula.
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
+
+
 def usable_for(x: torch.Tensor) -> bool:
     """Whether ``x`` may take the oneDNN path: an fp32 CPU tensor, packing on, no autograd."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
-            and packing_enabled())
+    return _onednn_input(x) and packing_enabled()
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -121,9 +125,9 @@ def _real_weight_in_state_dict(module: torch.nn.Module, state: dict, prefix: str
 
 def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     packed = self.__dict__[_PACKED]
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled()):
+    if _onednn_input(x):
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
-    # No autograd formula for the packed op, or another device/dtype: the plain layer.
+    # Autograd, or another device/dtype: the plain layer.
     weight = dense_weight(self).to(device=x.device, dtype=x.dtype)
     bias = None if self.bias is None else self.bias.to(device=x.device, dtype=x.dtype)
     return F.linear(x, weight, bias)
@@ -202,9 +206,12 @@ def _read_file_pages(ranges: list[tuple[int, int]], files: list[tuple[int, int]]
 def _advise(ranges: list[tuple[int, int]], files: list[tuple[int, int]] | None, advice: int, inside: bool) -> int:
     """``madvise`` the pages of each (address, bytes) range that lies in a file mapping: whole
     pages inside the range (``inside``) or every page it touches."""
-    libc = _libc()
-    if not ranges or libc is None:
+    handle = libc()
+    madvise = getattr(handle, "madvise", None) if handle is not None else None
+    if not ranges or madvise is None:
         return 0
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    madvise.restype = ctypes.c_int
     files = _file_mappings() if files is None else files
     page = os.sysconf("SC_PAGE_SIZE")
     done = 0
@@ -215,27 +222,9 @@ def _advise(ranges: list[tuple[int, int]], files: list[tuple[int, int]] | None, 
             start, end = address // page * page, -(-(address + size) // page) * page
         if end <= start or not any(lo <= start and end <= hi for lo, hi in files):
             continue
-        if libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), advice) == 0:
+        if madvise(start, end - start, advice) == 0:
             done += end - start
     return done
-
-
-_libc_handle: list = []
-
-
-def _libc() -> ctypes.CDLL | None:
-    """glibc's handle, looked up once (``find_library`` runs ldconfig); None off Linux."""
-    if not _libc_handle:
-        handle = None
-        if sys.platform.startswith("linux"):
-            try:
-                handle = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-                handle.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-                handle.madvise.restype = ctypes.c_int
-            except (OSError, AttributeError):
-                handle = None
-        _libc_handle.append(handle)
-    return _libc_handle[0]
 
 
 def _file_mappings() -> list[tuple[int, int]]:

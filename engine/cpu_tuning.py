@@ -24,6 +24,21 @@ MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's maximum; larger blocks (weights, ph
 TRIM_THRESHOLD_BYTES = 256 * 2**20  # free memory kept at the heap top before it is returned
 
 _allocator_tuned: bool | None = None
+_libc_handle: list[ctypes.CDLL | None] = []
+
+
+def libc() -> ctypes.CDLL | None:
+    """The C library's handle on Linux (looked up once: ``find_library`` runs ldconfig), with
+    ``errno`` kept; None elsewhere or when it cannot be loaded."""
+    if not _libc_handle:
+        handle = None
+        if sys.platform.startswith("linux"):
+            try:
+                handle = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            except OSError:
+                handle = None
+        _libc_handle.append(handle)
+    return _libc_handle[0]
 
 
 def keep_freed_memory() -> bool:
@@ -37,12 +52,9 @@ def keep_freed_memory() -> bool:
     if _allocator_tuned is not None:
         return _allocator_tuned
     _allocator_tuned = False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc
+    handle = libc()
+    mallopt = getattr(handle, "mallopt", None) if handle is not None else None
+    if mallopt is None:  # not Linux, or not glibc
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
@@ -52,4 +64,4 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-__all__ = ["keep_freed_memory", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"]
+__all__ = ["keep_freed_memory", "libc", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"]

@@ -393,6 +393,8 @@ class MaskDecoder(nn.Module):
         )
         self.iou_prediction_head = MLPBlock(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens,
                                             iou_head_depth, nn.GELU)
+        # Upscaling layer index -> (weight identity and versions, packed matrix, bias): CPU fast path.
+        self._packed_upscaling_cache: dict[int, tuple[tuple, torch.Tensor, torch.Tensor]] = {}
 
     def prepare(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor) -> ImageContext:
         """Image-only decoder work for ``[B, C, h, w]`` embeddings, to pass to ``forward`` on every click."""
@@ -433,7 +435,7 @@ class MaskDecoder(nn.Module):
         remade only when the weights change (in place or replaced)."""
         key = (deconv.weight.data_ptr(), tensor_version(deconv.weight), deconv.bias.data_ptr(),
                tensor_version(deconv.bias))
-        cache = self.__dict__.setdefault("_packed_upscaling_cache", {})
+        cache = self._packed_upscaling_cache
         hit = cache.get(index)
         if hit is not None and hit[0] == key and None not in key:
             return hit[1], hit[2]

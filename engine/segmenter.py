@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 import torch
 
+from .cpu_linear import pack_linears, packing_enabled
 from .devices import out_of_memory_as_resource_error, resolve_device, resolve_dtype
 from .efficient_sam import EfficientSam, ImageContext
 from .efficient_sam_decoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
-from .cpu_linear import pack_linears, packing_enabled
 from .errors import ImageError, InputError, PromptError
 from .prompts import NEGATIVE, POSITIVE, Box, Point
 from .results import MaskCandidate, SegmentationResult
