@@ -8,19 +8,17 @@ Each subcommand lives in ``engine.commands.<name>`` and exposes ``add_arguments(
 
 from __future__ import annotations
 
-import os
+from .cpu_tuning import configure_openmp_wait, keep_freed_memory
 
-# Idle OpenMP threads must sleep, not spin: on a busy 2-core laptop spinning workers turn a
-# 40 ms click-to-mask into a second. Only takes effect before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How idle OpenMP threads wait: read once, when torch loads (see engine.cpu_tuning).
+configure_openmp_wait()
 
-import argparse
-import importlib
-import sys
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
 
-from . import __version__
-from .cpu_tuning import keep_freed_memory
-from .errors import QMaskError
+from . import __version__  # noqa: E402
+from .errors import QMaskError  # noqa: E402
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

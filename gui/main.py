@@ -6,18 +6,16 @@ import Qt; anything else opens the desktop app. Qt is imported only when a windo
 
 from __future__ import annotations
 
-import os
+from engine.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
-# Idle OpenMP threads must sleep, not spin: on a busy 2-core laptop spinning workers turn a
-# 40 ms click-to-mask into a second. Only takes effect before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How idle OpenMP threads wait: read once, when torch loads (see engine.cpu_tuning).
+configure_openmp_wait()
 
-import argparse
-import sys
+import argparse  # noqa: E402
+import sys  # noqa: E402
 
-from engine import __version__
-from engine import cli as engine_cli
-from engine.cpu_tuning import keep_freed_memory
+from engine import __version__  # noqa: E402
+from engine import cli as engine_cli  # noqa: E402
 
 EPILOG = """\
 headless commands (qmask COMMAND --help for each):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench_segment import parse_size, run_benchmark
+from engine.bench_segment import Timing, _print, parse_size, run_benchmark
 from engine.commands import bench
 from engine.errors import InputError
 
@@ -46,6 +46,17 @@ def test_run_benchmark_figures():
     no_idle = run_benchmark(sizes=["40x30"], variants=["tiny"], devices="cpu", repeats=1, warmup=0,
                             report=lines.append, idle_ms=0)
     assert [t.what for t in no_idle] == ["encoder", "click-to-mask"]
+
+
+@pytest.mark.parametrize("what", ["click-to-mask", "click after idle"])
+def test_click_goal_verdicts(what):
+    lines: list[str] = []
+    for seconds in ((0.029, 0.030, 0.031), (0.030, 0.031, 0.032)):
+        _print(Timing("cpu", "vitt", "torch.float32", what, "1024x768", seconds), lines.append)
+    _print(Timing("cuda:0", "vitt", "torch.float32", what, "1024x768", (0.05,)), lines.append)
+    assert lines[0].endswith("[goal <= 30 ms on 2 CPU cores: met]")
+    assert lines[1].endswith("[goal <= 30 ms on 2 CPU cores: not met]")
+    assert "goal" not in lines[2]  # the goals are for the CPU
 
 
 def test_pipeline_options_parse():

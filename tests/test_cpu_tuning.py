@@ -1,15 +1,18 @@
-"""The allocator setting of engine.cpu_tuning, observed through glibc's own statistics."""
+"""engine.cpu_tuning: the allocator setting, observed through glibc's own statistics, and how idle
+OpenMP threads wait."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from engine import cli
-from engine.cpu_tuning import keep_freed_memory
+from engine.cpu_tuning import GOMP_SPIN_COUNT, configure_openmp_wait, keep_freed_memory, openmp_wait_description
 
 # Runs in a fresh interpreter: the setting is process-wide and must be seen from its start.
 PROBE = textwrap.dedent("""
@@ -36,7 +39,7 @@ PROBE = textwrap.dedent("""
         return mmapped == 0 and libc.mallinfo2().fordblks >= 8 << 20
 
     before = freed_block_kept()
-    from engine.cpu_tuning import keep_freed_memory
+    from engine.cpu_tuning import GOMP_SPIN_COUNT, configure_openmp_wait, keep_freed_memory, openmp_wait_description
     tuned = keep_freed_memory()
     print(before, tuned, freed_block_kept())
 """)
@@ -62,3 +65,35 @@ def test_headless_commands_tune_the_allocator(monkeypatch, capsys):
     monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(1) or True)
     assert cli.main(["models", "list"]) in (0, 1)  # 1: no models installed here
     assert calls == [1]
+
+
+# --- how idle OpenMP threads wait ------------------------------------------------------------
+
+def test_openmp_wait_spins_briefly_on_linux_and_sleeps_elsewhere():
+    env: dict[str, str] = {}
+    configure_openmp_wait(env, platform="linux")
+    assert env == {"GOMP_SPINCOUNT": str(GOMP_SPIN_COUNT)}
+    assert openmp_wait_description(env) == f"GOMP_SPINCOUNT={GOMP_SPIN_COUNT}"
+    env = {}
+    configure_openmp_wait(env, platform="darwin")
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.mark.parametrize("user", [{"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "0"}])
+def test_openmp_wait_leaves_the_users_setting_alone(user):
+    env = dict(user)
+    configure_openmp_wait(env, platform="linux")
+    assert env == user
+    assert openmp_wait_description({}) == "OpenMP waits: runtime default"
+
+
+@pytest.mark.parametrize("front_door", ["engine.cli", "gui.main"])
+def test_front_doors_set_the_wait_before_torch_loads(front_door):
+    # A fresh interpreter: libgomp reads the variables once, when torch loads it.
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = (f"import os, sys; import {front_door}; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    expected = [str(GOMP_SPIN_COUNT), "None"] if sys.platform.startswith("linux") else ["None", "PASSIVE"]
+    assert out == [*expected, "False"]
