@@ -7,16 +7,16 @@ A click runs a few dozen multi-threaded operations in ~25 ms, and each starts by
 other thread. libgomp, PyTorch's OpenMP runtime on Linux, spins 300,000 times (a few ms) by
 default before a waiting thread sleeps. We set ``GOMP_SPINCOUNT=10000`` instead (about 0.1 ms):
 long enough to bridge the gaps inside a click, short enough to leave the core to other programs
-soon after. Measured on the 2-core benchmark VM (EfficientSAM-Ti at 1024x768, medians of 21
-clicks, two runs each; back to back / each click after 50 ms idle):
+soon after. Measured on the 2-core benchmark VM (EfficientSAM-Ti at 1024x768, medians of 15-21
+clicks; back to back / each click after 50 ms idle):
 
-- 10,000 spins: 24.6-24.7 / 25.2 ms quiet; 56-57 / 56-58 ms beside a process that keeps one
-  core busy;
-- ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once; our setting before): 25.3-26.0 / 37.9-38.9 quiet,
-  39 / 39 busy. Waking a halted virtual CPU costs tens of microseconds, paid per operation;
-- libgomp's default: 25.5-25.6 / 25.8-26.2 quiet, 48-53 / 97-111 busy.
+- quiet machine: 10,000 spins 22.3-24.7 / 23.4-25.2 ms; ``OMP_WAIT_POLICY=PASSIVE`` (sleep at
+  once, our setting before) 25.3-26.5 / 37.9-38.9 ms, because waking a halted virtual CPU costs
+  tens of microseconds and every operation pays it; libgomp's default 25.5-25.6 / 25.8-26.2 ms.
+- beside a process that keeps one core busy (two rounds, an hour apart; they disagree): 10,000
+  spins 56-83 / 56-114 ms, PASSIVE 39-92 / 39-76 ms, default (first round only) 48-53 / 97-111 ms.
+  Only one core is left then, so no setting meets the 30 ms goal.
 
-Beside a busy process only one core is left, so no setting meets the 30 ms goal there.
 The spin count is read once, when torch loads libgomp, so the front doors call this before they
 import torch. Other platforms' OpenMP runtimes ignore ``GOMP_SPINCOUNT``; there we keep
 ``OMP_WAIT_POLICY=PASSIVE``. A user's own setting of either variable is left alone.
