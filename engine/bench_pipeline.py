@@ -115,8 +115,12 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
     pipe.manager.sam()
     load_s = time.perf_counter() - load_start
     from .cpu_linear import packing_enabled
+    from .cpu_tuning import openmp_wait_description
 
-    kernels = ", CPU Linear layers on oneDNN (packed)" if dev.type == "cpu" and packing_enabled() else ""
+    kernels = ""
+    if dev.type == "cpu":  # how the CPU figures were taken (see engine.cpu_tuning)
+        kernels = (", CPU Linear layers on oneDNN (packed)" if packing_enabled() else "") + \
+            f", {openmp_wait_description()}"
     say(f"  models loaded in {load_s:.1f} s on {dev} ({pipe.manager.dtype}{kernels})")
 
     # Warm-up (first-call costs: kernels, allocator, tokenizers) is not timed.
