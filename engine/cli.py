@@ -8,17 +8,17 @@ Each subcommand lives in ``engine.commands.<name>`` and exposes ``add_arguments(
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import sys
+
+from . import __version__
 from .cpu_tuning import configure_openmp_wait, keep_freed_memory
+from .errors import QMaskError
 
-# How idle OpenMP threads wait: read once, when torch loads (see engine.cpu_tuning).
+# How idle OpenMP threads wait: read once, when torch loads, so before anything imports it
+# (nothing above does; see engine.cpu_tuning).
 configure_openmp_wait()
-
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .errors import QMaskError  # noqa: E402
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -3,8 +3,8 @@ wait, and whether freed memory goes back to the kernel.
 
 OpenMP threads (:func:`configure_openmp_wait`)
 ----------------------------------------------
-A click runs a few dozen multi-threaded operations in ~25 ms, and each starts by waking the
-other thread. libgomp, PyTorch's OpenMP runtime on Linux, spins 300,000 times (a few ms) by
+A click runs a few dozen multi-threaded operations in ~25 ms, and each hands work to the other
+thread, which must first wake up if it has gone to sleep. libgomp, PyTorch's OpenMP runtime on Linux, spins 300,000 times (a few ms) by
 default before a waiting thread sleeps. We set ``GOMP_SPINCOUNT=10000`` instead (about 0.1 ms):
 long enough to bridge the gaps inside a click, short enough to leave the core to other programs
 soon after. Measured on the 2-core benchmark VM (EfficientSAM-Ti at 1024x768, medians of 15-21
@@ -122,4 +122,5 @@ def openmp_wait_description(environ: MutableMapping[str, str] | None = None) -> 
     return ", ".join(parts) or "OpenMP waits: runtime default"
 
 
-__all__ = ["configure_openmp_wait", "GOMP_SPIN_COUNT", "keep_freed_memory", "libc", "openmp_wait_description", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"]
+__all__ = ["configure_openmp_wait", "GOMP_SPIN_COUNT", "keep_freed_memory", "libc", "openmp_wait_description",
+           "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"]

@@ -6,16 +6,16 @@ import Qt; anything else opens the desktop app. Qt is imported only when a windo
 
 from __future__ import annotations
 
+import argparse
+import sys
+
+from engine import __version__
+from engine import cli as engine_cli
 from engine.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
-# How idle OpenMP threads wait: read once, when torch loads (see engine.cpu_tuning).
+# How idle OpenMP threads wait: read once, when torch loads, so before anything imports it
+# (nothing above does; engine.cli has already made this call; see engine.cpu_tuning).
 configure_openmp_wait()
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-
-from engine import __version__  # noqa: E402
-from engine import cli as engine_cli  # noqa: E402
 
 EPILOG = """\
 headless commands (qmask COMMAND --help for each):
