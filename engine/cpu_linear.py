@@ -61,9 +61,9 @@ def _self_check() -> bool:
         weight = torch.randn(37, 19, generator=gen)
         bias = torch.randn(37, generator=gen)
         x = torch.randn(3, 5, 19, generator=gen)
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+        packed = pack_weight(weight)
         with torch.no_grad():
-            out = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+            out = packed_linear(x, packed, bias)
         return bool(torch.allclose(out, F.linear(x, weight, bias), rtol=1e-4, atol=1e-4)
                     and torch.equal(packed.to_dense(), weight))
     except (RuntimeError, AttributeError, NotImplementedError):  # op missing or unsupported here
@@ -126,7 +126,7 @@ def _real_weight_in_state_dict(module: torch.nn.Module, state: dict, prefix: str
 def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     packed = self.__dict__[_PACKED]
     if _onednn_input(x):
-        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
+        return packed_linear(x, packed, self.bias)
     # Autograd, or another device/dtype: the plain layer.
     weight = dense_weight(self).to(device=x.device, dtype=x.dtype)
     bias = None if self.bias is None else self.bias.to(device=x.device, dtype=x.dtype)
@@ -164,14 +164,15 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
     files = _file_mappings() if linears else []
     for lin in linears:
         weight = lin.weight.detach()
-        _read_file_pages([(weight.data_ptr(), weight.numel() * weight.element_size())], files)
-        lin.__dict__[_PACKED] = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+        span = (weight.data_ptr(), weight.numel() * weight.element_size())
+        _read_file_pages([span], files)
+        lin.__dict__[_PACKED] = pack_weight(weight)
         if lin.bias is not None:
             lin.bias.requires_grad_(False)
         tied = weight.untyped_storage().data_ptr() in shared
         if release_dense and not tied:
             # Layer by layer, so that resident memory never holds both copies of a big model.
-            _drop_file_pages([(weight.data_ptr(), weight.numel() * weight.element_size())], files)
+            _drop_file_pages([span], files)
             placeholder = torch.full((), float("nan"), dtype=weight.dtype).expand(weight.shape)
             lin.weight = torch.nn.Parameter(placeholder, requires_grad=False)
             lin.__dict__[_RELEASED] = True
