@@ -16,6 +16,7 @@ INTERFACE CONTRACT (implemented by the model-management/pipeline work; others bu
     pipe = Pipeline.from_settings(settings, models_dir=None)  # lazy: no model loaded yet
     pipe.load(progress=cb, cancel=is_cancelled)     # optional: every model now, not on first use
     pipe.set_image(rgb_uint8_hxwx3, image_id="path-or-hash")
+    pipe.prepare(progress=cb, cancel=is_cancelled)  # optional: encoders now (the GUI, on open)
     heat = pipe.heatmap("what is the man holding?")
     points = pipe.auto_points(heat)                 # tuple[Point], source="auto"
     seg = pipe.segment(points)                      # SegmentationResult, decoder only
@@ -47,7 +48,7 @@ from .errors import (CancelledError, CheckpointError, InputError, ModelMissingEr
 from .images import check_rgb
 from .prompts import Box, Point
 from .results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
-                      SegmentationResult)
+                      PrepareResult, SegmentationResult)
 
 ProgressFn = Callable[[str, float], None]
 CancelFn = Callable[[], bool]
@@ -57,6 +58,7 @@ STAGES = ("heatmap", "points", "segment", "fuse", "captions", "answer")
 ROLE_LABELS = {"itm": "heat-map model", "efficient_sam": "segmentation model", "caption": "caption model",
                "qa": "answer model"}
 ENCODERS = ("itm", "caption", "efficient_sam")
+PREPARE_ORDER = ("efficient_sam", "itm", "caption")  # clicks first, then the question's stages in order
 
 
 @dataclass
@@ -333,6 +335,57 @@ class Pipeline:
         if self._current is None or self._current not in self._images:
             raise InputError("No image: call set_image first.")
         return self._images[self._current]
+
+    def prepare(self, roles: Sequence[str] | None = None, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None) -> PrepareResult:
+        """Run the current image's vision encoders now, before a question or a click needs them.
+
+        ``roles``: any of ``efficient_sam``, ``itm``, ``caption``, run in that order; default: all
+        that the settings use (EfficientSAM first, so that clicks are served soonest). Encoders
+        already cached for this image are skipped, so this is cheap to repeat. ``cancel()`` is
+        checked before each encoder block (:func:`engine.interrupt.stop_between`) and raises
+        :class:`CancelledError`; encoders that finished stay cached. ``progress(stage, i / n)``
+        before each encoder. A missing or broken EfficientSAM checkpoint is not an error here
+        (the chain can run without masks): it is skipped and said in ``notes``.
+        """
+        from .interrupt import stop_between
+
+        entry = self._entry()
+        wanted = tuple(ENCODERS) if roles is None else tuple(roles)
+        unknown = [r for r in wanted if r not in ENCODERS]
+        if unknown:
+            raise InputError(f"Unknown encoder {unknown[0]!r}; choose from {', '.join(ENCODERS)}.")
+        order = [r for r in PREPARE_ORDER if r in wanted and (r != "efficient_sam" or self.settings.segment)]
+        image_id = str(self._current)
+        before = dict(self.encode_count)
+        notes: list[str] = []
+        start = _now()
+        for i, role in enumerate(order):
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled while encoding the image.")
+            if progress is not None:
+                progress(f"encoding image ({ROLE_LABELS[role]})", i / len(order))
+            what = f"the image for the {ROLE_LABELS[role]}"
+            if role == "efficient_sam":
+                try:
+                    seg = self._get_segmenter()
+                except (CheckpointError, ModelMissingError) as err:
+                    notes.append(f"Segmentation model not available ({err}).")
+                    continue
+                with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, what):
+                    if seg.set_image(entry.rgb, image_id):
+                        self.encode_count[role] += 1
+                        self.encode_seconds[role] = seg.last_encode_seconds
+            else:
+                blip = self._load(role)
+                embeds = self._itm_embeds if role == "itm" else self._caption_embeds
+                with self._guard("encoding the image"), \
+                        stop_between(blip.model.vision_model.encoder.layers, cancel, what):
+                    embeds(blip)
+        if progress is not None:
+            progress("image encoded", 1.0)
+        encoded = tuple(r for r in order if self.encode_count[r] > before[r])
+        return PrepareResult(image_id=image_id, encoded=encoded, notes=tuple(notes), seconds=_now() - start)
 
     def _itm_embeds(self, itm: Any) -> Any:
         from .gradcam import encode_image_itm

@@ -75,6 +75,17 @@ class AnswerResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class PrepareResult:
+    """What ``Pipeline.prepare`` did for the current image: the encoders it ran now (roles, in
+    order; those already cached are not listed) and why any was skipped."""
+
+    image_id: str
+    encoded: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
 @dataclass
 class ChainResult:
     """Everything one image + question run produced (``qmask ask``, batch, the GUI)."""

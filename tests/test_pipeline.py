@@ -310,3 +310,75 @@ def test_pipeline_uses_the_auto_caption_batch(tiny_models_dir, monkeypatch):
     assert p.caption_batch_size() == 3 and p.caption_batch_size(100) == 100
     p.settings.caption_batch_size = 2
     assert p.caption_batch_size() == 2
+
+
+def test_prepare_encodes_once_sam_first_and_later_stages_reuse_it(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=2), models_dir=tiny_models_dir)
+    p.set_image(_image(20), "prep-20")
+    stages = []
+    res = p.prepare(progress=lambda s, f: stages.append((s, f)))
+    assert res.image_id == "prep-20" and res.notes == ()
+    assert res.encoded == ("efficient_sam", "itm", "caption")  # clicks are served first
+    assert p.encode_count == {"itm": 1, "caption": 1, "efficient_sam": 1}
+    assert [f for _, f in stages] == sorted(f for _, f in stages) and stages[-1] == ("image encoded", 1.0)
+    assert "segmentation model" in stages[0][0]
+    # Cached: again is a no-op, and the whole chain runs no encoder.
+    assert p.prepare().encoded == ()
+    p.run("what is on the table?")
+    assert p.encode_count == {"itm": 1, "caption": 1, "efficient_sam": 1}
+    # Some roles only, in the fixed order whatever the order asked.
+    p.set_image(_image(21), "prep-21")
+    assert p.prepare(roles=("caption", "itm")).encoded == ("itm", "caption")
+    assert p.encode_count == {"itm": 2, "caption": 2, "efficient_sam": 1}
+    with pytest.raises(InputError, match="Unknown encoder 'qa'"):
+        p.prepare(roles=("qa",))
+
+
+def test_prepare_without_segmentation_skips_sam(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu", segment=False), models_dir=tiny_models_dir)
+    p.set_image(_image(22), "prep-22")
+    assert p.prepare().encoded == ("itm", "caption")
+    assert not p.manager.is_loaded("efficient_sam")
+
+
+def test_prepare_cancels_inside_an_encoder_and_keeps_what_finished(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    p.set_image(_image(23), "prep-23")
+    p.prepare(roles=("efficient_sam",))
+    layers = p.manager.itm().model.vision_model.encoder.layers
+    assert len(layers) >= 2
+    first_done, last_done = [], []
+    hooks = [layers[0].register_forward_hook(lambda m, a, o: first_done.append(1)),
+             layers[-1].register_forward_hook(lambda m, a, o: last_done.append(1))]
+    try:
+        # Cancel comes while the ITM encoder runs (after its first block): it stops there.
+        with pytest.raises(CancelledError, match="heat-map model"):
+            p.prepare(cancel=lambda: bool(first_done))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert first_done == [1] and last_done == []
+    assert p.encode_count == {"itm": 0, "caption": 0, "efficient_sam": 1}
+    # Nothing half-done was kept: the next call encodes ITM and caption in full, SAM stays cached.
+    assert p.prepare().encoded == ("itm", "caption")
+    # The hooks are gone: an ordinary stage with a cancel that says yes is not stopped by them.
+    assert all(not layer._forward_pre_hooks for layer in layers)
+
+
+def test_prepare_with_a_broken_sam_checkpoint_still_encodes_the_rest(tmp_path, tiny_models_dir):
+    import shutil
+
+    md = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, md)
+    (md / "efficient_sam" / "efficient_sam_vitt.pt").write_bytes(b"not a checkpoint")
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=md)
+    p.set_image(_image(24), "prep-24")
+    res = p.prepare()
+    assert res.encoded == ("itm", "caption")
+    assert len(res.notes) == 1 and "efficient_sam_vitt.pt" in res.notes[0]
+
+
+def test_prepare_needs_an_image(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    with pytest.raises(InputError, match="No image"):
+        p.prepare()
