@@ -23,6 +23,7 @@ from .layers import HEATMAP_COLORMAPS
 from .live_segmentation import LiveSegmenter
 from .main_window import MainWindow
 from .point_editing import Tool
+from .prefetch import ImagePrefetcher
 from .presenter import Presenter
 from .prompt_state import PromptState
 from .relocate import ImageRelocator
@@ -55,6 +56,7 @@ class Controller(QtCore.QObject):
         self.models: ModelsInfo | None = None
         self.presenter = Presenter(window, workspace)
         self.live = LiveSegmenter(client, workspace)
+        self.prefetch = ImagePrefetcher(client)  # encoders run while the user reads and types
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
@@ -155,6 +157,7 @@ class Controller(QtCore.QObject):
 
     def _on_current(self, session: ImageSession | None) -> None:
         self.show_current(session)
+        self.prefetch.image_shown(session)
 
     def show_current(self, session: ImageSession | None) -> None:
         """The selected image's question, and its pixels read if they are not in memory."""
@@ -318,6 +321,8 @@ class Controller(QtCore.QObject):
         if isinstance(request, LoadModels):
             self.models = payload
             self.window.status.set_models(payload)
+            self.prefetch.models_ready = True
+            self.prefetch.image_shown(self.workspace.current)
             self.models_ready.emit(payload)
             return
         if isinstance(request, OpenImage):
@@ -365,6 +370,8 @@ class Controller(QtCore.QObject):
         question = self._pending_questions.pop(session.key, None)
         if question:
             self._submit_ask(session, question)
+        elif session is self.workspace.current:
+            self.prefetch.image_shown(session)
 
     def _on_progress(self, progress: Progress) -> None:
         self.window.status.set_progress(progress.stage, progress.fraction)
@@ -383,6 +390,9 @@ class Controller(QtCore.QObject):
 
     def _on_failed(self, failed: Failed) -> None:
         request = failed.request
+        if request.background:  # nobody asked for it: the user's own request will say what is wrong
+            log.warning("background %s failed: %s", request.title, failed.message)
+            return
         if isinstance(request, OpenImage):
             session = self._session_for(request.key)
             if session is not None and not session.path.is_file():
@@ -411,6 +421,8 @@ class Controller(QtCore.QObject):
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
+        if cancelled.superseded:
+            return  # gave way to the user's newer request: nothing to tell
         self.show_message(f"Cancelled {request.title}; the results so far are kept.", "info")
         if isinstance(request, (Ask, Answer)):
             self._ask_points.pop(request.request_id, None)

@@ -27,6 +27,9 @@ class Request:
     cancellable = False
     #: Shown in the status bar while the request runs.
     title = "working"
+    #: True for work the user did not ask for (encoding a newly shown image): it stops as soon as
+    #: a request about another image is sent, and its failures are logged, not shown.
+    background = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,16 @@ class OpenImage(Request):
     key: str
     path: str
     title = "opening image"
+
+
+@dataclass(frozen=True)
+class EncodeImage(Request):
+    """Run the image's vision encoders now (EfficientSAM first), before a question or a click."""
+
+    image: ImageRef
+    cancellable = True
+    title = "encoding image"
+    background = True
 
 
 @dataclass(frozen=True)
@@ -147,3 +160,4 @@ class Failed:
 @dataclass(frozen=True)
 class Cancelled:
     request: Request
+    superseded: bool = False  # a background job that gave way to a request about another image

@@ -10,6 +10,10 @@ Two things keep the window responsive while the engine works:
 - **Cancel**: :meth:`EngineClient.cancel` marks every request issued so far as cancelled. The
   pipeline's ``cancel`` callback checks that mark between steps, and queued requests of that
   age are skipped. Thread-safe because it only writes one integer under a lock.
+- **Background encoding**: :class:`~gui.requests.EncodeImage` (sent when an image is shown)
+  gives way as soon as a request about another image is sent: its cancel check also asks
+  :meth:`EngineWorker.superseded`, which sees every request the client has sent, queued or not.
+  A question about the same image just queues behind it and finds the encoders' output cached.
 - **Live segmentation**: decoder requests do not queue behind a long job. They go into a
   one-slot mailbox (the newest replaces an older one: stale edits are never decoded) that the
   worker empties when idle *and* between the steps of a long job of the same image (from the
@@ -22,6 +26,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -30,8 +35,8 @@ from PySide6 import QtCore
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 
 from . import gui_thread_gc
-from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, LoadModels, ModelsInfo,
-                       OpenImage, Progress, Reply, Request, Segment)
+from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
+                       ModelsInfo, OpenImage, Progress, Reply, Request, Segment)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,19 @@ class EngineWorker(QtCore.QObject):
         self._cancel_below = 0  # requests with id <= this are cancelled
         self._mailbox: Segment | None = None
         self._current: Request | None = None
+        # (request_id, image_id or None) of the latest requests sent, for superseded()
+        self._sent: deque[tuple[int, str | None]] = deque(maxlen=64)
 
     # ------------------------------------------------------------------ called from the GUI thread
     def cancel_up_to(self, request_id: int) -> None:
         with self._lock:
             self._cancel_below = max(self._cancel_below, request_id)
+
+    def note_sent(self, request: Request) -> None:
+        """The client sent ``request`` (it may wait in the queue for a while)."""
+        image = getattr(request, "image", None)
+        with self._lock:
+            self._sent.append((request.request_id, None if image is None else image.image_id))
 
     def post_segment(self, request: Segment) -> None:
         with self._lock:
@@ -91,14 +104,27 @@ class EngineWorker(QtCore.QObject):
         with self._lock:
             return request.cancellable and request.request_id <= self._cancel_below
 
+    def superseded(self, request: Request) -> bool:
+        """A background request that a later request about another image (or no image: opening
+        a file, loading models) has made moot."""
+        if not request.background:
+            return False
+        image = getattr(request, "image", None)
+        mine = None if image is None else image.image_id
+        with self._lock:
+            return any(rid > request.request_id and other != mine for rid, other in self._sent)
+
+    def _should_stop(self, request: Request) -> bool:
+        return self._is_cancelled(request) or self.superseded(request)
+
     @QtCore.Slot(object)
     def handle(self, request: Request) -> None:
         if isinstance(request, Segment):
             self.service_mailbox()
             return
         self.service_mailbox()
-        if self._is_cancelled(request):
-            self.cancelled.emit(Cancelled(request))
+        if self._should_stop(request):
+            self.cancelled.emit(Cancelled(request, superseded=self.superseded(request)))
             return
         self._current = request
         start = time.perf_counter()
@@ -107,6 +133,8 @@ class EngineWorker(QtCore.QObject):
                 self._load_models(request)
             elif isinstance(request, OpenImage):
                 self._open_image(request)
+            elif isinstance(request, EncodeImage):
+                self._encode(request)
             elif isinstance(request, Ask):
                 self._ask(request)
             elif isinstance(request, Answer):
@@ -114,7 +142,7 @@ class EngineWorker(QtCore.QObject):
             else:
                 raise TypeError(f"unknown request {type(request).__name__}")
         except CancelledError:
-            self.cancelled.emit(Cancelled(request))
+            self.cancelled.emit(Cancelled(request, superseded=self.superseded(request)))
         except BaseException as err:  # noqa: BLE001 - the thread must survive anything
             kind, message, role = describe_error(err)
             details = "" if isinstance(err, QMaskError) else traceback.format_exc()
@@ -181,7 +209,7 @@ class EngineWorker(QtCore.QObject):
             self.progress.emit(Progress(request.request_id, stage, float(fraction)))
             self.service_mailbox()
 
-        return progress, (lambda: self._is_cancelled(request))
+        return progress, (lambda: self._should_stop(request))
 
     def _need_pipeline(self) -> Any:
         if self.pipeline is None:
@@ -213,11 +241,26 @@ class EngineWorker(QtCore.QObject):
         self.progress.emit(Progress(request.request_id, "reading image", -1.0))
         self.reply.emit(Reply(request, load_image(request.path)))
 
+    def _encode(self, request: EncodeImage) -> None:
+        pipe = self._need_pipeline()
+        progress, cancel = self._callbacks(request)
+        self._use_image(request.image)
+        prepare = getattr(pipe, "prepare", None)
+        if callable(prepare):
+            self.reply.emit(Reply(request, prepare(progress=progress, cancel=cancel)))
+
+    def _prepare(self, roles: tuple[str, ...], cancel) -> None:
+        """Encoders a stage is about to need, stoppable between blocks (a stage alone is not)."""
+        prepare = getattr(self.pipeline, "prepare", None)
+        if callable(prepare):
+            prepare(roles=roles, cancel=cancel)
+
     def _ask(self, request: Ask) -> None:
         pipe = self._need_pipeline()
         progress, cancel = self._callbacks(request)
         progress("encoding image", 0.0)
         self._use_image(request.image)
+        self._prepare(("itm",), cancel)
         if cancel():
             raise CancelledError("cancelled")
         progress("heat map", 0.1)
@@ -231,6 +274,7 @@ class EngineWorker(QtCore.QObject):
         mask = None
         if points and getattr(pipe.settings, "segment", True):
             progress("mask", 0.25)
+            self._prepare(("efficient_sam",), cancel)
             seg = pipe.segment(points)
             self.reply.emit(Reply(request, seg))
             mask = seg.best.mask
@@ -251,6 +295,7 @@ class EngineWorker(QtCore.QObject):
         def caption_progress(stage: str, fraction: float) -> None:
             progress(stage, start + span * max(0.0, min(1.0, fraction)))
 
+        self._prepare(("caption",), cancel)
         caps = pipe.captions(fused_map, progress=caption_progress, cancel=cancel)
         self.reply.emit(Reply(request, caps))
         if getattr(caps, "cancelled", False) or cancel():
@@ -329,6 +374,7 @@ class EngineClient(QtCore.QObject):
         if isinstance(request, Segment):
             return self.submit_segment(request)
         request = self._stamp(request)
+        self.worker.note_sent(request)
         was_busy = self.busy
         self._open.add(request.request_id)
         if not was_busy:

@@ -257,3 +257,25 @@ def test_box_prompt_from_ctrl_drag_segments_with_the_box(harness, qtbot, tmp_pat
     assert c.editor.tool.value == "box"
     app.window.action_map["tool_points"].trigger()
     assert c.editor.tool.value == "points"
+
+
+def test_shown_image_is_encoded_before_the_question(harness, qtbot, tmp_path):
+    first = write_photo(tmp_path / "first.png", seed=1)
+    second = write_photo(tmp_path / "second.png", seed=2)
+    app = harness.build([first, second])
+    pipe = app.client.worker.pipeline
+    every_once = {"itm": 1, "caption": 1, "efficient_sam": 1}
+    # Shown and idle: the worker encoded it without being asked (EfficientSAM, ITM, caption).
+    qtbot.waitUntil(lambda: pipe.encode_count == every_once and not app.client.busy, timeout=WAIT_MS)
+    assert app.controller.prefetch.sent == 1
+    ask_and_wait(qtbot, app, "what is the yellow thing?")
+    assert pipe.encode_count == every_once  # the question ran no encoder
+    # The next image is encoded when it is shown; nothing was said about the background work.
+    app.workspace.step(+1)
+    qtbot.waitUntil(lambda: pipe.encode_count == {k: 2 for k in every_once} and not app.client.busy,
+                    timeout=WAIT_MS)
+    assert not [m for m in app.window.messages.history if "encod" in str(m).lower()]
+    # Back to the first one: cached, so its job finds nothing to do.
+    app.workspace.step(-1)
+    qtbot.waitUntil(lambda: not app.client.busy, timeout=WAIT_MS)
+    assert pipe.encode_count == {k: 2 for k in every_once} and app.controller.prefetch.sent == 3

@@ -191,3 +191,84 @@ def test_edits_are_decoded_while_captions_are_written(client, qtbot, tiny_models
     assert not rec.ended(ask.request_id), "the segment came back while the ask was still running"
     client.cancel()
     assert isinstance(wait_end(qtbot, rec, ask.request_id), Cancelled)
+
+
+# ------------------------------------------------------------------ background encoding
+def test_encode_image_runs_the_encoders_once_and_the_question_reuses_them(client, qtbot, tiny_models_dir):
+    from engine.results import PrepareResult
+    from gui.requests import EncodeImage
+
+    rec = Recorder(client)
+    client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
+    ref = image_ref(3, "a")
+    enc = client.submit(EncodeImage(image=ref))
+    assert isinstance(wait_end(qtbot, rec, enc.request_id), Finished)
+    (result,) = rec.payloads(enc.request_id)
+    assert isinstance(result, PrepareResult) and result.image_id == ref.image_id
+    assert result.encoded == ("efficient_sam", "itm", "caption")
+    stages = [m.stage for n, m in rec.events if n == "progress" and m.request_id == enc.request_id]
+    assert any("segmentation model" in s for s in stages) and stages[-1] == "image encoded"
+    counts = dict(client.worker.pipeline.encode_count)
+    ask = client.submit(Ask(image=ref, question="what is this?", alpha=0.5))
+    assert isinstance(wait_end(qtbot, rec, ask.request_id), Finished)
+    assert client.worker.pipeline.encode_count == counts  # the question found every encoder's output cached
+
+
+def test_encode_image_gives_way_to_a_request_about_another_image(client, qtbot, tiny_models_dir):
+    from gui.requests import EncodeImage
+
+    rec = Recorder(client)
+    client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
+    # Both queue behind the model loading: by the time the worker reaches the encoding, the
+    # user has moved on to another image, so it does not even start.
+    enc = client.submit(EncodeImage(image=image_ref(4, "a")))
+    other = client.submit(Ask(image=image_ref(5, "b"), question="and this?", alpha=0.5))
+    ended = wait_end(qtbot, rec, enc.request_id)
+    assert isinstance(ended, Cancelled) and ended.superseded
+    assert isinstance(wait_end(qtbot, rec, other.request_id), Finished)
+    # A question about the same image does not stop it: it queues behind and reuses its work.
+    same = image_ref(6, "c")
+    enc2 = client.submit(EncodeImage(image=same))
+    ask2 = client.submit(Ask(image=same, question="what is here?", alpha=0.5))
+    assert isinstance(wait_end(qtbot, rec, enc2.request_id), Finished)
+    assert isinstance(wait_end(qtbot, rec, ask2.request_id), Finished)
+    assert rec.payloads(enc2.request_id)[0].encoded == ("efficient_sam", "itm", "caption")
+
+
+def test_encode_image_stops_between_blocks_when_the_user_moves_on(client, qtbot, tiny_models_dir):
+    from dataclasses import replace
+
+    from gui.requests import EncodeImage
+
+    rec = Recorder(client)
+    load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
+    wait_end(qtbot, rec, load.request_id)
+    pipe = client.worker.pipeline
+    blocks = pipe._get_segmenter().model.image_encoder.blocks
+    later = replace(OpenImage(key="b", path="elsewhere.png"), request_id=10**9)
+    # While EfficientSAM's encoder runs (in the engine thread), the user opens another image.
+    hook = blocks[0].register_forward_hook(lambda m, a, o: client.worker.note_sent(later))
+    try:
+        enc = client.submit(EncodeImage(image=image_ref(7, "a")))
+        ended = wait_end(qtbot, rec, enc.request_id)
+    finally:
+        hook.remove()
+    assert isinstance(ended, Cancelled) and ended.superseded
+    assert pipe.encode_count == {"itm": 0, "caption": 0, "efficient_sam": 0}  # stopped inside the first encoder
+
+
+def test_cancel_stops_a_question_inside_the_image_encoder(client, qtbot, tiny_models_dir):
+    rec = Recorder(client)
+    load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
+    wait_end(qtbot, rec, load.request_id)
+    pipe = client.worker.pipeline
+    layers = pipe.manager.itm().model.vision_model.encoder.layers
+    # The user presses Cancel while the heat-map model's vision encoder runs.
+    hook = layers[0].register_forward_hook(lambda m, a, o: client.worker.cancel_up_to(10**9))
+    try:
+        ask = client.submit(Ask(image=image_ref(8), question="what is this?", alpha=0.5))
+        ended = wait_end(qtbot, rec, ask.request_id)
+    finally:
+        hook.remove()
+    assert isinstance(ended, Cancelled) and not ended.superseded
+    assert rec.payloads(ask.request_id) == [] and pipe.encode_count["itm"] == 0  # stopped before its end
