@@ -71,6 +71,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("more_opacity", "More heat opacity", ("]",), "", "View"),
     ActionSpec("less_opacity", "Less heat opacity", ("[",), "", "View"),
     ActionSpec("models", "Models…", (), "See which models are installed, download or choose a folder", "Engine"),
+    ActionSpec("encode_on_show", "Encode images when shown", (),
+               "Run the vision encoders as soon as an image is shown, so that the question and the first "
+               "click wait less (uses the CPU while you read; stops when you move on)", "Engine",
+               checkable=True, checked=True),
     ActionSpec("help", "Keyboard shortcuts and help", ("F1",), "", "Help"),
 )
 

@@ -102,6 +102,7 @@ class Controller(QtCore.QObject):
         a["ask"].triggered.connect(self._on_ask_shortcut)
         a["rerun_answer"].triggered.connect(self.rerun_answer)
         a["cancel"].triggered.connect(self.cancel)
+        a["encode_on_show"].toggled.connect(self.set_encode_on_show)
         a["clear_points"].triggered.connect(self.clear_points)
         a["reset_points"].triggered.connect(self.reset_points)
         a["accept"].triggered.connect(lambda checked: self.set_accepted(checked))
@@ -221,6 +222,11 @@ class Controller(QtCore.QObject):
         if self.client.busy:
             self.client.cancel()
             self.window.status.set_progress("cancelling…", -1.0)
+
+    def set_encode_on_show(self, enabled: bool) -> None:
+        self.prefetch.enabled = bool(enabled)
+        if enabled:
+            self.prefetch.image_shown(self.workspace.current)
 
     def clear_points(self) -> None:
         session = self._editable()

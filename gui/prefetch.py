@@ -8,6 +8,7 @@ it is shown (EfficientSAM first: the first click is then served from the cache t
 The job is background work (:class:`~gui.requests.EncodeImage`): it shows in the status bar
 and Cancel stops it, it gives way to any request about another image (the worker checks
 between encoder blocks), and its errors are left for the user's own request to report.
+Engine > "Encode images when shown" turns it off (``enabled``).
 """
 
 from __future__ import annotations

@@ -279,3 +279,20 @@ def test_shown_image_is_encoded_before_the_question(harness, qtbot, tmp_path):
     app.workspace.step(-1)
     qtbot.waitUntil(lambda: not app.client.busy, timeout=WAIT_MS)
     assert pipe.encode_count == {k: 2 for k in every_once} and app.controller.prefetch.sent == 3
+
+
+def test_encoding_when_shown_can_be_turned_off(harness, qtbot, tmp_path):
+    first = write_photo(tmp_path / "first.png", seed=3)
+    second = write_photo(tmp_path / "second.png", seed=4)
+    app = harness.build([first, second])
+    pipe = app.client.worker.pipeline
+    qtbot.waitUntil(lambda: pipe.encode_count["itm"] == 1 and not app.client.busy, timeout=WAIT_MS)
+    toggle = app.window.action_map["encode_on_show"]
+    assert toggle.isCheckable() and toggle.isChecked()
+    toggle.setChecked(False)
+    app.workspace.step(+1)
+    qtbot.waitUntil(lambda: app.workspace.current.image is not None and not app.client.busy, timeout=WAIT_MS)
+    qtbot.wait(200)
+    assert pipe.encode_count["itm"] == 1 and app.controller.prefetch.sent == 1
+    toggle.setChecked(True)  # on again: the image on screen is encoded now
+    qtbot.waitUntil(lambda: pipe.encode_count["itm"] == 2 and not app.client.busy, timeout=WAIT_MS)
