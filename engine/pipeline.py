@@ -365,14 +365,14 @@ class Pipeline:
                 raise CancelledError("Cancelled while encoding the image.")
             if progress is not None:
                 progress(f"encoding image ({ROLE_LABELS[role]})", i / len(order))
-            what = f"the image for the {ROLE_LABELS[role]}"
+            message = f"Cancelled while encoding the image for the {ROLE_LABELS[role]}."
             if role == "efficient_sam":
                 try:
                     seg = self._get_segmenter()
                 except (CheckpointError, ModelMissingError) as err:
                     notes.append(f"Segmentation model not available ({err}).")
                     continue
-                with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, what):
+                with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, message):
                     if seg.set_image(entry.rgb, image_id):
                         self.encode_count[role] += 1
                         self.encode_seconds[role] = seg.last_encode_seconds
@@ -380,12 +380,22 @@ class Pipeline:
                 blip = self._load(role)
                 embeds = self._itm_embeds if role == "itm" else self._caption_embeds
                 with self._guard("encoding the image"), \
-                        stop_between(blip.model.vision_model.encoder.layers, cancel, what):
+                        stop_between(blip.model.vision_model.encoder.layers, cancel, message):
                     embeds(blip)
         if progress is not None:
             progress("image encoded", 1.0)
         encoded = tuple(r for r in order if self.encode_count[r] > before[r])
         return PrepareResult(image_id=image_id, encoded=encoded, notes=tuple(notes), seconds=_now() - start)
+
+    def is_encoded(self, role: str) -> bool:
+        """Whether the current image's ``role`` encoder output (``itm``, ``caption``,
+        ``efficient_sam``) is cached, i.e. a stage needing it runs without encoding."""
+        entry = self._entry()
+        if role == "efficient_sam":
+            return self._segmenter is not None and self._segmenter.is_cached(str(self._current))
+        if role not in ENCODERS:
+            raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
+        return getattr(entry, f"{role}_embeds") is not None
 
     def _itm_embeds(self, itm: Any) -> Any:
         from .gradcam import encode_image_itm
@@ -525,16 +535,20 @@ class Pipeline:
                                        cancel=cancel, step_progress=on_step)
         return dataclasses.replace(result, seconds=_now() - start)
 
-    def answer(self, question: str, captions: Sequence[str]) -> AnswerResult:
-        """UnifiedQA Fusion-in-Decoder answer from the captions."""
+    def answer(self, question: str, captions: Sequence[str], cancel: CancelFn | None = None) -> AnswerResult:
+        """UnifiedQA Fusion-in-Decoder answer from the captions. ``cancel()`` is checked before
+        each T5 block (encoder and decoder: tens of milliseconds apart on a 2-core CPU) and raises
+        :class:`CancelledError`."""
         from .answer import answer_from_captions
+        from .interrupt import stop_between
 
         text = clean_question_text(question)
         if not captions:
             raise InputError("No captions to answer from: the caption stage produced none.")
         qa = self._load("qa")
         start = _now()
-        with self._guard("answering"):
+        blocks = [*qa.model.encoder.block, *qa.model.decoder.block]
+        with self._guard("answering"), stop_between(blocks, cancel, "Cancelled while writing the answer."):
             answer = answer_from_captions(qa.model, qa.tokenizer, text, list(captions),
                                           max_length=self.settings.max_answer_length)
         return AnswerResult(answer=answer.strip(), seconds=_now() - start)
@@ -615,7 +629,7 @@ class Pipeline:
         step("captions", 1.0)
 
         step("answer", 0.0)
-        ans = self.answer(text, caps.captions)
+        ans = self.answer(text, caps.captions, cancel=cancel)
         timings["answer"] = ans.seconds
         step("answer", 1.0)
         for enc in ENCODERS:

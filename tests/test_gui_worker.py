@@ -272,3 +272,27 @@ def test_cancel_stops_a_question_inside_the_image_encoder(client, qtbot, tiny_mo
         hook.remove()
     assert isinstance(ended, Cancelled) and not ended.superseded
     assert rec.payloads(ask.request_id) == [] and pipe.encode_count["itm"] == 0  # stopped before its end
+
+
+def test_a_click_is_served_between_encoder_blocks(client, qtbot, tiny_models_dir):
+    from gui.requests import EncodeImage
+
+    rec = Recorder(client)
+    load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
+    wait_end(qtbot, rec, load.request_id)
+    layers = client.worker.pipeline.manager.itm().model.vision_model.encoder.layers
+    ref = image_ref(9, "a")
+    order = []  # appended in the engine thread, in the order things happen there
+    click = Segment(image=ref, prompts=PromptState((Point(30, 30),)), generation=1, request_id=10**6)
+    client.worker.reply.connect(lambda r: order.append(type(r.payload).__name__),
+                                QtCore.Qt.ConnectionType.DirectConnection)
+    hooks = [layers[0].register_forward_hook(lambda m, a, o: client.worker.post_segment(click)),
+             layers[-1].register_forward_hook(lambda m, a, o: order.append("ITM encoder done"))]
+    try:
+        # EfficientSAM is encoded first; the user clicks while BLIP's ITM encoder runs.
+        enc = client.submit(EncodeImage(image=ref))
+        assert isinstance(wait_end(qtbot, rec, enc.request_id), Finished)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert order == ["SegmentationResult", "ITM encoder done", "PrepareResult"]

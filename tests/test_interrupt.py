@@ -18,8 +18,8 @@ def test_stops_before_the_block_where_cancel_turns_true():
     seen = []
     for i, block in enumerate(net):
         block.register_forward_hook(lambda m, a, o, i=i: seen.append(i))
-    with pytest.raises(CancelledError, match="Cancelled while encoding the test image"):
-        with stop_between(net, lambda: len(seen) >= 2, "the test image"):
+    with pytest.raises(CancelledError, match="Cancelled while testing"):
+        with stop_between(net, lambda: len(seen) >= 2, "Cancelled while testing."):
             net(torch.zeros(1, 3))
     assert seen == [0, 1]
     assert all(len(b._forward_pre_hooks) == 0 for b in net)  # removed even after the exception

@@ -382,3 +382,32 @@ def test_prepare_needs_an_image(tiny_models_dir):
     p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
     with pytest.raises(InputError, match="No image"):
         p.prepare()
+
+
+def test_answer_stops_between_t5_blocks(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    p.set_image(_image(25), "ans-25")
+    qa = p.manager.qa().model
+    blocks = [*qa.encoder.block, *qa.decoder.block]
+    done = []
+    hook = qa.encoder.block[0].register_forward_hook(lambda m, a, o: done.append(1))
+    try:
+        with pytest.raises(CancelledError, match="writing the answer"):
+            p.answer("what is it?", ["a red cup", "a table"], cancel=lambda: bool(done))
+    finally:
+        hook.remove()
+    assert done == [1]  # it stopped right after the first block of the first context chunk
+    assert all(not b._forward_pre_hooks for b in blocks)
+    assert p.answer("what is it?", ["a red cup", "a table"], cancel=lambda: False).answer is not None
+
+
+def test_is_encoded_follows_the_current_image(tiny_models_dir):
+    p = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
+    p.set_image(_image(26), "enc-26")
+    assert not any(p.is_encoded(r) for r in ("itm", "caption", "efficient_sam"))
+    p.prepare(roles=("efficient_sam", "caption"))
+    assert p.is_encoded("efficient_sam") and p.is_encoded("caption") and not p.is_encoded("itm")
+    p.set_image(_image(27), "enc-27")
+    assert not p.is_encoded("efficient_sam")
+    with pytest.raises(InputError):
+        p.is_encoded("qa")
