@@ -71,6 +71,25 @@ def _timed(device: Any, fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
+def cpu_gemm_gflops(seconds: float = 0.2) -> float:
+    """fp32 GFLOPS of a 4096x256 by 256x256 product on the CPU, repeated for ~``seconds``.
+
+    A shared or virtual machine's speed drifts by tens of percent from minute to minute; this
+    probe, printed before and after the stages, tells a slow stretch from a slow change."""
+    import torch
+
+    a, b = torch.randn(4096, 256), torch.randn(256, 256)
+    for _ in range(5):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while True:
+        a @ b
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return 2 * 4096 * 256 * 256 * count / elapsed / 1e9
+
+
 def _image(seed: int, size: tuple[int, int]) -> Any:
     """A smooth random image (blocks of colour plus noise): less degenerate than pure noise."""
     import numpy as np
@@ -134,6 +153,7 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
     plain_itm_forward(itm, warm, QUESTIONS[0])
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
+    probe_before = cpu_gemm_gflops() if dev.type == "cpu" else None
 
     for r in range(repeats):
         q1, q2 = QUESTIONS[r % len(QUESTIONS)], QUESTIONS[(r + 1) % len(QUESTIONS)]
@@ -173,6 +193,8 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
     result: dict[str, Any] = {"device": str(dev), "dtype": str(pipe.manager.dtype), "load_seconds": load_s,
                               "stages": times, "random_weights": pipe.random_weights, "models": pipe.model_ids(),
                               "threads": torch.get_num_threads()}
+    if probe_before is not None:
+        result["cpu_gemm_gflops"] = [probe_before, cpu_gemm_gflops()]
     if dev.type == "cuda":
         result["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
         result["gpu"] = torch.cuda.get_device_name(dev)
@@ -193,6 +215,10 @@ def summarise(result: dict[str, Any], preset: str, num_captions: int) -> list[st
             continue
         med[stage] = statistics.median(vals)
         lines.append(f"  {stage:<22}{med[stage]:>10.3f}{min(vals):>10.3f}{len(vals):>4}")
+    if "cpu_gemm_gflops" in result:
+        before, after = result["cpu_gemm_gflops"]
+        lines.append(f"  CPU speed check (fp32 GEMM 4096x256x256): {before:.0f} GFLOPS before the stages, "
+                     f"{after:.0f} after")
     if "peak_gpu_memory_gib" in result:
         lines.append(f"  peak GPU memory: {result['peak_gpu_memory_gib']:.2f} GiB")
     if "itm_forward" in med and "gradcam_new_image" in med:

@@ -24,6 +24,9 @@ def test_bench_device_times_every_stage(tiny_models_dir):
     out = summarise(result, preset="base", num_captions=3)
     assert out[0].startswith("device cpu") and "RANDOM WEIGHTS" in out[0]
     assert any("goal new question" in line for line in out)
+    before, after = result["cpu_gemm_gflops"]
+    assert before > 0 and after > 0
+    assert any(line.startswith("  CPU speed check") and f"{before:.0f} GFLOPS before" in line for line in out)
     assert not any("whole base chain" in line for line in out)  # judged only for 100 captions
 
 
