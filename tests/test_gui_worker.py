@@ -244,7 +244,7 @@ def test_encode_image_stops_between_blocks_when_the_user_moves_on(client, qtbot,
     load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
     wait_end(qtbot, rec, load.request_id)
     pipe = client.worker.pipeline
-    blocks = pipe._get_segmenter().model.image_encoder.blocks
+    blocks = pipe.manager.sam().model.image_encoder.blocks
     later = replace(OpenImage(key="b", path="elsewhere.png"), request_id=10**9)
     # While EfficientSAM's encoder runs (in the engine thread), the user opens another image.
     hook = blocks[0].register_forward_hook(lambda m, a, o: client.worker.note_sent(later))
