@@ -134,6 +134,11 @@ def _now() -> float:
     return time.perf_counter()
 
 
+def _check_encoder(role: str) -> None:
+    if role not in ENCODERS:
+        raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
+
+
 def clean_question_text(question: str) -> str:
     """The question with surrounding blanks removed; InputError when nothing is left."""
     if not isinstance(question, str):
@@ -352,9 +357,8 @@ class Pipeline:
 
         entry = self._entry()
         wanted = tuple(ENCODERS) if roles is None else tuple(roles)
-        unknown = [r for r in wanted if r not in ENCODERS]
-        if unknown:
-            raise InputError(f"Unknown encoder {unknown[0]!r}; choose from {', '.join(ENCODERS)}.")
+        for role in wanted:
+            _check_encoder(role)
         order = [r for r in PREPARE_ORDER if r in wanted and (r != "efficient_sam" or self.settings.segment)]
         image_id = str(self._current)
         before = dict(self.encode_count)
@@ -373,9 +377,7 @@ class Pipeline:
                     notes.append(f"Segmentation model not available ({err}).")
                     continue
                 with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, message):
-                    if seg.set_image(entry.rgb, image_id):
-                        self.encode_count[role] += 1
-                        self.encode_seconds[role] = seg.last_encode_seconds
+                    self._sam_set_image(seg, entry)
             else:
                 blip = self._load(role)
                 embeds = self._itm_embeds if role == "itm" else self._caption_embeds
@@ -391,10 +393,9 @@ class Pipeline:
         """Whether the current image's ``role`` encoder output (``itm``, ``caption``,
         ``efficient_sam``) is cached, i.e. a stage needing it runs without encoding."""
         entry = self._entry()
+        _check_encoder(role)
         if role == "efficient_sam":
             return self._segmenter is not None and self._segmenter.is_cached(str(self._current))
-        if role not in ENCODERS:
-            raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
         return getattr(entry, f"{role}_embeds") is not None
 
     def _itm_embeds(self, itm: Any) -> Any:
@@ -474,6 +475,12 @@ class Pipeline:
                                         cache_size=self.settings.image_cache_size)
         return self._segmenter
 
+    def _sam_set_image(self, seg: Any, entry: _ImageEntry) -> None:
+        """Make the current image EfficientSAM's (encoding it unless cached), counting encodes."""
+        if seg.set_image(entry.rgb, str(self._current)):
+            self.encode_count["efficient_sam"] += 1
+            self.encode_seconds["efficient_sam"] = seg.last_encode_seconds
+
     def segment(self, points: Sequence[Point] = (), box: Box | None = None, multimask: bool = True
                 ) -> SegmentationResult:
         """EfficientSAM masks from prompts (the image encoder runs once per image, cached)."""
@@ -481,9 +488,7 @@ class Pipeline:
         seg = self._get_segmenter()
         start = _now()
         with self._guard("segmenting"):
-            if seg.set_image(entry.rgb, self._current):
-                self.encode_count["efficient_sam"] += 1
-                self.encode_seconds["efficient_sam"] = seg.last_encode_seconds
+            self._sam_set_image(seg, entry)
             result = seg.predict(points, box=box, multimask=multimask)
         return dataclasses.replace(result, seconds=_now() - start)
 

@@ -93,9 +93,8 @@ class EngineWorker(QtCore.QObject):
 
     def note_sent(self, request: Request) -> None:
         """The client sent ``request`` (it may wait in the queue for a while)."""
-        image = getattr(request, "image", None)
         with self._lock:
-            self._sent.append((request.request_id, None if image is None else image.image_id))
+            self._sent.append((request.request_id, _image_id(request)))
 
     def post_segment(self, request: Segment) -> None:
         with self._lock:
@@ -111,8 +110,7 @@ class EngineWorker(QtCore.QObject):
         a file, loading models) has made moot."""
         if not request.background:
             return False
-        image = getattr(request, "image", None)
-        mine = None if image is None else image.image_id
+        mine = _image_id(request)
         with self._lock:
             return any(rid > request.request_id and other != mine for rid, other in self._sent)
 
@@ -262,18 +260,18 @@ class EngineWorker(QtCore.QObject):
         self.reply.emit(Reply(request, load_image(request.path)))
 
     def _encode(self, request: EncodeImage) -> None:
-        pipe = self._need_pipeline()
+        self._need_pipeline()
         progress, cancel = self._callbacks(request)
         self._use_image(request.image)
-        prepare = getattr(pipe, "prepare", None)
-        if callable(prepare):
-            self.reply.emit(Reply(request, prepare(progress=progress, cancel=cancel)))
+        result = self._prepare(None, cancel, progress)
+        if result is not None:
+            self.reply.emit(Reply(request, result))
 
-    def _prepare(self, roles: tuple[str, ...], cancel) -> None:
-        """Encoders a stage is about to need, stoppable between blocks (a stage alone is not)."""
+    def _prepare(self, roles: tuple[str, ...] | None, cancel, progress=None) -> Any:
+        """Encoders a stage is about to need (None: all), stoppable between blocks (a stage alone
+        is not). Returns the pipeline's PrepareResult; None for a stand-in without ``prepare``."""
         prepare = getattr(self.pipeline, "prepare", None)
-        if callable(prepare):
-            prepare(roles=roles, cancel=cancel)
+        return prepare(roles=roles, progress=progress, cancel=cancel) if callable(prepare) else None
 
     def _ask(self, request: Ask) -> None:
         pipe = self._need_pipeline()
@@ -323,6 +321,12 @@ class EngineWorker(QtCore.QObject):
         progress("answer", 0.92)
         self.reply.emit(Reply(request, pipe.answer(question, caps.captions, cancel=cancel)))
         progress("done", 1.0)
+
+
+def _image_id(request: Request) -> str | None:
+    """The image a request is about; None for those about no image (opening a file, models)."""
+    image = getattr(request, "image", None)
+    return None if image is None else image.image_id
 
 
 def load_eagerly(pipe: Any, progress, cancel) -> None:
