@@ -4,11 +4,12 @@ wait, and whether freed memory goes back to the kernel.
 OpenMP threads (:func:`configure_openmp_wait`)
 ----------------------------------------------
 A click runs a few dozen multi-threaded operations in ~25 ms, and each hands work to the other
-thread, which must first wake up if it has gone to sleep. libgomp, PyTorch's OpenMP runtime on Linux, spins 300,000 times (a few ms) by
-default before a waiting thread sleeps. We set ``GOMP_SPINCOUNT=10000`` instead (about 0.1 ms):
-long enough to bridge the gaps inside a click, short enough to leave the core to other programs
-soon after. Measured on the 2-core benchmark VM (EfficientSAM-Ti at 1024x768, medians of 15-21
-clicks; back to back / each click after 50 ms idle):
+thread, which must first wake up if it has gone to sleep. libgomp, PyTorch's OpenMP runtime on
+Linux, spins 300,000 times (a few ms) by default before a waiting thread sleeps. We set
+``GOMP_SPINCOUNT=10000`` instead (about 0.1 ms): long enough to bridge the gaps inside a click,
+short enough to leave the core to other programs soon after. Measured on the 2-core benchmark
+VM (EfficientSAM-Ti at 1024x768, medians of 15-21 clicks; back to back / each click after 50 ms
+idle):
 
 - quiet machine: 10,000 spins 22.3-24.7 / 23.4-25.2 ms; ``OMP_WAIT_POLICY=PASSIVE`` (sleep at
   once, our setting before) 25.3-26.5 / 37.9-38.9 ms, because waking a halted virtual CPU costs
