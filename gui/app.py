@@ -11,6 +11,10 @@ sorted by review need). Otherwise QMask keeps one project per image folder in it
 
 A project whose images moved opens all the same: the banner offers "Locate folder…"
 (``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
+
+Preferences (``gui.preferences``: view, Engine toggle, window layout, the models folder chosen in
+the Models dialog) are read at start and saved when the window closes; ``--screenshot`` runs read
+them but keep the default window layout and save nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
 from .controller import Controller
 from .file_actions import FileActions
 from .main_window import MainWindow
+from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
 from .session import Workspace, default_project_path
 from .worker import EngineClient, default_pipeline_factory
@@ -113,14 +118,21 @@ class QMaskApp(QtCore.QObject):
         self.workspace = Workspace(self.project, default_alpha=options.settings.alpha)
         self.window = MainWindow()
         self.client = EngineClient(pipeline_factory)
-        self.controller = Controller(self.window, self.workspace, self.client, options.settings, options.models_dir)
+        self.preferences = PreferencesStore()
+        prefs = self.preferences.load()
+        models_dir, models_note = models_folder(options.models_dir, prefs)
+        self.controller = Controller(self.window, self.workspace, self.client, options.settings, models_dir)
+        apply(prefs, self.window, layout=not options.screenshot)
         if choose_folder is not None:
             self.controller.relocator.choose_folder = choose_folder
         self.files = FileActions(self.controller)
+        self.files.models_folder_chosen.connect(self._remember_models_folder)
         self.window.closing.connect(self.shutdown)
         self._closed = False
         if project_note:
             self.controller.show_error(project_note)
+        if models_note:
+            self.controller.show_message(models_note, "warning")
         from .qt_compat import binding_warning
 
         warning = binding_warning()
@@ -135,7 +147,7 @@ class QMaskApp(QtCore.QObject):
             from .dialogs.models_dialog import missing_roles
 
             s = self.options.settings
-            missing = missing_roles(s.preset, s.sam_variant, self.options.models_dir)
+            missing = missing_roles(s.preset, s.sam_variant, self.controller.models_dir)
         if missing:
             self.window.status.set_engine_text("models: missing")
             self.files.show_models()
@@ -163,12 +175,18 @@ class QMaskApp(QtCore.QObject):
             self.controller.ask_when_ready(current, question)
 
     def shutdown(self) -> None:
-        """Stop the engine thread and save; safe to call twice."""
+        """Stop the engine thread and save (work and preferences); safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if not self.options.screenshot:
+            self.preferences.save(capture(self.window))
         self.client.shutdown()
         self.workspace.close()
+
+    def _remember_models_folder(self, folder: str) -> None:
+        if not self.options.screenshot:
+            self.preferences.save(Preferences(models_dir=folder))
 
 
 def open_project(path: str | None, first_image: Path | None) -> tuple[Project, str]:

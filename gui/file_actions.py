@@ -21,6 +21,8 @@ from .dialogs.models_dialog import ModelsDialog
 
 
 class FileActions(QtCore.QObject):
+    models_folder_chosen = QtCore.Signal(str)  # a folder chosen in the Models dialog ("": the caches)
+
     def __init__(self, controller: Controller) -> None:
         super().__init__(controller)
         self.controller = controller
@@ -100,6 +102,7 @@ class FileActions(QtCore.QObject):
 
     def _models_chosen(self, folder: str) -> None:
         self.controller.models_dir = folder or None
+        self.models_folder_chosen.emit(folder)
         self.controller.load_models()
 
     def show_help(self) -> HelpDialog:

@@ -39,7 +39,7 @@ class ScreenshotRun(QtCore.QObject):
         from .dialogs.models_dialog import missing_roles
 
         s = self.app.options.settings
-        missing = missing_roles(s.preset, s.sam_variant, self.app.options.models_dir)
+        missing = missing_roles(s.preset, s.sam_variant, self.app.controller.models_dir)
         if missing:
             print(f"qmask: cannot take a screenshot: model(s) missing: {', '.join(missing)}. "
                   f"Fetch them with 'qmask models download {s.preset}' or pass --models DIR.", file=sys.stderr)

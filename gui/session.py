@@ -408,20 +408,25 @@ def typed_label(record: QuestionRecord) -> str:
     return "" if label == (record.answer or "").strip() else label
 
 
+def data_folder() -> Path:
+    """QMask's per-user data folder (default projects, preferences): ``$QMASK_DATA_DIR``, else
+    Qt's per-user app data folder, else ``~/.qmask``. Not created here."""
+    env = os.environ.get("QMASK_DATA_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    loc = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(loc or Path.home() / ".qmask")
+
+
 def default_project_path(first_image: Path | None, data_dir: Path | None = None) -> Path:
     """Where the app keeps its project when ``--project`` is not given.
 
-    In QMask's data folder (``$QMASK_DATA_DIR``, else Qt's per-user app data folder), named after
-    the folder of the first image plus a short hash of its full path, so opening the same folder
-    again resumes its work, and nothing is written next to the user's images unasked.
+    In QMask's data folder (:func:`data_folder`), named after the folder of the first image plus
+    a short hash of its full path, so opening the same folder again resumes its work, and
+    nothing is written next to the user's images unasked.
     """
     if data_dir is None:
-        env = os.environ.get("QMASK_DATA_DIR", "").strip()
-        if env:
-            data_dir = Path(env).expanduser()
-        else:
-            loc = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppDataLocation)
-            data_dir = Path(loc or Path.home() / ".qmask")
+        data_dir = data_folder()
     folder = (first_image.parent if first_image is not None else Path.cwd()).resolve()
     digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in folder.name) or "images"

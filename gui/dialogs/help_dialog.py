@@ -23,6 +23,9 @@ LEGEND = """
 <code>qmask batch</code> writes). With <code>--project FILE</code> that file is used; otherwise QMask keeps one
 project per image folder in its data folder (<code>$QMASK_DATA_DIR/projects</code>, or the system's
 per-user application data folder), so opening the same folder again resumes your work.</p>
+<p>The same folder keeps your preferences (<code>preferences.json</code>): the layers shown, the heat map's
+opacity and colours, <i>Encode images when shown</i>, the window layout, and the models folder chosen in
+<i>Engine &gt; Models…</i> (<code>--models</code> and <code>$QMASK_MODELS_DIR</code> come first).</p>
 """
 
 
