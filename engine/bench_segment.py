@@ -188,6 +188,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the benchmark with ``args`` (see :func:`add_arguments`; missing fields take defaults)."""
     import torch
 
+    from .bench_pipeline import cpu_gemm_gflops
     from .cpu_linear import packing_enabled
     from .cpu_tuning import keep_freed_memory, openmp_wait_description
 
@@ -201,8 +202,14 @@ def main(args: argparse.Namespace) -> int:
           f"allocator keeps freed memory: {'yes' if tuned else 'no'}, "
           f"CPU Linear layers: {'oneDNN, packed' if packing_enabled() else 'plain PyTorch'}. "
           "On a shared machine, spread reflects other load.")
+    devices = getattr(args, "devices", "auto")
+    on_cpu = "cpu" in _devices(devices)
+    before = cpu_gemm_gflops() if on_cpu else None
     run_benchmark(sizes=getattr(args, "sizes", DEFAULT_SIZES), variants=getattr(args, "variants", DEFAULT_VARIANTS),
-                  devices=getattr(args, "devices", "auto"), repeats=getattr(args, "repeats", 5),
+                  devices=devices, repeats=getattr(args, "repeats", 5),
                   warmup=getattr(args, "warmup", 1), dtype=getattr(args, "dtype", None),
                   idle_ms=getattr(args, "idle_ms", DEFAULT_IDLE_MS))
+    if before is not None:  # a slow stretch of a shared machine shows here (see cpu_gemm_gflops)
+        print(f"\nCPU speed check (fp32 GEMM 4096x256x256): {before:.0f} GFLOPS before the figures, "
+              f"{cpu_gemm_gflops():.0f} after")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,9 @@ def test_bench_segment_command(capsys):
     out = capsys.readouterr().out
     assert "RANDOM WEIGHTS" in out and "random weights" in out
     assert "encoder" in out and "click-to-mask" in out and "64x48" in out and "median" in out
+    speed = re.findall(r"^CPU speed check \(fp32 GEMM 4096x256x256\): (\d+) GFLOPS before the figures, (\d+) after$",
+                       out, flags=re.MULTILINE)
+    assert len(speed) == 1 and all(int(v) > 0 for v in speed[0])
 
 
 def test_run_benchmark_figures():
