@@ -33,7 +33,8 @@ def build_app_parser() -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files or folders to open")
     parser.add_argument("--question", "-q", help="question to ask about the first image")
     parser.add_argument("--models", metavar="DIR", help="folder holding itm/, caption/, qa/, efficient_sam/ "
-                        "(default: $QMASK_MODELS_DIR, then the Hugging Face cache)")
+                        "(default: $QMASK_MODELS_DIR, then the folder last chosen in Engine > Models…, "
+                        "then the Hugging Face cache)")
     parser.add_argument("--preset", choices=["base", "large", "3b"], default="base",
                         help="PNP-VQA preset: size of the UnifiedQA answer model (default: base)")
     parser.add_argument("--sam", choices=["vitt", "vits"], default="vitt",
