@@ -47,6 +47,11 @@ def test_chain_goal_verdict(chain_s, verdict):
     gradcam = next(line for line in lines if "goal Grad-CAM" in line)
     assert "1.025x" in gradcam and gradcam.endswith("met")
     assert not any("whole base chain" in line for line in summarise(_result(chain_s, "cuda:0"), "base", 100))
+    # the goal is for float32: a bfloat16 run is reported, not judged
+    bf16 = next(line for line in summarise({**_result(chain_s), "dtype": "torch.bfloat16"}, "base", 100)
+                if "whole base chain" in line)
+    assert "not judged: the goal is for float32, this run is bfloat16" in bf16
+    assert "met" not in bf16 and "MISSED" not in bf16
 
 
 def test_bad_arguments_are_refused():
