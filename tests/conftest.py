@@ -60,9 +60,11 @@ def _one_torch_thread():
 
 
 @pytest.fixture(autouse=True)
-def _no_hub_env(monkeypatch):
+def _no_hub_env(monkeypatch, tmp_path):
     # A test must never find the developer's own models by accident.
     monkeypatch.delenv("QMASK_MODELS_DIR", raising=False)
+    # Nor another test's default projects or preferences (the app reads and writes both there).
+    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "qmask-data"))
 
 
 def pytest_collection_modifyitems(config, items):
