@@ -151,9 +151,9 @@ class AppHarness:
         assert not shown, f"windows left open: {shown}"
 
 
-def harness_fixture(qtbot, tmp_path, models_dir, monkeypatch):
-    """Body of each GUI test module's ``harness`` fixture: apps built in the test, closed after it."""
-    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "data"))
+def harness_fixture(qtbot, tmp_path, models_dir):
+    """Body of each GUI test module's ``harness`` fixture: apps built in the test, closed after it.
+    (Each test has its own QMask data folder: see the conftest.)"""
     h = AppHarness(qtbot, tmp_path, models_dir)
     yield h
     h.close_all()

@@ -15,8 +15,8 @@ from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa
 
 
 @pytest.fixture
-def harness(qtbot, tmp_path, tiny_models_dir, monkeypatch):
-    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir, monkeypatch)
+def harness(qtbot, tmp_path, tiny_models_dir):
+    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
 
 
 def test_round_trip_and_partial_saves(tmp_path):

@@ -17,8 +17,8 @@ from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa
 
 
 @pytest.fixture
-def harness(qtbot, tmp_path, tiny_models_dir, monkeypatch):
-    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir, monkeypatch)
+def harness(qtbot, tmp_path, tiny_models_dir):
+    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
 
 
 def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, qtbot, tmp_path):

@@ -12,6 +12,7 @@ from PIL import Image
 from engine.project import Project
 from gui.layers import MASK_COLOUR
 from gui.main import main
+from gui.session import data_folder
 from gui_support import fast_settings, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
@@ -22,7 +23,6 @@ def fast_front_door(monkeypatch, tmp_path, qapp):
     """The CLI's settings, but with few captions (the flags are the user's; speed is the test's)."""
     from gui import app as app_module
 
-    monkeypatch.setenv("QMASK_DATA_DIR", str(tmp_path / "data"))
     original = app_module.AppOptions.from_args.__func__
 
     def from_args(cls, args):
@@ -47,7 +47,7 @@ def test_screenshot_of_the_sample_photo(fast_front_door, tmp_path, tiny_models_d
     assert cyan_pixels(photo) < 50
     assert cyan_pixels(shot) > 500
     # no image given: the sample photo was opened and asked the sample question (see the project)
-    projects = list((tmp_path / "data" / "projects").glob("*.qmask.json"))
+    projects = list((data_folder() / "projects").glob("*.qmask.json"))
     assert len(projects) == 1
     project = Project.load(projects[0])
     record = project.find_image(SAMPLE_IMAGE)
