@@ -71,9 +71,12 @@ class PreferencesStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}, False
-        except (OSError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError:
+            log.warning("The preferences file %s is damaged (not text); using the defaults.", self.path)
+            return {}, True
+        except OSError as err:  # unreadable (e.g. a folder of that name): nothing to set aside
             log.warning("Could not read the preferences in %s (%s); using the defaults.", self.path, err)
-            return {}, not isinstance(err, OSError)
+            return {}, False
         try:
             obj = json.loads(text)
         except ValueError:
