@@ -17,23 +17,29 @@ Mode handling (PIL modes):
 - ``F`` (float): ``v * 255`` when all values lie in [0, 1], else min-max stretched.
 Multi-frame files (GIF, TIFF): the first frame.
 
-Size limit: ``max_pixels`` (default 100,000,000; the ``QMASK_MAX_PIXELS`` environment variable
-overrides the default) is checked from the header, before any pixel is decoded. Because QMask
-enforces its own limit, PIL's global decompression-bomb limit is turned off in this process
-(otherwise a limit above PIL's ~179 MP could never take effect).
+Only regular files are read: a folder, a device (``/dev/zero``), a named pipe or a socket is
+refused from its ``stat``, before anything is read (a pipe is opened non-blocking, so it never
+hangs). Size limit: ``max_pixels`` (default 100,000,000; the ``QMASK_MAX_PIXELS`` environment
+variable overrides the default) is checked on the header, before any pixel is decoded and
+before the rest of the file is read (the content hash comes after the check). PIL's own
+decompression-bomb limit stays on for the rest of the process: QMask lifts it only while it
+reads a header, which its own check follows, and raises it to QMask's limit while it decodes
+(:func:`_pil_limit`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import logging
 import os
 import re
 import stat
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -45,8 +51,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_PIXELS_ENV = "QMASK_MAX_PIXELS"
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-
-Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies instead; see module docstring
 
 _ORIENTATION_TAG = 0x0112
 
@@ -138,36 +142,115 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> LoadedImage:
-    """Read an image file as RGB uint8 in the displayed frame (see the module docstring).
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISSOCK, "a socket"))
+_PIL_LIMIT_LOCK = threading.Lock()
 
-    max_pixels: refuse images with more pixels than this (None: :func:`max_pixels_default`).
-    Raises ImageError (message names the file) when the file is missing, not a file, empty,
-    not an image, truncated/corrupt or too large; ResourceError when memory runs out.
+
+def file_kind(mode: int) -> str:
+    """What a ``stat`` mode is, in words ("a folder", "a named pipe (FIFO)", ...)."""
+    for test, name in _FILE_KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_regular(p: Path) -> tuple[Any, int]:
+    """(binary file object, size in bytes) of a regular file; ImageError for anything else.
+
+    Opened non-blocking (a named pipe without a writer would otherwise block the open) and
+    checked with ``fstat`` on the open descriptor, so what is checked is what is read.
     """
-    p = Path(path)
-    limit = max_pixels_default() if max_pixels is None else int(max_pixels)
-    if limit < 1:
-        raise InputError(f"max_pixels must be positive, not {max_pixels!r}.")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        data = p.read_bytes()
+        fd = os.open(p, flags)
     except FileNotFoundError:
         raise ImageError(f"Image not found: {p}") from None
     except IsADirectoryError:
         raise ImageError(f"{p} is a folder, not an image file.") from None
     except PermissionError:
+        if p.is_dir():
+            raise ImageError(f"{p} is a folder, not an image file.") from None
         raise ImageError(f"No permission to read {p}.") from None
     except OSError as e:
         raise ImageError(f"Could not read {p}: {e.strerror or e}.") from e
-    if not data:
-        raise ImageError(f"{p} is empty (0 bytes); it is not an image.")
-    image_id = hashlib.sha1(data).hexdigest()[:16]
     try:
-        im = Image.open(io.BytesIO(data))
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"{p} is not an image QMask can read (unknown or unsupported format).") from None
-    except Exception as e:  # PIL plugins raise many types on malformed headers
-        raise ImageError(f"{p} is not a readable image: {e}") from e
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{p} is {file_kind(info.st_mode)}, not an image file; "
+                             "QMask reads images from regular files only.")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), int(info.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def _pil_limit(header: bool, limit: int) -> Iterator[None]:
+    """PIL's decompression-bomb check made to agree with QMask's own, for one image's read.
+
+    PIL warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice that, in ``Image.open``
+    (with its own message, before QMask can name its limit, which may be higher) and in some
+    decoders (GIF frames). For the header read (``header``) the check is lifted, since QMask's
+    own check follows at once; while the pixels are decoded, PIL's limit is raised to ``limit``
+    if that is higher. The global is changed under a lock and restored at once, so PIL's guard
+    stays on, at its own value, for every other image the process opens.
+    """
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        if header or saved is not None:
+            Image.MAX_IMAGE_PIXELS = None if header else max(int(saved), limit)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _sha1_of(f: Any) -> str:
+    f.seek(0)
+    digest = hashlib.sha1()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> LoadedImage:
+    """Read an image file as RGB uint8 in the displayed frame (see the module docstring).
+
+    max_pixels: refuse images with more pixels than this (None: :func:`max_pixels_default`).
+    Raises ImageError (message names the file) when the file is missing, not a regular file,
+    empty, not an image, truncated/corrupt or too large; ResourceError when memory runs out.
+    Only the header is read before the size check.
+    """
+    p = Path(path)
+    limit = max_pixels_default() if max_pixels is None else int(max_pixels)
+    if limit < 1:
+        raise InputError(f"max_pixels must be positive, not {max_pixels!r}.")
+    f, size = _open_regular(p)
+    with f:
+        if size == 0:
+            raise ImageError(f"{p} is empty (0 bytes); it is not an image.")
+        try:
+            with _pil_limit(True, limit):
+                im = Image.open(f)  # reads the header only
+        except Image.UnidentifiedImageError:
+            raise ImageError(f"{p} is not an image QMask can read (unknown or unsupported format).") from None
+        except OSError as e:
+            raise ImageError(f"Could not read {p}: {e.strerror or e}.") from e
+        except Exception as e:  # PIL plugins raise many types on malformed headers
+            raise ImageError(f"{p} is not a readable image: {e}") from e
+        try:
+            with _pil_limit(False, limit):
+                return _decode(p, f, im, limit)
+        finally:
+            im.close()
+
+
+def _decode(p: Path, f: Any, im: Image.Image, limit: int) -> LoadedImage:
     w, h = im.size
     if w * h > limit:
         raise ImageError(f"{p} is {w} x {h} = {w * h:,} pixels, more than the limit of {limit:,}. "
@@ -188,8 +271,10 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Loaded
         raise ResourceError(f"Not enough memory to decode {p} ({w} x {h} pixels).") from None
     except Exception as e:  # truncated or corrupt data: OSError, SyntaxError, ValueError, ...
         raise ImageError(f"{p} is truncated or corrupt and cannot be decoded ({e}).") from e
-    finally:
-        im.close()
+    try:
+        image_id = _sha1_of(f)
+    except OSError as e:
+        raise ImageError(f"Could not read {p}: {e.strerror or e}.") from e
     return LoadedImage(rgb=rgb, path=p, original_mode=mode, original_size=(w, h),
                        exif_rotated=orientation in range(2, 9), image_id=image_id)
 
@@ -268,6 +353,8 @@ def list_images(folder_or_files: str | os.PathLike | Iterable[str | os.PathLike]
                     add(p)
         elif item.is_file():
             add(item)
+        elif item.exists():
+            raise ImageError(f"{item} is {file_kind(item.stat().st_mode)}, not an image file or a folder.")
         else:
             raise ImageError(f"No such file or folder: {item}")
     return sorted(found.values(), key=_natural_key)
