@@ -13,10 +13,11 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "backup_path"]
+__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "backup_path"]
 
 
 def backup_path(path: str | os.PathLike[str]) -> Path:
@@ -62,8 +63,11 @@ def _keep_backup(path: Path) -> None:
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, backup: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically; the parent folder must exist.
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str], mode: str = "w", *, encoding: str = "utf-8",
+                  backup: bool = False) -> Iterator[IO[Any]]:
+    """A file to stream into (``mode`` "w" text or "wb" bytes) that replaces ``path`` only when
+    the ``with`` block ends without an error; on any error nothing new remains.
 
     Raises ``OSError`` (disk full, permission denied, ...) with the destination left untouched.
     """
@@ -72,8 +76,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, backup: boo
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding, "newline": ""})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         if dest.exists():
@@ -94,6 +98,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, backup: boo
             pass
         raise
     _fsync_dir(folder)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, backup: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically; the parent folder must exist."""
+    with atomic_writer(path, "wb", backup=backup) as f:
+        f.write(data)
 
 
 def _read_umask() -> int:

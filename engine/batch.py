@@ -6,7 +6,8 @@
 - One annotation per (image, question): the key is the image's path relative to the project
   plus the question (whitespace-normalised). Running the same batch again skips what is done
   and retries images that failed, so an interrupted batch resumes without duplicates.
-- The project is saved (atomically) after every image.
+- Each image's results are committed to the project (one transaction) as soon as they are
+  ready; other processes (the app, another batch) may write the same project meanwhile.
 - An unreadable image (corrupt, empty, too large, ...) is marked failed in the project with
   the reason and the batch goes on; the report lists them. Errors that would fail every image
   (missing models, a bad option) stop the batch.
@@ -15,7 +16,7 @@
   encoders run once per image and are cached); within a question the pipeline batches the
   caption sampling. Images are not stacked into one forward pass across images: the
   Grad-CAM needs per-image gradients and SAM's encoder dominates on its own.
-- ``cancel()`` is polled between questions; the work done so far is saved.
+- ``cancel()`` is polled between questions; the work done so far is kept (already committed).
 """
 
 from __future__ import annotations
@@ -101,13 +102,14 @@ def read_questions_csv(path: str | os.PathLike[str]) -> list[BatchQuestion]:
 def pending_work(project: Project, images: list[Path],
                  questions: list[BatchQuestion]) -> tuple[list[tuple[Path, list[BatchQuestion]]], int]:
     """Per image, the questions not yet in the project; plus the number already done."""
+    known = project.known_questions()
     work: list[tuple[Path, list[BatchQuestion]]] = []
     done = 0
     for path in images:
-        rec = project.find_image(path)
+        rel = project.rel_path(path)
         todo = []
         for q in questions:
-            if rec is not None and rec.status == "ok" and rec.find_question(q.question) is not None:
+            if (rel, normalise_question(q.question)) in known:
                 done += 1
             else:
                 todo.append(q)
@@ -140,7 +142,7 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     ``project``: a Project, or a path (loaded when it exists, else created). ``pipeline``: an
     object with ``set_image(rgb, image_id=...)`` and ``run(question) -> ChainResult`` (default:
     ``Pipeline.from_settings(settings, models_dir=models_dir)``, built lazily on the first image
-    that needs it). ``on_image_done(path, done, total)`` is called after each image is saved.
+    that needs it). ``on_image_done(path, done, total)`` is called after each image is committed.
     """
     from .images import list_images
 
@@ -150,19 +152,17 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     if not qs:
         raise InputError("Give at least one question (--question or --questions FILE.csv).")
     if not isinstance(project, Project):
-        project = Project.open_or_create(project)
+        project = Project.open_or_create(project, writer="batch")
     files = list_images(images, recursive=recursive)
     if not files:
         raise InputError(f"No images found in {images}.")
     for q in qs:
         if q.label:
             project.ensure_category(q.label)
-    for f in files:  # every image is listed in the project, even before it is processed
-        project.add_image(f)
+    project.add_images(files)  # every image is listed in the project, even before it is processed
     work, done = pending_work(project, files, qs)
     report = BatchReport(images=len(files), already_done=done)
-    project.meta["batch_questions"] = " | ".join(q.question for q in qs)
-    project.save()
+    project.set_meta("batch_questions", " | ".join(q.question for q in qs))
     if not work:
         report.seconds = time.perf_counter() - t0
         return report
@@ -188,13 +188,13 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
                 break
             loaded = futures.pop(i).result()
             prefetch(i + 1)
-            record = project.find_image(path)
+            record = project.find_image(path, questions=False)
             if bar is not None:
                 bar.set_postfix_str(path.name[-40:], refresh=False)
             if isinstance(loaded, Exception):
                 record.mark_failed(str(loaded))
+                project.update_image(record)
                 report.failed.append((record.path, str(loaded)))
-                project.save()
                 if bar is not None:
                     bar.update(1)
                 continue
@@ -202,7 +202,7 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             w, h = image.size
             if record.sha256 and record.sha256 != sha:
                 # The file changed since its annotations were made: they no longer fit it.
-                record.questions.clear()
+                project.clear_questions(record, reason="the image file changed")
                 todo = list(qs)
             record.sha256 = sha
             record.mark_ok(w, h)
@@ -224,12 +224,11 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             except (ImageError, ResourceError) as err:
                 # This image only (e.g. out of memory on a huge one): record it, go on.
                 record.mark_failed(str(err))
+                project.update_image(record)
                 report.failed.append((record.path, str(err)))
-                project.save()
                 if bar is not None:
                     bar.update(1)
                 continue
-            project.save()
             report.processed += 1
             if bar is not None:
                 bar.update(1)
@@ -239,7 +238,6 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
                 break
     except CancelledError:
         report.cancelled = True
-        project.save()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:

@@ -28,7 +28,8 @@ import numpy as np
 
 from .errors import ExportError, ImageError, InputError, ProjectError
 from .masks import decode_rle, encode_rle, is_rle
-from .project import Category, Project, QuestionRecord, displayed_size, file_sha256
+from .project import (Category, ImageRecord, Project, QuestionRecord, displayed_size, file_sha256,
+                      normalise_question)
 
 __all__ = ["ImportReport", "import_coco", "coco_segmentation_to_mask"]
 
@@ -98,10 +99,11 @@ def _index_files(root: Path) -> dict[str, list[Path]]:
 
 def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],
                 project: Project, *, hash_images: bool = True) -> ImportReport:
-    """Add the COCO dataset's images and annotations to ``project`` (not saved: call save()).
+    """Add the COCO dataset's images and annotations to ``project``.
 
-    An image already in the project keeps its records; imported annotations whose question
-    it already has are skipped (import twice = no duplicates).
+    The whole file is read and checked first; then images go in a chunk per transaction. An
+    image already in the project keeps its records; imported annotations whose question it
+    already has are skipped (import twice = no duplicates).
     """
     path = Path(coco_json).expanduser().absolute()
     root = Path(images_dir).expanduser().absolute()
@@ -110,19 +112,14 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
     doc = _load_json(path)
     report = ImportReport()
 
-    # categories: COCO id -> project Category
+    # categories: COCO id -> (name, preferred project id); written with the first chunk
     cats: dict[Any, Category] = {}
     for i, c in enumerate(doc.get("categories", [])):
         if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str) or not c["name"].strip():
             raise ExportError(f"{path.name}: categories[{i}] needs an 'id' and a 'name'.")
-        existing = project.category(c["name"].strip())
-        if existing is None:
-            existing = project.ensure_category(c["name"])
-            cid = c["id"]
-            if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 \
-                    and all(o.id != cid for o in project.categories if o is not existing):
-                existing.id = cid
-        cats[c["id"]] = existing
+        cid = c["id"]
+        wanted = cid if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 else 0
+        cats[cid] = Category(id=wanted, name=c["name"].strip())
 
     by_image: dict[Any, list[dict]] = {}
     for i, a in enumerate(doc.get("annotations", [])):
@@ -133,6 +130,7 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
 
     name_index: dict[str, list[Path]] | None = None
     seen_ids: set[Any] = set()
+    records: list[ImageRecord] = []  # read and checked whole before anything is written
     for i, im in enumerate(doc["images"]):
         where = f"images[{i}]"
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
@@ -150,7 +148,12 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                 name_index = _index_files(root)
             matches = sorted(name_index.get(Path(file_name).name, []))
             candidate = matches[0] if matches else candidate
-        record = project.add_image(candidate, width=w, height=h)
+        known = project.find_image(candidate)
+        record = ImageRecord(path=project.rel_path(candidate), width=w, height=h) if known is None else known
+        record.width, record.height = w, h
+        existing_keys = {q.key for q in record.questions}
+        record.questions = []
+        records.append(record)
         report.images += 1
         if candidate.is_file():
             try:
@@ -190,7 +193,7 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                 per_name[cat.name] = per_name.get(cat.name, 0) + 1
                 n = per_name[cat.name]
                 question = cat.name if n == 1 else f"{cat.name} ({n})"
-            if record.find_question(question) is not None:
+            if normalise_question(question) in existing_keys or record.find_question(question) is not None:
                 report.skipped.append(f"{file_name}: '{question}' is already in the project")
                 continue
             rle = encode_rle(mask)
@@ -200,19 +203,36 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                                  accepted=bool(attrs.get("accepted", False)) if isinstance(attrs.get("accepted", False), bool) else False)
             record.questions.append(rec)
             report.annotations += 1
+    project.import_records(records, list(cats.values()))
     return report
 
 
 def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],
                            project_path: str | os.PathLike[str], *, merge: bool = False) -> tuple[Project, ImportReport]:
-    """Create (or with ``merge``, extend) the project file and import into it; saves."""
-    p = Path(project_path)
+    """Create (or with ``merge``, extend) the project and import into it.
+
+    A new project is built under a temporary name and appears only when the import succeeded:
+    a failed import creates nothing, so the same command can simply be run again.
+    """
+    p = Path(project_path).expanduser().absolute()
+    if p.name.endswith(".qmask.json"):
+        p = p.with_name(p.name[:-len(".json")]) if not p.exists() else p
     if p.exists():
         if not merge:
             raise ProjectError(f"{p} already exists; pass --merge to add the dataset to it.")
-        project = Project.load(p)
-    else:
-        project = Project.create(p)
-    report = import_coco(coco_json, images_dir, project)
-    project.save()
-    return project, report
+        project = Project.open(p, writer="import")
+        return project, import_coco(coco_json, images_dir, project)
+    if not p.parent.is_dir():
+        raise ProjectError(f"The folder {p.parent} does not exist.")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.importing.qmask")
+    project = Project.create(tmp, overwrite=True, writer="import")
+    try:
+        report = import_coco(coco_json, images_dir, project)
+        project.close()
+        os.replace(tmp, p)
+    except BaseException:
+        project.close()
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+    return Project.open(p, writer="import"), report

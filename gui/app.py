@@ -129,7 +129,9 @@ class QMaskApp(QtCore.QObject):
         self.files.models_folder_chosen.connect(self._remember_models_folder)
         self.window.closing.connect(self.shutdown)
         self._closed = False
-        if project_note:
+        if project_note and project_note == self.project.notice:
+            self.controller.show_message(project_note, "info")  # converted from an older project file
+        elif project_note:
             self.controller.show_error(project_note)
         if models_note:
             self.controller.show_message(models_note, "warning")
@@ -154,13 +156,14 @@ class QMaskApp(QtCore.QObject):
         else:
             self.controller.load_models()
         images = list(self.options.images)
-        if self.project.images:
+        has_images = self.project.count_images() > 0
+        if has_images:
             self.workspace.add_project_images()
-        if not images and not self.project.images:
+        if not images and not has_images:
             images = [str(SAMPLE_IMAGE)]
         if images:
             self.controller.open_paths(images)
-        elif self.workspace.sessions:
+        elif self.workspace.ids:
             self.workspace.set_index(0)
         if self.workspace.missing_sessions():
             self.controller.relocator.check()  # banner: "N images ... not where they were: Locate folder…"
@@ -191,24 +194,27 @@ class QMaskApp(QtCore.QObject):
 
 def open_project(path: str | None, first_image: Path | None) -> tuple[Project, str]:
     """(project, message): ``path`` or the default one; a broken file is left alone and a fresh
-    project next to it is used instead, with a message saying so."""
+    project next to it is used instead, with a message saying so. A version-1 ``.qmask.json``
+    is converted once into a ``.qmask`` beside it (the message says so)."""
     target = Path(path).expanduser() if path else default_project_path(first_image)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Project.open_or_create(target), ""
+        project = Project.open_or_create(target, writer="app")
+        return project, project.notice
     except (ProjectError, OSError) as err:
-        fallback = target.with_name(target.name.replace(".qmask.json", "") + "-recovered.qmask.json")
+        stem = target.name.removesuffix(".json").removesuffix(".qmask")
+        fallback = target.with_name(stem + "-recovered.qmask")
         k = 1
         while fallback.exists():
             k += 1
-            fallback = target.with_name(target.name.replace(".qmask.json", "") + f"-recovered{k}.qmask.json")
+            fallback = target.with_name(stem + f"-recovered{k}.qmask")
         try:
             fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback)
+            project = Project.create(fallback, writer="app")
         except (ProjectError, OSError):
             fallback = default_project_path(None).with_name(fallback.name)
             fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback, overwrite=True)
+            project = Project.create(fallback, overwrite=True, writer="app")
         return project, f"{err} Your work now goes to {fallback}; the old file was not touched."
 
 

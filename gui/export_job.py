@@ -76,7 +76,7 @@ def write_overlays(project: Project, out: Path, selection, only_accepted: bool,
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     files = []
-    for entry in plan.images:
+    for entry in plan.loaded():
         if not entry.items:
             continue
         say(f"overlay of {entry.image.name}")

@@ -58,18 +58,18 @@ class FileActions(QtCore.QObject):
 
     def open_project(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Open project", self._start_dir(),
-                                                        f"QMask projects (*{PROJECT_SUFFIX});;All files (*)")
+                                                        f"QMask projects (*{PROJECT_SUFFIX} *.qmask.json);;All files (*)")
         if path:
             self.load_project(Path(path))
 
     def load_project(self, path: Path) -> bool:
         """Add a project's images (most in need of review first). The window keeps saving to its own project."""
         try:
-            other = Project.load(path)
+            with Project.open(path) as other:
+                images = [other.abs_path(rel) for _id, rel in other.image_index("review")]
         except ProjectError as err:
             self.controller.show_error(str(err))
             return False
-        images = [other.abs_path(img) for img in other.images_by_review_need()]
         present = [p for p in images if p.is_file()]
         missing = [p for p in images if not p.is_file()]
         if present:
@@ -84,9 +84,8 @@ class FileActions(QtCore.QObject):
 
     def show_export(self) -> ExportDialog:
         ws = self.controller.workspace
-        ws.flush()
         current = ws.current
-        record = ws.project.find_image(current.path) if current is not None else None
+        record = ws.project.find_image(current.path, questions=False) if current is not None else None
         default_dir = (current.path.parent if current is not None else Path.home()) / "qmask-export"
         self.export_dialog = ExportDialog(ws.project, record, default_dir, self.window)
         self.export_dialog.exported.connect(lambda s: self.controller.show_message(str(s), "info"))

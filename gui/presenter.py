@@ -23,6 +23,7 @@ class Presenter(QtCore.QObject):
         self._listed: set[ImageSession] = set()
         workspace.current_changed.connect(self.show_session)
         workspace.sessions_changed.connect(self._on_sessions)
+        workspace.rows_changed.connect(self._on_rows)
 
     # ------------------------------------------------------------------ session switching
     def show_session(self, session: ImageSession | None) -> None:
@@ -36,6 +37,7 @@ class Presenter(QtCore.QObject):
         if session is not None:
             session.changed.connect(self._on_changed)
             self.window.image_list.set_current(self.workspace.index)
+            self._listen()
         self.refresh()
 
     def refresh(self) -> None:
@@ -54,13 +56,20 @@ class Presenter(QtCore.QObject):
             self._on_changed(aspect)
 
     def _on_sessions(self) -> None:
-        self.window.image_list.set_sessions(self.workspace.sessions)
+        self.window.image_list.set_workspace(self.workspace)
         if self.workspace.index >= 0:
             self.window.image_list.set_current(self.workspace.index)
-        for session in self.workspace.sessions:
+        self._listen()
+
+    def _listen(self) -> None:
+        for session in self.workspace.made_sessions():
             if session not in self._listed:
                 self._listed.add(session)
                 session.changed.connect(self._on_any_changed)
+
+    def _on_rows(self, rows: list[int]) -> None:
+        self.window.image_list.update_rows(rows)
+        self._listen()
 
     def _on_any_changed(self, aspect: str) -> None:
         """Keep every image's row in the list current (replies also land for images not shown)."""
@@ -68,8 +77,7 @@ class Presenter(QtCore.QObject):
             return
         session = self.sender()
         if isinstance(session, ImageSession) and session in self._listed:
-            index = self.workspace.sessions.index(session)
-            self.window.image_list.update_session(index, session, self.workspace.sessions)
+            self.window.image_list.update_rows([self.workspace.sessions.index(session)])
 
     # ------------------------------------------------------------------ one aspect
     def _on_changed(self, aspect: str) -> None:

@@ -3,14 +3,15 @@
 :class:`ImageSession` holds what one image shows: its pixels (once read), the question being
 worked on, the live stage results (heat map, candidates, fusion, captions, answer), the prompt
 points, the chosen candidate, alpha, the label and whether the mask is accepted, plus the
-image's own undo stack. Everything a person makes is mirrored into the project's
-:class:`~engine.project.QuestionRecord` at once, so the autosaved project file (shared with
-``qmask batch``) always holds it. Arrays from the engine are never modified here.
+image's own undo stack. Everything a person makes is written to the project at once, one
+transaction per change (the project file is shared with ``qmask batch`` and other writers).
+Arrays from the engine are never modified here.
 
-:class:`Workspace` is the list of sessions (the image list), the project and its autosaver.
-An image whose file is not where the project says is kept in the list as *missing* (never
-marked failed in the project): :meth:`Workspace.relocate` points the project at the folder it
-moved to and the sessions follow.
+:class:`Workspace` is the image list over the project (ids and paths only: a session, and the
+image's records, are made when the image is shown), the current image, and the watch for
+changes made by other processes. An image whose file is not where the project says is kept
+in the list as *missing* (never marked failed in the project): :meth:`Workspace.relocate`
+points the project at the folder it moved to and the sessions follow.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from PySide6 import QtCore, QtGui
 from engine import fusion
 from engine.images import LoadedImage
 from engine.pipeline import word_maps
-from engine.project import Project, ProjectAutosaver, QuestionRecord, RelocateReport
+from engine.errors import ProjectError
+from engine.project import ImageRecord, Project, QuestionRecord, RelocateReport
 from engine.prompts import Point
 from engine.results import AnswerResult, CaptionsResult, HeatmapResult, SegmentationResult
 
@@ -35,6 +38,7 @@ from .prompt_state import PromptState
 
 SEG_CACHE_SIZE = 16  # segmentations kept per image, so undo/redo shows a mask at once
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
+CHECK_ALL_MISSING = 2000  # up to this many images, every file is looked for when a project opens
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,10 @@ class ImageSession(QtCore.QObject):
                "captions", "answer", "label", "accepted", "status")
     changed = QtCore.Signal(str)
 
-    def __init__(self, workspace: "Workspace", path: Path) -> None:
+    def __init__(self, workspace: "Workspace", path: Path, image_id: int) -> None:
         super().__init__()
         self.workspace = workspace
+        self.image_id = int(image_id)
         self.path = Path(path)
         self.key = str(self.path)
         self.image: LoadedImage | None = None
@@ -130,10 +135,11 @@ class ImageSession(QtCore.QObject):
     def set_image(self, image: LoadedImage) -> None:
         self.image, self.error, self.loading = image, None, False
         record = self.workspace.image_record(self)
-        record.mark_ok(*image.size)
+        if (record.status, record.width, record.height) != ("ok", *image.size):
+            record.mark_ok(*image.size)
+            self.workspace.write(lambda p: p.update_image(record))
         if self._restored_mask is not None and self._restored_mask.shape != image.rgb.shape[:2]:
             self._restored_mask = None  # the file changed since the project was saved
-        self.workspace.touch()
         self.changed.emit("image")
 
     def release_memory(self) -> None:
@@ -172,8 +178,9 @@ class ImageSession(QtCore.QObject):
 
     def set_failed(self, message: str) -> None:
         self.error, self.loading = message, False
-        self.workspace.image_record(self).mark_failed(message)
-        self.workspace.touch()
+        record = self.workspace.image_record(self)
+        record.mark_failed(message)
+        self.workspace.write(lambda p: p.update_image(record))
         self.changed.emit("status")
 
     # ------------------------------------------------------------------ asking
@@ -198,7 +205,7 @@ class ImageSession(QtCore.QObject):
         self.record = QuestionRecord(question=self.question, alpha=self.alpha, label=typed or None, accepted=False)
         self.label = typed
         self.accepted = False
-        record.upsert_question(self.record)
+        self.save("ask")
         for aspect in ("question", "heatmap", "segmentation", "fusion", "answer", "label", "accepted"):
             self.changed.emit(aspect)
 
@@ -210,7 +217,7 @@ class ImageSession(QtCore.QObject):
             self.record.heatmap = np.asarray(heat.question_map, dtype=np.float32)
             self.record.itm_probability = float(heat.itm_probability)
             self.record.touch()
-        self.workspace.touch()
+            self.save("heatmap", source="chain")
         self.changed.emit("heatmap")
 
     def set_auto_points(self, points: tuple[Point, ...]) -> None:
@@ -238,7 +245,7 @@ class ImageSession(QtCore.QObject):
             self.record.captions = list(self.answer.captions)
             self._sync_label()
             self.record.touch()
-        self.workspace.touch()
+            self.save("answer", source="chain")
         self.changed.emit("answer")
 
     # ------------------------------------------------------------------ prompts and masks
@@ -258,7 +265,6 @@ class ImageSession(QtCore.QObject):
         """The project record edits go to; created (for the current question, maybe empty) on the first edit."""
         if self.record is None:
             self.record = QuestionRecord(question=self.question, alpha=self.alpha)
-            self.workspace.image_record(self).upsert_question(self.record)
         return self.record
 
     def set_prompts(self, prompts: PromptState, chosen: int = 0) -> None:
@@ -270,7 +276,7 @@ class ImageSession(QtCore.QObject):
         if self.record is not None:
             self.record.points = list(prompts.points)
             self.record.touch()
-        self.workspace.touch()
+            self.save("points")
         self.changed.emit("prompts")
         cached = self.cached_segmentation(prompts)
         if prompts.empty:
@@ -316,7 +322,7 @@ class ImageSession(QtCore.QObject):
         if self.record is not None:
             self.record.alpha = self.alpha
             self.record.touch()
-        self.workspace.touch()
+            self.save("alpha")
         self.changed.emit("alpha")
         self.refuse()
 
@@ -329,9 +335,10 @@ class ImageSession(QtCore.QObject):
             self.record.set_mask(mask, source="user" if self.edited else "auto", score=score)
             if not self.edited and mask is not None:
                 self.record.auto_mask_rle = dict(self.record.mask_rle)
+            self.save("mask", source="user" if self.edited else "chain")
         elif self.record is not None and self.segmentation is None and self.prompts.empty:
             self.record.set_mask(None, source="user")
-        self.workspace.touch()
+            self.save("mask")
         self.refuse()
 
     def refuse(self) -> None:
@@ -356,14 +363,15 @@ class ImageSession(QtCore.QObject):
         answer = self.answer.answer.strip() if self.answer is not None else ""
         self.record.label = self.label or answer or None
         if self.record.label and (self.label or self.accepted):
-            self.workspace.project.ensure_category(self.record.label)
+            label = self.record.label
+            self.workspace.write(lambda p: p.ensure_category(label))
 
     def set_label(self, label: str) -> None:
         self.label = label.strip()
         if self.record is not None:
             self._sync_label()
             self.record.touch()
-        self.workspace.touch()
+            self.save("label")
         self.changed.emit("label")
 
     def set_accepted(self, accepted: bool) -> None:
@@ -372,13 +380,35 @@ class ImageSession(QtCore.QObject):
             self.record.accepted = self.accepted
             self._sync_label()
             self.record.touch()
-        self.workspace.touch()
+            self.save("accept" if self.accepted else "unaccept")
         self.changed.emit("accepted")
 
     # ------------------------------------------------------------------ project
+    def save(self, action: str, source: str = "user") -> None:
+        """Write this image's current record to the project: one transaction, one edit-log entry."""
+        if self.record is None:
+            return
+        record, image = self.record, self.workspace.image_record(self)
+        self.workspace.write(lambda p: p.put_question(image, record, source=source, action=action))
+
+    def reload_from_project(self) -> None:
+        """Another process wrote this image's records (the later write wins): show them."""
+        if self.record is not None and self.workspace.current is self and self.heatmap is not None \
+                and self.answer is None:
+            return  # a question of ours is still running here; its results will be written over theirs
+        self.question, self.record, self.heatmap, self.question_map = "", None, None, None
+        self.word_maps, self.auto_points, self.prompts = (), (), PromptState()
+        self.segmentation, self._restored_mask, self.chosen = None, None, 0
+        self.fused_map, self.captions, self.answer, self.previous_answer = None, (), None, None
+        self.label, self.accepted, self.error = "", False, None if self.image is not None else self.error
+        self._seg_cache.clear()
+        self._restore_from_project()
+        for aspect in self.ASPECTS[1:]:
+            self.changed.emit(aspect)
+
     def _restore_from_project(self) -> None:
         """Take up the most recently updated question of this image, if the project has one."""
-        img = self.workspace.project.find_image(self.path)
+        img = self.workspace.image_record(self, refresh=True)
         if img is None:
             return
         if img.status == "failed" and img.error:
@@ -423,112 +453,197 @@ def default_project_path(first_image: Path | None, data_dir: Path | None = None)
 
     In QMask's data folder (:func:`data_folder`), named after the folder of the first image plus
     a short hash of its full path, so opening the same folder again resumes its work, and
-    nothing is written next to the user's images unasked.
+    nothing is written next to the user's images unasked. (A ``.qmask.json`` kept there by an
+    older QMask is converted on first use.)
     """
     if data_dir is None:
         data_dir = data_folder()
     folder = (first_image.parent if first_image is not None else Path.cwd()).resolve()
     digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in folder.name) or "images"
-    return data_dir / "projects" / f"{name}-{digest}.qmask.json"
+    path = data_dir / "projects" / f"{name}-{digest}.qmask"
+    old = path.with_name(path.name + ".json")
+    return old if old.exists() and not path.exists() else path
+
+
+class SessionList(Sequence):
+    """The workspace's images as sessions, made on first access (a list of 100,000 images makes
+    none until they are shown). Iterating makes every session: only for small lists and tests."""
+
+    def __init__(self, workspace: "Workspace") -> None:
+        self._ws = workspace
+
+    def __len__(self) -> int:
+        return len(self._ws.ids)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self._ws.session_at(index)
+
+    def index(self, session, start: int = 0, stop: int | None = None) -> int:  # type: ignore[override]
+        row = self._ws.row_of_id.get(getattr(session, "image_id", -1), -1)
+        if row < 0:
+            raise ValueError("not in the workspace")
+        return row
 
 
 class Workspace(QtCore.QObject):
-    """The images of the window (in list order), the current one, and the autosaved project."""
+    """The images of the window (in list order), the current one, and the project they live in.
+
+    Holds ``(id, path)`` for every image of the list and makes a session when an image is shown.
+    Every change is written at once (``write``); a timer looks for changes made by other
+    processes (``external_changed`` with the rows that changed).
+    """
 
     current_changed = QtCore.Signal(object)  # ImageSession or None
     sessions_changed = QtCore.Signal()
+    rows_changed = QtCore.Signal(list)  # list rows whose data changed (another process wrote them, files gone)
     save_failed = QtCore.Signal(str)
 
-    def __init__(self, project: Project, default_alpha: float = 0.5, autosave_interval_s: float = 1.0) -> None:
+    def __init__(self, project: Project, default_alpha: float = 0.5, watch_interval_s: float = 1.0) -> None:
         super().__init__()
         self.project = project
         self.default_alpha = default_alpha
-        self.sessions: list[ImageSession] = []
+        self.ids: list[int] = []
+        self.paths: list[Path] = []
+        self.row_of_id: dict[int, int] = {}
+        self._row_of_path: dict[str, int] = {}
+        self._sessions: dict[int, ImageSession] = {}
+        self._records: dict[int, ImageRecord] = {}  # image rows (without questions) of made sessions
+        self.sessions = SessionList(self)
         self.index = -1
         self._recent: list[ImageSession] = []  # most recently shown last
-        self.autosaver = ProjectAutosaver(project, min_interval_s=autosave_interval_s)
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(int(autosave_interval_s * 1000))
-        self._timer.timeout.connect(self.flush)
-        self._timer.start()
         self.undo_group = QtGui.QUndoGroup(self)
+        self._seen_version = self._read(project.data_version, -1)
+        self._seen_seq = self._read(project.last_seq, 0)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(int(watch_interval_s * 1000))
+        self._timer.timeout.connect(self.check_external)
+        self._timer.start()
 
     @property
     def current(self) -> ImageSession | None:
-        return self.sessions[self.index] if 0 <= self.index < len(self.sessions) else None
+        return self.session_at(self.index) if 0 <= self.index < len(self.ids) else None
 
-    def image_record(self, session: ImageSession):
-        return self.project.add_image(session.path)
+    def session_at(self, index: int) -> ImageSession:
+        image_id = self.ids[index]
+        session = self._sessions.get(image_id)
+        if session is None:
+            session = ImageSession(self, self.paths[index], image_id)
+            session.missing = not session.path.is_file()
+            self._sessions[image_id] = session
+            self.undo_group.addStack(session.undo_stack)
+        return session
+
+    def made_sessions(self) -> list[ImageSession]:
+        """The sessions made so far (images shown or worked on), in no particular order."""
+        return list(self._sessions.values())
+
+    def session_for(self, image_id: int) -> ImageSession | None:
+        return self._sessions.get(image_id)
+
+    def image_record(self, session: ImageSession, refresh: bool = False) -> ImageRecord:
+        """The project's record of a session's image (with its questions when ``refresh``)."""
+        record = self._records.get(session.image_id)
+        if record is None or refresh:
+            record = self._read(lambda: self.project.get_image(session.image_id, questions=refresh), None)
+            if record is None:
+                record = ImageRecord(path=self.project.rel_path(session.path), id=session.image_id)
+            self._records[session.image_id] = record
+        return record
+
+    # ------------------------------------------------------------------ the list
+    def _append(self, image_id: int, path: Path) -> None:
+        self.row_of_id[image_id] = len(self.ids)
+        self._row_of_path[str(path)] = len(self.ids)
+        self.ids.append(image_id)
+        self.paths.append(path)
 
     def add_paths(self, paths: list[Path]) -> list[ImageSession]:
-        """Add images (already present ones are skipped); returns the new sessions."""
-        known = {s.path.resolve() for s in self.sessions}
+        """Add images (already listed ones are skipped); returns the new sessions."""
+        fresh = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if self.find(Path(p)) < 0]
+        if not fresh:
+            return []
+        self.write(lambda p: p.add_images(fresh))
+        index = dict(self._read(lambda: self.project.image_index("added"), []))
+        by_rel = {rel: i for i, rel in index.items()}
         added = []
-        for p in paths:
-            p = Path(p)
-            if p.resolve() in known:
+        for p in fresh:
+            image_id = by_rel.get(self.project.rel_path(p))
+            if image_id is None or image_id in self.row_of_id:
                 continue
-            known.add(p.resolve())
-            session = ImageSession(self, p)
-            session.missing = not p.is_file()
-            self.project.add_image(p)
-            self.undo_group.addStack(session.undo_stack)
-            self.sessions.append(session)
-            added.append(session)
+            self._append(image_id, self.project.abs_path(index[image_id]))
+            added.append(self.session_at(len(self.ids) - 1))
         if added:
-            self.touch()
             self.sessions_changed.emit()
         return added
 
     def add_project_images(self) -> None:
-        """Sessions for every image of the project, most in need of review first."""
-        ordered = self.project.images_by_review_need()
-        self.add_paths([self.project.abs_path(img) for img in ordered])
+        """Every image of the project, most in need of review first (ids and paths only)."""
+        for image_id, rel in self._read(lambda: self.project.image_index("review"), []):
+            if image_id not in self.row_of_id:
+                self._append(image_id, self.project.abs_path(rel))
+        self.sessions_changed.emit()
 
     def missing_sessions(self, recheck: bool = False) -> list[ImageSession]:
-        """Sessions whose file is not where it was; ``recheck`` looks at the disk again."""
+        """Sessions whose file is not where it was; ``recheck`` looks at the disk again.
+
+        A list of up to :data:`CHECK_ALL_MISSING` images is checked whole (so the banner can say
+        how many moved); a longer one only where images were shown (the list greys the others
+        as it shows them)."""
         if recheck:
-            for session in self.sessions:
-                if session.image is None:
-                    session.set_missing(not session.path.is_file())
-        return [s for s in self.sessions if s.missing]
+            changed = []
+            for row, path in enumerate(self.paths):
+                session = self._sessions.get(self.ids[row])
+                if session is None and len(self.paths) <= CHECK_ALL_MISSING and not path.is_file():
+                    self.session_at(row)  # made missing, at once
+                    changed.append(row)
+                elif session is not None and session.image is None and session.set_missing(not path.is_file()):
+                    changed.append(row)
+            if changed:
+                self.rows_changed.emit(changed)
+        return [self._sessions[i] for i in self.ids if i in self._sessions and self._sessions[i].missing]
 
     def relocate(self, folder: str | os.PathLike[str]) -> tuple[RelocateReport, list[tuple[ImageSession, str]]]:
         """Find the missing images under ``folder`` (by their old relative path, then by name; a
-        recorded SHA-256 must match), update the project and the sessions, and save.
+        recorded SHA-256 must match), update the project (one transaction) and the sessions.
 
         Returns the project's report and ``(session, old key)`` for every session that moved.
-        Raises ProjectError when ``folder`` is not a folder or the project cannot be saved.
+        Raises ProjectError when ``folder`` is not a folder or the project cannot be written.
         """
-        records = [(s, r, r.path) for s in self.missing_sessions(recheck=True)
-                   if (r := self.project.find_image(s.path)) is not None]
         report = self.project.relocate(folder)
         moved: list[tuple[ImageSession, str]] = []
-        for session, record, old_path in records:
-            if record.path != old_path:
-                old_key = session.key
-                session.move_to(self.project.abs_path(record))
-                moved.append((session, old_key))
+        for image_id, rel in self.project.image_index("added"):
+            row = self.row_of_id.get(image_id)
+            if row is None:
+                continue
+            new = self.project.abs_path(rel)
+            if new != self.paths[row]:
+                self._row_of_path.pop(str(self.paths[row]), None)
+                self.paths[row] = new
+                self._row_of_path[str(new)] = row
+                self._records.pop(image_id, None)
+                session = self._sessions.get(image_id)
+                if session is not None:
+                    old_key = session.key
+                    session.move_to(new)
+                    moved.append((session, old_key))
         self.missing_sessions(recheck=True)
-        err = self.autosaver.changed() or self.autosaver.flush()  # atomic save (engine.project)
-        if err is not None:
-            raise err
-        if moved:
+        if report.found:
             self.sessions_changed.emit()
         return report, moved
 
     def find(self, path: Path) -> int:
-        target = Path(path).resolve()
-        for i, s in enumerate(self.sessions):
-            if s.path.resolve() == target:
-                return i
-        return -1
+        row = self._row_of_path.get(str(Path(path)), -1)
+        if row < 0:  # another spelling of the same file (relative, with "..")
+            row = self._row_of_path.get(str(self.project.abs_path(self.project.rel_path(path))), -1)
+        return row
 
     def set_index(self, index: int) -> ImageSession | None:
-        if not self.sessions:
+        if not self.ids:
             return None
-        index = max(0, min(index, len(self.sessions) - 1))
+        index = max(0, min(index, len(self.ids) - 1))
         if index == self.index:
             return self.current
         self.index = index
@@ -546,27 +661,62 @@ class Workspace(QtCore.QObject):
     def step(self, delta: int) -> ImageSession | None:
         return self.set_index(self.index + delta)
 
-    # ------------------------------------------------------------------ saving
-    def touch(self) -> None:
-        err = self.autosaver.changed()
-        if err is not None:
-            self.save_failed.emit(str(err))
-
-    def flush(self) -> bool:
-        err = self.autosaver.flush()
-        if err is not None:
+    # ------------------------------------------------------------------ the project
+    def write(self, change) -> bool:
+        """Run one write of the project (``change(project)``); a failure is reported, not raised."""
+        try:
+            change(self.project)
+        except ProjectError as err:
             self.save_failed.emit(str(err))
             return False
         return True
 
+    def _read(self, read, default):
+        try:
+            return read()
+        except ProjectError as err:
+            self.save_failed.emit(str(err))
+            return default
+
+    def check_external(self) -> list[int]:
+        """Pick up what other processes wrote since the last look: new images join the list,
+        changed rows are announced, a shown image's records are read again. Returns the rows."""
+        version = self._read(self.project.data_version, self._seen_version)
+        if version == self._seen_version:
+            return []
+        self._seen_version = version
+        rows, self._seen_seq = self._read(lambda: self.project.changed_since(self._seen_seq), ([], self._seen_seq))
+        changed, grew = [], False
+        for r in rows:
+            if self.project.own_seq.get(r.id) == r.seq:
+                continue  # our own write
+            if r.id not in self.row_of_id:
+                self._append(r.id, self.project.abs_path(r.path))
+                grew = True
+                continue
+            changed.append(self.row_of_id[r.id])
+            self._records.pop(r.id, None)
+            session = self._sessions.get(r.id)
+            if session is not None:
+                session.reload_from_project()
+        if grew:
+            self.sessions_changed.emit()
+        if changed:
+            self.rows_changed.emit(changed)
+        return changed
+
+    def flush(self) -> bool:
+        """Every change is already written; kept for "Save": checkpoints the journal into the file."""
+        return self.write(lambda p: p.checkpoint())
+
     def close(self) -> bool:
-        """Stop autosaving, save, and drop the undo histories (see below); returns the save's success."""
+        """Stop watching, drop the undo histories (see below) and close the project."""
         self._timer.stop()
-        saved = self.flush()
         # The undo commands reference their session: reference cycles, left to Python's cyclic
         # collector once the window is gone. Its tp_clear (shiboken 6.11) hands a command's wrapper
         # ownership of the C++ command while the QUndoStack still holds it, so the command is
         # deleted twice: a corrupted heap. Qt deletes them here instead, while all is alive.
-        for session in self.sessions:
+        for session in self.made_sessions():
             session.undo_stack.clear()
-        return saved
+        self.project.close()
+        return True

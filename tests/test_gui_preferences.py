@@ -119,7 +119,7 @@ def test_the_app_remembers_view_engine_toggle_and_window(harness, qtbot):
 def test_restored_window_size_and_dock_layout(harness, qtbot):
     from gui.app import AppOptions, QMaskApp
 
-    first = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask.json")))
+    first = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask")))
     qtbot.addWidget(first.window)
     first.window.resize(1000, 700)
     first.window.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, first.window.answer_dock)
@@ -127,7 +127,7 @@ def test_restored_window_size_and_dock_layout(harness, qtbot):
     qtbot.waitExposed(first.window)
     first.window.close()  # saves
 
-    second = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask.json")))
+    second = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask")))
     qtbot.addWidget(second.window)
     assert second.window.dockWidgetArea(second.window.answer_dock) == QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
     # built at 1440 x 900, then restored (restoreGeometry may shrink it further to fit the
@@ -177,7 +177,7 @@ def test_a_screenshot_run_saves_nothing_and_keeps_the_default_layout(harness, qt
 
     store = PreferencesStore()
     store.save(Preferences(heat_opacity=25, geometry=None))
-    app = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask.json"),
+    app = QMaskApp(AppOptions(project=str(harness.tmp_path / "p.qmask"),
                               screenshot=str(harness.tmp_path / "shot.png")))
     qtbot.addWidget(app.window)
     assert app.window.opacity_slider.value() == 25  # what the user sees is what they set

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ def harness(qtbot, tmp_path, tiny_models_dir):
 def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, qtbot, tmp_path):
     a = write_photo(tmp_path / "a.png", seed=1)
     b = write_photo(tmp_path / "b.png", w=120, h=150, seed=2)
-    project_file = tmp_path / "work.qmask.json"
+    project_file = tmp_path / "work.qmask"
     app = harness.build([a, b], project=project_file)
     qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
                     timeout=WAIT_MS)
@@ -48,9 +47,8 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     # undo history is per image
     assert first.undo_stack.undoText() == "Accept mask" and second.undo_stack.count() == 0
-    # autosaved: the file on disk has the question, the chosen mask and the acceptance
-    app.workspace.flush()
-    on_disk = Project.load(project_file)
+    # written at once: the file on disk has the question, the chosen mask and the acceptance
+    on_disk = Project.open(project_file)
     rec = on_disk.find_image(a).find_question("what is the yellow disc?")
     assert rec is not None and rec.accepted and rec.answer == answer
     assert np.array_equal(rec.mask(), mask) and rec.label == (answer.strip() or None)
@@ -177,9 +175,8 @@ def test_a_corrupt_image_shows_a_message_and_the_app_keeps_working(harness, qtbo
     qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
     assert ask_and_wait(qtbot, app).answer is not None
     # the failure is in the project too (batch and GUI share it)
-    app.workspace.flush()
-    doc = json.loads(app.workspace.project.path.read_text())
-    statuses = {img["path"]: img["status"] for img in doc["images"]}
+    with Project.open(app.workspace.project.path) as other:  # as another process reads it
+        statuses = {img.path: img.status for img in other.iter_images(questions=False)}
     assert statuses["a-corrupt.png"] == "failed" and statuses["b-good.png"] == "ok"
 
 
@@ -217,7 +214,7 @@ def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
     from engine.project import QuestionRecord
 
     imgs = [write_photo(tmp_path / f"img{i}.png", seed=i) for i in range(3)]
-    project_file = tmp_path / "batch.qmask.json"
+    project_file = tmp_path / "batch.qmask"
     project = Project.create(project_file)
     mask = np.zeros((120, 160), bool)
     mask[30:90, 40:120] = True
@@ -228,10 +225,11 @@ def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
                                      (imgs[2], 0.6, 0.7, False)]:
         rec = project.add_image(path, width=160, height=120)
         rec.mark_ok(160, 120)
-        rec.upsert_question(QuestionRecord(question="what is it?", answer="thing", itm_probability=itm,
-                                           heatmap=heat, mask_rle=encode_rle(mask), mask_score=iou,
-                                           accepted=accepted))
-    project.save()
+        project.update_image(rec)
+        project.put_question(rec, QuestionRecord(question="what is it?", answer="thing", itm_probability=itm,
+                                                 heatmap=heat, mask_rle=encode_rle(mask), mask_score=iou,
+                                                 accepted=accepted), source="chain")
+    project.close()
     app = harness.build([], project=project_file)
     names = [s.name for s in app.workspace.sessions]
     assert names == ["img1.png", "img2.png", "img0.png"]

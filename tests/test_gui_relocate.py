@@ -24,11 +24,11 @@ def _moved_project(tmp_path):
     (c.png lost on the way). Returns (project file, new folder)."""
     images = tmp_path / "work" / "images"
     images.mkdir(parents=True)
-    project = Project.create(tmp_path / "work" / "birds.qmask.json")
+    project = Project.create(tmp_path / "work" / "birds.qmask")
     for i, (name, w, h) in enumerate((("a.png", 160, 120), ("b.png", 120, 150), ("c.png", 100, 100))):
         path = write_photo(images / name, w=w, h=h, seed=i)
         project.add_image(path, read_size=True, sha256=file_sha256(path) if name == "b.png" else None)
-    project.save()
+    project.close()
     new = tmp_path / "elsewhere" / "pics"
     new.parent.mkdir()
     shutil.move(str(images), str(new))
@@ -69,7 +69,7 @@ def test_moved_images_ask_for_the_folder_and_load_after_relocating(harness, qtbo
     w.image_list.list.setCurrentRow(1)
     assert ws.current.name == "b.png" and ws.current.image is None and not ws.current.loading
     assert "b.png is not at" in banner.current_text and banner.action_button.isVisible()
-    assert all(img.status != "failed" for img in ws.project.images)
+    assert all(img.status != "failed" for img in ws.project.iter_images())
     assert errors == []
 
     # "Locate folder…": the injected chooser gives the new folder; the project follows.
@@ -92,9 +92,9 @@ def test_moved_images_ask_for_the_folder_and_load_after_relocating(harness, qtbo
     qtbot.waitUntil(lambda: a.image is not None, timeout=WAIT_MS)
     assert w.canvas.image_size == (160, 120)
 
-    # Saved (atomically, by Project.save) with the new paths; c.png keeps its old one.
-    on_disk = Project.load(project_file)
-    assert [img.path for img in on_disk.images] == ["../elsewhere/pics/a.png", "../elsewhere/pics/b.png",
+    # Written (one transaction) with the new paths; c.png keeps its old one.
+    on_disk = Project.open(project_file)
+    assert [img.path for img in on_disk.iter_images()] == ["../elsewhere/pics/a.png", "../elsewhere/pics/b.png",
                                                     "images/c.png"]
     assert [img.name for img in on_disk.missing_images()] == ["c.png"]
     assert on_disk.find_image(new / "b.png").sha256 == file_sha256(new / "b.png")
@@ -102,17 +102,22 @@ def test_moved_images_ask_for_the_folder_and_load_after_relocating(harness, qtbo
     # The one still missing: selecting it says so again, still no failure.
     w.image_list.list.setCurrentRow(2)
     assert "c.png is not at" in banner.current_text
-    assert errors == [] and ws.project.images[2].status != "failed"
+    assert errors == [] and list(ws.project.iter_images())[2].status != "failed"
+
+
+def _stored(project):
+    """What the project holds (paths, statuses) and how many edits its log has."""
+    return [(img.path, img.status) for img in project.iter_images()], len(project.edits())
 
 
 def test_cancelled_folder_choice_changes_nothing(harness, tmp_path):
     project_file, _new = _moved_project(tmp_path)
     app = harness.build([], project=project_file)
     app.controller.relocator.choose_folder = lambda parent, title, start: ""
-    before = project_file.read_text()
+    before = _stored(app.workspace.project)
     assert app.controller.relocator.locate() is None
     assert all(s.missing for s in app.workspace.sessions)
-    assert project_file.read_text() == before
+    assert _stored(app.workspace.project) == before
 
 
 def test_relocating_to_a_folder_that_is_not_there_is_an_error_message(harness, tmp_path):
@@ -142,7 +147,7 @@ def test_file_gone_between_listing_and_reading_is_missing_not_failed(harness, qt
 
 def test_opening_another_project_lists_its_missing_images_too(harness, qtbot, tmp_path):
     project_file, new = _moved_project(tmp_path)
-    app = harness.build([], project=tmp_path / "mine.qmask.json")
+    app = harness.build([], project=tmp_path / "mine.qmask")
     assert app.files.load_project(project_file)
     names = [s.name for s in app.workspace.sessions]
     assert {"a.png", "b.png", "c.png"} <= set(names)
@@ -163,4 +168,4 @@ def test_same_name_other_content_is_not_used(harness, tmp_path):
     assert report.hash_mismatch == ["images/b.png"] and report.found == []
     assert "other content" in app.window.messages.current_text
     assert all(s.missing for s in app.workspace.sessions)
-    assert Project.load(project_file).images[1].path == "images/b.png"
+    assert list(Project.open(project_file).iter_images())[1].path == "images/b.png"

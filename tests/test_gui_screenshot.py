@@ -47,9 +47,9 @@ def test_screenshot_of_the_sample_photo(fast_front_door, tmp_path, tiny_models_d
     assert cyan_pixels(photo) < 50
     assert cyan_pixels(shot) > 500
     # no image given: the sample photo was opened and asked the sample question (see the project)
-    projects = list((data_folder() / "projects").glob("*.qmask.json"))
+    projects = list((data_folder() / "projects").glob("*.qmask"))
     assert len(projects) == 1
-    project = Project.load(projects[0])
+    project = Project.open(projects[0])
     record = project.find_image(SAMPLE_IMAGE)
     assert record is not None and record.status == "ok"
     q = record.find_question(SAMPLE_QUESTION)
@@ -59,11 +59,11 @@ def test_screenshot_of_the_sample_photo(fast_front_door, tmp_path, tiny_models_d
 def test_screenshot_of_a_given_image_and_question(fast_front_door, tmp_path, tiny_models_dir):
     img = write_photo(tmp_path / "photo.png", w=200, h=140)
     out = tmp_path / "shot.png"
-    project = tmp_path / "p.qmask.json"
+    project = tmp_path / "p.qmask"
     code = main([str(img), "--question", "what is the yellow disc?", "--models", str(tiny_models_dir),
                  "--device", "cpu", "--project", str(project), "--screenshot", str(out)])
     assert code == 0 and out.is_file()
-    q = Project.load(project).find_image(img).find_question("what is the yellow disc?")
+    q = Project.open(project).find_image(img).find_question("what is the yellow disc?")
     assert q is not None and q.answer is not None and len(q.points) > 0
 
 
@@ -72,7 +72,7 @@ def test_screenshot_fails_cleanly_on_a_bad_image(fast_front_door, tmp_path, tiny
     bad.write_bytes(b"definitely not a jpeg")
     out = tmp_path / "shot.png"
     code = main([str(bad), "--question", "what?", "--models", str(tiny_models_dir), "--device", "cpu",
-                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(out)])
+                 "--project", str(tmp_path / "p.qmask"), "--screenshot", str(out)])
     assert code == 1 and not out.exists()
     assert "bad.jpg" in capsys.readouterr().err
 
@@ -81,7 +81,7 @@ def test_screenshot_without_models_says_how_to_get_them(fast_front_door, tmp_pat
     empty = tmp_path / "none"
     empty.mkdir()
     code = main([str(write_photo(tmp_path / "p.png")), "--models", str(empty), "--device", "cpu",
-                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(tmp_path / "s.png")])
+                 "--project", str(tmp_path / "p.qmask"), "--screenshot", str(tmp_path / "s.png")])
     assert code == 1
     assert "qmask models download" in capsys.readouterr().err
 
@@ -91,7 +91,7 @@ def test_offscreen_size_hint_warning_is_silenced(fast_front_door, tmp_path, tiny
     # window it shows; QMask's message filter (gui.app) drops exactly that message.
     img = write_photo(tmp_path / "photo.png", w=120, h=90)
     code = main([str(img), "--question", "what is it?", "--models", str(tiny_models_dir), "--device", "cpu",
-                 "--project", str(tmp_path / "p.qmask.json"), "--screenshot", str(tmp_path / "s.png")])
+                 "--project", str(tmp_path / "p.qmask"), "--screenshot", str(tmp_path / "s.png")])
     assert code == 0
     assert not [r for r in qtlog.records if "propagateSizeHints" in r.message]
 

@@ -49,8 +49,8 @@ class Target:
 
 @pytest.fixture
 def workspace(qtbot, tmp_path):
-    project = Project.create(tmp_path / "p.qmask.json")
-    ws = Workspace(project, autosave_interval_s=0.0)
+    project = Project.create(tmp_path / "p.qmask")
+    ws = Workspace(project)
     yield ws
     ws.close()
 
@@ -110,7 +110,7 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     # to Python's cyclic collector, shiboken 6.11's tp_clear hands a command's wrapper ownership
     # of the C++ command while its QUndoStack still holds it: deleted twice, a corrupted heap.
     # Workspace.close deletes the commands itself, in Qt's order, while everything is alive.
-    ws = Workspace(Project.create(tmp_path / "p.qmask.json"), autosave_interval_s=0.0)
+    ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     target = Target()
     session.undo_stack.push(PromptsCommand(target, session, session.prompts, PromptState((Point(5, 5),)), "Add"))
@@ -118,7 +118,7 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     assert session.undo_stack.count() == 2
     assert ws.close()
     assert session.undo_stack.count() == 0
-    assert Project.load(tmp_path / "p.qmask.json").find_image(session.path) is not None  # saved first
+    assert Project.open(tmp_path / "p.qmask").find_image(session.path) is not None  # saved first
 
 
 def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):
@@ -143,7 +143,7 @@ def test_segmentation_cache_is_bounded(workspace, tmp_path):
     assert session.cached_segmentation(states[-1]) is not None
 
 
-def test_session_writes_the_project_record_and_autosaves(workspace, tmp_path):
+def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     session = open_session(workspace, tmp_path)
     target = Target()
     session.start_question("what is it?")
@@ -151,15 +151,13 @@ def test_session_writes_the_project_record_and_autosaves(workspace, tmp_path):
     session.undo_stack.push(PromptsCommand(target, session, session.prompts, p, "Add positive point"))
     session.set_answer(AnswerResult("a box"))
     session.set_accepted(True)
-    workspace.flush()
-    saved = Project.load(workspace.project.path)
+    saved = Project.open(workspace.project.path)
     rec = saved.find_image(session.path).find_question("what is it?")
     assert rec.accepted and rec.answer == "a box" and rec.label == "a box"
     assert rec.mask_source == "user" and np.array_equal(rec.mask(), session.mask)
     assert [c.name for c in saved.categories] == ["a box"]
     session.set_label("carton")
-    workspace.flush()
-    assert Project.load(workspace.project.path).find_image(session.path).questions[0].label == "carton"
+    assert Project.open(workspace.project.path).find_image(session.path).questions[0].label == "carton"
 
 
 def test_default_project_path_is_per_folder_in_the_data_dir(tmp_path, monkeypatch):
@@ -169,18 +167,18 @@ def test_default_project_path_is_per_folder_in_the_data_dir(tmp_path, monkeypatc
     c = default_project_path(tmp_path / "other" / "x.jpg")
     assert a == b != c
     assert a.parent == tmp_path / "data" / "projects" and a.name.startswith("photos-")
-    assert a.name.endswith(".qmask.json")
+    assert a.name.endswith(".qmask")
 
 
 def test_a_broken_project_file_is_left_alone(tmp_path, qapp):
     from gui.app import open_project
 
-    broken = tmp_path / "work.qmask.json"
+    broken = tmp_path / "work.qmask"
     broken.write_text("{ not json")
     project, note = open_project(str(broken), None)
     assert broken.read_text() == "{ not json"
     assert project.path != broken and project.path.name.startswith("work-recovered")
-    assert "not a valid project" in note and str(project.path) in note
+    assert "not a QMask project" in note and str(project.path) in note
 
 
 def test_only_recent_images_keep_their_pixels(workspace, tmp_path):

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q = parser.add_mutually_exclusive_group(required=True)
     q.add_argument("--question", "-q", action="append", help="a question (repeat for several)")
     q.add_argument("--questions", help="CSV file of questions (a 'question' column, optional 'label')")
-    parser.add_argument("--project", "-p", required=True, help="project file to create or continue (*.qmask.json)")
+    parser.add_argument("--project", "-p", required=True,
+                        help="project to create or continue (*.qmask; a *.qmask.json is converted once). "
+                             "Several batches, imports and the app may write one project at once")
     parser.add_argument("--label", help="label (category) for the masks of --question")
     parser.add_argument("--models", help="models folder (default: QMASK_MODELS_DIR or the Hugging Face cache)")
     parser.add_argument("--preset", default="base", choices=("base", "large", "3b"), help="UnifiedQA size")
@@ -44,13 +46,18 @@ def run(args: argparse.Namespace) -> int:
         if args.num_captions < 1:
             raise InputError("--num-captions must be at least 1.")
         settings.num_captions = args.num_captions
-    project = Project.open_or_create(args.project)
-    report = run_batch(args.images, questions, project, settings=settings, models_dir=args.models,
-                       max_pixels=args.max_pixels, recursive=args.recursive,
-                       show_progress=not args.no_progress)
-    for rel, reason in report.failed:
-        print(f"qmask batch: skipped {rel}: {reason}", file=sys.stderr)
-    print(report)
-    print(f"Project: {project.path} ({project.summary()['ok']} image(s) with results). "
-          "Open it in the app to review, most doubtful first.")
+    project = Project.open_or_create(args.project, writer="batch")
+    try:
+        if project.notice:
+            print(f"qmask batch: {project.notice}", file=sys.stderr)
+        report = run_batch(args.images, questions, project, settings=settings, models_dir=args.models,
+                           max_pixels=args.max_pixels, recursive=args.recursive,
+                           show_progress=not args.no_progress)
+        for rel, reason in report.failed:
+            print(f"qmask batch: skipped {rel}: {reason}", file=sys.stderr)
+        print(report)
+        print(f"Project: {project.path} ({project.summary()['ok']} image(s) with results). "
+              "Open it in the app to review, most doubtful first.")
+    finally:
+        project.close()  # the last connection out folds the journal back into the file
     return 0 if report.ok else 1

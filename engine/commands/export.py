@@ -1,11 +1,15 @@
 """Export a project as a dataset: COCO (RLE or exact polygons), YOLO segmentation, LabelMe or PNG masks.
 
 Every export also writes qmask_provenance.json: questions, answers, automatic points versus
-user edits, the IoU between the automatic and the final mask, model ids and random weights.
+user edits, the IoU between the automatic and the final mask, model ids and random weights,
+and each annotation's edit log. ``--format qmask-json`` writes the project itself as the JSON
+interchange file (for sharing, diffing, version control); any command that takes a project
+takes that file too (it is converted into a ``.qmask`` beside it). An export that fails
+leaves nothing new behind.
 
 Images that moved since the project was made: pass ``--images DIR`` (the folder they are in
 now). Missing images are looked for there, by their old relative path and then by name (a
-recorded SHA-256 must match), and the project file is updated (saved atomically) before the
+recorded SHA-256 must match), and the project is updated (one transaction) before the
 export. The app does the same from its "Locate folder…" banner.
 """
 
@@ -13,14 +17,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..project import Project
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("project", help="the project file (*.qmask.json)")
-    parser.add_argument("--format", "-f", required=True, choices=("coco", "yolo", "labelme", "png"),
-                        help="dataset format")
+    parser.add_argument("project", help="the project (*.qmask, or a *.qmask.json interchange file)")
+    parser.add_argument("--format", "-f", required=True, choices=("coco", "yolo", "labelme", "png", "qmask-json"),
+                        help="dataset format, or qmask-json: the project as a JSON interchange file")
     parser.add_argument("--out", "-o", required=True,
-                        help="output: a .json file or a folder for COCO; a folder for the others")
+                        help="output: a .json file or a folder for COCO; a .json file for qmask-json; "
+                             "a folder for the others")
     parser.add_argument("--polygons", action="store_true",
                         help="COCO: write polygons instead of RLE (exact, holes kept with a zero-width cut)")
     parser.add_argument("--only-accepted", action="store_true", help="export accepted annotations only")
@@ -40,15 +49,29 @@ RELOCATE_HINT = ("pass --images DIR (the folder they are in now) to relocate the
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_project
     from ..project import Project
 
-    project = Project.load(args.project)
+    project = Project.open(args.project, writer="export")
+    try:
+        return _export(project, args)
+    finally:
+        project.close()  # the last connection out folds the journal back into the file
+
+
+def _export(project: "Project", args: argparse.Namespace) -> int:
+    from ..export import export_project
+
+    if project.notice:
+        print(f"qmask export: {project.notice}", file=sys.stderr)
     if args.images and project.missing_images():
         relocated = project.relocate(args.images)
-        if relocated.found:
-            project.save()  # atomic; the previous file is kept as .bak
         print(f"qmask export: relocated under {args.images}: {relocated}", file=sys.stderr)
+    if args.format == "qmask-json":
+        from ..project.interchange import write_json_project
+
+        out = write_json_project(project, args.out)
+        print(f"Wrote the project ({project.count_images()} image(s)) as a JSON interchange file to {out}.")
+        return 0
     missing = project.missing_images()
     if missing and args.format == "yolo" and not args.no_copy_images:
         print(f"qmask export: warning: {len(missing)} image file(s) are missing and will not be "

@@ -15,19 +15,21 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("coco_json", help="COCO instances JSON file")
     parser.add_argument("--images", required=True, help="folder holding the dataset's images")
-    parser.add_argument("--project", required=True, help="project file to create (*.qmask.json)")
+    parser.add_argument("--project", required=True, help="project to create (*.qmask)")
     parser.add_argument("--merge", action="store_true",
-                        help="add to an existing project instead of refusing to overwrite it")
+                        help="add to an existing project (safe while the app or a batch writes it too) "
+                             "instead of refusing to overwrite it")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..import_coco import import_coco_to_project
 
     project, report = import_coco_to_project(args.coco_json, args.images, args.project, merge=args.merge)
+    project.close()  # the last connection out folds the journal back into the file
     print(report)
     if report.not_found:
         print(f"qmask import: {len(report.not_found)} image file(s) not found. Once you know where they are, "
-              f"`qmask export {project.path} --images DIR ...` relocates them (and saves the project), or open "
+              f"`qmask export {project.path} --images DIR ...` relocates them (and updates the project), or open "
               "the project in the app and use “Locate folder…”.", file=sys.stderr)
     print(f"Project: {project.path}")
     return 0 if report.images else 1

@@ -25,7 +25,7 @@ from typing import Iterable
 
 from ..errors import ExportError
 from ..project import ImageRecord, Project
-from .common import DEFAULT_LABEL, ExportPlan, ImageFilter, plan_export, prepare_dir
+from .common import DEFAULT_LABEL, ExportPlan, ImageFilter, Staging, plan_export
 from .sidecar import SIDECAR_NAME, write_sidecar
 
 __all__ = ["FORMATS", "ExportReport", "export_project", "plan_export", "DEFAULT_LABEL"]
@@ -75,38 +75,38 @@ def export_project(project: Project, fmt: str, out: str | Path,
         detail = f" ({'; '.join(plan.skipped[:3])})" if plan.skipped else ""
         raise ExportError(f"Nothing to export: {why}{detail}.")
     out = Path(out).expanduser().absolute()
-    refs: dict[int, dict] = {}
+    refs: dict[tuple[int, str], dict] = {}
+    coco_file = fmt == "coco" and out.suffix.lower() == ".json"
+    final_dir = out.parent if coco_file else out
     try:
-        if fmt == "coco":
-            from .coco import export_coco
+        with Staging(final_dir) as stage:
+            if fmt == "coco":
+                from .coco import export_coco
 
-            if out.suffix.lower() == ".json":
-                prepare_dir(out.parent)
-                target = out
-                sidecar = out.with_name(out.stem + "." + SIDECAR_NAME)
+                name = out.name if coco_file else "annotations.json"
+                sidecar_name = (out.stem + "." + SIDECAR_NAME) if coco_file else SIDECAR_NAME
+                refs = export_coco(project, plan, stage.root / name, polygons=polygons, tolerance=tolerance)
+                files = [name]
             else:
-                target = prepare_dir(out) / "annotations.json"
-                sidecar = out / SIDECAR_NAME
-            _, refs = export_coco(project, plan, target, polygons=polygons, tolerance=tolerance)
-            files = [target]
-            out_path = target
-        else:
-            out_path = prepare_dir(out)
-            sidecar = out_path / SIDECAR_NAME
-            if fmt == "yolo":
-                from .yolo import export_yolo
+                sidecar_name = SIDECAR_NAME
+                if fmt == "yolo":
+                    from .yolo import export_yolo
 
-                files = export_yolo(plan, out_path, tolerance=tolerance, copy_images=copy_images)
-            elif fmt == "labelme":
-                from .labelme import export_labelme
+                    files = export_yolo(plan, stage.root, final_dir, tolerance=tolerance, copy_images=copy_images)
+                elif fmt == "labelme":
+                    from .labelme import export_labelme
 
-                files = export_labelme(plan, out_path, force_mask=labelme_force_mask, tolerance=tolerance)
-            else:
-                from .png import export_png
+                    files = export_labelme(plan, stage.root, final_dir, force_mask=labelme_force_mask,
+                                           tolerance=tolerance)
+                else:
+                    from .png import export_png
 
-                files, refs = export_png(plan, out_path)
-        write_sidecar(sidecar, project, plan, fmt, refs)
+                    files, refs = export_png(plan, stage.root)
+            write_sidecar(stage.root / sidecar_name, project, plan, fmt, refs)
+            moved = stage.commit()
     except OSError as err:
-        raise ExportError(f"Cannot write the export to {out}: {err.strerror or err}.") from err
-    return ExportReport(format=fmt, out=out_path, sidecar=sidecar, images=len(plan.images),
-                        annotations=plan.n_annotations, files=files + [sidecar], skipped=plan.skipped)
+        raise ExportError(f"Cannot write the export to {out}: {err.strerror or err}. Nothing was written "
+                          "(an earlier export there is unchanged).") from err
+    out_path = final_dir / files[0] if fmt == "coco" else final_dir
+    return ExportReport(format=fmt, out=out_path, sidecar=final_dir / sidecar_name, images=len(plan.images),
+                        annotations=plan.n_annotations, files=moved, skipped=plan.skipped)

@@ -15,55 +15,50 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomic import atomic_write_json
-from ..masks import encode_rle, mask_area, mask_bbox, mask_to_keyhole_polygons
+from ..atomic import atomic_writer
+from ..masks import mask_to_keyhole_polygons, rle_area, rle_bbox
 from ..project import Project
 from .common import ExportPlan, rel_to
 
 
-def coco_document(project: Project, plan: ExportPlan, *, polygons: bool = False,
-                  tolerance: float = 0.0, refs: dict[int, dict[str, Any]] | None = None) -> dict:
-    images, annotations = [], []
-    ann_id = 0
-    for image_id, e in enumerate(plan.images, start=1):
-        images.append({"id": image_id, "file_name": rel_to(e.abs_path, plan.images_root),
-                       "width": e.image.width, "height": e.image.height})
-        for it in e.items:
-            ann_id += 1
-            if polygons:
-                segmentation: Any = mask_to_keyhole_polygons(it.mask, tolerance)
-            else:
-                segmentation = encode_rle(it.mask)
-            q = it.record
-            annotations.append({
-                "id": ann_id, "image_id": image_id, "category_id": it.category.id,
-                "segmentation": segmentation, "area": mask_area(it.mask), "bbox": mask_bbox(it.mask),
-                "iscrowd": 0,
-                "attributes": {"question": q.question, "answer": q.answer, "accepted": q.accepted},
-            })
-            if refs is not None:
-                refs[id(it)] = {"coco_annotation_id": ann_id, "coco_image_id": image_id}
-    return {
-        "info": {"description": f"QMask export of {project.path.name}", "version": "1.0",
-                 "year": time.gmtime().tm_year, "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "contributor": f"QMask {__version__}",
-                 "qmask": {"images_root": str(plan.images_root), "segmentation": "polygon" if polygons else "rle"}},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": c.id, "name": c.name, "supercategory": c.name} for c in plan.categories],
-    }
+def _annotation(it: Any, ann_id: int, image_id: int, polygons: bool, tolerance: float) -> dict:
+    q = it.record
+    if polygons:
+        segmentation: Any = mask_to_keyhole_polygons(it.mask, tolerance)
+    else:
+        segmentation = {"size": list(q.mask_rle["size"]), "counts": q.mask_rle["counts"]}  # stored RLE as is
+    return {"id": ann_id, "image_id": image_id, "category_id": it.category.id,
+            "segmentation": segmentation, "area": rle_area(q.mask_rle), "bbox": rle_bbox(q.mask_rle),
+            "iscrowd": 0, "attributes": {"question": q.question, "answer": q.answer, "accepted": bool(q.accepted)}}
 
 
 def export_coco(project: Project, plan: ExportPlan, out: Path, *, polygons: bool = False,
-                tolerance: float = 0.0) -> tuple[Path, dict[int, dict[str, Any]]]:
-    """Write the COCO JSON to ``out`` (a ``.json`` file, or a folder -> ``annotations.json``)."""
-    refs: dict[int, dict[str, Any]] = {}
-    doc = coco_document(project, plan, polygons=polygons, tolerance=tolerance, refs=refs)
-    atomic_write_json(out, doc, indent=None)
-    return out, refs
+                tolerance: float = 0.0) -> dict[tuple[int, str], dict[str, Any]]:
+    """Write the COCO JSON to ``out``, streamed: annotations as their records are read, then
+    the image list and categories (small). Returns per annotation its COCO ids (for the sidecar)."""
+    refs: dict[tuple[int, str], dict[str, Any]] = {}
+    info = {"description": f"QMask export of {project.path.name}", "version": "1.0",
+            "year": time.gmtime().tm_year, "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "contributor": f"QMask {__version__}",
+            "qmask": {"images_root": str(plan.images_root), "segmentation": "polygon" if polygons else "rle"}}
+    enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    images = []
+    ann_id = 0
+    with atomic_writer(out) as f:
+        f.write('{"info":' + enc.encode(info) + ',"licenses":[],"annotations":[')
+        for image_id, e in enumerate(plan.loaded(), start=1):
+            images.append({"id": image_id, "file_name": rel_to(e.abs_path, plan.images_root),
+                           "width": e.image.width, "height": e.image.height})
+            for it in e.items:
+                ann_id += 1
+                f.write(("," if ann_id > 1 else "") + enc.encode(_annotation(it, ann_id, image_id, polygons, tolerance)))
+                refs[it.key] = {"coco_annotation_id": ann_id, "coco_image_id": image_id}
+        f.write('],"images":' + enc.encode(images) + ',"categories":'
+                + enc.encode([{"id": c.id, "name": c.name, "supercategory": c.name} for c in plan.categories]) + "}")
+    return refs

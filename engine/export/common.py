@@ -6,7 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -25,19 +25,36 @@ class ExportItem:
     image: ImageRecord
     record: QuestionRecord
     category: Category
-    mask: np.ndarray  # [H, W] bool, non-empty
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Identifies the annotation across passes: (image id, question key)."""
+        return (int(self.image.id or 0), self.record.key)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``[H, W]`` bool, decoded when asked (and cached by the record)."""
+        return self.record.mask()  # type: ignore[return-value]
 
 
 @dataclass
 class ExportImage:
-    image: ImageRecord
+    image: ImageRecord  # without its question records (see ExportPlan.loaded)
     abs_path: Path
-    items: list[ExportItem]
     stem: str  # unique file stem within the export (name without extension)
+    keys: list[tuple[str, Category]] = field(default_factory=list)  # exported questions, in order
+    items: list[ExportItem] = field(default_factory=list)  # filled only while being written
 
 
 @dataclass
 class ExportPlan:
+    """What an export writes, planned from the store's columns without reading any record.
+
+    ``images`` are light (no question records, no masks); :meth:`loaded` reads and yields them
+    with their items a chunk at a time, so memory does not grow with the project.
+    """
+
+    project: Project
     images: list[ExportImage]
     categories: list[Category]  # ids as in the project (stable), DEFAULT_LABEL added if needed
     images_root: Path  # common folder of the exported images; COCO file_name is relative to it
@@ -45,64 +62,81 @@ class ExportPlan:
 
     @property
     def n_annotations(self) -> int:
-        return sum(len(e.items) for e in self.images)
+        return sum(len(e.keys) for e in self.images)
+
+    def loaded(self, chunk: int = 200) -> Iterator[ExportImage]:
+        """Each planned image with its items (records read from the store), in plan order."""
+        for i in range(0, len(self.images), chunk):
+            part = self.images[i:i + chunk]
+            records = {img.id: img for img in self.project.iter_images(
+                where=f"id IN ({','.join('?' * len(part))})", args=[e.image.id for e in part])}
+            for e in part:
+                full = records.get(e.image.id)
+                by_key = {q.key: q for q in (full.questions if full is not None else [])}
+                e.items = [ExportItem(image=e.image, record=by_key[k], category=c)
+                           for k, c in e.keys if k in by_key]
+                try:
+                    yield e
+                finally:
+                    e.items = []
 
 
 def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageRecord] | None = None,
                 only_accepted: bool = False) -> ExportPlan:
     """Select images and annotations; resolve categories; give every image a unique stem.
 
-    ``image_filter`` is a predicate, or an iterable of the records to export (e.g. the current
-    image only). Failed images and annotations without a (non-empty) mask are skipped and
-    listed in ``skipped``. An image with no annotation left is still exported (as a negative
-    example) when it was processed successfully.
+    ``image_filter`` is a predicate on image records (without their questions), or an iterable
+    of the records to export (e.g. the current image only). Failed images and annotations
+    without a (non-empty) mask are skipped and listed in ``skipped``. An image with no
+    annotation left is still exported (as a negative example) when it was processed successfully.
+    Reads the store's columns only: no question record, no mask is decoded here.
     """
-    if image_filter is None:
-        selected = list(project.images)
-    elif callable(image_filter):
-        selected = [img for img in project.images if image_filter(img)]
+    if image_filter is None or callable(image_filter):
+        where, args = "", []
     else:
-        wanted = {id(img) for img in image_filter}
-        selected = [img for img in project.images if id(img) in wanted]
+        wanted = [int(img.id) for img in image_filter if img.id is not None]
+        where, args = f"id IN ({','.join('?' * len(wanted))})", wanted
     categories = list(project.categories)
     by_name = {c.name: c for c in categories}
     out: list[ExportImage] = []
     skipped: list[str] = []
     used_stems: set[str] = set()
-    for img in selected:
+    summaries = project.question_summaries()
+    for img in project.iter_images(questions=False, where=where, args=args):
+        if callable(image_filter) and not image_filter(img):
+            continue
         if img.status == "failed":
             skipped.append(f"{img.path}: image failed ({img.error or 'unknown error'})")
             continue
         if img.width is None or img.height is None:
             skipped.append(f"{img.path}: image size unknown (not processed yet)")
             continue
-        items: list[ExportItem] = []
-        for q in img.questions:
-            if only_accepted and not q.accepted:
+        keys: list[tuple[str, Category]] = []
+        for q in summaries.get(int(img.id), ()):  # type: ignore[arg-type]
+            if only_accepted and not q["accepted"]:
                 continue
-            mask = q.mask()
-            if mask is None or not mask.any():
-                skipped.append(f"{img.path}: '{q.question}' has no mask")
+            if not q["mask_area"]:
+                skipped.append(f"{img.path}: '{q['question']}' has no mask")
                 continue
-            if mask.shape != (img.height, img.width):
-                raise ExportError(f"{img.path}: the mask of '{q.question}' is {mask.shape[1]}x{mask.shape[0]} "
+            if (q["mask_h"], q["mask_w"]) != (img.height, img.width):
+                raise ExportError(f"{img.path}: the mask of '{q['question']}' is {q['mask_w']}x{q['mask_h']} "
                                   f"but the image is {img.width}x{img.height}.")
-            name = q.label or DEFAULT_LABEL
+            name = q["label"] or DEFAULT_LABEL
             cat = by_name.get(name)
             if cat is None:
                 cat = Category(id=max((c.id for c in categories), default=0) + 1, name=name)
                 categories.append(cat)
                 by_name[name] = cat
-            items.append(ExportItem(image=img, record=q, category=cat, mask=mask))
-        if only_accepted and not items:
+            keys.append((q["key"], cat))
+        if only_accepted and not keys:
             continue
         stem = unique_stem(Path(img.path).stem, used_stems)
-        out.append(ExportImage(image=img, abs_path=project.abs_path(img), items=items, stem=stem))
+        out.append(ExportImage(image=img, abs_path=project.abs_path(img), stem=stem, keys=keys))
     # All project categories are kept, used or not, so class indices stay the same from one
     # export to the next; DEFAULT_LABEL joins them only when some annotation has no label.
     categories = sorted(categories, key=lambda c: c.id)
     root = common_root([e.abs_path for e in out]) if out else project.folder
-    return ExportPlan(images=out, categories=categories, images_root=root, skipped=skipped)
+    return ExportPlan(project=project, images=out, categories=categories, images_root=root, skipped=skipped)
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
@@ -138,6 +172,46 @@ def prepare_dir(out: Path) -> Path:
     except OSError as err:
         raise ExportError(f"Cannot create the folder {out}: {err.strerror or err}.") from err
     return out
+
+
+class Staging:
+    """A hidden folder beside the output that an export is written into; :meth:`commit` moves
+    every file into place at the end. An export that fails leaves nothing new behind (files
+    of an earlier export there stay as they were until the commit replaces them)."""
+
+    def __init__(self, final_dir: Path) -> None:
+        self.final = Path(final_dir)
+        name = f".qmask-export-{os.getpid()}"
+        # Inside the output folder when it exists (same file system), else beside it (renamed at the end).
+        self.root = self.final / name if self.final.is_dir() else self.final.parent / f".{self.final.name}{name}"
+
+    def __enter__(self) -> "Staging":
+        if self.final.exists() and not self.final.is_dir():
+            raise ExportError(f"{self.final} exists and is not a folder.")
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir()
+        except OSError as err:
+            raise ExportError(f"Cannot create the folder {self.final}: {err.strerror or err}.") from err
+        return self
+
+    def commit(self) -> list[Path]:
+        """Move every staged file to the same place under the final folder; returns their paths."""
+        staged = sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_symlink())
+        if not self.final.exists():
+            os.rename(self.root, self.final)  # a new folder appears whole
+            return [self.final / p.relative_to(self.root) for p in staged]
+        moved = []
+        for p in staged:
+            dest = self.final / p.relative_to(self.root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+            moved.append(dest)
+        return moved
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

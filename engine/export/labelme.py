@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..atomic import atomic_write_json
 from ..masks import mask_has_holes, mask_outlines
-from .common import ExportPlan, prepare_dir, rel_to
+from .common import ExportPlan, rel_to
 
 LABELME_VERSION = "5.5.0"
 
@@ -64,13 +64,13 @@ def labelme_document(plan_image, image_path_rel: str, *, force_mask: bool = Fals
             "imageData": None, "imageHeight": plan_image.image.height, "imageWidth": plan_image.image.width}
 
 
-def export_labelme(plan: ExportPlan, out: Path, *, force_mask: bool = False,
-                   tolerance: float = 0.0) -> list[Path]:
-    out = prepare_dir(out)
+def export_labelme(plan: ExportPlan, out: Path, final: Path, *, force_mask: bool = False,
+                   tolerance: float = 0.0) -> list[str]:
+    """Write into ``out`` (a staging folder) what will be at ``final``; returns file names."""
     written = []
-    for e in plan.images:
+    for e in plan.loaded():
         path = out / f"{e.stem}.json"
-        atomic_write_json(path, labelme_document(e, rel_to(e.abs_path, out), force_mask=force_mask,
+        atomic_write_json(path, labelme_document(e, rel_to(e.abs_path, final), force_mask=force_mask,
                                                  tolerance=tolerance), indent=1)
-        written.append(path)
+        written.append(path.name)
     return written

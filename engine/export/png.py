@@ -37,34 +37,33 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def export_png(plan: ExportPlan, out: Path) -> tuple[list[Path], dict[int, dict[str, str]]]:
+def export_png(plan: ExportPlan, out: Path) -> tuple[list[str], dict[tuple[int, str], dict[str, str]]]:
     if len(plan.categories) > 255:
         from ..errors import ExportError
 
         raise ExportError("PNG label images hold at most 255 classes; this project has "
                           f"{len(plan.categories)}. Export COCO instead.")
-    out = prepare_dir(out)
     masks_dir = prepare_dir(out / "masks")
     labels_dir = prepare_dir(out / "labels")
     class_value = {c.id: i + 1 for i, c in enumerate(plan.categories)}
     pal = palette()
-    written: list[Path] = []
-    refs: dict[int, dict[str, str]] = {}
-    for e in plan.images:
+    written: list[str] = []
+    refs: dict[tuple[int, str], dict[str, str]] = {}
+    for e in plan.loaded():
         label = np.zeros((e.image.height, e.image.width), np.uint8)
         used: set[str] = set()
         for k, it in enumerate(e.items, start=1):
             name = unique_stem(f"{e.stem}__{k}_{it.category.name}", used)
             path = masks_dir / f"{name}.png"
             atomic_write_bytes(path, _png_bytes(Image.fromarray(it.mask.astype(np.uint8) * 255)))
-            written.append(path)
-            refs[id(it)] = {"mask_png": path.relative_to(out).as_posix()}
+            written.append(path.relative_to(out).as_posix())
+            refs[it.key] = {"mask_png": path.relative_to(out).as_posix()}
             label[it.mask] = class_value[it.category.id]
         # frombytes keeps the values as palette indices (convert("P") would requantise them).
         img = Image.frombytes("P", (e.image.width, e.image.height), label.tobytes())
         img.putpalette(pal)
         path = labels_dir / f"{e.stem}.png"
         atomic_write_bytes(path, _png_bytes(img))
-        written.append(path)
+        written.append(path.relative_to(out).as_posix())
     atomic_write_text(out / "classes.txt", "background\n" + "".join(c.name + "\n" for c in plan.categories))
-    return written + [out / "classes.txt"], refs
+    return written + ["classes.txt"], refs

@@ -3,18 +3,20 @@
 Written next to every export as ``qmask_provenance.json`` (``<name>.qmask_provenance.json``
 beside a COCO file). Datasets formats have no room for it: the question and answer, the
 automatic points versus the person's edits, the IoU between the automatic mask and the final
-one (1.0 = untouched), the models (and whether their weights were random), timings.
+one (1.0 = untouched), the models (and whether their weights were random), and the edit log.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomic import atomic_write_json
-from ..project import Project, point_to_json
+from ..atomic import atomic_writer
+from ..project import Project
+from ..project.codec import category_to_json, point_to_json
 from .common import ExportItem, ExportPlan
 
 SIDECAR_NAME = "qmask_provenance.json"
@@ -47,25 +49,30 @@ def item_provenance(item: ExportItem) -> dict[str, Any]:
 
 
 def write_sidecar(path: Path, project: Project, plan: ExportPlan, fmt: str,
-                  files: dict[int, dict[str, Any]] | None = None) -> Path:
-    """Write the sidecar; ``files[id(item)]`` adds format-specific references (annotation id, file)."""
+                  files: dict[tuple[int, str], dict[str, Any]] | None = None) -> Path:
+    """Write the sidecar, streamed image by image; ``files[item.key]`` adds format-specific
+    references (annotation id, file). Each annotation lists its edits from the project's log
+    (when, by whom, from which source: chain, user or import)."""
     files = files or {}
-    images = []
-    for e in plan.images:
-        anns = []
-        for it in e.items:
-            d = item_provenance(it)
-            d.update(files.get(id(it), {}))
-            anns.append(d)
-        images.append({"path": e.image.path, "stem": e.stem, "width": e.image.width,
-                       "height": e.image.height, "sha256": e.image.sha256, "annotations": anns})
-    doc = {
-        "schema": "qmask.provenance", "version": 1, "qmask_version": __version__,
-        "format": fmt, "exported": time.time(), "project": str(project.path),
-        "random_weights": any(it.record.random_weights for e in plan.images for it in e.items),
-        "categories": [c.to_json() for c in plan.categories],
-        "skipped": list(plan.skipped),
-        "images": images,
-    }
-    atomic_write_json(path, doc)
+    enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    random_weights = False
+    with atomic_writer(path) as f:
+        head = {"schema": "qmask.provenance", "version": 1, "qmask_version": __version__, "format": fmt,
+                "exported": time.time(), "project": str(project.path),
+                "categories": [category_to_json(c) for c in plan.categories], "skipped": list(plan.skipped)}
+        f.write(enc.encode(head)[:-1] + ',"images":[')
+        for n, e in enumerate(plan.loaded()):
+            log = project.edits(e.image.id) if e.items else []
+            anns = []
+            for it in e.items:
+                d = item_provenance(it)
+                d["edits"] = [{"time": x.time, "source": x.source, "action": x.action, "writer": x.writer}
+                              for x in log if x.question_key in (it.record.key, None)]
+                d.update(files.get(it.key, {}))
+                anns.append(d)
+                random_weights = random_weights or bool(it.record.random_weights)
+            f.write(("," if n else "") + enc.encode(
+                {"path": e.image.path, "stem": e.stem, "width": e.image.width, "height": e.image.height,
+                 "sha256": e.image.sha256, "annotations": anns}))
+        f.write('],"random_weights":' + enc.encode(random_weights) + "}\n")
     return path

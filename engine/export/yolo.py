@@ -33,22 +33,23 @@ def yolo_lines(plan_image, class_index: dict[int, int], tolerance: float = 0.0) 
     return lines
 
 
-def export_yolo(plan: ExportPlan, out: Path, *, tolerance: float = 0.0, copy_images: bool = True) -> list[Path]:
-    out = prepare_dir(out)
+def export_yolo(plan: ExportPlan, out: Path, final: Path, *, tolerance: float = 0.0,
+                copy_images: bool = True) -> list[str]:
+    """Write into ``out`` (a staging folder) what will be at ``final``; returns file names."""
     labels = prepare_dir(out / "labels")
     images = prepare_dir(out / "images") if copy_images else None
     class_index = {c.id: i for i, c in enumerate(plan.categories)}
-    written: list[Path] = []
-    for e in plan.images:
+    written: list[str] = []
+    for e in plan.loaded():
         lines = yolo_lines(e, class_index, tolerance)
         path = labels / f"{e.stem}.txt"
         atomic_write_text(path, "".join(line + "\n" for line in lines))
-        written.append(path)
+        written.append(f"labels/{path.name}")
         if images is not None and e.abs_path.is_file():
             link_or_copy(e.abs_path, images / f"{e.stem}{e.abs_path.suffix.lower()}")
     atomic_write_text(out / "classes.txt", "".join(c.name + "\n" for c in plan.categories))
     names = "".join(f"  {i}: {json.dumps(c.name)}\n" for i, c in enumerate(plan.categories))
-    yaml = (f"# QMask export (YOLO segmentation)\npath: {json.dumps(str(out))}\n"
+    yaml = (f"# QMask export (YOLO segmentation)\npath: {json.dumps(str(final))}\n"
             f"train: images\nval: images\nnc: {len(plan.categories)}\nnames:\n{names}")
     atomic_write_text(out / "data.yaml", yaml)
-    return written + [out / "classes.txt", out / "data.yaml"]
+    return written + ["classes.txt", "data.yaml"]

@@ -41,6 +41,142 @@ def status_icon(status: str, size: int = 12) -> QtGui.QIcon:
     return QtGui.QIcon(pix)
 
 
+class ImageListModel(QtCore.QAbstractListModel):
+    """The workspace's images as list rows, read from the project as they are shown.
+
+    A row shows the live session when the image has one (it was shown or worked on), else the
+    project's summary of the image (:class:`engine.project.ImageRow`: name, state, latest
+    question and answer), fetched a page at a time; no question record is read for the list.
+    """
+
+    PAGE = 128
+
+    def __init__(self, workspace=None, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self._rows: dict[int, object] = {}  # image id -> ImageRow
+        self._missing: dict[int, bool] = {}
+
+    def set_workspace(self, workspace) -> None:
+        self.beginResetModel()
+        self.workspace = workspace
+        self._rows.clear()
+        self._missing.clear()
+        self.endResetModel()
+
+    def reset(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self.endResetModel()
+
+    def refresh_rows(self, rows: list[int]) -> None:
+        for r in rows:
+            if 0 <= r < len(self.workspace.ids):
+                self._rows.pop(self.workspace.ids[r], None)
+                index = self.index(r)
+                self.dataChanged.emit(index, index)
+
+    def rowCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent.isValid() or self.workspace is None else len(self.workspace.ids)
+
+    def _summary(self, row: int):
+        ws = self.workspace
+        image_id = ws.ids[row]
+        if image_id not in self._rows:
+            start = row - row % self.PAGE
+            page = [i for i in ws.ids[start:start + self.PAGE] if i not in self._rows]
+            found = ws._read(lambda: ws.project.image_rows(page), {})
+            self._rows.update(found)
+            for i in page:
+                p = ws.paths[ws.row_of_id[i]]
+                self._missing[i] = not p.is_file()
+        return self._rows.get(image_id), self._missing.get(image_id, False)
+
+    def row_view(self, row: int) -> tuple[str, str, str]:
+        """(name, status, tooltip) of a row."""
+        ws = self.workspace
+        session = ws.session_for(ws.ids[row])
+        if session is not None:
+            status = session.status
+            tip = f"{session.path}\n{STATUS_TEXT.get(status, status)}"
+            if session.question:
+                tip += f"\nquestion: {session.question}"
+            if session.answer is not None:
+                tip += f"\nanswer: {session.answer.answer}"
+            if session.error:
+                tip += f"\n{session.error}"
+            return session.name, status, tip
+        summary, missing = self._summary(row)
+        path = ws.paths[row]
+        if summary is None:
+            return path.name, "missing" if missing else "new", str(path)
+        status = "missing" if missing else summary.state
+        tip = f"{path}\n{STATUS_TEXT.get(status, status)}"
+        if summary.question:
+            tip += f"\nquestion: {summary.question}"
+        if summary.answer is not None:
+            tip += f"\nanswer: {summary.answer}"
+        if summary.error:
+            tip += f"\n{summary.error}"
+        return path.name, status, tip
+
+    def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.workspace is None or index.row() >= len(self.workspace.ids):
+            return None
+        R = QtCore.Qt.ItemDataRole
+        if role not in (R.DisplayRole, R.DecorationRole, R.ToolTipRole, R.UserRole, R.ForegroundRole, R.FontRole):
+            return None
+        name, status, tip = self.row_view(index.row())
+        if role == R.DisplayRole:
+            return name
+        if role == R.DecorationRole:
+            return status_icon(status)
+        if role == R.ToolTipRole:
+            return tip
+        if role == R.UserRole:
+            return status
+        if role == R.ForegroundRole:
+            return MISSING_TEXT_COLOUR if status == "missing" else None
+        font = QtGui.QFont()
+        font.setItalic(status == "missing")
+        return font
+
+
+class _RowItem:
+    """One row of the view, read like a QListWidgetItem (text, toolTip, data)."""
+
+    def __init__(self, model: ImageListModel, row: int) -> None:
+        self._index = model.index(row)
+
+    def text(self) -> str:
+        return self._index.data(QtCore.Qt.ItemDataRole.DisplayRole)
+
+    def toolTip(self) -> str:  # noqa: N802 (Qt's name)
+        return self._index.data(QtCore.Qt.ItemDataRole.ToolTipRole)
+
+    def data(self, role: int):
+        return self._index.data(role)
+
+    def foreground(self) -> QtGui.QBrush:
+        return QtGui.QBrush(self._index.data(QtCore.Qt.ItemDataRole.ForegroundRole) or QtGui.QColor())
+
+
+class ImageListView(QtWidgets.QListView):
+    """A list view with the few QListWidget calls the app and its tests use."""
+
+    def count(self) -> int:
+        return self.model().rowCount()
+
+    def item(self, row: int) -> _RowItem | None:
+        return _RowItem(self.model(), row) if 0 <= row < self.count() else None
+
+    def currentRow(self) -> int:  # noqa: N802 (Qt's name)
+        return self.currentIndex().row()
+
+    def setCurrentRow(self, row: int) -> None:  # noqa: N802 (Qt's name)
+        self.setCurrentIndex(self.model().index(row))
+
+
 class ImageListPanel(QtWidgets.QWidget):
     current_index_changed = QtCore.Signal(int)
     open_files_requested = QtCore.Signal()
@@ -48,10 +184,12 @@ class ImageListPanel(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.list = QtWidgets.QListWidget()
+        self.model = ImageListModel(parent=self)
+        self.list = ImageListView()
         self.list.setObjectName("imageList")
         self.list.setUniformItemSizes(True)
-        self.list.currentRowChanged.connect(self._on_row)
+        self.list.setModel(self.model)
+        self.list.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._on_row(cur.row()))
         self.count_label = QtWidgets.QLabel("No images")
         self.count_label.setObjectName("imageCount")
         open_files = QtWidgets.QPushButton("Open images…")
@@ -68,57 +206,39 @@ class ImageListPanel(QtWidgets.QWidget):
         layout.addWidget(self.count_label)
         self._updating = False
 
-    def set_sessions(self, sessions) -> None:
+    def set_workspace(self, workspace) -> None:
+        """The list shows ``workspace``'s images (rows read as they are shown)."""
         self._updating = True
         current = self.list.currentRow()
-        self.list.clear()
-        for s in sessions:
-            item = QtWidgets.QListWidgetItem(s.name)
-            self.list.addItem(item)
-            self._style(item, s)
+        if self.model.workspace is not workspace:
+            self.model.set_workspace(workspace)
+        else:
+            self.model.reset()
         if 0 <= current < self.list.count():
             self.list.setCurrentRow(current)
         self._updating = False
-        self._update_count(sessions)
+        self.update_count()
 
-    def update_session(self, index: int, session, sessions=None) -> None:
-        item = self.list.item(index)
-        if item is not None:
-            self._style(item, session)
-        if sessions is not None:
-            self._update_count(sessions)
+    def update_rows(self, rows: list[int]) -> None:
+        self.model.refresh_rows(rows)
+        self.update_count()
 
     def set_current(self, index: int) -> None:
         self._updating = True
         self.list.setCurrentRow(index)
-        item = self.list.item(index)
-        if item is not None:
-            self.list.scrollToItem(item)
+        self.list.scrollTo(self.model.index(index))
         self._updating = False
 
-    def _style(self, item: QtWidgets.QListWidgetItem, session) -> None:
-        status = session.status
-        item.setIcon(status_icon(status))
-        tip = f"{session.path}\n{STATUS_TEXT.get(status, status)}"
-        if session.question:
-            tip += f"\nquestion: {session.question}"
-        if session.answer is not None:
-            tip += f"\nanswer: {session.answer.answer}"
-        if session.error:
-            tip += f"\n{session.error}"
-        item.setToolTip(tip)
-        item.setData(QtCore.Qt.ItemDataRole.UserRole, status)
-        # Greyed, but still selectable: selecting it is how the user learns what to do.
-        item.setForeground(MISSING_TEXT_COLOUR if status == "missing" else self.list.palette().text())
-        font = item.font()
-        font.setItalic(status == "missing")
-        item.setFont(font)
-
-    def _update_count(self, sessions) -> None:
-        n = len(sessions)
-        done = sum(s.accepted for s in sessions)
-        missing = sum(bool(getattr(s, "missing", False)) for s in sessions)
-        text = f"{n} image{'s' if n != 1 else ''}, {done} accepted" if n else "No images"
+    def update_count(self) -> None:
+        """"N images, K accepted[, M missing]" (accepted from the project; missing among those seen)."""
+        ws = self.model.workspace
+        n = 0 if ws is None else len(ws.ids)
+        if not n:
+            self.count_label.setText("No images")
+            return
+        done = ws._read(lambda: ws.project.count_accepted(ws.ids), 0)
+        missing = len(ws.missing_sessions())
+        text = f"{n} image{'s' if n != 1 else ''}, {done} accepted"
         self.count_label.setText(text + (f", {missing} missing" if missing else ""))
 
     def _on_row(self, row: int) -> None:

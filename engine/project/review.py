@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fusion import mask_to_grid
-from .project import ImageRecord, QuestionRecord
+from ..fusion import mask_to_grid
+from .records import ImageRecord, QuestionRecord
 
 __all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement"]
 

@@ -1,0 +1,178 @@
+"""The JSON interchange file (``"schema": "qmask.project"``, version 1): today's ``.qmask.json``.
+
+It is what QMask wrote before projects were SQLite files, and what ``qmask export PROJECT
+--format qmask-json`` writes for sharing, diffing and version control: a small header, then one
+compact JSON line per image. Masks are COCO RLE; heat maps ``{"shape", "scale", "f16"}``
+(base64 float16 of ``map / scale``). Image paths are relative to the file's folder.
+
+- :func:`convert_json_project` turns such a file into ``NAME.qmask`` beside it, once: the JSON is
+  left untouched, and a later open of the JSON uses the ``.qmask`` (the project says so in
+  :attr:`Project.notice`).
+- :func:`write_json_project` streams a project out as JSON (memory does not grow with it),
+  atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import atomic_writer
+from ..errors import ProjectError
+from . import schema
+from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json
+from .rows import question_row
+from .store import Project, _publish
+
+__all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
+           "convert_json_project", "write_json_project", "db_path_for"]
+
+JSON_SCHEMA = "qmask.project"
+JSON_VERSION = 1
+JSON_SUFFIX = ".qmask.json"
+# version -> function turning a document of that version into version + 1.
+JSON_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+def db_path_for(json_path: Path) -> Path:
+    """``NAME.qmask.json`` -> ``NAME.qmask`` (any other ``X.json`` -> ``X.qmask``)."""
+    name = json_path.name
+    stem = name[: -len(JSON_SUFFIX)] if name.endswith(JSON_SUFFIX) else json_path.stem
+    return json_path.with_name(stem + ".qmask")
+
+
+def read_json_project(path: Path) -> dict[str, Any]:
+    """Read and validate an interchange file: ``{"images", "categories", "meta", "created"}``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ProjectError(f"No project file at {path}.") from err
+    except OSError as err:
+        raise ProjectError(f"Cannot read the project file {path}: {err.strerror or err}.") from err
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProjectError(f"{path} is not a valid project file (broken JSON: {err}).") from err
+    where = path.name
+    if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
+        raise ProjectError(f"{path} is not a QMask project (no \"schema\": \"{JSON_SCHEMA}\").")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ProjectError(f"{path}: the project version must be a positive integer, found {version!r}.")
+    if version > JSON_VERSION:
+        raise ProjectError(f"{path} was written by a newer QMask (project version {version}; this "
+                           f"QMask reads up to {JSON_VERSION}). Update QMask to open it.")
+    while version < JSON_VERSION:
+        migrate = JSON_MIGRATIONS.get(version)
+        if migrate is None:
+            raise ProjectError(f"{path}: no migration from project version {version}.")
+        doc = migrate(doc)
+        version += 1
+    images = [image_from_json(d, f"{where}: images[{i}]")
+              for i, d in enumerate(_get(doc, "images", list, where, default=[]))]
+    categories = [category_from_json(d, f"{where}: categories[{i}]")
+                  for i, d in enumerate(_get(doc, "categories", list, where, default=[]))]
+    names, ids = [c.name for c in categories], [c.id for c in categories]
+    if len(set(names)) != len(names) or len(set(ids)) != len(ids):
+        raise ProjectError(f"{path}: category names and ids must be unique.")
+    if len({img.path for img in images}) != len(images):
+        raise ProjectError(f"{path}: the same image is listed twice.")
+    meta = _get(doc, "meta", dict, where, default={})
+    return {"images": images, "categories": categories, "meta": {str(k): str(v) for k, v in meta.items()},
+            "created": _get(doc, "created", float, where, default=0.0)}
+
+
+def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
+    """Open a version-1 JSON project as ``NAME.qmask`` beside it, converting it the first time."""
+    target = db_path_for(json_path)
+    if target.exists():
+        project = Project.open(target, writer=writer)
+        project.notice = (f"{json_path.name} was converted earlier: QMask now works in {target} "
+                          f"(the JSON file is no longer updated).")
+        return project
+    doc = read_json_project(json_path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.new")
+    try:
+        con = schema.connect(tmp, create=True)
+        try:
+            schema.initialise(con)
+            con.execute("BEGIN IMMEDIATE")
+            _fill(con, doc, json_path, writer)
+            con.execute("COMMIT")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+        _publish(tmp, target, overwrite=False)
+    except FileExistsError:  # another process converted it meanwhile: use that one
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        return convert_json_project(json_path, writer=writer)
+    except (OSError, sqlite3.Error) as err:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise ProjectError(f"Cannot convert {json_path} into {target}: {getattr(err, 'strerror', None) or err}. "
+                           "Nothing was written; the JSON file is unchanged.") from err
+    project = Project.open(target, writer=writer)
+    project.notice = (f"{json_path.name} (an older project file) was converted into {target.name}; QMask "
+                      f"works there from now on. The JSON file was left as it was.")
+    return project
+
+
+def _fill(con: sqlite3.Connection, doc: dict[str, Any], json_path: Path, writer: str) -> None:
+    """Insert a read interchange document into an empty store (one transaction, the caller's)."""
+    now = time.time()
+    for c in doc["categories"]:
+        con.execute("INSERT INTO categories (id, name, color) VALUES (?, ?, ?)",
+                    (c.id, c.name, ",".join(map(str, c.color)) if c.color else None))
+    meta = dict(doc["meta"], created=repr(doc["created"] or now), converted_from=str(json_path))
+    con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+    for seq, img in enumerate(doc["images"], start=1):
+        cur = con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
+                           img.added, seq))
+        image_id = cur.lastrowid
+        for q in img.questions:
+            row = question_row(q)
+            con.execute(f"INSERT OR REPLACE INTO questions (image_id, {', '.join(row)}) "
+                        f"VALUES (?, {', '.join('?' * len(row))})", (image_id, *row.values()))
+        con.execute("INSERT INTO edits (time, image_id, question_key, source, action, writer, detail) "
+                    "VALUES (?, ?, NULL, 'import', 'convert', ?, ?)",
+                    (now, image_id, writer, json.dumps({"from": str(json_path)})))
+        Project._refresh_summary(con, image_id)
+
+
+def write_json_project(project: Project, out: str | os.PathLike[str]) -> Path:
+    """Write ``project`` as an interchange file at ``out`` (atomically; streamed image by image).
+
+    Image paths are rewritten relative to ``out``'s folder, so the file opens where it lands.
+    """
+    out = Path(out).expanduser().absolute()
+    meta = project.meta
+    created = float(meta.pop("created", "0") or 0)
+    meta.pop("converted_from", None)
+    header = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "created": round(created, 3),
+              "modified": round(time.time(), 3), "meta": meta,
+              "categories": [category_to_json(c) for c in project.categories]}
+    enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    head = json.dumps(header, indent=1, ensure_ascii=False, allow_nan=False)
+    try:
+        with atomic_writer(out) as f:
+            f.write(head[:-2] + ',\n "images": [')
+            first = True
+            for img in project.iter_images():
+                p = project.abs_path(img)
+                try:
+                    img.path = Path(os.path.relpath(p, out.parent)).as_posix()
+                except ValueError:  # another drive
+                    img.path = p.as_posix()
+                f.write(("\n  " if first else ",\n  ") + enc.encode(image_to_json(img)))
+                first = False
+            f.write("\n ]\n}\n" if not first else "]\n}\n")
+    except OSError as err:
+        raise ProjectError(f"Cannot write {out}: {err.strerror or err}. Nothing was written.") from err
+    return out
