@@ -1,6 +1,6 @@
 """Headless pre-annotation of a folder: every image x every question -> the project, resumably.
 
-    report = run_batch("photos/", [BatchQuestion("what animal is this?")], "photos.qmask.json",
+    report = run_batch("photos/", [BatchQuestion("what animal is this?")], "photos.qmask",
                        settings=PipelineSettings(num_captions=20), models_dir="models/")
 
 - One annotation per (image, question): the key is the image's path relative to the project

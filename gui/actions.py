@@ -30,8 +30,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                icon="SP_DialogOpenButton", short="Open"),
     ActionSpec("open_folder", "Open folder…", ("Ctrl+Shift+O",), "Open every image of a folder", "Files",
                icon="SP_DirOpenIcon", short="Folder"),
-    ActionSpec("open_project", "Open project…", (), "Open a .qmask.json project (e.g. from qmask batch)", "Files"),
-    ActionSpec("save", "Save project", ("Ctrl+S",), "Save now (the project is also saved after every change)",
+    ActionSpec("open_project", "Open project…", (), "Add a project's images (e.g. from qmask batch)", "Files"),
+    ActionSpec("save", "Save project", ("Ctrl+S",), "Every change is already written; this also folds the "
+               "journal into the project file",
                "Files", icon="SP_DialogSaveButton"),
     ActionSpec("export", "Export…", ("Ctrl+E",), "Export accepted masks: COCO JSON, PNG masks, overlays", "Files",
                short="Export"),

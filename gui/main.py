@@ -42,7 +42,7 @@ def build_app_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--dtype", default="auto",
                         help="auto (float32 on CPU, float16 on CUDA), float32, float16 or bfloat16")
-    parser.add_argument("--project", metavar="FILE", help="open or create a .qmask.json project")
+    parser.add_argument("--project", metavar="FILE", help="open or create a project (.qmask; an older .qmask.json is converted once)")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="open the first image, ask --question, wait for all results, save a screenshot "
                              "of the window and quit (works with QT_QPA_PLATFORM=offscreen)")

@@ -19,10 +19,12 @@ LEGEND = """
 <li>Mask: cyan fill and outline; choose among EfficientSAM's three candidates on the right.</li>
 </ul>
 <h3>Projects</h3>
-<p>Everything you do is saved automatically into a project file (<code>.qmask.json</code>, the same format
-<code>qmask batch</code> writes). With <code>--project FILE</code> that file is used; otherwise QMask keeps one
-project per image folder in its data folder (<code>$QMASK_DATA_DIR/projects</code>, or the system's
-per-user application data folder), so opening the same folder again resumes your work.</p>
+<p>Everything you do is written at once, edit by edit, into a project file (<code>.qmask</code>, the same
+file <code>qmask batch</code> and <code>qmask import</code> write; they may run on it while the app is open, and
+what they write shows up in the list). With <code>--project FILE</code> that file is used; otherwise QMask keeps
+one project per image folder in its data folder (<code>$QMASK_DATA_DIR/projects</code>, or the system's
+per-user application data folder), so opening the same folder again resumes your work. An older
+<code>.qmask.json</code> project is converted once into a <code>.qmask</code> beside it.</p>
 <p>The same folder keeps your preferences (<code>preferences.json</code>): the layers shown, the heat map's
 opacity and colours, <i>Encode images when shown</i>, the window layout, and the models folder chosen in
 <i>Engine &gt; Models…</i> (<code>--models</code> and <code>$QMASK_MODELS_DIR</code> come first).</p>

@@ -1,0 +1,124 @@
+"""The app over the SQLite store: a 10,000-image project opens reading only what it shows, and
+what other processes write shows up (list rows, statuses, the shown image's records)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from PySide6 import QtCore
+
+from engine.masks import encode_rle
+from engine.project import ImageRecord, Project, QuestionRecord
+
+import pytest
+
+from gui_support import WAIT_MS, harness_fixture, write_photo
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
+
+
+@pytest.fixture
+def harness(qtbot, tmp_path, tiny_models_dir):
+    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
+
+
+def _record(question: str, itm: float, answer: str = "thing", h: int = 30, w: int = 40) -> QuestionRecord:
+    mask = np.zeros((h, w), bool)
+    mask[5:20, 8:30] = True
+    heat = np.zeros((6, 6), np.float32)
+    heat[1:3, 1:4] = 1.0
+    return QuestionRecord(question=question, answer=answer, itm_probability=itm, heatmap=heat,
+                          mask_rle=encode_rle(mask), auto_mask_rle=encode_rle(mask), mask_score=0.8,
+                          captions=["a small thing on a table"] * 20)
+
+
+def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, tmp_path):
+    n = 10_000
+    folder = tmp_path / "images"
+    folder.mkdir()
+    project_file = tmp_path / "big.qmask"
+    with Project.create(project_file) as project:
+        images = []
+        for i in range(n):
+            img = ImageRecord(path=f"images/img{i:05d}.png", width=40, height=30, status="ok")
+            # img00007 needs review most (BLIP doubts it most): it is shown first.
+            img.questions = [_record("what is it?", itm=0.01 if i == 7 else 0.9)]
+            images.append(img)
+        project.import_records(images)
+    for i in (7, 0, 1):
+        write_photo(folder / f"img{i:05d}.png", w=40, h=30, seed=i)
+
+    app = harness.build([], project=project_file)
+    w = app.window
+    assert w.image_list.list.count() == n
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+    assert app.workspace.current.name == "img00007.png"
+    assert app.workspace.current.answer is not None and app.workspace.current.answer.answer == "thing"
+    qtbot.wait(50)  # let the list paint its first screen
+    reads = app.workspace.project.reads
+    # One image's question records (the shown one); list rows a page or two, never all 10,000.
+    assert reads["questions"] == 1, reads
+    assert reads["images"] <= 3 * 128, reads
+    assert len(app.workspace.made_sessions()) == 1
+    # A row far down the list is read when it is looked at, from the store's summary.
+    assert w.image_list.list.item(9_000).data(QtCore.Qt.ItemDataRole.UserRole) == "missing"
+    assert w.image_list.list.item(1).text() == "img00000.png"
+    assert w.image_list.list.item(1).data(QtCore.Qt.ItemDataRole.UserRole) == "answered"
+    assert app.workspace.project.reads["questions"] == 1
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from engine.masks import encode_rle
+    from engine.project import Project, QuestionRecord
+
+    project = Project.open(sys.argv[1], writer="other")
+    shown, other, new = sys.argv[2], sys.argv[3], sys.argv[4]
+    mask = np.zeros((120, 160), bool)
+    mask[10:50, 20:90] = True
+    for path, answer, accepted in ((shown, "written elsewhere", False), (other, "also elsewhere", True)):
+        img = project.find_image(path)
+        img.mark_ok(160, 120)
+        project.update_image(img)
+        project.put_question(img, QuestionRecord(question="who wrote this?", answer=answer, accepted=accepted,
+                                                 mask_rle=encode_rle(mask), auto_mask_rle=encode_rle(mask)),
+                             source="user")
+    project.add_image(new)
+    project.close()
+""")
+
+
+def test_changes_written_by_another_process_show_up(harness, qtbot, tmp_path):
+    paths = [write_photo(tmp_path / f"{c}.png", seed=i) for i, c in enumerate("abc")]
+    project_file = tmp_path / "shared.qmask"
+    Project.create(project_file).close()
+    app = harness.build(paths, project=project_file)
+    ws, w = app.workspace, app.window
+    qtbot.waitUntil(lambda: ws.current is not None and ws.current.image is not None, timeout=WAIT_MS)
+    shown = ws.current
+    assert shown.name == "a.png" and w.image_list.list.count() == 3
+    new = write_photo(tmp_path / "d.png", seed=9)
+    subprocess.run([sys.executable, "-c", WRITER, str(project_file), str(paths[0]), str(paths[2]), str(new)],
+                   check=True, timeout=60)
+    # The app's watch (once a second) finds the new image, the changed row and the shown record.
+    qtbot.waitUntil(lambda: w.image_list.list.count() == 4, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown.answer is not None and shown.answer.answer == "written elsewhere",
+                    timeout=WAIT_MS)
+    assert shown.question == "who wrote this?" and shown.mask is not None and shown.mask.sum() == 40 * 70
+    row_c = ws.find(paths[2])
+    assert w.image_list.list.item(row_c).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
+    assert "also elsewhere" in w.image_list.list.item(row_c).toolTip()
+    assert w.image_list.list.item(3).text() == "d.png"
+    assert "1 accepted" in w.image_list.count_label.text()
+    # Our own edits are not mistaken for someone else's: the shown session keeps its state.
+    shown.set_label("mine")
+    assert ws.check_external() == []
+    with Project.open(project_file) as other:
+        rec = other.find_image(paths[0]).find_question("who wrote this?")
+        assert rec.label == "mine"
+        writers = {e.writer.split("@")[0] for e in other.edits(rec and other.find_image(paths[0]).id)}
+        assert writers == {"other", "app"}
