@@ -93,13 +93,13 @@ MAX_PIXELS = 10_000  # 08_large.png (40,000 px) is "too large"; the others fit
 def test_awkward_files(tmp_path):
     folder = make_folder(tmp_path / "imgs")
     pipe = StandInPipeline()
-    report = run_batch(folder, ["what is bright?"], tmp_path / "p.qmask.json", pipeline=pipe,
+    report = run_batch(folder, ["what is bright?"], tmp_path / "p.qmask", pipeline=pipe,
                        max_pixels=MAX_PIXELS, show_progress=False)
     assert report.images == 8 and report.processed == 5 and report.annotations == 5 and report.ok
     failed = dict(report.failed)
     assert set(failed) == {"imgs/06_corrupt.jpg", "imgs/07_empty.png", "imgs/08_large.png"}
     assert "0 bytes" in failed["imgs/07_empty.png"] and "limit" in failed["imgs/08_large.png"]
-    project = Project.load(tmp_path / "p.qmask.json")
+    project = Project.open(tmp_path / "p.qmask")
     assert project.summary()["failed"] == 3 and project.summary()["ok"] == 5
     for rel, reason in failed.items():
         img = project.find_image(rel)
@@ -114,7 +114,7 @@ def test_awkward_files(tmp_path):
     assert mask.any()
     deep = project.find_image("imgs/04_deep16.png").questions[0].mask()
     assert deep.sum() == 25  # the 16-bit image was scaled, not clipped to white
-    for img in project.images:
+    for img in project.iter_images():
         if img.status == "ok":
             assert img.sha256 and len(img.questions) == 1
 
@@ -124,27 +124,33 @@ def test_interrupt_and_resume_without_duplicates(tmp_path):
     questions = [BatchQuestion("what is bright?"), BatchQuestion("where is it?", label="thing")]
     broken = StandInPipeline(fail_at_call=5)  # dies on the 3rd image's 2nd question
     with pytest.raises(RuntimeError, match="injected"):
-        run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=broken,
+        run_batch(folder, questions, tmp_path / "p.qmask", pipeline=broken,
                   max_pixels=MAX_PIXELS, show_progress=False)
-    saved = Project.load(tmp_path / "p.qmask.json")
-    done = [img.path for img in saved.images if img.status == "ok"]
-    assert done == ["imgs/01_rgb.png", "imgs/02_gray.png"]  # saved after every image
-    assert len(saved.images) == 8  # all listed from the start
+    saved = Project.open(tmp_path / "p.qmask")
+    done = {img.path: [q.question for q in img.questions] for img in saved.iter_images() if img.status == "ok"}
+    # every chain result is committed as it comes: the 3rd image keeps its first question
+    assert done == {"imgs/01_rgb.png": ["what is bright?", "where is it?"],
+                    "imgs/02_gray.png": ["what is bright?", "where is it?"],
+                    "imgs/03_rgba.png": ["what is bright?"]}
+    assert saved.count_images() == 8  # all listed from the start
+    assert [e.action for e in saved.edits(saved.find_image("imgs/01_rgb.png").id)] == ["chain", "chain"]
+    saved.close()
 
     pipe = StandInPipeline()
-    report = run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=pipe,
+    report = run_batch(folder, questions, tmp_path / "p.qmask", pipeline=pipe,
                        max_pixels=MAX_PIXELS, show_progress=False)
-    assert report.already_done == 4 and report.processed == 3 and report.annotations == 6
-    assert len(pipe.calls) == 6  # only the remaining 3 good images x 2 questions
-    project = Project.load(tmp_path / "p.qmask.json")
-    for img in project.images:
+    assert report.already_done == 5 and report.processed == 3 and report.annotations == 5
+    assert len(pipe.calls) == 5  # only what is left: 03's 2nd question, then 2 good images x 2 questions
+    assert [q for _, q in pipe.calls] == ["where is it?"] + ["what is bright?", "where is it?"] * 2
+    project = Project.open(tmp_path / "p.qmask")
+    for img in project.iter_images():
         if img.status == "ok":
             assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
             assert img.find_question("where is it?").label == "thing"
     assert project.category("thing") is not None
     # a third run has nothing left to do (failed images are retried and fail again)
     again = StandInPipeline()
-    report = run_batch(folder, questions, tmp_path / "p.qmask.json", pipeline=again,
+    report = run_batch(folder, questions, tmp_path / "p.qmask", pipeline=again,
                        max_pixels=MAX_PIXELS, show_progress=False)
     assert again.calls == [] and report.processed == 0 and report.already_done == 10 and len(report.failed) == 3
 
@@ -152,19 +158,19 @@ def test_interrupt_and_resume_without_duplicates(tmp_path):
 def test_cancel_and_progress_callback(tmp_path):
     folder = make_folder(tmp_path / "imgs")
     seen = []
-    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(),
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=StandInPipeline(),
                        max_pixels=MAX_PIXELS, show_progress=False,
                        cancel=lambda: len(seen) >= 2, on_image_done=lambda p, d, t: seen.append((p.name, d, t)))
     assert report.cancelled and report.processed == 2 and "run the same command again" in str(report)
     assert seen == [("01_rgb.png", 1, 8), ("02_gray.png", 2, 8)]
-    assert Project.load(tmp_path / "p.qmask.json").summary()["ok"] == 2
+    assert Project.open(tmp_path / "p.qmask").summary()["ok"] == 2
 
 
 def test_progress_bar_goes_to_stderr(tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(_bright_square(10, 10, 1, 1, 3)).save(folder / "a.png")
-    run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(), show_progress=True)
+    run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=StandInPipeline(), show_progress=True)
     captured = capsys.readouterr()
     assert "qmask batch" in captured.err and "1/1" in captured.err and captured.out == ""
 
@@ -185,13 +191,13 @@ def test_nothing_readable(tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     (folder / "x.png").write_bytes(b"")
-    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=StandInPipeline(), show_progress=False)
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=StandInPipeline(), show_progress=False)
     assert not report.ok and len(report.failed) == 1
     with pytest.raises(InputError, match="at least one question"):
-        run_batch(folder, ["  "], tmp_path / "p2.qmask.json", pipeline=StandInPipeline())
+        run_batch(folder, ["  "], tmp_path / "p2.qmask", pipeline=StandInPipeline())
     (tmp_path / "none").mkdir()
     with pytest.raises(InputError, match="No images"):
-        run_batch(tmp_path / "none", ["q?"], tmp_path / "p3.qmask.json", pipeline=StandInPipeline())
+        run_batch(tmp_path / "none", ["q?"], tmp_path / "p3.qmask", pipeline=StandInPipeline())
 
 
 def _cli(argv):
@@ -216,7 +222,7 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     folder = make_folder(tmp_path / "imgs")
     for name in ("02_gray.png", "03_rgba.png"):  # keep the real-model run short
         (folder / name).unlink()
-    project_path = tmp_path / "p.qmask.json"
+    project_path = tmp_path / "p.qmask"
     pipe = Pipeline.from_settings(PipelineSettings(num_captions=3, device="cpu", seed=0), models_dir=tiny_models_dir)
     stop_after = []
     report = run_batch(folder, ["what is bright?"], project_path, pipeline=pipe, max_pixels=MAX_PIXELS,
@@ -231,8 +237,8 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     assert rc == 0, captured.err
     assert "skipped imgs/06_corrupt.jpg" in captured.err and "1 already done" in captured.out
 
-    project = Project.load(project_path)
-    ok = [img for img in project.images if img.status == "ok"]
+    project = Project.open(project_path)
+    ok = [img for img in project.iter_images() if img.status == "ok"]
     assert len(ok) == 3 and project.summary()["failed"] == 3
     for img in ok:
         assert len(img.questions) == 1
@@ -243,8 +249,9 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
             assert q.mask().shape == (img.height, img.width)
     rot = project.find_image("imgs/05_rotated.jpg")
     assert (rot.width, rot.height) == (32, 48)
-    order = project.images_by_review_need()
-    assert [i.status for i in order][-3:] == ["failed"] * 3
+    ids = project.image_ids("review")
+    rows = project.image_rows(ids)
+    assert [rows[i].status for i in ids][-3:] == ["failed"] * 3
 
     # the tiny models (seed 0) give non-empty masks; the export must read back pixel-exact
     assert all(img.questions[0].mask_rle is not None and img.questions[0].mask().any() for img in ok)
@@ -269,8 +276,8 @@ def test_an_image_the_models_cannot_take_is_recorded_and_the_batch_goes_on(tmp_p
                 raise ResourceError("Out of GPU memory on this image.")
             return super().run(question, cancel)
 
-    report = run_batch(folder, ["q?"], tmp_path / "p.qmask.json", pipeline=OutOfMemoryOnGray(),
+    report = run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=OutOfMemoryOnGray(),
                        max_pixels=MAX_PIXELS, show_progress=False)
     assert dict(report.failed)["imgs/02_gray.png"] == "Out of GPU memory on this image."
     assert report.processed == 4
-    assert Project.load(tmp_path / "p.qmask.json").find_image("imgs/02_gray.png").status == "failed"
+    assert Project.open(tmp_path / "p.qmask").find_image("imgs/02_gray.png").status == "failed"

@@ -45,7 +45,7 @@ def project(tmp_path) -> Project:
     annotation, a failed image; one image in a sub-folder with a name clash."""
     imgs = tmp_path / "images"
     (imgs / "sub").mkdir(parents=True)
-    p = Project.create(tmp_path / "p.qmask.json")
+    p = Project.create(tmp_path / "p.qmask")
     p.ensure_category("cat")
     p.ensure_category("dog")
     sizes = {"a.png": (30, 32), "b.jpg": (20, 16), "sub/a.png": (18, 24), "broken.png": (8, 8)}
@@ -53,17 +53,18 @@ def project(tmp_path) -> Project:
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(imgs / name)
         img = p.add_image(imgs / name, width=w, height=h)
         img.status = "ok"
-    a, b, c, broken = p.images
+        p.update_image(img)
+    a, b, c, broken = p.iter_images()
     q = QuestionRecord(question="where is the cat?", label="cat", answer="on the mat",
                        itm_probability=0.8, models={"itm": "tiny"}, random_weights=True,
                        auto_points=[Point(10, 10, source="auto", score=0.9)],
                        points=[Point(10, 10, source="auto", score=0.9)])
     q.set_mask(ring_with_hole(30, 32), source="auto", score=0.9)
     q.auto_mask_rle = dict(q.mask_rle)
-    a.upsert_question(q)
+    p.put_question(a, q, source="chain")
     q2 = QuestionRecord(question="what is this?")
     q2.set_mask(blob(30, 32), source="auto")
-    a.upsert_question(q2)
+    p.put_question(a, q2, source="chain")
     q3 = QuestionRecord(question="dog?", label="dog", accepted=True,
                         auto_points=[Point(3, 3, source="auto")],
                         points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
@@ -72,16 +73,17 @@ def project(tmp_path) -> Project:
     edited = blob(20, 16)
     edited[14:18, 3:5] = True
     q3.set_mask(edited, source="user")
-    b.upsert_question(q3)
+    p.put_question(b, q3, source="user")
     q4 = QuestionRecord(question="empty?")  # no mask: skipped
-    c.upsert_question(q4)
+    p.put_question(c, q4, source="chain")
     broken.mark_failed("broken.png is truncated")
-    p.save()
+    p.update_image(broken)
     return p
 
 
 def _masks_by_question(project):
-    return {(img.path, q.question): q.mask() for img, q in project.iter_questions() if q.mask() is not None}
+    return {(img.path, q.question): q.mask() for img in project.iter_images() for q in img.questions
+            if q.mask() is not None}
 
 
 @pytest.mark.parametrize("polygons", [False, True])
@@ -128,7 +130,7 @@ def test_coco_into_folder_and_filters(project, tmp_path):
     doc = json.loads(report.out.read_text())
     assert [a["attributes"]["question"] for a in doc["annotations"]] == ["dog?"]
     assert len(doc["images"]) == 1
-    one = export_project(project, "coco", tmp_path / "one.json", image_filter=[project.images[0]])
+    one = export_project(project, "coco", tmp_path / "one.json", image_filter=[next(project.iter_images())])
     assert one.annotations == 2 and one.images == 1
     pred = export_project(project, "coco", tmp_path / "pred.json", image_filter=lambda img: img.name == "b.jpg")
     assert pred.annotations == 1
@@ -143,11 +145,15 @@ def test_sidecar_provenance(project, tmp_path):
     dog = anns["dog?"]
     assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"]
     assert len(dog["auto_points"]) == 1 and len(dog["user_points"]) == 1 and dog["user_points"][0]["label"] == 0
-    auto, final = blob(20, 16), project.images[1].questions[0].mask()
+    auto, final = blob(20, 16), project.find_image("images/b.jpg").questions[0].mask()
     assert dog["auto_vs_final_iou"] == pytest.approx(auto.sum() / final.sum(), abs=1e-6)
     cat = anns["where is the cat?"]
     assert cat["auto_vs_final_iou"] == 1.0 and cat["models"] == {"itm": "tiny"} and cat["answer"] == "on the mat"
     assert "coco_annotation_id" in cat
+    # each annotation's edit log, from the project: who wrote it, from which source
+    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("user", "edit")]
+    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "edit")]
+    assert all(e["writer"].startswith("qmask@") for e in cat["edits"] + dog["edits"])
     assert any("broken.png" in s for s in side["skipped"])
 
 
@@ -161,7 +167,7 @@ def test_yolo(project, tmp_path):
     stems = {i["path"]: i["stem"] for i in side["images"]}
     # a.png and sub/a.png got different stems
     assert len(set(stems.values())) == 3
-    for img in project.images[:3]:
+    for img in list(project.iter_images())[:3]:
         lines = (out / "labels" / f"{stems[img.path]}.txt").read_text().splitlines()
         assert (out / "images" / (stems[img.path] + Path(img.path).suffix)).is_file()
         by_class: dict[str, np.ndarray] = {}
@@ -186,7 +192,7 @@ def test_labelme(project, tmp_path):
     masks = _masks_by_question(project)
     side = json.loads((report.out / "qmask_provenance.json").read_text())
     stems = {i["path"]: i["stem"] for i in side["images"]}
-    a = project.images[0]
+    a = next(project.iter_images())
     doc = json.loads((report.out / f"{stems[a.path]}.json").read_text())
     assert (report.out / doc["imagePath"]).resolve() == project.abs_path(a).resolve()
     assert (doc["imageWidth"], doc["imageHeight"]) == (a.width, a.height)
@@ -211,7 +217,7 @@ def test_png(project, tmp_path):
     classes = (out / "classes.txt").read_text().splitlines()
     assert classes[0] == "background"
     side = json.loads((out / "qmask_provenance.json").read_text())
-    a = project.images[0]
+    a = next(project.iter_images())
     entry = next(i for i in side["images"] if i["path"] == a.path)
     masks = _masks_by_question(project)
     for ann in entry["annotations"]:
@@ -252,5 +258,5 @@ def test_cli(project, tmp_path, capsys):
     rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "d.json"), "--polygons"])
     assert rc == 0 and "Exported 3 annotation(s)" in capsys.readouterr().out
     pycoco.COCO(str(tmp_path / "d.json"))
-    rc = _run(export_cmd, [str(tmp_path / "nope.qmask.json"), "--format", "coco", "--out", str(tmp_path / "e.json")])
+    rc = _run(export_cmd, [str(tmp_path / "nope.qmask"), "--format", "coco", "--out", str(tmp_path / "e.json")])
     assert rc == 1 and "No project file" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""``qmask export ... --images DIR``: images that moved are relocated (project saved atomically)
-before the export; without it, the warning says how to relocate (CLI or app)."""
+"""``qmask export ... --images DIR``: images that moved are relocated (one transaction in the
+project) before the export; without it, the warning says how to relocate (CLI or app)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from engine import cli
-from engine.atomic import backup_path
 from engine.project import Project, QuestionRecord, file_sha256
 
 
@@ -20,18 +19,19 @@ def moved(tmp_path):
     """A project of two annotated images under work/images, moved to elsewhere/pics (b.png lost)."""
     images = tmp_path / "work" / "images"
     images.mkdir(parents=True)
-    project = Project.create(tmp_path / "work" / "p.qmask.json")
+    project = Project.create(tmp_path / "work" / "p.qmask")
     for name in ("a.png", "b.png"):
         Image.fromarray(np.full((12, 16, 3), 90, np.uint8)).save(images / name)
         img = project.add_image(images / name, width=16, height=12, sha256=file_sha256(images / name))
         img.status = "ok"
+        project.update_image(img)
         q = QuestionRecord(question="what is it?", answer="box", label="box")
         mask = np.zeros((12, 16), bool)
         mask[2:8, 3:10] = True
         q.set_mask(mask, source="auto")
-        img.upsert_question(q)
+        project.put_question(img, q, source="chain")
     project.ensure_category("box")
-    project.save()
+    project.close()
     new = tmp_path / "elsewhere" / "pics"
     new.parent.mkdir()
     shutil.move(str(images), str(new))
@@ -39,9 +39,17 @@ def moved(tmp_path):
     return project.path, new
 
 
+def _log(project_file):
+    p = Project.open(project_file)
+    try:
+        return [(e.action, e.detail) for e in p.edits()]
+    finally:
+        p.close()
+
+
 def test_export_with_images_relocates_and_saves(moved, tmp_path, capsys):
     project_file, new = moved
-    before = project_file.read_text()
+    before = _log(project_file)
     out = tmp_path / "yolo"
     rc = cli.main(["export", str(project_file), "--format", "yolo", "--out", str(out), "--images", str(new)])
     err = capsys.readouterr().err
@@ -49,21 +57,24 @@ def test_export_with_images_relocates_and_saves(moved, tmp_path, capsys):
     assert "relocated" in err and "1 image(s) found, 1 not found" in err
     # b.png is still missing: the warning says both ways to relocate it.
     assert "1 image file(s) are missing" in err and "--images DIR" in err and "Locate folder" in err
-    saved = Project.load(project_file)
-    assert [img.path for img in saved.images] == ["../elsewhere/pics/a.png", "images/b.png"]
-    assert backup_path(project_file).read_text() == before  # the save was Project.save's atomic one
+    saved = Project.open(project_file)
+    assert [img.path for img in saved.iter_images()] == ["../elsewhere/pics/a.png", "images/b.png"]
+    saved.close()
+    # the relocation is one logged change, after what was there before
+    assert _log(project_file) == before + [("relocate", {"from": "images/a.png", "to": "../elsewhere/pics/a.png"})]
+    assert sorted(f.name for f in project_file.parent.iterdir()) == ["p.qmask"]  # no journal or temp file left
     copied = sorted(p.name for p in (out / "images").rglob("*.png"))
     assert copied == ["a.png"]
 
 
 def test_export_without_images_warns_how_to_relocate(moved, tmp_path, capsys):
     project_file, _new = moved
-    before = project_file.read_text()
+    before = project_file.read_bytes()
     rc = cli.main(["export", str(project_file), "--format", "yolo", "--out", str(tmp_path / "y")])
     err = capsys.readouterr().err
     assert rc == 0
     assert "2 image file(s) are missing" in err and "--images DIR" in err and "Locate folder" in err
-    assert project_file.read_text() == before  # nothing relocated, nothing saved
+    assert project_file.read_bytes() == before  # nothing relocated, nothing written
 
 
 def test_export_images_not_a_folder_is_an_error(moved, tmp_path, capsys):
@@ -81,6 +92,6 @@ def test_import_names_both_ways_to_relocate(tmp_path, capsys):
     (tmp_path / "coco.json").write_text(json.dumps(coco))
     (tmp_path / "imgs").mkdir()
     cli.main(["import", str(tmp_path / "coco.json"), "--images", str(tmp_path / "imgs"),
-              "--project", str(tmp_path / "imp.qmask.json")])
+              "--project", str(tmp_path / "imp.qmask")])
     err = capsys.readouterr().err
     assert "not found" in err and "qmask export" in err and "--images DIR" in err and "Locate folder" in err

@@ -31,19 +31,19 @@ def source(tmp_path):
     rng = np.random.default_rng(3)
     imgs = tmp_path / "images"
     imgs.mkdir()
-    p = Project.create(tmp_path / "src.qmask.json")
+    p = Project.create(tmp_path / "src.qmask")
     for i in range(3):
         h, w = 20 + i, 30 + 2 * i
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(imgs / f"im{i}.png")
         img = p.add_image(imgs / f"im{i}.png", width=w, height=h)
         img.status = "ok"
+        p.update_image(img)
         for k, label in enumerate(["cat", "dog"]):
             q = QuestionRecord(question=f"where is the {label}?", label=label, answer=f"a {label}",
                                accepted=(k == 0))
             q.set_mask(_random_mask(rng, h, w))
-            img.upsert_question(q)
+            p.put_question(img, q)
             p.ensure_category(label)
-    p.save()
     return p
 
 
@@ -51,11 +51,11 @@ def source(tmp_path):
 def test_round_trip_is_pixel_exact(source, tmp_path, polygons):
     out = tmp_path / "coco.json"
     export_project(source, "coco", out, polygons=polygons)
-    dest = Project.create(tmp_path / "dest.qmask.json")
+    dest = Project.create(tmp_path / "dest.qmask")
     report = import_coco(out, tmp_path / "images", dest)
     assert report.images == 3 and report.annotations == 6 and not report.not_found and not report.failed
     assert {c.name for c in dest.categories} == {"cat", "dog"}
-    for src_img in source.images:
+    for src_img in source.iter_images():
         img = dest.find_image(source.abs_path(src_img))
         assert img is not None and img.status == "ok" and (img.width, img.height) == (src_img.width, src_img.height)
         assert img.sha256
@@ -67,7 +67,8 @@ def test_round_trip_is_pixel_exact(source, tmp_path, polygons):
     # importing again adds nothing
     again = import_coco(out, tmp_path / "images", dest)
     assert again.annotations == 0 and len(again.skipped) == 6
-    assert sum(len(i.questions) for i in dest.images) == 6
+    assert sum(len(i.questions) for i in dest.iter_images()) == 6 == dest.summary()["questions"]
+    assert {e.source for e in dest.edits()} == {"import"} and len(dest.edits()) == 6
 
 
 def test_third_party_dataset(tmp_path):
@@ -104,7 +105,7 @@ def test_third_party_dataset(tmp_path):
     }
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(doc))
-    dest = Project.create(tmp_path / "p.qmask.json")
+    dest = Project.create(tmp_path / "p.qmask")
     report = import_coco(path, imgs, dest)
     assert report.images == 3 and report.annotations == 4
     assert report.not_found == ["gone.png"]
@@ -120,12 +121,12 @@ def test_third_party_dataset(tmp_path):
     np.testing.assert_array_equal(bike, ref)
     assert {c.name: c.id for c in dest.categories} == {"person": 3, "bike": 5}
     gone = dest.find_image(imgs / "gone.png")
-    assert gone.status == "pending" and gone in dest.missing_images() and len(gone.questions) == 1
+    assert gone.status == "pending" and gone.id in [m.id for m in dest.missing_images()] and len(gone.questions) == 1
     assert dest.find_image(imgs / "wrong_size.png").status == "failed"
 
 
 def test_bad_files(tmp_path):
-    dest = Project.create(tmp_path / "p.qmask.json")
+    dest = Project.create(tmp_path / "p.qmask")
     (tmp_path / "imgs").mkdir()
     with pytest.raises(ExportError, match="No COCO file"):
         import_coco(tmp_path / "none.json", tmp_path / "imgs", dest)
@@ -159,12 +160,14 @@ def _run(argv):
 def test_cli(source, tmp_path, capsys):
     out = tmp_path / "c.json"
     export_project(source, "coco", out)
-    proj = tmp_path / "new.qmask.json"
+    proj = tmp_path / "new.qmask"
     assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 0
     assert "Imported 6 annotation(s) on 3 image(s)" in capsys.readouterr().out
-    assert len(Project.load(proj).images) == 3
+    assert Project.open(proj).count_images() == 3
     assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 1
     assert "--merge" in capsys.readouterr().err
     assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj), "--merge"]) == 0
+    assert "Imported 0 annotation(s) on 3 image(s)" in capsys.readouterr().out  # merged: no duplicates
+    assert Project.open(proj).summary()["questions"] == 6
     with pytest.raises(ProjectError):
         import_coco_to_project(out, tmp_path / "images", proj)
