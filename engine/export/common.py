@@ -188,6 +188,9 @@ class Staging:
     def __enter__(self) -> "Staging":
         if self.final.exists() and not self.final.is_dir():
             raise ExportError(f"{self.final} exists and is not a folder.")
+        # folders this export creates above the output, removed again if it fails
+        self._made = [d for d in [self.final.parent, *self.final.parent.parents] if not d.exists()]
+        self._committed = False
         try:
             self.final.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.root, ignore_errors=True)
@@ -199,6 +202,7 @@ class Staging:
     def commit(self) -> list[Path]:
         """Move every staged file to the same place under the final folder; returns their paths."""
         staged = sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_symlink())
+        self._committed = True
         if not self.final.exists():
             os.rename(self.root, self.final)  # a new folder appears whole
             return [self.final / p.relative_to(self.root) for p in staged]
@@ -212,6 +216,12 @@ class Staging:
 
     def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        if not self._committed:
+            for d in self._made:  # innermost first; only if still empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

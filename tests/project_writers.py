@@ -1,0 +1,105 @@
+"""Processes that write a project, for the multi-process and kill tests (run as a script).
+
+    python tests/project_writers.py chain PROJECT PREFIX N          # N images, one transaction each
+    python tests/project_writers.py edit PROJECT NAME ROUNDS IMAGE  # ROUNDS user edits of one record
+    python tests/project_writers.py batch PROJECT FOLDER QUESTION    # run_batch with a stand-in chain
+
+Each waits for ``PROJECT.go`` to exist before writing (so that two start together), prints
+``done I`` after each committed write, and exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.project import Project, QuestionRecord  # noqa: E402
+from engine.prompts import Point  # noqa: E402
+from engine.results import (  # noqa: E402
+    AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
+    SegmentationResult,
+)
+
+
+def chain_result(mask: np.ndarray, question: str, answer: str = "thing") -> ChainResult:
+    h, w = mask.shape
+    heat = np.zeros((4, 4), np.float32)
+    heat[0, 0] = 1.0
+    pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
+    cand = MaskCandidate(mask=mask, low_res_logits=np.zeros((4, 4), np.float32), iou=0.5)
+    return ChainResult(
+        image_id=None, image_size=(w, h), question=" ".join(question.split()),
+        heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None],
+                              tokens=("x",), itm_probability=0.5),
+        points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,
+        fusion=FusionResult(fused_map=heat, alpha=0.5),
+        captions=CaptionsResult(captions=("a thing",), rounds=1, complete=True),
+        answer=AnswerResult(answer=answer), models={"itm": "stand-in"}, random_weights=True)
+
+
+class BrightPixels:
+    """Stand-in pipeline (``set_image`` + ``run``): the mask is the image's bright pixels."""
+
+    def set_image(self, rgb, image_id=None):
+        self.rgb = rgb
+
+    def check_models(self):
+        pass
+
+    def run(self, question, cancel=None):
+        return chain_result(self.rgb.mean(axis=2) > 128, question)
+
+
+def _wait_for_go(project: Path) -> None:
+    go = project.with_name(project.name + ".go")
+    deadline = time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def main(argv: list[str]) -> int:
+    mode, project_path = argv[0], Path(argv[1])
+    _wait_for_go(project_path)
+    if mode == "chain":
+        prefix, n = argv[2], int(argv[3])
+        mask = np.zeros((12, 16), bool)
+        mask[2:9, 3:11] = True
+        project = Project.open_or_create(project_path, writer=f"chain-{prefix}")
+        for i in range(n):
+            path = project_path.parent / f"{prefix}{i:04d}.png"
+            done = project.find_image(path)
+            if done is not None and done.questions:  # resumed: already committed
+                continue
+            project.record_chain(path, chain_result(mask, "what is it?", answer=f"{prefix}{i}"))
+            print(f"done {i}", flush=True)
+        project.close()
+    elif mode == "edit":
+        name, rounds, image = argv[2], int(argv[3]), argv[4]
+        project = Project.open(project_path, writer=f"edit-{name}")
+        img = project.find_image(image)
+        for r in range(rounds):
+            record = QuestionRecord(question="shared?", answer=f"{name}-{r}", label=name)
+            project.put_question(img, record, source="user")
+            print(f"done {r}", flush=True)
+        project.close()
+    elif mode == "batch":
+        from engine.batch import run_batch
+
+        folder, question = argv[2], argv[3]
+        report = run_batch(folder, [question], project_path, pipeline=BrightPixels(), show_progress=False)
+        print(report, flush=True)
+        return 0 if report.ok else 1
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
