@@ -1,10 +1,12 @@
 """Benchmark segmentation (``qmask bench segment``), the whole pipeline (``qmask bench pipeline``)
-or the exports' contour extraction (``qmask bench masks``).
+the exports' contour extraction (``qmask bench masks``) or the project store at scale
+(``qmask bench project``).
 
 ``segment`` times the EfficientSAM encoder and click-to-mask latency on random weights (nothing
 to download). ``pipeline`` times every stage of the chain on the models you have (or on tiny
 random ones with ``--size tiny``). ``masks`` times outlines and keyhole polygons (YOLO, COCO
-polygons, LabelMe) of a 12-megapixel mask with 5,000 holes.
+polygons, LabelMe) of a 12-megapixel mask with 5,000 holes. ``project`` builds a synthetic
+project of N realistic records and times opening, editing, batch bookkeeping and export.
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_masks.add_arguments(masks)
 
+    from engine import bench_project
+
+    project = sub.add_parser("project", help="the project store at scale: build, open, edit, batch bookkeeping, export",
+                             description=(bench_project.__doc__ or "").strip(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_project.add_arguments(project)
+
 
 # sub-subcommand -> module with main(args) -> int, imported only when it runs
-TARGETS = {"segment": "engine.bench_segment", "pipeline": "engine.bench_pipeline", "masks": "engine.bench_masks"}
+TARGETS = {"segment": "engine.bench_segment", "pipeline": "engine.bench_pipeline", "masks": "engine.bench_masks",
+           "project": "engine.bench_project"}
 
 
 def run(args: argparse.Namespace) -> int:
