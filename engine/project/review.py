@@ -14,12 +14,15 @@ records need no review (0). An image's priority is the largest of its questions'
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from ..fusion import mask_to_grid
+from .. import masks as M
+from ..fusion import _area_weights, mask_to_grid
 from .records import ImageRecord, QuestionRecord
 
-__all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement"]
+__all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement", "rle_to_grid"]
 
 
 def heat_mask_disagreement(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -31,7 +34,59 @@ def heat_mask_disagreement(heatmap: np.ndarray, mask: np.ndarray) -> float:
     heat = np.asarray(heatmap, dtype=np.float64)
     if not mask.any():
         return 1.0
-    cover = mask_to_grid(mask, heat.shape).astype(np.float64)
+    return _disagreement(heat, mask_to_grid(mask, heat.shape).astype(np.float64))
+
+
+@lru_cache(maxsize=16)
+def _runs(counts: str, h: int, w: int) -> tuple[int, int, np.ndarray]:
+    hh, ww, runs = M.rle_counts({"size": [h, w], "counts": counts})
+    runs.flags.writeable = False
+    return hh, ww, runs
+
+
+def rle_runs(rle: dict) -> tuple[int, int, np.ndarray]:
+    """``engine.masks.rle_counts`` of a compressed RLE, parsed once for the few masks a write
+    looks at several times (review need, area, grid coverage)."""
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        return _runs(counts, int(rle["size"][0]), int(rle["size"][1]))
+    return M.rle_counts(rle)
+
+
+def rle_area(rle: dict) -> int:
+    return int(rle_runs(rle)[2][1::2].sum())
+
+
+def rle_to_grid(rle: dict, grid_shape: tuple[int, int]) -> np.ndarray:
+    """:func:`engine.fusion.mask_to_grid` of an RLE mask, from its runs, without decoding it.
+
+    Runs are column-major: a run of ones is cut at column ends into ``(x, y0, y1)`` pieces; a
+    piece covers row cell ``g`` by ``C[g, y1] - C[g, y0]`` (``C`` the cumulated row weights), and
+    the pieces' rows times their column's weights give the grid. Cost grows with the runs, not
+    the pixels (a 1024 x 768 rectangle: under 1 ms instead of ~8 ms)."""
+    h, w, runs = rle_runs(rle)
+    gh, gw = int(grid_shape[0]), int(grid_shape[1])
+    ends = np.cumsum(runs)
+    starts = ends - runs
+    s, e = starts[1::2], ends[1::2]
+    keep = e > s
+    s, e = s[keep], e[keep]
+    if s.size == 0:
+        return np.zeros((gh, gw), np.float32)
+    first, last = s // h, (e - 1) // h
+    pieces = last - first + 1
+    run_of = np.repeat(np.arange(s.size), pieces)
+    col = first[run_of] + (np.arange(run_of.size) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+    y0 = np.where(col == first[run_of], s[run_of] - col * h, 0)
+    y1 = np.where(col == last[run_of], e[run_of] - col * h, h)
+    wy = _area_weights(h, gh)  # [Gh, H]
+    cum = np.concatenate([np.zeros((gh, 1)), np.cumsum(wy, axis=1)], axis=1)  # [Gh, H + 1]
+    rows = cum[:, y1] - cum[:, y0]  # [Gh, pieces]
+    wx = _area_weights(w, gw).T  # [W, Gw]
+    return np.clip(rows @ wx[col], 0.0, 1.0).astype(np.float32)
+
+
+def _disagreement(heat: np.ndarray, cover: np.ndarray) -> float:
     hs, cs = heat.std(), cover.std()
     if hs == 0 or cs == 0 or not np.isfinite(hs):
         return 0.5
@@ -48,12 +103,18 @@ def question_review_priority(record: QuestionRecord) -> float:
     if cached is not None and cached[0] == key:
         return cached[1]
     itm_term = 0.5 if record.itm_probability is None else 1.0 - float(record.itm_probability)
-    mask = record.mask()
-    if mask is None:
+    rle = record.mask_rle
+    if rle is None:
         iou_term = dis_term = 1.0
-    else:
+    else:  # from the runs: a store write never decodes the mask
         iou_term = 0.5 if record.mask_score is None else 1.0 - float(record.mask_score)
-        dis_term = 0.5 if record.heatmap is None else heat_mask_disagreement(record.heatmap, mask)
+        if record.heatmap is None:
+            dis_term = 0.5
+        elif not rle_area(rle):
+            dis_term = 1.0
+        else:
+            heat = np.asarray(record.heatmap, dtype=np.float64)
+            dis_term = _disagreement(heat, rle_to_grid(rle, heat.shape).astype(np.float64))
     value = float(np.clip((itm_term + iou_term + dis_term) / 3.0, 0.0, 1.0))
     record._priority_cache = (key, value)
     return value

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import masks as M
 from ..errors import ProjectError
 from .codec import point_from_json, point_to_json
 from .records import STATUSES, Category, ImageRecord, QuestionRecord
-from .review import question_review_priority
+from .review import question_review_priority, rle_area
 
 __all__ = ["QUESTION_COLUMNS", "question_row", "question_from_row", "image_from_row", "IMAGE_COLUMNS",
            "list_state", "category_from_row"]
@@ -73,7 +72,7 @@ def question_row(q: QuestionRecord) -> dict[str, Any]:
         "mask": None if mask is None else mask["counts"],
         "mask_h": None if mask is None else int(mask["size"][0]),
         "mask_w": None if mask is None else int(mask["size"][1]),
-        "mask_area": None if mask is None else M.rle_area(mask),
+        "mask_area": None if mask is None else rle_area(mask),
         "auto_mask": None if auto is None or same else json.dumps(auto),
         "auto_same": int(same),
         "heatmap": blob, "heat_rows": rows, "heat_cols": cols, "heat_scale": scale,

@@ -240,15 +240,13 @@ class Project:
 
     def rel_path(self, image_path: str | os.PathLike[str]) -> str:
         """The stored form of an image path: relative to the project folder, ``/``-separated."""
-        p = Path(image_path).expanduser()
-        if not p.is_absolute():
-            p = Path.cwd() / p
-        p = Path(os.path.normpath(p))
+        # string functions, not Path objects: a batch calls this several times per image
+        p = os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(os.fspath(image_path))))
         try:
             rel = os.path.relpath(p, os.path.normpath(self.folder))
         except ValueError:  # another drive on Windows
-            return p.as_posix()
-        return PurePosixPath(*Path(rel).parts).as_posix()
+            return Path(p).as_posix()
+        return rel if os.sep == "/" else PurePosixPath(*Path(rel).parts).as_posix()
 
     def abs_path(self, image: ImageRecord | ImageRow | str) -> Path:
         rel = image if isinstance(image, str) else image.path
