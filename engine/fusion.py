@@ -140,9 +140,16 @@ def fuse(heat: np.ndarray, mask: np.ndarray | None, alpha: float = 0.5) -> np.nd
     ``normalise(blend(normalise(heat), mask_to_grid(mask), alpha))``; with ``mask=None`` the
     normalised heat map. All-zero inputs give all zeros (see :func:`normalise` for constants).
     """
+    heat = _check_grid(heat, "heat map")
+    return fuse_coverage(heat, None if mask is None else mask_to_grid(mask, heat.shape), alpha)
+
+
+def fuse_coverage(heat: np.ndarray, coverage: np.ndarray | None, alpha: float = 0.5) -> np.ndarray:
+    """:func:`fuse` with the mask already on the grid (``coverage = mask_to_grid(mask, G)``,
+    ``[Gh, Gw]`` in [0, 1]): a new alpha costs a few grid-sized operations, not a pass over
+    the mask's pixels."""
     a = _check_alpha(alpha)
     h01 = normalise(_check_grid(heat, "heat map"))
-    if mask is None:
+    if coverage is None:
         return h01.astype(np.float32)
-    mg = mask_to_grid(mask, h01.shape)
-    return normalise(blend(h01, mg, a)).astype(np.float32)
+    return normalise(blend(h01, np.asarray(coverage, dtype=np.float32), a)).astype(np.float32)

@@ -31,6 +31,9 @@ class MaskCandidate:
     mask: np.ndarray  # [H, W] bool, full image size
     low_res_logits: np.ndarray  # [256, 256] float32, decoder output before upscaling
     iou: float  # EfficientSAM's predicted IoU
+    # Made off the GUI thread for the app (engine.annotation.prepare_candidates), else None:
+    rle: dict | None = None  # the mask as COCO RLE, as the project stores it
+    coverage: np.ndarray | None = None  # [Gh, Gw] float32: fraction of each heat-map cell the mask covers
 
 
 @dataclass(frozen=True)

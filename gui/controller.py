@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
 from engine.errors import QMaskError
 from engine.images import LoadedImage, list_images
 from engine.pipeline import PipelineSettings
@@ -25,12 +26,11 @@ from .main_window import MainWindow
 from .point_editing import Tool
 from .prefetch import ImagePrefetcher
 from .presenter import Presenter
-from .prompt_state import PromptState
 from .relocate import ImageRelocator
-from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
+from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo, Notice,
                        OpenImage, Progress, Reply, Segment)
 from .session import ImageSession, Workspace
-from .undo_commands import AcceptCommand, AlphaCommand, ChooseCandidateCommand, LabelCommand, PromptsCommand
+from .undo_commands import QtEdit
 from .worker import EngineClient
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class Controller(QtCore.QObject):
     def clear_points(self) -> None:
         session = self._editable()
         if session is not None and not session.prompts.empty:
-            self._push(session, PromptsCommand(self, session, session.prompts, PromptState(), "Clear points",
+            self._push(session, SetPrompts(self, session, session.prompts, PromptState(), "Clear points",
                                                session.chosen))
 
     def reset_points(self) -> None:
@@ -243,23 +243,23 @@ class Controller(QtCore.QObject):
             return
         target = PromptState(session.auto_points)
         if target.key() != session.prompts.key():
-            self._push(session, PromptsCommand(self, session, session.prompts, target,
+            self._push(session, SetPrompts(self, session, session.prompts, target,
                                                "Reset to automatic points", session.chosen))
 
     def choose_candidate(self, index: int) -> None:
         session = self._editable()
         if session is not None and index != session.chosen:
-            self._push(session, ChooseCandidateCommand(self, session, session.chosen, index))
+            self._push(session, ChooseCandidate(self, session, session.chosen, index))
 
     def change_alpha(self, alpha: float, gesture: int) -> None:
         session = self._editable()
         if session is not None and abs(alpha - session.alpha) > 1e-9:
-            self._push(session, AlphaCommand(self, session, session.alpha, alpha, gesture))
+            self._push(session, SetAlpha(self, session, session.alpha, alpha, gesture))
 
     def change_label(self, label: str) -> None:
         session = self._editable()
         if session is not None and label != session.label:
-            self._push(session, LabelCommand(self, session, session.label, label))
+            self._push(session, SetLabel(self, session, session.label, label))
 
     def set_accepted(self, accepted: bool) -> None:
         session = self._editable()
@@ -270,7 +270,7 @@ class Controller(QtCore.QObject):
             self.show_message("There is no mask to accept yet.", "warning")
             return
         if accepted != session.accepted:
-            self._push(session, AcceptCommand(self, session, accepted))
+            self._push(session, SetAccepted(self, session, accepted))
 
     def set_tool(self, tool: Tool) -> None:
         self.window.canvas.editor.tool = tool
@@ -282,7 +282,7 @@ class Controller(QtCore.QObject):
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
         session = self._editable()
         if session is not None:
-            self._push(session, PromptsCommand(self, session, before, after, text, session.chosen))
+            self._push(session, SetPrompts(self, session, before, after, text, session.chosen))
 
     def _on_preview(self, prompts: PromptState) -> None:
         session = self._editable()
@@ -294,8 +294,8 @@ class Controller(QtCore.QObject):
         session = self.workspace.current
         return session if session is not None and session.image is not None else None
 
-    def _push(self, session: ImageSession, command) -> None:
-        session.undo_stack.push(command)
+    def _push(self, session: ImageSession, edit) -> None:
+        session.undo_stack.push(QtEdit(edit))
 
     # ------------------------------------------------------------------ EditTarget (undo commands)
     def apply_prompts(self, session: ImageSession, prompts: PromptState, chosen: int) -> None:
@@ -324,6 +324,9 @@ class Controller(QtCore.QObject):
         request, payload = reply.request, reply.payload
         if isinstance(request, Segment):
             return  # the live segmenter handles those
+        if isinstance(request, LoadModels) and isinstance(payload, Notice):
+            self.show_message(payload.text, payload.level)
+            return
         if isinstance(request, LoadModels):
             self.models = payload
             self.window.status.set_models(payload)
@@ -339,7 +342,9 @@ class Controller(QtCore.QObject):
             return
         if isinstance(request, Ask) and session.question != request.question:
             return  # a newer question replaced this one
-        if isinstance(payload, HeatmapResult):
+        if isinstance(payload, Notice):
+            self.show_message(payload.text, payload.level)
+        elif isinstance(payload, HeatmapResult):
             session.set_heatmap(payload)
             if self.models is not None:
                 session.set_models(self.models.models, self.models.random_weights)
@@ -364,7 +369,7 @@ class Controller(QtCore.QObject):
         prompts = PromptState(tuple(points))
         if prompts.key() == session.prompts.key() and session.segmentation is not None:
             return
-        self._push(session, PromptsCommand(self, session, session.prompts, prompts, "Automatic points",
+        self._push(session, SetPrompts(self, session, session.prompts, prompts, "Automatic points",
                                            session.chosen))
 
     def _on_image(self, request: OpenImage, image: LoadedImage) -> None:

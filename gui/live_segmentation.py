@@ -46,7 +46,9 @@ class LiveSegmenter(QtCore.QObject):
         if session is None or session.image is None or not session.needs_segmentation():
             return
         ref = ImageRef(session.key, session.image.rgb, session.image.image_id)
-        self.client.submit_segment(Segment(image=ref, prompts=session.prompts, generation=session.generation))
+        grid = None if session.question_map is None else tuple(session.question_map.shape)
+        self.client.submit_segment(Segment(image=ref, prompts=session.prompts, generation=session.generation,
+                                           grid_shape=grid))
         self.sent += 1
 
     def _on_reply(self, reply: Reply) -> None:

@@ -23,7 +23,7 @@ from PySide6 import QtCore
 
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 
-from .prompt_state import PromptState
+from engine.annotation.prompts import PromptState
 
 HIT_RADIUS_PX = 10.0
 MIN_BOX_PX = 4.0  # a smaller drag is a slip of the hand, not a box

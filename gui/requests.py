@@ -17,7 +17,7 @@ import numpy as np
 from engine.pipeline import PipelineSettings
 from engine.prompts import Point
 
-from .prompt_state import PromptState
+from engine.annotation.prompts import PromptState
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Segment(Request):
     image: ImageRef
     prompts: PromptState
     generation: int
+    grid_shape: tuple[int, int] | None = None  # the heat map's grid: each candidate's coverage comes back too
     title = "segmenting"
 
 
@@ -108,6 +109,15 @@ class AutoPoints:
     """The automatic points of an Ask (the pipeline returns a bare tuple)."""
 
     points: tuple[Point, ...]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about a request that still goes on (a mask that cannot
+    be made, a question cut to the tokenizer's length): shown in the message area."""
+
+    text: str
+    level: str = "warning"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from PySide6 import QtCore
 
+from engine.annotation.candidates import prepare_candidates
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 
 from . import gui_thread_gc
@@ -178,7 +179,8 @@ class EngineWorker(QtCore.QObject):
             return
         try:
             self._use_image(request.image)
-            result = self.pipeline.segment(request.prompts.points, box=request.prompts.box)
+            result = prepare_candidates(self.pipeline.segment(request.prompts.points, box=request.prompts.box),
+                                        request.grid_shape)
         except BaseException as err:  # noqa: BLE001
             kind, message, role = describe_error(err)
             self.failed.emit(Failed(request, kind, message, role,
@@ -293,7 +295,7 @@ class EngineWorker(QtCore.QObject):
         if points and getattr(pipe.settings, "segment", True):
             progress("mask", 0.25)
             self._prepare(("efficient_sam",), cancel)
-            seg = pipe.segment(points)
+            seg = prepare_candidates(pipe.segment(points), heat.question_map.shape)
             self.reply.emit(Reply(request, seg))
             mask = seg.best.mask
         fusion = pipe.fuse(heat.question_map, mask, alpha=request.alpha)

@@ -11,7 +11,7 @@ from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 from gui.canvas import Canvas
 from gui.layers import heatmap_lut, mask_outline_path, normalise_map, point_description
 from gui.point_editing import Tool
-from gui.prompt_state import PromptState
+from engine.annotation.prompts import PromptState
 from gui_support import click_image, drag_image
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -11,9 +11,10 @@ from engine.images import image_from_array
 from engine.project import Project
 from engine.prompts import NEGATIVE, Box, Point
 from engine.results import AnswerResult, MaskCandidate, SegmentationResult
-from gui.prompt_state import PromptState
+from engine.annotation.prompts import PromptState
 from gui.session import SEG_CACHE_SIZE, Workspace, default_project_path
-from gui.undo_commands import AlphaCommand, ChooseCandidateCommand, PromptsCommand
+from engine.annotation import ChooseCandidate, SetAlpha, SetPrompts
+from gui.undo_commands import QtEdit
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -79,15 +80,15 @@ def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
     target = Target()
     stack = session.undo_stack
     s1 = PromptState((Point(10, 10),))
-    stack.push(PromptsCommand(target, session, session.prompts, s1, "Add positive point"))
+    stack.push(QtEdit(SetPrompts(target, session, session.prompts, s1, "Add positive point")))
     m1 = session.mask.copy()
     s2 = s1.with_points(s1.points + (Point(30, 20, NEGATIVE),))
-    stack.push(PromptsCommand(target, session, s1, s2, "Add negative point"))
-    stack.push(ChooseCandidateCommand(target, session, 0, 2))
+    stack.push(QtEdit(SetPrompts(target, session, s1, s2, "Add negative point")))
+    stack.push(QtEdit(ChooseCandidate(target, session, 0, 2)))
     assert session.chosen == 2
-    stack.push(AlphaCommand(target, session, 0.5, 0.4, gesture=1))
-    stack.push(AlphaCommand(target, session, 0.4, 0.3, gesture=1))  # same drag: merged
-    stack.push(AlphaCommand(target, session, 0.3, 0.9, gesture=2))
+    stack.push(QtEdit(SetAlpha(target, session, 0.5, 0.4, gesture=1)))
+    stack.push(QtEdit(SetAlpha(target, session, 0.4, 0.3, gesture=1)))  # same drag: merged
+    stack.push(QtEdit(SetAlpha(target, session, 0.3, 0.9, gesture=2)))
     assert stack.count() == 5 and session.alpha == 0.9
     stack.undo()
     stack.undo()
@@ -113,8 +114,8 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     target = Target()
-    session.undo_stack.push(PromptsCommand(target, session, session.prompts, PromptState((Point(5, 5),)), "Add"))
-    session.undo_stack.push(AlphaCommand(target, session, 0.5, 0.3, gesture=1))
+    session.undo_stack.push(QtEdit(SetPrompts(target, session, session.prompts, PromptState((Point(5, 5),)), "Add")))
+    session.undo_stack.push(QtEdit(SetAlpha(target, session, 0.5, 0.3, gesture=1)))
     assert session.undo_stack.count() == 2
     assert ws.close()
     assert session.undo_stack.count() == 0
@@ -148,7 +149,7 @@ def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     target = Target()
     session.start_question("what is it?")
     p = PromptState((Point(10, 10),))
-    session.undo_stack.push(PromptsCommand(target, session, session.prompts, p, "Add positive point"))
+    session.undo_stack.push(QtEdit(SetPrompts(target, session, session.prompts, p, "Add positive point")))
     session.set_answer(AnswerResult("a box"))
     session.set_accepted(True)
     saved = Project.open(workspace.project.path)
@@ -199,7 +200,7 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
     show(0)
     first = sessions[0]
     p = PromptState((Point(10, 10),))
-    first.undo_stack.push(PromptsCommand(target, first, first.prompts, p, "Add positive point"))
+    first.undo_stack.push(QtEdit(SetPrompts(target, first, first.prompts, p, "Add positive point")))
     first.set_chosen(1)
     mask = first.mask.copy()
     for i in range(1, len(sessions)):

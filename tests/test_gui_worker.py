@@ -10,7 +10,7 @@ from PySide6 import QtCore
 from engine.images import image_from_array
 from engine.prompts import NEGATIVE, Point
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
-from gui.prompt_state import PromptState
+from engine.annotation.prompts import PromptState
 from gui.requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                           OpenImage, Segment)
 from gui.worker import EngineClient, EngineWorker, describe_error

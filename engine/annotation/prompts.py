@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engine.prompts import Box, Point
+from ..prompts import Box, Point
 
 
 @dataclass(frozen=True)

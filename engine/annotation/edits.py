@@ -1,0 +1,187 @@
+"""Every edit of an image as a command with do and undo, and an undo history, in plain Python.
+
+A command holds the values before and after and calls one setter of its target
+(:class:`EditTarget`): :class:`~engine.annotation.state.ImageAnnotation` itself in scripts and
+tests, the app's controller in the app (which also starts whatever must be recomputed: the
+mask decoder after a prompt edit). ``do`` runs when a command is pushed, so pushing *is*
+applying. The app keeps one Qt undo stack per image wrapping these commands; :class:`History`
+is the same behaviour without Qt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from .prompts import PromptState
+
+__all__ = ["EditTarget", "Edit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetLabel", "SetAccepted",
+           "History"]
+
+
+class EditTarget(Protocol):
+    def apply_prompts(self, image: Any, prompts: PromptState, chosen: int) -> None: ...
+
+    def apply_choice(self, image: Any, index: int) -> None: ...
+
+    def apply_alpha(self, image: Any, alpha: float) -> None: ...
+
+    def apply_label(self, image: Any, label: str) -> None: ...
+
+    def apply_accepted(self, image: Any, accepted: bool) -> None: ...
+
+
+class Edit:
+    """One undoable change of one image. ``merge`` absorbs a following edit of the same gesture."""
+
+    text = ""
+
+    def __init__(self, target: EditTarget, image: Any) -> None:
+        self.target, self.image = target, image
+
+    def do(self) -> None:
+        raise NotImplementedError
+
+    def undo(self) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: "Edit") -> bool:
+        return False
+
+
+class SetPrompts(Edit):
+    """Points or box changed (add, remove, move, box, clear, reset, automatic points)."""
+
+    def __init__(self, target: EditTarget, image: Any, before: PromptState, after: PromptState, text: str,
+                 chosen_before: int = 0) -> None:
+        super().__init__(target, image)
+        self.before, self.after, self.text, self.chosen_before = before, after, text, chosen_before
+
+    def do(self) -> None:
+        self.target.apply_prompts(self.image, self.after, 0)
+
+    def undo(self) -> None:
+        self.target.apply_prompts(self.image, self.before, self.chosen_before)
+
+
+class ChooseCandidate(Edit):
+    def __init__(self, target: EditTarget, image: Any, before: int, after: int) -> None:
+        super().__init__(target, image)
+        self.before, self.after, self.text = before, after, f"Choose mask {after + 1}"
+
+    def do(self) -> None:
+        self.target.apply_choice(self.image, self.after)
+
+    def undo(self) -> None:
+        self.target.apply_choice(self.image, self.before)
+
+
+class SetAlpha(Edit):
+    """Fusion alpha. The steps of one slider drag (same ``gesture``) merge into one edit."""
+
+    def __init__(self, target: EditTarget, image: Any, before: float, after: float, gesture: int) -> None:
+        super().__init__(target, image)
+        self.before, self.after, self.gesture = before, after, gesture
+        self.text = f"Fusion alpha {after:.2f}"
+
+    def merge(self, other: Edit) -> bool:
+        if not isinstance(other, SetAlpha) or other.image is not self.image or other.gesture != self.gesture:
+            return False
+        self.after = other.after
+        self.text = f"Fusion alpha {self.after:.2f}"
+        return True
+
+    def do(self) -> None:
+        self.target.apply_alpha(self.image, self.after)
+
+    def undo(self) -> None:
+        self.target.apply_alpha(self.image, self.before)
+
+
+class SetLabel(Edit):
+    def __init__(self, target: EditTarget, image: Any, before: str, after: str) -> None:
+        super().__init__(target, image)
+        self.before, self.after = before, after
+        self.text = f"Label '{after}'" if after else "Clear label"
+
+    def do(self) -> None:
+        self.target.apply_label(self.image, self.after)
+
+    def undo(self) -> None:
+        self.target.apply_label(self.image, self.before)
+
+
+class SetAccepted(Edit):
+    def __init__(self, target: EditTarget, image: Any, accepted: bool) -> None:
+        super().__init__(target, image)
+        self.accepted = accepted
+        self.text = "Accept mask" if accepted else "Un-accept mask"
+
+    def do(self) -> None:
+        self.target.apply_accepted(self.image, self.accepted)
+
+    def undo(self) -> None:
+        self.target.apply_accepted(self.image, not self.accepted)
+
+
+class History:
+    """An undo history: ``push`` applies an edit; ``undo``/``redo`` walk it; a push after an
+    undo drops what was undone. ``on_change()`` is called after each of them."""
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._edits: list[Edit] = []
+        self._index = 0  # edits[:index] are applied
+        self.on_change = on_change
+
+    def push(self, edit: Edit) -> None:
+        edit.do()
+        del self._edits[self._index:]
+        if self._edits and self._edits[-1].merge(edit):
+            pass
+        else:
+            self._edits.append(edit)
+        self._index = len(self._edits)
+        self._changed()
+
+    def undo(self) -> bool:
+        if not self.can_undo:
+            return False
+        self._index -= 1
+        self._edits[self._index].undo()
+        self._changed()
+        return True
+
+    def redo(self) -> bool:
+        if not self.can_redo:
+            return False
+        self._edits[self._index].do()
+        self._index += 1
+        self._changed()
+        return True
+
+    def clear(self) -> None:
+        self._edits.clear()
+        self._index = 0
+        self._changed()
+
+    @property
+    def can_undo(self) -> bool:
+        return self._index > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self._index < len(self._edits)
+
+    @property
+    def undo_text(self) -> str:
+        return self._edits[self._index - 1].text if self.can_undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self._edits[self._index].text if self.can_redo else ""
+
+    def __len__(self) -> int:
+        return len(self._edits)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

@@ -1,0 +1,46 @@
+"""Where an image's changes go: the :class:`AnnotationStore` an :class:`ImageAnnotation` writes through.
+
+The app's workspace is one (it also reports failures in the window); :class:`ProjectStore` is
+the plain one over a project, for scripts, tests and headless tools.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..project import ImageRecord, Project
+
+if TYPE_CHECKING:
+    from .state import ImageAnnotation
+
+__all__ = ["AnnotationStore", "ProjectStore"]
+
+
+class AnnotationStore(Protocol):
+    """Where an image's changes go (the app's workspace; a plain :class:`ProjectStore` elsewhere)."""
+
+    default_alpha: float
+
+    def image_record(self, image: "ImageAnnotation", refresh: bool = False) -> ImageRecord: ...
+
+    def write(self, change: Callable[[Project], Any]) -> bool: ...
+
+
+class ProjectStore:
+    """An :class:`AnnotationStore` straight over a project (scripts, tests, headless tools)."""
+
+    def __init__(self, project: Project, default_alpha: float = 0.5) -> None:
+        self.project, self.default_alpha = project, default_alpha
+        self._records: dict[int, ImageRecord] = {}
+
+    def image_record(self, image: "ImageAnnotation", refresh: bool = False) -> ImageRecord:
+        if refresh or image.image_id not in self._records:
+            self._records[image.image_id] = self.project.get_image(image.image_id, questions=refresh) \
+                or ImageRecord(path=self.project.rel_path(image.path), id=image.image_id)
+        return self._records[image.image_id]
+
+    def write(self, change: Callable[[Project], Any]) -> bool:
+        change(self.project)
+        return True
+
+
