@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import pickle
 import re
 import warnings
 import zipfile
@@ -33,6 +32,7 @@ from torch import nn
 from .efficient_sam_decoder import ImageContext, MaskDecoder, PromptEncoder, TwoWayTransformer
 from .efficient_sam_encoder import ImageEncoderViT, LayerNorm2d
 from .errors import CheckpointError, InputError, ModelMissingError
+from .load_errors import load_failure
 
 __all__ = [
     "EfficientSamConfig", "EfficientSam", "build_efficient_sam", "load_efficient_sam",
@@ -308,8 +308,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except CheckpointError:
         raise
     except Exception as err:  # torch raises many types (RuntimeError, UnpicklingError, EOFError...)
-        raise CheckpointError(f"{path} is not a readable EfficientSAM checkpoint: {_load_failure(err)}. "
-                              "It may be truncated or corrupt: download it again.") from err
+        reason = load_failure(err, reading=True)
+        raise CheckpointError(f"{path} is not a readable EfficientSAM checkpoint. {reason} "
+                              "Replace it with a good copy (qmask models download fetches one).") from err
 
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not an EfficientSAM checkpoint "
@@ -350,16 +351,6 @@ def _torch_load_unfiltered(path: Path) -> Any:
                 data = archive.read((preferred or inner)[0])
                 return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _load_failure(err: Exception) -> str:
-    text = str(err)
-    if isinstance(err, pickle.UnpicklingError) and "weights only" in text.lower():
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds Python objects other than tensors{what}, which QMask does not load for safety"
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    return first[:200]
 
 
 def _some(items: list[str], n: int = 5) -> str:
@@ -432,14 +423,49 @@ def state_dict_problems(expected: Mapping[str, torch.Size | tuple], state: Mappi
     return problems
 
 
+VARIANT_NAMES = {"vitt": "EfficientSAM-Ti", "vits": "EfficientSAM-S"}
+SLOT_FILES = {"vitt": "efficient_sam_vitt.pt", "vits": "efficient_sam_vits.pt(.zip)"}
+
+
+def _check_variant(path: Path, state: Mapping[str, torch.Tensor], variant: str | None,
+                   config: EfficientSamConfig | None) -> None:
+    """Refuse weights of one EfficientSAM variant in the place of the other, naming both.
+
+    The width of the patch embedding tells them apart (Ti 192, S 384; a configured model, e.g.
+    a random test model, has its own): without this check a published S file in the Ti place
+    would load as S, silently.
+    """
+    if variant not in VARIANT_NAMES:
+        return
+    patch = state.get("image_encoder.patch_embed.proj.weight")
+    if not isinstance(patch, torch.Tensor) or patch.ndim < 1:
+        return
+    width = int(patch.shape[0])
+    wanted = config if config is not None else EfficientSamConfig.preset(variant)
+    if width == wanted.patch_embed_dim:
+        return
+    published = {c.patch_embed_dim: VARIANT_NAMES[n] for n, c in
+                 (("vitt", EfficientSamConfig.vitt()), ("vits", EfficientSamConfig.vits()))}
+    found = published.get(width, "EfficientSAM")
+    other = next((n for n in VARIANT_NAMES if n != variant and VARIANT_NAMES[n] == found), None)
+    fetch = f"fetch the {VARIANT_NAMES[variant]} checkpoint with: qmask models download --sam {variant}"
+    advice = (f"Put it in the {VARIANT_NAMES[other]} place ({SLOT_FILES[other]}) and use --sam {other}, or {fetch}"
+              if other else fetch[0].upper() + fetch[1:])
+    raise CheckpointError(f"{path} holds {found} weights (embedding width {width}), but it is in the place of "
+                          f"{VARIANT_NAMES[variant]} ({SLOT_FILES[variant]}, embedding width "
+                          f"{wanted.patch_embed_dim}); QMask does not load one for the other. {advice}")
+
+
 def load_efficient_sam(path: str | Path, config: EfficientSamConfig | Mapping[str, Any] | None = None,
-                       device: torch.device | str | None = None) -> EfficientSam:
+                       device: torch.device | str | None = None, variant: str | None = None) -> EfficientSam:
     """Load a published (or same-layout) checkpoint strictly, in eval mode, float32.
 
     ``config`` None: taken from the checkpoint's own ``config`` entry if it has one, else
     recognised from the tensor shapes (published Ti / S). ``device`` None means CPU; strings
-    go through :func:`engine.devices.resolve_device`. Raises ``ModelMissingError`` for a
-    missing file and ``CheckpointError`` (naming the file and the mismatch) for a bad one.
+    go through :func:`engine.devices.resolve_device`. ``variant`` (``vitt``/``vits``): the place
+    the file was found in; weights of the other variant are refused. Raises
+    ``ModelMissingError`` for a missing file and ``CheckpointError`` (naming the file and the
+    mismatch) for a bad one.
     """
     path = Path(path)
     state, embedded = read_checkpoint(path)
@@ -448,10 +474,11 @@ def load_efficient_sam(path: str | Path, config: EfficientSamConfig | Mapping[st
             config = EfficientSamConfig.from_dict(embedded)
         except InputError as err:
             raise CheckpointError(f"{path}: its embedded config is invalid: {err}") from err
+    if isinstance(config, Mapping):
+        config = EfficientSamConfig.from_dict(config)
+    _check_variant(path, state, variant, config)
     if config is None:
         config = infer_config(state, source=str(path))
-    elif isinstance(config, Mapping):
-        config = EfficientSamConfig.from_dict(config)
 
     model = build_efficient_sam(config, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, InputError, ModelMissingError, ResourceError
+from .load_errors import load_failure
 from .random_models import MARKER_NAME, read_marker
 
 ROLES = ("itm", "caption", "qa", "efficient_sam")
@@ -413,9 +414,8 @@ def _load_hf(role: str, cls: Any, loc: ModelLocation, dtype: Any, eager: bool) -
     except Exception as err:
         if _is_oom(err):
             raise ResourceError(f"Not enough memory to load the {role} model from {folder}.") from err
-        raise CheckpointError(f"The {role} model in {folder} could not be loaded ({type(err).__name__}: "
-                              f"{_first_line(err)}). The files may be truncated or for another model; "
-                              f"fetch them again with: {loc.fetch_command()}") from err
+        raise CheckpointError(f"The {role} model in {folder} could not be loaded. {load_failure(err)} "
+                              f"Fetch it again with: {loc.fetch_command()}") from err
     mismatched = info.get("mismatched_keys") or []
     missing = [k for k in (info.get("missing_keys") or []) if not k.endswith(("position_ids", "num_batches_tracked"))]
     params = dict(model.named_parameters())
@@ -429,11 +429,6 @@ def _load_hf(role: str, cls: Any, loc: ModelLocation, dtype: Any, eager: bool) -
                               f"(e.g. {(missing + [str(m) for m in mismatched])[:3]}). Fetch it again with: "
                               f"{loc.fetch_command()}")
     return model.eval()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else "no details"
 
 
 def _missing_modules(names: tuple[str, ...]) -> list[str]:
@@ -470,9 +465,8 @@ def _load_processor(role: str, loc: ModelLocation, kind: str) -> Any:
 
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as err:
-        raise CheckpointError(f"The {role} tokenizer/processor files in {folder} could not be loaded "
-                              f"({type(err).__name__}: {_first_line(err)}). Fetch them again with: "
-                              f"{loc.fetch_command()}") from err
+        raise CheckpointError(f"The {role} tokenizer/processor files in {folder} could not be loaded. "
+                              f"{load_failure(err)} Fetch them again with: {loc.fetch_command()}") from err
 
 
 def sam_checkpoint_file(path: Path) -> Path:
@@ -514,15 +508,14 @@ def _load_sam(loc: ModelLocation, device: Any) -> LoadedSam:
     assert loc.path is not None
     checkpoint = loc.path  # load_efficient_sam reads the published .pt.zip as well
     try:
-        model = load_efficient_sam(checkpoint, config=_sam_config_for(loc), device=device)
+        model = load_efficient_sam(checkpoint, config=_sam_config_for(loc), device=device, variant=loc.sam_variant)
     except (CheckpointError, ResourceError):
         raise
     except Exception as err:
         if _is_oom(err):
             raise ResourceError(f"Not enough memory to load EfficientSAM from {checkpoint}.") from err
-        raise CheckpointError(f"The EfficientSAM checkpoint {checkpoint} could not be loaded "
-                              f"({type(err).__name__}: {_first_line(err)}). Fetch it again with: "
-                              f"{loc.fetch_command()}") from err
+        raise CheckpointError(f"The EfficientSAM checkpoint {checkpoint} could not be loaded. "
+                              f"{load_failure(err)} Fetch it again with: {loc.fetch_command()}") from err
     return LoadedSam(model=model.eval(), location=loc, checkpoint=checkpoint)
 
 

@@ -149,6 +149,19 @@ def clean_question_text(question: str) -> str:
     return text
 
 
+def segmentation_failed(err: Exception) -> Exception:
+    """``err`` (same class, so callers handle it as before) saying that the asked-for mask
+    cannot be made, why, and how to go without it."""
+    reason = str(err).strip()
+    if not reason.endswith((".", "!", "?")):
+        reason += "."
+    message = (f"A mask was asked for but cannot be made. {reason} To answer from the heat map alone, turn "
+               "segmentation off (qmask ask/batch --no-segment).")
+    if isinstance(err, ModelMissingError):
+        return ModelMissingError(message, role=err.role)
+    return type(err)(message)
+
+
 def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:
     """Per-word heat maps for the GUI: word pieces (``##ing``) merged into their word.
 
@@ -270,24 +283,35 @@ class Pipeline:
         roles = ("itm", "caption", "qa") + (("efficient_sam",) if self.settings.segment else ())
         self.manager.check_available(roles)
 
-    def load(self, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> None:
+    def load(self, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+             optional: tuple[str, ...] = ()) -> list[str]:
         """Load every model the chain needs now (the pipeline is otherwise lazy).
 
         ``progress(stage, fraction)`` is called before each role (``"loading <what>"``,
         ``i / n``) and once at the end (``"models loaded"``, 1.0). ``cancel()`` is checked
         between roles and raises :class:`CancelledError`; roles already loaded stay loaded.
+        A role in ``optional`` (the app: ``efficient_sam``) that is missing or broken does not
+        stop the others: the returned notes say why it was not loaded.
         """
         roles = self.needed_roles()
+        notes: list[str] = []
         for i, role in enumerate(roles):
             if cancel is not None and cancel():
                 raise CancelledError("Cancelled while loading the models.")
             if progress is not None:
                 progress(f"loading {ROLE_LABELS.get(role, role)}", i / len(roles))
-            self._load(role)
+            try:
+                self._load(role)
+            except (CheckpointError, ModelMissingError) as err:
+                if role not in optional:
+                    raise
+                notes.append(f"The {ROLE_LABELS.get(role, role)} could not be loaded, so there will be no "
+                             f"masks. {err}")
         if cancel is not None and cancel():
             raise CancelledError("Cancelled while loading the models.")
         if progress is not None:
             progress("models loaded", 1.0)
+        return notes
 
     def set_preset(self, preset: str) -> None:
         """Switch the UnifiedQA size; the previous QA model's memory is released."""
@@ -565,10 +589,11 @@ class Pipeline:
             cancel: CancelFn | None = None) -> ChainResult:
         """Every stage on the current image. ``points`` None: automatic points from the heat map.
 
-        When segmentation is off, or fails (no salient points, a bad prompt, out of memory, a
-        missing or broken EfficientSAM checkpoint), the plain heat map drives captioning and the
-        reason is kept in ``last_notes`` (and in the result's ``notes`` when ``ChainResult`` has
-        that field).
+        When segmentation is off, or the heat map has no salient point, the plain heat map drives
+        captioning (the reason is kept in ``last_notes`` and the result's ``notes``). When a mask
+        was asked for and cannot be made (a missing, broken or mismatched EfficientSAM
+        checkpoint, a bad prompt, out of memory), the error is raised, same class, with a message
+        that says so (:func:`segmentation_failed`): an answer without its mask is not a success.
         """
         text = clean_question_text(question)
         entry_id = self._current
@@ -608,13 +633,11 @@ class Pipeline:
             else:
                 try:
                     seg = self.segment(prompt_points, box=box)
-                    timings["segment"] = seg.seconds
-                    if seg.note:
-                        notes.append(seg.note)
                 except (PromptError, ResourceError, CheckpointError, ModelMissingError) as err:
-                    # The answer does not need a mask: carry on from the heat map, and say why.
-                    notes.append(f"Segmentation failed ({err}); captions use the plain heat map.")
-                    seg = None
+                    raise segmentation_failed(err) from err
+                timings["segment"] = seg.seconds
+                if seg.note:
+                    notes.append(seg.note)
             step("segment", 1.0)
             checkpoint()
 
@@ -656,4 +679,5 @@ class Pipeline:
 
 
 __all__ = ["Pipeline", "PipelineSettings", "CrossAttentionKVCache", "ProgressFn", "CancelFn", "STAGES", "ENCODERS",
-           "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text"]
+           "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text",
+           "segmentation_failed"]

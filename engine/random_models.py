@@ -6,7 +6,7 @@ expects, so tests and benchmarks go through the product's own loading code:
     itm/            BlipForImageTextRetrieval + BlipProcessor      (save_pretrained)
     caption/        BlipForConditionalGeneration + BlipProcessor   (save_pretrained)
     qa/             T5ForConditionalGeneration + T5 tokenizer       (save_pretrained)
-    efficient_sam/  efficient_sam_vitt.pt = {"model": state_dict}
+    efficient_sam/  efficient_sam_vitt.pt (or _vits.pt) = {"model": state_dict}
 
 Every folder also carries ``QMASK_RANDOM_WEIGHTS.json`` (see :data:`MARKER_NAME`); whatever is
 built on these models reports "random weights".
@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,8 +149,9 @@ def make_random_models(
     """Write random-weight models for ``roles`` under ``out`` (created if needed).
 
     ``size`` is ``"tiny"`` or ``"full"``; ``preset`` picks the T5 size for ``full``
-    (``3b`` writes about 11 GB and warns); ``sam_variant`` ``vitt`` or ``vits`` (full only;
-    tiny always writes the tiny EfficientSAM as ``efficient_sam_vitt.pt``). Each role is built
+    (``3b`` writes about 11 GB and warns); ``sam_variant`` ``vitt`` or ``vits`` writes
+    ``efficient_sam_vitt.pt`` or ``efficient_sam_vits.pt`` (tiny: the tiny EfficientSAM, twice as
+    wide for ``vits``, as S is to Ti). Each role is built
     in a temporary folder next to its destination and renamed into place, so an interrupted
     run never leaves a half-written role behind. Deterministic for a given ``seed``.
     """
@@ -383,7 +385,9 @@ def _write_efficient_sam(out: Path, seed: int, size: str, variant: str) -> dict[
 
     if size == "tiny":
         config = tiny_efficient_sam_config()
-        variant = "vitt"
+        if variant == "vits":  # S is Ti twice as wide, heads likewise: so is the tiny one
+            config = dataclasses.replace(config, patch_embed_dim=2 * config.patch_embed_dim,
+                                         num_heads=2 * config.num_heads)
     else:
         config = EfficientSamConfig.vitt() if variant == "vitt" else EfficientSamConfig.vits()
     torch.manual_seed(seed)
@@ -395,5 +399,5 @@ def _write_efficient_sam(out: Path, seed: int, size: str, variant: str) -> dict[
                              "parameters": sum(v.numel() for v in state.values())}
     if size == "tiny":
         # The checkpoint does not say its own hyper-parameters; the loader reads them from here.
-        extra["efficient_sam_config"] = dict(TINY_EFFICIENT_SAM)
+        extra["efficient_sam_config"] = config.to_dict()
     return extra

@@ -35,11 +35,11 @@ from typing import Any, Callable
 from PySide6 import QtCore
 
 from engine.annotation.candidates import prepare_candidates
-from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
+from engine.errors import CancelledError, CheckpointError, ModelMissingError, PromptError, QMaskError, ResourceError
 
 from . import gui_thread_gc
 from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
-                       ModelsInfo, OpenImage, Progress, Reply, Request, Segment)
+                       ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +251,11 @@ class EngineWorker(QtCore.QObject):
         check = getattr(pipe, "check_models", None)
         if callable(check):
             check()  # a missing model is reported now, not halfway through the first question
-        load_eagerly(pipe, progress, cancel)
+        notes = load_eagerly(pipe, progress, cancel)
         self.pipeline = pipe
         self.reply.emit(Reply(request, models_info(pipe, request.settings)))
+        for note in notes:
+            self.reply.emit(Reply(request, Notice(note)))
 
     def _open_image(self, request: OpenImage) -> None:
         from engine.images import load_image
@@ -294,10 +296,15 @@ class EngineWorker(QtCore.QObject):
         mask = None
         if points and getattr(pipe.settings, "segment", True):
             progress("mask", 0.25)
-            self._prepare(("efficient_sam",), cancel)
-            seg = prepare_candidates(pipe.segment(points), heat.question_map.shape)
-            self.reply.emit(Reply(request, seg))
-            mask = seg.best.mask
+            try:
+                self._prepare(("efficient_sam",), cancel)
+                seg = prepare_candidates(pipe.segment(points), heat.question_map.shape)
+            except SEGMENTATION_FAULTS as err:
+                # The heat map is shown and the answer does not need a mask: go on, and say why.
+                self.reply.emit(Reply(request, Notice(no_mask_message(err))))
+            else:
+                self.reply.emit(Reply(request, seg))
+                mask = seg.best.mask
         fusion = pipe.fuse(heat.question_map, mask, alpha=request.alpha)
         self.reply.emit(Reply(request, fusion))
         self._captions_and_answer(request, request.question, fusion.fused_map, progress, cancel, 0.3)
@@ -331,14 +338,25 @@ def _image_id(request: Request) -> str | None:
     return None if image is None else image.image_id
 
 
-def load_eagerly(pipe: Any, progress, cancel) -> None:
+SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, PromptError)
+
+
+def no_mask_message(err: BaseException) -> str:
+    return (f"No mask could be made, so the heat map and the answer are shown without one. {err} "
+            "Choose another segmentation model in Engine > Models… to get masks again.")
+
+
+def load_eagerly(pipe: Any, progress, cancel) -> list[str]:
     """Load every model now, with progress and cancel between models (the pipeline is lazy).
 
-    A pipeline without ``load`` (a stand-in in tests) loads on first use instead.
+    A segmentation model that cannot be loaded does not stop the others (the heat map and the
+    answer do not need it): the returned notes say why it is missing. A pipeline without
+    ``load`` (a stand-in in tests) loads on first use instead.
     """
     load = getattr(pipe, "load", None)
-    if callable(load):
-        load(progress=progress, cancel=cancel)
+    if not callable(load):
+        return []
+    return list(load(progress=progress, cancel=cancel, optional=("efficient_sam",)) or ())
 
 
 def models_info(pipe: Any, settings) -> ModelsInfo:

@@ -276,8 +276,8 @@ def _write_bad(kind: str, path: Path, good: Path, tiny_state) -> None:
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("truncated", "truncated or corrupt"),
-    ("random bytes", "truncated or corrupt"),
+    ("truncated", "incomplete or damaged"),
+    ("random bytes", "incomplete or damaged"),
     ("empty", "empty"),
     ("not tensors", "not tensors"),
     ("not a dict", "holds a Tensor"),

@@ -234,17 +234,26 @@ def test_cross_attention_cache_is_exact(tiny_models_dir):
     assert p._kv.hits == 24 and not np.array_equal(other.question_map, first.question_map)
 
 
-def test_broken_sam_checkpoint_falls_back_to_heat_map(tmp_path, tiny_models_dir):
+def test_broken_sam_checkpoint_fails_the_chain_that_asked_for_a_mask(tmp_path, tiny_models_dir):
     import shutil
+
+    from engine.errors import CheckpointError
 
     md = tmp_path / "m"
     shutil.copytree(tiny_models_dir, md)
     (md / "efficient_sam" / "efficient_sam_vitt.pt").write_bytes(b"not a checkpoint")
     p = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=2), models_dir=md)
     p.set_image(_image(13), "broken-sam")
-    chain = p.run("what is it?")
+    with pytest.raises(CheckpointError, match=r"^A mask was asked for but cannot be made\. .*efficient_sam_vitt"
+                                              r"\.pt is not a readable EfficientSAM checkpoint.*--no-segment"):
+        p.run("what is it?")
+    # without segmentation the same models answer from the heat map
+    chain = p.run("what is it?", segment=False)
     assert chain.segmentation is None and chain.answer.answer is not None
-    assert any("efficient_sam_vitt.pt" in n and "plain heat map" in n for n in p.last_notes)
+    # the app loads the other models and is told why there will be no masks
+    q = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=md)
+    notes = q.load(optional=("efficient_sam",))
+    assert q.manager.is_loaded("qa") and len(notes) == 1 and "efficient_sam_vitt.pt" in notes[0]
 
 
 def test_load_brings_every_needed_role_with_progress(tiny_models_dir):

@@ -266,10 +266,10 @@ def _run_csv(args: argparse.Namespace) -> int:
             pipe.set_image(image.rgb, image.image_id)
             chain = pipe.run(text)
         except QMaskError as err:
-            from engine.errors import ModelMissingError, ResourceError
+            from engine.errors import CheckpointError, ModelMissingError, ResourceError
 
-            if isinstance(err, (ModelMissingError, ResourceError)):
-                raise  # no point going on with the next rows
+            if isinstance(err, (CheckpointError, ModelMissingError, ResourceError)):
+                raise  # no point going on with the next rows: every one would fail the same way
             failures += 1
             print(f"  error: {err}", file=sys.stderr)
             lines.append(json.dumps({"image": str(image_path), "question": question, "error": str(err)},

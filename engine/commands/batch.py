@@ -22,13 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", help="label (category) for the masks of --question")
     parser.add_argument("--models", help="models folder (default: QMASK_MODELS_DIR or the Hugging Face cache)")
     parser.add_argument("--preset", default="base", choices=("base", "large", "3b"), help="UnifiedQA size")
+    parser.add_argument("--sam", choices=("vitt", "vits"), default="vitt", help="EfficientSAM variant (default: vitt)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, fp16 on CUDA), float32, float16, bfloat16")
+    parser.add_argument("--no-segment", action="store_true",
+                        help="skip EfficientSAM (no masks); captions follow the heat map")
     parser.add_argument("--num-captions", type=int, default=None, help="captions per question (default: the pipeline's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for caption sampling")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="refuse images larger than this many pixels (default: QMASK_MAX_PIXELS or 100 MP)")
     parser.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress output at all (ours or any library's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         questions = read_questions_csv(args.questions)
     else:
         questions = [BatchQuestion(q, args.label) for q in args.question]
-    settings = PipelineSettings(preset=args.preset, device=args.device, seed=args.seed)
+    settings = PipelineSettings(preset=args.preset, sam_variant=args.sam, device=args.device, dtype=args.dtype,
+                                seed=args.seed, segment=not args.no_segment)
     if args.num_captions is not None:
         if args.num_captions < 1:
             raise InputError("--num-captions must be at least 1.")

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiny: seconds on a CPU; full: the published architectures (default: tiny)")
     p_rand.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p_rand.add_argument("--preset", choices=PRESETS, default="base", help="T5 size for --size full (default: base)")
-    p_rand.add_argument("--sam", choices=SAMS, default="vitt", help="EfficientSAM variant for --size full")
+    p_rand.add_argument("--sam", choices=SAMS, default="vitt",
+                        help="EfficientSAM variant: vitt writes efficient_sam_vitt.pt, vits efficient_sam_vits.pt "
+                             "(default: vitt)")
 
 
 def run(args: argparse.Namespace) -> int:
