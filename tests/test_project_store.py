@@ -117,7 +117,16 @@ def test_kill_9_mid_batch_keeps_every_committed_image(tmp_path):
     kills = 0
     while kills < 20:
         proc = _start("chain", project, "k", n)
-        time.sleep(rng.uniform(0.25, 0.6))  # start-up is ~0.2 s: most kills land mid-batch
+        # Killed after a random number of its commits (not after a time: the machine may be busy),
+        # while it is in the middle of the next one or between two.
+        wait_for = rng.randint(1, 12)
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("done"):
+                committed.add(int(line.split()[1]))
+                seen += 1
+                if seen >= wait_for:
+                    break
         proc.send_signal(signal.SIGKILL)
         out, _err = proc.communicate(timeout=60)
         committed |= {int(line.split()[1]) for line in out.splitlines() if line.startswith("done")}

@@ -29,7 +29,7 @@ from .. import masks as M
 from ..prompts import Point
 
 __all__ = [
-    "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport",
+    "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport", "ImageRow", "Edit",
     "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "encode_mask",
 ]
 
@@ -240,6 +240,40 @@ class ImageRecord:
     def mark_ok(self, width: int, height: int) -> None:
         self.status, self.error = "ok", None
         self.width, self.height = int(width), int(height)
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """What the image list shows of an image, without its question records."""
+
+    id: int
+    path: str
+    status: str  # pending, ok, failed
+    error: str | None
+    state: str  # new, asked, answered, edited, accepted, failed
+    review: float  # review need in [0, 1]
+    question: str | None  # the latest question, and its answer
+    answer: str | None
+    accepted: bool
+    seq: int
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One entry of the append-only edit log."""
+
+    id: int
+    time: float
+    image_id: int
+    question_key: str | None
+    source: str
+    action: str
+    writer: str
+    detail: dict
 
 
 @dataclass
