@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import CancelledError, ImageError, InputError, ProjectError, ResourceError
-from .project import Project, file_sha256, normalise_question
+from .project import Project, clean_label, file_sha256, normalise_question
 
 __all__ = ["BatchQuestion", "BatchReport", "read_questions_csv", "run_batch", "pending_work"]
 
@@ -50,6 +50,7 @@ class BatchReport:
     annotations: int = 0  # question records written this time
     already_done: int = 0  # (image, question) pairs found in the project and skipped
     failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    notes: list[str] = field(default_factory=list)  # for the user, e.g. a label that was cleaned
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -153,15 +154,21 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         raise InputError("Give at least one question (--question or --questions FILE.csv).")
     if not isinstance(project, Project):
         project = Project.open_or_create(project, writer="batch")
+    notes: list[str] = []
     files = list_images(images, recursive=recursive)
     if not files:
         raise InputError(f"No images found in {images}.")
+    for q in qs:
+        if q.label and clean_label(q.label) != q.label.strip():
+            notes.append(f"The label {q.label!r} is stored as {clean_label(q.label)!r}: a label is one line of text, "
+                         "without control characters.")
+    qs = [BatchQuestion(q.question, clean_label(q.label) or None if q.label else None) for q in qs]
     for q in qs:
         if q.label:
             project.ensure_category(q.label)
     project.add_images(files)  # every image is listed in the project, even before it is processed
     work, done = pending_work(project, files, qs)
-    report = BatchReport(images=len(files), already_done=done)
+    report = BatchReport(images=len(files), already_done=done, notes=notes)
     project.set_meta("batch_questions", " | ".join(q.question for q in qs))
     if not work:
         report.seconds = time.perf_counter() - t0

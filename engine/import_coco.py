@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import ExportError, ImageError, InputError, ProjectError
 from .masks import decode_rle, encode_rle, is_rle
-from .project import (Category, ImageRecord, Project, QuestionRecord, displayed_size, file_sha256,
+from .project import (Category, ImageRecord, Project, QuestionRecord, clean_label, displayed_size, file_sha256,
                       normalise_question)
 
 __all__ = ["ImportReport", "import_coco", "coco_segmentation_to_mask"]
@@ -41,9 +41,12 @@ class ImportReport:
     not_found: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # category names that held control characters
 
     def __str__(self) -> str:
         text = f"Imported {self.annotations} annotation(s) on {self.images} image(s)."
+        if self.renamed:
+            text += " " + " ".join(self.renamed)
         if self.not_found:
             text += (f" {len(self.not_found)} image file(s) not found (relocate them with "
                      "`qmask export PROJECT --images DIR ...` or the app's Locate folder...).")
@@ -115,11 +118,15 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
     # categories: COCO id -> (name, preferred project id); written with the first chunk
     cats: dict[Any, Category] = {}
     for i, c in enumerate(doc.get("categories", [])):
-        if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str) or not c["name"].strip():
+        name = clean_label(c["name"]) if isinstance(c, dict) and isinstance(c.get("name"), str) else ""
+        if not isinstance(c, dict) or "id" not in c or not name:
             raise ExportError(f"{path.name}: categories[{i}] needs an 'id' and a 'name'.")
+        if name != c["name"].strip():
+            report.renamed.append(f"Category {c['name']!r} is stored as {name!r}: a label is one line of "
+                                  "text, without control characters, so that every export's class list holds it.")
         cid = c["id"]
         wanted = cid if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 else 0
-        cats[cid] = Category(id=wanted, name=c["name"].strip())
+        cats[cid] = Category(id=wanted, name=name)
 
     by_image: dict[Any, list[dict]] = {}
     for i, a in enumerate(doc.get("annotations", [])):

@@ -18,6 +18,7 @@ from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlph
 from engine.errors import QMaskError
 from engine.images import LoadedImage, list_images
 from engine.pipeline import PipelineSettings
+from engine.project import clean_label
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
 
 from .layers import HEATMAP_COLORMAPS
@@ -258,8 +259,14 @@ class Controller(QtCore.QObject):
 
     def change_label(self, label: str) -> None:
         session = self._editable()
-        if session is not None and label != session.label:
-            self._push(session, SetLabel(self, session, session.label, label))
+        if session is None:
+            return
+        clean = clean_label(label)
+        if clean != label.strip():
+            self.show_message(f"The label is stored as {clean!r}: a label is one line of text, without control "
+                              "characters.", "info")
+        if clean != session.label:
+            self._push(session, SetLabel(self, session, session.label, clean))
 
     def set_accepted(self, accepted: bool) -> None:
         session = self._editable()

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_batch(args.images, questions, project, settings=settings, models_dir=args.models,
                            max_pixels=args.max_pixels, recursive=args.recursive,
                            show_progress=not args.no_progress)
+        for note in report.notes:
+            print(f"qmask batch: {note}", file=sys.stderr)
         for rel, reason in report.failed:
             print(f"qmask batch: skipped {rel}: {reason}", file=sys.stderr)
         print(report)

@@ -48,8 +48,8 @@ def export_yolo(plan: ExportPlan, out: Path, final: Path, *, tolerance: float = 
         if images is not None and e.abs_path.is_file():
             link_or_copy(e.abs_path, images / f"{e.stem}{e.abs_path.suffix.lower()}")
     atomic_write_text(out / "classes.txt", "".join(c.name + "\n" for c in plan.categories))
-    names = "".join(f"  {i}: {json.dumps(c.name)}\n" for i, c in enumerate(plan.categories))
-    yaml = (f"# QMask export (YOLO segmentation)\npath: {json.dumps(str(final))}\n"
+    names = "".join(f"  {i}: {json.dumps(c.name, ensure_ascii=False)}\n" for i, c in enumerate(plan.categories))
+    yaml = (f"# QMask export (YOLO segmentation)\npath: {json.dumps(str(final), ensure_ascii=False)}\n"
             f"train: images\nval: images\nnc: {len(plan.categories)}\nnames:\n{names}")
     atomic_write_text(out / "data.yaml", yaml)
     return written + ["classes.txt", "data.yaml"]

@@ -25,6 +25,7 @@ from ..atomic import atomic_writer
 from ..errors import ProjectError
 from . import schema
 from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json
+from .records import clean_label
 from .rows import question_row
 from .store import Project, _publish
 
@@ -126,8 +127,8 @@ def _fill(con: sqlite3.Connection, doc: dict[str, Any], json_path: Path, writer:
     """Insert a read interchange document into an empty store (one transaction, the caller's)."""
     now = time.time()
     for c in doc["categories"]:
-        con.execute("INSERT INTO categories (id, name, color) VALUES (?, ?, ?)",
-                    (c.id, c.name, ",".join(map(str, c.color)) if c.color else None))
+        con.execute("INSERT OR IGNORE INTO categories (id, name, color) VALUES (?, ?, ?)",
+                    (c.id, clean_label(c.name) or f"category {c.id}", ",".join(map(str, c.color)) if c.color else None))
     meta = dict(doc["meta"], created=repr(doc["created"] or now), converted_from=str(json_path))
     con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
     for seq, img in enumerate(doc["images"], start=1):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -30,11 +31,21 @@ from ..prompts import Point
 
 __all__ = [
     "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport", "ImageRow", "Edit",
-    "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "encode_mask",
+    "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "clean_label", "encode_mask",
 ]
 
 ImageStatus = Literal["pending", "ok", "failed"]
 STATUSES = ("pending", "ok", "failed")
+
+
+def clean_label(name: str) -> str:
+    """A category name as stored: control characters (newlines, tabs, ...), line and paragraph
+    separators and invisible format characters become spaces (zero-width joiners, which emoji
+    and some scripts need, stay), runs of spaces one space, ends stripped. Every class list of
+    every export is then one name per line, and reads back as it was written."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\u200c\u200d"
+                   else c for c in str(name))
+    return " ".join(text.split())
 
 
 def normalise_question(question: str) -> str:

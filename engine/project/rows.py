@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ProjectError
 from .codec import point_from_json, point_to_json
-from .records import STATUSES, Category, ImageRecord, QuestionRecord
+from .records import STATUSES, Category, ImageRecord, QuestionRecord, clean_label
 from .review import question_review_priority, rle_area
 
 __all__ = ["QUESTION_COLUMNS", "question_row", "question_from_row", "image_from_row", "IMAGE_COLUMNS",
@@ -64,7 +64,8 @@ def question_row(q: QuestionRecord) -> dict[str, Any]:
     if q.notes:
         extra["notes"] = list(q.notes)
     return {
-        "key": q.key, "question": q.question, "answer": q.answer, "label": q.label,
+        "key": q.key, "question": q.question, "answer": q.answer,
+        "label": None if q.label is None else (clean_label(q.label) or None),
         "accepted": int(bool(q.accepted)), "mask_source": q.mask_source,
         "itm_probability": _finite(q.itm_probability), "mask_score": _finite(q.mask_score),
         "alpha": float(q.alpha), "random_weights": int(bool(q.random_weights)),

@@ -17,8 +17,8 @@ from pathlib import PurePosixPath
 from typing import Any, Iterable, Literal
 
 from ..errors import InputError, ProjectError
-from .records import (Category, ImageRecord, QuestionRecord, RelocateReport, displayed_size, normalise_question,
-                      record_from_chain)
+from .records import (Category, ImageRecord, QuestionRecord, RelocateReport, clean_label, displayed_size,
+                      normalise_question, record_from_chain)
 from .rows import category_from_row, list_state, question_row
 
 __all__ = ["ProjectWrites", "Source", "ORDERS"]
@@ -201,7 +201,7 @@ class ProjectWrites:
 
     # -- internals ------------------------------------------------------------------------
     def _ensure_category(self, con: sqlite3.Connection, name: str, cat_id: int | None = None) -> Category:
-        name = str(name).strip()
+        name = clean_label(name)
         if not name:
             raise InputError("A label needs a name.")
         row = con.execute("SELECT * FROM categories WHERE name = ?", (name,)).fetchone()
