@@ -244,6 +244,7 @@ class Pipeline:
         self.encode_count: dict[str, int] = {e: 0 for e in ENCODERS}
         self.encode_seconds: dict[str, float] = {e: 0.0 for e in ENCODERS}
         self.last_notes: list[str] = []
+        self.last_question_use: Any = None  # engine.question_use.QuestionUse of the last run()
         self._images: OrderedDict[str, _ImageEntry] = OrderedDict()
         self._current: str | None = None
         self._segmenter: Any = None
@@ -476,6 +477,17 @@ class Pipeline:
         return HeatmapResult(question=text, question_map=res.question_maps[0], token_maps=maps, tokens=tokens,
                              itm_probability=float(res.itm_probabilities()[0]), seconds=_now() - start)
 
+    def question_use(self, question: str) -> Any:
+        """Which part of ``question`` the heat map follows and whether the answer model reads it
+        whole (an ``engine.question_use.QuestionUse``; its ``note()`` is "" when nothing is cut).
+        Loads the heat-map and answer models if they are not loaded yet."""
+        from .answer import SEPARATOR
+        from .question_use import question_use
+
+        text = clean_question_text(question)
+        qa = self._load("qa")
+        return question_use(self._load("itm").processor, text, qa.tokenizer, text.lower().strip() + SEPARATOR)
+
     def auto_points(self, heat: HeatmapResult | np.ndarray, num_points: int | None = None) -> tuple[Point, ...]:
         """Salient positive points (image pixels, ``source="auto"``) from a heat map."""
         from .points import auto_points
@@ -660,6 +672,9 @@ class Pipeline:
         ans = self.answer(text, caps.captions, cancel=cancel)
         timings["answer"] = ans.seconds
         step("answer", 1.0)
+        self.last_question_use = self.question_use(text)
+        if self.last_question_use.truncated:
+            notes.insert(0, self.last_question_use.note())
         for enc in ENCODERS:
             if self.encode_count[enc] > encodes_before[enc]:
                 timings[f"encode_{enc}"] = self.encode_seconds[enc]

@@ -288,6 +288,7 @@ class EngineWorker(QtCore.QObject):
         progress("heat map", 0.1)
         heat = pipe.heatmap(request.question)
         self.reply.emit(Reply(request, heat))
+        self._tell_question_use(request, pipe)
         if cancel():
             raise CancelledError("cancelled")
         progress("points", 0.2)
@@ -308,6 +309,14 @@ class EngineWorker(QtCore.QObject):
         fusion = pipe.fuse(heat.question_map, mask, alpha=request.alpha)
         self.reply.emit(Reply(request, fusion))
         self._captions_and_answer(request, request.question, fusion.fused_map, progress, cancel, 0.3)
+
+    def _tell_question_use(self, request: Ask, pipe: Any) -> None:
+        """A notice when the models read only part of the question (engine.question_use)."""
+        use = getattr(pipe, "question_use", None)
+        if callable(use):
+            note = use(request.question).note()
+            if note:
+                self.reply.emit(Reply(request, Notice(note, "warning")))
 
     def _answer(self, request: Answer) -> None:
         progress, cancel = self._callbacks(request)

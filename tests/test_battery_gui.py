@@ -41,3 +41,20 @@ def test_broken_segmentation_model_keeps_heat_map_and_answer(harness, qtbot, tmp
     assert any(text.startswith("No mask could be made, so the heat map and the answer are shown without one.")
                and "efficient_sam_vitt.pt" in text and "incomplete or damaged" in text for text in banners), banners
     assert app.window.canvas.heat_layer.grid is not None
+
+
+def test_long_question_is_answered_and_the_used_part_is_shown(harness, qtbot, tmp_path):
+    img = write_photo(tmp_path / "photo.png")
+    app = harness.build([img])
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+    question = "what is the yellow thing in the middle of the picture " * 8
+    session = ask_and_wait(qtbot, app, question)
+    assert session.answer is not None
+    notes = [text for level, text in app.window.messages.history if "longer than the heat-map model reads" in text]
+    assert len(notes) == 1, app.window.messages.history
+    assert '"what is the yellow thing in the middle of the picture what is' in notes[0]
+    assert "Ask a shorter question to use all of it." in notes[0]
+    # a question that fits says nothing
+    ask_and_wait(qtbot, app, "what is the yellow thing?")
+    assert len([t for _l, t in app.window.messages.history if "longer than" in t]) == 1

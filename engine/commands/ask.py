@@ -61,11 +61,13 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def chain_record(chain: Any, image_path: str | None = None, device: str | None = None,
-                 notes: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+                 notes: tuple[str, ...] | list[str] = (), question_use: Any = None) -> dict[str, Any]:
     """A ``ChainResult`` as plain JSON data (the ``--json`` schema; ``qmask batch`` may reuse it).
 
     Points are (x, y) image pixels; the mask is COCO compressed RLE at image size with
-    ``counts`` as a string; maps are G x G nested lists of floats.
+    ``counts`` as a string; maps are G x G nested lists of floats. ``question_used`` is the part
+    of the question the heat map followed (``question_truncated``: it is not all of it, or the
+    answer model could not read it whole; see ``engine.question_use``).
     """
     from engine.masks import encode_rle
 
@@ -81,6 +83,8 @@ def chain_record(chain: Any, image_path: str | None = None, device: str | None =
         "image_id": chain.image_id,
         "image_size": list(chain.image_size),
         "question": chain.question,
+        "question_used": question_use.used if question_use is not None else chain.question,
+        "question_truncated": bool(question_use is not None and question_use.truncated),
         "answer": chain.answer.answer,
         "captions": list(chain.captions.captions),
         "captions_complete": bool(chain.captions.complete),
@@ -187,7 +191,8 @@ def _run_one(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     _print_result(chain, args.show_captions)
     if args.json:
-        atomic_write_json(args.json, chain_record(chain, str(args.image), pipe.device, pipe.last_notes))
+        atomic_write_json(args.json, chain_record(chain, str(args.image), pipe.device, pipe.last_notes,
+                                                  pipe.last_question_use))
     if args.overlay:
         save_png(args.overlay, _overlay_image(chain, image.rgb))
     return 0
@@ -275,9 +280,11 @@ def _run_csv(args: argparse.Namespace) -> int:
             lines.append(json.dumps({"image": str(image_path), "question": question, "error": str(err)},
                                     ensure_ascii=False))
             continue
+        for note in pipe.last_notes:
+            print(f"  note: {note}", file=sys.stderr)
         _print_result(chain, min(args.show_captions, 3))
-        lines.append(json.dumps(chain_record(chain, str(image_path), pipe.device, pipe.last_notes),
-                                ensure_ascii=False, allow_nan=False))
+        lines.append(json.dumps(chain_record(chain, str(image_path), pipe.device, pipe.last_notes,
+                                             pipe.last_question_use), ensure_ascii=False, allow_nan=False))
         if overlay_dir is not None:
             save_png(overlay_dir / f"{index:04d}_{image_path.stem}.png", _overlay_image(chain, image.rgb))
     if args.json:
