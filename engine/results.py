@@ -107,6 +107,9 @@ class ChainResult:
     models: dict[str, str] = field(default_factory=dict)  # role -> model id
     random_weights: bool = False
     notes: tuple[str, ...] = ()  # things the user should know (fallbacks, dropped points, ...)
+    # Set when a mask was asked for and could not be made (engine.annotation.chain): the rest of
+    # the chain ran on the plain heat map, and every front end reports the run as failed.
+    segmentation_error: str | None = None
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -1,0 +1,158 @@
+"""The chain, once: heat map, points, mask, fusion, captions and answer for one question.
+
+``qmask ask``, ``qmask batch`` (local and on Ray) and the app's engine thread all call
+:func:`run_chain`. It reports each typed result through ``on_result`` as soon as it is ready
+(the app shows them one by one), checks ``cancel()`` between stages and, inside the long ones,
+between model blocks, and returns the whole :class:`~engine.results.ChainResult`.
+
+The failure policy, the same everywhere:
+
+- A mask that was asked for and cannot be made (a missing, broken or mismatched EfficientSAM
+  checkpoint, a bad prompt, out of memory) does not stop the chain: captions and the answer are
+  made from the plain heat map, and the result carries ``segmentation_error`` (a whole sentence
+  saying why). Every front end then treats the result as failed: ``ask`` and ``batch`` exit
+  non-zero with that sentence (``--no-segment`` is the way to go without masks); the app shows it
+  as an error banner and keeps the heat map and the answer.
+- Anything else (no heat map, no captions, no answer, cancel) raises, and what was reported
+  through ``on_result`` so far is the caller's to keep.
+
+``pipe`` is an :class:`engine.pipeline.Pipeline` with its image set (or a stand-in with the same
+stage methods).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import CancelledError, CheckpointError, ModelMissingError, PromptError, ResourceError
+from ..prompts import Box, Point
+from ..results import ChainResult, SegmentationResult
+
+__all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "segmentation_message"]
+
+# What a mask stage can fail with that the rest of the chain does not depend on.
+SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, PromptError)
+
+ResultFn = Callable[[Any], None]
+ProgressFn = Callable[[str, float], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class ChainRequest:
+    """One question about the pipeline's current image. ``points`` None: automatic points."""
+
+    question: str
+    points: tuple[Point, ...] | None = None
+    box: Box | None = None
+    alpha: float | None = None  # None: the pipeline's setting
+    segment: bool | None = None  # None: the pipeline's setting
+    num_points: int | None = None  # automatic points; None: the pipeline's setting
+
+
+@dataclass(frozen=True)
+class AutoPoints:
+    """The points the heat map gave (reported before the mask)."""
+
+    points: tuple[Point, ...]
+
+
+def segmentation_message(err: BaseException) -> str:
+    """The sentence a user reads when a mask could not be made."""
+    return (f"No mask could be made: {err} The heat map and the answer were made without a mask; "
+            "fix the segmentation model (qmask models list) or ask without masks (--no-segment).")
+
+
+def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = None,
+              progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ChainResult:
+    """Run every stage of ``request`` on ``pipe``'s current image; see the module docstring."""
+    report = on_result or (lambda _r: None)
+    settings = pipe.settings
+    question = request.question
+    do_segment = settings.segment if request.segment is None else bool(request.segment)
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    start_all = time.perf_counter()
+
+    def step(stage: str, fraction: float) -> None:
+        if progress is not None:
+            progress(stage, fraction)
+
+    def check() -> None:
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled.")
+
+    def prepare(*roles: str) -> None:
+        # The image's encoders for the next stage, stoppable between blocks (a stage alone is not).
+        ready = getattr(pipe, "prepare", None)
+        if callable(ready):
+            result = ready(roles=roles, cancel=cancel)
+            notes.extend(getattr(result, "notes", ()) or ())
+
+    step("heatmap", 0.0)
+    prepare("itm")
+    check()
+    heat = pipe.heatmap(question)
+    timings["heatmap"] = heat.seconds
+    report(heat)
+    check()
+
+    t = time.perf_counter()
+    if request.points is None:
+        points = tuple(pipe.auto_points(heat, num_points=request.num_points))
+        report(AutoPoints(points))
+    else:
+        points = tuple(request.points)
+    timings["points"] = time.perf_counter() - t
+
+    seg: SegmentationResult | None = None
+    seg_error: str | None = None
+    if do_segment:
+        step("segment", 0.0)
+        if not points and request.box is None:
+            notes.append("Segmentation skipped: the heat map has no salient point (it is flat); captions "
+                         "use the plain heat map.")
+        else:
+            try:
+                prepare("efficient_sam")
+                seg = pipe.segment(points, box=request.box)
+            except SEGMENTATION_FAULTS as err:
+                seg_error = segmentation_message(err)
+            else:
+                timings["segment"] = seg.seconds
+                if seg.note:
+                    notes.append(seg.note)
+                report(seg)
+        step("segment", 1.0)
+        check()
+
+    fusion = pipe.fuse(heat.question_map, seg.best.mask if seg is not None else None, request.alpha)
+    timings["fuse"] = fusion.seconds
+    report(fusion)
+    check()
+
+    step("captions", 0.0)
+    prepare("caption")
+    caps = pipe.captions(fusion.fused_map, progress=progress, cancel=cancel)
+    timings["captions"] = caps.seconds
+    report(caps)
+    if caps.cancelled:
+        raise CancelledError(f"Cancelled after {len(caps.captions)} caption(s).")
+    if not caps.complete:
+        notes.append(f"Only {len(caps.captions)} distinct captions of {settings.num_captions} after "
+                     f"{caps.rounds} rounds.")
+    check()
+
+    step("answer", 0.0)
+    answer = pipe.answer(question, caps.captions, cancel=cancel)
+    timings["answer"] = answer.seconds
+    report(answer)
+    step("answer", 1.0)
+    timings["total"] = time.perf_counter() - start_all
+    return ChainResult(image_id=str(getattr(pipe, "image_id", "")), image_size=pipe.image_size, question=question,
+                       heatmap=heat, points=points, segmentation=seg, chosen=0, fusion=fusion, captions=caps,
+                       answer=answer, timings=timings, models=pipe.model_ids(),
+                       random_weights=bool(pipe.random_weights), notes=tuple(notes),
+                       segmentation_error=seg_error)

@@ -1,0 +1,67 @@
+"""The one chain (engine.annotation.chain.run_chain) on tiny random models: results reported in
+stage order as they are ready, the same result as Pipeline.run, cancel between stages, and the
+one failure policy for a mask that cannot be made."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.annotation.chain import AutoPoints, ChainRequest, run_chain
+from engine.errors import CancelledError, CheckpointError
+from engine.pipeline import Pipeline, PipelineSettings
+from engine.prompts import Point
+from engine.results import (AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_models_dir):
+    settings = PipelineSettings(device="cpu", num_captions=6, max_caption_rounds=3)
+    p = Pipeline.from_settings(settings, models_dir=tiny_models_dir)
+    p.set_image(np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8), "img-3")
+    return p
+
+
+def test_results_come_in_stage_order_and_equal_pipeline_run(pipe):
+    seen = []
+    chain = run_chain(pipe, ChainRequest("what is the man holding?"), on_result=seen.append)
+    kinds = [type(r) for r in seen]
+    assert kinds == [HeatmapResult, AutoPoints, SegmentationResult, FusionResult, CaptionsResult, AnswerResult]
+    assert seen[0] is chain.heatmap and seen[2] is chain.segmentation and seen[-1] is chain.answer
+    assert seen[1].points == chain.points and chain.segmentation_error is None
+    again = pipe.run("what is the man holding?")  # the pipeline's own entry point runs the same chain
+    assert again.answer.answer == chain.answer.answer and again.captions.captions == chain.captions.captions
+    assert np.array_equal(again.mask, chain.mask) and again.points == chain.points
+
+
+def test_given_points_and_no_segment(pipe):
+    seen = []
+    chain = run_chain(pipe, ChainRequest("what is it?", points=(Point(30, 40),)), on_result=seen.append)
+    assert AutoPoints not in [type(r) for r in seen] and chain.points == (Point(30, 40),)
+    assert chain.segmentation.points[0].x == 30
+    plain = run_chain(pipe, ChainRequest("what is it?", segment=False))
+    assert plain.segmentation is None and plain.mask is None and plain.answer is not None
+
+
+def test_cancel_between_stages_keeps_what_was_reported(pipe):
+    seen = []
+    with pytest.raises(CancelledError):
+        run_chain(pipe, ChainRequest("what is it?"), on_result=seen.append,
+                  cancel=lambda: any(isinstance(r, FusionResult) for r in seen))
+    assert [type(r) for r in seen][:4] == [HeatmapResult, AutoPoints, SegmentationResult, FusionResult]
+    assert not any(isinstance(r, AnswerResult) for r in seen)
+
+
+def test_a_mask_that_cannot_be_made_is_reported_and_the_rest_runs(pipe, monkeypatch):
+    def broken(points, box=None):
+        raise CheckpointError("The EfficientSAM checkpoint efficient_sam_vitt.pt is truncated.")
+
+    monkeypatch.setattr(pipe, "segment", broken)
+    seen = []
+    chain = run_chain(pipe, ChainRequest("what is it?"), on_result=seen.append)
+    assert chain.segmentation is None and chain.answer is not None and chain.captions.captions
+    assert chain.segmentation_error.startswith("No mask could be made: The EfficientSAM checkpoint")
+    assert "--no-segment" in chain.segmentation_error
+    assert SegmentationResult not in [type(r) for r in seen]
+    # captions came from the plain heat map
+    assert np.allclose(chain.fusion.fused_map, pipe.fuse(chain.heatmap.question_map, None).fused_map)
