@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=("tiny", "full"), default="full",
                         help="random models to make when --models is not given (default: full)")
     parser.add_argument("--preset", choices=("base", "large", "3b"), default="base", help="UnifiedQA size")
+    parser.add_argument("--sam", choices=("vitt", "vits"), default="vitt", help="EfficientSAM variant (default: vitt)")
     parser.add_argument("--device", default="all", help="all (CPU, then CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, fp16 on CUDA), float32, ...")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per stage (default: 3)")
@@ -119,15 +120,15 @@ def plain_itm_forward(itm: Any, rgb: Any, question: str) -> float:
 
 
 def bench_device(models_dir: str | Path | None, device: str, preset: str = "base", dtype: str = "auto",
-                 repeats: int = 3, num_captions: int = 100, image_size: tuple[int, int] = (640, 480),
+                 repeats: int = 3, sam: str = "vitt", num_captions: int = 100, image_size: tuple[int, int] = (640, 480),
                  say: Callable[[str], None] = print) -> dict[str, Any]:
     """Time every stage on one device; returns {"device", "stages": {name: [seconds...]}, ...}."""
     import torch
 
     from .pipeline import Pipeline, PipelineSettings
 
-    settings = PipelineSettings(preset=preset, device=device, dtype=dtype, num_captions=num_captions,
-                                max_caption_rounds=10)
+    settings = PipelineSettings(preset=preset, sam_variant=sam, device=device, dtype=dtype,
+                                num_captions=num_captions, max_caption_rounds=10)
     pipe = Pipeline.from_settings(settings, models_dir=models_dir)
     pipe.check_models()
     dev = pipe.manager.device
@@ -244,27 +245,28 @@ def summarise(result: dict[str, Any], preset: str, num_captions: int) -> list[st
     return lines
 
 
-def _random_models_dir(size: str, preset: str, say: Callable[[str], None]) -> Path:
+def _random_models_dir(size: str, preset: str, say: Callable[[str], None], sam: str = "vitt") -> Path:
     from .models import qmask_cache_dir
     from .random_models import make_random_models, read_marker
 
-    folder = qmask_cache_dir() / f"bench-random-{size}-{preset}"
+    folder = qmask_cache_dir() / f"bench-random-{size}-{preset}" / sam
     roles = ("itm", "caption", "qa", "efficient_sam")
     if all((read_marker(folder / r) or {}).get("size") == size for r in roles):
         return folder
     say(f"writing random {size} models (preset {preset}) to {folder} (once; reused later) ...")
-    make_random_models(folder, size=size, seed=0, preset=preset, progress=lambda m: say("  " + m))
+    make_random_models(folder, size=size, seed=0, preset=preset, sam_variant=sam,
+                       progress=lambda m: say("  " + m))
     return folder
 
 
-def _installed_models_found(size: str, preset: str) -> bool:
+def _installed_models_found(size: str, preset: str, sam: str = "vitt") -> bool:
     """With --size full and no --models: True when all four roles are installed
     ($QMASK_MODELS_DIR or the caches); otherwise random models are made instead."""
     if size != "full":
         return False
     from .models import locate_all, models_dir_from_env
 
-    return all(loc.found for loc in locate_all(preset, "vitt", models_dir_from_env(None)).values())
+    return all(loc.found for loc in locate_all(preset, sam, models_dir_from_env(None)).values())
 
 
 def _devices(spec: str) -> list[str]:
@@ -286,6 +288,7 @@ def main(args: argparse.Namespace) -> int:
     preset = getattr(args, "preset", "base") or "base"
     device = getattr(args, "device", "all") or "all"
     dtype = getattr(args, "dtype", "auto") or "auto"
+    sam = getattr(args, "sam", "vitt") or "vitt"
     repeats = int(getattr(args, "repeats", 3) or 3)
     num_captions = int(getattr(args, "num_captions", 100) or 100)
     image_size_text = str(getattr(args, "image_size", "640x480") or "640x480")
@@ -309,17 +312,17 @@ def main(args: argparse.Namespace) -> int:
     models_dir: Path | None
     if models:
         models_dir = Path(models)
-    elif _installed_models_found(size, preset):
+    elif _installed_models_found(size, preset, sam):
         models_dir = models_dir_from_env(None)  # None: the Pipeline looks in the caches itself
     else:
-        models_dir = _random_models_dir(size, preset, say)
+        models_dir = _random_models_dir(size, preset, say, sam)
     say(f"models: {models_dir or 'installed models (caches)'}")
     results = []
     for dev in _devices(device):
         say(f"benchmarking on {dev}: preset {preset}, {num_captions} captions, {repeats} repeats, "
             f"images {w}x{h}")
-        res = bench_device(models_dir, dev, preset=preset, dtype=dtype, repeats=repeats, num_captions=num_captions,
-                           image_size=(w, h), say=say)
+        res = bench_device(models_dir, dev, preset=preset, dtype=dtype, repeats=repeats, sam=sam,
+                           num_captions=num_captions, image_size=(w, h), say=say)
         results.append(res)
         for line in summarise(res, preset, num_captions):
             say(line)

@@ -42,7 +42,7 @@ CancelFn = Callable[[], bool]
 
 __all__ = ["DownloadError", "DownloadOutcome", "download_file", "fetch_efficient_sam", "fetch_hf_model",
            "download_models", "choose_weight_patterns", "select_repo_files", "verify_sam_checkpoint",
-           "role_target_dir", "validate_url", "SAM_BASE_URL"]
+           "role_target_dir", "validate_url", "require_reachable", "SAM_BASE_URL"]
 
 
 def _check_cancel(cancel: CancelFn | None, what: str) -> None:
@@ -296,7 +296,8 @@ def fetch_hf_model(repo: str, local_dir: str | os.PathLike[str] | None = None,
         _check_cancel(cancel, repo)
         raise DownloadError(f"Downloading {repo} from the Hugging Face Hub failed ({type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''}). Check the network and run the "
-                            "command again; finished files are kept.") from err
+                            "command again (finished files are kept), or fetch the models on another computer "
+                            "and give them with --models DIR.") from err
     _check_cancel(cancel, repo)
     if folder is None:
         raise DownloadError(f"{repo} has no files QMask can use.")
@@ -367,6 +368,9 @@ def download_models(preset: str = "base", sam_variant: str = "vitt", to: str | o
             say(f"{role}: already present ({loc.path})")
             outcomes.append(DownloadOutcome(role, "present", loc.path))
             continue
+        if not any(o.action == "downloaded" for o in outcomes):  # offline: fail at once, not after retries
+            hub_url = None if hub is not None else os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+            require_reachable(base_url if role == "efficient_sam" else hub_url)
         if role == "efficient_sam":
             dest = role_target_dir(role, preset, to_path) if to_path else qmask_cache_dir() / "efficient_sam"
             say(f"{role}: downloading EfficientSAM {sam_variant} from github.com/{SAM_REPO} into {dest}")
@@ -378,6 +382,27 @@ def download_models(preset: str = "base", sam_variant: str = "vitt", to: str | o
             path = fetch_hf_model(rid, local_dir=dest_dir, hub=hub, progress=progress, cancel=cancel)
         outcomes.append(DownloadOutcome(role, "downloaded", path))
     return outcomes
+
+
+def require_reachable(url: str | None, timeout: float = 5.0) -> None:
+    """DownloadError at once, naming ``--models DIR``, when ``url``'s host cannot be reached (no
+    name resolution, connection refused): otherwise huggingface_hub retries for some 26 s,
+    printing each retry, before it fails. Skipped behind a proxy (the proxy decides)."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url or "")
+    if not parts.hostname or urllib.request.getproxies().get(parts.scheme):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise DownloadError(f"Cannot reach {parts.hostname} ({reason}), so nothing was downloaded: this computer "
+                            "seems to be offline. Run `qmask models download --to DIR` on a computer that is "
+                            "online, copy DIR here and give it to QMask with --models DIR (or set "
+                            "QMASK_MODELS_DIR).") from None
 
 
 def validate_url(url: str) -> str:

@@ -384,10 +384,20 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or is_out_of_memory(err)
 
 
+def quiet_transformers() -> None:
+    """No progress bars ("Loading weights", "Writing model shards") and no log chatter from
+    transformers: QMask shows its own progress, and checks what a load reports itself."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+
+
 def _load_hf(role: str, cls: Any, loc: ModelLocation, dtype: Any, eager: bool) -> Any:
     """``cls.from_pretrained`` from a local folder, offline, with our checks on the result."""
     folder = loc.path
     assert folder is not None
+    quiet_transformers()
     config = _read_json(folder / "config.json")
     if config is None:
         raise CheckpointError(f"{folder / 'config.json'} is missing or not valid JSON; download the "

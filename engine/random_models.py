@@ -170,6 +170,9 @@ def make_random_models(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _msg: None)
+    from .models import quiet_transformers
+
+    quiet_transformers()  # no "Writing model shards" bars: ``say`` tells what is written
     builders: dict[str, Callable[[Path, int], dict[str, Any]]] = {
         "itm": lambda d, s: _write_blip(d, s, size, retrieval=True),
         "caption": lambda d, s: _write_blip(d, s, size, retrieval=False),
