@@ -43,8 +43,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .blip_text import cross_attention_kv
-from .errors import (CancelledError, CheckpointError, InputError, ModelMissingError, PromptError,
-                     ResourceError)
+from .errors import CancelledError, CheckpointError, InputError, ModelMissingError
 from .images import check_rgb
 from .prompts import Box, Point
 from .results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
@@ -147,19 +146,6 @@ def clean_question_text(question: str) -> str:
     if not text.strip("?").strip():
         raise InputError("The question is empty: type a question about the image.")
     return text
-
-
-def segmentation_failed(err: Exception) -> Exception:
-    """``err`` (same class, so callers handle it as before) saying that the asked-for mask
-    cannot be made, why, and how to go without it."""
-    reason = str(err).strip()
-    if not reason.endswith((".", "!", "?")):
-        reason += "."
-    message = (f"A mask was asked for but cannot be made. {reason} To answer from the heat map alone, turn "
-               "segmentation off (qmask ask/batch --no-segment).")
-    if isinstance(err, ModelMissingError):
-        return ModelMissingError(message, role=err.role)
-    return type(err)(message)
 
 
 def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:
@@ -599,100 +585,37 @@ class Pipeline:
     def run(self, question: str, points: Sequence[Point] | None = None, box: Box | None = None,
             alpha: float | None = None, segment: bool | None = None, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> ChainResult:
-        """Every stage on the current image. ``points`` None: automatic points from the heat map.
+        """Every stage on the current image (:func:`engine.annotation.chain.run_chain`), as the
+        command line runs it. ``points`` None: automatic points from the heat map.
 
         When segmentation is off, or the heat map has no salient point, the plain heat map drives
-        captioning (the reason is kept in ``last_notes`` and the result's ``notes``). When a mask
-        was asked for and cannot be made (a missing, broken or mismatched EfficientSAM
-        checkpoint, a bad prompt, out of memory), the error is raised, same class, with a message
-        that says so (:func:`segmentation_failed`): an answer without its mask is not a success.
+        captioning (the reason is in ``last_notes`` and the result's ``notes``). A mask that was
+        asked for and cannot be made fails the run: the chain's ``segmentation_error`` is raised
+        with the class of the fault (an answer without its mask is not a success on the command
+        line; the app keeps the answer and shows the error instead).
         """
+        from .annotation.chain import ChainRequest, raise_segmentation_error, run_chain
+
         text = clean_question_text(question)
-        entry_id = self._current
         self._entry()
-        do_segment = self.settings.segment if segment is None else bool(segment)
-        notes: list[str] = []
-        timings: dict[str, float] = {}
         encodes_before = dict(self.encode_count)
         loads_before = dict(self.manager.stats.loads)
-        total_start = _now()
-
-        def step(stage: str, fraction: float) -> None:
-            if progress is not None:
-                progress(stage, fraction)
-
-        def checkpoint() -> None:
-            if cancel is not None and cancel():
-                raise CancelledError("Cancelled.")
-
-        step("heatmap", 0.0)
-        heat = self.heatmap(text)
-        timings["heatmap"] = heat.seconds
-        step("heatmap", 1.0)
-        checkpoint()
-
-        start = _now()
-        auto = points is None
-        prompt_points = self.auto_points(heat) if auto else tuple(points or ())
-        timings["points"] = _now() - start
-
-        seg: SegmentationResult | None = None
-        if do_segment:
-            step("segment", 0.0)
-            if not prompt_points and box is None:
-                notes.append("Segmentation skipped: the heat map has no salient point "
-                             "(it is flat); captions use the plain heat map.")
-            else:
-                try:
-                    seg = self.segment(prompt_points, box=box)
-                except (PromptError, ResourceError, CheckpointError, ModelMissingError) as err:
-                    raise segmentation_failed(err) from err
-                timings["segment"] = seg.seconds
-                if seg.note:
-                    notes.append(seg.note)
-            step("segment", 1.0)
-            checkpoint()
-
-        mask = seg.best.mask if seg is not None else None
-        fusion = self.fuse(heat.question_map, mask, alpha)
-        timings["fuse"] = fusion.seconds
-        checkpoint()
-
-        step("captions", 0.0)
-        caps = self.captions(fusion.fused_map, progress=progress, cancel=cancel)
-        timings["captions"] = caps.seconds
-        if caps.cancelled:
-            raise CancelledError(f"Cancelled after {len(caps.captions)} caption(s).")
-        if not caps.complete:
-            notes.append(f"Only {len(caps.captions)} distinct captions of {self.settings.num_captions} after "
-                         f"{caps.rounds} rounds.")
-        step("captions", 1.0)
-
-        step("answer", 0.0)
-        ans = self.answer(text, caps.captions, cancel=cancel)
-        timings["answer"] = ans.seconds
-        step("answer", 1.0)
-        self.last_question_use = self.question_use(text)
-        if self.last_question_use.truncated:
-            notes.insert(0, self.last_question_use.note())
+        request = ChainRequest(text, points=None if points is None else tuple(points), box=box, alpha=alpha,
+                               segment=segment)
+        result = run_chain(self, request, progress=progress, cancel=cancel)
+        timings = dict(result.timings)
         for enc in ENCODERS:
             if self.encode_count[enc] > encodes_before[enc]:
                 timings[f"encode_{enc}"] = self.encode_seconds[enc]
         for role, count in self.manager.stats.loads.items():
             if count > loads_before.get(role, 0):
                 timings[f"load_{role}"] = self.manager.stats.load_seconds[role]
-        timings["total"] = _now() - total_start
-        self.last_notes = notes
-
-        extra: dict[str, Any] = {}
-        if "notes" in {f.name for f in dataclasses.fields(ChainResult)}:
-            extra["notes"] = tuple(notes)
-        return ChainResult(image_id=str(entry_id), image_size=self.image_size, question=text, heatmap=heat,
-                           points=tuple(prompt_points), segmentation=seg, chosen=0, fusion=fusion,
-                           captions=caps, answer=ans, timings=timings, models=self.model_ids(),
-                           random_weights=self.random_weights, **extra)
+        result = dataclasses.replace(result, timings=timings)
+        self.last_question_use = self.question_use(text)
+        self.last_notes = list(result.notes)
+        raise_segmentation_error(result)
+        return result
 
 
 __all__ = ["Pipeline", "PipelineSettings", "CrossAttentionKVCache", "ProgressFn", "CancelFn", "STAGES", "ENCODERS",
-           "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text",
-           "segmentation_failed"]
+           "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text"]

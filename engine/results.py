@@ -110,6 +110,7 @@ class ChainResult:
     # Set when a mask was asked for and could not be made (engine.annotation.chain): the rest of
     # the chain ran on the plain heat map, and every front end reports the run as failed.
     segmentation_error: str | None = None
+    segmentation_fault: str | None = None  # its error class: CheckpointError, ResourceError, ...
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -35,7 +35,10 @@ from typing import Any, Callable
 from PySide6 import QtCore
 
 from engine.annotation.candidates import prepare_candidates
-from engine.errors import CancelledError, CheckpointError, ModelMissingError, PromptError, QMaskError, ResourceError
+from engine.annotation.chain import AutoPoints as ChainPoints
+from engine.annotation.chain import ChainRequest, run_chain
+from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
+from engine.results import HeatmapResult, SegmentationResult
 
 from . import gui_thread_gc
 from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
@@ -277,38 +280,39 @@ class EngineWorker(QtCore.QObject):
         prepare = getattr(self.pipeline, "prepare", None)
         return prepare(roles=roles, progress=progress, cancel=cancel) if callable(prepare) else None
 
+    # Each chain stage of an Ask as the status bar names it, and the part of the bar it fills.
+    ASK_PROGRESS = {"heatmap": ("heat map", 0.0, 0.2), "segment": ("mask", 0.2, 0.3),
+                    "captions": ("captions", 0.3, 0.9), "answer": ("answer", 0.9, 1.0)}
+
     def _ask(self, request: Ask) -> None:
+        """The chain (engine.annotation.chain), each result sent to the window as it is ready."""
         pipe = self._need_pipeline()
         progress, cancel = self._callbacks(request)
         progress("encoding image", 0.0)
         self._use_image(request.image)
-        self._prepare(("itm",), cancel)
-        if cancel():
-            raise CancelledError("cancelled")
-        progress("heat map", 0.1)
-        heat = pipe.heatmap(request.question)
-        self.reply.emit(Reply(request, heat))
-        self._tell_question_use(request, pipe)
-        if cancel():
-            raise CancelledError("cancelled")
-        progress("points", 0.2)
-        points = tuple(pipe.auto_points(heat, num_points=request.num_points))
-        self.reply.emit(Reply(request, AutoPoints(points)))
-        mask = None
-        if points and getattr(pipe.settings, "segment", True):
-            progress("mask", 0.25)
-            try:
-                self._prepare(("efficient_sam",), cancel)
-                seg = prepare_candidates(pipe.segment(points), heat.question_map.shape)
-            except SEGMENTATION_FAULTS as err:
-                # The heat map is shown and the answer does not need a mask: go on, and say why.
-                self.reply.emit(Reply(request, Notice(no_mask_message(err))))
-            else:
-                self.reply.emit(Reply(request, seg))
-                mask = seg.best.mask
-        fusion = pipe.fuse(heat.question_map, mask, alpha=request.alpha)
-        self.reply.emit(Reply(request, fusion))
-        self._captions_and_answer(request, request.question, fusion.fused_map, progress, cancel, 0.3)
+        grid: list[tuple[int, int]] = []
+
+        def send(result: Any) -> None:
+            if isinstance(result, HeatmapResult):
+                grid.append(tuple(result.question_map.shape))
+                self._tell_question_use(request, pipe)
+            elif isinstance(result, SegmentationResult):
+                result = prepare_candidates(result, grid[0] if grid else None)  # off the GUI thread
+            elif isinstance(result, ChainPoints):
+                result = AutoPoints(result.points)
+            self.reply.emit(Reply(request, result))
+
+        def stage_progress(stage: str, fraction: float) -> None:
+            name, lo, hi = self.ASK_PROGRESS.get(stage, (stage, 0.0, 1.0))
+            progress(name, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
+
+        chain = run_chain(pipe, ChainRequest(request.question, alpha=request.alpha, num_points=request.num_points),
+                          on_result=send, progress=stage_progress, cancel=cancel)
+        if chain.segmentation_error:
+            # The heat map and the answer are shown; the mask's absence is an error the user sees.
+            self.reply.emit(Reply(request, Notice(chain.segmentation_error + " Choose another segmentation model "
+                                                  "in Engine > Models… to get masks again.", "error")))
+        progress("done", 1.0)
 
     def _tell_question_use(self, request: Ask, pipe: Any) -> None:
         """A notice when the models read only part of the question (engine.question_use)."""
@@ -345,14 +349,6 @@ def _image_id(request: Request) -> str | None:
     """The image a request is about; None for those about no image (opening a file, models)."""
     image = getattr(request, "image", None)
     return None if image is None else image.image_id
-
-
-SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, PromptError)
-
-
-def no_mask_message(err: BaseException) -> str:
-    return (f"No mask could be made, so the heat map and the answer are shown without one. {err} "
-            "Choose another segmentation model in Engine > Models… to get masks again.")
 
 
 def load_eagerly(pipe: Any, progress, cancel) -> list[str]:

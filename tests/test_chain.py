@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.annotation.chain import AutoPoints, ChainRequest, run_chain
+from engine.annotation.chain import AutoPoints, ChainRequest, raise_segmentation_error, run_chain
 from engine.errors import CancelledError, CheckpointError
 from engine.pipeline import Pipeline, PipelineSettings
 from engine.prompts import Point
@@ -60,8 +60,11 @@ def test_a_mask_that_cannot_be_made_is_reported_and_the_rest_runs(pipe, monkeypa
     seen = []
     chain = run_chain(pipe, ChainRequest("what is it?"), on_result=seen.append)
     assert chain.segmentation is None and chain.answer is not None and chain.captions.captions
-    assert chain.segmentation_error.startswith("No mask could be made: The EfficientSAM checkpoint")
-    assert "--no-segment" in chain.segmentation_error
+    assert chain.segmentation_error.startswith("A mask was asked for but cannot be made. The EfficientSAM checkpoint")
+    assert chain.segmentation_fault == "CheckpointError"
+    assert chain.segmentation_error.endswith("The heat map and the answer were made without it.")
+    with pytest.raises(CheckpointError, match=r"efficient_sam_vitt\.pt is truncated\. .*--no-segment"):
+        raise_segmentation_error(chain)  # how the command line fails the run
     assert SegmentationResult not in [type(r) for r in seen]
     # captions came from the plain heat map
     assert np.allclose(chain.fusion.fused_map, pipe.fuse(chain.heatmap.question_map, None).fused_map)

@@ -30,7 +30,8 @@ from ..errors import CancelledError, CheckpointError, ModelMissingError, PromptE
 from ..prompts import Box, Point
 from ..results import ChainResult, SegmentationResult
 
-__all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "segmentation_message"]
+__all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "segmentation_message",
+           "raise_segmentation_error"]
 
 # What a mask stage can fail with that the rest of the chain does not depend on.
 SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, PromptError)
@@ -60,9 +61,22 @@ class AutoPoints:
 
 
 def segmentation_message(err: BaseException) -> str:
-    """The sentence a user reads when a mask could not be made."""
-    return (f"No mask could be made: {err} The heat map and the answer were made without a mask; "
-            "fix the segmentation model (qmask models list) or ask without masks (--no-segment).")
+    """The sentence a user reads when a mask was asked for and could not be made."""
+    reason = str(err).strip()
+    if not reason.endswith((".", "!", "?")):
+        reason += "."
+    return f"A mask was asked for but cannot be made. {reason} The heat map and the answer were made without it."
+
+
+def raise_segmentation_error(result: ChainResult) -> None:
+    """For front ends that fail a run without its mask (the command line): raise the result's
+    segmentation failure with the class of the fault (out of memory stays a ResourceError, so a
+    batch records that image as failed and goes on; a broken checkpoint stops it)."""
+    if result.segmentation_error is None:
+        return
+    kind = {cls.__name__: cls for cls in SEGMENTATION_FAULTS}.get(result.segmentation_fault or "", CheckpointError)
+    raise kind(result.segmentation_error + " To answer from the heat map alone, turn segmentation off "
+               "(qmask ask/batch --no-segment).")
 
 
 def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = None,
@@ -109,6 +123,7 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
 
     seg: SegmentationResult | None = None
     seg_error: str | None = None
+    seg_fault: str | None = None
     if do_segment:
         step("segment", 0.0)
         if not points and request.box is None:
@@ -119,7 +134,7 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
                 prepare("efficient_sam")
                 seg = pipe.segment(points, box=request.box)
             except SEGMENTATION_FAULTS as err:
-                seg_error = segmentation_message(err)
+                seg_error, seg_fault = segmentation_message(err), type(err).__name__
             else:
                 timings["segment"] = seg.seconds
                 if seg.note:
@@ -150,9 +165,12 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
     timings["answer"] = answer.seconds
     report(answer)
     step("answer", 1.0)
+    use = getattr(pipe, "question_use", None)
+    if callable(use) and use(question).truncated:
+        notes.insert(0, use(question).note())
     timings["total"] = time.perf_counter() - start_all
     return ChainResult(image_id=str(getattr(pipe, "image_id", "")), image_size=pipe.image_size, question=question,
                        heatmap=heat, points=points, segmentation=seg, chosen=0, fusion=fusion, captions=caps,
                        answer=answer, timings=timings, models=pipe.model_ids(),
                        random_weights=bool(pipe.random_weights), notes=tuple(notes),
-                       segmentation_error=seg_error)
+                       segmentation_error=seg_error, segmentation_fault=seg_fault)
