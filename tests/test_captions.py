@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tolerance import close_to_scale
 
 from engine.captions import (
     MIN_TOP_UP,
@@ -282,8 +283,8 @@ def test_projected_patches_change_nothing_but_the_cost(captioner, monkeypatch):
         assert state["projected"] == len(linears)
         state["ids"] = None
         computed = [linear(hidden[ids]) for linear in linears]
-    for a, b in zip(rows, computed):
-        assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(rows, computed):  # ~3e-7 with the tiny random decoder: relative to that
+        assert close_to_scale(a, b, rel=1e-5)
 
 
 def test_call_size_first_call_then_top_ups():

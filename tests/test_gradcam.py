@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tolerance import assert_close_to_scale
 
 from engine.blip_text import clean_question, enc_token_id
 from engine.errors import ImageError, InputError
@@ -28,11 +29,8 @@ def itm(shared_fixtures):
 
 
 def _assert_close_to_reference(actual: np.ndarray, expected: torch.Tensor) -> None:
-    # Random weights give tiny values: tolerance relative to the reference's largest value.
-    expected = expected.numpy()
-    scale = float(np.abs(expected).max())
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale)
+    # Random weights give tiny values (maps of ~2e-7): tolerance relative to the reference's scale.
+    assert_close_to_scale(actual, expected, rel=1e-4)
 
 
 def test_matches_lavis_reference(itm):
@@ -40,7 +38,7 @@ def test_matches_lavis_reference(itm):
     result = compute_gradcam(model, tokenizer, ref["pixel_values"], ref["questions"], block_num=ref["block_num"])
     np.testing.assert_array_equal(result.input_ids, ref["input_ids"].numpy())
     np.testing.assert_array_equal(result.attention_mask, ref["attention_mask"].numpy())
-    np.testing.assert_allclose(result.itm_logits, ref["itm_logits"].numpy(), rtol=1e-4, atol=1e-5)
+    assert_close_to_scale(result.itm_logits, ref["itm_logits"], rel=1e-4)
     assert result.token_maps.shape == tuple(ref["token_gradcams"].shape)
     assert result.question_maps.shape == (2, 6, 6) and result.question_maps.dtype == np.float32
     _assert_close_to_reference(result.token_maps, ref["token_gradcams"])
@@ -60,7 +58,7 @@ def test_itm_logits_equal_hugging_face_forward_with_enc_token(itm):
     with torch.no_grad():
         hf = model(input_ids=torch.from_numpy(result.input_ids), pixel_values=ref["pixel_values"],
                    attention_mask=torch.from_numpy(result.attention_mask), use_itm_head=True).itm_score
-    np.testing.assert_allclose(result.itm_logits, hf.numpy(), rtol=1e-5, atol=1e-6)
+    assert_close_to_scale(result.itm_logits, hf, rel=1e-5)
 
 
 def test_no_parameter_gradients_even_when_disabled(itm):
@@ -112,16 +110,17 @@ def test_one_image_shared_by_several_questions(itm):
     one = ref["pixel_values"][:1]
     shared = compute_gradcam(model, tokenizer, one, ref["questions"], block_num=2)
     twice = compute_gradcam(model, tokenizer, one.expand(2, -1, -1, -1), ref["questions"], block_num=2)
-    np.testing.assert_allclose(shared.question_maps, twice.question_maps, rtol=1e-5, atol=1e-12)
+    assert_close_to_scale(shared.question_maps, twice.question_maps, rel=1e-5)
 
 
 def test_question_map_is_mean_of_question_token_maps(itm):
     model, tokenizer, _, ref = itm
-    result = compute_gradcam(model, tokenizer, ref["pixel_values"], ref["questions"], block_num=3)
+    # The reference layer: at layer 3 the tiny model's maps are all zero, and a mean of zeros checks nothing.
+    result = compute_gradcam(model, tokenizer, ref["pixel_values"], ref["questions"], block_num=ref["block_num"])
     for b in range(2):
         tokens, maps = result.question_token_maps(b)
         assert "[ENC]" not in tokens and "[SEP]" not in tokens and len(tokens) == len(maps)
-        np.testing.assert_allclose(result.question_maps[b], maps.mean(axis=0), rtol=1e-5, atol=1e-12)
+        assert_close_to_scale(result.question_maps[b], maps.mean(axis=0), rel=1e-5)
         padding = result.attention_mask[b] == 0
         assert not result.token_maps[b][padding].any()
     assert result.tokens[1] == ("[ENC]", "color", "of", "the", "dog", "[SEP]")
