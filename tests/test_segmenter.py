@@ -336,8 +336,8 @@ def test_decoder_context_follows_the_current_image(base_model):
 def test_cpu_fast_path_gives_the_plain_path_masks(base_model, monkeypatch):
     from engine import cpu_linear
 
-    if not cpu_linear.onednn_linear_available():
-        pytest.skip("this PyTorch build has no usable oneDNN packed Linear")
+    if not torch.backends.mkldnn.is_available():  # where oneDNN is present, packing must work
+        pytest.skip("this PyTorch build has no oneDNN (torch.backends.mkldnn)")
     monkeypatch.setenv(cpu_linear.ENV_SWITCH, "default")
     plain = Segmenter(copy.deepcopy(base_model), device="cpu")
     assert not any(cpu_linear.is_packed(m) for m in plain.model.modules())
