@@ -17,11 +17,16 @@
   caption sampling. Images are not stacked into one forward pass across images: the
   Grad-CAM needs per-image gradients and SAM's encoder dominates on its own.
 - ``cancel()`` is polled between questions; the work done so far is kept (already committed).
+- Captions are sampled with a seed made from ``settings.seed`` and the image's SHA-256
+  (:func:`image_seed`): the same image gets the same captions in any order, on any worker.
+- ``cluster=ClusterOptions(...)`` runs the same per-image code (:func:`process_image`) on Ray
+  workers (``engine.batch_ray``); this process writes their results as they come.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import sys
@@ -34,7 +39,8 @@ from typing import Any, Callable, Iterable
 from .errors import CancelledError, ImageError, InputError, ProjectError, ResourceError
 from .project import Project, clean_label, file_sha256, normalise_question
 
-__all__ = ["BatchQuestion", "BatchReport", "read_questions_csv", "run_batch", "pending_work"]
+__all__ = ["BatchQuestion", "BatchReport", "ImageResult", "read_questions_csv", "run_batch", "pending_work",
+           "process_image", "write_image", "image_seed"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,8 @@ def pending_work(project: Project, images: list[Path],
     return work, done
 
 
-def _load(path: Path, max_pixels: int | None) -> tuple[Any, str] | ImageError | ResourceError:
+def load_and_hash(path: Path, max_pixels: int | None) -> tuple[Any, str] | ImageError | ResourceError:
+    """The image (as displayed) and its file's SHA-256, or the error that says why it cannot be read."""
     from .images import load_image
 
     try:
@@ -137,13 +144,16 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
               pipeline: Any = None, settings: Any = None, models_dir: str | os.PathLike[str] | None = None,
               max_pixels: int | None = None, recursive: bool = False, show_progress: bool = True,
               cancel: Callable[[], bool] | None = None,
-              on_image_done: Callable[[Path, int, int], None] | None = None) -> BatchReport:
+              on_image_done: Callable[[Path, int, int], None] | None = None,
+              cluster: Any = None) -> BatchReport:
     """Run the chain over ``images`` (a folder, or files) for every question; see the module doc.
 
     ``project``: a Project, or a path (loaded when it exists, else created). ``pipeline``: an
     object with ``set_image(rgb, image_id=...)`` and ``run(question) -> ChainResult`` (default:
     ``Pipeline.from_settings(settings, models_dir=models_dir)``, built lazily on the first image
     that needs it). ``on_image_done(path, done, total)`` is called after each image is committed.
+    ``cluster``: an ``engine.batch_ray.ClusterOptions`` to run the chains on Ray workers instead
+    (the same per-image code, :func:`process_image`; the results are written here).
     """
     from .images import list_images
 
@@ -174,18 +184,32 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         report.seconds = time.perf_counter() - t0
         return report
 
-    bar = None
-    if show_progress:
-        from tqdm import tqdm
+    if cluster is not None:  # the same work, on a Ray cluster (engine.batch_ray)
+        from .batch_ray import run_on_ray
 
-        bar = tqdm(total=len(work), file=sys.stderr, unit="image", dynamic_ncols=True, desc="qmask batch")
+        return run_on_ray(project, qs, work, report, cluster, settings=settings, models_dir=models_dir,
+                          max_pixels=max_pixels, show_progress=show_progress, cancel=cancel,
+                          on_image_done=on_image_done, started=t0)
 
+    seed = base_seed(pipeline, settings)
+    progress = BatchProgress(len(work), show_progress)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-batch-load")
     futures: dict[int, Future] = {}
 
     def prefetch(i: int) -> None:
         if i < len(work) and i not in futures:
-            futures[i] = pool.submit(_load, work[i][0], max_pixels)
+            futures[i] = pool.submit(load_and_hash, work[i][0], max_pixels)
+
+    def get_pipeline() -> Any:
+        nonlocal pipeline
+        if pipeline is None:
+            pipeline = _default_pipeline(settings, models_dir)
+            pipeline.check_models()  # missing models: stop now, naming the download command
+        return pipeline
+
+    def on_chain(result: ImageResult, qi: int, chain: Any) -> None:
+        write_chain(project, result, qi, chain, qs)  # committed as soon as it is made
+        report.annotations += 1
 
     try:
         prefetch(0)
@@ -195,50 +219,20 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
                 break
             loaded = futures.pop(i).result()
             prefetch(i + 1)
+            progress.show(path.name)
             record = project.find_image(path, questions=False)
-            if bar is not None:
-                bar.set_postfix_str(path.name[-40:], refresh=False)
-            if isinstance(loaded, Exception):
-                record.mark_failed(str(loaded))
-                project.update_image(record)
-                report.failed.append((record.path, str(loaded)))
-                if bar is not None:
-                    bar.update(1)
-                continue
-            image, sha = loaded
-            w, h = image.size
-            if record.sha256 and record.sha256 != sha:
-                # The file changed since its annotations were made: they no longer fit it.
-                project.clear_questions(record, reason="the image file changed")
-                todo = list(qs)
-            record.sha256 = sha
-            record.mark_ok(w, h)
-            if pipeline is None:
-                pipeline = _default_pipeline(settings, models_dir)
-                pipeline.check_models()  # missing models: stop now, naming the download command
-            try:
-                pipeline.set_image(image.rgb, image_id=image.image_id)
-                for q in todo:
-                    if cancel is not None and cancel():
-                        report.cancelled = True
-                        break
-                    chain = pipeline.run(q.question, cancel=cancel)
-                    if tuple(chain.image_size) != (w, h):
-                        raise ProjectError(f"The pipeline returned a {chain.image_size} result for the "
-                                           f"{w}x{h} image {path}; refusing to store misaligned masks.")
-                    project.record_chain(path, chain, label=q.label, sha256=sha)
-                    report.annotations += 1
-            except (ImageError, ResourceError) as err:
-                # This image only (e.g. out of memory on a huge one): record it, go on.
-                record.mark_failed(str(err))
-                project.update_image(record)
-                report.failed.append((record.path, str(err)))
-                if bar is not None:
-                    bar.update(1)
+            result = process_image(path, [qs.index(q) for q in todo], qs, get_pipeline, stored_sha=record.sha256,
+                                   seed=seed, max_pixels=max_pixels, cancel=cancel, loaded=loaded,
+                                   on_chain=on_chain)
+            if result.cancelled:
+                report.cancelled = True
+            if result.failure is not None:
+                write_failure(project, result)
+                report.failed.append((record.path, result.failure))
+                progress.update(failed=1)
                 continue
             report.processed += 1
-            if bar is not None:
-                bar.update(1)
+            progress.update()
             if on_image_done is not None:
                 on_image_done(path, i + 1, len(work))
             if report.cancelled:
@@ -247,10 +241,153 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         report.cancelled = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
+        progress.close()
+        if getattr(pipeline, "settings", None) is not None:
+            pipeline.settings.seed = seed  # the caller's settings as they were given
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# -- one image: the work both the local loop and a Ray worker (engine.batch_ray) do ---------
+
+@dataclass
+class ImageResult:
+    """What the chain made of one image, small enough to send from a worker to the driver, which
+    writes it (:func:`write_chain`, :func:`write_failure`)."""
+
+    path: str  # the image file, as the batch listed it (absolute on a cluster)
+    sha256: str | None = None  # None: the file could not be read
+    size: tuple[int, int] | None = None  # (W, H) as displayed
+    changed: bool = False  # the file changed since its annotations were made: they are replaced
+    chains: list[tuple[int, Any]] = field(default_factory=list)  # (question index, ChainResult)
+    failure: str | None = None  # why this image failed (it is recorded as failed, the batch goes on)
+    cancelled: bool = False
+    fatal: BaseException | None = None  # a Ray worker's error that stops the batch (models missing)
+    written: int = 0  # chains written so far (by the driver)
+    worker: str = ""  # HOST:PID of the Ray worker that made it ("" locally)
+
+
+def image_seed(seed: int | None, sha256: str) -> int | None:
+    """The caption sampling seed of one image: from the batch's seed and the image's content, so
+    that it does not depend on the order, the worker or the machine (None stays unseeded)."""
+    if seed is None:
+        return None
+    digest = hashlib.sha256(f"{int(seed)}:{sha256}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def base_seed(pipeline: Any, settings: Any) -> int | None:
+    """The batch's seed: the given pipeline's, else the settings' (default 0)."""
+    owner = getattr(pipeline, "settings", None) if pipeline is not None else settings
+    if owner is None and pipeline is None:
+        from .pipeline import PipelineSettings
+
+        owner = PipelineSettings()
+    return getattr(owner, "seed", None)
+
+
+def process_image(path: Path | str, todo: list[int], questions: list[BatchQuestion],
+                  get_pipeline: Callable[[], Any], *, stored_sha: str | None = None, seed: int | None = 0,
+                  max_pixels: int | None = None, cancel: Callable[[], bool] | None = None,
+                  loaded: Any = None, on_chain: Callable[[ImageResult, int, Any], None] | None = None
+                  ) -> ImageResult:
+    """Load and hash one image, make it current, run the chain for each question in ``todo``
+    (indices into ``questions``); errors of this image only become ``failure``.
+
+    ``get_pipeline()`` is called once the image is read (a folder of unreadable files needs no
+    models). ``loaded``: the image already read by :func:`load_and_hash` (the local loop reads
+    the next image while the models work). ``on_chain(result, index, chain)`` after each question.
+    """
+    loaded = load_and_hash(Path(path), max_pixels) if loaded is None else loaded
+    if isinstance(loaded, Exception):
+        return ImageResult(str(path), failure=str(loaded))
+    image, sha = loaded
+    result = ImageResult(str(path), sha256=sha, size=tuple(image.size))
+    if stored_sha and stored_sha != sha:
+        result.changed = True  # its annotations no longer fit it: every question again
+        todo = list(range(len(questions)))
+    pipeline = get_pipeline()
+    if getattr(pipeline, "settings", None) is not None and seed is not None:
+        pipeline.settings.seed = image_seed(seed, sha)
+    try:
+        pipeline.set_image(image.rgb, image_id=image.image_id)
+        for qi in todo:
+            if cancel is not None and cancel():
+                result.cancelled = True
+                break
+            chain = pipeline.run(questions[qi].question, cancel=cancel)  # the chain, in one place
+            if tuple(chain.image_size) != result.size:
+                raise ProjectError(f"The pipeline returned a {chain.image_size} result for the "
+                                   f"{result.size[0]}x{result.size[1]} image {path}; refusing to store "
+                                   "misaligned masks.")
+            result.chains.append((qi, chain))
+            if on_chain is not None:
+                on_chain(result, qi, chain)
+    except (ImageError, ResourceError) as err:
+        result.failure = str(err)  # this image only (e.g. out of memory on a huge one)
+    return result
+
+
+def write_chain(project: Project, result: ImageResult, qi: int, chain: Any, questions: list[BatchQuestion]) -> None:
+    """Commit one question's chain result of ``result`` (one transaction)."""
+    if result.changed and result.written == 0:
+        _clear(project, result)
+    project.record_chain(result.path, chain, label=questions[qi].label, sha256=result.sha256)
+    result.written += 1
+
+
+def write_failure(project: Project, result: ImageResult) -> None:
+    """Record the image as failed, with the reason (the chains it finished stay)."""
+    if result.changed and result.written == 0:
+        _clear(project, result)
+    record = project.find_image(result.path, questions=False)
+    if result.sha256:
+        record.sha256 = result.sha256
+    record.mark_failed(str(result.failure))
+    project.update_image(record)
+
+
+def write_image(project: Project, result: ImageResult, questions: list[BatchQuestion]) -> None:
+    """Commit a whole :class:`ImageResult` (a Ray worker's): each chain, then any failure."""
+    for qi, chain in result.chains:
+        write_chain(project, result, qi, chain, questions)
+    if result.failure is not None:
+        write_failure(project, result)
+
+
+def _clear(project: Project, result: ImageResult) -> None:
+    record = project.find_image(result.path, questions=False)
+    project.clear_questions(record, reason="the image file changed")
+
+
+class BatchProgress:
+    """The batch's progress bar on stderr (images done, images/s, ETA, failures), or nothing."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.failed = 0
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, unit="image", dynamic_ncols=True, desc="qmask batch")
+
+    def show(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(name), refresh=False)
+
+    def update(self, n: int = 1, failed: int = 0, name: str | None = None) -> None:
+        self.failed += failed
+        if self.bar is not None:
+            if name is not None or failed:
+                self.bar.set_postfix_str(self._postfix(name or ""), refresh=False)
+            self.bar.update(n)
+
+    def _postfix(self, name: str) -> str:
+        return (f"{self.failed} failed, " if self.failed else "") + name[-40:]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _default_pipeline(settings: Any, models_dir: Any) -> Any:
