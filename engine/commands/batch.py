@@ -33,6 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refuse images larger than this many pixels (default: QMASK_MAX_PIXELS or 100 MP)")
     parser.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
     parser.add_argument("--no-progress", action="store_true", help="no progress output at all (ours or any library's)")
+    cluster = parser.add_argument_group("cluster (Ray; pip install 'qmask[cluster]')")
+    cluster.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                         help="run the chains on Ray workers: without ADDRESS a local Ray instance on this "
+                              "machine; 'auto' the running cluster (ray start); 'ray://HOST:10001' through Ray "
+                              "Client. Images and --models must be at the same path on every node")
+    cluster.add_argument("--workers", metavar="N|MIN-MAX",
+                         help="Ray workers (each loads the models once); MIN-MAX to autoscale (default: as many "
+                              "as the cluster's GPUs, or its CPUs, allow)")
+    cluster.add_argument("--gpus-per-worker", type=float, default=None,
+                         help="GPUs per worker, fractions allowed (0.5: two per GPU; default: 1 when the cluster "
+                              "has GPUs, else 0)")
+    cluster.add_argument("--cpus-per-worker", type=float, default=None,
+                         help="CPUs (and torch threads) per worker (default: 1 with GPUs, else half the CPUs, 1-4)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
         if args.num_captions < 1:
             raise InputError("--num-captions must be at least 1.")
         settings.num_captions = args.num_captions
+    cluster = _cluster_options(args)
     project = Project.open_or_create(args.project, writer="batch")
     try:
         if project.notice:
             print(f"qmask batch: {project.notice}", file=sys.stderr)
         report = run_batch(args.images, questions, project, settings=settings, models_dir=args.models,
                            max_pixels=args.max_pixels, recursive=args.recursive,
-                           show_progress=not args.no_progress)
+                           show_progress=not args.no_progress, cluster=cluster)
         for note in report.notes:
             print(f"qmask batch: {note}", file=sys.stderr)
         for rel, reason in report.failed:
@@ -67,4 +81,26 @@ def run(args: argparse.Namespace) -> int:
               "Open it in the app to review, most doubtful first.")
     finally:
         project.close()  # the last connection out folds the journal back into the file
+    if cluster is not None and report.cancelled:
+        return 130  # Ctrl-C (the local batch gets there through KeyboardInterrupt)
     return 0 if report.ok else 1
+
+
+def _cluster_options(args: argparse.Namespace):
+    """ClusterOptions for --ray (None without it); Ray is imported only for --ray."""
+    from ..errors import InputError
+
+    extra = [name for name in ("workers", "gpus_per_worker", "cpus_per_worker") if getattr(args, name) is not None]
+    if args.ray is None:
+        if extra:
+            raise InputError(f"--{extra[0].replace('_', '-')} needs --ray.")
+        return None
+    from ..batch_ray import ClusterOptions, import_ray, parse_workers
+
+    address = args.ray
+    if address != "local" and address != "auto" and not address.startswith("ray://") and ":" not in address:
+        raise InputError(f"--ray takes no value, 'auto', 'ray://HOST:10001' or HOST:PORT, not {address!r} "
+                         "(give the images folder before --ray).")
+    import_ray()  # says which extra to install, before the project is opened
+    return ClusterOptions(address=None if address == "local" else address, workers=parse_workers(args.workers),
+                          gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)

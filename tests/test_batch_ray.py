@@ -1,0 +1,198 @@
+"""``qmask batch --ray`` on a real local Ray instance (started here, once for the module) with
+the tiny random models: the project equals the local batch's for the same seed; a worker
+process that dies mid-run is replaced and each image lands exactly once; Ctrl-C keeps what is
+done and a rerun finishes the rest; a worker without the models stops the batch once.
+
+Ray is in the ``test`` extra: these run in CI. Workers are real processes: what a test hands
+them (a pipeline that dies on purpose) is pickled by value, since they cannot import tests/.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.batch import run_batch
+from engine.errors import ModelMissingError
+from engine.project import Project
+
+ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
+
+from engine.batch_ray import ClusterOptions  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ["what is bright?"]
+CAPTIONS = 2
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    from ray import cloudpickle
+
+    # More logical CPUs than cores: the pool's actors never take every CPU Ray Data needs.
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    ray.shutdown()
+
+
+def _images(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        a = np.full((48, 64, 3), 20, np.uint8)
+        y, x = rng.integers(0, 30, 2)
+        a[y:y + 16, x:x + 24] = rng.integers(120, 255, 3)
+        Image.fromarray(a).save(folder / f"img_{i:02d}.png")
+    return folder
+
+
+def _settings():
+    from engine.pipeline import PipelineSettings
+
+    return PipelineSettings(num_captions=CAPTIONS, device="cpu", seed=3)
+
+
+def _records(path: Path) -> dict[str, tuple]:
+    with Project.open(path) as project:
+        out = {}
+        for img in project.iter_images():
+            assert img.status == "ok", (img.path, img.error)
+            out[img.path] = tuple((q.question, q.answer, tuple(q.captions), repr(q.mask_rle)) for q in img.questions)
+        return out
+
+
+def _written_once(path: Path, n: int) -> None:
+    """Every image ok with one record per question, and one chain write each in the edit log."""
+    with Project.open(path) as project:
+        assert project.summary()["ok"] == n
+        for img in project.iter_images():
+            assert sorted(q.question for q in img.questions) == QUESTIONS
+            assert [e.action for e in project.edits(img.id)] == ["chain"] * len(QUESTIONS), img.path
+
+
+def test_same_project_as_the_local_batch(tmp_path, tiny_models_dir, ray_instance):
+    folder = _images(tmp_path / "imgs", 6)
+    local = run_batch(folder, QUESTIONS, tmp_path / "local.qmask", settings=_settings(), models_dir=tiny_models_dir,
+                      show_progress=False)
+    assert local.processed == 6
+    report = run_batch(folder, QUESTIONS, tmp_path / "ray.qmask", settings=_settings(), models_dir=tiny_models_dir,
+                       show_progress=False, cluster=ClusterOptions(workers=2, cpus_per_worker=1))
+    assert report.processed == 6 and report.annotations == 6 and not report.failed
+    ours, theirs = _records(tmp_path / "ray.qmask"), _records(tmp_path / "local.qmask")
+    assert ours == theirs
+    # the seed is per image: two images do not share their captions
+    assert len({r[0][2] for r in ours.values()}) == 6
+    _written_once(tmp_path / "ray.qmask", 6)
+
+
+class DiesOnSecondImage:
+    """A pipeline whose process exits (as if killed) on its 2nd image, once per test (marker file)."""
+
+    def __init__(self, pipeline, marker: str):
+        self._pipeline, self._marker, self._images = pipeline, marker, 0
+
+    def __getattr__(self, name):
+        return getattr(self._pipeline, name)
+
+    def set_image(self, rgb, image_id=None):
+        self._images += 1
+        if self._images == 2 and not os.path.exists(self._marker):
+            Path(self._marker).write_text(str(os.getpid()))
+            os._exit(9)
+        return self._pipeline.set_image(rgb, image_id=image_id)
+
+
+def _dying_pipeline(settings, models_dir, marker):
+    from engine.pipeline import Pipeline
+
+    return DiesOnSecondImage(Pipeline.from_settings(settings, models_dir=models_dir), marker)
+
+
+def test_a_worker_that_dies_is_replaced_and_each_image_lands_once(tmp_path, tiny_models_dir, ray_instance):
+    folder = _images(tmp_path / "imgs", 5)
+    marker = tmp_path / "died"
+    cluster = ClusterOptions(workers=1, cpus_per_worker=1,
+                             pipeline_factory=functools.partial(_dying_pipeline, marker=str(marker)))
+    report = run_batch(folder, QUESTIONS, tmp_path / "p.qmask", settings=_settings(), models_dir=tiny_models_dir,
+                       show_progress=False, cluster=cluster)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker process did die
+    assert report.processed == 5 and not report.failed and not report.cancelled
+    _written_once(tmp_path / "p.qmask", 5)
+
+
+def test_a_worker_without_the_models_stops_the_batch_once(tmp_path, ray_instance):
+    folder = _images(tmp_path / "imgs", 4)
+    (tmp_path / "no-models").mkdir()
+    with pytest.raises(ModelMissingError) as caught:
+        run_batch(folder, QUESTIONS, tmp_path / "p.qmask", settings=_settings(), models_dir=tmp_path / "no-models",
+                  show_progress=False, cluster=ClusterOptions(workers=2, cpus_per_worker=1))
+    message = str(caught.value)
+    assert message.startswith("On the Ray node ") and "was not found in" in message and "Fetch it with:" in message
+    assert message.count("Fetch it with") == 1
+    with Project.open(tmp_path / "p.qmask") as project:  # no image blamed for it
+        assert project.summary()["failed"] == 0 and project.summary()["ok"] == 0
+
+
+def test_stop_then_resume(tmp_path, tiny_models_dir, ray_instance):
+    folder = _images(tmp_path / "imgs", 6)
+    done = []
+    report = run_batch(folder, QUESTIONS, tmp_path / "p.qmask", settings=_settings(), models_dir=tiny_models_dir,
+                       show_progress=False, cluster=ClusterOptions(workers=1, cpus_per_worker=1),
+                       cancel=lambda: len(done) >= 2, on_image_done=lambda *a: done.append(a))
+    assert report.cancelled and report.processed == 2
+    with Project.open(tmp_path / "p.qmask") as project:
+        assert project.summary()["ok"] == 2
+    again = run_batch(folder, QUESTIONS, tmp_path / "p.qmask", settings=_settings(), models_dir=tiny_models_dir,
+                      show_progress=False, cluster=ClusterOptions(workers=1, cpus_per_worker=1))
+    assert again.already_done == 2 and again.processed == 4
+    _written_once(tmp_path / "p.qmask", 6)
+
+
+def test_ctrl_c_keeps_what_is_done_and_a_rerun_finishes(tmp_path, tiny_models_dir, ray_instance):
+    """``qmask batch --ray auto`` as its own process, joining this module's Ray instance; SIGINT
+    once an image is in the project."""
+    folder = _images(tmp_path / "imgs", 8)
+    project_path = tmp_path / "p.qmask"
+    argv = [sys.executable, "-m", "engine.cli", "batch", str(folder), "--question", QUESTIONS[0], "--project",
+            str(project_path), "--ray", "auto", "--workers", "1", "--cpus-per-worker", "1", "--models",
+            str(tiny_models_dir), "--device", "cpu", "--num-captions", str(CAPTIONS), "--seed", "3", "--no-progress"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        ok = 0
+        while ok < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if project_path.exists():
+                with Project.open(project_path) as project:
+                    ok = project.summary()["ok"]
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Stopped early; run the same command again" in out, out
+    with Project.open(project_path) as project:
+        kept = project.summary()["ok"]
+    assert 1 <= kept < 8
+    again = run_batch(folder, QUESTIONS, project_path, settings=_settings(), models_dir=tiny_models_dir,
+                      show_progress=False, cluster=ClusterOptions(workers=1, cpus_per_worker=1))
+    assert again.already_done == kept and again.processed == 8 - kept
+    _written_once(project_path, 8)
+    # and it is what the local batch writes, whichever process made each image
+    run_batch(folder, QUESTIONS, tmp_path / "local.qmask", settings=_settings(), models_dir=tiny_models_dir,
+              show_progress=False)
+    assert _records(project_path) == _records(tmp_path / "local.qmask")
