@@ -1,6 +1,6 @@
 """Benchmark segmentation (``qmask bench segment``), the whole pipeline (``qmask bench pipeline``)
-the exports' contour extraction (``qmask bench masks``) or the project store at scale
-(``qmask bench project``).
+the exports' contour extraction (``qmask bench masks``), the project store at scale
+(``qmask bench project``) or batches on Ray workers (``qmask bench batch``).
 
 ``segment`` times the EfficientSAM encoder and click-to-mask latency on random weights (nothing
 to download). ``pipeline`` times every stage of the chain on the models you have (or on tiny
@@ -45,10 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_project.add_arguments(project)
 
+    from engine import bench_batch
+
+    batch = sub.add_parser("batch", help="images/s of qmask batch --ray per worker count, against the local batch",
+                           description=(bench_batch.__doc__ or "").strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_batch.add_arguments(batch)
+
 
 # sub-subcommand -> module with main(args) -> int, imported only when it runs
 TARGETS = {"segment": "engine.bench_segment", "pipeline": "engine.bench_pipeline", "masks": "engine.bench_masks",
-           "project": "engine.bench_project"}
+           "project": "engine.bench_project", "batch": "engine.bench_batch"}
 
 
 def run(args: argparse.Namespace) -> int:
