@@ -154,8 +154,21 @@ def rle_area(rle: Mapping[str, Any]) -> int:
 
 
 def rle_bbox(rle: Mapping[str, Any]) -> list[float]:
-    """COCO ``[x, y, w, h]`` of an RLE (decodes; ``[0, 0, 0, 0]`` when empty)."""
-    return mask_bbox(decode_rle(rle))
+    """COCO ``[x, y, w, h]`` of an RLE, from its runs (no decoding; ``[0, 0, 0, 0]`` when empty).
+
+    Runs are column-major: pixel index ``x * H + y``."""
+    h, _w, runs = rle_counts(rle)
+    ends = np.cumsum(runs.astype(np.int64))
+    starts = ends - runs
+    fg = (np.arange(len(runs)) % 2 == 1) & (runs > 0)
+    if not fg.any() or h == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    first, last = starts[fg], ends[fg] - 1
+    x0, x1 = first // h, last // h
+    one_column = x0 == x1
+    y0 = np.where(one_column, first % h, 0).min()
+    y1 = np.where(one_column, last % h, h - 1).max()
+    return [float(x0.min()), float(y0), float(x1.max() - x0.min() + 1), float(y1 - y0 + 1)]
 
 
 # ---------------------------------------------------------------------------------------------

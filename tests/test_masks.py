@@ -203,3 +203,19 @@ def test_large_mask_outlines_crop_to_the_object():
     (outline,) = mask_outlines(m)
     xs, ys = outline.outer[:, 0], outline.outer[:, 1]
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (2900, 2950, 1500, 1510)
+
+
+def test_rle_bbox_from_runs_equals_the_decoded_masks_box():
+    # COCO export takes the box straight from the stored RLE (no decoding): same box as the mask's.
+    from engine.masks import encode_rle, mask_bbox, rle_bbox
+
+    rng = np.random.default_rng(7)
+    for t in range(300):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        m = np.zeros((h, w), bool)
+        if t % 3:
+            y0, x0 = rng.integers(0, h), rng.integers(0, w)
+            m[y0:y0 + rng.integers(1, 10), x0:x0 + rng.integers(1, 10)] = True
+        if t % 5 == 0:
+            m |= rng.random((h, w)) > 0.9
+        assert rle_bbox(encode_rle(m)) == mask_bbox(m)
