@@ -3,7 +3,7 @@
 Coordinate frame everywhere in QMask: (x, y) pixels of the image *as displayed* (EXIF
 orientation applied), x to the right, y down, origin at the top-left corner of the top-left
 pixel; a pixel's centre is at (col + 0.5, row + 0.5). Heat-map grid cells are converted to this
-frame by :func:`engine.points.grid_to_pixels`.
+frame by :func:`engine.imaging.points.grid_to_pixels`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""What the user's actions do: undo commands for edits, engine requests for model work.
+"""What the user's actions do: edits pushed on the image's undo stack, requests for model work.
 
 The controller connects the window's inputs (actions, panels, canvas editor) to the current
-:class:`~gui.session.ImageSession` and the engine thread (:class:`~gui.worker.EngineClient`),
-and the engine's replies back to the sessions they belong to (by image key, so a reply for an
-image the user has left still lands in that image's state). Widgets are updated by the
-presenter, never here.
+:class:`~gui.session.ImageSession` (as :mod:`engine.annotation.edits`) and the engine thread
+(:class:`~gui.worker.EngineClient`), and the engine's replies back to the sessions they belong
+to (by image key, so a reply for an image the user has left still lands in that image's state).
+What an image shows is drawn by the presenter; the controller itself touches only the status
+bar (progress, busy), the message area, the question box's text and the accept toggle.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
 from engine.errors import QMaskError
-from engine.images import LoadedImage, list_images
-from engine.pipeline import PipelineSettings
+from engine.imaging.images import LoadedImage, list_images
+from engine.annotation.pipeline import PipelineSettings
 from engine.project import clean_label
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
 
@@ -232,7 +233,7 @@ class Controller(QtCore.QObject):
     def clear_points(self) -> None:
         session = self._editable()
         if session is not None and not session.prompts.empty:
-            self._push(session, SetPrompts(self, session, session.prompts, PromptState(), "Clear points",
+            self._push(session, SetPrompts(session, session.prompts, PromptState(), "Clear points",
                                                session.chosen))
 
     def reset_points(self) -> None:
@@ -244,18 +245,18 @@ class Controller(QtCore.QObject):
             return
         target = PromptState(session.auto_points)
         if target.key() != session.prompts.key():
-            self._push(session, SetPrompts(self, session, session.prompts, target,
+            self._push(session, SetPrompts(session, session.prompts, target,
                                                "Reset to automatic points", session.chosen))
 
     def choose_candidate(self, index: int) -> None:
         session = self._editable()
         if session is not None and index != session.chosen:
-            self._push(session, ChooseCandidate(self, session, session.chosen, index))
+            self._push(session, ChooseCandidate(session, session.chosen, index))
 
     def change_alpha(self, alpha: float, gesture: int) -> None:
         session = self._editable()
         if session is not None and abs(alpha - session.alpha) > 1e-9:
-            self._push(session, SetAlpha(self, session, session.alpha, alpha, gesture))
+            self._push(session, SetAlpha(session, session.alpha, alpha, gesture))
 
     def change_label(self, label: str) -> None:
         session = self._editable()
@@ -266,7 +267,7 @@ class Controller(QtCore.QObject):
             self.show_message(f"The label is stored as {clean!r}: a label is one line of text, without control "
                               "characters.", "info")
         if clean != session.label:
-            self._push(session, SetLabel(self, session, session.label, clean))
+            self._push(session, SetLabel(session, session.label, clean))
 
     def set_accepted(self, accepted: bool) -> None:
         session = self._editable()
@@ -277,7 +278,7 @@ class Controller(QtCore.QObject):
             self.show_message("There is no mask to accept yet.", "warning")
             return
         if accepted != session.accepted:
-            self._push(session, SetAccepted(self, session, accepted))
+            self._push(session, SetAccepted(session, accepted))
 
     def set_tool(self, tool: Tool) -> None:
         self.window.canvas.editor.tool = tool
@@ -289,13 +290,12 @@ class Controller(QtCore.QObject):
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
         session = self._editable()
         if session is not None:
-            self._push(session, SetPrompts(self, session, before, after, text, session.chosen))
+            self._push(session, SetPrompts(session, before, after, text, session.chosen))
 
     def _on_preview(self, prompts: PromptState) -> None:
         session = self._editable()
         if session is not None:
-            session.preview_prompts(prompts)
-            self.live.request(session)
+            session.preview_prompts(prompts)  # the live segmenter hears of it from the session
 
     def _editable(self) -> ImageSession | None:
         session = self.workspace.current
@@ -303,24 +303,6 @@ class Controller(QtCore.QObject):
 
     def _push(self, session: ImageSession, edit) -> None:
         session.undo_stack.push(QtEdit(edit))
-
-    # ------------------------------------------------------------------ EditTarget (undo commands)
-    def apply_prompts(self, session: ImageSession, prompts: PromptState, chosen: int) -> None:
-        session.set_prompts(prompts, chosen)
-        if session.needs_segmentation():
-            self.live.request(session)
-
-    def apply_choice(self, session: ImageSession, index: int) -> None:
-        session.set_chosen(index)
-
-    def apply_alpha(self, session: ImageSession, alpha: float) -> None:
-        session.set_alpha(alpha)
-
-    def apply_label(self, session: ImageSession, label: str) -> None:
-        session.set_label(label)
-
-    def apply_accepted(self, session: ImageSession, accepted: bool) -> None:
-        session.set_accepted(accepted)
 
     # ------------------------------------------------------------------ engine replies
     def _session_for(self, key: str) -> ImageSession | None:
@@ -376,7 +358,7 @@ class Controller(QtCore.QObject):
         prompts = PromptState(tuple(points))
         if prompts.key() == session.prompts.key() and session.segmentation is not None:
             return
-        self._push(session, SetPrompts(self, session, session.prompts, prompts, "Automatic points",
+        self._push(session, SetPrompts(session, session.prompts, prompts, "Automatic points",
                                            session.chosen))
 
     def _on_image(self, request: OpenImage, image: LoadedImage) -> None:

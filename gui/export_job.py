@@ -1,7 +1,7 @@
-"""What the Export dialog runs: engine.export for the dataset formats, engine.overlay for overlays.
+"""What the Export dialog runs: engine.export for the dataset formats, engine.imaging.overlay for overlays.
 
 The dataset logic (COCO RLE/polygons, PNG masks, categories) is ``engine.export``'s; overlay
-images are ``engine.overlay.render_overlay`` of each exported mask. This module only chooses
+images are ``engine.imaging.overlay.render_overlay`` of each exported mask. This module only chooses
 which images go out and where the files land.
 """
 
@@ -14,8 +14,8 @@ from typing import Callable
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.common import plan_export, unique_stem
-from engine.images import load_image
-from engine.overlay import render_overlay, save_png
+from engine.imaging.images import load_image
+from engine.imaging.overlay import render_overlay, save_png
 from engine.project import ImageRecord, Project
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from engine.errors import ProjectError
-from engine.images import IMAGE_EXTENSIONS
+from engine.imaging.images import IMAGE_EXTENSIONS
 from engine.project import PROJECT_SUFFIX, Project
 
 from .controller import Controller

@@ -15,7 +15,7 @@ So while anything holds the collector (the engine client, a background task, the
 
 - automatic collection is off, and a timer on the GUI thread collects instead, generation by
   generation with Python's own thresholds;
-- a collection another thread starts explicitly (``gc.collect()``: ``engine.models`` calls it
+- a collection another thread starts explicitly (``gc.collect()``: ``engine.models.manager`` calls it
   when it releases a model, in the engine thread) finds nothing: every object is frozen
   (``gc.freeze``) for its duration and unfrozen after, so no destructor, finalizer or weakref
   callback runs there; what it would have freed is freed by the GUI thread's next full

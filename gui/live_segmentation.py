@@ -32,6 +32,13 @@ class LiveSegmenter(QtCore.QObject):
         self.sent = 0
         self.dropped = 0
         client.reply.connect(self._on_reply)
+        workspace.prompts_changed.connect(self._on_prompts)
+
+    def _on_prompts(self, session: ImageSession) -> None:
+        """Any change of a session's points or box (an edit, its undo, a drag step) that the
+        decoder has not answered yet goes out, debounced."""
+        if session.needs_segmentation():
+            self.request(session)
 
     def request(self, session: ImageSession) -> None:
         """Segment ``session``'s current prompts soon (restarts the debounce timer)."""

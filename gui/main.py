@@ -1,6 +1,6 @@
 """``qmask``: the front door.
 
-``qmask ask|batch|models|export|import|bench ...`` run headless (``engine.cli``) and never
+``qmask ask|batch|models|export|import|bench ...`` run headless (``engine.commands.cli``) and never
 import Qt; anything else opens the desktop app. Qt is imported only when a window opens.
 """
 
@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from engine import __version__
-from engine import cli as engine_cli
-from engine.cpu_tuning import configure_openmp_wait, keep_freed_memory
+from engine.commands import cli as engine_cli
+from engine.runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
 # How idle OpenMP threads wait: read once, when torch loads, so before anything imports it
-# (nothing above does; engine.cli has already made this call; see engine.cpu_tuning).
+# (nothing above does; engine.commands.cli has already made this call; see engine.runtime.cpu_tuning).
 configure_openmp_wait()
 
 EPILOG = """\
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in engine_cli.COMMANDS:
         return engine_cli.main(argv)
     args = build_app_parser().parse_args(argv)
-    keep_freed_memory()  # process-wide allocator setting, see engine.cpu_tuning
+    keep_freed_memory()  # process-wide allocator setting, see engine.runtime.cpu_tuning
     from .app import run_app  # Qt is imported here, not before
 
     return run_app(args)

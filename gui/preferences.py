@@ -5,7 +5,7 @@ shown", the view (which layers show, the heat map's opacity and colours) and the
 and dock layout. Work on images is not a preference: it lives in the project.
 
 Where: ``preferences.json`` in QMask's data folder (:func:`gui.session.data_folder`), written
-atomically (``engine.atomic``). Every value is checked when read: a missing, mistyped or
+atomically (``engine.runtime.atomic``). Every value is checked when read: a missing, mistyped or
 out-of-range value reads as "not remembered" and the window keeps its built-in default, so a
 hand-edited or damaged file never stops the app. A file that is not JSON at all is moved aside
 (``preferences.json.damaged``) when the app next saves, not overwritten. (Not QSettings: it
@@ -29,7 +29,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.atomic import atomic_write_json
+from engine.runtime.atomic import atomic_write_json
 
 from .layers import HEATMAP_COLORMAPS
 from .session import data_folder

@@ -45,6 +45,8 @@ class ImageSession(QtCore.QObject, ImageAnnotation):
 
     def notify(self, aspect: str) -> None:
         self.changed.emit(aspect)
+        if aspect == "prompts":
+            self.workspace.prompts_changed.emit(self)
 
 
 def data_folder() -> Path:
@@ -107,6 +109,7 @@ class Workspace(QtCore.QObject):
 
     current_changed = QtCore.Signal(object)  # ImageSession or None
     sessions_changed = QtCore.Signal()
+    prompts_changed = QtCore.Signal(object)  # ImageSession whose points or box changed (edit, undo, drag)
     rows_changed = QtCore.Signal(list)  # list rows whose data changed (another process wrote them, files gone)
     save_failed = QtCore.Signal(str)
 

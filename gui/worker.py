@@ -50,7 +50,7 @@ PipelineFactory = Callable[[Any, "str | None"], Any]
 
 
 def default_pipeline_factory(settings, models_dir):
-    from engine.pipeline import Pipeline
+    from engine.annotation.pipeline import Pipeline
 
     return Pipeline.from_settings(settings, models_dir=models_dir)
 
@@ -261,7 +261,7 @@ class EngineWorker(QtCore.QObject):
             self.reply.emit(Reply(request, Notice(note)))
 
     def _open_image(self, request: OpenImage) -> None:
-        from engine.images import load_image
+        from engine.imaging.images import load_image
 
         self.progress.emit(Progress(request.request_id, "reading image", -1.0))
         self.reply.emit(Reply(request, load_image(request.path)))
@@ -315,7 +315,7 @@ class EngineWorker(QtCore.QObject):
         progress("done", 1.0)
 
     def _tell_question_use(self, request: Ask, pipe: Any) -> None:
-        """A notice when the models read only part of the question (engine.question_use)."""
+        """A notice when the models read only part of the question (engine.vqa.question_use)."""
         use = getattr(pipe, "question_use", None)
         if callable(use):
             note = use(request.question).note()

@@ -41,7 +41,7 @@ def shared_fixtures() -> Path:
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
     """A models folder (itm/, caption/, qa/, efficient_sam/) of tiny random models, marked as random."""
-    from engine.random_models import make_random_models
+    from engine.models.random_models import make_random_models
 
     out = tmp_path_factory.mktemp("tiny-models")
     make_random_models(out, size="tiny", seed=0)

@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
             print(f"done {r}", flush=True)
         project.close()
     elif mode == "batch":
-        from engine.batch import run_batch
+        from engine.annotation.batch import run_batch
 
         folder, question = argv[2], argv[3]
         report = run_batch(folder, [question], project_path, pipeline=BrightPixels(), show_progress=False)

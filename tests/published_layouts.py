@@ -1,6 +1,6 @@
 """Tiny random models written in the layouts the real checkpoints are PUBLISHED in.
 
-``engine.random_models`` writes what transformers 5 itself saves (safetensors, ``tokenizer.json``
+``engine.models.random_models`` writes what transformers 5 itself saves (safetensors, ``tokenizer.json``
 with BLIP's ``[DEC]``/``[ENC]``, a QMASK_RANDOM_WEIGHTS marker). The published repositories look
 different, and QMask must load them as they are. What each writer copies (checked against the
 repositories' file lists and files on huggingface.co; see tests/test_published_layouts.py):
@@ -59,7 +59,7 @@ BLIP_IMAGE_SIZE = 96  # 6x6 patches of 16 px
 
 def bert_vocab() -> list[str]:
     """A plain BERT-uncased style WordPiece vocabulary: specials at BERT's ids, no [DEC]/[ENC]."""
-    from engine.random_models import blip_vocab
+    from engine.models.random_models import blip_vocab
 
     vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += [t for t in blip_vocab("tiny") if not (t.startswith("[") and t.endswith("]"))]
@@ -147,7 +147,7 @@ def write_blip(folder: Path, retrieval: bool, seed: int = 0, safetensors: bool =
 
 
 def _t5_corpus(seed: int) -> list[str]:
-    from engine.random_models import _WORDS
+    from engine.models.random_models import _WORDS
 
     rng = random.Random(seed)
     lines = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 12))) + rng.choice([".", "?", ""])
@@ -223,8 +223,8 @@ def write_efficient_sam_zip(folder: Path, seed: int = 0) -> Path:
     """
     import torch
 
-    from engine.efficient_sam import build_efficient_sam
-    from engine.random_models import TINY_EFFICIENT_SAM, tiny_efficient_sam_config
+    from engine.sam.model import build_efficient_sam
+    from engine.models.random_models import TINY_EFFICIENT_SAM, tiny_efficient_sam_config
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from engine import fusion
+from engine.imaging import fusion
 from engine.annotation import (ChooseCandidate, History, ImageAnnotation, PromptState, SetAccepted, SetAlpha,
                                SetLabel, SetPrompts, prepare_candidates)
 from engine.annotation import ProjectStore
-from engine.images import image_from_array
+from engine.imaging.images import image_from_array
 from engine.project import Project
 from engine.prompts import Point
 from engine.results import AnswerResult, HeatmapResult, MaskCandidate, SegmentationResult
@@ -67,13 +67,13 @@ def test_edits_do_undo_redo_and_reach_the_project(annotated):
     history = History()
     one = PromptState((Point(10, 10),))
     two = PromptState((Point(10, 10), Point(30, 20)))
-    history.push(SetPrompts(ann, ann, ann.prompts, one, "Add positive point"))
-    history.push(SetPrompts(ann, ann, one, two, "Add positive point", ann.chosen))
-    history.push(ChooseCandidate(ann, ann, ann.chosen, 2))
-    history.push(SetAlpha(ann, ann, 0.5, 0.4, gesture=1))
-    history.push(SetAlpha(ann, ann, 0.4, 0.3, gesture=1))  # same drag: merged into one edit
-    history.push(SetLabel(ann, ann, "", "cup"))
-    history.push(SetAccepted(ann, ann, True))
+    history.push(SetPrompts(ann, ann.prompts, one, "Add positive point"))
+    history.push(SetPrompts(ann, one, two, "Add positive point", ann.chosen))
+    history.push(ChooseCandidate(ann, ann.chosen, 2))
+    history.push(SetAlpha(ann, 0.5, 0.4, gesture=1))
+    history.push(SetAlpha(ann, 0.4, 0.3, gesture=1))  # same drag: merged into one edit
+    history.push(SetLabel(ann, "", "cup"))
+    history.push(SetAccepted(ann, True))
     assert len(history) == 6 and history.undo_text == "Accept mask"
     assert ann.prompts == two and ann.chosen == 2 and ann.alpha == pytest.approx(0.3) and ann.accepted
     rec = _stored(project, ann.path)
@@ -91,7 +91,7 @@ def test_edits_do_undo_redo_and_reach_the_project(annotated):
     assert np.array_equal(rec.mask(), fake_segmentation(one).candidates[0].mask)
     assert history.redo() and ann.prompts == two and history.redo_text == "Choose mask 3"
     # A new edit after an undo drops what was undone.
-    history.push(SetLabel(ann, ann, "", "bowl"))
+    history.push(SetLabel(ann, "", "bowl"))
     assert not history.can_redo and len(history) == 3
     with Project.open(project.path) as other:
         sources = {e.source for e in other.edits(other.find_image(ann.path).id)}
@@ -101,7 +101,7 @@ def test_edits_do_undo_redo_and_reach_the_project(annotated):
 def test_undo_to_the_empty_prompt_clears_the_mask(annotated):
     ann, project, _ = annotated
     history = History()
-    history.push(SetPrompts(ann, ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
     assert _stored(project, ann.path).mask_rle is not None
     history.undo()
     assert ann.mask is None and _stored(project, ann.path).mask_rle is None
@@ -127,10 +127,10 @@ def test_fusion_uses_the_coverage_computed_with_the_candidates(annotated):
 def test_an_answer_after_a_mask_edit_is_marked_stale(annotated):
     ann, _, _ = annotated
     history = History()
-    history.push(SetPrompts(ann, ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
     ann.set_answer(AnswerResult("a cup"))
     assert not ann.answer_stale
-    history.push(SetPrompts(ann, ann, ann.prompts, PromptState((Point(30, 20),)), "Move"))
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(30, 20),)), "Move"))
     assert ann.answer_stale
 
 

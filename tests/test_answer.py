@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.answer import answer_from_captions, build_contexts, encode_contexts, generate_answer_ids
+from engine.vqa.answer import answer_from_captions, build_contexts, encode_contexts, generate_answer_ids
 from engine.errors import InputError
 
 
@@ -44,7 +44,7 @@ def test_separator_is_a_literal_backslash_n():
 
 
 def test_contexts_encoded_in_length_chunks_then_fused(qa, monkeypatch):
-    import engine.answer as answer_module
+    import engine.vqa.answer as answer_module
 
     model, tokenizer, ref = qa
     monkeypatch.setattr(answer_module, "CONTEXTS_PER_CHUNK", 2)

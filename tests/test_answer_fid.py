@@ -3,7 +3,7 @@
 The shared fixture's reference answer is one token repeated, so a mistake in the order of the
 answer's tokens cannot show there. Here a tiny T5 (random weights, perturbed so that greedy
 decoding does not settle on one token) answers with many different tokens, and the answer is
-computed twice: by ``engine.answer`` and by the straightforward reading of pipeline-facts.md's
+computed twice: by ``engine.vqa.answer`` and by the straightforward reading of pipeline-facts.md's
 FiD semantics below (contexts tokenised together, padded to the longest; each encoded
 separately; encoder states and masks concatenated to [1, n*L, d]; greedy decoding step by step,
 at most 20 tokens). The token ids must be identical.
@@ -19,8 +19,8 @@ import pytest
 import torch
 from tolerance import close_to_scale
 
-from engine import answer as answer_module
-from engine.answer import answer_from_captions, encode_contexts, generate_answer_ids
+from engine.vqa import answer as answer_module
+from engine.vqa.answer import answer_from_captions, encode_contexts, generate_answer_ids
 
 QUESTION = "What is the man holding?"
 CAPTIONS = ("a man holding a red umbrella", "a person in the rain", "a street with cars and a bus",
@@ -32,7 +32,7 @@ MAX_LENGTH = 20
 def t5():
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from engine.random_models import make_t5_tokenizer
+    from engine.models.random_models import make_t5_tokenizer
 
     tokenizer = make_t5_tokenizer("tiny")
     config = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,

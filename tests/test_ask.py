@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import run_parsed
+from engine.commands.cli import run_parsed
 from engine.commands import ask
 
 
 def qmask_ask(*argv: str) -> int:
-    """Parse and run exactly as ``qmask ask ...`` does (same error handling as engine.cli)."""
+    """Parse and run exactly as ``qmask ask ...`` does (same error handling as engine.commands.cli)."""
     parser = argparse.ArgumentParser(prog="qmask ask")
     ask.add_arguments(parser)
     parser.set_defaults(_command=ask, command="ask")
@@ -92,7 +92,7 @@ def test_bad_image_fails_cleanly(tmp_path, tiny_models_dir, capsys):
 
 
 def test_missing_model_names_download_command(tmp_path, image_file, monkeypatch, capsys):
-    from engine import models
+    from engine.models import manager as models
 
     monkeypatch.setattr(models, "_locate_in_hf_cache", lambda repo, cache: (None, None, ""))
     monkeypatch.setenv("QMASK_CACHE_DIR", str(tmp_path / "cache"))

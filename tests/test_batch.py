@@ -1,7 +1,7 @@
 """Batch pre-annotation: awkward image files, resume without duplicates, review order, export.
 
 Most tests drive the batch with a small stand-in pipeline (same interface as
-``engine.pipeline.Pipeline``: ``set_image`` + ``run``) whose mask is "the bright pixels", so
+``engine.annotation.pipeline.Pipeline``: ``set_image`` + ``run``) whose mask is "the bright pixels", so
 alignment with the displayed image can be checked exactly. One test runs the real chain on the
 tiny random models.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from engine import cli
-from engine.batch import BatchQuestion, read_questions_csv, run_batch
+from engine.commands import cli
+from engine.annotation.batch import BatchQuestion, read_questions_csv, run_batch
 from engine.errors import InputError
 from engine.project import Project
 from engine.results import (
@@ -217,7 +217,7 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     from pycocotools.coco import COCO
 
     from engine.export import export_project
-    from engine.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline, PipelineSettings
 
     folder = make_folder(tmp_path / "imgs")
     for name in ("02_gray.png", "03_rgba.png"):  # keep the real-model run short

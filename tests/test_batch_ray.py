@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.batch import run_batch
+from engine.annotation.batch import run_batch
 from engine.errors import ModelMissingError
 from engine.project import Project
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 
-from engine.batch_ray import ClusterOptions  # noqa: E402
+from engine.annotation.batch_ray import ClusterOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["what is bright?"]
@@ -58,7 +58,7 @@ def _images(folder: Path, n: int) -> Path:
 
 
 def _settings():
-    from engine.pipeline import PipelineSettings
+    from engine.annotation.pipeline import PipelineSettings
 
     return PipelineSettings(num_captions=CAPTIONS, device="cpu", seed=3)
 
@@ -114,7 +114,7 @@ class DiesOnSecondImage:
 
 
 def _dying_pipeline(settings, models_dir, marker):
-    from engine.pipeline import Pipeline
+    from engine.annotation.pipeline import Pipeline
 
     return DiesOnSecondImage(Pipeline.from_settings(settings, models_dir=models_dir), marker)
 
@@ -164,7 +164,7 @@ def test_ctrl_c_keeps_what_is_done_and_a_rerun_finishes(tmp_path, tiny_models_di
     once an image is in the project."""
     folder = _images(tmp_path / "imgs", 8)
     project_path = tmp_path / "p.qmask"
-    argv = [sys.executable, "-m", "engine.cli", "batch", str(folder), "--question", QUESTIONS[0], "--project",
+    argv = [sys.executable, "-m", "engine.commands.cli", "batch", str(folder), "--question", QUESTIONS[0], "--project",
             str(project_path), "--ray", "auto", "--workers", "1", "--cpus-per-worker", "1", "--models",
             str(tiny_models_dir), "--device", "cpu", "--num-captions", str(CAPTIONS), "--seed", "3", "--no-progress"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

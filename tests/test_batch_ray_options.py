@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from engine.batch_ray import ClusterOptions, parse_workers, plan_workers
+from engine.annotation.batch_ray import ClusterOptions, parse_workers, plan_workers
 from engine.errors import InputError
 
 from test_batch import _cli

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from engine.batch import image_seed, run_batch
+from engine.annotation.batch import image_seed, run_batch
 from engine.project import Project, file_sha256
 
 from test_batch import StandInPipeline

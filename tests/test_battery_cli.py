@@ -54,7 +54,7 @@ def test_make_random_prints_what_it_writes_without_library_bars(tmp_path):
 
 
 def _options(command: str) -> set[str]:
-    from engine import cli
+    from engine.commands import cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
@@ -63,7 +63,7 @@ def _options(command: str) -> set[str]:
 
 
 def _bench_pipeline_parser() -> argparse.ArgumentParser:
-    from engine import bench_pipeline
+    from engine.bench import pipeline as bench_pipeline
 
     parser = argparse.ArgumentParser()
     bench_pipeline.add_arguments(parser)
@@ -83,7 +83,7 @@ def test_every_command_that_runs_the_chain_takes_the_same_model_options():
 
 
 def test_batch_passes_the_model_options_to_the_chain(tmp_path, photo, tiny_models_dir, capsys):
-    from engine.cli import main
+    from engine.commands.cli import main
 
     # the tiny models hold EfficientSAM-Ti only: asking batch for S must look for S
     rc = main(["batch", str(photo), "-q", "what is it?", "--project", str(tmp_path / "c.qmask"), "--models",

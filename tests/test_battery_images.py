@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImageError
-from engine.images import list_images, load_image
+from engine.imaging.images import list_images, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 posix_only = pytest.mark.skipif(os.name != "posix", reason="devices and named pipes are POSIX")
@@ -36,7 +36,7 @@ def load_in_child(path: Path | str) -> str:
     """``load_image(path)`` in a child process with limited memory: the ImageError's message."""
     code = ("import sys\n"
             "from engine.errors import ImageError\n"
-            "from engine.images import load_image\n"
+            "from engine.imaging.images import load_image\n"
             "try:\n"
             "    load_image(sys.argv[1])\n"
             "except ImageError as err:\n"
@@ -111,7 +111,7 @@ def test_oversized_header_is_refused_before_the_file_is_read(tmp_path):
     code = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
             "from engine.errors import ImageError\n"
-            "from engine.images import load_image\n"
+            "from engine.imaging.images import load_image\n"
             "try:\n"
             "    load_image(sys.argv[1])\n"
             "except ImageError as err:\n"
@@ -130,12 +130,12 @@ def test_pil_guard_stays_on_for_the_rest_of_the_process(tmp_path):
     code = ("import sys, warnings\n"
             "from PIL import Image\n"
             "default = Image.MAX_IMAGE_PIXELS\n"
-            "import engine.images\n"
+            "import engine.imaging.images\n"
             "assert Image.MAX_IMAGE_PIXELS == default, Image.MAX_IMAGE_PIXELS\n"
             "Image.MAX_IMAGE_PIXELS = 5000  # this process's own, stricter guard\n"
             "with warnings.catch_warnings():\n"
             "    warnings.simplefilter('error')\n"
-            "    img = engine.images.load_image(sys.argv[1])  # QMask's limit applies to QMask's reads\n"
+            "    img = engine.imaging.images.load_image(sys.argv[1])  # QMask's limit applies to QMask's reads\n"
             "assert img.size == (100, 120)\n"
             "assert Image.MAX_IMAGE_PIXELS == 5000\n"
             "try:\n"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from engine.bench_masks import count_holes, fragmented_mask
-from engine.keyhole import join_holes
-from engine.masks import mask_iou, mask_outlines, mask_to_keyhole_polygons, polygons_to_mask
+from engine.bench.masks import count_holes, fragmented_mask
+from engine.imaging.keyhole import join_holes
+from engine.imaging.masks import mask_iou, mask_outlines, mask_to_keyhole_polygons, polygons_to_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.load_errors import UNSAFE_WORDS, load_failure
+from engine.models.load_errors import UNSAFE_WORDS, load_failure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def qmask(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def qmask_here(capsys, *argv: str) -> subprocess.CompletedProcess:
     """The same command in this process (cheaper: torch and transformers are imported already)."""
-    from engine.cli import main
+    from engine.commands.cli import main
 
     capsys.readouterr()
     rc = main(list(argv))
@@ -127,7 +127,7 @@ def test_malicious_checkpoints_run_no_code_and_say_so(tmp_path, photo, tiny_mode
 
 
 def published_state(variant: str) -> dict[str, torch.Tensor]:
-    from engine.efficient_sam import EfficientSamConfig, build_efficient_sam
+    from engine.sam.model import EfficientSamConfig, build_efficient_sam
 
     config = EfficientSamConfig.vitt() if variant == "vitt" else EfficientSamConfig.vits()
     return {k: torch.zeros(v.shape) for k, v in build_efficient_sam(config, device="meta").state_dict().items()}
@@ -135,7 +135,7 @@ def published_state(variant: str) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("found, slot", [("vits", "vitt"), ("vitt", "vits")])
 def test_ti_and_s_checkpoints_are_not_loaded_for_each_other(tmp_path, found, slot):
-    from engine.efficient_sam import load_efficient_sam
+    from engine.sam.model import load_efficient_sam
     from engine.errors import CheckpointError
 
     path = tmp_path / f"efficient_sam_{slot}.pt"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.question_use import question_use
+from engine.vqa.question_use import question_use
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = ("is the man on the left of the picture holding a red umbrella or a blue one while standing next to "

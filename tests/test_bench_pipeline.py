@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.bench_pipeline import (GOAL_CHAIN_CPU_S, STAGES, bench_device, main, summarise)
-from engine.cpu_tuning import openmp_wait_description
+from engine.bench.pipeline import (GOAL_CHAIN_CPU_S, STAGES, bench_device, main, summarise)
+from engine.runtime.cpu_tuning import openmp_wait_description
 
 
 def test_bench_device_times_every_stage(tiny_models_dir):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench_segment import Timing, _print, parse_size, run_benchmark
+from engine.bench.segment import Timing, _print, parse_size, run_benchmark
 from engine.commands import bench
 from engine.errors import InputError
 
@@ -61,7 +61,7 @@ def test_run_benchmark_figures():
 
 
 class FakeClock:
-    """``time`` for engine.bench_segment: ``sleep`` moves the clock on, work moves it by hand."""
+    """``time`` for engine.bench.segment: ``sleep`` moves the clock on, work moves it by hand."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -76,7 +76,7 @@ class FakeClock:
 
 
 def test_idle_time_before_a_click_is_not_in_its_timing(monkeypatch):
-    import engine.bench_segment as bench_segment
+    import engine.bench.segment as bench_segment
 
     clock = FakeClock()
     monkeypatch.setattr(bench_segment, "time", clock)
@@ -109,7 +109,7 @@ def test_pipeline_options_parse():
     args = _parse(["pipeline", "--size", "tiny", "--num-captions", "5", "--device", "cpu"])
     assert (args.bench_command, args.size, args.num_captions, args.preset, args.repeats) == \
         ("pipeline", "tiny", 5, "base", 3)
-    assert bench.TARGETS["pipeline"] == "engine.bench_pipeline"
+    assert bench.TARGETS["pipeline"] == "engine.bench.pipeline"
 
 
 @pytest.mark.parametrize("text", ["1024", "axb", "0x10", "10x-1"])

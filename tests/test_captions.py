@@ -7,7 +7,7 @@ import pytest
 import torch
 from tolerance import close_to_scale
 
-from engine.captions import (
+from engine.vqa.captions import (
     MIN_TOP_UP,
     TopKSampler,
     add_unique_captions,
@@ -260,7 +260,7 @@ def test_sampler_draws_in_proportion_and_only_from_the_top_k():
 def test_projected_patches_change_nothing_but_the_cost(captioner, monkeypatch):
     import contextlib
 
-    import engine.captions as captions_module
+    import engine.vqa.captions as captions_module
 
     model, tokenizer, embeds = captioner
     heat = np.random.default_rng(3).random((GRID, GRID))

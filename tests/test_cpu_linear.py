@@ -1,4 +1,4 @@
-"""Packed oneDNN Linear layers on the CPU (engine.cpu_linear): same numbers, memory released,
+"""Packed oneDNN Linear layers on the CPU (engine.runtime.cpu_linear): same numbers, memory released,
 tied weights kept, autograd and other devices still right, and the pipeline unchanged."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from tolerance import assert_close_to_scale
 
-from engine import cpu_linear
-from engine.cpu_linear import dense_weight, is_packed, pack_linears, packing_enabled, unpack_linears
+from engine.runtime import cpu_linear
+from engine.runtime.cpu_linear import dense_weight, is_packed, pack_linears, packing_enabled, unpack_linears
 
 # Skipped only where this PyTorch build has no oneDNN at all. Where it has oneDNN, a packing
 # self-check that fails (a wrong reorder, a changed private op) must fail tests, not turn
@@ -123,7 +123,7 @@ def test_switch_off_with_the_environment(monkeypatch):
 
 
 def _chain(models_dir, monkeypatch, mode: str):
-    from engine.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline, PipelineSettings
 
     monkeypatch.setenv(cpu_linear.ENV_SWITCH, mode)
     pipe = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=6, max_caption_rounds=3, seed=7),
@@ -160,7 +160,7 @@ def test_model_loading_packs_the_inference_parts_and_the_chain_is_unchanged(tiny
 def test_released_weights_in_a_file_mapping_give_their_pages_back(tmp_path):
     """A weight that lives in a mapped file (safetensors, as from_pretrained loads it) drops its
     resident pages once released; anonymous memory is never touched."""
-    from engine.cpu_linear import _drop_file_pages
+    from engine.runtime.cpu_linear import _drop_file_pages
 
     values = torch.arange(1 << 20, dtype=torch.float32)
     path = tmp_path / "weights.bin"

@@ -1,4 +1,4 @@
-"""engine.cpu_tuning: the allocator setting, observed through glibc's own statistics, and how idle
+"""engine.runtime.cpu_tuning: the allocator setting, observed through glibc's own statistics, and how idle
 OpenMP threads wait."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
-from engine.cpu_tuning import GOMP_SPIN_COUNT, configure_openmp_wait, keep_freed_memory, openmp_wait_description
+from engine.commands import cli
+from engine.runtime.cpu_tuning import GOMP_SPIN_COUNT, configure_openmp_wait, keep_freed_memory, openmp_wait_description
 
 # Runs in a fresh interpreter: the setting is process-wide and must be seen from its start.
 PROBE = textwrap.dedent("""
@@ -49,7 +49,7 @@ PROBE = textwrap.dedent("""
         return libc.mallinfo2().arena >= 40 * (8 << 20)
 
     before = freed_block_kept()
-    from engine.cpu_tuning import keep_freed_memory
+    from engine.runtime.cpu_tuning import keep_freed_memory
     tuned = keep_freed_memory()
     print(before, tuned, freed_block_kept(), freed_chain_kept())
 """)
@@ -98,7 +98,7 @@ def test_openmp_wait_leaves_the_users_setting_alone(user):
     assert openmp_wait_description({}) == "OpenMP waits: runtime default"
 
 
-@pytest.mark.parametrize("front_door", ["engine.cli", "gui.main"])
+@pytest.mark.parametrize("front_door", ["engine.commands.cli", "gui.main"])
 def test_front_doors_set_the_wait_before_torch_loads(front_door):
     # A fresh interpreter: libgomp reads the variables once, when torch loads it.
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}

@@ -36,9 +36,9 @@ ANSWER_MAX_LENGTH, ANSWER_MIN_LENGTH, ANSWER_BEAMS = 20, 0, 1  # FiD: greedy, 0 
 
 # (module, function) of each stage; the spy records the arguments each call binds, defaults
 # included, so a default changed in the function's signature is seen too.
-STAGES = (("engine.gradcam", "compute_gradcam"), ("engine.points", "auto_points"),
-          ("engine.fusion", "fuse"), ("engine.fusion", "fuse_coverage"),
-          ("engine.captions", "generate_captions"), ("engine.answer", "answer_from_captions"))
+STAGES = (("engine.vqa.gradcam", "compute_gradcam"), ("engine.imaging.points", "auto_points"),
+          ("engine.imaging.fusion", "fuse"), ("engine.imaging.fusion", "fuse_coverage"),
+          ("engine.vqa.captions", "generate_captions"), ("engine.vqa.answer", "answer_from_captions"))
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _check_chain(spy: StageSpy, models_dir) -> None:
 # --- declared ---------------------------------------------------------------------------------
 
 def test_pipeline_settings_defaults_are_the_published_ones():
-    from engine.pipeline import PipelineSettings
+    from engine.annotation.pipeline import PipelineSettings
 
     s = PipelineSettings()
     assert (s.block_num, s.num_patches, s.top_k, s.num_captions) == (BLOCK_NUM, NUM_PATCHES, TOP_K, NUM_CAPTIONS)
@@ -135,7 +135,11 @@ def test_pipeline_settings_defaults_are_the_published_ones():
 
 
 def test_stage_function_defaults_are_the_published_ones():
-    from engine import answer, captions, fusion, gradcam, points
+    from engine.vqa import answer
+    from engine.vqa import captions
+    from engine.imaging import fusion
+    from engine.vqa import gradcam
+    from engine.imaging import points
 
     def defaults(fn):
         return {k: p.default for k, p in inspect.signature(fn).parameters.items()
@@ -161,7 +165,7 @@ def test_stage_function_defaults_are_the_published_ones():
 # --- in effect --------------------------------------------------------------------------------
 
 def test_the_chain_hands_the_stages_the_published_defaults(tiny_models_dir, spy):
-    from engine.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline, PipelineSettings
 
     pipe = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
     pipe.set_image(np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8), "img")
@@ -180,7 +184,7 @@ def image_folder(tmp_path):
 
 def _run_command(name: str, argv: list[str]) -> int:
     """Parse through the command's own ``add_arguments`` and run as ``qmask NAME ...`` does."""
-    from engine.cli import run_parsed
+    from engine.commands.cli import run_parsed
 
     module = importlib.import_module(f"engine.commands.{name}")
     parser = argparse.ArgumentParser(prog=f"qmask {name}")

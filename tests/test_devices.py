@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.devices import (
+from engine.runtime.devices import (
     describe_device,
     is_out_of_memory,
     out_of_memory_as_resource_error,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.download import (DownloadError, choose_weight_patterns, download_file, download_models,
+from engine.models.download import (DownloadError, choose_weight_patterns, download_file, download_models,
                              fetch_efficient_sam, fetch_hf_model, select_repo_files)
 from engine.errors import CancelledError, CheckpointError, InputError
-from engine.models import SOURCE_NAME, locate
+from engine.models.manager import SOURCE_NAME, locate
 from local_http import LocalHTTPServer, QuietHandler
 
 
@@ -340,6 +340,6 @@ def test_download_models_cancel_before_a_role(tmp_path):
 
 def test_download_error_lives_in_engine_errors():
     from engine import errors
-    from engine.download import DownloadError as FromDownload
+    from engine.models.download import DownloadError as FromDownload
 
     assert FromDownload is errors.DownloadError and issubclass(FromDownload, errors.QMaskError)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.efficient_sam import (
+from engine.sam.model import (
     EfficientSamConfig,
     build_efficient_sam,
     infer_config,
@@ -198,7 +198,7 @@ def test_fast_decoder_equals_plain_computation(tiny_config, multimask):
 
 @pytest.mark.parametrize("n, offset, spread", [(1, 0.0, 1.0), (2, 3.0, 5.0), (1, 100.0, 0.01)])
 def test_upscaling_group_norm_is_as_accurate_as_torch_group_norm(n, offset, spread):
-    from engine.efficient_sam_decoder import _group_norm_one_group
+    from engine.sam.decoder import _group_norm_one_group
 
     torch.manual_seed(n)
     norm = torch.nn.GroupNorm(1, 16)

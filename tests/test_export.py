@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import cli
+from engine.commands import cli
 from engine.commands import export as export_cmd
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.labelme import decode_mask_shape
-from engine.masks import mask_area, mask_bbox, mask_has_holes, polygons_to_mask
+from engine.imaging.masks import mask_area, mask_bbox, mask_has_holes, polygons_to_mask
 from engine.project import Project, QuestionRecord
 from engine.prompts import Point
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import cli
+from engine.commands import cli
 from engine.project import Project, QuestionRecord, file_sha256
 
 

@@ -1,4 +1,4 @@
-"""Heat map + mask fusion and caption sampling weights (engine.fusion)."""
+"""Heat map + mask fusion and caption sampling weights (engine.imaging.fusion)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.errors import InputError
-from engine.fusion import blend, fuse, mask_to_grid, normalise
+from engine.imaging.fusion import blend, fuse, mask_to_grid, normalise
 
 G = st.integers(1, 12)
 unit = st.floats(0, 1, allow_nan=False, width=64)

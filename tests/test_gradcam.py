@@ -7,9 +7,9 @@ import pytest
 import torch
 from tolerance import assert_close_to_scale
 
-from engine.blip_text import clean_question, enc_token_id
+from engine.vqa.blip_text import clean_question, enc_token_id
 from engine.errors import ImageError, InputError
-from engine.gradcam import (
+from engine.vqa.gradcam import (
     compute_gradcam,
     encode_image_itm,
     itm_probability,

@@ -8,7 +8,7 @@ import pytest
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from engine import fusion
+from engine.imaging import fusion
 from engine.prompts import NEGATIVE, POSITIVE
 from gui.actions import ACTIONS
 from gui.panels.answer_panel import display_answer
@@ -68,7 +68,7 @@ def test_ask_fills_every_panel_and_layer(harness, qtbot, tmp_path):
     assert np.allclose(w.canvas.heat_layer.grid, word_map / word_map.max())
     w.answer_panel.token_buttons[0].click()
     assert np.allclose(w.canvas.heat_layer.grid, question_grid)
-    # the fused map is engine.fusion.fuse of the heat map and the chosen mask
+    # the fused map is engine.imaging.fusion.fuse of the heat map and the chosen mask
     assert np.allclose(session.fused_map, fusion.fuse(session.question_map, session.mask, session.alpha))
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "answered"
 

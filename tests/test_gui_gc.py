@@ -66,7 +66,7 @@ def test_while_held_cycles_are_freed_on_the_gui_thread(qapp, qtbot):
 
 
 def test_an_explicit_collection_on_another_thread_leaves_the_freeing_to_the_gui_thread(qapp):
-    # engine.models calls gc.collect() in the engine thread when it releases a model: the Qt
+    # engine.models.manager calls gc.collect() in the engine thread when it releases a model: the Qt
     # objects in the cycles there must still be destroyed on the GUI thread.
     c = gui_thread_gc.collector()
     assert c.holds == 0

@@ -210,7 +210,7 @@ def test_loading_from_an_empty_folder_offers_the_models_dialog(harness, qtbot, t
 
 
 def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
-    from engine.masks import encode_rle
+    from engine.imaging.masks import encode_rle
     from engine.project import QuestionRecord
 
     imgs = [write_photo(tmp_path / f"img{i}.png", seed=i) for i in range(3)]
@@ -257,7 +257,7 @@ def test_open_a_folder_in_natural_order(harness, qtbot, tmp_path):
 def test_model_download_runs_in_a_thread_with_progress_and_cancel(harness, qtbot, tmp_path, monkeypatch):
     import time
 
-    import engine.download
+    import engine.models.download
 
     calls = []
 
@@ -268,7 +268,7 @@ def test_model_download_runs_in_a_thread_with_progress_and_cancel(harness, qtbot
             time.sleep(0.02)
         return []
 
-    monkeypatch.setattr(engine.download, "download_models", fake_download)
+    monkeypatch.setattr(engine.models.download, "download_models", fake_download)
     empty = tmp_path / "models"
     empty.mkdir()
     app = harness.build([], models_dir=empty, start=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.images import image_from_array
+from engine.imaging.images import image_from_array
 from engine.project import Project
 from engine.prompts import NEGATIVE, Box, Point
 from engine.results import AnswerResult, MaskCandidate, SegmentationResult
@@ -80,15 +80,15 @@ def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
     target = Target()
     stack = session.undo_stack
     s1 = PromptState((Point(10, 10),))
-    stack.push(QtEdit(SetPrompts(target, session, session.prompts, s1, "Add positive point")))
+    stack.push(QtEdit(SetPrompts(session, session.prompts, s1, "Add positive point", target=target)))
     m1 = session.mask.copy()
     s2 = s1.with_points(s1.points + (Point(30, 20, NEGATIVE),))
-    stack.push(QtEdit(SetPrompts(target, session, s1, s2, "Add negative point")))
-    stack.push(QtEdit(ChooseCandidate(target, session, 0, 2)))
+    stack.push(QtEdit(SetPrompts(session, s1, s2, "Add negative point", target=target)))
+    stack.push(QtEdit(ChooseCandidate(session, 0, 2, target=target)))
     assert session.chosen == 2
-    stack.push(QtEdit(SetAlpha(target, session, 0.5, 0.4, gesture=1)))
-    stack.push(QtEdit(SetAlpha(target, session, 0.4, 0.3, gesture=1)))  # same drag: merged
-    stack.push(QtEdit(SetAlpha(target, session, 0.3, 0.9, gesture=2)))
+    stack.push(QtEdit(SetAlpha(session, 0.5, 0.4, gesture=1, target=target)))
+    stack.push(QtEdit(SetAlpha(session, 0.4, 0.3, gesture=1, target=target)))  # same drag: merged
+    stack.push(QtEdit(SetAlpha(session, 0.3, 0.9, gesture=2, target=target)))
     assert stack.count() == 5 and session.alpha == 0.9
     stack.undo()
     stack.undo()
@@ -114,8 +114,9 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     target = Target()
-    session.undo_stack.push(QtEdit(SetPrompts(target, session, session.prompts, PromptState((Point(5, 5),)), "Add")))
-    session.undo_stack.push(QtEdit(SetAlpha(target, session, 0.5, 0.3, gesture=1)))
+    session.undo_stack.push(QtEdit(SetPrompts(session, session.prompts, PromptState((Point(5, 5),)), "Add",
+                                              target=target)))
+    session.undo_stack.push(QtEdit(SetAlpha(session, 0.5, 0.3, gesture=1, target=target)))
     assert session.undo_stack.count() == 2
     assert ws.close()
     assert session.undo_stack.count() == 0
@@ -149,7 +150,7 @@ def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     target = Target()
     session.start_question("what is it?")
     p = PromptState((Point(10, 10),))
-    session.undo_stack.push(QtEdit(SetPrompts(target, session, session.prompts, p, "Add positive point")))
+    session.undo_stack.push(QtEdit(SetPrompts(session, session.prompts, p, "Add positive point", target=target)))
     session.set_answer(AnswerResult("a box"))
     session.set_accepted(True)
     saved = Project.open(workspace.project.path)
@@ -200,7 +201,7 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
     show(0)
     first = sessions[0]
     p = PromptState((Point(10, 10),))
-    first.undo_stack.push(QtEdit(SetPrompts(target, first, first.prompts, p, "Add positive point")))
+    first.undo_stack.push(QtEdit(SetPrompts(first, first.prompts, p, "Add positive point", target=target)))
     first.set_chosen(1)
     mask = first.mask.copy()
     for i in range(1, len(sessions)):

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 from PySide6 import QtCore
 
-from engine.masks import encode_rle
+from engine.imaging.masks import encode_rle
 from engine.project import ImageRecord, Project, QuestionRecord
 
 import pytest
@@ -73,7 +73,7 @@ def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, 
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from engine.masks import encode_rle
+    from engine.imaging.masks import encode_rle
     from engine.project import Project, QuestionRecord
 
     project = Project.open(sys.argv[1], writer="other")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from engine.images import image_from_array
+from engine.imaging.images import image_from_array
 from engine.prompts import NEGATIVE, Point
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
 from engine.annotation.prompts import PromptState

@@ -1,4 +1,4 @@
-"""Robust image loading (engine.images); every test image is made on the fly."""
+"""Robust image loading (engine.imaging.images); every test image is made on the fly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImageError, InputError
-from engine.images import (IMAGE_EXTENSIONS, LoadedImage, image_from_array, list_images,
+from engine.imaging.images import (IMAGE_EXTENSIONS, LoadedImage, image_from_array, list_images,
                            load_image, max_pixels_default)
 
 

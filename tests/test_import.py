@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from engine import cli
+from engine.commands import cli
 from engine.commands import import_ as import_cmd
 from engine.errors import ExportError, ProjectError
 from engine.export import export_project
-from engine.import_coco import coco_segmentation_to_mask, import_coco, import_coco_to_project
-from engine.masks import encode_rle
+from engine.export.coco_import import coco_segmentation_to_mask, import_coco, import_coco_to_project
+from engine.imaging.masks import encode_rle
 from engine.project import Project, QuestionRecord
 
 

@@ -1,4 +1,4 @@
-"""engine.interrupt.stop_between: a forward stopped between blocks, hooks always removed."""
+"""engine.runtime.interrupt.stop_between: a forward stopped between blocks, hooks always removed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.errors import CancelledError
-from engine.interrupt import stop_between
+from engine.runtime.interrupt import stop_between
 
 
 def _net(n: int = 4) -> torch.nn.Sequential:

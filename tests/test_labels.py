@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from engine.export import export_project
-from engine.import_coco import import_coco_to_project
-from engine.masks import encode_rle
+from engine.export.coco_import import import_coco_to_project
+from engine.imaging.masks import encode_rle
 from engine.project import ImageRecord, Project, QuestionRecord, clean_label
 from PIL import Image
 

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
 
 from engine.errors import InputError
-from engine.masks import (
+from engine.imaging.masks import (
     decode_rle, encode_rle, mask_area, mask_bbox, mask_has_holes, mask_iou, mask_outlines,
     mask_to_keyhole_polygons, mask_to_polygons, polygon_area, polygons_to_mask,
     rle_area, rle_counts,
@@ -207,7 +207,7 @@ def test_large_mask_outlines_crop_to_the_object():
 
 def test_rle_bbox_from_runs_equals_the_decoded_masks_box():
     # COCO export takes the box straight from the stored RLE (no decoding): same box as the mask's.
-    from engine.masks import encode_rle, mask_bbox, rle_bbox
+    from engine.imaging.masks import encode_rle, mask_bbox, rle_bbox
 
     rng = np.random.default_rng(7)
     for t in range(300):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import models as m
+from engine.models import manager as m
 from engine.errors import CheckpointError, InputError, ModelMissingError
-from engine.random_models import make_random_models
+from engine.models.random_models import make_random_models
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Overlay rendering and atomic PNG saves (engine.overlay)."""
+"""Overlay rendering and atomic PNG saves (engine.imaging.overlay)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-import engine.overlay as overlay
+import engine.imaging.overlay as overlay
 from engine.errors import ExportError, InputError
-from engine.overlay import (NEGATIVE_COLOR, POSITIVE_COLOR, heat_colors, render_overlay,
+from engine.imaging.overlay import (NEGATIVE_COLOR, POSITIVE_COLOR, heat_colors, render_overlay,
                             save_png)
 from engine.prompts import Box, Point
 

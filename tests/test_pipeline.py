@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.errors import CancelledError, ImageError, InputError, ModelMissingError
-from engine.pipeline import CPU_CAPTION_BATCH, Pipeline, PipelineSettings, caption_batch_size_for, word_maps
+from engine.annotation.pipeline import CPU_CAPTION_BATCH, Pipeline, PipelineSettings, caption_batch_size_for, word_maps
 from engine.prompts import Point
 from engine.results import ChainResult
 
@@ -298,7 +298,7 @@ def test_caption_batch_size_choice():
 
 
 def test_pipeline_uses_the_auto_caption_batch(tiny_models_dir, monkeypatch):
-    import engine.captions as captions_module
+    import engine.vqa.captions as captions_module
 
     p = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=3, max_caption_rounds=2),
                                models_dir=tiny_models_dir)

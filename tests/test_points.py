@@ -1,4 +1,4 @@
-"""Salient points from heat maps, and the grid <-> pixel mapping (engine.points)."""
+"""Salient points from heat maps, and the grid <-> pixel mapping (engine.imaging.points)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.errors import InputError
-from engine.points import (GridPoints, auto_points, blur, extract_points, grid_to_pixels,
+from engine.imaging.points import (GridPoints, auto_points, blur, extract_points, grid_to_pixels,
                            negative_points, pixels_to_grid)
 from engine.prompts import Point
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from engine.errors import ExportError
 from engine.export import export_project
-from engine.masks import encode_rle, mask_area, mask_bbox, polygons_to_mask
+from engine.imaging.masks import encode_rle, mask_area, mask_bbox, polygons_to_mask
 from engine.project import Project
 from engine.project.codec import heatmap_to_json, question_to_json
 

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine import models as m
-from engine.blip_text import dec_token_id, enc_token_id
+from engine.models import manager as m
+from engine.vqa.blip_text import dec_token_id, enc_token_id
 from engine.errors import CheckpointError, ResourceError
-from engine.gradcam import tokenize_questions
-from engine.pipeline import Pipeline, PipelineSettings
+from engine.vqa.gradcam import tokenize_questions
+from engine.annotation.pipeline import Pipeline, PipelineSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import published_layouts as pl  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine import random_models as rm
+from engine.models import random_models as rm
 from engine.errors import InputError
 
 

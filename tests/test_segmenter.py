@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.efficient_sam import EfficientSamConfig, build_efficient_sam, load_efficient_sam
+from engine.sam.model import EfficientSamConfig, build_efficient_sam, load_efficient_sam
 from engine.errors import ImageError, InputError, PromptError, ResourceError
 from engine.prompts import Box, Point
 from engine.results import SegmentationResult
-from engine.segmenter import Segmenter, logits_to_masks, select_points
+from engine.sam.segmenter import Segmenter, logits_to_masks, select_points
 
 TINY = {
     "img_size": 1024, "patch_size": 16, "patch_embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 4.0,
@@ -331,10 +331,10 @@ def test_decoder_context_follows_the_current_image(base_model):
     assert not np.allclose(first_a.best.low_res_logits, on_b.best.low_res_logits, atol=1e-3)
 
 
-# --- the CPU fast path (oneDNN, engine.cpu_linear) --------------------------------------------
+# --- the CPU fast path (oneDNN, engine.runtime.cpu_linear) --------------------------------------------
 
 def test_cpu_fast_path_gives_the_plain_path_masks(base_model, monkeypatch):
-    from engine import cpu_linear
+    from engine.runtime import cpu_linear
 
     if not torch.backends.mkldnn.is_available():  # where oneDNN is present, packing must work
         pytest.skip("this PyTorch build has no oneDNN (torch.backends.mkldnn)")

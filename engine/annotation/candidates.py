@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import fusion
-from ..masks import encode_rle
+from ..imaging import fusion
+from ..imaging.masks import encode_rle
 from ..results import SegmentationResult
 
 __all__ = ["prepare_candidates"]

@@ -16,7 +16,7 @@ The failure policy, the same everywhere:
 - Anything else (no heat map, no captions, no answer, cancel) raises, and what was reported
   through ``on_result`` so far is the caller's to keep.
 
-``pipe`` is an :class:`engine.pipeline.Pipeline` with its image set (or a stand-in with the same
+``pipe`` is an :class:`engine.annotation.pipeline.Pipeline` with its image set (or a stand-in with the same
 stage methods).
 """
 

@@ -1,9 +1,9 @@
 """Every edit of an image as a command with do and undo, and an undo history, in plain Python.
 
 A command holds the values before and after and calls one setter of its target
-(:class:`EditTarget`): :class:`~engine.annotation.state.ImageAnnotation` itself in scripts and
-tests, the app's controller in the app (which also starts whatever must be recomputed: the
-mask decoder after a prompt edit). ``do`` runs when a command is pushed, so pushing *is*
+(:class:`EditTarget`): the :class:`~engine.annotation.state.ImageAnnotation` it edits, unless
+another target is given (a test's fake decoder). Whatever must be recomputed follows from the
+annotation's change notice (in the app, the live segmenter hears of new prompts). ``do`` runs when a command is pushed, so pushing *is*
 applying. The app keeps one Qt undo stack per image wrapping these commands; :class:`History`
 is the same behaviour without Qt.
 """
@@ -31,12 +31,15 @@ class EditTarget(Protocol):
 
 
 class Edit:
-    """One undoable change of one image. ``merge`` absorbs a following edit of the same gesture."""
+    """One undoable change of one image. ``merge`` absorbs a following edit of the same gesture.
+
+    ``target`` applies it; by default the image itself (an :class:`ImageAnnotation`)."""
 
     text = ""
 
-    def __init__(self, target: EditTarget, image: Any) -> None:
-        self.target, self.image = target, image
+    def __init__(self, image: Any, target: EditTarget | None = None) -> None:
+        self.image = image
+        self.target: EditTarget = image if target is None else target
 
     def do(self) -> None:
         raise NotImplementedError
@@ -51,9 +54,9 @@ class Edit:
 class SetPrompts(Edit):
     """Points or box changed (add, remove, move, box, clear, reset, automatic points)."""
 
-    def __init__(self, target: EditTarget, image: Any, before: PromptState, after: PromptState, text: str,
-                 chosen_before: int = 0) -> None:
-        super().__init__(target, image)
+    def __init__(self, image: Any, before: PromptState, after: PromptState, text: str, chosen_before: int = 0,
+                 *, target: EditTarget | None = None) -> None:
+        super().__init__(image, target)
         self.before, self.after, self.text, self.chosen_before = before, after, text, chosen_before
 
     def do(self) -> None:
@@ -64,8 +67,8 @@ class SetPrompts(Edit):
 
 
 class ChooseCandidate(Edit):
-    def __init__(self, target: EditTarget, image: Any, before: int, after: int) -> None:
-        super().__init__(target, image)
+    def __init__(self, image: Any, before: int, after: int, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, target)
         self.before, self.after, self.text = before, after, f"Choose mask {after + 1}"
 
     def do(self) -> None:
@@ -78,8 +81,9 @@ class ChooseCandidate(Edit):
 class SetAlpha(Edit):
     """Fusion alpha. The steps of one slider drag (same ``gesture``) merge into one edit."""
 
-    def __init__(self, target: EditTarget, image: Any, before: float, after: float, gesture: int) -> None:
-        super().__init__(target, image)
+    def __init__(self, image: Any, before: float, after: float, gesture: int, *,
+                 target: EditTarget | None = None) -> None:
+        super().__init__(image, target)
         self.before, self.after, self.gesture = before, after, gesture
         self.text = f"Fusion alpha {after:.2f}"
 
@@ -98,8 +102,8 @@ class SetAlpha(Edit):
 
 
 class SetLabel(Edit):
-    def __init__(self, target: EditTarget, image: Any, before: str, after: str) -> None:
-        super().__init__(target, image)
+    def __init__(self, image: Any, before: str, after: str, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, target)
         self.before, self.after = before, after
         self.text = f"Label '{after}'" if after else "Clear label"
 
@@ -111,8 +115,8 @@ class SetLabel(Edit):
 
 
 class SetAccepted(Edit):
-    def __init__(self, target: EditTarget, image: Any, accepted: bool) -> None:
-        super().__init__(target, image)
+    def __init__(self, image: Any, accepted: bool, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, target)
         self.accepted = accepted
         self.text = "Accept mask" if accepted else "Un-accept mask"
 

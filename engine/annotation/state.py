@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fusion
-from ..images import LoadedImage
+from ..imaging import fusion
+from ..imaging.images import LoadedImage
 from ..project import QuestionRecord
 from ..prompts import Point
 from ..results import (AnswerResult, CaptionsResult, HeatmapResult, MaskCandidate, SegmentationResult)
-from ..pipeline import word_maps
+from .pipeline import word_maps
 from .prompts import PromptState
 from .stores import AnnotationStore
 

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     from engine.errors import InputError
-    from engine.pipeline import PipelineSettings
+    from engine.annotation.pipeline import PipelineSettings
 
     if not (isinstance(args.alpha, float) and math.isfinite(args.alpha) and 0.0 <= args.alpha <= 1.0):
         raise InputError(f"--alpha must be between 0 and 1, not {args.alpha}.")
@@ -67,9 +67,9 @@ def chain_record(chain: Any, image_path: str | None = None, device: str | None =
     Points are (x, y) image pixels; the mask is COCO compressed RLE at image size with
     ``counts`` as a string; maps are G x G nested lists of floats. ``question_used`` is the part
     of the question the heat map followed (``question_truncated``: it is not all of it, or the
-    answer model could not read it whole; see ``engine.question_use``).
+    answer model could not read it whole; see ``engine.vqa.question_use``).
     """
-    from engine.masks import encode_rle
+    from engine.imaging.masks import encode_rle
 
     seg = chain.segmentation
     mask = None
@@ -123,7 +123,7 @@ def _print_result(chain: Any, show: int, out: Any = None) -> None:
 
 
 def _overlay_image(chain: Any, rgb: Any) -> Any:
-    from engine.overlay import render_overlay
+    from engine.imaging.overlay import render_overlay
 
     return render_overlay(rgb, heat=chain.heatmap.question_map, mask=chain.mask, points=chain.points)
 
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make_pipeline(args: argparse.Namespace) -> Any:
-    from engine.pipeline import Pipeline
+    from engine.annotation.pipeline import Pipeline
 
     settings = _settings(args)
     _quiet_transformers()
@@ -174,10 +174,10 @@ def _make_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    from engine.atomic import atomic_write_json
-    from engine.images import load_image
-    from engine.overlay import save_png
-    from engine.pipeline import clean_question_text
+    from engine.runtime.atomic import atomic_write_json
+    from engine.imaging.images import load_image
+    from engine.imaging.overlay import save_png
+    from engine.annotation.pipeline import clean_question_text
 
     question = clean_question_text(args.question)
     _check_output_paths(args)
@@ -245,11 +245,11 @@ def read_pairs(csv_path: str | Path) -> list[tuple[Path, str]]:
 
 
 def _run_csv(args: argparse.Namespace) -> int:
-    from engine.atomic import atomic_write_text
+    from engine.runtime.atomic import atomic_write_text
     from engine.errors import QMaskError
-    from engine.images import load_image
-    from engine.overlay import save_png
-    from engine.pipeline import clean_question_text
+    from engine.imaging.images import load_image
+    from engine.imaging.overlay import save_png
+    from engine.annotation.pipeline import clean_question_text
 
     import json
 

@@ -49,9 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import BatchQuestion, read_questions_csv, run_batch
+    from ..annotation.batch import BatchQuestion, read_questions_csv, run_batch
     from ..errors import InputError
-    from ..pipeline import PipelineSettings
+    from ..annotation.pipeline import PipelineSettings
     from ..project import Project
 
     if args.questions:
@@ -95,7 +95,7 @@ def _cluster_options(args: argparse.Namespace):
         if extra:
             raise InputError(f"--{extra[0].replace('_', '-')} needs --ray.")
         return None
-    from ..batch_ray import ClusterOptions, import_ray, parse_workers
+    from ..annotation.batch_ray import ClusterOptions, import_ray, parse_workers
 
     address = args.ray
     if address != "local" and address != "auto" and not address.startswith("ray://") and ":" not in address:

@@ -16,7 +16,7 @@ import importlib
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engine import bench_segment  # light: heavy imports happen when it runs
+    from engine.bench import segment as bench_segment  # light: heavy imports happen when it runs
 
     sub = parser.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     segment = sub.add_parser("segment", help="EfficientSAM encoder and click-to-mask latency (random weights)",
@@ -24,28 +24,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_segment.add_arguments(segment)
 
-    from engine import bench_pipeline
+    from engine.bench import pipeline as bench_pipeline
 
     pipeline = sub.add_parser("pipeline", help="time every stage of the question-to-answer chain",
                               description=(bench_pipeline.__doc__ or "").strip(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_pipeline.add_arguments(pipeline)
 
-    from engine import bench_masks
+    from engine.bench import masks as bench_masks
 
     masks = sub.add_parser("masks", help="contour and keyhole-polygon time of a mask with many holes (exports)",
                            description=(bench_masks.__doc__ or "").strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_masks.add_arguments(masks)
 
-    from engine import bench_project
+    from engine.bench import project as bench_project
 
     project = sub.add_parser("project", help="the project store at scale: build, open, edit, batch bookkeeping, export",
                              description=(bench_project.__doc__ or "").strip(),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_project.add_arguments(project)
 
-    from engine import bench_batch
+    from engine.bench import batch as bench_batch
 
     batch = sub.add_parser("batch", help="images/s of qmask batch --ray per worker count, against the local batch",
                            description=(bench_batch.__doc__ or "").strip(),
@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # sub-subcommand -> module with main(args) -> int, imported only when it runs
-TARGETS = {"segment": "engine.bench_segment", "pipeline": "engine.bench_pipeline", "masks": "engine.bench_masks",
-           "project": "engine.bench_project", "batch": "engine.bench_batch"}
+TARGETS = {"segment": "engine.bench.segment", "pipeline": "engine.bench.pipeline", "masks": "engine.bench.masks",
+           "project": "engine.bench.project", "batch": "engine.bench.batch"}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..import_coco import import_coco_to_project
+    from ..export.coco_import import import_coco_to_project
 
     project, report = import_coco_to_project(args.coco_json, args.images, args.project, merge=args.merge)
     project.close()  # the last connection out folds the journal back into the file

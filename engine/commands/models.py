@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from engine.models import ROLES, fetch_command, format_size, locate, models_dir_from_env
+    from engine.models.manager import ROLES, fetch_command, format_size, locate, models_dir_from_env
 
     models_dir = models_dir_from_env(args.models)
     print(f"preset {args.preset}, EfficientSAM {args.sam}; models folder: {models_dir or '(none)'}")
@@ -76,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from engine.download import download_models
+    from engine.models.download import download_models
 
     outcomes = download_models(args.preset, args.sam, to=args.to)
     fetched = sum(o.action == "downloaded" for o in outcomes)
@@ -87,7 +87,7 @@ def _download(args: argparse.Namespace) -> int:
 def _make_random(args: argparse.Namespace) -> int:
     import warnings
 
-    from engine.random_models import make_random_models
+    from engine.models.random_models import make_random_models
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

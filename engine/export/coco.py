@@ -6,7 +6,7 @@
   pycocotools' ``annToRLE``/``annToMask`` take RLE whatever ``iscrowd`` says, and evaluation
   treats ``iscrowd`` 1 as "ignore region", which these are not.
 - With ``polygons=True``: one polygon per connected part, holes joined to the outer boundary
-  by a zero-width cut (keyhole, :func:`engine.masks.mask_to_keyhole_polygons`). Polygons run
+  by a zero-width cut (keyhole, :func:`engine.imaging.masks.mask_to_keyhole_polygons`). Polygons run
   along pixel edges, so pycocotools rasterises them back to the same pixels, holes included.
 - ``area`` is the mask's pixel count, ``bbox`` its ``[x, y, w, h]``.
 - ``annotations[].attributes`` holds the question, answer and acceptance (CVAT-style extra
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomic import atomic_writer
-from ..masks import mask_to_keyhole_polygons, rle_area, rle_bbox
+from ..runtime.atomic import atomic_writer
+from ..imaging.masks import mask_to_keyhole_polygons, rle_area, rle_bbox
 from ..project import Project
 from .common import ExportPlan, rel_to
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic import atomic_write_json
-from ..masks import mask_has_holes, mask_outlines
+from ..runtime.atomic import atomic_write_json
+from ..imaging.masks import mask_has_holes, mask_outlines
 from .common import ExportPlan, rel_to
 
 LABELME_VERSION = "5.5.0"

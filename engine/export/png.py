@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic import atomic_write_bytes, atomic_write_text
+from ..runtime.atomic import atomic_write_bytes, atomic_write_text
 from .common import ExportPlan, prepare_dir, unique_stem
 
 # A fixed palette: background black, then well-separated colours (repeats after 20 classes).

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomic import atomic_writer
+from ..runtime.atomic import atomic_writer
 from ..project import Project
 from ..project.codec import category_to_json, point_to_json
 from .common import ExportItem, ExportPlan

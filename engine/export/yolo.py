@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..masks import mask_to_keyhole_polygons
+from ..runtime.atomic import atomic_write_text
+from ..imaging.masks import mask_to_keyhole_polygons
 from .common import ExportPlan, link_or_copy, prepare_dir
 
 

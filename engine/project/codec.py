@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import masks as M
+from ..imaging import masks as M
 from ..errors import InputError, ProjectError
 from ..prompts import Point
 from .records import STATUSES, Category, ImageRecord, QuestionRecord

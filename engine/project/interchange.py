@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_writer
+from ..runtime.atomic import atomic_writer
 from ..errors import ProjectError
 from . import schema
 from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json

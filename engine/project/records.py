@@ -9,7 +9,7 @@ Frames and types:
   when no relative path exists, e.g. another Windows drive).
 - Width and height are the image *as displayed* (EXIF orientation applied); masks, points and
   boxes are in that frame, in (x, y) pixels (see :mod:`engine.prompts`).
-- Masks are COCO compressed RLE dicts (:mod:`engine.masks`), decoded only when asked
+- Masks are COCO compressed RLE dicts (:mod:`engine.imaging.masks`), decoded only when asked
   (:meth:`QuestionRecord.mask`). Heat maps are ``[G, G]`` float32 grids (cells, not pixels).
 - Times are Unix seconds (float).
 """
@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import masks as M
+from ..imaging import masks as M
 from ..prompts import Point
 
 __all__ = [
@@ -86,7 +86,7 @@ def displayed_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def encode_mask(mask: np.ndarray) -> dict:
-    """:func:`engine.masks.encode_rle`, with the column-major copy pycocotools needs made by
+    """:func:`engine.imaging.masks.encode_rle`, with the column-major copy pycocotools needs made by
     OpenCV's transpose (about 10x faster than numpy's on a 1024 x 768 mask: it is most of what
     storing a chain result costs). Same RLE, byte for byte."""
     m = np.asarray(mask)

@@ -18,8 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import masks as M
-from ..fusion import _area_weights, mask_to_grid
+from ..imaging import masks as M
+from ..imaging.fusion import _area_weights, mask_to_grid
 from .records import ImageRecord, QuestionRecord
 
 __all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement", "rle_to_grid"]
@@ -45,7 +45,7 @@ def _runs(counts: str, h: int, w: int) -> tuple[int, int, np.ndarray]:
 
 
 def rle_runs(rle: dict) -> tuple[int, int, np.ndarray]:
-    """``engine.masks.rle_counts`` of a compressed RLE, parsed once for the few masks a write
+    """``engine.imaging.masks.rle_counts`` of a compressed RLE, parsed once for the few masks a write
     looks at several times (review need, area, grid coverage)."""
     counts = rle["counts"]
     if isinstance(counts, str):
@@ -58,7 +58,7 @@ def rle_area(rle: dict) -> int:
 
 
 def rle_to_grid(rle: dict, grid_shape: tuple[int, int]) -> np.ndarray:
-    """:func:`engine.fusion.mask_to_grid` of an RLE mask, from its runs, without decoding it.
+    """:func:`engine.imaging.fusion.mask_to_grid` of an RLE mask, from its runs, without decoding it.
 
     Runs are column-major: a run of ones is cut at column ends into ``(x, y0, y1)`` pieces; a
     piece covers row cell ``g`` by ``C[g, y1] - C[g, y0]`` (``C`` the cumulated row weights), and

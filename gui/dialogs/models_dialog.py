@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.models import ROLES, format_size, locate_all
+from engine.models.manager import ROLES, format_size, locate_all
 
 from ..background import BackgroundTask
 
@@ -36,7 +36,7 @@ class ModelsDialog(QtWidgets.QDialog):
         self.setWindowTitle("QMask models")
         self.preset, self.sam_variant, self.models_dir = preset, sam_variant, models_dir
         self.task: BackgroundTask | None = None
-        # Extra keyword arguments for engine.download.download_models (tests: a local server's base_url).
+        # Extra keyword arguments for engine.models.download.download_models (tests: a local server's base_url).
         self.download_options: dict[str, Any] = {}
         self.intro = QtWidgets.QLabel()
         self.intro.setWordWrap(True)
@@ -108,7 +108,7 @@ class ModelsDialog(QtWidgets.QDialog):
     def start_download(self) -> None:
         if self.task is not None:
             return
-        from engine.download import download_models
+        from engine.models.download import download_models
 
         preset, variant, to = self.preset, self.sam_variant, self.models_dir
         options = dict(self.download_options)

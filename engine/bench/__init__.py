@@ -1,0 +1,1 @@
+"""Benchmarks behind ``qmask bench``: they print figures; nothing here asserts a time."""
