@@ -10,7 +10,7 @@ Each stage returns a typed result (``engine.results``) with its wall time, so a 
 reruns only ``segment`` and later stages, and a changed alpha only ``fuse`` and later.
 Not thread-safe: one thread (the GUI's worker, or the CLI's main thread) owns a Pipeline.
 
-INTERFACE CONTRACT (implemented by the model-management/pipeline work; others build on it):
+Use:
 
     settings = PipelineSettings(preset="base", device="auto")
     pipe = Pipeline.from_settings(settings, models_dir=None)  # lazy: no model loaded yet
@@ -76,7 +76,6 @@ class PipelineSettings:
     seed: int | None = 0
     image_cache_size: int = 8
     segment: bool = True
-    # Added by the pipeline implementation:
     offload: str = "auto"  # auto | never | always: move idle models off the GPU (engine.models.manager)
     # Captions per generate() call; None = auto (see caption_batch_size_for): all of them in one
     # call on CUDA, 50 on the CPU.

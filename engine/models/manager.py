@@ -757,10 +757,6 @@ class ModelManager:
             self._locations.pop("efficient_sam", None)
             self.release("efficient_sam")
 
-    def memory_on_device(self) -> dict[str, int]:
-        """Parameter bytes of each loaded role, and whether it currently sits on the device."""
-        return {r: (s.nbytes if s.on_device else 0) for r, s in self._slots.items()}
-
 
 def _pack_inference_linears(role: str, model: Any) -> int:
     """fp32 CPU models: the Linear layers that never need autograd run on oneDNN with packed

@@ -103,11 +103,6 @@ class Segmenter:
     def is_cached(self, image_id: str) -> bool:
         return image_id in self._cache
 
-    def clear_cache(self) -> None:
-        self._cache.clear()
-        self._current = None
-        self._context = None
-
     def set_image(self, image: np.ndarray, image_id: str) -> bool:
         """Make ``image`` (``[H, W, 3]`` uint8 RGB) current; returns True if the encoder ran.
 

@@ -53,10 +53,6 @@ class GradcamResult:
     attention_mask: np.ndarray
     tokens: tuple[tuple[str, ...], ...]
 
-    @property
-    def grid_size(self) -> int:
-        return int(self.question_maps.shape[-1])
-
     def question_token_maps(self, index: int) -> tuple[tuple[str, ...], np.ndarray]:
         """The question's own word pieces (no [ENC], no [SEP]) and their maps [n, G, G]."""
         n = len(self.tokens[index]) - 2

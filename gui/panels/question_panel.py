@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.errors import InputError
 
 
 class QuestionPanel(QtWidgets.QWidget):
@@ -66,11 +65,3 @@ class QuestionPanel(QtWidgets.QWidget):
         self.show_hint("")
         self.remember(question)
         self.ask_requested.emit(question)
-
-
-def check_question(question: str) -> str:
-    """The question as the engine gets it; InputError when there is nothing to ask."""
-    q = " ".join(question.split())
-    if not q.strip("?"):
-        raise InputError("Type a question first.")
-    return q
