@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -174,10 +175,9 @@ def _make_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    from engine.runtime.atomic import atomic_write_json
-    from engine.imaging.images import load_image
-    from engine.imaging.overlay import save_png
     from engine.annotation.pipeline import clean_question_text
+    from engine.imaging.images import load_image
+    from engine.imaging.overlay import png_bytes
 
     question = clean_question_text(args.question)
     _check_output_paths(args)
@@ -190,12 +190,26 @@ def _run_one(args: argparse.Namespace) -> int:
     for note in pipe.last_notes:
         print(f"note: {note}", file=sys.stderr)
     _print_result(chain, args.show_captions)
+    outputs: dict[str, bytes] = {}
     if args.json:
-        atomic_write_json(args.json, chain_record(chain, str(args.image), pipe.device, pipe.last_notes,
-                                                  pipe.last_question_use))
+        record = chain_record(chain, str(args.image), pipe.device, pipe.last_notes, pipe.last_question_use)
+        outputs[args.json] = (json.dumps(record, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
     if args.overlay:
-        save_png(args.overlay, _overlay_image(chain, image.rgb))
+        outputs[args.overlay] = png_bytes(_overlay_image(chain, image.rgb), Path(args.overlay).name)
+    _write_outputs(outputs)
     return 0
+
+
+def _write_outputs(outputs: dict[str, bytes]) -> None:
+    """Every output file or none (a full disk or a file-size limit leaves nothing new)."""
+    from engine.errors import ExportError
+    from engine.runtime.atomic import atomic_write_files
+
+    try:
+        atomic_write_files(outputs)
+    except OSError as err:
+        raise ExportError(f"Could not write {', '.join(map(str, outputs))}: {err.strerror or err}. Nothing was "
+                          "written.") from err
 
 
 def _check_output_paths(args: argparse.Namespace) -> None:
@@ -245,22 +259,37 @@ def read_pairs(csv_path: str | Path) -> list[tuple[Path, str]]:
 
 
 def _run_csv(args: argparse.Namespace) -> int:
-    from engine.runtime.atomic import atomic_write_text
-    from engine.errors import QMaskError
-    from engine.imaging.images import load_image
-    from engine.imaging.overlay import save_png
-    from engine.annotation.pipeline import clean_question_text
+    from contextlib import nullcontext
 
-    import json
+    from engine.export.common import Staging
+    from engine.runtime.atomic import atomic_write_text
 
     pairs = read_pairs(args.csv)
     _check_output_paths(args)
     pipe = _make_pipeline(args)
     if pipe.random_weights:
         print(RANDOM_BANNER)
-    overlay_dir = Path(args.overlay) if args.overlay else None
-    if overlay_dir is not None:
-        overlay_dir.mkdir(parents=True, exist_ok=True)
+    # Overlays go to a hidden folder beside the output and are moved in at the end: a run that
+    # fails on the way (or whose JSON cannot be written) leaves no overlay behind.
+    with (Staging(Path(args.overlay)) if args.overlay else nullcontext()) as staging:
+        failures = _csv_rows(args, pipe, pairs, staging)
+        if args.json:
+            atomic_write_text(args.json, "\n".join(failures[1]) + "\n")
+        if staging is not None:
+            staging.commit()
+    if failures[0]:
+        print(f"{failures[0]} of {len(pairs)} pair(s) failed.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _csv_rows(args: argparse.Namespace, pipe: Any, pairs: list, staging: Any) -> tuple[int, list[str]]:
+    """Each pair through the chain; returns (failures, JSON lines). Overlays go into ``staging``."""
+    from engine.annotation.pipeline import clean_question_text
+    from engine.errors import QMaskError
+    from engine.imaging.images import load_image
+    from engine.imaging.overlay import save_png
+
     lines: list[str] = []
     failures = 0
     for index, (image_path, question) in enumerate(pairs, 1):
@@ -285,11 +314,6 @@ def _run_csv(args: argparse.Namespace) -> int:
         _print_result(chain, min(args.show_captions, 3))
         lines.append(json.dumps(chain_record(chain, str(image_path), pipe.device, pipe.last_notes,
                                              pipe.last_question_use), ensure_ascii=False, allow_nan=False))
-        if overlay_dir is not None:
-            save_png(overlay_dir / f"{index:04d}_{image_path.stem}.png", _overlay_image(chain, image.rgb))
-    if args.json:
-        atomic_write_text(args.json, "\n".join(lines) + "\n")
-    if failures:
-        print(f"{failures} of {len(pairs)} pair(s) failed.", file=sys.stderr)
-        return 1
-    return 0
+        if staging is not None:
+            save_png(staging.root / f"{index:04d}_{image_path.stem}.png", _overlay_image(chain, image.rgb))
+    return failures, lines

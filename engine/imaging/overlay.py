@@ -18,6 +18,7 @@ import numpy as np
 from ..runtime.atomic import atomic_write_bytes
 from ..errors import ExportError, InputError
 from .fusion import normalise
+from .images import check_rgb
 from ..prompts import POSITIVE, Box, Point
 
 POSITIVE_COLOR = (0, 200, 0)
@@ -26,13 +27,6 @@ BORDER_COLOR = (255, 255, 255)
 BOX_COLOR = (255, 215, 0)
 _SHIFT = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel
 _ONE = 1 << _SHIFT
-
-
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    a = np.asarray(rgb)
-    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise InputError(f"The image must be an [H, W, 3] uint8 array, not {a.dtype} {a.shape}.")
-    return a
 
 
 def _scale(h: int, w: int) -> float:
@@ -69,7 +63,7 @@ def render_overlay(rgb: np.ndarray, heat: np.ndarray | None = None, mask: np.nda
         border and numbered from 1 in the given order. box: yellow rectangle.
     Line widths, radii and text scale grow with the image size. ``rgb`` is not modified.
     """
-    img = _check_rgb(rgb)
+    img = check_rgb(rgb, InputError)
     h, w = img.shape[:2]
     for name, value in (("heat_opacity", heat_opacity), ("mask_opacity", mask_opacity)):
         if not (0.0 <= float(value) <= 1.0):
@@ -143,6 +137,16 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     Returns the path. Raises InputError for a bad array, ExportError when it cannot be written.
     """
     p = Path(path)
+    data = png_bytes(image, p.name)
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as e:
+        raise ExportError(f"Could not write {p}: {e.strerror or e}.") from e
+    return p
+
+
+def png_bytes(image: np.ndarray, name: str = "the image") -> bytes:
+    """The PNG file's bytes of ``image`` (see :func:`save_png` for the arrays taken)."""
     a = np.asarray(image)
     ok_dtype = a.dtype == np.uint8 or (a.dtype == np.uint16 and a.ndim == 2)
     if not ok_dtype or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or 0 in a.shape:
@@ -153,11 +157,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     try:
         ok, buf = cv2.imencode(".png", np.ascontiguousarray(a))
     except cv2.error as e:
-        raise ExportError(f"Could not encode {p.name} as PNG: {e}") from e
+        raise ExportError(f"Could not encode {name} as PNG: {e}") from e
     if not ok:
-        raise ExportError(f"Could not encode {p.name} as PNG.")
-    try:
-        atomic_write_bytes(p, buf.tobytes())
-    except OSError as e:
-        raise ExportError(f"Could not write {p}: {e.strerror or e}.") from e
-    return p
+        raise ExportError(f"Could not encode {name} as PNG.")
+    return buf.tobytes()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "backup_path"]
+__all__ = ["atomic_writer", "atomic_write_files", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "backup_path"]
 
 
 def backup_path(path: str | os.PathLike[str]) -> Path:
@@ -98,6 +98,33 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w", *, encoding: st
             pass
         raise
     _fsync_dir(folder)
+
+
+def atomic_write_files(files: dict[str | os.PathLike[str], bytes]) -> list[Path]:
+    """Write several files all or nothing: each to a temporary sibling first (flushed), then all
+    renamed into place. A failure while writing (disk full, file too large) removes every
+    temporary file and leaves no new file; earlier files at those paths stay as they were."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            dest = Path(path)
+            folder = dest.parent if str(dest.parent) else Path(".")
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+            staged.append((Path(tmp_name), dest))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp_name, 0o666 & ~_UMASK)
+    except BaseException:
+        for tmp, _dest in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, dest in staged:
+        os.replace(tmp, dest)
+    for folder in {dest.parent for _tmp, dest in staged}:
+        _fsync_dir(folder if str(folder) else Path("."))
+    return [dest for _tmp, dest in staged]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, backup: bool = False) -> None:
