@@ -184,6 +184,9 @@ def test_fast_decoder_equals_plain_computation(tiny_config, multimask):
     with torch.no_grad():  # give the norms and biases non-trivial values
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
+    from engine.runtime.accelerate import accelerate
+
+    assert accelerate(model, "efficient_sam").fast_paths == ("mask_decoder",)  # the decoder's fast path
     emb = torch.randn(2, 32, 64, 64)
     points = torch.tensor([[[[10.0, 20.0], [50.0, 60.0], [30.0, 5.0]], [[70.0, 10.0], [20.0, 40.0], [-1, -1]]],
                            [[[5.0, 5.0], [60.0, 30.0], [-1, -1]], [[40.0, 40.0], [10.0, 50.0], [75.0, 55.0]]]])
@@ -198,7 +201,7 @@ def test_fast_decoder_equals_plain_computation(tiny_config, multimask):
 
 @pytest.mark.parametrize("n, offset, spread", [(1, 0.0, 1.0), (2, 3.0, 5.0), (1, 100.0, 0.01)])
 def test_upscaling_group_norm_is_as_accurate_as_torch_group_norm(n, offset, spread):
-    from engine.sam.decoder import _group_norm_one_group
+    from engine.runtime.sam_decoder_fast import group_norm_one_group as _group_norm_one_group
 
     torch.manual_seed(n)
     norm = torch.nn.GroupNorm(1, 16)

@@ -32,17 +32,15 @@ which returns what it has with ``cancelled=True``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..vqa.blip_text import cross_attention_kv
 from ..errors import CancelledError, CheckpointError, InputError, ModelMissingError
 from ..imaging.images import check_rgb
 from ..prompts import Box, Point
@@ -163,59 +161,6 @@ def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:
     return tuple((w, np.mean(np.stack(ms), axis=0).astype(np.float32)) for w, ms in words)
 
 
-class CrossAttentionKVCache:
-    """The image-side keys and values of BLIP's text cross-attention, kept per image.
-
-    They depend on the image alone, yet they are most of a new question's Grad-CAM cost
-    (12 layers x 2 projections of 577 x 1024 -> 768, against a question of ~10 tokens). The
-    ``key``/``value`` Linear modules of each cross-attention get an instance-level ``forward``
-    that serves the stored output while ``active(image_id)`` is on; otherwise they compute as
-    usual (model classes and state_dict untouched). A stored projection is a detached leaf that
-    requires grad, so the attention probabilities stay in the autograd graph and Grad-CAM's
-    ``dL/dA`` is unchanged (it never needs gradients through the keys or values).
-    """
-
-    def __init__(self, model: Any, max_images: int = 2):
-        self.model = model
-        self.max_images = max(1, int(max_images))
-        self.hits = 0
-        self._store: OrderedDict[str, dict[str, tuple[tuple, Any]]] = OrderedDict()
-        self._key: str | None = None
-        for name, linear in cross_attention_kv(model.text_encoder.encoder.layer):
-            linear.forward = self._wrap(name, linear.forward)
-
-    def _wrap(self, name: str, compute: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def forward(x: Any) -> Any:
-            key = self._key
-            if key is None:
-                return compute(x)
-            entry = self._store[key]
-            signature = (tuple(x.shape), x.dtype, x.device)
-            hit = entry.get(name)
-            if hit is not None and hit[0] == signature:
-                self.hits += 1
-                return hit[1]
-            out = compute(x)
-            entry[name] = (signature, out.detach().requires_grad_(True))
-            return out
-        return forward
-
-    @contextlib.contextmanager
-    def active(self, image_id: str) -> Iterator[None]:
-        self._store.setdefault(image_id, {})
-        self._store.move_to_end(image_id)
-        while len(self._store) > self.max_images:
-            self._store.popitem(last=False)
-        self._key = image_id
-        try:
-            yield
-        finally:
-            self._key = None
-
-    def drop(self, image_id: str) -> None:
-        self._store.pop(image_id, None)
-
-
 class Pipeline:
     """The QMask chain on one image at a time; see the module docstring for the contract.
 
@@ -233,7 +178,7 @@ class Pipeline:
         self._images: OrderedDict[str, _ImageEntry] = OrderedDict()
         self._current: str | None = None
         self._segmenter: Any = None
-        self._kv: CrossAttentionKVCache | None = None
+        self._kv: Any = None  # engine.runtime.accelerate.CrossAttentionKVCache of the ITM model
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings | None = None, models_dir: Any = None,
@@ -452,6 +397,8 @@ class Pipeline:
 
         itm = self._load("itm")
         if self._kv is None or self._kv.model is not itm.model:
+            from ..runtime.accelerate import CrossAttentionKVCache
+
             self._kv = CrossAttentionKVCache(itm.model)
         start = _now()
         with self._guard("computing the heat map"), self._kv.active(str(self._current)):
@@ -616,5 +563,5 @@ class Pipeline:
         return result
 
 
-__all__ = ["Pipeline", "PipelineSettings", "CrossAttentionKVCache", "ProgressFn", "CancelFn", "STAGES", "ENCODERS",
+__all__ = ["Pipeline", "PipelineSettings", "ProgressFn", "CancelFn", "STAGES", "ENCODERS",
            "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text"]

@@ -759,16 +759,10 @@ class ModelManager:
 
 
 def _pack_inference_linears(role: str, model: Any) -> int:
-    """fp32 CPU models: the Linear layers that never need autograd run on oneDNN with packed
-    weights (``engine.runtime.cpu_linear``). Not the ITM text encoder (Grad-CAM differentiates through
-    it); EfficientSAM's image encoder is packed by its ``Segmenter``."""
-    from ..runtime.cpu_linear import pack_linears, packing_enabled
+    """CPU models: what ``engine.runtime.accelerate`` gives each role (packed oneDNN layers)."""
+    from ..runtime.accelerate import accelerate
 
-    if not packing_enabled():
-        return 0
-    parts = {"itm": ("vision_model",), "caption": ("vision_model", "text_decoder"), "qa": ("",),
-             "efficient_sam": ()}[role]
-    return sum(pack_linears(model.get_submodule(name), root=model) for name in parts)
+    return accelerate(model, role).packed_layers
 
 
 def _bf16_ok(device: Any) -> bool:

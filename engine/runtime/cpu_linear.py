@@ -6,9 +6,12 @@ reordered once into its own blocked layout, ran the same products at 180-210 GFL
 largest where few rows meet a big weight: caption decoding (100 rows per step, 30,524-word head)
 and FiD decoding (1 row per step).
 
-How: :func:`pack_linears` gives each fp32 CPU ``nn.Linear`` of an inference-only module an
-instance ``forward`` that calls ``torch.ops.mkldnn._linear_pointwise`` (the op PyTorch's own
-compiler uses for packed CPU weights) on the packed copy. Results equal ``F.linear`` up to fp32
+How: :func:`pack_linears` keeps a packed copy of each fp32 CPU ``nn.Linear``'s weight of an
+inference-only module, and the accelerator's layer forward (``engine.runtime.accelerate``, the
+one place that replaces ``forward``) calls ``torch.ops.mkldnn._linear_pointwise`` (the op
+PyTorch's own compiler uses for packed CPU weights) on it. These ops are private: each use is
+probed once per process (the op exists and gives the plain result on a small input); where a
+probe fails, the plain path runs and a log line (logger ``qmask.accelerate``) says why. Results equal ``F.linear`` up to fp32
 rounding (the sum runs in another order). The model's classes and weights stay as loaded.
 
 Memory: the dense weight is then released, so the model does not take twice the memory. Its
@@ -25,14 +28,14 @@ on the weight unpacked again, so they are slow but right. :func:`unpack_linears`
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
-import types
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
-from .cpu_tuning import libc
+from .cpu_tuning import libc, switched_off
 
 _PACKED = "_qmask_packed_weight"  # instance attribute of a packed Linear (a mkldnn tensor)
 _RELEASED = "_qmask_dense_released"  # True when the dense weight was dropped
@@ -41,38 +44,107 @@ _MADV_DONTNEED = 4  # Linux <sys/mman.h>
 _MADV_POPULATE_READ = 22
 ENV_SWITCH = "QMASK_CPU_LINEAR"  # "default" turns packing off (MKL, as PyTorch ships)
 
-_available: bool | None = None
+_probes: dict[str, tuple[bool, str]] = {}  # probe name -> (passed, why not), once per process
+_log = logging.getLogger("qmask.accelerate")
+
+
+def _probe(name: str, check: Callable[[], str | None]) -> bool:
+    """Run ``check`` once per process (it returns None when the private op exists and gives the
+    plain result on a small input, else why not); the plain path is used where it fails, with a
+    log line saying why."""
+    if name not in _probes:
+        try:
+            why = check()
+        except Exception as err:  # noqa: BLE001 - a missing or changed private op raises anything
+            why = f"{type(err).__name__}: {err}"
+        _probes[name] = (why is None, why or "")
+        if why is not None:
+            _log.warning("CPU acceleration: %s is not used, the plain PyTorch path runs instead (%s)", name, why)
+    return _probes[name][0]
+
+
+def probe_failures() -> dict[str, str]:
+    """The probes run so far that failed, with why (for tests and benchmark headers)."""
+    return {name: why for name, (ok, why) in _probes.items() if not ok}
+
+
+def reset_probes() -> None:
+    """Forget every probe result (tests that replace a private op call this)."""
+    _probes.clear()
+
+
+def _case(rows: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.randn(37, 19, generator=gen), torch.randn(37, generator=gen),
+            torch.randn(3, rows, 19, generator=gen))
+
+
+def _differs(out: Any, expected: torch.Tensor) -> str | None:
+    if not isinstance(out, torch.Tensor) or out.shape != expected.shape or out.dtype != expected.dtype:
+        return f"returned {type(out).__name__} {getattr(out, 'shape', '')}, expected a tensor {tuple(expected.shape)}"
+    if not torch.allclose(out, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max())):
+        return f"differs from the plain result by up to {(out - expected).abs().max().item():.3g}"
+    return None
+
+
+def _check_packed_linear() -> str | None:
+    if not torch.backends.mkldnn.is_available():
+        return "this PyTorch build has no oneDNN"
+    weight, bias, x = _case()
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), None)
+    if not torch.equal(packed.to_dense(), weight):
+        return "torch.ops.mkldnn._reorder_linear_weight does not keep the weight's values"
+    with torch.no_grad():
+        return _differs(torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], ""), F.linear(x, weight, bias))
+
+
+def _check_fused_gelu() -> str | None:
+    weight, bias, x = _case()
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), None)
+    with torch.no_grad():
+        return _differs(torch.ops.mkldnn._linear_pointwise(x, packed, bias, "gelu", [], "none"),
+                        F.gelu(F.linear(x, weight, bias)))
+
+
+def _check_dense_nt() -> str | None:
+    weight, _, x = _case()
+    with torch.no_grad():
+        return _differs(torch.ops.mkldnn._linear_pointwise(x[0], weight.contiguous(), None, "none", [], ""),
+                        x[0] @ weight.t())
 
 
 def onednn_linear_available() -> bool:
-    """True when this PyTorch build has the packed oneDNN Linear op and it gives the same
-    numbers as ``F.linear`` on a small case (checked once per process)."""
-    global _available
-    if _available is None:
-        _available = _self_check()
-    return _available
+    """True when this PyTorch build has the packed oneDNN Linear ops (``_reorder_linear_weight``,
+    ``_linear_pointwise``) and they give the same numbers as ``F.linear`` on a small case
+    (checked once per process; see :func:`_probe`)."""
+    return _probe("packed oneDNN Linear (torch.ops.mkldnn._reorder_linear_weight + _linear_pointwise)",
+                  _check_packed_linear)
+
+
+def fused_gelu_available() -> bool:
+    """The packed product with GELU fused in gives ``F.gelu(F.linear(...))`` (checked once)."""
+    return onednn_linear_available() and _probe("oneDNN Linear with fused GELU (_linear_pointwise 'gelu')",
+                                                _check_fused_gelu)
+
+
+def dense_nt_available() -> bool:
+    """``_linear_pointwise`` on a plain (unpacked) ``[N, K]`` operand gives ``a @ b^T`` (checked once)."""
+    return onednn_linear_available() and _probe("oneDNN product with an unpacked operand (_linear_pointwise)",
+                                                _check_dense_nt)
 
 
 def _self_check() -> bool:
+    """The packing self-check, run afresh (tests: where oneDNN is present it must pass)."""
     try:
-        if not torch.backends.mkldnn.is_available():
-            return False
-        gen = torch.Generator().manual_seed(0)
-        weight = torch.randn(37, 19, generator=gen)
-        bias = torch.randn(37, generator=gen)
-        x = torch.randn(3, 5, 19, generator=gen)
-        packed = pack_weight(weight)
-        with torch.no_grad():
-            out = packed_linear(x, packed, bias)
-        return bool(torch.allclose(out, F.linear(x, weight, bias), rtol=1e-4, atol=1e-4)
-                    and torch.equal(packed.to_dense(), weight))
-    except (RuntimeError, AttributeError, NotImplementedError):  # op missing or unsupported here
+        return _check_packed_linear() is None
+    except Exception:  # noqa: BLE001
         return False
 
 
 def packing_enabled() -> bool:
-    """Whether model loading should pack (``QMASK_CPU_LINEAR=default`` turns it off)."""
-    return os.environ.get(ENV_SWITCH, "onednn").strip().lower() != "default" and onednn_linear_available()
+    """Whether model loading should pack: not where ``QMASK_CPU_LINEAR=default`` or
+    ``QMASK_ACCELERATE=off`` turns it off, nor where the op's probe failed."""
+    return not switched_off(ENV_SWITCH) and onednn_linear_available()
 
 
 def is_packed(linear: torch.nn.Module) -> bool:
@@ -113,7 +185,7 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b^T`` for ``[M, K]`` and contiguous ``[N, K]`` operands that change every call
     (oneDNN when :func:`usable_for` allows: 10-25% faster than MKL for the mask decoder's
     ``[88, 256] x [256, 4096]`` scores on the reference CPU; else ``torch.mm``)."""
-    if usable_for(a) and b.is_contiguous() and b.dtype == a.dtype and b.device == a.device:
+    if usable_for(a) and b.is_contiguous() and b.dtype == a.dtype and b.device == a.device and dense_nt_available():
         return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
     return a @ b.transpose(-1, -2)
 
@@ -123,8 +195,11 @@ def _real_weight_in_state_dict(module: torch.nn.Module, state: dict, prefix: str
     state[prefix + "weight"] = dense_weight(module)
 
 
-def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    packed = self.__dict__[_PACKED]
+def linear_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """What a Linear computes, packed or not (the accelerator's layer forward calls this)."""
+    packed = self.__dict__.get(_PACKED)
+    if packed is None:
+        return F.linear(x, self.weight, self.bias)
     if _onednn_input(x):
         return packed_linear(x, packed, self.bias)
     # Autograd, or another device/dtype: the plain layer.
@@ -156,6 +231,8 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
     weights (default: ``module``). Returns how many layers were packed; 0 when oneDNN is not
     usable here. Packing twice is harmless.
     """
+    from .accelerate import own_forward
+
     if not onednn_linear_available():
         return 0
     linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and not is_packed(m)
@@ -179,7 +256,7 @@ def pack_linears(module: torch.nn.Module, root: torch.nn.Module | None = None, r
             lin.__dict__[_HOOK] = lin.register_state_dict_post_hook(_real_weight_in_state_dict)
         else:
             lin.weight.requires_grad_(False)
-        lin.forward = types.MethodType(_packed_forward, lin)
+        own_forward(lin)
     return len(linears)
 
 
@@ -245,6 +322,8 @@ def _file_mappings() -> list[tuple[int, int]]:
 
 def unpack_linears(module: torch.nn.Module) -> int:
     """Give every packed Linear in ``module`` its dense weight and own ``forward`` back."""
+    from .accelerate import release_forward
+
     count = 0
     for lin in module.modules():
         if not isinstance(lin, torch.nn.Linear) or not is_packed(lin):
@@ -253,10 +332,11 @@ def unpack_linears(module: torch.nn.Module) -> int:
             lin.weight = torch.nn.Parameter(lin.__dict__[_PACKED].to_dense(), requires_grad=False)
             lin.__dict__.pop(_HOOK).remove()
         del lin.__dict__[_PACKED]
-        lin.__dict__.pop("forward", None)
+        release_forward(lin)
         count += 1
     return count
 
 
 __all__ = ["pack_linears", "unpack_linears", "is_packed", "dense_weight", "onednn_linear_available",
-           "packing_enabled", "usable_for", "pack_weight", "packed_linear", "matmul_nt", "ENV_SWITCH"]
+           "packing_enabled", "usable_for", "pack_weight", "packed_linear", "matmul_nt", "ENV_SWITCH",
+           "fused_gelu_available", "dense_nt_available", "linear_forward", "probe_failures", "reset_probes"]

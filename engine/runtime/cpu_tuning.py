@@ -41,6 +41,14 @@ anyway. What changes is that this memory stays resident between chains.
 
 Both settings are process-wide, so the front doors (``qmask`` and its headless commands) make
 them once at start-up; the engine itself never does.
+
+Off switches (environment variables, read when the setting is made)
+-------------------------------------------------------------------
+- ``QMASK_OPENMP_WAIT=default``: leave ``GOMP_SPINCOUNT`` / ``OMP_WAIT_POLICY`` unset (the
+  OpenMP runtime's own waiting);
+- ``QMASK_CPU_ALLOCATOR=default``: never call ``mallopt`` (glibc's own thresholds);
+- ``QMASK_ACCELERATE=off``: both of the above, and every other CPU acceleration of
+  ``engine.runtime.accelerate`` (packed oneDNN layers, the EfficientSAM decoder's fast path).
 """
 
 from __future__ import annotations
@@ -60,6 +68,11 @@ TRIM_THRESHOLD_BYTES = 512 * 2**20  # free memory kept at the heap top before it
 # libgomp spins before a waiting thread sleeps (libgomp counts ~100,000 per millisecond).
 GOMP_SPIN_COUNT = 10_000
 
+ALL_SWITCH = "QMASK_ACCELERATE"  # "off": no acceleration and no process-wide setting at all
+ALLOCATOR_SWITCH = "QMASK_CPU_ALLOCATOR"  # "default": glibc's own allocator thresholds
+OPENMP_SWITCH = "QMASK_OPENMP_WAIT"  # "default": the OpenMP runtime's own waiting
+_OFF_WORDS = {"default", "off", "0", "no", "false", "none", "plain"}
+
 _allocator_tuned: bool | None = None
 _libc_handle: list[ctypes.CDLL | None] = []
 
@@ -78,17 +91,27 @@ def libc() -> ctypes.CDLL | None:
     return _libc_handle[0]
 
 
+def switched_off(name: str, environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether the environment turns the setting ``name`` off (``default``/``off``), directly or
+    with ``QMASK_ACCELERATE=off``."""
+    env = os.environ if environ is None else environ
+    return any(env.get(var, "").strip().lower() in _OFF_WORDS for var in (name, ALL_SWITCH))
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks of up to 32 MB in the process (see the module notes).
 
     Returns True when the allocator was tuned (Linux with glibc), False elsewhere (macOS,
-    Windows, musl: nothing to do or no such knob). Safe to call more than once. The cost is
+    Windows, musl: nothing to do or no such knob) and where ``QMASK_CPU_ALLOCATOR=default`` or
+    ``QMASK_ACCELERATE=off`` turns it off. Safe to call more than once. The cost is
     that up to ``TRIM_THRESHOLD_BYTES`` of freed memory stays mapped between clicks and runs.
     """
     global _allocator_tuned
     if _allocator_tuned is not None:
         return _allocator_tuned
     _allocator_tuned = False
+    if switched_off(ALLOCATOR_SWITCH):
+        return False
     handle = libc()
     mallopt = getattr(handle, "mallopt", None) if handle is not None else None
     if mallopt is None:  # not Linux, or not glibc
@@ -105,10 +128,11 @@ def configure_openmp_wait(environ: MutableMapping[str, str] | None = None, platf
     """How idle OpenMP threads wait (see the module notes); call before torch is imported.
 
     On Linux sets ``GOMP_SPINCOUNT`` to :data:`GOMP_SPIN_COUNT`; elsewhere sets
-    ``OMP_WAIT_POLICY=PASSIVE``. Changes nothing if the user set either variable.
+    ``OMP_WAIT_POLICY=PASSIVE``. Changes nothing if the user set either variable, or where
+    ``QMASK_OPENMP_WAIT=default`` or ``QMASK_ACCELERATE=off`` turns it off.
     """
     env = os.environ if environ is None else environ
-    if env.get("OMP_WAIT_POLICY") or env.get("GOMP_SPINCOUNT"):
+    if env.get("OMP_WAIT_POLICY") or env.get("GOMP_SPINCOUNT") or switched_off(OPENMP_SWITCH, env):
         return
     if (sys.platform if platform is None else platform).startswith("linux"):
         env["GOMP_SPINCOUNT"] = str(GOMP_SPIN_COUNT)
@@ -123,5 +147,5 @@ def openmp_wait_description(environ: MutableMapping[str, str] | None = None) -> 
     return ", ".join(parts) or "OpenMP waits: runtime default"
 
 
-__all__ = ["configure_openmp_wait", "GOMP_SPIN_COUNT", "keep_freed_memory", "libc", "openmp_wait_description",
+__all__ = ["switched_off", "ALL_SWITCH", "ALLOCATOR_SWITCH", "OPENMP_SWITCH", "configure_openmp_wait", "GOMP_SPIN_COUNT", "keep_freed_memory", "libc", "openmp_wait_description",
            "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"]

@@ -9,15 +9,15 @@ checkpoints load strictly; the code is ours. Notation: ``C`` the transformer wid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime.cpu_linear import matmul_nt, pack_weight, packed_linear, usable_for
 from ..errors import InputError
+from ..runtime.versions import tensor_version
 
 # Point labels understood by the prompt encoder.
 LABEL_PADDING = -1
@@ -25,15 +25,6 @@ LABEL_NEGATIVE = 0  # position encoding only, no learned embedding added
 LABEL_POSITIVE = 1
 LABEL_BOX_TOP_LEFT = 2
 LABEL_BOX_BOTTOM_RIGHT = 3
-
-
-def tensor_version(t: torch.Tensor) -> int | None:
-    """In-place modification counter of ``t``; None for inference tensors, which have none
-    (then nothing derived from ``t`` may be cached)."""
-    try:
-        return t._version
-    except RuntimeError:
-        return None
 
 
 class MLPBlock(nn.Module):
@@ -126,13 +117,7 @@ class PromptEncoder(nn.Module):
 
 
 class TwoWayAttention(nn.Module):
-    """Multi-head attention whose inner width is ``embedding_dim / downsample_rate``.
-
-    ``forward`` is the plain computation. The decoder's cross-attentions pair a few prompt
-    tokens (T ~ 11) with many image tokens (N = 4096); ``tokens_to_image`` and
-    ``image_to_tokens`` compute the same thing with the projections that would touch all N
-    image tokens re-associated onto the T tokens instead (a third fewer FLOPs per click).
-    """
+    """Multi-head attention whose inner width is ``embedding_dim / downsample_rate``."""
 
     def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1) -> None:
         super().__init__()
@@ -155,113 +140,25 @@ class TwoWayAttention(nn.Module):
         b, _, n, _ = x.shape
         return x.transpose(1, 2).reshape(b, n, self.internal_dim)
 
-    def _per_head(self, linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-        """An input projection's weight as ``[H, d, C]`` and bias as ``[H, d]``."""
-        return (linear.weight.view(self.num_heads, self.head_dim, -1),
-                linear.bias.view(self.num_heads, self.head_dim))
-
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
         out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(head dim), as published
         return self.out_proj(self._merge(out))
 
-    def project_image(self, image_k: torch.Tensor, image_v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected image keys and values ``[n, H, N, d]``, for reuse across clicks."""
-        return self._heads(self.k_proj(image_k)), self._heads(self.v_proj(image_v))
-
-    def tokens_to_image(self, tokens_q: torch.Tensor, image_k: torch.Tensor | None, image_v: torch.Tensor | None,
-                        kv_heads: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``forward(tokens_q, image_k, image_v)`` for T tokens attending to N image tokens.
-
-        With ``kv_heads`` (from :meth:`project_image`) the image projections are reused. Otherwise
-        ``q_h . (W_k x + b_k)`` is computed as ``(q_h W_k) . x + q_h . b_k`` and, since each row of
-        the attention sums to one, ``P (W_v x + b_v)`` as ``W_v (P x) + b_v``.
-        """
-        q = self._heads(self.q_proj(tokens_q))  # [n, H, T, d]
-        if kv_heads is not None:
-            return self.out_proj(self._merge(F.scaled_dot_product_attention(q, *kv_heads)))
-        n, heads, t, d = q.shape
-        q = q * (d ** -0.5)  # the softmax scale, applied on the small side
-        wk, _ = self._per_head(self.k_proj)
-        wv, bv = self._per_head(self.v_proj)
-        qk = torch.einsum("nhtd,hdc->nhtc", q, wk).reshape(n, heads * t, -1)
-        # q_h . b_k is the same for every image token: the softmax over image tokens drops it.
-        scores = _scores(qk, image_k)  # [n, H*T, N]
-        attn = torch.softmax(scores, dim=-1)
-        pooled = torch.bmm(attn, image_v).view(n, heads, t, -1)  # [n, H, T, C]
-        out = torch.einsum("nhtc,hdc->nhtd", pooled, wv) + bv[None, :, None, :]
-        return self.out_proj(self._merge(out))
-
-    def image_to_tokens(self, image_q: torch.Tensor | None, tokens_k: torch.Tensor, tokens_v: torch.Tensor,
-                        q_heads: torch.Tensor | None = None, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """``residual + forward(image_q, tokens_k, tokens_v)`` for N image tokens attending to T tokens.
-
-        With ``q_heads`` ``[n, H, N, d]`` (precomputed ``q_proj(image_q)``) the queries are reused;
-        otherwise ``q_proj`` is folded into the keys. ``out_proj`` is always folded into the
-        values: ``sum_h P_h (v_h W_o,h^T)``, a ``[N, H*T] x [H*T, C]`` product. Scores are kept
-        as ``[n, H, T, N]`` so that the softmax over the T tokens runs along contiguous rows of
-        N (a softmax along a last axis of 11 is ~15x slower on CPUs).
-        """
-        k = self._heads(self.k_proj(tokens_k))  # [n, H, T, d]
-        v = self._heads(self.v_proj(tokens_v))
-        n, heads, t, d = k.shape
-        k = k * (d ** -0.5)  # the softmax scale, applied on the small side
-        if q_heads is not None:
-            scores = k @ q_heads.transpose(2, 3)  # [n, H, T, N]
-        else:
-            wq, bq = self._per_head(self.q_proj)
-            kq = torch.einsum("nhtd,hdc->nhtc", k, wq).reshape(n, heads * t, -1)
-            bias = torch.einsum("nhtd,hd->nht", k, bq).reshape(n, heads * t, 1)
-            scores = _scores(kq, image_q).add_(bias).view(n, heads, t, -1)
-        attn = torch.softmax(scores, dim=2).reshape(n, heads * t, -1)  # [n, H*T, N]
-        wo = self.out_proj.weight.view(-1, heads, d)  # [C, H, d]
-        values = torch.einsum("nhtd,chd->nhtc", v, wo).reshape(n, heads * t, -1)  # [n, H*T, C]
-        if residual is None:
-            return torch.baddbmm(self.out_proj.bias.expand(n, 1, -1), attn.transpose(1, 2), values)
-        return (residual + self.out_proj.bias).baddbmm_(attn.transpose(1, 2), values)  # one pass fewer
-
-
-def _scores(a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """``a @ image^T``: ``[n, M, C]`` token-side rows against ``[n, N, C]`` image tokens."""
-    if a.shape[0] == 1 and image.is_contiguous():
-        return matmul_nt(a[0], image[0]).unsqueeze(0)
-    return torch.bmm(a, image.transpose(1, 2))
-
-
-def _group_norm_one_group(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """``GroupNorm(1, C)`` of channels-last ``[n, rows, C]``: one mean and variance per sample.
-
-    Normalisation and the per-channel affine are folded into one multiply-add per element
-    (``x * scale + shift``, both ``[n, 1, C]``). ``F.layer_norm`` over a whole sample would
-    reduce a single 1M-element row on one thread, then take a second pass for the affine.
-    """
-    flat = x.reshape(x.shape[0], -1).float()
-    # Two passes (mean, then the mean squared deviation): stable, and both reductions are
-    # multi-threaded; torch.var_mean over (rows, C) took 3 ms here, single-threaded, and
-    # vector_norm lost ~1e-5 relative accuracy in its accumulation.
-    mean = flat.mean(dim=1, keepdim=True)
-    dev = flat - mean
-    var = dev.mul_(dev).mean(dim=1, keepdim=True)
-    scale = torch.rsqrt(var + norm.eps)[:, :, None] * norm.weight.float()  # [n, 1, C]
-    shift = norm.bias.float() - mean[:, :, None] * scale
-    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
-
 
 @dataclass
 class ImageContext:
-    """Decoder work that depends on the image only, reused for every click on that image.
-
-    ``keys`` ``[n, N, C]`` image tokens, ``key_pe`` ``[n or 1, N, C]`` their position encoding,
-    and the first layer's projections of them (its keys are still the raw image then).
-    """
+    """Decoder work that depends on the image only, made by ``MaskDecoder.prepare`` and passed
+    back on every click on that image: the image tokens ``keys`` ``[n, N, C]``, their position
+    encoding ``key_pe`` ``[n or 1, N, C]``, and whatever an accelerated decoder also keeps
+    (``extra``: tensors with the batch first)."""
 
     keys: torch.Tensor
     key_pe: torch.Tensor
-    first_kv: tuple[torch.Tensor, torch.Tensor]  # token->image keys/values [n, H, N, d]
-    first_q: torch.Tensor  # image->token queries [n, H, N, d]
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def repeat(self, times: int) -> "ImageContext":
-        """The context for ``times`` prompt queries per image (a view when times == 1)."""
+        """The context for ``times`` prompt queries per image (itself when times == 1)."""
         if times == 1:
             return self
 
@@ -269,8 +166,7 @@ class ImageContext:
             return x.repeat_interleave(times, dim=0)
 
         key_pe = self.key_pe if self.key_pe.shape[0] == 1 else rep(self.key_pe)
-        return ImageContext(rep(self.keys), key_pe, (rep(self.first_kv[0]), rep(self.first_kv[1])),
-                            rep(self.first_q))
+        return ImageContext(rep(self.keys), key_pe, {name: rep(x) for name, x in self.extra.items()})
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -289,26 +185,26 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = TwoWayAttention(embedding_dim, num_heads, attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor,
-                context: ImageContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens ``[n, T, C]``, image ``[n, N, C]``. ``context`` (first layer only) carries the
-        image-side projections already made for this image."""
-        # The first layer's queries are the prompt embeddings themselves (PE already inside).
-        # Later layers add the PE to the queries *and* keep it in the residual: EfficientSAM
-        # differs from SAM here, and its weights were trained this way.
-        q = queries if self.skip_first_layer_pe else queries + query_pe
-        queries = self.norm1(q + self.self_attn(q, q, q))
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
+                key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``[n, T, C]``, image ``[n, N, C]``, and their position encodings."""
+        # Self attention. The first layer's queries are the prompt embeddings themselves (PE
+        # already inside). Later layers add the PE to the queries *and* keep it in the
+        # residual: EfficientSAM differs from SAM here, and its weights were trained this way.
+        if not self.skip_first_layer_pe:
+            queries = queries + query_pe
+        queries = self.norm1(queries + self.self_attn(queries, queries, queries))
 
-        keys_pe = None if context is not None else keys + key_pe
-        kv = context.first_kv if context is not None else None
-        attn = self.cross_attn_token_to_image.tokens_to_image(queries + query_pe, keys_pe, keys, kv_heads=kv)
-        queries = self.norm2(queries + attn)
+        # Cross attention, tokens attending to the image.
+        q, k = queries + query_pe, keys + key_pe
+        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+
+        # MLP.
         queries = self.norm3(queries + self.mlp(queries))
 
-        q = queries + query_pe
-        first_q = context.first_q if context is not None else None
-        keys = self.norm4(self.cross_attn_image_to_token.image_to_tokens(keys_pe, q, queries, q_heads=first_q,
-                                                                         residual=keys))
+        # Cross attention, the image attending to the tokens.
+        q, k = queries + query_pe, keys + key_pe
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
         return queries, keys
 
 
@@ -324,48 +220,26 @@ class TwoWayTransformer(nn.Module):
         self.final_attn_token_to_image = TwoWayAttention(embedding_dim, num_heads, attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
-    def prepare(self, image_embedding: torch.Tensor, image_pe: torch.Tensor) -> ImageContext:
-        """The image-only part of the first layer: ``[n, C, h, w]`` image, ``[1, C, h, w]`` PE."""
-        keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
-        key_pe = image_pe.to(keys.dtype).flatten(2).transpose(1, 2).contiguous()
-        first = self.layers[0]
-        keys_pe = keys + key_pe
-        kv = first.cross_attn_token_to_image.project_image(keys_pe, keys)
-        q = first.cross_attn_image_to_token._heads(first.cross_attn_image_to_token.q_proj(keys_pe))
-        return ImageContext(keys, key_pe, kv, q)
-
-    def forward(self, image_embedding: torch.Tensor | None, image_pe: torch.Tensor | None,
-                point_embedding: torch.Tensor, context: ImageContext | None = None,
-                outputs: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[n, C, h, w]`` image and PE (or their ``context``), ``[n, T, C]`` tokens ->
-        (tokens ``[n, T, C]``, image ``[n, h*w, C]``).
-
-        ``outputs``: the token positions the caller will read; the final attention (which only
-        changes tokens, each on its own) is then computed for those alone and only they are
-        returned, in that order.
-        """
-        if context is None:
-            context = self.prepare(image_embedding, image_pe)
-        keys, key_pe = context.keys, context.key_pe
+    def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor,
+                point_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[n, C, h, w]`` image, ``[1, C, h, w]`` PE, ``[n, T, C]`` tokens ->
+        (tokens ``[n, T, C]``, image ``[n, h*w, C]``)."""
+        keys = image_embedding.flatten(2).permute(0, 2, 1)
+        key_pe = image_pe.to(keys.dtype).flatten(2).permute(0, 2, 1)
         queries = point_embedding
-        for i, layer in enumerate(self.layers):
-            queries, keys = layer(queries, keys, point_embedding, key_pe, context if i == 0 else None)
-        query_pe = point_embedding
-        if outputs is not None:
-            queries, query_pe = queries[:, list(outputs)], query_pe[:, list(outputs)]
-        attn = self.final_attn_token_to_image.tokens_to_image(queries + query_pe, keys + key_pe, keys)
-        return self.norm_final_attn(queries + attn), keys
-
-
-def _deconv_as_matrix(deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stride-2, 2x2 transposed convolution as a Linear: weight ``[4 C_out, C_in]`` with
-    rows in (dy, dx, out) order, and the bias repeated to match."""
-    c_in, c_out = deconv.weight.shape[:2]
-    weight = deconv.weight.detach().permute(2, 3, 1, 0).reshape(4 * c_out, c_in)
-    return weight, deconv.bias.detach().repeat(4)
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, point_embedding, key_pe)
+        q, k = queries + point_embedding, keys + key_pe
+        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        return queries, keys
 
 
 class MaskDecoder(nn.Module):
+    """SAM's mask decoder as EfficientSAM publishes it: the two-way transformer over the prompt
+    and output tokens and the image, transposed-convolution upscaling, one hypernetwork per
+    mask token, and an IoU head. ``engine.runtime.accelerate`` may give an instance a faster
+    ``forward`` and ``prepare`` computing the same (``engine.runtime.sam_decoder_fast``)."""
+
     def __init__(self, *, transformer_dim: int, transformer: TwoWayTransformer, num_multimask_outputs: int,
                  iou_head_depth: int, iou_head_hidden_dim: int, upscaling_layer_dims: Sequence[int]) -> None:
         """``iou_head_depth`` counts the hidden Linear+GELU layers (the published builder passes
@@ -393,93 +267,48 @@ class MaskDecoder(nn.Module):
         )
         self.iou_prediction_head = MLPBlock(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens,
                                             iou_head_depth, nn.GELU)
-        # Upscaling layer index -> (weight identity and versions, packed matrix, bias): CPU fast path.
-        self._packed_upscaling_cache: dict[int, tuple[tuple, torch.Tensor, torch.Tensor]] = {}
+
+    def wanted_tokens(self, multimask_output: bool) -> list[int]:
+        """The mask tokens returned: the 3 multimask ones, or the single-mask one."""
+        if multimask_output and self.num_multimask_outputs > 1:
+            return list(range(1, self.num_mask_tokens))
+        return [0]
 
     def prepare(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor) -> ImageContext:
-        """Image-only decoder work for ``[B, C, h, w]`` embeddings, to pass to ``forward`` on every click."""
-        return self.transformer.prepare(image_embeddings, image_pe)
+        """Image-only decoder work for ``[B, C, h, w]`` embeddings, to pass to ``forward`` on
+        every click on that image (here only the image and PE as tokens)."""
+        keys = image_embeddings.flatten(2).permute(0, 2, 1)
+        return ImageContext(keys, image_pe.to(keys.dtype).flatten(2).permute(0, 2, 1))
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
                 sparse_prompt_embeddings: torch.Tensor, multimask_output: bool,
                 context: ImageContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``[B, C, h, w]``, PE ``[1, C, h, w]``, prompts ``[B, Q, P, C]`` ->
-        (masks ``[B*Q, K', 4h, 4w]``, IoU ``[B*Q, K']``), ``K'`` = 3 multimask or 1 single."""
+        (masks ``[B*Q, K', 4h, 4w]``, IoU ``[B*Q, K']``), ``K'`` = 3 multimask or 1 single.
+        ``context`` (from :meth:`prepare`) is only a speed-up; the plain path does not need it."""
         b, q, p, c = sparse_prompt_embeddings.shape
-        if context is None:
-            context = self.prepare(image_embeddings, image_pe)
-        h, w = image_embeddings.shape[-2:]
-        prompts = sparse_prompt_embeddings.reshape(b * q, p, c)
-        if multimask_output and self.num_multimask_outputs > 1:
-            wanted = list(range(1, self.num_mask_tokens))
-        else:
-            wanted = [0]
-        return self.predict_masks(context.repeat(q), (h, w), prompts, wanted)
+        image = image_embeddings.repeat_interleave(q, dim=0)  # per image -> per query
+        masks, iou_pred = self.predict_masks(image, image_pe, sparse_prompt_embeddings.reshape(b * q, p, c))
+        wanted = self.wanted_tokens(multimask_output)
+        return masks[:, wanted], iou_pred[:, wanted]
 
-    def predict_masks(self, context: ImageContext, grid: tuple[int, int], sparse_prompt_embeddings: torch.Tensor,
-                      wanted: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masks ``[n, len(wanted), 4h, 4w]`` and IoU ``[n, len(wanted)]`` for the chosen mask tokens
-        (only their hypernetworks and products are computed)."""
+    def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
+                      sparse_prompt_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks ``[n, K, 4h, 4w]`` and IoU ``[n, K]`` of every mask token, for ``[n, C, h, w]``
+        embeddings and ``[n, P, C]`` prompts."""
         n = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens[None].expand(n, -1, -1), sparse_prompt_embeddings], dim=1)
-        # Only the IoU token and the wanted mask tokens are read after the transformer.
-        hs, src = self.transformer(None, None, tokens, context=context, outputs=[0, *(1 + i for i in wanted)])
-        hyper_in = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + j]) for j, i in enumerate(wanted)], dim=1)
-        masks = self._upscale_and_project(src, grid, hyper_in)
-        iou_pred = self.iou_prediction_head(hs[:, 0])[:, wanted]
-        return masks, iou_pred
+        b, c, h, w = image_embeddings.shape
+        hs, src = self.transformer(image_embeddings, image_pe, tokens)
+        iou_token_out = hs[:, 0]
+        mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens]
 
-    def _packed_upscaling(self, index: int, deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
-        """The layer's packed matrix and bias (see :func:`_deconv_as_matrix`), made once and
-        remade only when the weights change (in place or replaced)."""
-        key = (deconv.weight.data_ptr(), tensor_version(deconv.weight), deconv.bias.data_ptr(),
-               tensor_version(deconv.bias))
-        cache = self._packed_upscaling_cache
-        hit = cache.get(index)
-        if hit is not None and hit[0] == key and None not in key:
-            return hit[1], hit[2]
-        weight, bias = _deconv_as_matrix(deconv)
-        packed = pack_weight(weight)
-        cache[index] = (key, packed, bias)
-        return packed, bias
-
-    def _upscale_and_project(self, src: torch.Tensor, grid: tuple[int, int], hyper_in: torch.Tensor) -> torch.Tensor:
-        """Upscaling layers and the hypernetwork product, ``[n, h*w, C]`` -> ``[n, K, 2^L h, 2^L w]``.
-
-        A stride-2, 2x2 transposed convolution maps each input pixel to its own 2x2 output
-        block: it is one matrix product per pixel. Working channels-last on rows that keep
-        the sub-pixel offsets (i, j, dy1, dx1, dy2, dx2, ...) turns every layer into a single
-        GEMM (oneDNN's transposed convolution is an order of magnitude slower on CPUs); the
-        rows are put in image order once, on the small K-channel mask logits.
-        """
-        n = src.shape[0]
-        h, w = grid
-        x = src.reshape(-1, src.shape[-1])
-        fast = usable_for(x)
-        for index, layer in enumerate(self.final_output_upscaling_layers):
-            deconv, norm = layer[0], layer[1]
-            c_out = deconv.weight.shape[1]
-            with_norm = isinstance(norm, nn.GroupNorm)  # GroupNorm(1, C): statistics over all of a sample
-            if fast:
-                # oneDNN, weight packed once per model; the GELU of the last layer is fused in.
-                packed, bias = self._packed_upscaling(index, deconv)
-                x = packed_linear(x, packed, bias, gelu=not with_norm).view(n, -1, c_out)
-            else:
-                weight, bias = _deconv_as_matrix(deconv)
-                x = torch.addmm(bias, x, weight.t()).view(n, -1, c_out)
-            if with_norm:
-                x = _group_norm_one_group(x, norm)
-            if with_norm or not fast:
-                x = F.gelu(x)
-            x = x.reshape(-1, c_out)
-        levels = len(self.final_output_upscaling_layers)
-        k = hyper_in.shape[1]
-        masks = torch.bmm(hyper_in, x.view(n, -1, x.shape[-1]).transpose(1, 2))  # [n, K, rows]
-        masks = masks.view(n, k, h, w, *([2, 2] * levels))
-        # dims: 0 n, 1 K, 2 i, 3 j, then (dy_l, dx_l) pairs -> [n, K, i, dy_1..dy_L, j, dx_1..dx_L]
-        dys = [4 + 2 * lv for lv in range(levels)]
-        dxs = [5 + 2 * lv for lv in range(levels)]
-        order = [0, 1, 2, *dys, 3, *dxs]
-        scale = 2 ** levels
-        return masks.permute(*order).reshape(n, k, h * scale, w * scale)
+        upscaled = src.transpose(1, 2).reshape(b, c, h, w)
+        for upscaling_layer in self.final_output_upscaling_layers:
+            upscaled = upscaling_layer(upscaled)
+        hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
+                               dim=1)
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        return masks, self.iou_prediction_head(iou_token_out)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from .decoder import tensor_version
+from ..runtime.versions import tensor_version
 from ..errors import InputError
 
 # The absolute position embedding was learned at this resolution (14x14 patches + CLS) and is

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..runtime.cpu_linear import pack_linears, packing_enabled
+from ..runtime.accelerate import accelerate
 from ..runtime.devices import out_of_memory_as_resource_error, resolve_device, resolve_dtype
 from .model import EfficientSam, ImageContext
 from .decoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
@@ -72,9 +72,8 @@ class Segmenter:
         self.device = resolve_device(device if device is not None else "auto")
         self.dtype = torch.float32 if dtype is None else resolve_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        # fp32 on the CPU: the image encoder's Linear layers on oneDNN (engine.runtime.cpu_linear).
-        if packing_enabled():
-            pack_linears(self.model.image_encoder, root=self.model)
+        # Packed image-encoder layers (fp32 on the CPU) and the decoder's fast path.
+        accelerate(self.model, "efficient_sam", self.device, self.dtype)
         self.cache_size = cache_size
         self.encode_count = 0  # encoder runs so far (a cache hit does not count)
         self.last_encode_seconds = 0.0

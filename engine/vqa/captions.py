@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from .blip_text import cross_attention_kv, dec_token_id, text_tokenizer
+from .blip_text import dec_token_id, text_tokenizer
 from ..errors import InputError
 from ..results import CaptionsResult
+from ..runtime.accelerate import projected_patches
 
 CAPTION_PROMPT = "a picture of "
 
@@ -139,48 +140,6 @@ class _EveryStep(StoppingCriteria):
         if self.cancel is not None:
             self.fired = self.fired or bool(self.cancel())
         return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
-
-
-@contextmanager
-def projected_patches(decoder: Any, image_tokens: torch.Tensor) -> Iterator[dict[str, Any]]:
-    """Serve the decoder's cross-attention key/value projections of sampled patches from
-    projections of all of ``image_tokens`` ``[1 + G*G, D]``, each computed once (lazily).
-
-    Yields a dict: set ``"ids"`` to the ``[B, k]`` patch indices before each ``generate`` call
-    whose ``encoder_hidden_states`` are ``image_tokens[ids]``; with ``"ids"`` None (or another
-    shape) the layers compute as usual. A Linear acts on each row alone, so the gathered rows
-    equal the rows computed from the gathered patches. The layers get their previous
-    ``forward`` back afterwards (model classes and weights are untouched).
-    """
-    state: dict[str, Any] = {"ids": None, "projected": 0}
-    linears = [linear for _, linear in cross_attention_kv(decoder.bert.encoder.layer)]
-    full: dict[int, torch.Tensor] = {}
-
-    def serve(index: int, linear: torch.nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
-        compute = linear.forward
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            ids = state["ids"]
-            if ids is None or tuple(x.shape[:2]) != tuple(ids.shape):
-                return compute(x)
-            if index not in full:
-                full[index] = compute(image_tokens)
-                state["projected"] += 1
-            return full[index][ids]
-        return forward
-
-    # A layer may already have its own instance forward (engine.runtime.cpu_linear); it comes back after.
-    before = [linear.__dict__.get("forward") for linear in linears]
-    for index, linear in enumerate(linears):
-        linear.forward = serve(index, linear)
-    try:
-        yield state
-    finally:
-        for linear, previous in zip(linears, before):
-            if previous is None:
-                linear.__dict__.pop("forward", None)
-            else:
-                linear.forward = previous
 
 
 def strip_prompt(text: str, prompt: str) -> str:
