@@ -38,7 +38,8 @@ from .main_window import MainWindow
 from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
 from .session import Workspace, default_project_path
-from .worker import EngineClient, default_pipeline_factory
+from .engine_client import EngineClient
+from .worker import default_pipeline_factory
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The controller connects the window's inputs (actions, panels, canvas editor) to the current
 :class:`~gui.session.ImageSession` (as :mod:`engine.annotation.edits`) and the engine thread
-(:class:`~gui.worker.EngineClient`), and the engine's replies back to the sessions they belong
+(:class:`~gui.engine_client.EngineClient`), and the engine's replies back to the sessions they belong
 to (by image key, so a reply for an image the user has left still lands in that image's state).
 What an image shows is drawn by the presenter; the controller itself touches only the status
 bar (progress, busy), the message area, the question box's text and the accept toggle.
@@ -33,7 +33,7 @@ from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, Ima
                        OpenImage, Progress, Reply, Segment)
 from .session import ImageSession, Workspace
 from .undo_commands import QtEdit
-from .worker import EngineClient
+from .engine_client import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class Controller(QtCore.QObject):
         return added
 
     def _on_current(self, session: ImageSession | None) -> None:
+        self.client.show(None if session is None else session.key)
         self.show_current(session)
         self.prefetch.image_shown(session)
 
@@ -421,9 +422,8 @@ class Controller(QtCore.QObject):
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
-        if cancelled.superseded:
-            return  # gave way to the user's newer request: nothing to tell
-        self.show_message(f"Cancelled {request.title}; the results so far are kept.", "info")
+        if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
+            self.show_message(f"Cancelled {request.title}; the results so far are kept.", "info")
         if isinstance(request, (Ask, Answer)):
             self._ask_points.pop(request.request_id, None)
             session = self._session_for(request.image.key)

@@ -12,7 +12,7 @@ from PySide6 import QtCore
 
 from .requests import ImageRef, Reply, Segment
 from .session import ImageSession, Workspace
-from .worker import EngineClient
+from .engine_client import EngineClient
 
 DEBOUNCE_MS = 40
 

@@ -17,7 +17,7 @@ from PySide6 import QtCore
 
 from .requests import Cancelled, EncodeImage, Failed, Finished, ImageRef
 from .session import ImageSession
-from .worker import EngineClient
+from .engine_client import EngineClient
 
 
 class ImagePrefetcher(QtCore.QObject):

@@ -1,19 +1,22 @@
 """The engine thread: one long-lived QThread owns the Pipeline, its models and caches.
 
 :class:`EngineWorker` is a QObject moved to that thread; the Pipeline is created inside it
-(on :class:`~gui.requests.LoadModels`) and only ever used there. :class:`EngineClient` lives on
-the GUI thread: it stamps request ids, queues requests to the worker through a queued signal,
-and re-emits the worker's replies as signals on the GUI thread.
+(on :class:`~gui.requests.LoadModels`) and only ever used there. The
+:class:`~gui.engine_client.EngineClient` lives on the GUI thread: it stamps request ids, queues
+requests to the worker through a queued signal, and re-emits the worker's replies as signals on
+the GUI thread (image files are read on a thread of their own).
 
-Two things keep the window responsive while the engine works:
+What keeps the window responsive while the engine works:
 
-- **Cancel**: :meth:`EngineClient.cancel` marks every request issued so far as cancelled. The
+- **Cancel**: ``EngineClient.cancel`` marks every request issued so far as cancelled. The
   pipeline's ``cancel`` callback checks that mark between steps, and queued requests of that
   age are skipped. Thread-safe because it only writes one integer under a lock.
 - **Background encoding**: :class:`~gui.requests.EncodeImage` (sent when an image is shown)
   gives way as soon as a request about another image is sent: its cancel check also asks
   :meth:`EngineWorker.superseded`, which sees every request the client has sent, queued or not.
   A question about the same image just queues behind it and finds the encoders' output cached.
+- **The shown image first**: a question about an image the window no longer shows stops between
+  blocks (:meth:`EngineWorker.left_behind`); what it had finished was already sent and is kept.
 - **Live segmentation**: decoder requests do not queue behind a long job. They go into a
   one-slot mailbox (the newest replaces an older one: stale edits are never decoded) that the
   worker empties when idle *and* between the steps of a long job of the same image (from the
@@ -29,7 +32,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import replace
 from typing import Any, Callable
 
 from PySide6 import QtCore
@@ -40,7 +42,6 @@ from engine.annotation.chain import ChainRequest, run_chain
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 from engine.results import HeatmapResult, SegmentationResult
 
-from . import gui_thread_gc
 from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
                        ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
 
@@ -87,6 +88,7 @@ class EngineWorker(QtCore.QObject):
         self._cancel_below = 0  # requests with id <= this are cancelled
         self._mailbox: Segment | None = None
         self._current: Request | None = None
+        self._shown_key: str | None = None  # the image the window shows: questions about others give way
         # (request_id, image_id or None) of the latest requests sent, for superseded()
         self._sent: deque[tuple[int, str | None]] = deque(maxlen=64)
 
@@ -94,6 +96,12 @@ class EngineWorker(QtCore.QObject):
     def cancel_up_to(self, request_id: int) -> None:
         with self._lock:
             self._cancel_below = max(self._cancel_below, request_id)
+
+    def note_shown(self, key: str | None) -> None:
+        """The window now shows the image ``key``: a question still running or waiting about
+        another image stops between blocks (its results so far were sent and are kept)."""
+        with self._lock:
+            self._shown_key = key
 
     def note_sent(self, request: Request) -> None:
         """The client sent ``request`` (it may wait in the queue for a while)."""
@@ -118,8 +126,19 @@ class EngineWorker(QtCore.QObject):
         with self._lock:
             return any(rid > request.request_id and other != mine for rid, other in self._sent)
 
+    def left_behind(self, request: Request) -> bool:
+        """A question (Ask, Answer) about an image the window no longer shows."""
+        if not isinstance(request, (Ask, Answer)):
+            return False
+        with self._lock:
+            return self._shown_key is not None and request.image.key != self._shown_key
+
+    def _gave_way(self, request: Request) -> bool:
+        """Stopped for newer work, not by the user's Cancel: nothing to tell."""
+        return self.superseded(request) or self.left_behind(request)
+
     def _should_stop(self, request: Request) -> bool:
-        return self._is_cancelled(request) or self.superseded(request)
+        return self._is_cancelled(request) or self.superseded(request) or self.left_behind(request)
 
     @QtCore.Slot(object)
     def handle(self, request: Request) -> None:
@@ -128,7 +147,7 @@ class EngineWorker(QtCore.QObject):
             return
         self.service_mailbox()
         if self._should_stop(request):
-            self.cancelled.emit(Cancelled(request, superseded=self.superseded(request)))
+            self.cancelled.emit(Cancelled(request, superseded=self._gave_way(request)))
             return
         self._current = request
         start = time.perf_counter()
@@ -146,7 +165,7 @@ class EngineWorker(QtCore.QObject):
             else:
                 raise TypeError(f"unknown request {type(request).__name__}")
         except CancelledError:
-            self.cancelled.emit(Cancelled(request, superseded=self.superseded(request)))
+            self.cancelled.emit(Cancelled(request, superseded=self._gave_way(request)))
         except BaseException as err:  # noqa: BLE001 - the thread must survive anything
             kind, message, role = describe_error(err)
             details = "" if isinstance(err, QMaskError) else traceback.format_exc()
@@ -370,92 +389,3 @@ def models_info(pipe: Any, settings) -> ModelsInfo:
     models = dict(ids() if callable(ids) else ids or {})
     return ModelsInfo(device=str(getattr(pipe, "device", settings.device)), preset=settings.preset,
                       models=models, random_weights=bool(getattr(pipe, "random_weights", False)))
-
-
-class EngineClient(QtCore.QObject):
-    """The GUI thread's handle on the engine thread."""
-
-    progress = QtCore.Signal(object)
-    reply = QtCore.Signal(object)
-    finished = QtCore.Signal(object)
-    failed = QtCore.Signal(object)
-    cancelled = QtCore.Signal(object)
-    busy_changed = QtCore.Signal(bool)
-    _send = QtCore.Signal(object)
-    _wake = QtCore.Signal()
-
-    def __init__(self, pipeline_factory: PipelineFactory = default_pipeline_factory,
-                 parent: QtCore.QObject | None = None) -> None:
-        super().__init__(parent)
-        self._next_id = 0
-        self._open: set[int] = set()  # long requests sent and not yet ended
-        self.thread = QtCore.QThread()
-        self.thread.setObjectName("qmask-engine")
-        self.worker = EngineWorker(pipeline_factory)
-        self.worker.moveToThread(self.thread)
-        self.thread.finished.connect(self.worker.deleteLater)
-        self._send.connect(self.worker.handle)  # queued: different threads
-        self._wake.connect(self.worker.service_mailbox)
-        self.worker.progress.connect(self.progress)
-        self.worker.reply.connect(self.reply)
-        self.worker.finished.connect(self._on_end)
-        self.worker.failed.connect(self._on_end)
-        self.worker.cancelled.connect(self._on_end)
-        self.worker.finished.connect(self.finished)
-        self.worker.failed.connect(self.failed)
-        self.worker.cancelled.connect(self.cancelled)
-        # Python code runs in the engine thread from now on: cycles holding Qt objects must not be
-        # collected there (see gui.gui_thread_gc). Released when the thread has stopped.
-        gui_thread_gc.hold()
-        self._gc_held = True
-        self.thread.start()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._open)
-
-    def _stamp(self, request: Request) -> Request:
-        self._next_id += 1
-        return replace(request, request_id=self._next_id)
-
-    def submit(self, request: Request) -> Request:
-        """Queue a request; returns it with its ``request_id``. Replies come as signals."""
-        if isinstance(request, Segment):
-            return self.submit_segment(request)
-        request = self._stamp(request)
-        self.worker.note_sent(request)
-        was_busy = self.busy
-        self._open.add(request.request_id)
-        if not was_busy:
-            self.busy_changed.emit(True)
-        self._send.emit(request)
-        return request
-
-    def submit_segment(self, request: Segment) -> Segment:
-        request = self._stamp(request)
-        self.worker.post_segment(request)
-        self._wake.emit()
-        return request
-
-    def cancel(self) -> None:
-        """Cancel everything sent so far (running and queued long jobs)."""
-        self.worker.cancel_up_to(self._next_id)
-
-    def _on_end(self, message) -> None:
-        if message.request.request_id in self._open:
-            self._open.discard(message.request.request_id)
-            if not self._open:
-                self.busy_changed.emit(False)
-
-    def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Cancel, release the pipeline in its thread, stop the thread. True when it stopped."""
-        if self.thread.isRunning():
-            self.cancel()
-            QtCore.QMetaObject.invokeMethod(self.worker, "close", QtCore.Qt.ConnectionType.QueuedConnection)
-            if not self.thread.wait(timeout_ms):  # pragma: no cover - a model call that ignores cancel for 30 s
-                log.warning("the engine thread did not stop in %d ms", timeout_ms)
-                return False  # still running Python: keep collecting on the GUI thread only
-        if self._gc_held:
-            self._gc_held = False
-            gui_thread_gc.release()
-        return True

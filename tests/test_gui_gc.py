@@ -112,7 +112,7 @@ def test_holds_nest_and_a_worker_can_release(qapp, qtbot):
 
 def test_engine_client_and_background_task_hold_while_their_thread_runs(qapp, qtbot):
     from gui.background import BackgroundTask
-    from gui.worker import EngineClient
+    from gui.engine_client import EngineClient
 
     c = gui_thread_gc.collector()
     base = c.holds

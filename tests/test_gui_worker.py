@@ -13,7 +13,8 @@ from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapRe
 from engine.annotation.prompts import PromptState
 from gui.requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                           OpenImage, Segment)
-from gui.worker import EngineClient, EngineWorker, describe_error
+from gui.engine_client import EngineClient
+from gui.worker import EngineWorker, describe_error
 from gui_support import WAIT_MS, fast_settings, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
