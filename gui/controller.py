@@ -86,6 +86,7 @@ class Controller(QtCore.QObject):
         w.candidates_panel.label_edited.connect(self.change_label)
         w.candidates_panel.accept_toggled.connect(self.set_accepted)
         w.image_list.current_index_changed.connect(self.workspace.set_index)
+        w.image_list.sort_requested.connect(self.workspace.sort)
         self.workspace.current_changed.connect(self._on_current)
         self.workspace.save_failed.connect(self.show_error)
 

@@ -198,6 +198,18 @@ class Workspace(QtCore.QObject):
                 self._append(image_id, self.project.abs_path(rel))
         self.sessions_changed.emit()
 
+    def sort(self, order: str) -> None:
+        """Put the list in one of the store's orders (:data:`engine.project.ORDERS`: review need,
+        name, state, added), read from its indexed columns; the shown image stays shown."""
+        listed = set(self.ids)
+        current = self.ids[self.index] if 0 <= self.index < len(self.ids) else None
+        ordered = [(i, rel) for i, rel in self._read(lambda: self.project.image_index(order), []) if i in listed]
+        self.ids, self.paths, self.row_of_id, self._row_of_path = [], [], {}, {}
+        for image_id, rel in ordered:
+            self._append(image_id, self.project.abs_path(rel))
+        self.index = self.row_of_id.get(current, -1) if current is not None else -1
+        self.sessions_changed.emit()
+
     def missing_sessions(self, recheck: bool = False) -> list[ImageSession]:
         """Sessions whose file is not where it was; ``recheck`` looks at the disk again.
 

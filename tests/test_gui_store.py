@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 from PySide6 import QtCore
+from PySide6.QtTest import QTest
 
 from engine.imaging.masks import encode_rle
 from engine.project import ImageRecord, Project, QuestionRecord
@@ -122,3 +123,28 @@ def test_changes_written_by_another_process_show_up(harness, qtbot, tmp_path):
         assert rec.label == "mine"
         writers = {e.writer.split("@")[0] for e in other.edits(rec and other.find_image(paths[0]).id)}
         assert writers == {"other", "app"}
+
+
+def test_the_list_sorts_by_the_stores_orders_and_keeps_the_shown_image(harness, qtbot, tmp_path):
+    names = ["c.png", "a.png", "b.png"]
+    project_file = tmp_path / "sort.qmask"
+    with Project.create(project_file) as project:
+        images = []
+        for i, name in enumerate(names):  # c needs review most, then a, then b
+            write_photo(tmp_path / name, w=40, h=30, seed=i)
+            img = ImageRecord(path=name, width=40, height=30, status="ok")
+            img.questions = [_record("what is it?", itm=(0.05, 0.5, 0.95)[i])]
+            images.append(img)
+        project.import_records(images)
+    app = harness.build([], project=project_file)
+    w, ws = app.window, app.workspace
+    listed = lambda: [w.image_list.list.item(r).text() for r in range(3)]  # noqa: E731
+    assert listed() == ["c.png", "a.png", "b.png"] and ws.current.name == "c.png"
+    assert "review need:" in w.image_list.list.item(0).toolTip()
+    box = w.image_list.sort_box
+    box.setCurrentIndex(box.findData("name"))
+    box.activated.emit(box.currentIndex())
+    assert listed() == ["a.png", "b.png", "c.png"]
+    assert ws.current.name == "c.png" and w.image_list.list.currentRow() == 2  # still shown, now last
+    QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_A)  # previous in the new order
+    assert ws.current.name == "b.png"

@@ -105,7 +105,8 @@ class ImageListModel(QtCore.QAbstractListModel):
                 tip += f"\nanswer: {session.answer.answer}"
             if session.error:
                 tip += f"\n{session.error}"
-            return session.name, status, tip
+            summary, _missing = self._summary(row)
+            return session.name, status, tip + _review_text(summary, session.accepted)
         summary, missing = self._summary(row)
         path = ws.paths[row]
         if summary is None:
@@ -118,7 +119,7 @@ class ImageListModel(QtCore.QAbstractListModel):
             tip += f"\nanswer: {summary.answer}"
         if summary.error:
             tip += f"\n{summary.error}"
-        return path.name, status, tip
+        return path.name, status, tip + _review_text(summary, summary.accepted)
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.workspace is None or index.row() >= len(self.workspace.ids):
@@ -140,6 +141,13 @@ class ImageListModel(QtCore.QAbstractListModel):
         font = QtGui.QFont()
         font.setItalic(status == "missing")
         return font
+
+
+def _review_text(summary, accepted: bool) -> str:
+    """The review need the list is sorted by (engine.project.review), for a row with a question."""
+    if summary is None or not summary.question or accepted:
+        return ""
+    return f"\nreview need: {summary.review:.2f} (0 = looks right, 1 = check first)"
 
 
 class _RowItem:
@@ -177,10 +185,14 @@ class ImageListView(QtWidgets.QListView):
         self.setCurrentIndex(self.model().index(row))
 
 
+SORT_ORDERS = (("review", "Review need first"), ("name", "Name"), ("state", "Status"), ("added", "Order added"))
+
+
 class ImageListPanel(QtWidgets.QWidget):
     current_index_changed = QtCore.Signal(int)
     open_files_requested = QtCore.Signal()
     open_folder_requested = QtCore.Signal()
+    sort_requested = QtCore.Signal(str)  # one of engine.project.ORDERS
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,9 +211,16 @@ class ImageListPanel(QtWidgets.QWidget):
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(open_files)
         buttons.addWidget(open_folder)
+        self.sort_box = QtWidgets.QComboBox()
+        self.sort_box.setObjectName("imageSort")
+        self.sort_box.setToolTip("Order of the list (read from the project's indexes: instant on large projects)")
+        for order, text in SORT_ORDERS:
+            self.sort_box.addItem(f"Sort: {text}", order)
+        self.sort_box.activated.connect(lambda i: self.sort_requested.emit(self.sort_box.itemData(i)))
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(buttons)
+        layout.addWidget(self.sort_box)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.count_label)
         self._updating = False
