@@ -16,10 +16,11 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
-from engine.errors import QMaskError
+from engine.errors import InputError, QMaskError
 from engine.imaging.images import LoadedImage, list_images
 from engine.annotation.pipeline import PipelineSettings
 from engine.project import clean_label
+from engine.vqa.question import clean_question_text
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
 
 from .layers import HEATMAP_COLORMAPS
@@ -195,8 +196,9 @@ class Controller(QtCore.QObject):
         if session is None:
             self.show_message("Open an image first (Ctrl+O).", "warning")
             return
-        question = " ".join(question.split())
-        if not question.strip("?"):
+        try:
+            question = clean_question_text(question)
+        except InputError:
             self.window.question_panel.show_hint("Type a question first.")
             return
         self.ask_when_ready(session, question)

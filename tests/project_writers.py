@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.project import Project, QuestionRecord  # noqa: E402
+from engine.project import Project, QuestionRecord, normalise_question  # noqa: E402
 from engine.prompts import Point  # noqa: E402
 from engine.results import (  # noqa: E402
     AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
@@ -35,7 +35,7 @@ def chain_result(mask: np.ndarray, question: str, answer: str = "thing") -> Chai
     pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
     cand = MaskCandidate(mask=mask, low_res_logits=np.zeros((4, 4), np.float32), iou=0.5)
     return ChainResult(
-        image_id=None, image_size=(w, h), question=" ".join(question.split()),
+        image_id=None, image_size=(w, h), question=normalise_question(question),
         heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None],
                               tokens=("x",), itm_probability=0.5),
         points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from engine.commands import cli
 from engine.annotation.batch import BatchQuestion, read_questions_csv, run_batch
 from engine.errors import InputError
-from engine.project import Project
+from engine.project import Project, normalise_question
 from engine.results import (
     AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
     SegmentationResult,
@@ -50,7 +50,7 @@ class StandInPipeline:
         pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
         cand = MaskCandidate(mask=mask, low_res_logits=np.zeros((256, 256), np.float32), iou=0.5)
         return ChainResult(
-            image_id=self.image_id, image_size=(w, h), question=" ".join(question.split()),
+            image_id=self.image_id, image_size=(w, h), question=normalise_question(question),
             heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None],
                                   tokens=("x",), itm_probability=0.5),
             points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,

@@ -7,7 +7,8 @@ import pytest
 import torch
 from tolerance import assert_close_to_scale
 
-from engine.vqa.blip_text import clean_question, enc_token_id
+from engine.vqa.blip_text import enc_token_id
+from engine.vqa.question import blip_question
 from engine.errors import ImageError, InputError
 from engine.vqa.gradcam import (
     compute_gradcam,
@@ -156,9 +157,9 @@ def test_bad_layer_and_batch_mismatch(itm):
         compute_gradcam(model, tokenizer, None, ref["questions"], block_num=2)
 
 
-def test_clean_question_strips_question_marks_from_both_ends():
-    assert clean_question("?what is it??") == "what is it"
-    assert clean_question("  what? is it ?  ") == "what? is it"
+def test_blip_question_strips_question_marks_from_both_ends():
+    assert blip_question("?what is it??") == "what is it"
+    assert blip_question("  what? is it ?  ") == "what? is it"
 
 
 def test_enc_token_falls_back_to_bos_plus_one():

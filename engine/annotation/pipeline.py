@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import CancelledError, CheckpointError, InputError, ModelMissingError
 from ..imaging.images import check_rgb
+from ..vqa.question import clean_question_text
 from ..prompts import Box, Point
 from ..results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
                       PrepareResult, SegmentationResult)
@@ -133,16 +134,6 @@ def _now() -> float:
 def _check_encoder(role: str) -> None:
     if role not in ENCODERS:
         raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
-
-
-def clean_question_text(question: str) -> str:
-    """The question with surrounding blanks removed; InputError when nothing is left."""
-    if not isinstance(question, str):
-        raise InputError("The question must be text.")
-    text = " ".join(question.split())
-    if not text.strip("?").strip():
-        raise InputError("The question is empty: type a question about the image.")
-    return text
 
 
 def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:

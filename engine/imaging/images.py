@@ -80,13 +80,17 @@ class LoadedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
-def check_rgb(image: np.ndarray) -> np.ndarray:
-    """An ``[H, W, 3]`` uint8 RGB array (C-contiguous view where possible); ImageError otherwise."""
+def check_rgb(image: np.ndarray, error: type[Exception] = ImageError) -> np.ndarray:
+    """An ``[H, W, 3]`` uint8 RGB array (C-contiguous view where possible); ``error`` otherwise.
+
+    The one RGB check: ImageError for an image as data, InputError where the array is a caller's
+    argument (overlays), so each caller keeps the error it documents.
+    """
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ImageError(f"An image must be RGB uint8 [H, W, 3], not {arr.dtype} {arr.shape}.")
+        raise error(f"An image must be H x W x 3 RGB uint8, not {arr.dtype} {arr.shape}.")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ImageError("The image has no pixels.")
+        raise error(f"The image is empty (shape {arr.shape}).")
     return np.ascontiguousarray(arr)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..imaging import masks as M
 from ..prompts import Point
+from ..vqa.question import normalise_question
 
 __all__ = [
     "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport", "ImageRow", "Edit",
@@ -46,11 +47,6 @@ def clean_label(name: str) -> str:
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\u200c\u200d"
                    else c for c in str(name))
     return " ".join(text.split())
-
-
-def normalise_question(question: str) -> str:
-    """The key a question is matched by: whitespace collapsed, case kept (answers may differ)."""
-    return " ".join(str(question).split())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from ..runtime.devices import out_of_memory_as_resource_error, resolve_device, r
 from .model import EfficientSam, ImageContext
 from .decoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from ..errors import ImageError, InputError, PromptError
+from ..imaging.images import check_rgb
 from ..prompts import NEGATIVE, POSITIVE, Box, Point
 from ..results import MaskCandidate, SegmentationResult
 
@@ -110,7 +111,8 @@ class Segmenter:
         """
         if not isinstance(image_id, str) or not image_id:
             raise InputError("set_image needs a non-empty image_id string naming the image.")
-        h, w = _check_image(image)
+        rgb = _rgb_of(image)
+        h, w = rgb.shape[:2]
         entry = self._cache.get(image_id)
         if entry is not None and (entry.height, entry.width) == (h, w):
             self._cache.move_to_end(image_id)
@@ -118,7 +120,7 @@ class Segmenter:
             return False
         start = time.perf_counter()
         with torch.inference_mode(), out_of_memory_as_resource_error(self.device, "encoding the image"):
-            pixels = image_to_tensor(_as_rgb(image), self.device, self.dtype, self.model.img_size)
+            pixels = image_to_tensor(rgb, self.device, self.dtype, self.model.img_size)
             embeddings = self.model.get_image_embeddings(pixels)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -245,23 +247,15 @@ def image_to_tensor(rgb: np.ndarray, device: torch.device, dtype: torch.dtype, s
     return t if dtype == torch.float32 else t.to(dtype)
 
 
-def _check_image(image: object) -> tuple[int, int]:
-    """(H, W) of a usable image: uint8 RGB ``[H, W, 3]``; grey ``[H, W]`` and RGBA are accepted too."""
+def _rgb_of(image: object) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` (``check_rgb``); grey ``[H, W]`` and RGBA (alpha dropped) are taken too."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"The image must be a numpy array (H x W x 3, uint8 RGB), not {type(image).__name__}.")
-    if image.dtype != np.uint8:
-        raise ImageError(f"The image must be 8-bit (uint8) RGB, not {image.dtype}.")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-        raise ImageError(f"The image must be H x W x 3 RGB, not shape {image.shape}.")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ImageError(f"The image is empty (shape {image.shape}).")
-    return image.shape[0], image.shape[1]
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)  # grey -> RGB
-    return image[:, :, :3]  # drops alpha when there is one
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    return check_rgb(image)
 
 
 def _clip_box(box: Box, width: int, height: int) -> Box:

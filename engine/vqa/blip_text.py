@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
 
 ENC_TOKEN = "[ENC]"
 DEC_TOKEN = "[DEC]"
@@ -41,20 +40,6 @@ def enc_token_id(tokenizer: Any, model_config: Any) -> int:
 def dec_token_id(model_config: Any) -> int:
     """Id of ``[DEC]``, the caption decoder's start token (``text_config.bos_token_id``)."""
     return int(_text_config(model_config).bos_token_id)
-
-
-def clean_question(question: str) -> str:
-    """The question as BLIP ITM reads it: surrounding whitespace and '?' stripped from both ends.
-
-    LAVIS does ``question.strip('?')``; stripping whitespace first only differs for questions
-    with trailing blanks, where LAVIS would keep the '?' (an accident, not a choice).
-    """
-    if not isinstance(question, str):
-        raise InputError(f"A question must be text, not {type(question).__name__}.")
-    cleaned = question.strip().strip("?").strip()
-    if not cleaned:
-        raise InputError("The question is empty: type a question about the image.")
-    return cleaned
 
 
 def cross_attention_kv(layers: Any) -> list[tuple[str, Any]]:

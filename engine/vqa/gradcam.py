@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .blip_text import ITM_MAX_TEXT_TOKENS, clean_question, enc_token_id, text_tokenizer
+from .blip_text import ITM_MAX_TEXT_TOKENS, enc_token_id, text_tokenizer
+from .question import blip_question
 from ..errors import InputError
 from ..imaging.images import check_rgb
 
@@ -130,7 +131,7 @@ def tokenize_questions(tokenizer: Any, model_config: Any, questions: Sequence[st
     """
     if isinstance(questions, str) or not questions:
         raise InputError("Give the questions as a non-empty list of strings.")
-    cleaned = [clean_question(q) for q in questions]
+    cleaned = [blip_question(q) for q in questions]
     tok = text_tokenizer(tokenizer)
     encoded = tok(cleaned, padding="longest", truncation=True, max_length=ITM_MAX_TEXT_TOKENS,
                   return_tensors="pt")

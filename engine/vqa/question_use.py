@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .blip_text import ITM_MAX_TEXT_TOKENS, clean_question, text_tokenizer
+from .blip_text import ITM_MAX_TEXT_TOKENS, text_tokenizer
+from .question import blip_question, normalise_question
 
 __all__ = ["QuestionUse", "question_use"]
 
@@ -68,8 +69,8 @@ def question_use(itm_tokenizer: Any, question: str, qa_tokenizer: Any = None, qa
 
     ``qa_prefix``: the question as UnifiedQA's context starts (``question.lower() + SEPARATOR``).
     """
-    text = " ".join(question.split())
-    cleaned = clean_question(text)
+    text = normalise_question(question)
+    cleaned = blip_question(text)
     tok = text_tokenizer(itm_tokenizer)
     pieces_limit = ITM_MAX_TEXT_TOKENS - 2  # [ENC] (in place of [CLS]) and [SEP]
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from engine.errors import InputError
+from engine.vqa.question import clean_question_text
 
 
 class QuestionPanel(QtWidgets.QWidget):
@@ -59,7 +61,9 @@ class QuestionPanel(QtWidgets.QWidget):
 
     def request_ask(self) -> None:
         question = self.question
-        if not question.strip("? \t"):
+        try:
+            clean_question_text(question)
+        except InputError:
             self.show_hint("Type a question first.")
             return
         self.show_hint("")
