@@ -147,7 +147,7 @@ def write_blip(folder: Path, retrieval: bool, seed: int = 0, safetensors: bool =
 
 
 def _t5_corpus(seed: int) -> list[str]:
-    from engine.models.random_models import _WORDS
+    from engine.models.random_vocab import _WORDS
 
     rng = random.Random(seed)
     lines = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 12))) + rng.choice([".", "?", ""])

@@ -92,7 +92,7 @@ def test_bad_image_fails_cleanly(tmp_path, tiny_models_dir, capsys):
 
 
 def test_missing_model_names_download_command(tmp_path, image_file, monkeypatch, capsys):
-    from engine.models import manager as models
+    from engine.models import locations as models
 
     monkeypatch.setattr(models, "_locate_in_hf_cache", lambda repo, cache: (None, None, ""))
     monkeypatch.setenv("QMASK_CACHE_DIR", str(tmp_path / "cache"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.models import manager as m
+from engine.models import locations, manager as m
 from engine.errors import CheckpointError, InputError, ModelMissingError
 from engine.models.random_models import make_random_models
 
@@ -238,7 +238,7 @@ def _models_cli(*argv: str) -> int:
 
 
 def test_cli_list(tmp_path, tiny_models_dir, monkeypatch, capsys):
-    monkeypatch.setattr(m, "_locate_in_hf_cache", lambda repo, cache: (None, None, ""))
+    monkeypatch.setattr(locations, "_locate_in_hf_cache", lambda repo, cache: (None, None, ""))
     assert _models_cli("list", "--models", str(tiny_models_dir)) == 0
     out = capsys.readouterr().out
     assert out.count("[random weights]") == 4 and "KB" in out and "MISSING" not in out

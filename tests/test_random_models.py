@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.models import random_models as rm
+from engine.models import random_models as rm, random_vocab as rv
 from engine.errors import InputError
 
 
@@ -74,12 +74,12 @@ def test_t5_tokenizer(tiny_models_dir):
 
 
 def test_full_vocab_sizes_match_the_published_models():
-    vocab = rm.blip_vocab("full")
-    assert len(vocab) == rm.BLIP_VOCAB_SIZE == 30524
+    vocab = rv.blip_vocab("full")
+    assert len(vocab) == rv.BLIP_VOCAB_SIZE == 30524
     assert vocab.index("[DEC]") == 30522 and vocab.index("[ENC]") == 30523
     assert len(set(vocab)) == len(vocab)
-    pieces = rm.t5_vocab("full")
-    assert len(pieces) == rm.T5_VOCAB_SIZE == 32128
+    pieces = rv.t5_vocab("full")
+    assert len(pieces) == rv.T5_VOCAB_SIZE == 32128
     assert [p for p, _ in pieces[:3]] == ["<pad>", "</s>", "<unk>"]
     assert len({p for p, _ in pieces}) == len(pieces)
 
@@ -87,7 +87,7 @@ def test_full_vocab_sizes_match_the_published_models():
 def test_full_architectures_on_meta_device():
     from transformers import BlipConfig, BlipForImageTextRetrieval, T5Config, T5ForConditionalGeneration
 
-    vision, text, hidden = rm._blip_configs("full", rm.BLIP_VOCAB_SIZE, 30522, 3)
+    vision, text, hidden = rm._blip_configs("full", rv.BLIP_VOCAB_SIZE, 30522, 3)
     assert (vision["image_size"] // vision["patch_size"]) ** 2 == 576
     with torch.device("meta"):
         blip = BlipForImageTextRetrieval(BlipConfig(text_config=text, vision_config=vision,
