@@ -135,7 +135,7 @@ def published_state(variant: str) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("found, slot", [("vits", "vitt"), ("vitt", "vits")])
 def test_ti_and_s_checkpoints_are_not_loaded_for_each_other(tmp_path, found, slot):
-    from engine.sam.model import load_efficient_sam
+    from engine.sam.checkpoint import load_efficient_sam
     from engine.errors import CheckpointError
 
     path = tmp_path / f"efficient_sam_{slot}.pt"

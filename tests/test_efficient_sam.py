@@ -12,12 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.sam.model import (
-    EfficientSamConfig,
-    build_efficient_sam,
-    infer_config,
-    load_efficient_sam,
-)
+from engine.sam.checkpoint import infer_config, load_efficient_sam
+from engine.sam.model import EfficientSamConfig, build_efficient_sam
 from engine.errors import CheckpointError, InputError, ModelMissingError
 
 TINY = {

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.sam.model import EfficientSamConfig, build_efficient_sam, load_efficient_sam
+from engine.sam.checkpoint import load_efficient_sam
+from engine.sam.model import EfficientSamConfig, build_efficient_sam
 from engine.errors import ImageError, InputError, PromptError, ResourceError
 from engine.prompts import Box, Point
 from engine.results import SegmentationResult

@@ -2,7 +2,7 @@
 
 - :mod:`.prompts`: :class:`PromptState`, the points and box given to the mask decoder;
 - :mod:`.state`: :class:`ImageAnnotation`, what one image shows and what a person made of it,
-  written to the project as it changes;
+  written to the project as it changes (:mod:`.project_record`: writing and restoring its record);
 - :mod:`.edits`: the edits (prompts, candidate, alpha, label, acceptance) with do and undo,
   and :class:`History`, their undo history.
 

@@ -14,7 +14,6 @@ coverage and fused maps on the ``[G, G]`` Grad-CAM grid.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from ..prompts import Point
 from ..results import (AnswerResult, CaptionsResult, HeatmapResult, MaskCandidate, SegmentationResult)
 from .pipeline import word_maps
 from .prompts import PromptState
+from .project_record import AnswerView, ProjectRecord, typed_label
 from .stores import AnnotationStore
 
 __all__ = ["ImageAnnotation", "AnswerView", "typed_label", "SEG_CACHE_SIZE", "ASPECTS"]
@@ -35,17 +35,7 @@ ASPECTS = ("image", "question", "heatmap", "prompts", "segmentation", "choice", 
            "captions", "answer", "label", "accepted", "status")
 
 
-@dataclass(frozen=True)
-class AnswerView:
-    """An answer as shown: the text, the captions it came from, and the map settings behind it."""
-
-    answer: str
-    captions: tuple[str, ...]
-    alpha: float
-    edited_points: bool
-
-
-class ImageAnnotation:
+class ImageAnnotation(ProjectRecord):
     """One image: what it shows (pixels once read, the stage results of its question) and what
     a person made of it (points, box, chosen candidate, alpha, label, acceptance).
 
@@ -408,56 +398,3 @@ class ImageAnnotation:
             self.record.touch()
             self.save("accept" if self.accepted else "unaccept")
         self.notify("accepted")
-
-    # ------------------------------------------------------------------ project
-    def save(self, action: str, source: str = "user") -> None:
-        """Write this image's current record to the project: one transaction, one edit-log entry."""
-        if self.record is None:
-            return
-        record, image = self.record, self.store.image_record(self)
-        self.store.write(lambda p: p.put_question(image, record, source=source, action=action))
-
-    def reload_from_project(self) -> None:
-        """Another process wrote this image's records (the later write wins): show them."""
-        self.question, self.record, self.heatmap, self.question_map = "", None, None, None
-        self.word_maps, self.auto_points, self.prompts = (), (), PromptState()
-        self.segmentation, self._restored_mask, self.chosen = None, None, 0
-        self.fused_map, self.captions, self.answer, self.previous_answer = None, (), None, None
-        self.label, self.accepted, self.error = "", False, None if self.image is not None else self.error
-        self._seg_cache.clear()
-        self._restore_from_project()
-        for aspect in self.ASPECTS[1:]:
-            self.notify(aspect)
-
-    def _restore_from_project(self) -> None:
-        """Take up the most recently updated question of this image, if the project has one."""
-        img = self.store.image_record(self, refresh=True)
-        if img is None:
-            return
-        if img.status == "failed" and img.error:
-            self.error = img.error
-        if not img.questions:
-            return
-        record = max(img.questions, key=lambda q: q.updated)
-        self.record = record
-        self.question = record.question
-        self.question_map = record.heatmap
-        self.auto_points = tuple(record.auto_points)
-        self.prompts = PromptState(tuple(record.points))
-        self._restored_mask = record.mask()
-        self.alpha = float(record.alpha)
-        self.label = typed_label(record)
-        self.accepted = bool(record.accepted)
-        if record.answer is not None:
-            self.captions = tuple(record.captions)
-            self.answer = AnswerView(record.answer, self.captions, self.alpha, record.mask_source == "user")
-        if self.question_map is not None:
-            self.fused_map = fusion.fuse(self.question_map, self._restored_mask, alpha=self.alpha)
-
-
-def typed_label(record: QuestionRecord) -> str:
-    """The label a person typed: the record's label unless it is just the answer (the default)."""
-    label = (record.label or "").strip()
-    return "" if label == (record.answer or "").strip() else label
-
-
