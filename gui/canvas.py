@@ -110,10 +110,11 @@ class Canvas(pg.GraphicsView):
     def set_fused(self, grid: np.ndarray | None) -> None:
         self.fused_layer.set_map(grid, self.image_size)
 
-    def set_mask(self, mask: np.ndarray | None) -> None:
+    def set_mask(self, mask: np.ndarray | None, outline=None) -> None:
+        """Show ``mask`` ([H, W] bool); ``outline``: its polyline when it was made off the GUI thread."""
         if mask is not None and mask.shape[:2] != self.image_size[::-1]:
-            mask = None  # a mask for another image (stale reply): never shown misaligned
-        self.mask_layer.set_mask(mask)
+            mask, outline = None, None  # a mask for another image (stale reply): never shown misaligned
+        self.mask_layer.set_mask(mask, outline)
 
     def set_points(self, points: tuple[Point, ...]) -> None:
         if not self.editor.dragging:

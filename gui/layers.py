@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.imaging.outline import outline_polyline
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 
 HEATMAP_COLORMAPS = ("inferno", "turbo", "viridis", "magma", "plasma")
@@ -64,32 +65,15 @@ def heatmap_lut(name: str, opacity_ramp: float = 0.35) -> np.ndarray:
     return rgba.astype(np.uint8)
 
 
-def mask_rgba(mask: np.ndarray, colour: tuple[int, int, int] = MASK_COLOUR, alpha: int = 110) -> np.ndarray:
-    """[H, W] bool -> [H, W, 4] uint8: ``colour`` with ``alpha`` inside the mask, transparent outside."""
-    mask = np.asarray(mask, dtype=bool)
-    out = np.zeros(mask.shape + (4,), dtype=np.uint8)
-    out[mask] = (*colour, alpha)
-    return out
+MASK_LUT = np.array([(0, 0, 0, 0), (*MASK_COLOUR, 110)], dtype=np.uint8)  # 0: clear, 1: translucent fill
 
 
-def mask_outline_path(mask: np.ndarray) -> QtGui.QPainterPath:
-    """Outline of every region of ``mask`` ([H, W] bool), holes included, in image pixels.
-
-    OpenCV traces contours through pixel centres; +0.5 puts them on our (col + 0.5, row + 0.5)
-    centre convention.
-    """
-    path = QtGui.QPainterPath()
-    mask_u8 = np.ascontiguousarray(np.asarray(mask, dtype=np.uint8))
-    if not mask_u8.any():
-        return path
-    contours, _ = cv2.findContours(mask_u8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    for contour in contours:
-        pts = contour.reshape(-1, 2).astype(np.float64) + 0.5
-        path.moveTo(pts[0, 0], pts[0, 1])
-        for x, y in pts[1:]:
-            path.lineTo(x, y)
-        path.closeSubpath()
-    return path
+def outline_path(outline: tuple[np.ndarray, np.ndarray]) -> QtGui.QPainterPath:
+    """A QPainterPath from :func:`engine.imaging.outline.outline_polyline`'s arrays, in one call."""
+    points, connect = outline
+    if not len(points):
+        return QtGui.QPainterPath()
+    return pg.arrayToQPath(points[:, 0], points[:, 1], connect=connect)
 
 
 def point_description(index: int, point: Point) -> str:
@@ -170,6 +154,17 @@ class GridMapLayer(pg.ImageItem):
         return QtCore.QPointF(x * cols / self._image_size[0], y * rows / self._image_size[1])
 
 
+class OutlineItem(QtWidgets.QGraphicsPathItem):
+    """The mask's outline, drawn but never hit-tested: a click's hit test (pyqtgraph asks the
+    shape of every item under the mouse) would otherwise stroke the whole outline, tens of
+    milliseconds on a ragged mask, on the GUI thread, at every click."""
+
+    _EMPTY = QtGui.QPainterPath()
+
+    def shape(self) -> QtGui.QPainterPath:  # noqa: D102 - Qt API
+        return self._EMPTY
+
+
 class MaskLayer(pg.ImageItem):
     """The chosen mask: translucent fill ([H, W, 4] RGBA at image resolution) plus an outline."""
 
@@ -177,13 +172,15 @@ class MaskLayer(pg.ImageItem):
         super().__init__(axisOrder="row-major")
         self.setZValue(z)
         self.mask: np.ndarray | None = None
-        self.outline = QtWidgets.QGraphicsPathItem()
+        self.outline = OutlineItem()
         pen = QtGui.QPen(QtGui.QColor(*MASK_COLOUR), 2.0)
         pen.setCosmetic(True)  # 2 screen pixels wide at any zoom
         self.outline.setPen(pen)
         self.outline.setZValue(z + 1)
 
-    def set_mask(self, mask: np.ndarray | None) -> None:
+    def set_mask(self, mask: np.ndarray | None, outline: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Show ``mask``; ``outline`` is its polyline when it was made beside the mask (off the GUI
+        thread), else it is traced here."""
         if mask is None:
             self.mask = None
             self.clear()
@@ -191,9 +188,10 @@ class MaskLayer(pg.ImageItem):
             return
         self.mask = np.asarray(mask, dtype=bool)
         h, w = self.mask.shape
-        self.setImage(mask_rgba(self.mask), autoLevels=False, levels=(0, 255))
+        # The 0/1 mask through a two-entry colour table: no full-size RGBA array built here.
+        self.setImage(self.mask.view(np.uint8), lut=MASK_LUT, levels=(0, 1), autoLevels=False)
         self.setRect(QtCore.QRectF(0, 0, w, h))
-        self.outline.setPath(mask_outline_path(self.mask))
+        self.outline.setPath(outline_path(outline if outline is not None else outline_polyline(self.mask)))
 
     def set_shown(self, shown: bool) -> None:
         self.setVisible(shown)
@@ -269,7 +267,7 @@ class PointMarker(QtWidgets.QGraphicsPathItem):
 
 
 class PointsLayer(QtWidgets.QGraphicsObject):
-    """All prompt points; rebuilt on every change (a handful of items, cheap)."""
+    """All prompt points, one marker each."""
 
     def __init__(self, z: float = 50) -> None:
         super().__init__()
@@ -284,13 +282,19 @@ class PointsLayer(QtWidgets.QGraphicsObject):
         return None
 
     def set_points(self, points: tuple[Point, ...] | list[Point]) -> None:
+        """Show ``points``; a marker whose point and number did not change is kept (a click
+        rebuilds one marker, not all of them)."""
         scene = self.scene()
-        for marker in self.markers:
+        new = tuple(points)
+        same = 0  # the markers of an unchanged first part stay (their numbers are right too)
+        while same < min(len(new), len(self.markers)) and self.markers[same].point == new[same]:
+            same += 1
+        for marker in self.markers[same:]:
             marker.setParentItem(None)
             if scene is not None:
                 scene.removeItem(marker)
-        self.points = tuple(points)
-        self.markers = [PointMarker(i, p, self) for i, p in enumerate(self.points)]
+        self.points = new
+        self.markers = self.markers[:same] + [PointMarker(i, p, self) for i, p in enumerate(new) if i >= same]
 
 
 class BoxLayer(QtWidgets.QGraphicsRectItem):

@@ -104,7 +104,8 @@ class Presenter(QtCore.QObject):
                 w.canvas.set_box(s.prompts.box)
             self._show_summary()
         elif aspect in ("segmentation", "choice"):
-            w.canvas.set_mask(s.mask)
+            chosen = s.candidate
+            w.canvas.set_mask(s.mask, None if chosen is None else chosen.outline)
             seg = s.segmentation
             w.candidates_panel.set_candidates(None if s.image is None else s.image.rgb,
                                               seg.candidates if seg is not None else (), s.chosen)

@@ -24,12 +24,18 @@ def qimage_to_rgb(image: QtGui.QImage) -> np.ndarray:
     return buf.reshape(h, image.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
 
 
+_small_image: list = [None, None, None]  # (key, the scaled image, the array it came from: keeps id() unique)
+
+
 def mask_thumbnail(rgb: np.ndarray, mask: np.ndarray | None, side: int = 96) -> QtGui.QPixmap:
     """The image scaled to fit ``side`` x ``side`` with ``mask`` tinted on it."""
     h, w = rgb.shape[:2]
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    key = (id(rgb), rgb.shape, size)
+    if _small_image[0] != key:  # the image is scaled once; each candidate only scales its mask
+        _small_image[:] = [key, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32), rgb]
+    small = _small_image[1].copy()
     if mask is not None:
         m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
         small *= 0.55  # darken outside so the mask stands out at thumbnail size

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -127,6 +128,8 @@ class Workspace(QtCore.QObject):
         self.index = -1
         self._recent: list[ImageSession] = []  # most recently shown last
         self.undo_group = QtGui.QUndoGroup(self)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-store")  # see write()
+        self._last_write: Future | None = None
         self._seen_version = self._read(project.data_version, -1)
         self._seen_seq = self._read(project.last_seq, 0)
         self._timer = QtCore.QTimer(self)
@@ -177,7 +180,7 @@ class Workspace(QtCore.QObject):
         fresh = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if self.find(Path(p)) < 0]
         if not fresh:
             return []
-        self.write(lambda p: p.add_images(fresh))
+        self.write(lambda p: p.add_images(fresh), wait=True)  # read back just below
         index = dict(self._read(lambda: self.project.image_index("added"), []))
         by_rel = {rel: i for i, rel in index.items()}
         added = []
@@ -286,14 +289,26 @@ class Workspace(QtCore.QObject):
         return self.set_index(self.index + delta)
 
     # ------------------------------------------------------------------ the project
-    def write(self, change) -> bool:
-        """Run one write of the project (``change(project)``); a failure is reported, not raised."""
+    def write(self, change, wait: bool = False) -> bool:
+        """One write of the project (``change(project)``), in order with every other, on the
+        store's own thread: a click does not wait for the database. ``wait`` waits for it (and
+        everything queued before it). A failure is reported (``save_failed``), not raised."""
+        future = self._writer.submit(self._run_write, change)
+        self._last_write = future
+        return future.result() if wait else True
+
+    def _run_write(self, change) -> bool:
         try:
             change(self.project)
         except ProjectError as err:
-            self.save_failed.emit(str(err))
+            self.save_failed.emit(str(err))  # (queued to the GUI thread)
             return False
         return True
+
+    def drain(self) -> None:
+        """Wait until every write queued so far is in the project."""
+        if self._last_write is not None:
+            self._last_write.result()
 
     def _read(self, read, default):
         try:
@@ -331,8 +346,8 @@ class Workspace(QtCore.QObject):
         return changed
 
     def flush(self) -> bool:
-        """Every change is already written; kept for "Save": checkpoints the journal into the file."""
-        return self.write(lambda p: p.checkpoint())
+        """"Save": every change is already queued; wait for them and fold the journal into the file."""
+        return self.write(lambda p: p.checkpoint(), wait=True)
 
     def close(self) -> bool:
         """Stop watching, drop the undo histories (see below) and close the project."""
@@ -343,5 +358,7 @@ class Workspace(QtCore.QObject):
         # deleted twice: a corrupted heap. Qt deletes them here instead, while all is alive.
         for session in self.made_sessions():
             session.undo_stack.clear()
+        self.drain()
+        self._writer.shutdown(wait=True)
         self.project.close()
         return True

@@ -9,7 +9,8 @@ from PySide6.QtTest import QTest
 
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 from gui.canvas import Canvas
-from gui.layers import heatmap_lut, mask_outline_path, normalise_map, point_description
+from engine.imaging.outline import outline_polyline
+from gui.layers import heatmap_lut, normalise_map, outline_path, point_description
 from gui.point_editing import Tool
 from engine.annotation.prompts import PromptState
 from gui_support import click_image, drag_image
@@ -207,11 +208,12 @@ def test_layer_helpers():
     mask = np.zeros((20, 30), bool)
     mask[4:12, 5:25] = True
     mask[7:9, 10:12] = False  # a hole: its outline is traced too
-    path = mask_outline_path(mask)
+    path = outline_path(outline_polyline(mask))
     rect = path.boundingRect()
     assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (5.5, 4.5, 24.5, 11.5)
-    assert len(path.toSubpathPolygons()) == 2
-    assert mask_outline_path(np.zeros((4, 4), bool)).isEmpty()
+    rings = path.toSubpathPolygons()
+    assert len(rings) == 2 and all(ring.isClosed() for ring in rings)  # outer boundary and hole, closed
+    assert outline_path(outline_polyline(np.zeros((4, 4), bool))).isEmpty()
 
 
 def test_a_mask_of_another_size_is_never_shown(canvas):

@@ -47,7 +47,8 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     # undo history is per image
     assert first.undo_stack.undoText() == "Accept mask" and second.undo_stack.count() == 0
-    # written at once: the file on disk has the question, the chosen mask and the acceptance
+    # written as made (by the store's thread: drained here): the file has the question, mask and acceptance
+    app.workspace.drain()
     on_disk = Project.open(project_file)
     rec = on_disk.find_image(a).find_question("what is the yellow disc?")
     assert rec is not None and rec.accepted and rec.answer == answer
@@ -175,6 +176,7 @@ def test_a_corrupt_image_shows_a_message_and_the_app_keeps_working(harness, qtbo
     qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
     assert ask_and_wait(qtbot, app).answer is not None
     # the failure is in the project too (batch and GUI share it)
+    app.workspace.drain()
     with Project.open(app.workspace.project.path) as other:  # as another process reads it
         statuses = {img.path: img.status for img in other.iter_images(questions=False)}
     assert statuses["a-corrupt.png"] == "failed" and statuses["b-good.png"] == "ok"

@@ -153,12 +153,14 @@ def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     session.undo_stack.push(QtEdit(SetPrompts(session, session.prompts, p, "Add positive point", target=target)))
     session.set_answer(AnswerResult("a box"))
     session.set_accepted(True)
+    workspace.drain()  # the writes go through the store's own thread, in order
     saved = Project.open(workspace.project.path)
     rec = saved.find_image(session.path).find_question("what is it?")
     assert rec.accepted and rec.answer == "a box" and rec.label == "a box"
     assert rec.mask_source == "user" and np.array_equal(rec.mask(), session.mask)
     assert [c.name for c in saved.categories] == ["a box"]
     session.set_label("carton")
+    workspace.drain()
     assert Project.open(workspace.project.path).find_image(session.path).questions[0].label == "carton"
 
 

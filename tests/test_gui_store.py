@@ -117,6 +117,7 @@ def test_changes_written_by_another_process_show_up(harness, qtbot, tmp_path):
     assert "1 accepted" in w.image_list.count_label.text()
     # Our own edits are not mistaken for someone else's: the shown session keeps its state.
     shown.set_label("mine")
+    ws.drain()  # written (by the store's thread, on its own connection) before we look
     assert ws.check_external() == []
     with Project.open(project_file) as other:
         rec = other.find_image(paths[0]).find_question("who wrote this?")

@@ -3,6 +3,7 @@ and taken back up when the image is opened again or another process wrote it."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from ..imaging import fusion
@@ -30,7 +31,8 @@ class ProjectRecord:
         """Write this image's current record to the project: one transaction, one edit-log entry."""
         if self.record is None:
             return
-        record, image = self.record, self.store.image_record(self)
+        # A snapshot: the store may write it after the next edit has changed the live record.
+        record, image = copy.copy(self.record), self.store.image_record(self)
         self.store.write(lambda p: p.put_question(image, record, source=source, action=action))
 
     def reload_from_project(self) -> None:

@@ -20,7 +20,10 @@ _log = logging.getLogger("qmask.accelerate")
 
 def _probe() -> bool:
     try:
-        t = torch.zeros(2)
+        # The first use may come inside inference mode, whose tensors carry no version counter
+        # (weights are never such tensors): probe on an ordinary tensor.
+        with torch.inference_mode(False):
+            t = torch.zeros(2)
         before = t._version
         t.add_(1)
         after = t._version
