@@ -68,11 +68,12 @@ class Canvas(pg.GraphicsView):
         self.heat_layer = GridMapLayer(z=10, colormap="inferno")
         self.fused_layer = GridMapLayer(z=20, colormap="viridis")
         self.mask_layer = MaskLayer(z=30)
-        self.box_layer = BoxLayer(z=45)
+        self.box_layer = BoxLayer(z=45)  # the prompt box (drawn by the presenter)
+        self.drag_layer = BoxLayer(z=46)  # the box being dragged (drawn by the point editor)
         self.points_layer = PointsLayer(z=50)
         self.vb.addItem(self.image_layer)
         for item in (self.heat_layer, self.fused_layer, self.mask_layer, self.mask_layer.outline,
-                     self.box_layer, self.points_layer):
+                     self.box_layer, self.drag_layer, self.points_layer):
             self.vb.addItem(item, ignoreBounds=True)  # only the image decides what "fit" means
         self.style = LayerStyle()
         self.editor = PointEditor(self)
@@ -117,8 +118,7 @@ class Canvas(pg.GraphicsView):
         self.mask_layer.set_mask(mask, outline)
 
     def set_points(self, points: tuple[Point, ...]) -> None:
-        if not self.editor.dragging:
-            self.points_layer.set_points(points)
+        self.points_layer.set_points(points)
 
     def set_box(self, box: Box | None) -> None:
         self.box_layer.set_box(box)

@@ -56,7 +56,7 @@ class PointEditor(QtCore.QObject):
         if self._drag is not None:  # an outside change ends a drag: its start is stale now
             self._drag = None
             self._drag_start = None
-            self.canvas.box_layer.set_box(state.box)
+            self.canvas.drag_layer.set_box(None)
 
     @property
     def dragging(self) -> bool:
@@ -121,8 +121,7 @@ class PointEditor(QtCore.QObject):
                     self.state = start
                 return True
             self.state = current
-            self.canvas.points_layer.set_points(current.points)
-            self.preview.emit(current)
+            self.preview.emit(current)  # the session takes it; the presenter draws it
             return True
         # box
         x0, y0 = self._drag_origin
@@ -132,11 +131,11 @@ class PointEditor(QtCore.QObject):
         if phase == "finish":
             start = self._drag_start
             self._end_drag()
-            self.canvas.box_layer.set_box(start.box)
+            self.canvas.drag_layer.set_box(None)
             if box is not None:
                 self._commit(start.with_box(box), "Draw box", before=start)
             return True
-        self.canvas.box_layer.set_box(box, preview=True)
+        self.canvas.drag_layer.set_box(box, preview=True)  # the rubber band is the editor's own layer
         return True
 
     def _start_drag(self, start_scene_pos, button, modifiers) -> bool:

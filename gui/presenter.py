@@ -97,11 +97,11 @@ class Presenter(QtCore.QObject):
                 w.answer_panel.set_match(s.heatmap.itm_probability)
             else:
                 w.answer_panel.set_match(None if s.record is None else s.record.itm_probability)
-        elif aspect == "prompts":
-            if not w.canvas.editor.dragging:
+        elif aspect == "prompts":  # the one place that draws points and the box
+            if not w.canvas.editor.dragging:  # (a drag's own state must not end it)
                 w.canvas.editor.set_state(s.prompts)
-                w.canvas.set_points(s.prompts.points)
-                w.canvas.set_box(s.prompts.box)
+            w.canvas.set_points(s.prompts.points)
+            w.canvas.set_box(s.prompts.box)
             self._show_summary()
         elif aspect in ("segmentation", "choice"):
             chosen = s.candidate
