@@ -26,7 +26,7 @@ from typing import Iterable
 from ..errors import ExportError
 from ..project import ImageRecord, Project
 from .common import DEFAULT_LABEL, ExportPlan, ImageFilter, Staging, plan_export
-from .sidecar import SIDECAR_NAME, write_sidecar
+from .sidecar import SIDECAR_NAME, SidecarWriter
 
 __all__ = ["FORMATS", "ExportReport", "export_project", "plan_export", "DEFAULT_LABEL"]
 
@@ -80,16 +80,17 @@ def export_project(project: Project, fmt: str, out: str | Path,
     final_dir = out.parent if coco_file else out
     try:
         with Staging(final_dir) as stage:
-            if fmt == "coco":
-                from .coco import export_coco
+            name = (out.name if coco_file else "annotations.json") if fmt == "coco" else None
+            sidecar_name = (out.stem + "." + SIDECAR_NAME) if coco_file else SIDECAR_NAME
+            sidecar = SidecarWriter(stage.root / sidecar_name, project, plan, fmt, refs)
+            plan.after = sidecar.add  # one pass over the records for the format and its provenance
+            try:
+                if fmt == "coco":
+                    from .coco import export_coco
 
-                name = out.name if coco_file else "annotations.json"
-                sidecar_name = (out.stem + "." + SIDECAR_NAME) if coco_file else SIDECAR_NAME
-                refs = export_coco(project, plan, stage.root / name, polygons=polygons, tolerance=tolerance)
-                files = [name]
-            else:
-                sidecar_name = SIDECAR_NAME
-                if fmt == "yolo":
+                    export_coco(project, plan, stage.root / name, polygons=polygons, tolerance=tolerance, refs=refs)
+                    files = [name]
+                elif fmt == "yolo":
                     from .yolo import export_yolo
 
                     files = export_yolo(plan, stage.root, final_dir, tolerance=tolerance, copy_images=copy_images)
@@ -101,8 +102,13 @@ def export_project(project: Project, fmt: str, out: str | Path,
                 else:
                     from .png import export_png
 
-                    files, refs = export_png(plan, stage.root)
-            write_sidecar(stage.root / sidecar_name, project, plan, fmt, refs)
+                    files = export_png(plan, stage.root, refs=refs)
+            except BaseException as err:
+                sidecar.close(err)
+                raise
+            finally:
+                plan.after = None
+            sidecar.close()
             moved = stage.commit()
     except OSError as err:
         raise ExportError(f"Cannot write the export to {out}: {err.strerror or err}. Nothing was written "

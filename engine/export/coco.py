@@ -39,10 +39,11 @@ def _annotation(it: Any, ann_id: int, image_id: int, polygons: bool, tolerance: 
 
 
 def export_coco(project: Project, plan: ExportPlan, out: Path, *, polygons: bool = False,
-                tolerance: float = 0.0) -> dict[tuple[int, str], dict[str, Any]]:
+                tolerance: float = 0.0, refs: dict[tuple[int, str], dict[str, Any]] | None = None
+                ) -> dict[tuple[int, str], dict[str, Any]]:
     """Write the COCO JSON to ``out``, streamed: annotations as their records are read, then
     the image list and categories (small). Returns per annotation its COCO ids (for the sidecar)."""
-    refs: dict[tuple[int, str], dict[str, Any]] = {}
+    refs = {} if refs is None else refs
     info = {"description": f"QMask export of {project.path.name}", "version": "1.0",
             "year": time.gmtime().tm_year, "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "contributor": f"QMask {__version__}",

@@ -44,6 +44,7 @@ class ExportImage:
     stem: str  # unique file stem within the export (name without extension)
     keys: list[tuple[str, Category]] = field(default_factory=list)  # exported questions, in order
     items: list[ExportItem] = field(default_factory=list)  # filled only while being written
+    edits: list = field(default_factory=list)  # its edit log (engine.project.Edit), likewise
 
 
 @dataclass
@@ -59,6 +60,9 @@ class ExportPlan:
     categories: list[Category]  # ids as in the project (stable), DEFAULT_LABEL added if needed
     images_root: Path  # common folder of the exported images; COCO file_name is relative to it
     skipped: list[str] = field(default_factory=list)  # user-facing reasons, one per annotation/image
+    # Called with each image once the format writer is done with it (the provenance sidecar is
+    # written in the same pass: every record is read once).
+    after: Callable[[ExportImage], None] | None = field(default=None, repr=False)
 
     @property
     def n_annotations(self) -> int:
@@ -68,17 +72,22 @@ class ExportPlan:
         """Each planned image with its items (records read from the store), in plan order."""
         for i in range(0, len(self.images), chunk):
             part = self.images[i:i + chunk]
+            ids = [e.image.id for e in part]
             records = {img.id: img for img in self.project.iter_images(
-                where=f"id IN ({','.join('?' * len(part))})", args=[e.image.id for e in part])}
+                where=f"id IN ({','.join('?' * len(part))})", args=ids)}
+            logs = self.project.edits_for(ids) if self.after is not None else {}
             for e in part:
                 full = records.get(e.image.id)
                 by_key = {q.key: q for q in (full.questions if full is not None else [])}
                 e.items = [ExportItem(image=e.image, record=by_key[k], category=c)
                            for k, c in e.keys if k in by_key]
+                e.edits = logs.get(e.image.id, [])
                 try:
                     yield e
+                    if self.after is not None:
+                        self.after(e)
                 finally:
-                    e.items = []
+                    e.items, e.edits = [], []
 
 
 def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageRecord] | None = None,

@@ -37,7 +37,7 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def export_png(plan: ExportPlan, out: Path) -> tuple[list[str], dict[tuple[int, str], dict[str, str]]]:
+def export_png(plan: ExportPlan, out: Path, refs: dict[tuple[int, str], dict[str, str]] | None = None) -> list[str]:
     if len(plan.categories) > 255:
         from ..errors import ExportError
 
@@ -48,7 +48,7 @@ def export_png(plan: ExportPlan, out: Path) -> tuple[list[str], dict[tuple[int, 
     class_value = {c.id: i + 1 for i, c in enumerate(plan.categories)}
     pal = palette()
     written: list[str] = []
-    refs: dict[tuple[int, str], dict[str, str]] = {}
+    refs = {} if refs is None else refs
     for e in plan.loaded():
         label = np.zeros((e.image.height, e.image.width), np.uint8)
         used: set[str] = set()
@@ -66,4 +66,4 @@ def export_png(plan: ExportPlan, out: Path) -> tuple[list[str], dict[tuple[int, 
         atomic_write_bytes(path, _png_bytes(img))
         written.append(path.relative_to(out).as_posix())
     atomic_write_text(out / "classes.txt", "background\n" + "".join(c.name + "\n" for c in plan.categories))
-    return written + ["classes.txt"], refs
+    return written + ["classes.txt"]

@@ -48,31 +48,43 @@ def item_provenance(item: ExportItem) -> dict[str, Any]:
     }
 
 
-def write_sidecar(path: Path, project: Project, plan: ExportPlan, fmt: str,
-                  files: dict[tuple[int, str], dict[str, Any]] | None = None) -> Path:
-    """Write the sidecar, streamed image by image; ``files[item.key]`` adds format-specific
-    references (annotation id, file). Each annotation lists its edits from the project's log
-    (when, by whom, from which source: chain, user or import)."""
-    files = files or {}
-    enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    random_weights = False
-    with atomic_writer(path) as f:
+class SidecarWriter:
+    """The sidecar written alongside the export, image by image, as the format writer finishes
+    each (:attr:`ExportPlan.after`): the records are read once for both. ``refs[item.key]`` adds
+    the format's references (annotation id, file). Each annotation lists its edits from the
+    project's log (when, by whom, from which source: chain, user or import)."""
+
+    def __init__(self, path: Path, project: Project, plan: ExportPlan, fmt: str,
+                 refs: dict[tuple[int, str], dict[str, Any]]) -> None:
+        self.path, self.refs = path, refs
+        self._enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        self._random = False
+        self._count = 0
+        self._writer = atomic_writer(path)
+        self._file = self._writer.__enter__()
         head = {"schema": "qmask.provenance", "version": 1, "qmask_version": __version__, "format": fmt,
                 "exported": time.time(), "project": str(project.path),
                 "categories": [category_to_json(c) for c in plan.categories], "skipped": list(plan.skipped)}
-        f.write(enc.encode(head)[:-1] + ',"images":[')
-        for n, e in enumerate(plan.loaded()):
-            log = project.edits(e.image.id) if e.items else []
-            anns = []
-            for it in e.items:
-                d = item_provenance(it)
-                d["edits"] = [{"time": x.time, "source": x.source, "action": x.action, "writer": x.writer}
-                              for x in log if x.question_key in (it.record.key, None)]
-                d.update(files.get(it.key, {}))
-                anns.append(d)
-                random_weights = random_weights or bool(it.record.random_weights)
-            f.write(("," if n else "") + enc.encode(
-                {"path": e.image.path, "stem": e.stem, "width": e.image.width, "height": e.image.height,
-                 "sha256": e.image.sha256, "annotations": anns}))
-        f.write('],"random_weights":' + enc.encode(random_weights) + "}\n")
-    return path
+        self._file.write(self._enc.encode(head)[:-1] + ',"images":[')
+
+    def add(self, e: Any) -> None:
+        anns = []
+        for it in e.items:
+            d = item_provenance(it)
+            d["edits"] = [{"time": x.time, "source": x.source, "action": x.action, "writer": x.writer}
+                          for x in e.edits if x.question_key in (it.record.key, None)]
+            d.update(self.refs.pop(it.key, {}))
+            anns.append(d)
+            self._random = self._random or bool(it.record.random_weights)
+        self._file.write(("," if self._count else "") + self._enc.encode(
+            {"path": e.image.path, "stem": e.stem, "width": e.image.width, "height": e.image.height,
+             "sha256": e.image.sha256, "annotations": anns}))
+        self._count += 1
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finish the file; with ``error``, drop it (nothing half-written remains)."""
+        if error is None:
+            self._file.write('],"random_weights":' + self._enc.encode(self._random) + "}\n")
+            self._writer.__exit__(None, None, None)
+        else:
+            self._writer.__exit__(type(error), error, error.__traceback__)

@@ -338,6 +338,18 @@ class Project(ProjectWrites):
         """Records whose file is not where the project says (reads every image row, not their questions)."""
         return [img for img in self.iter_images(questions=False) if not self.abs_path(img).is_file()]
 
+    def edits_for(self, image_ids: list[int]) -> dict[int, list[Edit]]:
+        """The edit logs of these images, a chunk per query (exports read them alongside records)."""
+        out: dict[int, list[Edit]] = {}
+        for i in range(0, len(image_ids), _CHUNK):
+            part = image_ids[i:i + _CHUNK]
+            for r in self._read(f"SELECT * FROM edits WHERE image_id IN ({','.join('?' * len(part))}) ORDER BY id",
+                                part):
+                out.setdefault(r["image_id"], []).append(
+                    Edit(r["id"], r["time"], r["image_id"], r["question_key"], r["source"], r["action"], r["writer"],
+                         json.loads(r["detail"] or "{}")))
+        return out
+
     def edits(self, image_id: int | None = None) -> list[Edit]:
         rows = self._read("SELECT * FROM edits" + (" WHERE image_id = ?" if image_id is not None else "")
                           + " ORDER BY id", () if image_id is None else (image_id,))
