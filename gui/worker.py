@@ -275,9 +275,9 @@ class EngineWorker(QtCore.QObject):
             check()  # a missing model is reported now, not halfway through the first question
         notes = load_eagerly(pipe, progress, cancel)
         self.pipeline = pipe
-        self.reply.emit(Reply(request, models_info(pipe, request.settings)))
-        for note in notes:
+        for note in notes:  # before "models ready": whoever waits for that sees them already shown
             self.reply.emit(Reply(request, Notice(note)))
+        self.reply.emit(Reply(request, models_info(pipe, request.settings)))
 
     def _open_image(self, request: OpenImage) -> None:
         from engine.imaging.images import load_image

@@ -105,6 +105,7 @@ def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), mask)
         assert ann["area"] == mask_area(mask) and ann["bbox"] == mask_bbox(mask)
         assert ann["iscrowd"] == 0
+        assert isinstance(ann["attributes"]["accepted"], bool)  # a boolean, not the string 'False'
         assert (im["height"], im["width"]) == mask.shape
         if polygons:
             assert isinstance(ann["segmentation"], list)
