@@ -16,17 +16,8 @@ from engine.annotation import ProjectStore
 from engine.imaging.images import image_from_array
 from engine.project import Project
 from engine.prompts import Point
-from engine.results import AnswerResult, HeatmapResult, MaskCandidate, SegmentationResult
-
-
-def fake_segmentation(prompts: PromptState, h: int = 30, w: int = 40) -> SegmentationResult:
-    cands = []
-    for k in range(3):
-        m = np.zeros((h, w), bool)
-        for p in prompts.points:
-            m[max(0, int(p.y) - 3 - k):int(p.y) + 4 + k, max(0, int(p.x) - 3 - k):int(p.x) + 4 + k] = p.label == 1
-        cands.append(MaskCandidate(m, np.zeros((256, 256), np.float32), 0.9 - 0.1 * k))
-    return SegmentationResult(candidates=tuple(cands), points=prompts.points, box=prompts.box)
+from fakes import fake_segmentation
+from engine.results import AnswerResult, HeatmapResult
 
 
 class Decoding(ImageAnnotation):

@@ -7,26 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.annotation import ChooseCandidate, SetAlpha, SetPrompts
+from engine.annotation.prompts import PromptState
 from engine.imaging.images import image_from_array
 from engine.project import Project
 from engine.prompts import NEGATIVE, Box, Point
-from engine.results import AnswerResult, MaskCandidate, SegmentationResult
-from engine.annotation.prompts import PromptState
+from engine.results import AnswerResult
+from fakes import fake_segmentation
 from gui.session import SEG_CACHE_SIZE, Workspace, default_project_path
-from engine.annotation import ChooseCandidate, SetAlpha, SetPrompts
 from gui.undo_commands import QtEdit
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
-
-
-def fake_segmentation(prompts: PromptState, h: int = 30, w: int = 40) -> SegmentationResult:
-    """Three candidates that depend on the prompts (so different prompts give different masks)."""
-    cands = []
-    for k in range(3):
-        m = np.zeros((h, w), bool)
-        for p in prompts.points:
-            m[max(0, int(p.y) - 3 - k):int(p.y) + 4 + k, max(0, int(p.x) - 3 - k):int(p.x) + 4 + k] = p.label == 1
-        cands.append(MaskCandidate(m, np.zeros((256, 256), np.float32), 0.9 - 0.1 * k))
-    return SegmentationResult(candidates=tuple(cands), points=prompts.points, box=prompts.box)
 
 
 class Target:

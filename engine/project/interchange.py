@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..runtime.atomic import atomic_writer
 from ..errors import ProjectError
-from . import schema
+from ..runtime.atomic import atomic_writer
 from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json
 from .records import clean_label
 from .rows import question_row
-from .store import Project, _publish
+from .store import Project, build_new
 
 __all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
            "convert_json_project", "write_json_project", "db_path_for"]
@@ -96,25 +95,11 @@ def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
                           f"(the JSON file is no longer updated).")
         return project
     doc = read_json_project(json_path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.new")
     try:
-        con = schema.connect(tmp, create=True)
-        try:
-            schema.initialise(con)
-            con.execute("BEGIN IMMEDIATE")
-            _fill(con, doc, json_path, writer)
-            con.execute("COMMIT")
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            con.close()
-        _publish(tmp, target, overwrite=False)
+        build_new(target, lambda con: _fill(con, doc, json_path, writer))
     except FileExistsError:  # another process converted it meanwhile: use that one
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
         return convert_json_project(json_path, writer=writer)
     except (OSError, sqlite3.Error) as err:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
         raise ProjectError(f"Cannot convert {json_path} into {target}: {getattr(err, 'strerror', None) or err}. "
                            "Nothing was written; the JSON file is unchanged.") from err
     project = Project.open(target, writer=writer)

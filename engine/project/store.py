@@ -26,7 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import InputError, ProjectError
 from . import schema
@@ -65,25 +65,12 @@ class Project(ProjectWrites):
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.")
         if not p.parent.is_dir():
             raise ProjectError(f"The folder {p.parent} does not exist.")
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.new")
         try:
-            con = schema.connect(tmp, create=True)
-            try:
-                schema.initialise(con)
-                con.execute("BEGIN IMMEDIATE")
-                con.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),))
-                con.execute("COMMIT")
-                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                con.close()
-            _publish(tmp, p, overwrite)  # a project appears whole or not at all
+            build_new(p, lambda con: con.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),)),
+                      overwrite=overwrite)
         except FileExistsError:  # another process created it meanwhile
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.") from None
         except (OSError, sqlite3.Error) as err:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
             raise ProjectError(f"Cannot create the project {p}: {getattr(err, 'strerror', None) or err}.") from err
         return cls._opened(p, writer)
 
@@ -355,6 +342,28 @@ class Project(ProjectWrites):
                           + " ORDER BY id", () if image_id is None else (image_id,))
         return [Edit(r["id"], r["time"], r["image_id"], r["question_key"], r["source"], r["action"],
                      r["writer"], json.loads(r["detail"] or "{}")) for r in rows]
+
+
+def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
+    """Lay out a new project under a temporary name beside ``dest``, run ``fill`` in one
+    transaction, and move it into place: a project appears whole or not at all, and a failure
+    leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
+    try:
+        con = schema.connect(tmp, create=True)
+        try:
+            schema.initialise(con)
+            con.execute("BEGIN IMMEDIATE")
+            fill(con)
+            con.execute("COMMIT")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+        _publish(tmp, dest, overwrite)
+    except BaseException:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
 
 
 def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:

@@ -96,30 +96,17 @@ class ImageListModel(QtCore.QAbstractListModel):
         """(name, status, tooltip) of a row."""
         ws = self.workspace
         session = ws.session_for(ws.ids[row])
-        if session is not None:
-            status = session.status
-            tip = f"{session.path}\n{STATUS_TEXT.get(status, status)}"
-            if session.question:
-                tip += f"\nquestion: {session.question}"
-            if session.answer is not None:
-                tip += f"\nanswer: {session.answer.answer}"
-            if session.error:
-                tip += f"\n{session.error}"
-            summary, _missing = self._summary(row)
-            return session.name, status, tip + _review_text(summary, session.accepted)
         summary, missing = self._summary(row)
+        if session is not None:  # the live state of an image that was shown or worked on
+            answer = None if session.answer is None else session.answer.answer
+            return session.name, session.status, _tooltip(session.path, session.status, session.question, answer,
+                                                          session.error, summary, session.accepted)
         path = ws.paths[row]
         if summary is None:
             return path.name, "missing" if missing else "new", str(path)
         status = "missing" if missing else summary.state
-        tip = f"{path}\n{STATUS_TEXT.get(status, status)}"
-        if summary.question:
-            tip += f"\nquestion: {summary.question}"
-        if summary.answer is not None:
-            tip += f"\nanswer: {summary.answer}"
-        if summary.error:
-            tip += f"\n{summary.error}"
-        return path.name, status, tip + _review_text(summary, summary.accepted)
+        return path.name, status, _tooltip(path, status, summary.question, summary.answer, summary.error,
+                                           summary, summary.accepted)
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.workspace is None or index.row() >= len(self.workspace.ids):
@@ -143,11 +130,20 @@ class ImageListModel(QtCore.QAbstractListModel):
         return font
 
 
-def _review_text(summary, accepted: bool) -> str:
-    """The review need the list is sorted by (engine.project.review), for a row with a question."""
-    if summary is None or not summary.question or accepted:
-        return ""
-    return f"\nreview need: {summary.review:.2f} (0 = looks right, 1 = check first)"
+def _tooltip(path, status: str, question: str | None, answer: str | None, error: str | None, summary,
+             accepted: bool) -> str:
+    """A row's tooltip: file, state, latest question and answer, error, and the review need the
+    list is sorted by (engine.project.review; from the store's summary)."""
+    tip = f"{path}\n{STATUS_TEXT.get(status, status)}"
+    if question:
+        tip += f"\nquestion: {question}"
+    if answer is not None:
+        tip += f"\nanswer: {answer}"
+    if error:
+        tip += f"\n{error}"
+    if summary is not None and summary.question and not accepted:
+        tip += f"\nreview need: {summary.review:.2f} (0 = looks right, 1 = check first)"
+    return tip
 
 
 class _RowItem:
