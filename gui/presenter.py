@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from engine.project import default_label
 from engine.prompts import POSITIVE
 
 from .main_window import MainWindow
@@ -165,7 +166,7 @@ class Presenter(QtCore.QObject):
     def _show_label(self) -> None:
         s = self.session
         if s is not None:
-            default = s.answer.answer if s.answer is not None else ""
+            default = default_label(s.answer.answer) if s.answer is not None else ""
             self.window.candidates_panel.set_label(s.label, default)
 
     def _show_acceptance(self) -> None:

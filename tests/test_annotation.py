@@ -131,3 +131,13 @@ def test_the_annotation_core_imports_no_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_long_answer_gives_a_short_default_label(annotated):
+    ann, project, _ = annotated
+    ann.set_answer(AnswerResult("the man is holding a red umbrella over his head because it is raining " * 2))
+    assert ann.record.label == "the man is"
+    ann.set_accepted(True)
+    assert [c.name for c in project.categories] == ["the man is"]
+    ann.set_label("umbrella")
+    assert ann.record.label == "umbrella"

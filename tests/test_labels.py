@@ -77,3 +77,12 @@ def test_every_accepted_name_round_trips_through_every_class_list(tmp_path):
     shapes = json.loads((tmp_path / "lm" / "a.json").read_text(encoding="utf-8"))["shapes"]
     assert {s["label"] for s in shapes} == set(names)
     project.close()
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("a box", "a box"), ("coffee " * 19, "coffee coffee coffee"), ("  Red\nUmbrella ", "Red Umbrella"),
+    ("x" * 60, "x" * 40), ("", ""), (None, "")])
+def test_the_default_label_is_the_answers_first_words(answer, label):
+    from engine.project import default_label
+
+    assert default_label(answer) == label

@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass
 
 from ..imaging import fusion
-from ..project import QuestionRecord
+from ..project import QuestionRecord, default_label
 from .prompts import PromptState
 
 __all__ = ["AnswerView", "ProjectRecord", "typed_label"]
@@ -74,8 +74,9 @@ class ProjectRecord:
 
 
 def typed_label(record: QuestionRecord) -> str:
-    """The label a person typed: the record's label unless it is just the answer (the default)."""
+    """The label a person typed: the record's label unless it is the default made from the answer
+    (or, in projects written before defaults were short, the whole answer)."""
     label = (record.label or "").strip()
-    return "" if label == (record.answer or "").strip() else label
+    return "" if label in (default_label(record.answer), (record.answer or "").strip()) else label
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..imaging import fusion
 from ..imaging.images import LoadedImage
-from ..project import QuestionRecord
+from ..project import QuestionRecord, default_label
 from ..prompts import Point
 from ..results import (AnswerResult, CaptionsResult, HeatmapResult, MaskCandidate, SegmentationResult)
 from .pipeline import word_maps
@@ -373,11 +373,10 @@ class ImageAnnotation(ProjectRecord):
 
     # ------------------------------------------------------------------ label and acceptance
     def _sync_label(self) -> None:
-        """The record's category: what the user typed, else the answer (the default the issue asks for)."""
+        """The record's category: what the user typed, else the answer's first words."""
         if self.record is None:
             return
-        answer = self.answer.answer.strip() if self.answer is not None else ""
-        self.record.label = self.label or answer or None
+        self.record.label = self.label or default_label(self.answer.answer if self.answer is not None else "") or None
         if self.record.label and (self.label or self.accepted):
             label = self.record.label
             self.store.write(lambda p: p.ensure_category(label))

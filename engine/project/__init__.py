@@ -9,11 +9,11 @@
 """
 
 from .records import (STATUSES, Category, ImageRecord, ImageStatus, QuestionRecord, RelocateReport,
-                      clean_label, displayed_size, file_sha256, normalise_question, record_from_chain)
+                      clean_label, default_label, displayed_size, file_sha256, normalise_question, record_from_chain)
 from .store import ORDERS, PROJECT_SUFFIX, Edit, ImageRow, Project
 
 __all__ = [
     "STATUSES", "Category", "ImageRecord", "ImageStatus", "QuestionRecord", "RelocateReport",
-    "clean_label", "displayed_size", "file_sha256", "normalise_question", "record_from_chain",
+    "clean_label", "default_label", "displayed_size", "file_sha256", "normalise_question", "record_from_chain",
     "ORDERS", "PROJECT_SUFFIX", "Edit", "ImageRow", "Project",
 ]

@@ -32,7 +32,7 @@ from ..vqa.question import normalise_question
 
 __all__ = [
     "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport", "ImageRow", "Edit",
-    "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "clean_label", "encode_mask",
+    "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "clean_label", "default_label", "encode_mask",
 ]
 
 ImageStatus = Literal["pending", "ok", "failed"]
@@ -51,6 +51,18 @@ def clean_label(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
+
+
+DEFAULT_LABEL_WORDS = 3
+DEFAULT_LABEL_CHARS = 40
+
+
+def default_label(answer: str | None) -> str:
+    """The label an annotation gets when nobody typed one: the answer's first words (at most
+    :data:`DEFAULT_LABEL_WORDS`, :data:`DEFAULT_LABEL_CHARS` characters), never a whole sentence
+    (a category name, and the file names some exports derive from it, stay short)."""
+    text = " ".join(clean_label(answer or "").split()[:DEFAULT_LABEL_WORDS])
+    return text if len(text) <= DEFAULT_LABEL_CHARS else text[:DEFAULT_LABEL_CHARS].rstrip()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

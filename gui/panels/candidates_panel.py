@@ -40,7 +40,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.summary.setWordWrap(True)
         self.label_edit = QtWidgets.QLineEdit()
         self.label_edit.setObjectName("labelEdit")
-        self.label_edit.setToolTip("Category name used in exports; defaults to the answer")
+        self.label_edit.setToolTip("Category name used in exports; defaults to the answer's first words")
         self.label_edit.editingFinished.connect(self._on_label)
         self.accept_box = QtWidgets.QCheckBox("Accept this mask for export (Space)")
         self.accept_box.setObjectName("acceptBox")
@@ -81,7 +81,7 @@ class CandidatesPanel(QtWidgets.QWidget):
     def set_label(self, label: str, default: str) -> None:
         if label != self.label_edit.text():
             self.label_edit.setText(label)
-        self.label_edit.setPlaceholderText(default or "label (defaults to the answer)")
+        self.label_edit.setPlaceholderText(default or "label (defaults to the answer's first words)")
 
     def set_accepted(self, accepted: bool, can_accept: bool) -> None:
         self._updating = True
