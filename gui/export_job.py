@@ -25,6 +25,8 @@ class ExportOptions:
     coco: bool = True
     coco_polygons: bool = False  # RLE (exact, keeps holes) by default; polygons keep holes as keyholes
     png_masks: bool = True
+    yolo: bool = False  # YOLO segmentation (labels, classes.txt, data.yaml, images linked)
+    labelme: bool = False  # one LabelMe JSON per image
     overlays: bool = True
     only_accepted: bool = True
     images: tuple[ImageRecord, ...] | None = None  # None: every image of the project
@@ -42,7 +44,7 @@ class ExportSummary:
 
 def run_export(project: Project, options: ExportOptions, say: Callable[[str], None] = lambda _t: None) -> ExportSummary:
     """Write the chosen formats under ``options.out_dir``; ExportError when nothing can be exported."""
-    if not (options.coco or options.png_masks or options.overlays):
+    if not (options.coco or options.png_masks or options.yolo or options.labelme or options.overlays):
         raise ExportError("Choose at least one export format.")
     out = Path(options.out_dir).expanduser()
     summary = ExportSummary()
@@ -60,6 +62,13 @@ def run_export(project: Project, options: ExportOptions, say: Callable[[str], No
                                 only_accepted=options.only_accepted)
         summary.lines.append(str(report))
         summary.files += report.files
+    for fmt, wanted, folder in (("yolo", options.yolo, "yolo"), ("labelme", options.labelme, "labelme")):
+        if wanted:
+            say(f"writing {fmt.upper() if fmt == 'yolo' else 'LabelMe'} files")
+            report = export_project(project, fmt, out / folder, image_filter=selection,
+                                    only_accepted=options.only_accepted)
+            summary.lines.append(str(report))
+            summary.files += report.files
     if options.overlays:
         files = write_overlays(project, out / "overlays", selection, options.only_accepted, say)
         summary.lines.append(f"Wrote {len(files)} overlay image(s) to {out / 'overlays'}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -86,6 +87,8 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     dialog.folder.setText(str(out))
     dialog.scope_current.setChecked(True)
     dialog.coco_polygons.setCurrentIndex(1)  # polygons: holes kept as keyholes
+    dialog.yolo.setChecked(True)  # every format the command line has
+    dialog.labelme.setChecked(True)
     with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
         dialog.export_button.click()
     summary = blocker.args[0]
@@ -103,6 +106,10 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     assert ann["bbox"] == [float(xs.min()), float(ys.min()),
                            float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
     assert mask_utils.area(coco.annToRLE(ann)) == ann["area"]
+    assert (out / "yolo" / "classes.txt").read_text().splitlines()[-1] == "saucer"
+    assert len(list((out / "yolo" / "labels").glob("*.txt"))) == 1
+    labelme = json.loads(next((out / "labelme").glob("*.json")).read_text())
+    assert {s["label"] for s in labelme["shapes"]} == {"saucer"}
     pngs = sorted((out / "png_masks").rglob("*.png"))
     assert pngs and np.array(Image.open(pngs[0])).shape[:2] == (120, 160)
     overlays = sorted((out / "overlays").glob("*.png"))

@@ -118,7 +118,8 @@ def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageReco
             skipped.append(f"{img.path}: image failed ({img.error or 'unknown error'})")
             continue
         if img.width is None or img.height is None:
-            skipped.append(f"{img.path}: image size unknown (not processed yet)")
+            skipped.append(f"{img.path}: not processed yet (open it in the app, or run qmask batch on it, "
+                           "then export again)")
             continue
         keys: list[tuple[str, Category]] = []
         for q in summaries.get(int(img.id), ()):  # type: ignore[arg-type]

@@ -35,6 +35,8 @@ class ExportDialog(QtWidgets.QDialog):
         self.coco_polygons.addItems(["RLE (pixel-exact)", "polygons (holes kept as keyholes)"])
         self.png = QtWidgets.QCheckBox("PNG masks (one label image per image)")
         self.png.setChecked(True)
+        self.yolo = QtWidgets.QCheckBox("YOLO segmentation (labels, classes.txt, data.yaml)")
+        self.labelme = QtWidgets.QCheckBox("LabelMe JSON (one file per image)")
         self.overlays = QtWidgets.QCheckBox("Overlay PNGs (image with heat map, mask, points)")
         self.overlays.setChecked(True)
         self.folder = QtWidgets.QLineEdit(str(default_dir or Path.home() / "qmask-export"))
@@ -62,6 +64,8 @@ class ExportDialog(QtWidgets.QDialog):
         form.addRow("", self.only_accepted)
         form.addRow("Formats", coco_row)
         form.addRow("", self.png)
+        form.addRow("", self.yolo)
+        form.addRow("", self.labelme)
         form.addRow("", self.overlays)
         form.addRow("Folder", folder)
         form.addRow(self.status)
@@ -74,6 +78,7 @@ class ExportDialog(QtWidgets.QDialog):
             images = (self.current_image,)
         return ExportOptions(out_dir=Path(self.folder.text()).expanduser(), coco=self.coco.isChecked(),
                              coco_polygons=self.coco_polygons.currentIndex() == 1, png_masks=self.png.isChecked(),
+                             yolo=self.yolo.isChecked(), labelme=self.labelme.isChecked(),
                              overlays=self.overlays.isChecked(), only_accepted=self.only_accepted.isChecked(),
                              images=images)
 
