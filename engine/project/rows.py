@@ -17,11 +17,11 @@ import numpy as np
 
 from ..errors import ProjectError
 from .codec import point_from_json, point_to_json
-from .records import STATUSES, Category, ImageRecord, QuestionRecord, clean_label
+from .records import STATUSES, Category, Edit, ImageRecord, QuestionRecord, clean_label
 from .review import question_review_priority, rle_area
 
 __all__ = ["QUESTION_COLUMNS", "question_row", "question_from_row", "image_from_row", "IMAGE_COLUMNS",
-           "list_state", "category_from_row"]
+           "list_state", "category_from_row", "edit_from_row"]
 
 QUESTION_COLUMNS = ("key", "question", "answer", "label", "accepted", "mask_source", "itm_probability",
                     "mask_score", "alpha", "random_weights", "review", "mask", "mask_h", "mask_w",
@@ -119,6 +119,12 @@ def image_from_row(row: Any, questions: list[QuestionRecord] | None = None) -> I
     return ImageRecord(path=row["path"], width=row["width"], height=row["height"], sha256=row["sha256"],
                        status=status if status in STATUSES else "pending", error=row["error"],
                        questions=list(questions or []), added=float(row["added"]), id=int(row["id"]))
+
+
+def edit_from_row(row: Any) -> Edit:
+    """An edit-log entry from an ``edits`` row."""
+    return Edit(row["id"], row["time"], row["image_id"], row["question_key"], row["source"], row["action"],
+                row["writer"], json.loads(row["detail"] or "{}"))
 
 
 def category_from_row(row: Any) -> Category:

@@ -18,7 +18,6 @@ One :class:`Project` may be used from several threads: each thread gets its own 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -31,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import InputError, ProjectError
 from . import schema
 from .records import Category, Edit, ImageRecord, ImageRow, QuestionRecord
-from .rows import QUESTION_COLUMNS, category_from_row, image_from_row, question_from_row
+from .rows import QUESTION_COLUMNS, category_from_row, edit_from_row, image_from_row, question_from_row
 from .writes import ORDERS, ProjectWrites
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
@@ -332,16 +331,13 @@ class Project(ProjectWrites):
             part = image_ids[i:i + _CHUNK]
             for r in self._read(f"SELECT * FROM edits WHERE image_id IN ({','.join('?' * len(part))}) ORDER BY id",
                                 part):
-                out.setdefault(r["image_id"], []).append(
-                    Edit(r["id"], r["time"], r["image_id"], r["question_key"], r["source"], r["action"], r["writer"],
-                         json.loads(r["detail"] or "{}")))
+                out.setdefault(r["image_id"], []).append(edit_from_row(r))
         return out
 
     def edits(self, image_id: int | None = None) -> list[Edit]:
         rows = self._read("SELECT * FROM edits" + (" WHERE image_id = ?" if image_id is not None else "")
                           + " ORDER BY id", () if image_id is None else (image_id,))
-        return [Edit(r["id"], r["time"], r["image_id"], r["question_key"], r["source"], r["action"],
-                     r["writer"], json.loads(r["detail"] or "{}")) for r in rows]
+        return [edit_from_row(r) for r in rows]
 
 
 def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
