@@ -1,7 +1,8 @@
 """The annotation core, without Qt: one image's editable state and every edit as a command.
 
 - :mod:`.prompts`: :class:`PromptState`, the points and box given to the mask decoder;
-- :mod:`.state`: :class:`ImageAnnotation`, what one image shows and what a person made of it,
+- :mod:`.state`: :class:`ImageAnnotation`, what one image shows and what a person made of it
+  (:mod:`.asking`: a question asked and its stage results arriving),
   written to the project as it changes (:mod:`.project_record`: writing and restoring its record);
 - :mod:`.edits`: the edits (prompts, candidate, alpha, label, acceptance) with do and undo,
   and :class:`History`, their undo history.

@@ -22,8 +22,8 @@ from ..imaging import fusion
 from ..imaging.images import LoadedImage
 from ..project import QuestionRecord, default_label
 from ..prompts import Point
-from ..results import (AnswerResult, CaptionsResult, HeatmapResult, MaskCandidate, SegmentationResult)
-from .pipeline import word_maps
+from ..results import HeatmapResult, MaskCandidate, SegmentationResult
+from .asking import Asking
 from .prompts import PromptState
 from .project_record import AnswerView, ProjectRecord, typed_label
 from .stores import AnnotationStore
@@ -35,7 +35,7 @@ ASPECTS = ("image", "question", "heatmap", "prompts", "segmentation", "choice", 
            "captions", "answer", "label", "accepted", "status")
 
 
-class ImageAnnotation(ProjectRecord):
+class ImageAnnotation(Asking, ProjectRecord):
     """One image: what it shows (pixels once read, the stage results of its question) and what
     a person made of it (points, box, chosen candidate, alpha, label, acceptance).
 
@@ -187,71 +187,6 @@ class ImageAnnotation(ProjectRecord):
         record.mark_failed(message)
         self.store.write(lambda p: p.update_image(record))
         self.notify("status")
-
-    # ------------------------------------------------------------------ asking
-    def start_question(self, question: str) -> None:
-        """A new ask: earlier results of this image are cleared (the project keeps old questions)."""
-        self.question = question.strip()
-        self.heatmap = None
-        self.question_map = None
-        self.word_maps = ()
-        self.auto_points = ()
-        self.segmentation = None
-        self._restored_mask = None
-        self.chosen = 0
-        self.fused_map = None
-        self.captions = ()
-        self.previous_answer = None
-        self.answer = None
-        self.answer_stale = False
-        record = self.store.image_record(self)
-        existing = record.find_question(self.question)
-        typed = typed_label(existing) if existing is not None else ""
-        self.record = QuestionRecord(question=self.question, alpha=self.alpha, label=typed or None, accepted=False)
-        self.label = typed
-        self.accepted = False
-        self.save("ask")
-        for aspect in ("question", "heatmap", "segmentation", "fusion", "answer", "label", "accepted"):
-            self.notify(aspect)
-
-    def set_heatmap(self, heat: HeatmapResult) -> None:
-        self.heatmap = heat
-        self.question_map = heat.question_map
-        self.word_maps = word_maps(heat)
-        if self.record is not None:
-            self.record.heatmap = np.asarray(heat.question_map, dtype=np.float32)
-            self.record.itm_probability = float(heat.itm_probability)
-            self.record.touch()
-            self.save("heatmap", source="chain")
-        self.notify("heatmap")
-
-    def set_auto_points(self, points: tuple[Point, ...]) -> None:
-        self.auto_points = tuple(points)
-        if self.record is not None:
-            self.record.auto_points = list(points)
-
-    def set_models(self, models: dict[str, str], random_weights: bool) -> None:
-        if self.record is not None:
-            self.record.models = dict(models)
-            self.record.random_weights = bool(random_weights)
-
-    def set_captions(self, captions: CaptionsResult) -> None:
-        self.captions = tuple(captions.captions)
-        self.notify("captions")
-
-    def set_answer(self, answer: AnswerResult, captions: tuple[str, ...] | None = None) -> None:
-        if self.answer is not None:
-            self.previous_answer = self.answer
-        self.answer = AnswerView(answer.answer, tuple(self.captions if captions is None else captions),
-                                 self.alpha, self.edited)
-        self.answer_stale = False
-        if self.record is not None:
-            self.record.answer = answer.answer
-            self.record.captions = list(self.answer.captions)
-            self._sync_label()
-            self.record.touch()
-            self.save("answer", source="chain")
-        self.notify("answer")
 
     # ------------------------------------------------------------------ prompts and masks
     def cached_segmentation(self, prompts: PromptState) -> SegmentationResult | None:

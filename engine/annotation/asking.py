@@ -1,0 +1,87 @@
+"""Asking a question about an image: the stage results arriving for an annotation.
+
+:class:`Asking` is a base class of :class:`~engine.annotation.state.ImageAnnotation` (it reads
+and sets the annotation's own attributes): a new question clears the earlier results, then the
+heat map, automatic points, captions and answer arrive from the chain and are written to the
+project as they come. Frames: heat maps on the ``[G, G]`` Grad-CAM grid; points in (x, y) image pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..project import QuestionRecord
+from ..prompts import Point
+from ..results import AnswerResult, CaptionsResult, HeatmapResult
+from .pipeline import word_maps
+from .project_record import AnswerView, typed_label
+
+__all__ = ["Asking"]
+
+
+class Asking:
+    """The asking side of an image's annotation, kept apart so the state reads without it."""
+
+    def start_question(self, question: str) -> None:
+        """A new ask: earlier results of this image are cleared (the project keeps old questions)."""
+        self.question = question.strip()
+        self.heatmap = None
+        self.question_map = None
+        self.word_maps = ()
+        self.auto_points = ()
+        self.segmentation = None
+        self._restored_mask = None
+        self.chosen = 0
+        self.fused_map = None
+        self.captions = ()
+        self.previous_answer = None
+        self.answer = None
+        self.answer_stale = False
+        record = self.store.image_record(self)
+        existing = record.find_question(self.question)
+        typed = typed_label(existing) if existing is not None else ""
+        self.record = QuestionRecord(question=self.question, alpha=self.alpha, label=typed or None, accepted=False)
+        self.label = typed
+        self.accepted = False
+        self.save("ask")
+        for aspect in ("question", "heatmap", "segmentation", "fusion", "answer", "label", "accepted"):
+            self.notify(aspect)
+
+    def set_heatmap(self, heat: HeatmapResult) -> None:
+        self.heatmap = heat
+        self.question_map = heat.question_map
+        self.word_maps = word_maps(heat)
+        if self.record is not None:
+            self.record.heatmap = np.asarray(heat.question_map, dtype=np.float32)
+            self.record.itm_probability = float(heat.itm_probability)
+            self.record.touch()
+            self.save("heatmap", source="chain")
+        self.notify("heatmap")
+
+    def set_auto_points(self, points: tuple[Point, ...]) -> None:
+        self.auto_points = tuple(points)
+        if self.record is not None:
+            self.record.auto_points = list(points)
+
+    def set_models(self, models: dict[str, str], random_weights: bool) -> None:
+        if self.record is not None:
+            self.record.models = dict(models)
+            self.record.random_weights = bool(random_weights)
+
+    def set_captions(self, captions: CaptionsResult) -> None:
+        self.captions = tuple(captions.captions)
+        self.notify("captions")
+
+    def set_answer(self, answer: AnswerResult, captions: tuple[str, ...] | None = None) -> None:
+        if self.answer is not None:
+            self.previous_answer = self.answer
+        self.answer = AnswerView(answer.answer, tuple(self.captions if captions is None else captions),
+                                 self.alpha, self.edited)
+        self.answer_stale = False
+        if self.record is not None:
+            self.record.answer = answer.answer
+            self.record.captions = list(self.answer.captions)
+            self._sync_label()
+            self.record.touch()
+            self.save("answer", source="chain")
+        self.notify("answer")
