@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from .keyhole import join_holes
+from .raster import fill_ring
 
 __all__ = [
     "encode_rle", "decode_rle", "rle_counts", "rle_area", "rle_bbox", "is_rle",
@@ -368,29 +369,7 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
         p = np.asarray(poly, dtype=np.float64)
         if p.size % 2 or p.size < 6:
             raise InputError("A polygon needs at least three (x, y) vertices as a flat list.")
-        filled = _fill_evenodd(p.reshape(-1, 2), int(height), int(width))
+        filled = fill_ring(p.reshape(-1, 2), int(height), int(width))
         out = (out | filled) if rule == "union" else (out ^ filled)
     return out
 
-
-def _fill_evenodd(pts: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Scanline fill at pixel centres: pixel (c, r) is in when (c+.5, r+.5) is inside."""
-    x0, y0 = pts[:, 0], pts[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    ys = np.arange(h, dtype=np.float64) + 0.5
-    mask = np.zeros((h, w), dtype=bool)
-    # An edge crosses scanline y when y is in [min, max) of its endpoints (half-open: a vertex
-    # on the scanline is counted once, horizontal edges never).
-    lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
-    for r, y in enumerate(ys):
-        sel = (lo <= y) & (y < hi)
-        if not sel.any():
-            continue
-        xa, ya, xb, yb = x0[sel], y0[sel], x1[sel], y1[sel]
-        xs = np.sort(xa + (y - ya) * (xb - xa) / (yb - ya))
-        # Parity flips at each crossing; a centre c+0.5 is inside when an odd number of
-        # crossings lie left of it.
-        centres = np.arange(w, dtype=np.float64) + 0.5
-        n_left = np.searchsorted(xs, centres, side="right")
-        mask[r] = (n_left % 2) == 1
-    return mask

@@ -1,0 +1,143 @@
+"""A mask as editable polygons, and polygons back to a mask: what the app's Polygon tool edits.
+
+Frames and types:
+- A mask is ``[H, W]`` bool in image pixels of the displayed image.
+- A shape is one connected part: :class:`engine.imaging.masks.Outline` (an outer ring and the
+  rings of its holes). A ring is ``[N, 2]`` float64 (x, y) vertices, not closed (the last
+  vertex joins the first), on the *corner* convention: pixel ``(col, row)`` covers
+  ``[col, col+1] x [row, row+1]``, so an unsimplified ring runs along pixel edges. A pixel is
+  inside a ring when its centre ``(col + 0.5, row + 0.5)`` is (:mod:`engine.imaging.raster`).
+- An island inside a hole is a shape of its own; the mask is the union over shapes of
+  "outer ring minus hole rings", so shapes may be filled in any order.
+
+Tolerance 0 round-trips exactly; a tolerance ``t`` > 0 (Douglas-Peucker, in pixels) moves no
+ring more than ``t`` from the mask's boundary, so only pixels within about ``t`` of the
+boundary may change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .masks import Outline, mask_outlines
+from .raster import fill_ring_window
+
+__all__ = ["Outline", "mask_to_shapes", "shapes_to_mask", "apply_shape_edit", "MIN_RING_VERTICES",
+           "moved_vertex", "inserted_vertex", "deleted_vertex", "nearest_edge"]
+
+MIN_RING_VERTICES = 3  # fewer is no area: a ring never loses its third vertex
+
+
+def mask_to_shapes(mask: np.ndarray, tolerance_px: float = 0.0) -> list[Outline]:
+    """Every 8-connected part of ``mask`` as an outer ring plus hole rings, simplified with
+    ``tolerance_px`` (>= 0; 0 keeps every corner). Empty list for an empty mask."""
+    t = _tolerance(tolerance_px)
+    return mask_outlines(mask, t)
+
+
+def shapes_to_mask(shape_hw: tuple[int, int], shapes: Sequence[Outline],
+                   origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Rasterise ``shapes`` into an ``shape_hw`` (H, W) bool mask: outer rings filled, their
+    holes cleared, unioned over shapes. ``origin`` (x, y): the image pixel at the result's
+    top-left corner (to rasterise only a window of the image)."""
+    h, w = int(shape_hw[0]), int(shape_hw[1])
+    if h <= 0 or w <= 0:
+        raise InputError(f"A mask size must be positive, not {w} x {h}.")
+    shift = np.array(origin, dtype=np.float64)
+    out = np.zeros((h, w), dtype=bool)
+    for shape in shapes:
+        r0, c0, part = fill_ring_window(_ring(shape.outer) - shift, h, w)
+        if not part.size:
+            continue
+        part = part.copy()
+        for hole in shape.holes:
+            hr, hc, cut = fill_ring_window(_ring(hole) - shift - (c0, r0), *part.shape)
+            part[hr:hr + cut.shape[0], hc:hc + cut.shape[1]] &= ~cut
+        out[r0:r0 + part.shape[0], c0:c0 + part.shape[1]] |= part
+    return out
+
+
+def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline, shapes_after: Sequence[Outline]) -> np.ndarray:
+    """The mask after one shape changed from ``before`` to ``after``.
+
+    Only pixels whose inside-ness the edit changed take the polygons' value (the union of
+    ``shapes_after``, which includes ``after``); every other pixel keeps the mask's, so an edit
+    of one vertex does not also snap the rest of the boundary to the simplified rings (nor
+    undo brush strokes finer than the tolerance). Returns a new ``[H, W]`` bool array."""
+    m = np.asarray(mask, dtype=bool)
+    h, w = m.shape
+    rings = [_ring(r) for r in (before.outer, after.outer, *before.holes, *after.holes)]
+    pts = np.concatenate(rings)
+    x0, y0 = max(int(math.floor(pts[:, 0].min())), 0), max(int(math.floor(pts[:, 1].min())), 0)
+    x1, y1 = min(int(math.ceil(pts[:, 0].max())) + 1, w), min(int(math.ceil(pts[:, 1].max())) + 1, h)
+    out = m.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    size = (y1 - y0, x1 - x0)
+    changed = shapes_to_mask(size, [before], (x0, y0)) ^ shapes_to_mask(size, [after], (x0, y0))
+    if changed.any():
+        window = out[y0:y1, x0:x1]
+        window[changed] = shapes_to_mask(size, shapes_after, (x0, y0))[changed]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Vertex edits of one ring: pure, each returns a new ring.
+
+
+def moved_vertex(ring: np.ndarray, index: int, xy: tuple[float, float]) -> np.ndarray:
+    """``ring`` with vertex ``index`` at ``xy`` (x, y image pixels)."""
+    out = _ring(ring).copy()
+    out[index] = xy
+    return out
+
+
+def inserted_vertex(ring: np.ndarray, edge: int, xy: tuple[float, float]) -> np.ndarray:
+    """``ring`` with a new vertex at ``xy`` on edge ``edge`` (from vertex ``edge`` to the next);
+    the new vertex has index ``edge + 1``."""
+    return np.insert(_ring(ring), edge + 1, xy, axis=0)
+
+
+def deleted_vertex(ring: np.ndarray, index: int) -> np.ndarray:
+    """``ring`` without vertex ``index``; refused (InputError) when only 3 would be left."""
+    r = _ring(ring)
+    if len(r) <= MIN_RING_VERTICES:
+        raise InputError(f"A polygon keeps at least {MIN_RING_VERTICES} vertices: this one has {len(r)}. "
+                         "Delete the part with the eraser instead.")
+    return np.delete(r, index, axis=0)
+
+
+def nearest_edge(ring: np.ndarray, xy: tuple[float, float]) -> tuple[int, float, tuple[float, float]]:
+    """``(edge, distance, foot)``: the edge of ``ring`` nearest ``xy``, the distance to it and
+    the nearest point on it (all in the ring's frame, image pixels)."""
+    a = _ring(ring)
+    b = np.roll(a, -1, axis=0)
+    p = np.asarray(xy, dtype=np.float64)
+    d = b - a
+    length2 = (d ** 2).sum(1)
+    t = np.clip(((p - a) * d).sum(1) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    foot = a + t[:, None] * d
+    dist = np.hypot(*(foot - p).T)
+    k = int(np.argmin(dist))
+    return k, float(dist[k]), (float(foot[k, 0]), float(foot[k, 1]))
+
+
+def _ring(ring: np.ndarray) -> np.ndarray:
+    r = np.asarray(ring, dtype=np.float64)
+    if r.ndim != 2 or r.shape[1] != 2 or not np.isfinite(r).all():
+        raise InputError(f"A polygon ring must be finite (x, y) pixel vertices, [N, 2]; got shape {r.shape}.")
+    return r
+
+
+def _tolerance(tolerance_px: float) -> float:
+    try:
+        t = float(tolerance_px)
+    except (TypeError, ValueError):
+        raise InputError(f"The polygon tolerance must be a number of pixels, not {tolerance_px!r}.") from None
+    if not (t >= 0 and math.isfinite(t)):
+        raise InputError(f"The polygon tolerance must be 0 or more pixels, not {tolerance_px!r}.")
+    return t

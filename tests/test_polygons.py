@@ -1,0 +1,181 @@
+"""engine.imaging.polygons: mask -> shapes (outer rings and holes) -> mask, and vertex edits."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.errors import InputError
+from engine.imaging.masks import Outline
+from engine.imaging.polygons import (apply_shape_edit, deleted_vertex, inserted_vertex, mask_to_shapes,
+                                     moved_vertex, nearest_edge, shapes_to_mask)
+from engine.imaging.raster import fill_ring
+
+
+def _ring_with_hole() -> np.ndarray:
+    m = np.zeros((40, 50), bool)
+    m[5:35, 5:45] = True
+    m[12:25, 15:30] = False
+    return m
+
+
+def _two_islands() -> np.ndarray:
+    m = np.zeros((30, 40), bool)
+    m[2:10, 3:12] = True
+    cv2.circle(m.view(np.uint8), (28, 20), 7, 1, -1)
+    return m
+
+
+def _island_in_hole() -> np.ndarray:
+    m = _ring_with_hole()
+    m[16:21, 19:25] = True
+    return m
+
+
+def _thin_parts() -> np.ndarray:
+    m = np.zeros((30, 30), bool)
+    m[3, 2:25] = True  # a 1-pixel-wide line
+    m[5:25, 20] = True  # a 1-pixel-wide column touching nothing
+    np.fill_diagonal(m[8:28, 0:20], True)  # a diagonal, 8-connected only
+    return m
+
+
+def _border() -> np.ndarray:
+    m = np.zeros((20, 20), bool)
+    m[0:8, 0:20] = True  # touches three sides
+    m[19, 19] = True  # one pixel in the corner
+    return m
+
+
+MASKS = {"ring_with_hole": _ring_with_hole, "two_islands": _two_islands, "island_in_hole": _island_in_hole,
+         "thin_parts": _thin_parts, "border": _border}
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+def test_tolerance_zero_round_trips_exactly(name):
+    m = MASKS[name]()
+    shapes = mask_to_shapes(m, 0)
+    np.testing.assert_array_equal(shapes_to_mask(m.shape, shapes), m)
+
+
+def test_holes_and_islands_are_shapes_of_their_own():
+    shapes = mask_to_shapes(_island_in_hole(), 0)
+    assert sorted(len(s.holes) for s in shapes) == [0, 1]  # the frame with its hole, the island
+    frame = next(s for s in shapes if s.holes)
+    np.testing.assert_array_equal(frame.outer.min(0), [5, 5])  # corners: pixel edges, not centres
+    np.testing.assert_array_equal(frame.outer.max(0), [45, 35])
+    assert len(mask_to_shapes(_two_islands(), 0)) == 2
+
+
+def test_empty_mask_has_no_shapes_and_rasterises_empty():
+    m = np.zeros((10, 12), bool)
+    assert mask_to_shapes(m, 1.5) == []
+    assert not shapes_to_mask(m.shape, []).any()
+
+
+def _boundary_distance(m: np.ndarray) -> np.ndarray:
+    """Each pixel's distance (pixels) to the nearest pixel on the other side of the boundary."""
+    inside = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5)
+    return np.maximum(inside, outside)
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@pytest.mark.parametrize("tolerance", [0.5, 1.0, 2.5])
+def test_simplified_round_trip_differs_only_near_the_boundary(name, tolerance):
+    m = MASKS[name]()
+    shapes = mask_to_shapes(m, tolerance)
+    back = shapes_to_mask(m.shape, shapes)
+    diff = back ^ m
+    assert (_boundary_distance(m)[diff] <= tolerance + 1.0).all()
+    if name in ("ring_with_hole", "island_in_hole"):
+        assert not back[14:23, 17:28].all()  # the hole survives simplification
+
+
+def test_simplification_cuts_vertices():
+    m = np.zeros((200, 200), np.uint8)
+    cv2.circle(m, (100, 100), 80, 1, -1)
+    exact, simple = mask_to_shapes(m.astype(bool), 0)[0], mask_to_shapes(m.astype(bool), 2.0)[0]
+    assert len(simple.outer) < len(exact.outer) / 4
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "two"])
+def test_bad_tolerance_is_refused_with_a_message(bad):
+    with pytest.raises(InputError, match="tolerance"):
+        mask_to_shapes(np.ones((4, 4), bool), bad)
+
+
+def test_shapes_to_mask_window_matches_the_whole():
+    m = _island_in_hole()
+    shapes = mask_to_shapes(m, 0)
+    np.testing.assert_array_equal(shapes_to_mask((10, 20), shapes, origin=(12, 14)), m[14:24, 12:32])
+
+
+def test_vertex_edits():
+    square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
+    np.testing.assert_array_equal(moved_vertex(square, 2, (6, 5))[2], [6, 5])
+    assert square[2].tolist() == [4, 4]  # never in place
+    added = inserted_vertex(square, 1, (4, 2))
+    assert added.tolist() == [[0, 0], [4, 0], [4, 2], [4, 4], [0, 4]]
+    assert deleted_vertex(added, 2).tolist() == square.tolist()
+    triangle = deleted_vertex(square, 3)
+    with pytest.raises(InputError, match="at least 3"):
+        deleted_vertex(triangle, 0)
+    edge, dist, foot = nearest_edge(square, (5.0, 1.0))
+    assert (edge, dist, foot) == (1, 1.0, (4.0, 1.0))
+
+
+def test_shape_edit_changes_the_swept_pixels_only_and_keeps_holes():
+    m = _ring_with_hole()
+    m[6, 40] = False  # a notch finer than the tolerance: an edit elsewhere must keep it
+    shapes = mask_to_shapes(m, 1.5)
+    (before,) = shapes
+    corner = int(np.argmin(np.hypot(*(before.outer - (45, 35)).T)))  # the bottom-right corner
+    after = Outline(moved_vertex(before.outer, corner, (48, 38)), before.holes)
+    out = apply_shape_edit(m, before, after, [after])
+    grown = out & ~m
+    assert grown[35:38, 45:48].all()  # the corner moved out by 3 pixels
+    assert not out[6, 40] and not m[6, 40]  # the notch, finer than the tolerance, is kept
+    np.testing.assert_array_equal(out[12:25, 15:30], m[12:25, 15:30])  # the hole survives
+    swept = fill_ring(after.outer, *m.shape) ^ fill_ring(before.outer, *m.shape)
+    np.testing.assert_array_equal(out ^ m, swept & (out != m))  # changed: only pixels the ring swept
+    assert swept[:, :40].sum() < swept.sum() and (out ^ m)[:30, :44].sum() == 0  # ...near the moved edges
+
+
+def test_shape_edit_over_an_island_keeps_the_island():
+    m = _island_in_hole()
+    shapes = mask_to_shapes(m, 0)
+    frame = next(s for s in shapes if s.holes)
+    hole = frame.holes[0]
+    grown_hole = hole + np.where(hole > hole.mean(0), 1.0, -1.0)  # the hole one pixel wider all round
+    after = Outline(frame.outer, (grown_hole,))
+    rest = [s for s in shapes if s is not frame]
+    out = apply_shape_edit(m, frame, after, [after, *rest])
+    assert out[16:21, 19:25].all()  # the island inside the hole stays
+    assert not out[11, 14] and m[11, 14]  # the hole grew
+
+
+def _centres_inside(ring: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Even-odd ray casting at each pixel centre, one pixel at a time (the slow, obvious way)."""
+    out = np.zeros((h, w), bool)
+    a, b = ring, np.roll(ring, -1, axis=0)
+    for r in range(h):
+        for c in range(w):
+            x, y = c + 0.5, r + 0.5
+            crosses = 0
+            for (xa, ya), (xb, yb) in zip(a, b):
+                if min(ya, yb) <= y < max(ya, yb) and xa + (y - ya) * (xb - xa) / (yb - ya) <= x:
+                    crosses += 1
+            out[r, c] = crosses % 2 == 1
+    return out
+
+
+def test_fill_ring_matches_ray_casting_on_random_rings():
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 14, 2))
+        ring = rng.uniform(-3, 17, (int(rng.integers(3, 9)), 2))
+        if trial % 2:
+            ring = np.round(ring * 2) / 2  # vertices on pixel edges and centres: the ties
+        np.testing.assert_array_equal(fill_ring(ring, h, w), _centres_inside(ring, h, w), err_msg=str(ring))
