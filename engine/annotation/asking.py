@@ -31,6 +31,7 @@ class Asking:
         self.auto_points = ()
         self.segmentation = None
         self._restored_mask = None
+        self.corrections.clear()
         self.chosen = 0
         self.fused_map = None
         self.captions = ()

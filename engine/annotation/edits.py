@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 
 from .prompts import PromptState
 
-__all__ = ["EditTarget", "Edit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetLabel", "SetAccepted",
+__all__ = ["EditTarget", "Edit", "MaskEdit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetLabel", "SetAccepted",
            "History"]
 
 
@@ -28,6 +28,8 @@ class EditTarget(Protocol):
     def apply_label(self, image: Any, label: str) -> None: ...
 
     def apply_accepted(self, image: Any, accepted: bool) -> None: ...
+
+    def apply_corrections(self, image: Any, change: Any, undo: bool, action: str) -> None: ...
 
 
 class Edit:
@@ -51,7 +53,23 @@ class Edit:
         return False
 
 
-class SetPrompts(Edit):
+class MaskEdit(Edit):
+    """An edit that changes the mask. An accepted mask is no longer what was accepted, so the
+    same undo step clears "accepted" (:meth:`_unaccept` after doing), and undo restores it."""
+
+    _was_accepted = False
+
+    def _unaccept(self) -> None:
+        self._was_accepted = bool(getattr(self.image, "accepted", False))
+        if self._was_accepted:
+            self.target.apply_accepted(self.image, False)
+
+    def _reaccept(self) -> None:
+        if self._was_accepted:
+            self.target.apply_accepted(self.image, True)
+
+
+class SetPrompts(MaskEdit):
     """Points or box changed (add, remove, move, box, clear, reset, automatic points)."""
 
     def __init__(self, image: Any, before: PromptState, after: PromptState, text: str, chosen_before: int = 0,
@@ -61,21 +79,25 @@ class SetPrompts(Edit):
 
     def do(self) -> None:
         self.target.apply_prompts(self.image, self.after, 0)
+        self._unaccept()
 
     def undo(self) -> None:
         self.target.apply_prompts(self.image, self.before, self.chosen_before)
+        self._reaccept()
 
 
-class ChooseCandidate(Edit):
+class ChooseCandidate(MaskEdit):
     def __init__(self, image: Any, before: int, after: int, *, target: EditTarget | None = None) -> None:
         super().__init__(image, target)
         self.before, self.after, self.text = before, after, f"Choose mask {after + 1}"
 
     def do(self) -> None:
         self.target.apply_choice(self.image, self.after)
+        self._unaccept()
 
     def undo(self) -> None:
         self.target.apply_choice(self.image, self.before)
+        self._reaccept()
 
 
 class SetAlpha(Edit):

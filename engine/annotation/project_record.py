@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..imaging import fusion
 from ..project import QuestionRecord, default_label
+from .corrections import restore_corrections
 from .prompts import PromptState
 
 __all__ = ["AnswerView", "ProjectRecord", "typed_label"]
@@ -43,6 +44,7 @@ class ProjectRecord:
         self.fused_map, self.captions, self.answer, self.previous_answer = None, (), None, None
         self.label, self.accepted, self.error = "", False, None if self.image is not None else self.error
         self._seg_cache.clear()
+        self.corrections.clear()
         self._restore_from_project()
         for aspect in self.ASPECTS[1:]:
             self.notify(aspect)
@@ -62,7 +64,8 @@ class ProjectRecord:
         self.question_map = record.heatmap
         self.auto_points = tuple(record.auto_points)
         self.prompts = PromptState(tuple(record.points))
-        self._restored_mask = record.mask()
+        self._restored_mask = record.mask()  # the final mask: the strokes below are in it already
+        self.corrections = restore_corrections(record)
         self.alpha = float(record.alpha)
         self.label = typed_label(record)
         self.accepted = bool(record.accepted)

@@ -24,6 +24,7 @@ from ..project import QuestionRecord, default_label
 from ..prompts import Point
 from ..results import HeatmapResult, MaskCandidate, SegmentationResult
 from .asking import Asking
+from .corrections import CorrectedMask, Corrections
 from .prompts import PromptState
 from .project_record import AnswerView, ProjectRecord, typed_label
 from .stores import AnnotationStore
@@ -32,10 +33,10 @@ __all__ = ["ImageAnnotation", "AnswerView", "typed_label", "SEG_CACHE_SIZE", "AS
 
 SEG_CACHE_SIZE = 16  # segmentations kept per image, so undo/redo shows a mask at once
 ASPECTS = ("image", "question", "heatmap", "prompts", "segmentation", "choice", "alpha", "fusion",
-           "captions", "answer", "label", "accepted", "status")
+           "captions", "answer", "label", "accepted", "status", "mask")  # mask: strokes or clean-up changed it
 
 
-class ImageAnnotation(Asking, ProjectRecord):
+class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
     """One image: what it shows (pixels once read, the stage results of its question) and what
     a person made of it (points, box, chosen candidate, alpha, label, acceptance).
 
@@ -74,6 +75,7 @@ class ImageAnnotation(Asking, ProjectRecord):
         self.generation = 0  # bumped on every prompt change; stale decoder replies are dropped
         self._seg_cache: OrderedDict[tuple, SegmentationResult] = OrderedDict()
         self._restored_mask: np.ndarray | None = None  # from the project, until the next segmentation
+        self.corrections = Corrections()  # brush strokes over the model's mask (see .corrections)
         self.record: QuestionRecord | None = None
         self._restore_from_project()
 
@@ -106,8 +108,8 @@ class ImageAnnotation(Asking, ProjectRecord):
         return None if self.image is None else self.image.size
 
     @property
-    def mask(self) -> np.ndarray | None:
-        """The chosen mask, [H, W] bool, or None."""
+    def model_mask(self) -> np.ndarray | None:
+        """The model's chosen mask (before strokes; ``mask`` is the final one), [H, W] bool, or None."""
         if self.segmentation is not None and self.segmentation.candidates:
             index = min(self.chosen, len(self.segmentation.candidates) - 1)
             return self.segmentation.candidates[index].mask
@@ -117,7 +119,7 @@ class ImageAnnotation(Asking, ProjectRecord):
     def edited(self) -> bool:
         """The prompts differ from the automatic points, or a non-default candidate is chosen."""
         auto = PromptState(self.auto_points)
-        return self.prompts.key() != auto.key() or self.chosen != 0
+        return self.prompts.key() != auto.key() or self.chosen != 0 or not self.corrections.empty
 
     @property
     def status(self) -> str:
@@ -145,6 +147,8 @@ class ImageAnnotation(Asking, ProjectRecord):
             self.store.write(lambda p: p.update_image(record))
         if self._restored_mask is not None and self._restored_mask.shape != image.rgb.shape[:2]:
             self._restored_mask = None  # the file changed since the project was saved
+        if self.corrections.shape not in (None, image.rgb.shape[:2]):
+            self.corrections.clear()
         self.notify("image")
 
     def release_memory(self) -> None:
@@ -155,7 +159,7 @@ class ImageAnnotation(Asking, ProjectRecord):
         """
         if self.image is None:
             return
-        keep = self.mask
+        keep = self.model_mask
         self.image = None
         self._seg_cache.clear()
         if self.segmentation is not None:
@@ -274,20 +278,11 @@ class ImageAnnotation(Asking, ProjectRecord):
         return self.segmentation.candidates[min(self.chosen, len(self.segmentation.candidates) - 1)]
 
     def _mask_changed(self) -> None:
-        chosen = self.candidate
         if self.record is not None and self.segmentation is not None:
-            source = "user" if self.edited else "auto"
-            if chosen is not None and chosen.rle is not None:  # encoded off the GUI thread
-                self.record.mask_rle, self.record.mask_source = dict(chosen.rle), source
-                self.record.mask_score = float(chosen.iou)
-                self.record.touch()
-            else:
-                self.record.set_mask(self.mask, source=source, score=None if chosen is None else chosen.iou)
-            if not self.edited and self.record.mask_rle is not None:
-                self.record.auto_mask_rle = dict(self.record.mask_rle)
+            self._record_mask()
             self.save("mask", source="user" if self.edited else "chain")
         elif self.record is not None and self.segmentation is None and self.prompts.empty:
-            self.record.set_mask(None, source="user")
+            self.record.set_mask(self.mask, source="user")  # the strokes alone, if any
             self.save("mask")
         self.update_fusion()
 
@@ -298,7 +293,8 @@ class ImageAnnotation(Asking, ProjectRecord):
             return
         old = self.fused_map
         chosen = self.candidate
-        if chosen is not None and chosen.coverage is not None and chosen.coverage.shape == self.question_map.shape:
+        if chosen is not None and chosen.coverage is not None and chosen.coverage.shape == self.question_map.shape \
+                and self.corrections.empty:
             self.fused_map = fusion.fuse_coverage(self.question_map, chosen.coverage, alpha=self.alpha)
         else:
             self.fused_map = fusion.fuse(self.question_map, self.mask, alpha=self.alpha)

@@ -159,6 +159,8 @@ def question_to_json(q: QuestionRecord) -> dict:
         d["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
     if q.notes:
         d["notes"] = list(q.notes)
+    if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
+        d["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
     return d
 
 
@@ -207,6 +209,9 @@ def question_from_json(d: Any, where: str) -> QuestionRecord:
         timings={str(k): float(v) for k, v in _get(d, "timings", dict, where, default={}).items()},
         notes=[str(n) for n in _get(d, "notes", list, where, default=[])],
     )
+    strokes = _get(d, "strokes", dict, where, default={})
+    rec.stroke_add_rle = _rle_from_json(strokes.get("add"), f"{where}.strokes.add")
+    rec.stroke_erase_rle = _rle_from_json(strokes.get("erase"), f"{where}.strokes.erase")
     return rec
 
 

@@ -154,6 +154,10 @@ class QuestionRecord:
     updated: float = field(default_factory=time.time)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # pipeline notes (e.g. "segmentation failed")
+    # The brush's add and erase layers over the model's mask (COCO RLE; None: no strokes), kept so a
+    # reopened image has its strokes back; ``mask_rle`` is already the corrected mask.
+    stroke_add_rle: dict | None = None
+    stroke_erase_rle: dict | None = None
     _mask_cache: tuple[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _priority_cache: tuple[Any, float] | None = field(default=None, repr=False, compare=False)
 

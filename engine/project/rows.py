@@ -63,6 +63,8 @@ def question_row(q: QuestionRecord) -> dict[str, Any]:
         extra["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
     if q.notes:
         extra["notes"] = list(q.notes)
+    if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
+        extra["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
     return {
         "key": q.key, "question": q.question, "answer": q.answer,
         "label": None if q.label is None else (clean_label(q.label) or None),
@@ -109,9 +111,18 @@ def question_from_row(row: Any) -> QuestionRecord:
             random_weights=bool(row["random_weights"]), accepted=bool(row["accepted"]),
             created=float(row["created"]), updated=float(row["updated"]),
             timings={str(k): float(v) for k, v in extra.get("timings", {}).items()},
-            notes=[str(n) for n in extra.get("notes", [])])
+            notes=[str(n) for n in extra.get("notes", [])],
+            stroke_add_rle=_stroke_layer(extra, "add"), stroke_erase_rle=_stroke_layer(extra, "erase"))
     except (ValueError, TypeError, KeyError, zlib.error) as err:
         raise ProjectError(f"A question record of the project is damaged ({err}).") from err
+
+
+def _stroke_layer(extra: dict, name: str) -> dict | None:
+    """One stroke layer's RLE from a row's ``extra`` (validated when decoded)."""
+    layer = (extra.get("strokes") or {})[name] if "strokes" in extra else None
+    if layer is not None and not (isinstance(layer, dict) and "size" in layer and "counts" in layer):
+        raise TypeError(f"the stroke layer {name!r} is not an RLE")
+    return layer
 
 
 def image_from_row(row: Any, questions: list[QuestionRecord] | None = None) -> ImageRecord:

@@ -1,0 +1,304 @@
+"""A person's corrections over the model's mask: an add layer and an erase layer, and the edits
+that change them (brush and eraser strokes, a whole new mask, clearing the strokes).
+
+The final mask is ``(model | add) & ~erase``, each ``[H, W]`` bool in image pixels of the
+displayed image. The layers are kept apart from the model's mask, so a later point or box edit
+re-runs the decoder and the strokes still apply to the new mask. ``add`` and ``erase`` never
+overlap: the newest stroke decides a pixel.
+
+An edit records only the rectangle it changed (the layers' values there before and after), so a
+stroke on a 12-megapixel image keeps a small undo step. :class:`CorrectedMask` is the part of
+:class:`~engine.annotation.state.ImageAnnotation` that holds the layers and applies these edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..imaging.masks import decode_rle
+from ..imaging.paint import stroke_patch
+from ..project.records import encode_mask
+from .edits import MaskEdit
+
+__all__ = ["Corrections", "CorrectedMask", "restore_corrections", "LayerChange", "PaintStroke", "ReplaceMask", "ClearStrokes"]
+
+
+class Corrections:
+    """The add and erase layers of one image (None while nothing was painted).
+
+    Layers are replaced, never written in place (a change copies the layer, then writes the
+    rectangle), so a mask handed out earlier, or a record being written on another thread,
+    never changes under its reader."""
+
+    def __init__(self, add: np.ndarray | None = None, erase: np.ndarray | None = None) -> None:
+        self.add, self.erase = add, erase
+        self._cache: tuple[Any, Any, Any, np.ndarray | None] | None = None  # (model, add, erase, final)
+        self._empty = not self._any_stroke()
+
+    def _any_stroke(self) -> bool:
+        return bool((self.add is not None and self.add.any()) or (self.erase is not None and self.erase.any()))
+
+    @property
+    def empty(self) -> bool:
+        """No stroke at all (kept up to date by every change: asked on every mask change)."""
+        return self._empty
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        layer = self.add if self.add is not None else self.erase
+        return None if layer is None else layer.shape
+
+    def window(self, y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the layers' ``[h, w]`` window at row ``y0``, column ``x0`` (zeros where unset)."""
+        def part(layer: np.ndarray | None) -> np.ndarray:
+            return np.zeros((h, w), bool) if layer is None else layer[y0:y0 + h, x0:x0 + w].copy()
+        return part(self.add), part(self.erase)
+
+    def put(self, shape: tuple[int, int], y0: int, x0: int, add: np.ndarray, erase: np.ndarray) -> None:
+        """Write both layers' window at ``(y0, x0)`` (layers of ``shape`` (H, W) made when missing)."""
+        h, w = add.shape
+        new = []
+        for layer, part in ((self.add, add), (self.erase, erase)):
+            layer = np.zeros(shape, bool) if layer is None or layer.shape != tuple(shape) else layer.copy()
+            layer[y0:y0 + h, x0:x0 + w] = part
+            new.append(layer)
+        old_add, old_erase = self.add, self.erase
+        self.add, self.erase = new
+        self._empty = not self._any_stroke()
+        self._patch_cache(old_add, old_erase, y0, x0, h, w)
+
+    def clear(self) -> None:
+        self.add = self.erase = None
+        self._cache = None
+        self._empty = True
+
+    def apply(self, model: np.ndarray | None) -> np.ndarray | None:
+        """The final mask ``(model | add) & ~erase``, [H, W] bool (the model's own array when
+        there are no layers); None when there is neither a model mask nor a stroke. Cached."""
+        if self._empty:
+            return model
+        if model is not None and model.shape != self.shape:
+            return model  # layers of another image size (the file changed): not applied
+        c = self._cache
+        if c is not None and c[0] is model and c[1] is self.add and c[2] is self.erase:
+            return c[3]
+        final = np.zeros(self.shape, bool) if model is None else model.copy()
+        final |= self.add
+        final &= ~self.erase
+        final.flags.writeable = False
+        self._cache = (model, self.add, self.erase, final)
+        return final
+
+    def _patch_cache(self, old_add: Any, old_erase: Any, y0: int, x0: int, h: int, w: int) -> None:
+        """After :meth:`put`: the cached final mask is updated in the changed window only (a
+        12-megapixel mask is copied, not recomputed)."""
+        c = self._cache
+        if c is None or c[1] is not old_add or c[2] is not old_erase or c[3] is None:
+            self._cache = None
+            return
+        model, final = c[0], c[3].copy()
+        win = (slice(y0, y0 + h), slice(x0, x0 + w))
+        base = np.zeros((h, w), bool) if model is None else model[win]
+        final[win] = (base | self.add[win]) & ~self.erase[win]
+        final.flags.writeable = False
+        self._cache = (model, self.add, self.erase, final)
+
+    # ------------------------------------------------------------------ project form
+    def to_rles(self) -> tuple[dict | None, dict | None]:
+        """(add, erase) as COCO RLE, None for an empty layer."""
+        return tuple(None if m is None or not m.any() else encode_mask(m)  # type: ignore[return-value]
+                     for m in (self.add, self.erase))
+
+    @classmethod
+    def from_rles(cls, add: dict | None, erase: dict | None) -> "Corrections":
+        a = None if add is None else decode_rle(add)
+        e = None if erase is None else decode_rle(erase)
+        if a is not None and e is not None and a.shape != e.shape:
+            raise InputError(f"The stroke layers differ in size ({a.shape} and {e.shape}).")
+        shape = (a if a is not None else e).shape if (a is not None or e is not None) else None
+        if shape is None:
+            return cls()
+        a = np.zeros(shape, bool) if a is None else a
+        e = np.zeros(shape, bool) if e is None else e
+        return cls(a, e & ~a)
+
+
+def restore_corrections(record: Any) -> Corrections:
+    """A project record's stroke layers; none when they cannot be read (the record's final mask,
+    which has them applied, still is: only a later point edit would lose them)."""
+    try:
+        return Corrections.from_rles(record.stroke_add_rle, record.stroke_erase_rle)
+    except (InputError, TypeError, KeyError, ValueError):
+        return Corrections()
+
+
+class LayerChange:
+    """The layers' values in one rectangle before and after an edit ([h, w] bool each)."""
+
+    def __init__(self, shape: tuple[int, int], y0: int, x0: int, before: tuple[np.ndarray, np.ndarray],
+                 after: tuple[np.ndarray, np.ndarray]) -> None:
+        self.shape, self.y0, self.x0, self.before, self.after = shape, y0, x0, before, after
+
+    @property
+    def changed(self) -> bool:
+        return not (np.array_equal(self.before[0], self.after[0]) and np.array_equal(self.before[1], self.after[1]))
+
+
+class CorrectedMask:
+    """Mixed into :class:`~engine.annotation.state.ImageAnnotation` (needs its ``corrections``,
+    ``model_mask``, ``candidate``, ``edited``, ``image``, ``record``, ``ensure_record``,
+    ``save``, ``notify`` and ``update_fusion``): the corrected mask, the layers' edit target,
+    and the final mask written to the record."""
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The final mask, [H, W] bool (read-only), or None: the model's chosen mask with the
+        strokes applied. This is what is shown, fused, saved and exported."""
+        return self.corrections.apply(self.model_mask)
+
+    def _record_mask(self) -> None:
+        """Put the final mask in the record: the chosen candidate's RLE (encoded off the GUI
+        thread) while no stroke changes it, else the corrected mask encoded here."""
+        chosen, record = self.candidate, self.record
+        source = "user" if self.edited else "auto"
+        if chosen is not None and chosen.rle is not None and self.corrections.empty:
+            record.mask_rle, record.mask_source = dict(chosen.rle), source
+            record.mask_score = float(chosen.iou)
+            record.touch()
+        else:
+            record.set_mask(self.mask, source=source, score=record.mask_score if chosen is None else chosen.iou)
+        if not self.edited and record.mask_rle is not None:
+            record.auto_mask_rle = dict(record.mask_rle)
+
+    @property
+    def mask_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the image's masks: the image's, else the model mask's or the layers'."""
+        if self.image is not None:
+            return tuple(self.image.rgb.shape[:2])
+        model = self.model_mask
+        return model.shape if model is not None else self.corrections.shape
+
+    def apply_corrections(self, image: "CorrectedMask", change: LayerChange, undo: bool, action: str) -> None:
+        """The edit target's setter: write the change (or take it back) and save the new mask."""
+        add, erase = change.before if undo else change.after
+        image.corrections.put(change.shape, change.y0, change.x0, add, erase)
+        image.corrections_changed(("undo " if undo else "") + action)
+
+    def corrections_changed(self, action: str) -> None:
+        """The layers changed: the record's final mask and layers are written, the mask shown."""
+        if self.record is not None or self.mask is not None:
+            record = self.ensure_record()
+            record.stroke_add_rle, record.stroke_erase_rle = self.corrections.to_rles()
+            self._record_mask()
+            self.save(action)
+        self.update_fusion()
+        self.notify("mask")
+
+
+class LayerEdit(MaskEdit):
+    """A change of the layers, worked out when first done (against the mask as it is then)."""
+
+    action = ""
+
+    def __init__(self, image: Any, *, target: Any = None) -> None:
+        super().__init__(image, target)
+        self._change: LayerChange | None = None
+        self._prepared = False
+
+    def prepare(self) -> bool:
+        """Work the change out now; False when it changes nothing (then it need not be pushed)."""
+        if not self._prepared:
+            self._change = self._compute()
+            self._prepared = True
+        return self._change is not None and self._change.changed
+
+    def _compute(self) -> LayerChange | None:
+        raise NotImplementedError
+
+    def do(self) -> None:
+        if self.prepare():
+            self.target.apply_corrections(self.image, self._change, False, self.action)
+            self._unaccept()
+
+    def undo(self) -> None:
+        if self._change is not None and self._change.changed:
+            self.target.apply_corrections(self.image, self._change, True, self.action)
+            self._reaccept()
+
+
+class PaintStroke(LayerEdit):
+    """A brush (``erase=False``) or eraser stroke: the disc of ``radius`` image pixels swept
+    along ``points`` ((x, y) image pixels) is added to the mask, or taken out of it."""
+
+    def __init__(self, image: Any, points: Sequence[tuple[float, float]], radius: float, erase: bool = False,
+                 *, target: Any = None) -> None:
+        super().__init__(image, target=target)
+        self.points, self.radius, self.erase = [tuple(map(float, p)) for p in points], float(radius), bool(erase)
+        self.text = "Erase" if erase else "Brush stroke"
+        self.action = "erase" if erase else "stroke"
+
+    def _compute(self) -> LayerChange | None:
+        shape = self.image.mask_shape
+        if shape is None:
+            raise InputError("There is no image to paint on yet.")
+        hit = stroke_patch(self.points, self.radius, shape)
+        if hit is None:
+            return None
+        y0, x0, disc = hit
+        before = self.image.corrections.window(y0, x0, *disc.shape)
+        add, erase = before
+        after = (add & ~disc, erase | disc) if self.erase else (add | disc, erase & ~disc)
+        return LayerChange(shape, y0, x0, before, after)
+
+
+class ReplaceMask(LayerEdit):
+    """Make the final mask ``target_mask`` ([H, W] bool) by setting the layers over the model's
+    mask: pixels the model lacks are added, those it has too many are erased; earlier strokes
+    that agree with the target are kept (they still apply after a later point edit)."""
+
+    def __init__(self, image: Any, target_mask: np.ndarray, text: str, action: str = "replace mask",
+                 *, target: Any = None) -> None:
+        super().__init__(image, target=target)
+        self.target_mask = np.asarray(target_mask, dtype=bool)
+        self.text, self.action = text, action
+
+    def _compute(self) -> LayerChange | None:
+        shape = self.image.mask_shape
+        want = self.target_mask
+        if shape is None or want.shape != tuple(shape):
+            raise InputError(f"The new mask is {want.shape[1]} x {want.shape[0]} pixels; "
+                             f"the image is {'not read yet' if shape is None else f'{shape[1]} x {shape[0]}'}.")
+        model = self.image.model_mask
+        model = np.zeros(shape, bool) if model is None else model
+        add, erase = self.image.corrections.window(0, 0, *shape)
+        new_add = (add & want) | (want & ~model)
+        new_erase = (erase & ~want) | (model & ~want)
+        return _cropped(shape, (add, erase), (new_add, new_erase))
+
+
+class ClearStrokes(LayerEdit):
+    """Remove every stroke: the final mask is the model's again."""
+
+    text, action = "Clear strokes", "clear strokes"
+
+    def _compute(self) -> LayerChange | None:
+        shape = self.image.corrections.shape
+        if shape is None:
+            return None
+        before = self.image.corrections.window(0, 0, *shape)
+        return _cropped(shape, before, (np.zeros(shape, bool), np.zeros(shape, bool)))
+
+
+def _cropped(shape: tuple[int, int], before: tuple[np.ndarray, np.ndarray],
+             after: tuple[np.ndarray, np.ndarray]) -> LayerChange | None:
+    """A whole-image change kept as the bounding rectangle of the pixels it changes."""
+    diff = (before[0] != after[0]) | (before[1] != after[1])
+    rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
+    if not len(rows):
+        return None
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return LayerChange(shape, int(rows[0]), int(cols[0]), tuple(b[win].copy() for b in before),
+                       tuple(a[win].copy() for a in after))

@@ -1,0 +1,250 @@
+"""Brush, eraser and clean-up without Qt: the pure stroke and clean-up functions, the add and
+erase layers over the model's mask, their edits with do and undo, "accepted" cleared by a mask
+change, and the layers and corrected mask in the project file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.annotation import History, ImageAnnotation, ProjectStore, PromptState, SetAccepted, SetPrompts
+from engine.annotation.corrections import ClearStrokes, Corrections, PaintStroke, ReplaceMask
+from engine.annotation.edits import ChooseCandidate
+from engine.errors import InputError
+from engine.imaging.images import image_from_array
+from engine.imaging.paint import fill_holes, keep_largest, remove_islands, stroke_patch
+from engine.project import Project
+from engine.project.interchange import convert_json_project, write_json_project
+from engine.prompts import Point
+from fakes import fake_segmentation
+
+H, W = 30, 40
+
+
+def under_brush(points, radius, shape=(H, W)) -> np.ndarray:
+    """Brute force: pixels whose centre is within ``radius`` of the polyline (the definition)."""
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    cx, cy = cols + 0.5, rows + 0.5
+    best = np.full(shape, np.inf)
+    pts = np.asarray(points, float)
+    segs = [(pts[0], pts[0])] if len(pts) == 1 else list(zip(pts[:-1], pts[1:]))
+    for a, b in segs:
+        d = b - a
+        t = 0.0 if not d.any() else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / (d @ d), 0, 1)
+        best = np.minimum(best, np.hypot(cx - a[0] - t * d[0], cy - a[1] - t * d[1]))
+    return best <= radius
+
+
+def full(hit, shape=(H, W)) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    if hit is not None:
+        y0, x0, patch = hit
+        out[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+    return out
+
+
+# ------------------------------------------------------------------ pure functions
+
+@pytest.mark.parametrize("points, radius", [
+    ([(10.5, 10.5)], 3), ([(0.2, 0.1)], 4.5), ([(5, 5), (30, 22), (38, 3)], 2.5),
+    ([(-3, 15), (45, 15)], 1), ([(20, 15), (20.4, 15.2)], 7)])
+def test_a_stroke_covers_exactly_the_pixels_under_the_brush(points, radius):
+    hit = stroke_patch(points, radius, (H, W))
+    assert np.array_equal(full(hit), under_brush(points, radius))
+    y0, x0, patch = hit
+    assert patch.shape[0] < H or patch.shape[1] < W or len(points) > 1  # a window, not the image
+
+
+def test_a_stroke_off_the_image_and_bad_strokes():
+    assert stroke_patch([(-50, -50)], 3, (H, W)) is None
+    with pytest.raises(InputError, match="radius"):
+        stroke_patch([(1, 1)], 0, (H, W))
+    with pytest.raises(InputError, match="at least one point"):
+        stroke_patch([], 2, (H, W))
+    with pytest.raises(InputError, match="finite"):
+        stroke_patch([(np.nan, 1)], 2, (H, W))
+
+
+def test_clean_up_functions():
+    m = np.zeros((12, 14), bool)
+    m[1:8, 1:8] = True
+    m[3:5, 3:5] = False  # a hole
+    m[2, 11] = True  # a 1-pixel island
+    m[9:11, 10:13] = True  # a 6-pixel island
+    filled = fill_holes(m)
+    assert filled[3:5, 3:5].all() and (filled ^ m).sum() == 4
+    assert np.array_equal(remove_islands(m, 2), m & ~np.pad(np.eye(1, dtype=bool), ((2, 9), (11, 2))))
+    assert remove_islands(m, 7).sum() == m[1:8, 1:8].sum()
+    assert np.array_equal(keep_largest(m), np.pad(m[1:8, 1:8], ((1, 4), (1, 6))))
+    assert not keep_largest(np.zeros((3, 3), bool)).any()
+    ring = np.zeros((5, 5), bool)  # a diagonal-only gap still encloses the centre (8-connected ring)
+    ring[[0, 1, 1, 2, 2, 3, 3, 4], [2, 1, 3, 0, 4, 1, 3, 2]] = True
+    assert fill_holes(ring)[2, 2] and fill_holes(ring).sum() == 13
+    with pytest.raises(InputError, match="at least 1 pixel"):
+        remove_islands(m, 0)
+    with pytest.raises(InputError, match="2-D"):
+        fill_holes(np.zeros((2, 2, 2)))
+
+
+def test_layers_apply_over_any_model_mask():
+    model = np.zeros((H, W), bool)
+    model[5:15, 5:15] = True
+    c = Corrections()
+    assert c.apply(model) is model and c.empty
+    add, erase = c.window(0, 0, H, W)
+    add[20:25, 20:25], erase[5:8, 5:8] = True, True
+    c.put((H, W), 0, 0, add, erase)
+    assert np.array_equal(c.apply(model), (model | add) & ~erase)
+    other = np.zeros((H, W), bool)
+    other[0:3] = True
+    assert np.array_equal(c.apply(other), (other | add) & ~erase)
+    assert np.array_equal(c.apply(None), add & ~erase)
+    again = Corrections.from_rles(*c.to_rles())
+    assert np.array_equal(again.add, c.add) and np.array_equal(again.erase, c.erase)
+
+
+# ------------------------------------------------------------------ edits on an image
+
+class Decoding(ImageAnnotation):
+    """Prompt edits are decoded at once by the fake decoder (as the app's worker would)."""
+
+    def apply_prompts(self, image, prompts, chosen):
+        image.set_prompts(prompts, chosen)
+        if image.needs_segmentation():
+            image.accept_segmentation(prompts, image.generation, fake_segmentation(prompts))
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(b"")
+    project = Project.create(tmp_path / "p.qmask")
+    ann = Decoding(ProjectStore(project), path, project.add_image(path).id)
+    ann.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
+    ann.start_question("what is it?")
+    history = History()
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
+    yield ann, project, history
+    project.close()
+
+
+def stored(project, ann):
+    with Project.open(project.path) as other:  # as another process reads it
+        return other.find_image(ann.path).find_question("what is it?")
+
+
+def test_brush_and_eraser_change_exactly_the_pixels_under_the_brush(image):
+    ann, project, history = image
+    model = ann.model_mask.copy()
+    brush = [(20, 20), (34, 24)]
+    history.push(PaintStroke(ann, brush, 3))
+    assert np.array_equal(ann.mask, model | under_brush(brush, 3))
+    eraser = [(10, 5), (10, 16)]
+    history.push(PaintStroke(ann, eraser, 2, erase=True))
+    expected = (model | under_brush(brush, 3)) & ~under_brush(eraser, 2)
+    assert np.array_equal(ann.mask, expected)
+    assert history.undo_text == "Erase"
+    rec = stored(project, ann)
+    assert np.array_equal(rec.mask(), expected) and rec.mask_source == "user"
+    with Project.open(project.path) as other:
+        actions = [e.action for e in other.edits(other.find_image(ann.path).id)]
+    assert "stroke" in actions and "erase" in actions
+
+    history.undo()
+    assert np.array_equal(ann.mask, model | under_brush(brush, 3))
+    history.undo()
+    assert np.array_equal(ann.mask, model) and np.array_equal(stored(project, ann).mask(), model)
+    history.redo()
+    history.redo()
+    assert np.array_equal(ann.mask, expected)
+
+
+def test_strokes_survive_a_later_point_edit(image):
+    ann, project, history = image
+    brush, eraser = [(35, 5)], [(11, 11)]
+    history.push(PaintStroke(ann, brush, 2))
+    history.push(PaintStroke(ann, eraser, 1.5, erase=True))
+    moved = PromptState((Point(10, 10), Point(25, 20)))
+    history.push(SetPrompts(ann, ann.prompts, moved, "Add"))
+    model = fake_segmentation(moved).candidates[0].mask
+    assert np.array_equal(ann.model_mask, model)
+    expected = (model | under_brush(brush, 2)) & ~under_brush(eraser, 1.5)
+    assert np.array_equal(ann.mask, expected) and np.array_equal(stored(project, ann).mask(), expected)
+    history.push(ClearStrokes(ann))
+    assert np.array_equal(ann.mask, model)
+    history.undo()
+    assert np.array_equal(ann.mask, expected)
+
+
+def test_replace_mask_gives_the_target_and_keeps_agreeing_strokes(image):
+    ann, project, history = image
+    history.push(PaintStroke(ann, [(35, 5)], 2))
+    target = fill_holes(ann.mask)
+    target[0:2, :] = True
+    target[10, 10] = False
+    edit = ReplaceMask(ann, target, "Fill holes", "cleanup")
+    assert edit.prepare()
+    history.push(edit)
+    assert np.array_equal(ann.mask, target) and np.array_equal(stored(project, ann).mask(), target)
+    assert edit._change.before[0].shape[0] < H  # only the changed rows are kept for undo
+    assert not ReplaceMask(ann, target, "again").prepare()  # nothing to change: nothing to push
+    add, erase = ann.corrections.add.copy(), ann.corrections.erase.copy()
+    moved = PromptState((Point(30, 20),))
+    history.push(SetPrompts(ann, ann.prompts, moved, "Move"))
+    model = fake_segmentation(moved).candidates[0].mask
+    assert np.array_equal(ann.mask, (model | add) & ~erase)
+    assert ann.mask[0:2].all() and not ann.mask[10, 10] and ann.mask[5, 35]  # the edits still hold
+    history.undo()
+    history.undo()
+    assert np.array_equal(ann.mask, fake_segmentation(PromptState((Point(10, 10),))).candidates[0].mask
+                          | under_brush([(35, 5)], 2))
+    with pytest.raises(InputError, match="8 x 6 pixels; the image is 40 x 30"):
+        ReplaceMask(ann, np.zeros((6, 8), bool), "bad").prepare()
+
+
+def test_a_mask_change_clears_accepted_in_the_same_undo_step(image):
+    ann, project, history = image
+    two = PromptState((Point(10, 10), Point(30, 20)))
+    edits = [lambda: SetPrompts(ann, ann.prompts, two, "Add"), lambda: ChooseCandidate(ann, ann.chosen, 1),
+             lambda: PaintStroke(ann, [(5, 25)], 2), lambda: ReplaceMask(ann, ~ann.mask, "Invert"),
+             lambda: ClearStrokes(ann)]
+    for make in edits:
+        history.push(SetAccepted(ann, True))
+        steps = len(history)
+        edit = make()
+        history.push(edit)
+        assert not ann.accepted and len(history) == steps + 1, edit.text
+        assert not stored(project, ann).accepted
+        history.undo()
+        assert ann.accepted and stored(project, ann).accepted, edit.text
+        history.redo()
+        assert not ann.accepted
+    history.push(PaintStroke(ann, [(5, 25)], 2))  # not accepted: stays not accepted, undo too
+    history.undo()
+    assert not ann.accepted
+
+
+def test_strokes_come_back_with_the_project_and_its_json(image, tmp_path):
+    ann, project, history = image
+    history.push(PaintStroke(ann, [(35, 5), (35, 25)], 2))
+    history.push(PaintStroke(ann, [(10, 10)], 2, erase=True))
+    final, add, erase = ann.mask.copy(), ann.corrections.add.copy(), ann.corrections.erase.copy()
+    project.close()
+    with Project.open(project.path) as reopened:
+        again = Decoding(ProjectStore(reopened), ann.path, ann.image_id)
+        assert np.array_equal(again.mask, final)
+        assert np.array_equal(again.corrections.add, add) and np.array_equal(again.corrections.erase, erase)
+        again.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
+        moved = PromptState((Point(25, 20),))
+        again.apply_prompts(again, moved, 0)  # a point edit after reopening: the strokes still apply
+        model = fake_segmentation(moved).candidates[0].mask
+        assert np.array_equal(again.mask, (model | add) & ~erase)
+        out = write_json_project(reopened, tmp_path / "p.qmask.json")
+    doc = json.loads(out.read_text())
+    assert doc["images"][0]["questions"][0]["strokes"]["add"]["size"] == [H, W]
+    (tmp_path / "p.qmask").rename(tmp_path / "old.qmask")
+    with convert_json_project(out) as converted:
+        rec = converted.find_image(ann.path).find_question("what is it?")
+        assert np.array_equal(Corrections.from_rles(rec.stroke_add_rle, rec.stroke_erase_rle).add, add)
