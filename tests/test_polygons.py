@@ -179,3 +179,28 @@ def test_fill_ring_matches_ray_casting_on_random_rings():
         if trial % 2:
             ring = np.round(ring * 2) / 2  # vertices on pixel edges and centres: the ties
         np.testing.assert_array_equal(fill_ring(ring, h, w), _centres_inside(ring, h, w), err_msg=str(ring))
+
+
+def test_shape_edit_matches_the_whole_image_computation():
+    """Moves, inserts and deletes anywhere on the rings (the first vertex and the last included)
+    change exactly the pixels a whole-image rasterisation says, though only a window is filled."""
+    m = _island_in_hole()
+    shapes = mask_to_shapes(m, 1.0)
+    frame = next(s for s in shapes if s.holes)
+    rest = [s for s in shapes if s is not frame]
+    rng = np.random.default_rng(3)
+    for trial in range(30):
+        which = trial % 2  # outer ring or the hole
+        ring = frame.outer if which == 0 else frame.holes[0]
+        i = int(rng.integers(len(ring))) if trial % 5 else (0 if trial % 10 else len(ring) - 1)
+        kind = trial % 3
+        if kind == 0:
+            new = moved_vertex(ring, i, tuple(ring[i] + rng.uniform(-4, 4, 2)))
+        elif kind == 1:
+            new = inserted_vertex(ring, i, tuple((ring[i] + ring[(i + 1) % len(ring)]) / 2 + rng.uniform(-3, 3, 2)))
+        else:
+            new = deleted_vertex(ring, i)
+        after = Outline(new, frame.holes) if which == 0 else Outline(frame.outer, (new,))
+        full_changed = shapes_to_mask(m.shape, [frame]) ^ shapes_to_mask(m.shape, [after])
+        expected = np.where(full_changed, shapes_to_mask(m.shape, [after, *rest]), m)
+        np.testing.assert_array_equal(apply_shape_edit(m, frame, after, [after, *rest]), expected)

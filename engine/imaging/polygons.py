@@ -70,8 +70,7 @@ def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline, shapes_a
     undo brush strokes finer than the tolerance). Returns a new ``[H, W]`` bool array."""
     m = np.asarray(mask, dtype=bool)
     h, w = m.shape
-    rings = [_ring(r) for r in (before.outer, after.outer, *before.holes, *after.holes)]
-    pts = np.concatenate(rings)
+    pts = _edited_points(before, after)
     x0, y0 = max(int(math.floor(pts[:, 0].min())), 0), max(int(math.floor(pts[:, 1].min())), 0)
     x1, y1 = min(int(math.ceil(pts[:, 0].max())) + 1, w), min(int(math.ceil(pts[:, 1].max())) + 1, h)
     out = m.copy()
@@ -83,6 +82,30 @@ def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline, shapes_a
         window = out[y0:y1, x0:x1]
         window[changed] = shapes_to_mask(size, shapes_after, (x0, y0))[changed]
     return out
+
+
+def _edited_points(before: Outline, after: Outline) -> np.ndarray:
+    """The vertices of the parts of the rings that differ, with the unchanged vertex at each end.
+
+    Edges both versions share bound no change, so every pixel the edit swept lies in the box of
+    these points: a vertex drag on a 12-megapixel mask rasterises a small window, not the part."""
+    if len(before.holes) != len(after.holes):
+        return np.concatenate([_ring(r) for r in (before.outer, after.outer, *before.holes, *after.holes)])
+    chains = []
+    for a, b in zip((before.outer, *before.holes), (after.outer, *after.holes)):
+        a, b = _ring(a), _ring(b)
+        if a.shape == b.shape and np.array_equal(a, b):
+            continue
+        n = min(len(a), len(b))
+        same = np.all(a[:n] == b[:n], axis=1)
+        head = int(np.argmin(same)) if not same.all() else n
+        tail_same = np.all(a[::-1][:n] == b[::-1][:n], axis=1)
+        tail = int(np.argmin(tail_same)) if not tail_same.all() else n
+        tail = min(tail, n - head)
+        for ring in (a, b):
+            idx = np.arange(head - 1, len(ring) - tail + 1) % len(ring)  # the changed run and its ends
+            chains.append(ring[idx])
+    return np.concatenate(chains) if chains else _ring(before.outer)[:1]
 
 
 # ---------------------------------------------------------------------------------------------
