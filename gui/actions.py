@@ -44,7 +44,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("ask", "Ask", ("Return", "Enter"), "Ask the question about this image", "Question"),
     ActionSpec("rerun_answer", "Re-run answer", ("Ctrl+R",),
                "New captions from the current fused map, and a new answer", "Question"),
-    ActionSpec("cancel", "Cancel", ("Esc",), "Stop the running model call; results so far are kept", "Question"),
+    ActionSpec("cancel", "Cancel", ("Esc",), "Stop the running model call; an unanswered question is taken back", "Question"),
     ActionSpec("undo", "Undo", ("Ctrl+Z",), "", "Edit", short="Undo"),
     ActionSpec("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "", "Edit", short="Redo"),
     ActionSpec("tool_points", "Points tool", ("V",),

@@ -214,6 +214,7 @@ class Controller(EditIntents, QtCore.QObject):
         self.window.question_panel.remember(question)
         request = self.client.submit(Ask(image=self._ref(session), question=session.question, alpha=session.alpha))
         self._ask_points[request.request_id] = ()
+        session.asking = request.request_id  # a cancel or failure of this ask restores the image
 
     def rerun_answer(self) -> None:
         session = self.workspace.current
@@ -314,12 +315,22 @@ class Controller(EditIntents, QtCore.QObject):
         self.window.answer_panel.set_busy(busy)
 
     def _on_finished(self, finished: Finished) -> None:
-        request = finished.request
+        self._ask_ended(finished.request, True)
+
+    def _ask_ended(self, request, completed: bool) -> bool:
+        """An Ask or Answer ended. An Ask that did not complete (cancelled, failed) puts its image
+        back to its last complete state; True when it did."""
+        restored = False
         if isinstance(request, (Ask, Answer)):
             self._ask_points.pop(request.request_id, None)
             session = self._session_for(request.image.key)
             if session is not None and isinstance(request, Ask):
-                self.ask_finished.emit(session, True)
+                if completed:
+                    session.finish_question(request.request_id)
+                else:
+                    restored = session.abandon_question(request.request_id)
+                self.ask_finished.emit(session, completed)
+        return restored
 
     def _on_failed(self, failed: Failed) -> None:
         request = failed.request
@@ -346,21 +357,15 @@ class Controller(EditIntents, QtCore.QObject):
             self.show_error(failed.message, "Models…", self.window.action_map["models"].trigger)
         else:
             self.show_error(failed.message)
-        if isinstance(request, (Ask, Answer)):
-            self._ask_points.pop(request.request_id, None)
-            session = self._session_for(request.image.key)
-            if session is not None and isinstance(request, Ask):
-                self.ask_finished.emit(session, False)
+        self._ask_ended(request, False)
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
+        restored = self._ask_ended(request, False)
         if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
-            self.show_message(f"Cancelled {request.title}; the results so far are kept.", "info")
-        if isinstance(request, (Ask, Answer)):
-            self._ask_points.pop(request.request_id, None)
-            session = self._session_for(request.image.key)
-            if session is not None and isinstance(request, Ask):
-                self.ask_finished.emit(session, False)
+            kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \
+                "the results so far are kept"
+            self.show_message(f"Cancelled {request.title}; {kept}.", "info")
 
     # ------------------------------------------------------------------ messages and view
     def show_error(self, text: str, action_text: str | None = None, action=None) -> None:

@@ -98,7 +98,7 @@ class Presenter(QtCore.QObject):
                 w.answer_panel.set_match(s.heatmap.itm_probability)
             else:
                 w.answer_panel.set_match(None if s.record is None else s.record.itm_probability)
-        elif aspect == "prompts":  # the one place that draws points and the box
+        elif aspect in ("prompts", "restored"):  # the one place that draws points and the box
             if not w.canvas.editor.dragging:  # (a drag's own state must not end it)
                 w.canvas.editor.set_state(s.prompts)
             w.canvas.set_points(s.prompts.points)

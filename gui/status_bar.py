@@ -22,7 +22,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.progress.setTextVisible(False)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelButton")
-        self.cancel_button.setToolTip("Stop the running model call (Esc); results so far are kept")
+        self.cancel_button.setToolTip("Stop the running model call (Esc); a question not yet answered is taken back")
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cursor_label = QtWidgets.QLabel("")
         self.cursor_label.setMinimumWidth(90)

@@ -13,6 +13,7 @@ import numpy as np
 from ..project import QuestionRecord
 from ..prompts import Point
 from ..results import AnswerResult, CaptionsResult, HeatmapResult
+from .last_complete import LastComplete, put_back, take
 from .pipeline import word_maps
 from .project_record import AnswerView, typed_label
 
@@ -22,8 +23,17 @@ __all__ = ["Asking"]
 class Asking:
     """The asking side of an image's annotation, kept apart so the state reads without it."""
 
+    asking: object = None  # the caller's id of the ask in flight (the app's request id), or None
+    _before_ask: LastComplete | None = None  # the last complete state, while an ask is in flight
+
     def start_question(self, question: str) -> None:
-        """A new ask: earlier results of this image are cleared (the project keeps old questions)."""
+        """A new ask: earlier results of this image are cleared (the project keeps old questions).
+
+        What the image showed is kept until :meth:`finish_question` (an ask replacing one still
+        in flight keeps the state from before the first); :meth:`abandon_question` puts it back."""
+        if self._before_ask is None:
+            self._before_ask = take(self, question.strip())
+        self.asking = None
         self.question = question.strip()
         self.heatmap = None
         self.question_map = None
@@ -47,6 +57,26 @@ class Asking:
         self.save("ask")
         for aspect in ("question", "heatmap", "segmentation", "fusion", "answer", "label", "accepted"):
             self.notify(aspect)
+
+    def finish_question(self, ask_id: object = None) -> None:
+        """The ask ``ask_id`` completed: its results are now the image's complete state."""
+        if ask_id == self.asking:
+            self._before_ask = None
+
+    def abandon_question(self, ask_id: object = None) -> bool:
+        """The ask ``ask_id`` was cancelled or failed: the image shows its last complete state again
+        and the project keeps its earlier record (see :mod:`.last_complete`). An ask whose answer
+        came is complete already; a replaced ask changes nothing. True when the state was restored."""
+        if ask_id != self.asking or self._before_ask is None:
+            return False
+        before, self._before_ask = self._before_ask, None
+        if self.answer is not None:
+            return False
+        put_back(self, before)
+        for aspect in self.ASPECTS[1:]:
+            if aspect != "prompts":  # "restored" shows the points: the mask put back needs no decoder
+                self.notify(aspect)
+        return True
 
     def set_heatmap(self, heat: HeatmapResult) -> None:
         self.heatmap = heat

@@ -33,7 +33,8 @@ __all__ = ["ImageAnnotation", "AnswerView", "typed_label", "SEG_CACHE_SIZE", "AS
 
 SEG_CACHE_SIZE = 16  # segmentations kept per image, so undo/redo shows a mask at once
 ASPECTS = ("image", "question", "heatmap", "prompts", "segmentation", "choice", "alpha", "fusion",
-           "captions", "answer", "label", "accepted", "status", "mask")  # mask: strokes or clean-up changed it
+           "captions", "answer", "label", "accepted", "status", "mask",  # mask: strokes or clean-up changed it
+           "restored")  # restored: the whole state put back (a cancelled ask), points too, with no decoder work
 
 
 class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):

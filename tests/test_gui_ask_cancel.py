@@ -1,0 +1,85 @@
+"""Esc on a new question in the app: the window and the project file go back to the image's last
+complete state (engine/annotation/last_complete.py, gui/controller.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+from PySide6.QtTest import QTest
+
+from engine.project import Project, QuestionRecord
+from engine.prompts import NEGATIVE, Point
+from gui_support import WAIT_MS, fast_settings, write_photo, harness_fixture
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
+
+QUESTION = "what is the yellow disc?"
+
+
+@pytest.fixture
+def harness(qtbot, tmp_path, tiny_models_dir):
+    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
+
+
+def _complete_project(tmp_path, img):
+    """A project where the image has one complete record: answered, labelled, edited and accepted."""
+    project_file = tmp_path / "work.qmask"
+    heat = np.zeros((16, 16), np.float32)
+    heat[4:8, 8:12] = 1.0
+    mask = np.zeros((120, 160), bool)
+    mask[30:70, 60:120] = True
+    with Project.create(project_file) as project:
+        image = project.add_image(img, width=160, height=120)
+        auto = Point(90.0, 50.0, score=0.9, source="auto")
+        record = QuestionRecord(question=QUESTION, answer="a lemon", captions=["a lemon on a table"], heatmap=heat,
+                                auto_points=[auto], points=[auto, Point(20.0, 20.0, label=NEGATIVE)],
+                                label="lemon", accepted=True)
+        record.set_mask(mask, source="user")
+        project.put_question(image, record)
+    return project_file, mask
+
+
+def _shown(app) -> dict:
+    w, s = app.window, app.workspace.current
+    return {"question": w.question_panel.edit.text(), "heat": None if w.canvas.heat_layer.grid is None
+            else w.canvas.heat_layer.grid.tolist(), "points": w.canvas.points_layer.points,
+            "answer": w.answer_panel.answer_label.text(), "label": w.candidates_panel.label_edit.text(),
+            "accepted": w.action_map["accept"].isChecked(), "mask": None if s.mask is None else s.mask.tolist(),
+            "row": w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole)}
+
+
+def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, qtbot, tmp_path):
+    img = write_photo(tmp_path / "photo.png")
+    project_file, mask = _complete_project(tmp_path, img)
+    slow = fast_settings(num_captions=400, max_caption_rounds=200, caption_batch_size=2)  # time to press Esc
+    app = harness.build([img], project=project_file, settings=slow)
+    qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
+    w = app.window
+    before = _shown(app)
+    assert before["answer"] == "a lemon" and before["accepted"] and before["heat"] is not None
+    assert before["question"] == QUESTION and len(before["points"]) == 2 and before["row"] == "accepted"
+    pressed = []
+
+    def press_escape_in_captions(progress):
+        if progress.stage == "captions" and not pressed:
+            pressed.append(_shown(app))  # the mixed state Esc ends: the new question, no answer
+            QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_Escape)
+
+    app.client.progress.connect(press_escape_in_captions)
+    edit = w.question_panel.edit
+    edit.setFocus()
+    edit.setText("where is the dog?")
+    with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as blocker:
+        QTest.keyClick(edit, QtCore.Qt.Key.Key_Return)
+    assert blocker.args[1] is False and pressed
+    assert pressed[0]["question"] == "where is the dog?" and pressed[0]["answer"] != "a lemon"
+    assert _shown(app) == before
+    assert "last complete state" in w.messages.current_text
+    session = app.workspace.current
+    assert session.answer.captions == ("a lemon on a table",) and np.array_equal(session.mask, mask)
+    qtbot.waitUntil(lambda: not app.client.busy, timeout=WAIT_MS)
+    app.workspace.drain()
+    with Project.open(project_file) as other:  # as another process (or the next start) reads it
+        questions = other.find_image(img).questions
+    assert [q.question for q in questions] == [QUESTION]
+    assert questions[0].accepted and questions[0].answer == "a lemon" and np.array_equal(questions[0].mask(), mask)
