@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.prompts import Box, Point
 
+from .brush import BrushTool
 from .layers import BoxLayer, GridMapLayer, ImageLayer, LayerStyle, MaskLayer, PointsLayer
 from .point_editing import PointEditor
 
@@ -26,9 +27,13 @@ class CanvasViewBox(pg.ViewBox):
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.editor: PointEditor | None = None
+        self.brush: BrushTool | None = None  # takes the left button first with the Brush and Eraser tools
         self.setBackgroundColor(QtGui.QColor(38, 40, 44))
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph override
+        if self.brush is not None and self.brush.click(ev.scenePos(), ev.button()):
+            ev.accept()
+            return
         if self.editor is not None and self.editor.click(ev.scenePos(), ev.button(), ev.modifiers()):
             ev.accept()
             return
@@ -43,6 +48,9 @@ class CanvasViewBox(pg.ViewBox):
             else:
                 phase = "move"
             start = ev.buttonDownScenePos(ev.button())
+            if self.brush is not None and self.brush.drag(phase, ev.scenePos(), start, ev.button()):
+                ev.accept()
+                return
             handled = self.editor.drag(phase, ev.scenePos(), start, ev.button(), ev.modifiers())
             if phase == "start" and handled:
                 # the start event carries a real movement too: show it at once
@@ -78,6 +86,8 @@ class Canvas(pg.GraphicsView):
         self.style = LayerStyle()
         self.editor = PointEditor(self)
         self.vb.editor = self.editor
+        self.brush = BrushTool(self)
+        self.vb.brush = self.brush
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChanged.connect(lambda *_: self.view_changed.emit())
         self._heat_grid: np.ndarray | None = None
@@ -103,6 +113,8 @@ class Canvas(pg.GraphicsView):
         self.set_mask(None)
         self.set_points(())
         self.set_box(None)
+        self.brush.cancel()
+        self.brush.image_changed(self.image_size)
         self.fit()
 
     def set_heatmap(self, grid: np.ndarray | None) -> None:
@@ -172,6 +184,7 @@ class Canvas(pg.GraphicsView):
         x, y = self.scene_to_image(scene_pos)
         inside = self.contains_image_point(x, y)
         self.cursor_moved.emit((x, y) if inside else None)
+        self.brush.hover((x, y) if inside else None)
         over_point = self.editor.enabled and self.editor.point_at(scene_pos) is not None
         shape = QtCore.Qt.CursorShape
         self.viewport().setCursor(shape.PointingHandCursor if over_point else

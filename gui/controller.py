@@ -32,6 +32,7 @@ from .relocate import ImageRelocator
 from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo, Notice,
                        OpenImage, Progress, Reply, Segment)
 from .session import ImageSession, Workspace
+from .brush_actions import connect_brush
 from .edit_intents import EditIntents
 from .engine_client import EngineClient
 
@@ -63,6 +64,7 @@ class Controller(EditIntents, QtCore.QObject):
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
         self._connect()
+        connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
 
     # ------------------------------------------------------------------ wiring
     def _connect(self) -> None:

@@ -9,6 +9,9 @@ change notices (the live segmenter hears of new prompts, the presenter redraws).
 from __future__ import annotations
 
 from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
+from engine.annotation.corrections import ClearStrokes, LayerEdit, PaintStroke, ReplaceMask
+from engine.errors import InputError
+from engine.imaging import paint
 from engine.project import clean_label
 
 from .point_editing import Tool
@@ -68,6 +71,53 @@ class EditIntents:
             return
         if accepted != session.accepted:
             self._push(session, SetAccepted(session, accepted))
+
+    def paint_stroke(self, points: list, radius: float, erase: bool) -> None:
+        """A brush or eraser stroke ((x, y) image pixels, radius in pixels): one undo step."""
+        session = self._editable()
+        if session is not None:
+            self._push_layers(session, PaintStroke(session, points, radius, erase))
+        self.window.canvas.brush.stroke_applied()
+
+    def clear_strokes(self) -> None:
+        session = self._editable()
+        if session is not None:
+            if session.corrections.empty:
+                self.show_message("There are no brush or eraser strokes to clear.", "info")
+            else:
+                self._push_layers(session, ClearStrokes(session))
+
+    def clean_up(self, kind: str, min_pixels: int = 0) -> None:
+        """``kind``: "fill_holes", "islands" (parts under ``min_pixels`` go) or "largest"; one undo step."""
+        session = self._editable()
+        if session is None:
+            return
+        if session.mask is None:
+            self.show_message("There is no mask to clean up yet: ask a question or click on the object.", "warning")
+            return
+        try:
+            if kind == "fill_holes":
+                target, text = paint.fill_holes(session.mask), "Fill holes"
+            elif kind == "islands":
+                target, text = paint.remove_islands(session.mask, min_pixels), f"Remove islands < {min_pixels} px"
+            else:
+                target, text = paint.keep_largest(session.mask), "Keep the largest part"
+        except InputError as err:
+            self.show_message(str(err), "warning")
+            return
+        if not self._push_layers(session, ReplaceMask(session, target, text, "cleanup")):
+            self.show_message(f"{text}: nothing to change in this mask.", "info")
+
+    def _push_layers(self, session: ImageSession, edit: LayerEdit) -> bool:
+        """Push a layer edit when it changes something; False when it changes nothing."""
+        try:
+            changes = edit.prepare()
+        except InputError as err:
+            self.show_message(str(err), "warning")
+            return False
+        if changes:
+            self._push(session, edit)
+        return changes
 
     def set_tool(self, tool: Tool) -> None:
         self.window.canvas.editor.tool = tool

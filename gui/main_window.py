@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .actions import create_actions
+from .brush_actions import add_brush_commands
 from .canvas import Canvas
 from .layers import HEATMAP_COLORMAPS
 from .message_area import MessageArea
@@ -87,13 +88,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(60)
         self.opacity_slider.setFixedWidth(110)
-        self.opacity_slider.setToolTip("Heat-map opacity ([ and ])")
+        self.opacity_slider.setToolTip("Heat-map opacity ({ and })")
         self.colormap_box = QtWidgets.QComboBox()
         self.colormap_box.setObjectName("colormapBox")
         self.colormap_box.addItems(list(HEATMAP_COLORMAPS))
         self.colormap_box.setToolTip("Heat-map colours (C)")
         self._build_toolbar()
         self._build_menus()
+        add_brush_commands(self)
 
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)

@@ -33,6 +33,8 @@ class Tool(enum.Enum):
     POINTS = "points"
     BOX = "box"
     PAN = "pan"
+    BRUSH = "brush"  # gui.brush: paint the mask
+    ERASER = "eraser"
 
 
 class PointEditor(QtCore.QObject):

@@ -1,0 +1,229 @@
+"""Brush, eraser and clean-up in the window, with real mouse events and keys on real widgets:
+exactly the pixels under the brush change, strokes survive a later point edit, undo and redo,
+an accepted mask is un-accepted (undoably), the export and a reopened project have the
+corrected mask. Screenshots of each tool go to /tmp/s8/ (looked at by hand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+from PySide6.QtTest import QTest
+
+from engine.project import Project
+from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture, _move_event
+from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
+from test_corrections import under_brush
+
+SHOTS = Path("/tmp/s8")
+Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
+
+
+@pytest.fixture
+def harness(qtbot, tmp_path, tiny_models_dir):
+    yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
+
+
+def open_one(harness, qtbot, tmp_path, **kw):
+    app = harness.build([write_photo(tmp_path / "photo.png")], **kw)
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+    return app, app.workspace.current
+
+
+def wait_mask(qtbot, app):
+    with qtbot.waitSignal(app.controller.live.segmented, timeout=WAIT_MS,
+                          check_params_cb=lambda session, shown: shown):
+        pass
+
+
+def stroke(qtbot, app, start, end, steps=6):
+    """A real drag with the current tool; returns the stroke's points and radius as the brush sent them."""
+    with qtbot.waitSignal(app.window.canvas.brush.stroke_finished, timeout=WAIT_MS) as blocker:
+        drag_image(app.window.canvas, start, end, steps)
+    points, radius, _ = blocker.args
+    assert np.hypot(*np.subtract(points[0], start)) < 1.5 and np.hypot(*np.subtract(points[-1], end)) < 1.5
+    return points, radius
+
+
+def shoot(window, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SHOTS / name))
+
+
+def test_brush_and_eraser_change_exactly_the_pixels_under_the_brush(harness, qtbot, tmp_path):
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    click_image(c, 96.5, 54.5)
+    wait_mask(qtbot, app)
+    model = session.model_mask.copy()
+    QTest.keyClick(c, Key.Key_N)  # Brush tool
+    assert c.editor.tool.value == "brush" and w.action_map["tool_brush"].isChecked()
+    before = c.brush.radius
+    for _ in range(3):
+        QTest.keyClick(c, Key.Key_BracketRight)
+    assert c.brush.radius > before
+    QTest.keyClick(c, Key.Key_BracketLeft)
+    radius = c.brush.radius
+    # the cursor is a ring of the brush's radius in image pixels, where the mouse is
+    QTest.mouseMove(c.viewport(), c.image_to_viewport(30, 30))
+    qtbot.waitUntil(lambda: c.brush.ring.isVisible(), timeout=WAIT_MS)
+    ring = c.brush.ring.rect()
+    assert ring.width() == pytest.approx(2 * radius) and abs(ring.center().x() - 30) < 1.5
+
+    points, r = stroke(qtbot, app, (20.0, 20.0), (70.0, 35.0))
+    assert r == radius
+    painted = under_brush(points, r, model.shape)
+    assert np.array_equal(session.mask, model | painted)
+    assert np.array_equal(c.mask_layer.mask, session.mask)  # shown
+    assert session.undo_stack.undoText() == "Brush stroke"
+
+    QTest.keyClick(c, Key.Key_E)  # Eraser tool
+    erased_points, r2 = stroke(qtbot, app, (96.0, 40.0), (96.0, 70.0))
+    erased = under_brush(erased_points, r2, model.shape)
+    assert np.array_equal(session.mask, (model | painted) & ~erased)
+    assert erased.any() and (model & erased).any()  # it did erase some of the model's mask
+
+    # undo and redo, one stroke at a time
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)
+    assert np.array_equal(session.mask, model | painted)
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)
+    assert np.array_equal(session.mask, model) and np.array_equal(c.mask_layer.mask, model)
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier | Mod.ShiftModifier)
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier | Mod.ShiftModifier)
+    assert np.array_equal(session.mask, (model | painted) & ~erased)
+
+    # a later point edit re-runs the decoder; the strokes apply to its new mask
+    QTest.keyClick(c, Key.Key_V)
+    click_image(c, 40.5, 90.5)
+    wait_mask(qtbot, app)
+    new_model = session.model_mask
+    assert not np.array_equal(new_model, model)
+    assert np.array_equal(session.mask, (new_model | painted) & ~erased)
+    # Clear strokes: the model's mask again, one undo step
+    w.action_map["clear_strokes"].trigger()
+    assert np.array_equal(session.mask, new_model) and session.undo_stack.undoText() == "Clear strokes"
+    w.action_map["undo"].trigger()
+    assert np.array_equal(session.mask, (new_model | painted) & ~erased)
+
+
+def test_screenshots_of_brush_and_eraser_in_use(harness, qtbot, tmp_path):
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    click_image(c, 96.5, 54.5)
+    wait_mask(qtbot, app)
+    for key, name, (start, end) in ((Key.Key_N, "brush", ((20, 20), (60, 40))),
+                                    (Key.Key_E, "eraser", ((96, 35), (96, 75)))):
+        QTest.keyClick(c, key)
+        for _ in range(4):
+            QTest.keyClick(c, Key.Key_BracketRight)
+        vp = c.viewport()
+        p0, p1 = c.image_to_viewport(*start), c.image_to_viewport(*end)
+        QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, Mod.NoModifier, p0)
+        for i in range(1, 7):
+            QtWidgets.QApplication.sendEvent(vp, _move_event(p0 + (p1 - p0) * (i / 6), Mod.NoModifier))
+            QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms (its mouse rate limit)
+        QtWidgets.QApplication.processEvents()
+        assert c.brush.drawing and c.brush.stroke_item.polygon.size() > 2  # drawn live, not applied yet
+        shoot(w, f"{name}_during_stroke.png")
+        before = session.mask.copy()
+        QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, Mod.NoModifier, p1)
+        assert not np.array_equal(session.mask, before) and c.brush.stroke_item.polygon.isEmpty()
+        shoot(w, f"{name}_applied.png")
+
+
+def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    QTest.keyClick(c, Key.Key_N)
+    c.brush.set_radius(25)
+    click_image(c, 60, 60)  # a disc, painted on no model mask at all
+    c.brush.set_radius(3)
+    click_image(c, 140, 15)  # an island
+    QTest.keyClick(c, Key.Key_E)
+    c.brush.set_radius(4)
+    click_image(c, 60, 60)  # a hole
+    mask = session.mask.copy()
+    assert not mask[60, 60] and mask[15, 140] and mask[60, 40]
+    steps = session.undo_stack.index()
+
+    w.action_map["cleanup_fill_holes"].trigger()
+    assert session.mask[60, 60] and session.mask[15, 140] and session.undo_stack.index() == steps + 1
+    assert session.undo_stack.undoText() == "Fill holes"
+    shoot(w, "cleanup_fill_holes.png")
+    w.action_map["undo"].trigger()
+    assert np.array_equal(session.mask, mask)
+
+    w.action_map["cleanup_largest"].trigger()
+    assert not session.mask[15, 140] and not session.mask[60, 60] and session.mask[60, 40]
+    w.action_map["undo"].trigger()
+
+    def answer_dialog(value):
+        dialog = next(d for d in QtWidgets.QApplication.topLevelWidgets()
+                      if isinstance(d, QtWidgets.QInputDialog) and d.isVisible())
+        dialog.setIntValue(value)
+        dialog.accept()
+    area = int(mask[:, 110:].sum())  # the island (the disc ends at x = 85)
+    QtCore.QTimer.singleShot(0, lambda: answer_dialog(area))  # "smaller than area": the island stays
+    w.action_map["cleanup_islands"].trigger()
+    assert np.array_equal(session.mask, mask) and session.undo_stack.index() == steps  # nothing to change
+    assert "nothing to change" in w.messages.history[-1][1]
+    QtCore.QTimer.singleShot(0, lambda: answer_dialog(area + 1))
+    w.action_map["cleanup_islands"].trigger()
+    assert not session.mask[15, 140] and session.undo_stack.undoText().startswith("Remove islands")
+    w.action_map["undo"].trigger()
+    assert np.array_equal(session.mask, mask)
+
+
+def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_mask(harness, qtbot, tmp_path):
+    from pycocotools.coco import COCO
+
+    project_file = tmp_path / "work.qmask"
+    img = write_photo(tmp_path / "photo.png")
+    app = harness.build([img], project=project_file)
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+    session = ask_and_wait(qtbot, app, "what is the yellow disc?")
+    w, c = app.window, app.window.canvas
+    QTest.keyClick(c, Key.Key_Space)
+    assert session.accepted and w.action_map["accept"].isChecked()
+    QTest.keyClick(c, Key.Key_N)
+    points, r = stroke(qtbot, app, (10.0, 100.0), (50.0, 110.0))
+    assert not session.accepted and not w.action_map["accept"].isChecked()
+    w.action_map["undo"].trigger()
+    assert session.accepted and w.action_map["accept"].isChecked() and np.array_equal(session.mask,
+                                                                                      session.model_mask)
+    w.action_map["redo"].trigger()
+    QTest.keyClick(c, Key.Key_Space)
+    assert session.accepted
+    final, add = session.mask.copy(), session.corrections.add.copy()
+    assert not np.array_equal(final, session.model_mask)
+
+    w.action_map["export"].trigger()
+    dialog = app.files.export_dialog
+    dialog.folder.setText(str(tmp_path / "export"))
+    dialog.scope_current.setChecked(True)
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        dialog.export_button.click()
+    coco = COCO(str(blocker.args[0].coco_file))
+    ann, = coco.loadAnns(coco.getAnnIds())
+    assert np.array_equal(coco.annToMask(ann).astype(bool), final)
+    dialog.close()
+
+    app.workspace.drain()
+    with Project.open(project_file) as on_disk:
+        actions = [e.action for e in on_disk.edits(on_disk.find_image(img).id)]
+    assert "stroke" in actions and "undo stroke" in actions
+    app.window.close()
+    again = harness.build([], project=project_file)
+    restored = again.workspace.sessions[again.workspace.find(img)]
+    again.workspace.set_index(again.workspace.find(img))
+    qtbot.waitUntil(lambda: restored.image is not None, timeout=WAIT_MS)
+    assert np.array_equal(restored.mask, final) and np.array_equal(again.window.canvas.mask_layer.mask, final)
+    assert np.array_equal(restored.corrections.add, add)
+    click_image(again.window.canvas, 30.5, 30.5)  # a point edit after reopening: the stroke still applies
+    wait_mask(qtbot, again)
+    assert np.array_equal(restored.mask, (restored.model_mask | add) & ~restored.corrections.erase)
+    assert restored.mask[under_brush(points, r, final.shape)].all()
