@@ -51,6 +51,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Click: positive point · right click or Shift+click: negative · click a point: remove · "
                "drag a point: move · Ctrl+drag: box", "Edit", checkable=True, checked=True, short="Points"),
     ActionSpec("tool_box", "Box tool", ("B",), "Drag a box around the object", "Edit", checkable=True, short="Box"),
+    ActionSpec("tool_polygon", "Polygon tool", ("G",),
+               "Edit the mask as polygons: drag a vertex · double-click an edge: add a vertex · right click "
+               "a vertex (or click it, then Delete): delete it", "Edit", checkable=True, short="Polygon"),
     ActionSpec("tool_brush", "Brush tool", ("N",), "Drag: paint the mask with a round brush ([ and ]: size)", "Edit",
                checkable=True, short="Brush"),
     ActionSpec("tool_eraser", "Eraser tool", ("E",), "Drag: erase from the mask ([ and ]: size)", "Edit",
@@ -97,6 +100,9 @@ MOUSE_GESTURES: tuple[tuple[str, str], ...] = (
     ("Click on a point", "remove it"),
     ("Drag a point", "move it (the mask follows)"),
     ("Ctrl+drag / Box tool drag", "draw a box prompt"),
+    ("Drag a polygon vertex (Polygon tool)", "move it; the mask follows on release"),
+    ("Double-click a polygon edge", "add a vertex there"),
+    ("Right click a polygon vertex", "delete it (a ring keeps 3)"),
     ("Drag with the Brush / Eraser tool", "paint / erase the mask (one undo step per stroke)"),
     ("Drag elsewhere", "pan"),
     ("Wheel", "zoom at the cursor"),

@@ -17,6 +17,7 @@ from engine.prompts import Box, Point
 from .brush import BrushTool
 from .layers import BoxLayer, GridMapLayer, ImageLayer, LayerStyle, MaskLayer, PointsLayer
 from .point_editing import PointEditor
+from .polygon_editor import PolygonLayer
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -79,9 +80,10 @@ class Canvas(pg.GraphicsView):
         self.box_layer = BoxLayer(z=45)  # the prompt box (drawn by the presenter)
         self.drag_layer = BoxLayer(z=46)  # the box being dragged (drawn by the point editor)
         self.points_layer = PointsLayer(z=50)
+        self.polygons = PolygonLayer(z=60)  # the Polygon tool's rings and handles
         self.vb.addItem(self.image_layer)
         for item in (self.heat_layer, self.fused_layer, self.mask_layer, self.mask_layer.outline,
-                     self.box_layer, self.drag_layer, self.points_layer):
+                     self.box_layer, self.drag_layer, self.points_layer, self.polygons):
             self.vb.addItem(item, ignoreBounds=True)  # only the image decides what "fit" means
         self.style = LayerStyle()
         self.editor = PointEditor(self)
@@ -128,6 +130,7 @@ class Canvas(pg.GraphicsView):
         if mask is not None and mask.shape[:2] != self.image_size[::-1]:
             mask, outline = None, None  # a mask for another image (stale reply): never shown misaligned
         self.mask_layer.set_mask(mask, outline)
+        self.polygons.set_mask(mask)
 
     def set_points(self, points: tuple[Point, ...]) -> None:
         self.points_layer.set_points(points)

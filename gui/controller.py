@@ -79,6 +79,7 @@ class Controller(EditIntents, QtCore.QObject):
         w.status.cancel_requested.connect(self.cancel)
         w.canvas.editor.edited.connect(self._on_edited)
         w.canvas.editor.preview.connect(self._on_preview)
+        self._connect_polygons()
         w.canvas.cursor_moved.connect(w.status.set_cursor)
         w.question_panel.ask_requested.connect(self.ask)
         w.answer_panel.alpha_changed.connect(self.change_alpha)

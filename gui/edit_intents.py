@@ -23,6 +23,8 @@ class EditIntents:
     """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's)."""
 
     def clear_points(self) -> None:
+        if self.window.canvas.polygons.delete_selected():  # Delete on a selected polygon vertex
+            return
         session = self._editable()
         if session is not None and not session.prompts.empty:
             self._push(session, SetPrompts(session, session.prompts, PromptState(), "Clear points",
@@ -121,6 +123,23 @@ class EditIntents:
 
     def set_tool(self, tool: Tool) -> None:
         self.window.canvas.editor.tool = tool
+        self.window.canvas.polygons.set_active(tool is Tool.POLYGON)
+        self.window.tolerance_action.setVisible(tool is Tool.POLYGON)
+
+    def replace_mask(self, mask, text: str) -> None:
+        """A whole new mask ([H, W] bool; the Polygon tool's edits): one ReplaceMask undo step."""
+        session = self._editable()
+        if session is not None:
+            self._push_layers(session, ReplaceMask(session, mask, text, "polygon"))
+
+    def _connect_polygons(self) -> None:
+        """The Polygon tool's wiring (from the controller's ``_connect``)."""
+        polygons, a = self.window.canvas.polygons, self.window.action_map
+        polygons.edited.connect(self.replace_mask)
+        polygons.refused.connect(lambda text: self.show_message(text, "warning"))
+        self.window.tolerance_box.valueChanged.connect(polygons.set_tolerance)
+        a["tool_polygon"].triggered.connect(lambda: self.set_tool(Tool.POLYGON))
+        self.window.tolerance_action.setVisible(False)
 
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
         session = self._editable()

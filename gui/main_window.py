@@ -15,6 +15,7 @@ from .brush_actions import add_brush_commands
 from .canvas import Canvas
 from .layers import HEATMAP_COLORMAPS
 from .message_area import MessageArea
+from .polygon_editor import DEFAULT_TOLERANCE_PX
 from .panels.answer_panel import AnswerPanel
 from .panels.candidates_panel import CandidatesPanel
 from .panels.image_list import ImageListPanel
@@ -81,8 +82,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.action_map = create_actions(self)
         self._tool_group = QtGui.QActionGroup(self)
-        for name in ("tool_points", "tool_box", "tool_pan"):
+        for name in ("tool_points", "tool_box", "tool_pan", "tool_polygon"):
             self._tool_group.addAction(self.action_map[name])
+        self.tolerance_box = QtWidgets.QDoubleSpinBox()  # the Polygon tool's simplification
+        self.tolerance_box.setObjectName("toleranceBox")
+        self.tolerance_box.setRange(0.0, 50.0)
+        self.tolerance_box.setSingleStep(0.5)
+        self.tolerance_box.setDecimals(1)
+        self.tolerance_box.setValue(DEFAULT_TOLERANCE_PX)
+        self.tolerance_box.setSuffix(" px")
+        self.tolerance_box.setToolTip("Polygon tolerance: how far (image pixels) a simplified ring may stray from "
+                                      "the mask's edge; 0 keeps every pixel corner")
         self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.opacity_slider.setObjectName("opacitySlider")
         self.opacity_slider.setRange(0, 100)
@@ -115,7 +125,10 @@ class MainWindow(QtWidgets.QMainWindow):
         for name in ("open_images", "prev_image", "next_image"):
             bar.addAction(a[name])
         bar.addSeparator()
-        for name in ("tool_points", "tool_box", "tool_pan", "clear_points", "reset_points"):
+        for name in ("tool_points", "tool_box", "tool_pan", "tool_polygon"):
+            bar.addAction(a[name])
+        self.tolerance_action = bar.addWidget(self.tolerance_box)
+        for name in ("clear_points", "reset_points"):
             bar.addAction(a[name])
         bar.addSeparator()
         for name in ("undo", "redo"):
@@ -137,7 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self.action_map
         menus = {
             "&File": ["open_images", "open_folder", "open_project", None, "save", "export", None, "quit"],
-            "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", None, "clear_points",
+            "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", "tool_polygon", None, "clear_points",
                       "reset_points", "accept"],
             "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
                       "toggle_points", "next_colormap", "more_opacity", "less_opacity"],

@@ -35,6 +35,7 @@ class Tool(enum.Enum):
     PAN = "pan"
     BRUSH = "brush"  # gui.brush: paint the mask
     ERASER = "eraser"
+    POLYGON = "polygon"  # gui.polygon_editor edits the mask's rings; points are left alone
 
 
 class PointEditor(QtCore.QObject):
@@ -79,7 +80,7 @@ class PointEditor(QtCore.QObject):
     def click(self, scene_pos: QtCore.QPointF, button: QtCore.Qt.MouseButton,
               modifiers: QtCore.Qt.KeyboardModifier) -> bool:
         """A click on the view box; True when it was an edit (the event is then consumed)."""
-        if not self.enabled or self.tool is Tool.PAN:
+        if not self.enabled or self.tool not in (Tool.POINTS, Tool.BOX):
             return False
         hit = self.point_at(scene_pos)
         if hit is not None:
@@ -141,7 +142,7 @@ class PointEditor(QtCore.QObject):
         return True
 
     def _start_drag(self, start_scene_pos, button, modifiers) -> bool:
-        if not self.enabled or button != QtCore.Qt.MouseButton.LeftButton or self.tool is Tool.PAN:
+        if not self.enabled or button != QtCore.Qt.MouseButton.LeftButton or self.tool not in (Tool.POINTS, Tool.BOX):
             return False
         hit = self.point_at(start_scene_pos)
         box_gesture = self.tool is Tool.BOX or bool(modifiers & QtCore.Qt.KeyboardModifier.ControlModifier)
