@@ -25,6 +25,21 @@ class HeatmapResult:
     itm_probability: float  # softmax(itm_logits)[1]
     seconds: float = 0.0
 
+    def word_maps(self) -> tuple[tuple[str, np.ndarray], ...]:
+        """Per-word heat maps (the app's word list): word pieces (``##ing``) merged into their word.
+
+        Returns ``(word, [G, G] float32)`` pairs in question order; a word's map is the mean of its
+        pieces' maps (same units as ``token_maps``).
+        """
+        words: list[tuple[str, list[np.ndarray]]] = []
+        for piece, tmap in zip(self.tokens, self.token_maps):
+            if piece.startswith("##") and words:
+                word, maps = words[-1]
+                words[-1] = (word + piece[2:], maps + [tmap])
+            else:
+                words.append((piece, [tmap]))
+        return tuple((w, np.mean(np.stack(ms), axis=0).astype(np.float32)) for w, ms in words)
+
 
 @dataclass(frozen=True)
 class MaskCandidate:

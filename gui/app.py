@@ -28,7 +28,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from engine.errors import ProjectError
-from engine.annotation.pipeline import PipelineSettings
+from engine.annotation.settings import PipelineSettings
 from engine.project import Project
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtCore
     from PySide6.QtTest import QTest
 
-    from engine.annotation.pipeline import PipelineSettings
+    from engine.annotation.settings import PipelineSettings
     from gui.app import AppOptions, QMaskApp, ensure_qapp
 
     models = args.models

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.annotation.pipeline import PipelineSettings
+from engine.annotation.settings import PipelineSettings
 from engine.prompts import Point
 
 from engine.annotation.prompts import PromptState

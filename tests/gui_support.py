@@ -17,7 +17,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-from engine.annotation.pipeline import PipelineSettings
+from engine.annotation.settings import PipelineSettings
 from gui import gui_thread_gc
 
 # Fast settings for random tiny models: few captions, few points, CPU.

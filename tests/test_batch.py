@@ -217,7 +217,8 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     from pycocotools.coco import COCO
 
     from engine.export import export_project
-    from engine.annotation.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline
+    from engine.annotation.settings import PipelineSettings
 
     folder = make_folder(tmp_path / "imgs")
     for name in ("02_gray.png", "03_rgba.png"):  # keep the real-model run short

@@ -58,7 +58,7 @@ def _images(folder: Path, n: int) -> Path:
 
 
 def _settings():
-    from engine.annotation.pipeline import PipelineSettings
+    from engine.annotation.settings import PipelineSettings
 
     return PipelineSettings(num_captions=CAPTIONS, device="cpu", seed=3)
 

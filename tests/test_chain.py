@@ -9,7 +9,8 @@ import pytest
 
 from engine.annotation.chain import AutoPoints, ChainRequest, raise_segmentation_error, run_chain
 from engine.errors import CancelledError, CheckpointError
-from engine.annotation.pipeline import Pipeline, PipelineSettings
+from engine.annotation.pipeline import Pipeline
+from engine.annotation.settings import PipelineSettings
 from engine.prompts import Point
 from engine.results import (AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult)
 

@@ -123,7 +123,8 @@ def test_switch_off_with_the_environment(monkeypatch):
 
 
 def _chain(models_dir, monkeypatch, mode: str):
-    from engine.annotation.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline
+    from engine.annotation.settings import PipelineSettings
 
     monkeypatch.setenv(cpu_linear.ENV_SWITCH, mode)
     pipe = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=6, max_caption_rounds=3, seed=7),

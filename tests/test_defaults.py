@@ -126,7 +126,7 @@ def _check_chain(spy: StageSpy, models_dir) -> None:
 # --- declared ---------------------------------------------------------------------------------
 
 def test_pipeline_settings_defaults_are_the_published_ones():
-    from engine.annotation.pipeline import PipelineSettings
+    from engine.annotation.settings import PipelineSettings
 
     s = PipelineSettings()
     assert (s.block_num, s.num_patches, s.top_k, s.num_captions) == (BLOCK_NUM, NUM_PATCHES, TOP_K, NUM_CAPTIONS)
@@ -165,7 +165,8 @@ def test_stage_function_defaults_are_the_published_ones():
 # --- in effect --------------------------------------------------------------------------------
 
 def test_the_chain_hands_the_stages_the_published_defaults(tiny_models_dir, spy):
-    from engine.annotation.pipeline import Pipeline, PipelineSettings
+    from engine.annotation.pipeline import Pipeline
+    from engine.annotation.settings import PipelineSettings
 
     pipe = Pipeline.from_settings(PipelineSettings(device="cpu"), models_dir=tiny_models_dir)
     pipe.set_image(np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8), "img")

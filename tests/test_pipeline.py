@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from engine.errors import CancelledError, ImageError, InputError, ModelMissingError
-from engine.annotation.pipeline import CPU_CAPTION_BATCH, Pipeline, PipelineSettings, caption_batch_size_for, word_maps
+from engine.annotation.pipeline import Pipeline
+from engine.annotation.settings import CPU_CAPTION_BATCH, PipelineSettings, caption_batch_size_for
 from engine.prompts import Point
 from engine.results import ChainResult
 
@@ -181,7 +182,7 @@ def test_word_maps_merge_pieces():
     maps = np.arange(4 * 2 * 2, dtype=np.float32).reshape(4, 2, 2)
     heat = HeatmapResult(question="x", question_map=maps.sum(0), token_maps=maps,
                          tokens=("what", "is", "xylo", "##phone"), itm_probability=0.5)
-    words = word_maps(heat)
+    words = heat.word_maps()
     assert [w for w, _ in words] == ["what", "is", "xylophone"]
     np.testing.assert_allclose(words[2][1], (maps[2] + maps[3]) / 2)
 

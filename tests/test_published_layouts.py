@@ -23,7 +23,8 @@ from engine.models import manager as m
 from engine.vqa.blip_text import dec_token_id, enc_token_id
 from engine.errors import CheckpointError, ResourceError
 from engine.vqa.gradcam import tokenize_questions
-from engine.annotation.pipeline import Pipeline, PipelineSettings
+from engine.annotation.pipeline import Pipeline
+from engine.annotation.settings import PipelineSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import published_layouts as pl  # noqa: E402

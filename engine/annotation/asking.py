@@ -8,13 +8,15 @@ project as they come. Frames: heat maps on the ``[G, G]`` Grad-CAM grid; points 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ..project import QuestionRecord
+from ..project import PreviousAnswer, QuestionRecord
+from ..project.records import PREVIOUS_ANSWERS_KEPT
 from ..prompts import Point
 from ..results import AnswerResult, CaptionsResult, HeatmapResult
 from .last_complete import LastComplete, put_back, take
-from .pipeline import word_maps
 from .project_record import AnswerView, typed_label
 
 __all__ = ["Asking"]
@@ -51,7 +53,8 @@ class Asking:
         record = self.store.image_record(self)
         existing = record.find_question(self.question)
         typed = typed_label(existing) if existing is not None else ""
-        self.record = QuestionRecord(question=self.question, alpha=self.alpha, label=typed or None, accepted=False)
+        self.record = QuestionRecord(question=self.question, alpha=self.alpha, label=typed or None, accepted=False,
+                                     previous_answers=[] if existing is None else with_replaced_answer(existing))
         self.label = typed
         self.accepted = False
         self.save("ask")
@@ -81,7 +84,7 @@ class Asking:
     def set_heatmap(self, heat: HeatmapResult) -> None:
         self.heatmap = heat
         self.question_map = heat.question_map
-        self.word_maps = word_maps(heat)
+        self.word_maps = heat.word_maps()
         if self.record is not None:
             self.record.heatmap = np.asarray(heat.question_map, dtype=np.float32)
             self.record.itm_probability = float(heat.itm_probability)
@@ -104,10 +107,16 @@ class Asking:
         self.notify("captions")
 
     def set_answer(self, answer: AnswerResult, captions: tuple[str, ...] | None = None) -> None:
-        if self.answer is not None:
+        """A new answer; the one it replaces (of this question, also from an earlier ask) is kept in
+        the record's previous answers and shown beside it."""
+        if self.record is not None:
+            self.record.previous_answers = with_replaced_answer(self.record, self.answer)
+            if self.record.previous_answers:
+                self.previous_answer = AnswerView.of_previous(self.record.previous_answers[-1])
+        elif self.answer is not None:
             self.previous_answer = self.answer
         self.answer = AnswerView(answer.answer, tuple(self.captions if captions is None else captions),
-                                 self.alpha, self.edited)
+                                 self.alpha, self.edited, time.time())
         self.answer_stale = False
         if self.record is not None:
             self.record.answer = answer.answer
@@ -116,3 +125,16 @@ class Asking:
             self.record.touch()
             self.save("answer", source="chain")
         self.notify("answer")
+
+
+def with_replaced_answer(record: QuestionRecord, shown: AnswerView | None = None) -> list[PreviousAnswer]:
+    """``record``'s previous answers plus its current answer (the newest last, at most
+    :data:`~engine.project.records.PREVIOUS_ANSWERS_KEPT`), about to be replaced. ``shown`` is that
+    answer as shown, when it is: it knows the alpha and prompts it was written with, and when."""
+    if record.answer is None:
+        return list(record.previous_answers)
+    if shown is not None and shown.answer == record.answer:
+        replaced = PreviousAnswer(record.answer, shown.alpha, shown.edited_points, shown.time or record.updated)
+    else:
+        replaced = PreviousAnswer(record.answer, record.alpha, record.mask_source == "user", record.updated)
+    return (list(record.previous_answers) + [replaced])[-PREVIOUS_ANSWERS_KEPT:]

@@ -280,7 +280,7 @@ def base_seed(pipeline: Any, settings: Any) -> int | None:
     """The batch's seed: the given pipeline's, else the settings' (default 0)."""
     owner = getattr(pipeline, "settings", None) if pipeline is not None else settings
     if owner is None and pipeline is None:
-        from .pipeline import PipelineSettings
+        from .settings import PipelineSettings
 
         owner = PipelineSettings()
     return getattr(owner, "seed", None)
@@ -391,6 +391,7 @@ class BatchProgress:
 
 
 def _default_pipeline(settings: Any, models_dir: Any) -> Any:
-    from .pipeline import Pipeline, PipelineSettings
+    from .pipeline import Pipeline
+    from .settings import PipelineSettings
 
     return Pipeline.from_settings(settings or PipelineSettings(), models_dir=models_dir)

@@ -195,7 +195,7 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
                max_pixels: int | None, show_progress: bool, cancel: Callable[[], bool] | None,
                on_image_done: Callable[[Path, int, int], None] | None, started: float) -> BatchReport:
     """The Ray half of :func:`engine.annotation.batch.run_batch`: ``work`` is what is still to do."""
-    from .pipeline import PipelineSettings
+    from .settings import PipelineSettings
 
     ray = import_ray()
     settings = replace(settings) if settings is not None else PipelineSettings()

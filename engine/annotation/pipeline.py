@@ -33,142 +33,39 @@ which returns what it has with ``cancelled=True``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import CancelledError, CheckpointError, InputError, ModelMissingError
-from ..imaging.images import check_rgb
 from ..vqa.question import clean_question_text
 from ..prompts import Box, Point
-from ..results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
-                      PrepareResult, SegmentationResult)
+from ..results import AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, SegmentationResult
+from .image_encoders import ImageEncoders
+from .settings import ENCODERS, ROLE_LABELS, PipelineSettings, caption_batch_size_for
 
 ProgressFn = Callable[[str, float], None]
 CancelFn = Callable[[], bool]
-
-STAGES = ("heatmap", "points", "segment", "fuse", "captions", "answer")
-# What a progress message calls each model role while it loads.
-ROLE_LABELS = {"itm": "heat-map model", "efficient_sam": "segmentation model", "caption": "caption model",
-               "qa": "answer model"}
-ENCODERS = ("itm", "caption", "efficient_sam")
-PREPARE_ORDER = ("efficient_sam", "itm", "caption")  # clicks first, then the question's stages in order
-
-
-@dataclass
-class PipelineSettings:
-    preset: str = "base"  # base | large | 3b (size of UnifiedQA)
-    sam_variant: str = "vitt"  # vitt | vits
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto (fp32 on CPU, fp16 on CUDA) | float32 | float16 | bfloat16
-    block_num: int = 7  # Grad-CAM cross-attention layer (PNP-VQA)
-    num_points: int = 5
-    alpha: float = 0.5
-    num_captions: int = 100
-    num_patches: int = 20
-    top_k: int = 50
-    max_caption_rounds: int = 50
-    seed: int | None = 0
-    image_cache_size: int = 8
-    segment: bool = True
-    offload: str = "auto"  # auto | never | always: move idle models off the GPU (engine.models.manager)
-    # Captions per generate() call; None = auto (see caption_batch_size_for): all of them in one
-    # call on CUDA, 50 on the CPU.
-    caption_batch_size: int | None = None
-    max_answer_length: int = 20  # UnifiedQA answer tokens (PNP-VQA)
-
-    def check(self) -> "PipelineSettings":
-        """Raise InputError for a value no stage can use; returns self."""
-        def bad(msg: str) -> InputError:
-            return InputError(f"Invalid setting: {msg}.")
-
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise bad(f"alpha must be between 0 and 1, not {self.alpha}")
-        for name in ("num_points", "block_num"):
-            if int(getattr(self, name)) < 0:
-                raise bad(f"{name} must be >= 0, not {getattr(self, name)}")
-        for name in ("num_captions", "num_patches", "top_k", "max_caption_rounds", "image_cache_size",
-                     "caption_batch_size", "max_answer_length"):
-            value = getattr(self, name)
-            if value is None and name == "caption_batch_size":
-                continue  # auto
-            if int(value) < 1:
-                raise bad(f"{name} must be >= 1, not {value}")
-        return self
-
-
-# On a 2-core CPU, 100 captions in one generate() call took 4.5 s against 5.8 s in two calls
-# of 50 (the decoder's weights are read once per step instead of twice).
-CPU_CAPTION_BATCH = 100
-
-
-def caption_batch_size_for(device: str, num_captions: int, requested: int | None = None) -> int:
-    """Captions per ``generate()`` call: ``requested`` when given, else all ``num_captions`` in one
-    call on CUDA (100 captions: ~0.2 s in one batch against 0.80 s in batches of 25 on an H100,
-    where the per-call overhead dominates), else :data:`CPU_CAPTION_BATCH`.
-
-    ``device`` is the pipeline's resolved device ("cpu", "cuda", "cuda:1", ...).
-    """
-    if requested is not None:
-        return max(1, int(requested))
-    if str(device).split(":", 1)[0] == "cuda":
-        return max(1, int(num_captions))
-    return CPU_CAPTION_BATCH
-
-
-@dataclass
-class _ImageEntry:
-    rgb: np.ndarray  # [H, W, 3] uint8
-    itm_embeds: Any = None  # torch [1, 1 + G*G, D] on the model's device
-    caption_embeds: Any = None
 
 
 def _now() -> float:
     return time.perf_counter()
 
 
-def _check_encoder(role: str) -> None:
-    if role not in ENCODERS:
-        raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
-
-
-def word_maps(heat: HeatmapResult) -> tuple[tuple[str, np.ndarray], ...]:
-    """Per-word heat maps for the GUI: word pieces (``##ing``) merged into their word.
-
-    Returns ``(word, [G, G] float32)`` pairs in question order; a word's map is the mean of its
-    pieces' maps (same units as ``heat.token_maps``).
-    """
-    words: list[tuple[str, list[np.ndarray]]] = []
-    for piece, tmap in zip(heat.tokens, heat.token_maps):
-        if piece.startswith("##") and words:
-            word, maps = words[-1]
-            words[-1] = (word + piece[2:], maps + [tmap])
-        else:
-            words.append((piece, [tmap]))
-    return tuple((w, np.mean(np.stack(ms), axis=0).astype(np.float32)) for w, ms in words)
-
-
-class Pipeline:
+class Pipeline(ImageEncoders):
     """The QMask chain on one image at a time; see the module docstring for the contract.
 
-    ``encode_count`` counts vision-encoder runs per encoder (``itm``, ``caption``,
-    ``efficient_sam``): a new question on a cached image must not change it.
+    The image, its encoders and their cached outputs (``set_image``, ``prepare``, ``is_encoded``,
+    ``encode_count``) are :class:`~engine.annotation.image_encoders.ImageEncoders`'.
     """
 
     def __init__(self, settings: PipelineSettings, manager: Any):
         self.settings = settings.check()
         self.manager = manager
-        self.encode_count: dict[str, int] = {e: 0 for e in ENCODERS}
-        self.encode_seconds: dict[str, float] = {e: 0.0 for e in ENCODERS}
+        self._init_images()
         self.last_notes: list[str] = []
         self.last_question_use: Any = None  # engine.vqa.question_use.QuestionUse of the last run()
-        self._images: OrderedDict[str, _ImageEntry] = OrderedDict()
-        self._current: str | None = None
-        self._segmenter: Any = None
         self._kv: Any = None  # engine.runtime.accelerate.CrossAttentionKVCache of the ITM model
 
     @classmethod
@@ -242,136 +139,9 @@ class Pipeline:
 
     def close(self) -> None:
         """Release every model and cached embedding."""
-        self._images.clear()
-        self._segmenter = None
+        self._drop_images()
         self._kv = None
         self.manager.release_all()
-
-    # -- image -------------------------------------------------------------------------
-
-    @property
-    def image_id(self) -> str | None:
-        return self._current
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """(W, H) of the current image."""
-        rgb = self._entry().rgb
-        return int(rgb.shape[1]), int(rgb.shape[0])
-
-    def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> None:
-        """Make an image current. Encoders run lazily (on the first stage that needs them) and
-        their outputs are kept per ``image_id`` (LRU, ``image_cache_size`` images)."""
-        # Our own writable copy: decoded images are often read-only (torch warns on those), and a
-        # caller reusing its buffer must not change a cached image.
-        arr = check_rgb(rgb).copy()
-        if image_id is None:
-            digest = hashlib.sha1(repr(arr.shape).encode())
-            digest.update(arr.tobytes())
-            image_id = digest.hexdigest()[:16]
-        if not isinstance(image_id, str) or not image_id:
-            raise InputError("set_image needs a non-empty image_id string.")
-        entry = self._images.get(image_id)
-        if entry is None or entry.rgb.shape != arr.shape:
-            entry = _ImageEntry(rgb=arr)
-            self._images[image_id] = entry
-            if self._kv is not None:
-                self._kv.drop(image_id)
-        self._images.move_to_end(image_id)
-        while len(self._images) > self.settings.image_cache_size:
-            self._images.popitem(last=False)
-        self._current = image_id
-
-    def _entry(self) -> _ImageEntry:
-        if self._current is None or self._current not in self._images:
-            raise InputError("No image: call set_image first.")
-        return self._images[self._current]
-
-    def prepare(self, roles: Sequence[str] | None = None, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None) -> PrepareResult:
-        """Run the current image's vision encoders now, before a question or a click needs them.
-
-        ``roles``: any of ``efficient_sam``, ``itm``, ``caption``, run in that order; default: all
-        that the settings use (EfficientSAM first, so that clicks are served soonest). Encoders
-        already cached for this image are skipped, so this is cheap to repeat. ``cancel()`` is
-        checked before each encoder block (:func:`engine.runtime.interrupt.stop_between`) and raises
-        :class:`CancelledError`; encoders that finished stay cached. ``progress(stage, i / n)``
-        before each encoder. A missing or broken EfficientSAM checkpoint is not an error here
-        (the chain can run without masks): it is skipped and said in ``notes``.
-        """
-        from ..runtime.interrupt import stop_between
-
-        entry = self._entry()
-        wanted = tuple(ENCODERS) if roles is None else tuple(roles)
-        for role in wanted:
-            _check_encoder(role)
-        order = [r for r in PREPARE_ORDER if r in wanted and (r != "efficient_sam" or self.settings.segment)]
-        image_id = str(self._current)
-        before = dict(self.encode_count)
-        notes: list[str] = []
-        start = _now()
-        for i, role in enumerate(order):
-            if cancel is not None and cancel():
-                raise CancelledError("Cancelled while encoding the image.")
-            if progress is not None:
-                progress(f"encoding image ({ROLE_LABELS[role]})", i / len(order))
-            message = f"Cancelled while encoding the image for the {ROLE_LABELS[role]}."
-            if role == "efficient_sam":
-                try:
-                    seg = self._get_segmenter()
-                except (CheckpointError, ModelMissingError) as err:
-                    notes.append(f"Segmentation model not available ({err}).")
-                    continue
-                with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, message):
-                    self._sam_set_image(seg, entry)
-            else:
-                blip = self._load(role)
-                embeds = self._itm_embeds if role == "itm" else self._caption_embeds
-                with self._guard("encoding the image"), \
-                        stop_between(blip.model.vision_model.encoder.layers, cancel, message):
-                    embeds(blip)
-        if progress is not None:
-            progress("image encoded", 1.0)
-        encoded = tuple(r for r in order if self.encode_count[r] > before[r])
-        return PrepareResult(image_id=image_id, encoded=encoded, notes=tuple(notes), seconds=_now() - start)
-
-    def is_encoded(self, role: str) -> bool:
-        """Whether the current image's ``role`` encoder output (``itm``, ``caption``,
-        ``efficient_sam``) is cached, i.e. a stage needing it runs without encoding."""
-        entry = self._entry()
-        _check_encoder(role)
-        if role == "efficient_sam":
-            return self._segmenter is not None and self._segmenter.is_cached(str(self._current))
-        return getattr(entry, f"{role}_embeds") is not None
-
-    def _itm_embeds(self, itm: Any) -> Any:
-        from ..vqa.gradcam import encode_image_itm
-
-        return self._vision_embeds("itm", itm, encode_image_itm)
-
-    def _caption_embeds(self, cap: Any) -> Any:
-        from ..vqa.captions import encode_image_caption
-
-        return self._vision_embeds("caption", cap, encode_image_caption)
-
-    def _vision_embeds(self, role: str, blip: Any, encode: Callable[[Any, Any], Any]) -> Any:
-        """The current image's BLIP vision output for ``role`` (itm | caption): encoded once per
-        image, then moved along if the model moved (offload)."""
-        from ..vqa.gradcam import preprocess_image
-
-        entry = self._entry()
-        attr = f"{role}_embeds"
-        embeds = getattr(entry, attr)
-        device = next(blip.model.parameters()).device
-        if embeds is None:
-            start = _now()
-            embeds = encode(blip.model, preprocess_image(entry.rgb, blip.processor))
-            self.encode_count[role] += 1
-            self.encode_seconds[role] = _now() - start
-        elif embeds.device != device:
-            embeds = embeds.to(device)
-        setattr(entry, attr, embeds)
-        return embeds
 
     def _guard(self, what: str) -> Any:
         from ..runtime.devices import out_of_memory_as_resource_error
@@ -424,21 +194,6 @@ class Pipeline:
         with self._guard(f"loading the {role} model"):
             return {"itm": self.manager.itm, "caption": self.manager.caption, "qa": self.manager.qa,
                     "efficient_sam": self.manager.sam}[role]()
-
-    def _get_segmenter(self) -> Any:
-        sam = self._load("efficient_sam")
-        if self._segmenter is None or self._segmenter.model is not sam.model:
-            from ..sam.segmenter import Segmenter
-
-            self._segmenter = Segmenter(sam.model, device=self.manager.device, dtype=self.settings.dtype,
-                                        cache_size=self.settings.image_cache_size)
-        return self._segmenter
-
-    def _sam_set_image(self, seg: Any, entry: _ImageEntry) -> None:
-        """Make the current image EfficientSAM's (encoding it unless cached), counting encodes."""
-        if seg.set_image(entry.rgb, str(self._current)):
-            self.encode_count["efficient_sam"] += 1
-            self.encode_seconds["efficient_sam"] = seg.last_encode_seconds
 
     def segment(self, points: Sequence[Point] = (), box: Box | None = None, multimask: bool = True
                 ) -> SegmentationResult:
@@ -554,5 +309,4 @@ class Pipeline:
         return result
 
 
-__all__ = ["Pipeline", "PipelineSettings", "ProgressFn", "CancelFn", "STAGES", "ENCODERS",
-           "ROLE_LABELS", "CPU_CAPTION_BATCH", "caption_batch_size_for", "word_maps", "clean_question_text"]
+__all__ = ["Pipeline", "ProgressFn", "CancelFn"]

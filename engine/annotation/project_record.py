@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass
 
 from ..imaging import fusion
-from ..project import QuestionRecord, default_label
+from ..project import PreviousAnswer, QuestionRecord, default_label
 from .corrections import restore_corrections
 from .prompts import PromptState
 
@@ -22,6 +22,12 @@ class AnswerView:
     captions: tuple[str, ...]
     alpha: float
     edited_points: bool
+    time: float = 0.0  # when it was written, seconds since the epoch (0: not known)
+
+    @classmethod
+    def of_previous(cls, previous: PreviousAnswer) -> "AnswerView":
+        """A replaced answer as kept in the project (its captions are not kept)."""
+        return cls(previous.answer, (), previous.alpha, previous.edited, previous.time)
 
 
 class ProjectRecord:
@@ -45,6 +51,7 @@ class ProjectRecord:
         self.label, self.accepted, self.error = "", False, None if self.image is not None else self.error
         self._seg_cache.clear()
         self.corrections.clear()
+        self._before_ask = None  # what the other process wrote is the state to come back to
         self._restore_from_project()
         for aspect in self.ASPECTS[1:]:
             self.notify(aspect)
@@ -63,7 +70,7 @@ class ProjectRecord:
         self.question = record.question
         self.question_map = record.heatmap
         self.auto_points = tuple(record.auto_points)
-        self.prompts = PromptState(tuple(record.points))
+        self.prompts = PromptState(tuple(record.points), record.box)
         self._restored_mask = record.mask()  # the final mask: the strokes below are in it already
         self.corrections = restore_corrections(record)
         self.alpha = float(record.alpha)
@@ -71,7 +78,10 @@ class ProjectRecord:
         self.accepted = bool(record.accepted)
         if record.answer is not None:
             self.captions = tuple(record.captions)
-            self.answer = AnswerView(record.answer, self.captions, self.alpha, record.mask_source == "user")
+            self.answer = AnswerView(record.answer, self.captions, self.alpha, record.mask_source == "user",
+                                     record.updated)
+        if record.previous_answers:
+            self.previous_answer = AnswerView.of_previous(record.previous_answers[-1])
         if self.question_map is not None:
             self.fused_map = fusion.fuse(self.question_map, self._restored_mask, alpha=self.alpha)
 

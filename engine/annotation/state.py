@@ -220,6 +220,7 @@ class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
         self.chosen = chosen
         if self.record is not None:
             self.record.points = list(prompts.points)
+            self.record.box = prompts.box
             self.record.touch()
             self.save("points")
         self.notify("prompts")

@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
 
     from ..annotation.batch import run_batch
     from ..annotation.batch_ray import ClusterOptions, connect, import_ray
-    from ..annotation.pipeline import PipelineSettings
+    from ..annotation.settings import PipelineSettings
 
     ray = import_ray()
     try:

@@ -125,7 +125,8 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
     """Time every stage on one device; returns {"device", "stages": {name: [seconds...]}, ...}."""
     import torch
 
-    from ..annotation.pipeline import Pipeline, PipelineSettings
+    from ..annotation.pipeline import Pipeline
+    from ..annotation.settings import PipelineSettings
 
     settings = PipelineSettings(preset=preset, sam_variant=sam, device=device, dtype=dtype,
                                 num_captions=num_captions, max_caption_rounds=10)

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     from engine.errors import InputError
-    from engine.annotation.pipeline import PipelineSettings
+    from engine.annotation.settings import PipelineSettings
 
     if not (isinstance(args.alpha, float) and math.isfinite(args.alpha) and 0.0 <= args.alpha <= 1.0):
         raise InputError(f"--alpha must be between 0 and 1, not {args.alpha}.")
@@ -175,7 +175,7 @@ def _make_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    from engine.annotation.pipeline import clean_question_text
+    from engine.vqa.question import clean_question_text
     from engine.imaging.images import load_image
     from engine.imaging.overlay import png_bytes
 
@@ -285,7 +285,7 @@ def _run_csv(args: argparse.Namespace) -> int:
 
 def _csv_rows(args: argparse.Namespace, pipe: Any, pairs: list, staging: Any) -> tuple[int, list[str]]:
     """Each pair through the chain; returns (failures, JSON lines). Overlays go into ``staging``."""
-    from engine.annotation.pipeline import clean_question_text
+    from engine.vqa.question import clean_question_text
     from engine.errors import QMaskError
     from engine.imaging.images import load_image
     from engine.imaging.overlay import save_png

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..annotation.batch import BatchQuestion, read_questions_csv, run_batch
     from ..errors import InputError
-    from ..annotation.pipeline import PipelineSettings
+    from ..annotation.settings import PipelineSettings
     from ..project import Project
 
     if args.questions:

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..runtime.atomic import atomic_writer
 from ..project import Project
-from ..project.codec import category_to_json, point_to_json
+from ..project.codec import box_to_json, category_to_json, point_to_json, previous_answer_to_json
 from .common import ExportItem, ExportPlan
 
 SIDECAR_NAME = "qmask_provenance.json"
@@ -37,6 +37,8 @@ def item_provenance(item: ExportItem) -> dict[str, Any]:
         "auto_points": [point_to_json(p) for p in q.auto_points],
         "points": [point_to_json(p) for p in q.points],
         "user_points": [point_to_json(p) for p in q.user_points],
+        "box": None if q.box is None else box_to_json(q.box),  # the box prompt, x0 y0 x1 y1 image pixels
+        "previous_answers": [previous_answer_to_json(a) for a in q.previous_answers],
         "edited": q.edited,
         "auto_vs_final_iou": None if iou is None else round(float(iou), 6),
         "alpha": q.alpha,

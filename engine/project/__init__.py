@@ -8,12 +8,12 @@
 - :mod:`.relocate`: images that moved; :mod:`.review`: which image needs a person first.
 """
 
-from .records import (STATUSES, Category, ImageRecord, ImageStatus, QuestionRecord, RelocateReport,
+from .records import (STATUSES, Category, ImageRecord, ImageStatus, PreviousAnswer, QuestionRecord, RelocateReport,
                       clean_label, default_label, displayed_size, file_sha256, normalise_question, record_from_chain)
 from .store import ORDERS, PROJECT_SUFFIX, Edit, ImageRow, Project
 
 __all__ = [
-    "STATUSES", "Category", "ImageRecord", "ImageStatus", "QuestionRecord", "RelocateReport",
+    "STATUSES", "Category", "ImageRecord", "ImageStatus", "PreviousAnswer", "QuestionRecord", "RelocateReport",
     "clean_label", "default_label", "displayed_size", "file_sha256", "normalise_question", "record_from_chain",
     "ORDERS", "PROJECT_SUFFIX", "Edit", "ImageRow", "Project",
 ]

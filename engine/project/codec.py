@@ -14,12 +14,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..imaging import masks as M
-from ..errors import InputError, ProjectError
-from ..prompts import Point
-from .records import STATUSES, Category, ImageRecord, QuestionRecord
+from ..errors import InputError, ProjectError, PromptError
+from ..prompts import Box, Point
+from .records import STATUSES, Category, ImageRecord, PreviousAnswer, QuestionRecord
 
 __all__ = [
-    "point_to_json", "point_from_json", "heatmap_to_json", "heatmap_from_json",
+    "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
+    "previous_answer_from_json", "heatmap_to_json", "heatmap_from_json",
     "category_to_json", "category_from_json", "question_to_json", "question_from_json",
     "image_to_json", "image_from_json",
 ]
@@ -41,6 +42,33 @@ def point_from_json(d: Mapping[str, Any], where: str = "point") -> Point:
                      source=d.get("source", "user"), created=float(d.get("created", 0.0)))
     except (KeyError, TypeError, ValueError) as err:
         raise ProjectError(f"{where}: not a valid point ({err}).") from err
+
+
+def box_to_json(box: Box) -> list[float]:
+    """``[x0, y0, x1, y1]`` in image pixels, unrounded (a reopened box is the same prompt)."""
+    return [float(v) for v in (box.x0, box.y0, box.x1, box.y1)]
+
+
+def box_from_json(value: Any, where: str = "box") -> Box:
+    _expect(value, list, where)
+    try:
+        if len(value) != 4:
+            raise ValueError(f"{len(value)} numbers, not 4 (x0, y0, x1, y1)")
+        return Box(*(float(v) for v in value))
+    except (TypeError, ValueError, PromptError) as err:
+        raise ProjectError(f"{where}: not a valid box ({err}).") from err
+
+
+def previous_answer_to_json(a: PreviousAnswer) -> dict:
+    return {"answer": a.answer, "alpha": round(float(a.alpha), 4), "edited": bool(a.edited),
+            "time": round(float(a.time), 3)}
+
+
+def previous_answer_from_json(d: Any, where: str = "previous_answer") -> PreviousAnswer:
+    _expect(d, Mapping, where)
+    return PreviousAnswer(answer=_get(d, "answer", str, where), alpha=_get(d, "alpha", float, where, default=0.5),
+                          edited=_get(d, "edited", bool, where, default=False),
+                          time=_get(d, "time", float, where, default=0.0))
 
 
 def heatmap_to_json(heat: np.ndarray) -> dict:
@@ -161,6 +189,10 @@ def question_to_json(q: QuestionRecord) -> dict:
         d["notes"] = list(q.notes)
     if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
         d["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
+    if q.box is not None:
+        d["box"] = box_to_json(q.box)
+    if q.previous_answers:
+        d["previous_answers"] = [previous_answer_to_json(a) for a in q.previous_answers]
     return d
 
 
@@ -212,6 +244,9 @@ def question_from_json(d: Any, where: str) -> QuestionRecord:
     strokes = _get(d, "strokes", dict, where, default={})
     rec.stroke_add_rle = _rle_from_json(strokes.get("add"), f"{where}.strokes.add")
     rec.stroke_erase_rle = _rle_from_json(strokes.get("erase"), f"{where}.strokes.erase")
+    rec.box = None if d.get("box") is None else box_from_json(d["box"], f"{where}.box")
+    rec.previous_answers = [previous_answer_from_json(a, f"{where}.previous_answers[{i}]")
+                            for i, a in enumerate(_get(d, "previous_answers", list, where, default=[]))]
     return rec
 
 

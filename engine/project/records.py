@@ -27,11 +27,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ..imaging import masks as M
-from ..prompts import Point
+from ..prompts import Box, Point
 from ..vqa.question import normalise_question
 
 __all__ = [
     "ImageStatus", "STATUSES", "Category", "QuestionRecord", "ImageRecord", "RelocateReport", "ImageRow", "Edit",
+    "PreviousAnswer", "PREVIOUS_ANSWERS_KEPT",
     "record_from_chain", "file_sha256", "displayed_size", "normalise_question", "clean_label", "default_label", "encode_mask",
 ]
 
@@ -123,6 +124,20 @@ class Category:
     color: tuple[int, int, int] | None = None  # RGB for overlays; None = palette colour
 
 
+@dataclass(frozen=True)
+class PreviousAnswer:
+    """An answer a later one replaced, kept in its record: the app compares the two again when the
+    image is reopened, and the provenance says what the map was like when it was written."""
+
+    answer: str
+    alpha: float  # the fusion weight of the map it was written from
+    edited: bool  # the map's mask came from edited prompts (not the automatic points)
+    time: float  # when it was written, seconds since the epoch
+
+
+PREVIOUS_ANSWERS_KEPT = 20  # a record keeps this many replaced answers, the newest last
+
+
 @dataclass
 class QuestionRecord:
     """One question asked about one image, with everything needed to review and export it.
@@ -158,6 +173,8 @@ class QuestionRecord:
     # reopened image has its strokes back; ``mask_rle`` is already the corrected mask.
     stroke_add_rle: dict | None = None
     stroke_erase_rle: dict | None = None
+    box: Box | None = None  # the box prompt given with ``points`` (x, y image pixels)
+    previous_answers: list[PreviousAnswer] = field(default_factory=list)  # oldest first
     _mask_cache: tuple[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _priority_cache: tuple[Any, float] | None = field(default=None, repr=False, compare=False)
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProjectError
-from .codec import point_from_json, point_to_json
+from .codec import (box_from_json, box_to_json, point_from_json, point_to_json, previous_answer_from_json,
+                    previous_answer_to_json)
 from .records import STATUSES, Category, Edit, ImageRecord, QuestionRecord, clean_label
 from .review import question_review_priority, rle_area
 
@@ -65,6 +66,10 @@ def question_row(q: QuestionRecord) -> dict[str, Any]:
         extra["notes"] = list(q.notes)
     if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
         extra["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
+    if q.box is not None:
+        extra["box"] = box_to_json(q.box)
+    if q.previous_answers:
+        extra["previous_answers"] = [previous_answer_to_json(a) for a in q.previous_answers]
     return {
         "key": q.key, "question": q.question, "answer": q.answer,
         "label": None if q.label is None else (clean_label(q.label) or None),
@@ -112,7 +117,9 @@ def question_from_row(row: Any) -> QuestionRecord:
             created=float(row["created"]), updated=float(row["updated"]),
             timings={str(k): float(v) for k, v in extra.get("timings", {}).items()},
             notes=[str(n) for n in extra.get("notes", [])],
-            stroke_add_rle=_stroke_layer(extra, "add"), stroke_erase_rle=_stroke_layer(extra, "erase"))
+            stroke_add_rle=_stroke_layer(extra, "add"), stroke_erase_rle=_stroke_layer(extra, "erase"),
+            box=None if extra.get("box") is None else box_from_json(extra["box"]),
+            previous_answers=[previous_answer_from_json(a) for a in extra.get("previous_answers", [])])
     except (ValueError, TypeError, KeyError, zlib.error) as err:
         raise ProjectError(f"A question record of the project is damaged ({err}).") from err
 

@@ -264,8 +264,9 @@ def _edit_detail(record: QuestionRecord, source: str) -> dict:
     label, acceptance), the chain's by reference (its answer and models)."""
     if source == "chain":
         return {"answer": record.answer, "models": record.models}
-    from .codec import point_to_json
+    from .codec import box_to_json, point_to_json
 
-    return {"points": [point_to_json(p) for p in record.points], "mask": record.mask_rle,
+    return {"points": [point_to_json(p) for p in record.points],
+            "box": None if record.box is None else box_to_json(record.box), "mask": record.mask_rle,
             "mask_source": record.mask_source, "label": record.label, "accepted": record.accepted,
             "alpha": record.alpha, "answer": record.answer}
