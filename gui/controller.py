@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.annotation import PromptState, SetPrompts
 from engine.errors import InputError, QMaskError
 from engine.imaging.images import LoadedImage, list_images
-from engine.annotation.pipeline import PipelineSettings
+from engine.annotation.settings import PipelineSettings
 from engine.vqa.question import clean_question_text
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
 
