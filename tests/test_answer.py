@@ -113,3 +113,26 @@ def test_bad_inputs(qa, question, captions, match):
 def test_a_single_string_is_not_a_caption_list():
     with pytest.raises(InputError):
         build_contexts("what?", "a dog")
+
+
+def test_question_use_measures_the_context_head_the_answer_builds(qa):
+    """The question's UnifiedQA tokens are counted on exactly the text each context starts with."""
+    from engine.vqa.question import normalise_question
+    from engine.vqa.question_use import question_use
+
+    _, tokenizer, _ = qa
+    seen: list[str] = []
+
+    class RecordingTokenizer:
+        model_max_length = 512  # UnifiedQA's (the tiny fixture sets none)
+
+        def __call__(self, text: str):
+            seen.append(text)
+            return tokenizer(text)
+
+    question, captions = "  What colour  IS the car? ", ["A Red Car ", "a bus"]
+    use = question_use(tokenizer, question, RecordingTokenizer())
+    (head,) = seen
+    contexts = build_contexts(normalise_question(question), captions)
+    assert contexts == [head + "a red car.", head + "a bus."]
+    assert use.answer_tokens == len(tokenizer(head)["input_ids"]) > len(tokenizer(question.lower())["input_ids"])

@@ -174,12 +174,11 @@ class Pipeline(ImageEncoders):
         """Which part of ``question`` the heat map follows and whether the answer model reads it
         whole (an ``engine.vqa.question_use.QuestionUse``; its ``note()`` is "" when nothing is cut).
         Loads the heat-map and answer models if they are not loaded yet."""
-        from ..vqa.answer import SEPARATOR
         from ..vqa.question_use import question_use
 
         text = clean_question_text(question)
         qa = self._load("qa")
-        return question_use(self._load("itm").processor, text, qa.tokenizer, text.lower().strip() + SEPARATOR)
+        return question_use(self._load("itm").processor, text, qa.tokenizer)
 
     def auto_points(self, heat: HeatmapResult | np.ndarray, num_points: int | None = None) -> tuple[Point, ...]:
         """Salient positive points (image pixels, ``source="auto"``) from a heat map."""

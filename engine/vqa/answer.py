@@ -25,17 +25,17 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..errors import InputError
-
-SEPARATOR = " \\n "  # 4 characters: space, backslash, 'n', space
+from .question import qa_context_head
 
 
 def build_contexts(question: str, captions: Sequence[str]) -> list[str]:
-    """One FiD context per caption: ``question.lower().strip() + " \\n " + caption.lower() + "."``."""
+    """One FiD context per caption: :func:`~engine.vqa.question.qa_context_head` (the lower-cased
+    question and `` \\n ``), then the lower-cased caption and a full stop."""
     if not isinstance(question, str) or not question.strip():
         raise InputError("The question is empty: type a question about the image.")
     if isinstance(captions, str) or not captions:
         raise InputError("No captions to answer from: generate captions first.")
-    head = question.lower().strip() + SEPARATOR
+    head = qa_context_head(question)
     # LAVIS builds (caption.strip() + '. ').lower().strip(), i.e. the caption stripped plus '.'.
     return [head + str(caption).strip().lower() + "." for caption in captions]
 

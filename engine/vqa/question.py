@@ -8,14 +8,18 @@ Two forms, different on purpose:
 - :func:`blip_question`: what BLIP's ITM reads, '?' stripped from both ends as LAVIS does; only
   the Grad-CAM tokenisation uses it, so the stored question keeps its '?'.
 
-(UnifiedQA lower-cases its context itself: ``engine.vqa.answer``.)
+And :func:`qa_context_head`, how each of UnifiedQA's contexts starts (lower-cased, then the
+separator): the answer (``engine.vqa.answer``) builds its contexts with it and
+``engine.vqa.question_use`` measures it, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
 from ..errors import InputError
 
-__all__ = ["normalise_question", "clean_question_text", "blip_question"]
+__all__ = ["normalise_question", "clean_question_text", "blip_question", "qa_context_head", "SEPARATOR"]
+
+SEPARATOR = " \\n "  # UnifiedQA's, 4 characters: space, backslash, 'n', space (not a newline)
 
 
 def normalise_question(question: str) -> str:
@@ -46,3 +50,9 @@ def blip_question(question: str) -> str:
     if not cleaned:
         raise InputError("The question is empty: type a question about the image.")
     return cleaned
+
+
+def qa_context_head(question: str) -> str:
+    """The start of every UnifiedQA context (LAVIS PNP-VQA): ``question.lower().strip() + SEPARATOR``;
+    the caption and a full stop follow it (``engine.vqa.answer.build_contexts``)."""
+    return question.lower().strip() + SEPARATOR

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .blip_text import ITM_MAX_TEXT_TOKENS, text_tokenizer
-from .question import blip_question, normalise_question
+from .question import blip_question, normalise_question, qa_context_head
 
 __all__ = ["QuestionUse", "question_use"]
 
@@ -63,11 +63,10 @@ class QuestionUse:
         return " ".join(parts)
 
 
-def question_use(itm_tokenizer: Any, question: str, qa_tokenizer: Any = None, qa_prefix: str = "") -> QuestionUse:
+def question_use(itm_tokenizer: Any, question: str, qa_tokenizer: Any = None) -> QuestionUse:
     """Which part of ``question`` the heat map follows (BLIP's tokenizer, ``itm_tokenizer`` or a
-    BlipProcessor) and whether UnifiedQA (``qa_tokenizer``, optional) can read it with a caption.
-
-    ``qa_prefix``: the question as UnifiedQA's context starts (``question.lower() + SEPARATOR``).
+    BlipProcessor) and whether UnifiedQA (``qa_tokenizer``, optional) can read it with a caption
+    (its tokens counted on the question as each context starts, ``qa_context_head``).
     """
     text = normalise_question(question)
     cleaned = blip_question(text)
@@ -86,7 +85,7 @@ def question_use(itm_tokenizer: Any, question: str, qa_tokenizer: Any = None, qa
     if qa_tokenizer is not None:
         limit = int(getattr(qa_tokenizer, "model_max_length", 0) or 0)
         if 0 < limit < 1_000_000:  # transformers' "no limit" is a huge number
-            answer_tokens = len(qa_tokenizer(qa_prefix or text.lower())["input_ids"])
+            answer_tokens = len(qa_tokenizer(qa_context_head(text))["input_ids"])
             answer_limit = limit
     return QuestionUse(question=text, used=used, word_pieces=n, heat_limit=pieces_limit,
                        answer_tokens=answer_tokens, answer_limit=answer_limit)
