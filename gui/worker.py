@@ -40,7 +40,7 @@ from engine.annotation.candidates import prepare_candidates
 from engine.annotation.chain import AutoPoints as ChainPoints
 from engine.annotation.chain import ChainRequest, run_chain
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
-from engine.results import HeatmapResult, SegmentationResult
+from engine.results import HeatmapResult
 
 from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
                        ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
@@ -309,14 +309,10 @@ class EngineWorker(QtCore.QObject):
         progress, cancel = self._callbacks(request)
         progress("encoding image", 0.0)
         self._use_image(request.image)
-        grid: list[tuple[int, int]] = []
 
         def send(result: Any) -> None:
             if isinstance(result, HeatmapResult):
-                grid.append(tuple(result.question_map.shape))
                 self._tell_question_use(request, pipe)
-            elif isinstance(result, SegmentationResult):
-                result = prepare_candidates(result, grid[0] if grid else None)  # off the GUI thread
             elif isinstance(result, ChainPoints):
                 result = AutoPoints(result.points)
             self.reply.emit(Reply(request, result))
@@ -325,8 +321,11 @@ class EngineWorker(QtCore.QObject):
             name, lo, hi = self.ASK_PROGRESS.get(stage, (stage, 0.0, 1.0))
             progress(name, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
 
+        # Candidates are completed (RLE, coverage) in the chain, off the GUI thread, and its
+        # fusion reads the best one's coverage.
         chain = run_chain(pipe, ChainRequest(request.question, alpha=request.alpha, num_points=request.num_points),
-                          on_result=send, progress=stage_progress, cancel=cancel)
+                          on_result=send, progress=stage_progress, cancel=cancel,
+                          prepare_candidates=prepare_candidates)
         if chain.segmentation_error:
             # The heat map and the answer are shown; the mask's absence is an error the user sees.
             self.reply.emit(Reply(request, Notice(chain.segmentation_error + " Choose another segmentation model "

@@ -69,3 +69,26 @@ def test_a_mask_that_cannot_be_made_is_reported_and_the_rest_runs(pipe, monkeypa
     assert SegmentationResult not in [type(r) for r in seen]
     # captions came from the plain heat map
     assert np.allclose(chain.fusion.fused_map, pipe.fuse(chain.heatmap.question_map, None).fused_map)
+
+
+def test_prepared_candidates_feed_the_fusion_without_a_second_pass(pipe, monkeypatch):
+    """The app's chain completes the candidates (coverage, RLE) once; the fusion reads the
+    best one's coverage and is bit for bit the fusion of its mask."""
+    from engine.annotation.candidates import prepare_candidates
+    from engine.imaging import fusion
+
+    plain = run_chain(pipe, ChainRequest("what is it?"))
+    to_grid = []
+    real = fusion.mask_to_grid
+    monkeypatch.setattr(fusion, "mask_to_grid", lambda mask, grid: to_grid.append(mask) or real(mask, grid))
+    seen = []
+    app = run_chain(pipe, ChainRequest("what is it?"), on_result=seen.append, prepare_candidates=prepare_candidates)
+    (reported,) = [r for r in seen if isinstance(r, SegmentationResult)]
+    assert reported is app.segmentation and all(c.coverage is not None and c.rle is not None
+                                                for c in reported.candidates)
+    assert len(to_grid) == len(reported.candidates)  # each candidate once, none again for the fusion
+    assert np.array_equal(app.mask, plain.mask)
+    assert app.fusion.fused_map.dtype == plain.fusion.fused_map.dtype == np.float32
+    assert np.array_equal(app.fusion.fused_map, plain.fusion.fused_map)
+    monkeypatch.setattr(fusion, "mask_to_grid", real)
+    assert np.array_equal(app.fusion.fused_map, fusion.fuse(app.heatmap.question_map, app.mask, pipe.settings.alpha))

@@ -37,6 +37,8 @@ __all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "se
 SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, PromptError)
 
 ResultFn = Callable[[Any], None]
+# (segmentation, heat-map grid shape) -> the same result with each candidate's coverage filled in.
+PrepareFn = Callable[[SegmentationResult, tuple[int, int]], SegmentationResult]
 ProgressFn = Callable[[str, float], None]
 CancelFn = Callable[[], bool]
 
@@ -80,8 +82,14 @@ def raise_segmentation_error(result: ChainResult) -> None:
 
 
 def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = None,
-              progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ChainResult:
-    """Run every stage of ``request`` on ``pipe``'s current image; see the module docstring."""
+              progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+              prepare_candidates: PrepareFn | None = None) -> ChainResult:
+    """Run every stage of ``request`` on ``pipe``'s current image; see the module docstring.
+
+    ``prepare_candidates`` (the app: :func:`engine.annotation.candidates.prepare_candidates`)
+    completes the mask candidates before they are reported; the fusion then reads the best
+    candidate's ``coverage`` instead of bringing its mask to the grid a second time.
+    """
     report = on_result or (lambda _r: None)
     settings = pipe.settings
     question = request.question
@@ -137,13 +145,17 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
                 seg_error, seg_fault = segmentation_message(err), type(err).__name__
             else:
                 timings["segment"] = seg.seconds
+                if prepare_candidates is not None:
+                    seg = prepare_candidates(seg, heat.question_map.shape)
                 if seg.note:
                     notes.append(seg.note)
                 report(seg)
         step("segment", 1.0)
         check()
 
-    fusion = pipe.fuse(heat.question_map, seg.best.mask if seg is not None else None, request.alpha)
+    best = seg.best if seg is not None else None
+    fusion = pipe.fuse(heat.question_map, None if best is None else best.mask, request.alpha,
+                       coverage=None if best is None else best.coverage)
     timings["fuse"] = fusion.seconds
     report(fusion)
     check()

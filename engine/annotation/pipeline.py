@@ -205,13 +205,19 @@ class Pipeline(ImageEncoders):
             result = seg.predict(points, box=box, multimask=multimask)
         return dataclasses.replace(result, seconds=_now() - start)
 
-    def fuse(self, heat_map: np.ndarray, mask: np.ndarray | None, alpha: float | None = None) -> FusionResult:
-        """Heat map and mask fused on the heat-map grid, rescaled to [0, 1] (mask None: heat only)."""
-        from ..imaging.fusion import fuse
+    def fuse(self, heat_map: np.ndarray, mask: np.ndarray | None, alpha: float | None = None,
+             coverage: np.ndarray | None = None) -> FusionResult:
+        """Heat map and mask fused on the heat-map grid, rescaled to [0, 1] (mask None: heat only).
+
+        ``coverage``: the mask already on the heat-map grid (``MaskCandidate.coverage``, ``[G, G]``
+        float32), used in place of ``mask`` when given; the fused map is the same.
+        """
+        from ..imaging.fusion import fuse, fuse_coverage
 
         a = self.settings.alpha if alpha is None else float(alpha)
         start = _now()
-        fused = fuse(np.asarray(heat_map), mask, a)
+        heat = np.asarray(heat_map)
+        fused = fuse(heat, mask, a) if coverage is None else fuse_coverage(heat, coverage, a)
         return FusionResult(fused_map=fused, alpha=a, seconds=_now() - start)
 
     def caption_batch_size(self, num_captions: int | None = None) -> int:
