@@ -12,55 +12,61 @@ shows exactly what the brush covers at any zoom.
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .layers import MASK_COLOUR
 from .point_editing import Tool
 
 MIN_RADIUS, MAX_RADIUS = 1.0, 2000.0
 RADIUS_STEP = 1.25  # [ and ] scale the radius by this
 DEFAULT_RADIUS_FRACTION = 0.015  # of the image's longer side, until the user picks a size
 ERASER_COLOUR = (255, 80, 80)
-STROKE_ALPHA = 150
+BRUSH_COLOUR = (110, 220, 255)  # the mask's hue, lighter: the stroke reads over the mask it extends
+STROKE_ALPHA = 190
 
 
 class StrokeItem(QtWidgets.QGraphicsItem):
-    """The stroke being drawn, in image pixels. Its bounding rectangle grows with each point
-    (never recomputed from the whole path), and it is never hit-tested."""
+    """The stroke being drawn, in image pixels, never hit-tested. Its bounding rectangle is the
+    whole image, set once per stroke: a rectangle that grows with the stroke would make Qt
+    repaint all of it on every move (and the 12-megapixel photo under it). A move repaints only
+    its new segment, and a paint strokes only the segments near what it repaints."""
 
     _EMPTY = QtGui.QPainterPath()
 
     def __init__(self, z: float = 40) -> None:
         super().__init__()
         self.setZValue(z)
-        self.polygon = QtGui.QPolygonF()
+        self.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # for exposedRect
+        self.points: list[tuple[float, float]] = []
+        self.radius = 1.0
         self._rect = QtCore.QRectF()
         self._pen = QtGui.QPen()
 
-    def begin(self, x: float, y: float, radius: float, erase: bool) -> None:
-        colour = QtGui.QColor(*(ERASER_COLOUR if erase else MASK_COLOUR), STROKE_ALPHA)
+    def begin(self, x: float, y: float, radius: float, erase: bool, image_size: tuple[int, int]) -> None:
+        colour = QtGui.QColor(*(ERASER_COLOUR if erase else BRUSH_COLOUR), STROKE_ALPHA)
         self._pen = QtGui.QPen(colour, 2.0 * radius, QtCore.Qt.PenStyle.SolidLine,
                                QtCore.Qt.PenCapStyle.RoundCap, QtCore.Qt.PenJoinStyle.RoundJoin)
+        self.radius = radius
         self.prepareGeometryChange()
-        self.polygon = QtGui.QPolygonF([QtCore.QPointF(x, y)])
-        self._rect = QtCore.QRectF(x - radius, y - radius, 2 * radius, 2 * radius)
-        self.update()
+        self._rect = QtCore.QRectF(0, 0, *image_size).adjusted(-radius - 1, -radius - 1, radius + 1, radius + 1)
+        self.points = [(x, y)]
+        self.update(self._segment_rect(x, y, x, y))
 
     def extend(self, x: float, y: float) -> None:
-        r = self._pen.widthF() / 2 + 1
-        last = self.polygon.last()
-        self.polygon.append(QtCore.QPointF(x, y))
-        segment = QtCore.QRectF(QtCore.QPointF(min(x, last.x()) - r, min(y, last.y()) - r),
-                                QtCore.QPointF(max(x, last.x()) + r, max(y, last.y()) + r))
-        if not self._rect.contains(segment):
-            self.prepareGeometryChange()
-            self._rect = self._rect.united(segment)
-        self.update(segment)  # only the new segment is repainted
+        lx, ly = self.points[-1]
+        self.points.append((x, y))
+        self.update(self._segment_rect(lx, ly, x, y))  # only the new segment is repainted
 
     def end(self) -> None:
-        self.prepareGeometryChange()
-        self.polygon = QtGui.QPolygonF()
-        self._rect = QtCore.QRectF()
+        if self.points:
+            xs, ys = zip(*self.points)
+            self.update(self._segment_rect(min(xs), min(ys), max(xs), max(ys)))
+        self.points = []
+
+    def _segment_rect(self, x0: float, y0: float, x1: float, y1: float) -> QtCore.QRectF:
+        r = self.radius + 1
+        return QtCore.QRectF(QtCore.QPointF(min(x0, x1) - r, min(y0, y1) - r),
+                             QtCore.QPointF(max(x0, x1) + r, max(y0, y1) + r))
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt API
         return self._rect
@@ -69,13 +75,30 @@ class StrokeItem(QtWidgets.QGraphicsItem):
         return self._EMPTY
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:  # noqa: D102 - Qt API
-        if self.polygon.isEmpty():
+        if not self.points:
             return
         painter.setPen(self._pen)
-        if self.polygon.size() == 1:
-            painter.drawPoint(self.polygon.first())  # a round cap: the disc
-        else:
-            painter.drawPolyline(self.polygon)
+        if len(self.points) == 1:
+            painter.drawPoint(QtCore.QPointF(*self.points[0]))  # a round cap: the disc
+            return
+        painter.drawPath(self.path_near(option.exposedRect))
+
+    def path_near(self, rect: QtCore.QRectF) -> QtGui.QPainterPath:
+        """The runs of segments that come within the brush's radius of ``rect``, as one path
+        (stroked once, so where runs overlap the colour is not laid twice)."""
+        pts = np.asarray(self.points)
+        a, b = pts[:-1], pts[1:]
+        r = self.radius + 1
+        near = ((np.minimum(a[:, 0], b[:, 0]) - r <= rect.right()) & (np.maximum(a[:, 0], b[:, 0]) + r >= rect.left())
+                & (np.minimum(a[:, 1], b[:, 1]) - r <= rect.bottom()) & (np.maximum(a[:, 1], b[:, 1]) + r >= rect.top()))
+        path = QtGui.QPainterPath()
+        previous = False
+        for i in np.flatnonzero(near):
+            if not previous or not near[i - 1]:
+                path.moveTo(*a[i])
+            path.lineTo(*b[i])
+            previous = True
+        return path
 
 
 class BrushRing(QtWidgets.QGraphicsEllipseItem):
@@ -184,7 +207,7 @@ class BrushTool(QtCore.QObject):
             self.erase = self.canvas.editor.tool is Tool.ERASER
             x, y = self.canvas.scene_to_image(start_scene_pos)
             self.points = [(x, y)]
-            self.stroke_item.begin(x, y, self.radius, self.erase)
+            self.stroke_item.begin(x, y, self.radius, self.erase, self.canvas.image_size)
             return True
         if not self.points:
             return False

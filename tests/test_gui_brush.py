@@ -126,11 +126,11 @@ def test_screenshots_of_brush_and_eraser_in_use(harness, qtbot, tmp_path):
             QtWidgets.QApplication.sendEvent(vp, _move_event(p0 + (p1 - p0) * (i / 6), Mod.NoModifier))
             QTest.qWait(15)  # pyqtgraph drops moves closer than 10 ms (its mouse rate limit)
         QtWidgets.QApplication.processEvents()
-        assert c.brush.drawing and c.brush.stroke_item.polygon.size() > 2  # drawn live, not applied yet
+        assert c.brush.drawing and len(c.brush.stroke_item.points) > 2  # drawn live, not applied yet
         shoot(w, f"{name}_during_stroke.png")
         before = session.mask.copy()
         QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, Mod.NoModifier, p1)
-        assert not np.array_equal(session.mask, before) and c.brush.stroke_item.polygon.isEmpty()
+        assert not np.array_equal(session.mask, before) and not c.brush.stroke_item.points
         shoot(w, f"{name}_applied.png")
 
 
