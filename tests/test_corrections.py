@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.annotation import History, ImageAnnotation, ProjectStore, PromptState, SetAccepted, SetPrompts
+from engine.annotation import History, ProjectStore, PromptState, SetAccepted, SetPrompts
 from engine.annotation.corrections import ClearStrokes, Corrections, PaintStroke, ReplaceMask
 from engine.annotation.edits import ChooseCandidate
 from engine.errors import InputError
@@ -19,6 +19,7 @@ from engine.project import Project
 from engine.project.interchange import convert_json_project, write_json_project
 from engine.prompts import Point
 from fakes import fake_segmentation
+from test_annotation import Decoding  # prompt edits decoded at once by the fake decoder
 
 H, W = 30, 40
 
@@ -106,15 +107,6 @@ def test_layers_apply_over_any_model_mask():
 
 
 # ------------------------------------------------------------------ edits on an image
-
-class Decoding(ImageAnnotation):
-    """Prompt edits are decoded at once by the fake decoder (as the app's worker would)."""
-
-    def apply_prompts(self, image, prompts, chosen):
-        image.set_prompts(prompts, chosen)
-        if image.needs_segmentation():
-            image.accept_segmentation(prompts, image.generation, fake_segmentation(prompts))
-
 
 @pytest.fixture
 def image(tmp_path):
