@@ -5,9 +5,10 @@ Opens the real window (offscreen unless a display is set) on a ``--size`` photo 
 ``--models DIR``, clicks a point and waits for its mask, picks the Brush tool, then drags a
 stroke of ``--moves`` real mouse move events across the image at a person's pace. Each move is
 timed from its dispatch until the window has handled it and repainted (the events it posted
-processed), and the release, which applies the stroke as one edit at full resolution, is timed
-the same way. Prints the median and the worst per move against the goal (at most 16 ms a move
-event, issue 16), and the release time.
+processed), in wall time and in the GUI thread's own CPU time (a shared, loaded CPU inflates
+the first, not the second), and the release, which applies the stroke as one edit at full
+resolution, is timed the same way. Prints the median and the worst per move against the goal
+(at most 16 ms a move event, issue 16), and the release time.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     vp = canvas.viewport()
     left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
     moves, releases = [], []
+    cpu = []  # the GUI thread's own CPU time per move: what other processes on a shared CPU do not inflate
     for s in range(args.strokes):
         path = [canvas.image_to_viewport(w * (0.15 + 0.7 * i / args.moves),
                                          h * (0.5 + (0.3 - 0.1 * s) * math.sin(6.0 * i / args.moves)))
@@ -96,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             local = QtCore.QPointF(pos)
             event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
                                       left, none)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             QtWidgets.QApplication.sendEvent(vp, event)
             qapp.processEvents()  # what the move posted (the repaint of the new segment)
             moves.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.thread_time() - start_cpu) * 1000)
         points = len(canvas.brush.points)
         start = time.perf_counter()
         QTest.mouseRelease(vp, left, none, path[-1])
@@ -111,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
           f"photo with a mask, brush radius {canvas.brush.radius:.0f} px:")
     print(f"GUI-thread time per move event: median {statistics.median(moves):.2f} ms, worst {max(moves):.2f} ms, "
           f"90th percentile {sorted(moves)[int(0.9 * len(moves)) - 1]:.2f} ms")
+    print(f"GUI-thread CPU time per move event: median {statistics.median(cpu):.2f} ms, worst {max(cpu):.2f} ms, "
+          f"90th percentile {sorted(cpu)[int(0.9 * len(cpu)) - 1]:.2f} ms (load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times above include waiting for a CPU)")
     verdict = "met" if max(moves) <= GOAL_MS else "missed"
     print(f"goal: at most {GOAL_MS:.0f} ms a move event: {verdict} (worst {max(moves):.2f} ms)")
     print(f"release (the stroke applied at full resolution, saved and redrawn): median "
