@@ -58,6 +58,14 @@ def test_a_stroke_covers_exactly_the_pixels_under_the_brush(points, radius):
     assert patch.shape[0] < H or patch.shape[1] < W or len(points) > 1  # a window, not the image
 
 
+def test_random_strokes_cover_exactly_the_pixels_under_the_brush():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        points = rng.uniform(-5, 45, (int(rng.integers(1, 6)), 2))
+        radius = float(rng.uniform(0.5, 9))
+        assert np.array_equal(full(stroke_patch(points, radius, (H, W))), under_brush(points, radius))
+
+
 def test_a_stroke_off_the_image_and_bad_strokes():
     assert stroke_patch([(-50, -50)], 3, (H, W)) is None
     with pytest.raises(InputError, match="radius"):

@@ -76,17 +76,23 @@ def _paint_segment(patch: np.ndarray, y0: int, x0: int, a: np.ndarray, b: np.nda
     hy = min(int(np.ceil(max(a[1], b[1]) + r)) + 1 - y0, h)
     if hx <= lx or hy <= ly:
         return
-    cx = np.arange(lx, hx, dtype=np.float64)[None, :] + (x0 + 0.5)
-    cy = np.arange(ly, hy, dtype=np.float64)[:, None] + (y0 + 0.5)
+    # Centres relative to a; the products are done in place (a long stroke's release is mostly this).
+    px = np.arange(lx, hx, dtype=np.float64) + (x0 + 0.5 - a[0])
+    py = np.arange(ly, hy, dtype=np.float64)[:, None] + (y0 + 0.5 - a[1])
     d = b - a
     length2 = float(d @ d)
     if length2 == 0.0:
-        t = 0.0
-    else:  # the projection of each centre on the segment, clamped to its ends
-        t = np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / length2, 0.0, 1.0)
-    dx = cx - (a[0] + t * d[0])
-    dy = cy - (a[1] + t * d[1])
-    patch[ly:hy, lx:hx] |= dx * dx + dy * dy <= r * r
+        patch[ly:hy, lx:hx] |= px * px + py * py <= r * r
+        return
+    t = px * (d[0] / length2) + py * (d[1] / length2)  # the projection of each centre on the segment,
+    np.clip(t, 0.0, 1.0, out=t)  # clamped to its ends
+    dx = px - t * d[0]
+    t *= d[1]
+    dy = np.subtract(py, t, out=t)
+    dx *= dx
+    dy *= dy
+    dx += dy
+    patch[ly:hy, lx:hx] |= dx <= r * r
 
 
 def _check(mask: np.ndarray) -> np.ndarray:
