@@ -127,10 +127,12 @@ class EditIntents:
         self.window.tolerance_action.setVisible(tool is Tool.POLYGON)
 
     def replace_mask(self, mask, text: str) -> None:
-        """A whole new mask ([H, W] bool; the Polygon tool's edits): one ReplaceMask undo step."""
+        """A new mask, [H, W] bool, or its new pixels in a window, ``(row0, col0, patch)`` (the
+        Polygon tool's edits): one ReplaceMask undo step."""
         session = self._editable()
         if session is not None:
-            self._push_layers(session, ReplaceMask(session, mask, text, "polygon"))
+            at, mask = ((mask[0], mask[1]), mask[2]) if isinstance(mask, tuple) else (None, mask)
+            self._push_layers(session, ReplaceMask(session, mask, text, "polygon", at=at))
 
     def _connect_polygons(self) -> None:
         """The Polygon tool's wiring (from the controller's ``_connect``)."""

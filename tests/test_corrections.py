@@ -204,6 +204,23 @@ def test_replace_mask_gives_the_target_and_keeps_agreeing_strokes(image):
         ReplaceMask(ann, np.zeros((6, 8), bool), "bad").prepare()
 
 
+
+def test_replace_mask_of_a_window_changes_only_that_window(image):
+    ann, project, history = image
+    history.push(PaintStroke(ann, [(35, 5)], 2))
+    before = ann.mask.copy()
+    target = before.copy()
+    target[12:20, 20:30] = ~target[12:20, 20:30]
+    edit = ReplaceMask(ann, target[10:22, 18:33], "Move polygon vertex", "polygon", at=(10, 18))
+    assert edit.prepare()
+    history.push(edit)
+    assert np.array_equal(ann.mask, target) and np.array_equal(stored(project, ann).mask(), target)
+    assert (edit._change.y0, edit._change.x0) == (12, 20)  # the changed rectangle, in image rows/columns
+    history.undo()
+    assert np.array_equal(ann.mask, before)
+    with pytest.raises(InputError, match="at row 25, column 35; the image is 40 x 30"):
+        ReplaceMask(ann, np.zeros((6, 8), bool), "bad", at=(25, 35)).prepare()
+
 def test_a_mask_change_clears_accepted_in_the_same_undo_step(image):
     ann, project, history = image
     two = PromptState((Point(10, 10), Point(30, 20)))

@@ -126,6 +126,16 @@ def test_vertex_edits():
     assert (edge, dist, foot) == (1, 1.0, (4.0, 1.0))
 
 
+def edited(mask: np.ndarray, before: Outline, after: Outline, shapes_after) -> np.ndarray:
+    """The whole mask after apply_shape_edit's window is pasted in."""
+    out = mask.copy()
+    hit = apply_shape_edit(mask, before, after, shapes_after)
+    if hit is not None:
+        y0, x0, patch = hit
+        out[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+    return out
+
+
 def test_shape_edit_changes_the_swept_pixels_only_and_keeps_holes():
     m = _ring_with_hole()
     m[6, 40] = False  # a notch finer than the tolerance: an edit elsewhere must keep it
@@ -133,7 +143,7 @@ def test_shape_edit_changes_the_swept_pixels_only_and_keeps_holes():
     (before,) = shapes
     corner = int(np.argmin(np.hypot(*(before.outer - (45, 35)).T)))  # the bottom-right corner
     after = Outline(moved_vertex(before.outer, corner, (48, 38)), before.holes)
-    out = apply_shape_edit(m, before, after, [after])
+    out = edited(m, before, after, [after])
     grown = out & ~m
     assert grown[35:38, 45:48].all()  # the corner moved out by 3 pixels
     assert not out[6, 40] and not m[6, 40]  # the notch, finer than the tolerance, is kept
@@ -141,6 +151,15 @@ def test_shape_edit_changes_the_swept_pixels_only_and_keeps_holes():
     swept = fill_ring(after.outer, *m.shape) ^ fill_ring(before.outer, *m.shape)
     np.testing.assert_array_equal(out ^ m, swept & (out != m))  # changed: only pixels the ring swept
     assert swept[:, :40].sum() < swept.sum() and (out ^ m)[:30, :44].sum() == 0  # ...near the moved edges
+
+
+def test_shape_edit_that_changes_no_pixel_gives_nothing():
+    m = _ring_with_hole()
+    (before,) = mask_to_shapes(m, 0)
+    on_edge = Outline(inserted_vertex(before.outer, 3, (20.0, 5.0)), before.holes)  # on the top edge
+    assert apply_shape_edit(m, before, on_edge, [on_edge]) is None
+    nudged = Outline(moved_vertex(before.outer, 0, (5.2, 5.3)), before.holes)  # no pixel centre crossed
+    assert apply_shape_edit(m, before, nudged, [nudged]) is None
 
 
 def test_shape_edit_over_an_island_keeps_the_island():
@@ -151,7 +170,7 @@ def test_shape_edit_over_an_island_keeps_the_island():
     grown_hole = hole + np.where(hole > hole.mean(0), 1.0, -1.0)  # the hole one pixel wider all round
     after = Outline(frame.outer, (grown_hole,))
     rest = [s for s in shapes if s is not frame]
-    out = apply_shape_edit(m, frame, after, [after, *rest])
+    out = edited(m, frame, after, [after, *rest])
     assert out[16:21, 19:25].all()  # the island inside the hole stays
     assert not out[11, 14] and m[11, 14]  # the hole grew
 
@@ -203,4 +222,4 @@ def test_shape_edit_matches_the_whole_image_computation():
         after = Outline(new, frame.holes) if which == 0 else Outline(frame.outer, (new,))
         full_changed = shapes_to_mask(m.shape, [frame]) ^ shapes_to_mask(m.shape, [after])
         expected = np.where(full_changed, shapes_to_mask(m.shape, [after, *rest]), m)
-        np.testing.assert_array_equal(apply_shape_edit(m, frame, after, [after, *rest]), expected)
+        np.testing.assert_array_equal(edited(m, frame, after, [after, *rest]), expected)

@@ -257,26 +257,36 @@ class PaintStroke(LayerEdit):
 class ReplaceMask(LayerEdit):
     """Make the final mask ``target_mask`` ([H, W] bool) by setting the layers over the model's
     mask: pixels the model lacks are added, those it has too many are erased; earlier strokes
-    that agree with the target are kept (they still apply after a later point edit)."""
+    that agree with the target are kept (they still apply after a later point edit).
+
+    ``at`` (row, col): ``target_mask`` is only the ``[h, w]`` window of the final mask starting
+    there, and the rest stays as it is (a polygon vertex edit on a 12-megapixel mask computes
+    its window, not the whole image)."""
 
     def __init__(self, image: Any, target_mask: np.ndarray, text: str, action: str = "replace mask",
-                 *, target: Any = None) -> None:
+                 *, at: tuple[int, int] | None = None, target: Any = None) -> None:
         super().__init__(image, target=target)
         self.target_mask = np.asarray(target_mask, dtype=bool)
         self.text, self.action = text, action
+        self.at = None if at is None else (int(at[0]), int(at[1]))
 
     def _compute(self) -> LayerChange | None:
         shape = self.image.mask_shape
         want = self.target_mask
-        if shape is None or want.shape != tuple(shape):
-            raise InputError(f"The new mask is {want.shape[1]} x {want.shape[0]} pixels; "
+        y0, x0 = self.at or (0, 0)
+        h, w = want.shape
+        fits = shape is not None and (want.shape == tuple(shape) if self.at is None else
+                                      y0 >= 0 and x0 >= 0 and y0 + h <= shape[0] and x0 + w <= shape[1])
+        if not fits:
+            where = "" if self.at is None else f" at row {y0}, column {x0}"
+            raise InputError(f"The new mask is {w} x {h} pixels{where}; "
                              f"the image is {'not read yet' if shape is None else f'{shape[1]} x {shape[0]}'}.")
         model = self.image.model_mask
-        model = np.zeros(shape, bool) if model is None else model
-        add, erase = self.image.corrections.window(0, 0, *shape)
+        model = np.zeros((h, w), bool) if model is None else model[y0:y0 + h, x0:x0 + w]
+        add, erase = self.image.corrections.window(y0, x0, h, w)
         new_add = (add & want) | (want & ~model)
         new_erase = (erase & ~want) | (model & ~want)
-        return _cropped(shape, (add, erase), (new_add, new_erase))
+        return _cropped(shape, (add, erase), (new_add, new_erase), (y0, x0))
 
 
 class ClearStrokes(LayerEdit):
@@ -293,12 +303,13 @@ class ClearStrokes(LayerEdit):
 
 
 def _cropped(shape: tuple[int, int], before: tuple[np.ndarray, np.ndarray],
-             after: tuple[np.ndarray, np.ndarray]) -> LayerChange | None:
-    """A whole-image change kept as the bounding rectangle of the pixels it changes."""
+             after: tuple[np.ndarray, np.ndarray], origin: tuple[int, int] = (0, 0)) -> LayerChange | None:
+    """A change of the layers' window at ``origin`` (row, col; the whole image by default) kept
+    as the bounding rectangle of the pixels it changes."""
     diff = (before[0] != after[0]) | (before[1] != after[1])
     rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
     if not len(rows):
         return None
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return LayerChange(shape, int(rows[0]), int(cols[0]), tuple(b[win].copy() for b in before),
-                       tuple(a[win].copy() for a in after))
+    return LayerChange(shape, origin[0] + int(rows[0]), origin[1] + int(cols[0]),
+                       tuple(b[win].copy() for b in before), tuple(a[win].copy() for a in after))

@@ -61,27 +61,31 @@ def shapes_to_mask(shape_hw: tuple[int, int], shapes: Sequence[Outline],
     return out
 
 
-def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline, shapes_after: Sequence[Outline]) -> np.ndarray:
-    """The mask after one shape changed from ``before`` to ``after``.
+def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline,
+                     shapes_after: Sequence[Outline]) -> tuple[int, int, np.ndarray] | None:
+    """The mask's new pixels after one shape changed from ``before`` to ``after``, as a window
+    ``(row0, col0, patch)`` (``patch`` [h, w] bool: the new values of rows ``row0:row0 + h``,
+    columns ``col0:col0 + w``); None when no pixel changes.
 
     Only pixels whose inside-ness the edit changed take the polygons' value (the union of
     ``shapes_after``, which includes ``after``); every other pixel keeps the mask's, so an edit
     of one vertex does not also snap the rest of the boundary to the simplified rings (nor
-    undo brush strokes finer than the tolerance). Returns a new ``[H, W]`` bool array."""
+    undo brush strokes finer than the tolerance). The window is the box of the rings' changed
+    run, so the work does not grow with the image."""
     m = np.asarray(mask, dtype=bool)
     h, w = m.shape
     pts = _edited_points(before, after)
     x0, y0 = max(int(math.floor(pts[:, 0].min())), 0), max(int(math.floor(pts[:, 1].min())), 0)
     x1, y1 = min(int(math.ceil(pts[:, 0].max())) + 1, w), min(int(math.ceil(pts[:, 1].max())) + 1, h)
-    out = m.copy()
     if x1 <= x0 or y1 <= y0:
-        return out
+        return None
     size = (y1 - y0, x1 - x0)
     changed = shapes_to_mask(size, [before], (x0, y0)) ^ shapes_to_mask(size, [after], (x0, y0))
-    if changed.any():
-        window = out[y0:y1, x0:x1]
-        window[changed] = shapes_to_mask(size, shapes_after, (x0, y0))[changed]
-    return out
+    patch = m[y0:y1, x0:x1].copy()
+    patch[changed] = shapes_to_mask(size, shapes_after, (x0, y0))[changed]
+    if np.array_equal(patch, m[y0:y1, x0:x1]):
+        return None
+    return y0, x0, patch
 
 
 def _edited_points(before: Outline, after: Outline) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""The Polygon tool on a large mask: ``python -m gui.bench_polygons``.
+
+Opens the real window (offscreen unless a display is set) on a ``--size`` photo (default
+4000x3000, 12 megapixels) with tiny random models (made in a temporary folder), gives it a
+mask (an ellipse with three holes, written as one edit), then for each ``--tolerance`` picks
+the Polygon tool and prints: the time until the rings are shown (traced on a background
+thread), the longest the GUI thread was unavailable meanwhile (a 5 ms timer's worst gap), the
+GUI-thread time to show them and to repaint the canvas, and for one real vertex drag the
+GUI-thread time per move event and for the release (the edit written back as the mask, saved
+and redrawn). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gui.bench_polygons", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="4000x3000", help="photo size WxH (default 4000x3000)")
+    parser.add_argument("--tolerance", default="2,0.5", help="polygon tolerances in pixels, comma-separated")
+    parser.add_argument("--moves", type=int, default=40, help="move events in the vertex drag")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    work = Path(tempfile.mkdtemp(prefix="qmask-bench-polygons-"))
+    os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+    from PySide6 import QtCore, QtGui, QtWidgets
+    from PySide6.QtTest import QTest
+
+    from engine.annotation.settings import PipelineSettings
+    from engine.models.random_models import make_random_models
+    from gui.app import AppOptions, QMaskApp, ensure_qapp
+
+    models = str(work / "models")
+    make_random_models(models, size="tiny", seed=0)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    photo = work / "photo.png"
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(photo)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, h // 2), (int(w * 0.4), int(h * 0.38)), 20, 0, 360, 1, -1)
+    for k in range(3):  # three holes
+        cv2.circle(mask, (int(w * (0.35 + 0.15 * k)), int(h * 0.5)), int(min(w, h) * 0.06), 0, -1)
+    mask = mask.astype(bool)
+
+    qapp = ensure_qapp()
+    app = QMaskApp(AppOptions(images=[str(photo)], models_dir=models, settings=PipelineSettings(device="cpu"),
+                              project=str(work / "p.qmask")))
+    app.window.resize(1200, 800)
+    app.window.show()
+    app.start(check_models=False)
+    stalls: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        stalls.append((now - last[0]) * 1000)
+        last[0] = now
+
+    timer = QtCore.QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+
+    def wait(cond, seconds: float = 600.0) -> None:
+        end = time.monotonic() + seconds
+        while not cond():
+            if time.monotonic() > end:
+                raise TimeoutError("the app did not get there in time")
+            qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+    wait(lambda: app.workspace.current is not None and app.workspace.current.image is not None)
+    session, canvas, layer = app.workspace.current, app.window.canvas, app.window.canvas.polygons
+    app.controller.replace_mask(mask, "Set mask")
+    shown_ms = []
+    layer.shapes_shown.connect(lambda: shown_ms.append(time.perf_counter()))
+    for tolerance in (float(t) for t in args.tolerance.split(",")):
+        app.window.action_map["tool_points"].trigger()
+        app.window.tolerance_box.setValue(tolerance)
+        wait(lambda: not layer.tracing)
+        shown_ms.clear()
+        stalls.clear()
+        last[0] = time.perf_counter()
+        timer.start()
+        chosen = time.perf_counter()
+        app.window.action_map["tool_polygon"].trigger()
+        trigger_ms = (time.perf_counter() - chosen) * 1000
+        wait(lambda: bool(shown_ms))
+        timer.stop()
+        vertices = sum(len(s.outer) + sum(len(r) for r in s.holes) for s in layer.shapes)
+        start = time.perf_counter()
+        canvas.viewport().repaint()
+        paint_ms = (time.perf_counter() - start) * 1000
+        print(f"{w}x{h} mask, tolerance {tolerance:g} px: {len(layer.shapes)} part(s), {vertices} vertices; "
+              f"rings shown {(shown_ms[0] - chosen) * 1000:.0f} ms after choosing the tool")
+        print(f"  GUI thread: tool switch {trigger_ms:.1f} ms, longest stall while tracing "
+              f"{max(stalls or [0]):.0f} ms, canvas repaint with the rings {paint_ms:.1f} ms")
+        # one real vertex drag: the outer ring's first vertex, outwards
+        ring = layer.shapes[0].outer
+        vx, vy = ring[0]
+        cx, cy = ring.mean(0)
+        target = (vx + (vx - cx) * 0.05, vy + (vy - cy) * 0.05)
+        vp = canvas.viewport()
+        left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+        p0, p1 = canvas.image_to_viewport(vx, vy), canvas.image_to_viewport(*target)
+        QTest.mousePress(vp, left, none, p0)
+        moves = []
+        for i in range(1, args.moves + 1):
+            time.sleep(0.012)  # pyqtgraph drops moves closer than 10 ms
+            local = QtCore.QPointF(p0 + (p1 - p0) * (i / args.moves))
+            event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
+                                      left, none)
+            start = time.perf_counter()
+            QtWidgets.QApplication.sendEvent(vp, event)
+            qapp.processEvents()
+            moves.append((time.perf_counter() - start) * 1000)
+        steps = session.undo_stack.index()
+        start = time.perf_counter()
+        QTest.mouseRelease(vp, left, none, p1)
+        qapp.processEvents()
+        release_ms = (time.perf_counter() - start) * 1000
+        written = session.undo_stack.index() == steps + 1
+        print(f"  vertex drag: per move median {statistics.median(moves):.1f} ms, worst {max(moves):.1f} ms; "
+              f"release (written back as the mask, saved, redrawn) {release_ms:.0f} ms"
+              f"{'' if written else ' (no undo step: nothing changed?)'}")
+        session.undo_stack.undo()
+        wait(lambda: not layer.tracing)
+    app.shutdown()
+    app.window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
