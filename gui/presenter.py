@@ -152,6 +152,7 @@ class Presenter(QtCore.QObject):
         pts = s.prompts.points
         if not pts and s.prompts.box is None:
             text = "No prompts: click on the object, or ask a question." if s.mask is None else \
+                "No prompts: the mask is painted with the brush." if s.model_mask is None else \
                 "Mask from the project (edit a point to see the candidates)."
         else:
             auto = sum(p.source == "auto" for p in pts)

@@ -147,6 +147,7 @@ def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
     click_image(c, 60, 60)  # a hole
     mask = session.mask.copy()
     assert not mask[60, 60] and mask[15, 140] and mask[60, 40]
+    assert "painted" in w.candidates_panel.summary.text()
     steps = session.undo_stack.index()
 
     w.action_map["cleanup_fill_holes"].trigger()
