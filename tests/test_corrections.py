@@ -243,6 +243,22 @@ def test_a_mask_change_clears_accepted_in_the_same_undo_step(image):
     assert not ann.accepted
 
 
+def test_an_image_no_longer_shown_keeps_its_strokes_packed(image):
+    ann, project, history = image
+    history.push(PaintStroke(ann, [(35, 5), (35, 25)], 2))
+    history.push(PaintStroke(ann, [(10, 10)], 2, erase=True))
+    final, add = ann.mask.copy(), ann.corrections.add.copy()
+    ann.release_memory()
+    assert ann.corrections._add is None and ann.corrections._erase is None  # no arrays held
+    assert not ann.corrections.empty and ann.corrections.shape == (H, W)
+    ann.release_memory()  # again: still packed, nothing decoded
+    assert ann.corrections._add is None
+    assert np.array_equal(ann.mask, final) and np.array_equal(ann.corrections.add, add)
+    ann.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
+    history.undo()
+    assert np.array_equal(ann.mask, ann.model_mask | add)
+
+
 def test_strokes_come_back_with_the_project_and_its_json(image, tmp_path):
     ann, project, history = image
     history.push(PaintStroke(ann, [(35, 5), (35, 25)], 2))

@@ -34,9 +34,44 @@ class Corrections:
     never changes under its reader."""
 
     def __init__(self, add: np.ndarray | None = None, erase: np.ndarray | None = None) -> None:
-        self.add, self.erase = add, erase
+        self._add, self._erase = add, erase
+        self._packed: tuple[dict | None, dict | None] | None = None  # the layers as RLE while unloaded
         self._cache: tuple[Any, Any, Any, np.ndarray | None] | None = None  # (model, add, erase, final)
         self._empty = not self._any_stroke()
+
+    @property
+    def add(self) -> np.ndarray | None:
+        self._unpack()
+        return self._add
+
+    @add.setter
+    def add(self, layer: np.ndarray | None) -> None:
+        self._add = layer
+
+    @property
+    def erase(self) -> np.ndarray | None:
+        self._unpack()
+        return self._erase
+
+    @erase.setter
+    def erase(self, layer: np.ndarray | None) -> None:
+        self._erase = layer
+
+    def pack(self, rles: tuple[dict | None, dict | None]) -> None:
+        """Free the layers' arrays (an image no longer shown), keeping them as ``rles`` (their
+        COCO RLE, as :meth:`to_rles` gives): they are decoded again when next needed."""
+        if self._packed is not None:
+            return
+        if self._empty:
+            self.clear()
+            return
+        self._packed, self._add, self._erase, self._cache = tuple(rles), None, None, None  # type: ignore[assignment]
+
+    def _unpack(self) -> None:
+        if self._packed is not None:
+            packed, self._packed = self._packed, None
+            again = Corrections.from_rles(*packed)
+            self._add, self._erase = again._add, again._erase
 
     def _any_stroke(self) -> bool:
         return bool((self.add is not None and self.add.any()) or (self.erase is not None and self.erase.any()))
@@ -48,7 +83,9 @@ class Corrections:
 
     @property
     def shape(self) -> tuple[int, int] | None:
-        layer = self.add if self.add is not None else self.erase
+        if self._packed is not None:  # (not decoded for this)
+            return next(tuple(r["size"]) for r in self._packed if r is not None)
+        layer = self._add if self._add is not None else self._erase
         return None if layer is None else layer.shape
 
     def window(self, y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +108,8 @@ class Corrections:
         self._patch_cache(old_add, old_erase, y0, x0, h, w)
 
     def clear(self) -> None:
-        self.add = self.erase = None
+        self._add = self._erase = None
+        self._packed = None
         self._cache = None
         self._empty = True
 
@@ -109,6 +147,8 @@ class Corrections:
     # ------------------------------------------------------------------ project form
     def to_rles(self) -> tuple[dict | None, dict | None]:
         """(add, erase) as COCO RLE, None for an empty layer."""
+        if self._packed is not None:
+            return self._packed
         return tuple(None if m is None or not m.any() else encode_mask(m)  # type: ignore[return-value]
                      for m in (self.add, self.erase))
 
@@ -186,6 +226,16 @@ class CorrectedMask:
         add, erase = change.before if undo else change.after
         image.corrections.put(change.shape, change.y0, change.x0, add, erase)
         image.corrections_changed(("undo " if undo else "") + action)
+
+    def _pack_layers(self) -> None:
+        """The image is no longer shown: its layers are kept as the record's RLE, not as arrays
+        (two full-size masks per painted image would fill the memory on a long folder)."""
+        record = self.record
+        if record is not None and not self.corrections.empty:
+            rles = (record.stroke_add_rle, record.stroke_erase_rle)
+            shapes = {tuple(r["size"]) for r in rles if r is not None}
+            if shapes == {self.corrections.shape}:  # the record has these very layers
+                self.corrections.pack(rles)
 
     def corrections_changed(self, action: str) -> None:
         """The layers changed: the record's final mask and layers are written, the mask shown."""

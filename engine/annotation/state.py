@@ -161,6 +161,7 @@ class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
         if self.image is None:
             return
         keep = self.model_mask
+        self._pack_layers()
         self.image = None
         self._seg_cache.clear()
         if self.segmentation is not None:
