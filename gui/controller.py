@@ -59,7 +59,7 @@ class Controller(EditIntents, QtCore.QObject):
         self.models: ModelsInfo | None = None
         self.presenter = Presenter(window, workspace)
         self.live = LiveSegmenter(client, workspace)
-        self.prefetch = ImagePrefetcher(client)  # encoders run while the user reads and types
+        self.prefetch = ImagePrefetcher(client, workspace)  # encoders run while the user reads and types
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
@@ -320,15 +320,15 @@ class Controller(EditIntents, QtCore.QObject):
     def _on_finished(self, finished: Finished) -> None:
         self._ask_ended(finished.request, True)
 
-    def _ask_ended(self, request, completed: bool) -> bool:
-        """An Ask or Answer ended. An Ask that did not complete (cancelled, failed) puts its image
-        back to its last complete state; True when it did."""
+    def _ask_ended(self, request, completed: bool, restore: bool = True) -> bool:
+        """An Ask or Answer ended. An Ask cancelled or failed puts its image back to its last
+        complete state (True when it did); one that gave way to newer work keeps what it had."""
         restored = False
         if isinstance(request, (Ask, Answer)):
             self._ask_points.pop(request.request_id, None)
             session = self._session_for(request.image.key)
             if session is not None and isinstance(request, Ask):
-                if completed:
+                if completed or not restore:
                     session.finish_question(request.request_id)
                 else:
                     restored = session.abandon_question(request.request_id)
@@ -364,7 +364,7 @@ class Controller(EditIntents, QtCore.QObject):
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
-        restored = self._ask_ended(request, False)
+        restored = self._ask_ended(request, False, restore=not cancelled.superseded)
         if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
             kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \
                 "the results so far are kept"

@@ -71,6 +71,19 @@ class EncodeImage(Request):
 
 
 @dataclass(frozen=True)
+class EncodeNext(Request):
+    """Read the image after the shown one and run its vision encoders while the engine is idle, so
+    that moving to it finds them cached. Its pixels stay in the engine's cache only (no session
+    holds them); it gives way to any other request and to a click (see ``EngineWorker.superseded``)."""
+
+    key: str
+    path: str
+    cancellable = True
+    title = "encoding the next image"
+    background = True
+
+
+@dataclass(frozen=True)
 class Ask(Request):
     """The whole chain for a question: heat map, automatic points, mask, fusion, captions, answer."""
 

@@ -42,8 +42,8 @@ from engine.annotation.chain import ChainRequest, run_chain
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 from engine.results import HeatmapResult
 
-from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, Failed, Finished, LoadModels,
-                       ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
+from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels,
+                       ImageRef, ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,14 @@ class EngineWorker(QtCore.QObject):
 
     def superseded(self, request: Request) -> bool:
         """A background request that a later request about another image (or no image: opening
-        a file, loading models) has made moot."""
+        a file, loading models) has made moot, or that holds the pipeline while a click on
+        another image waits (the click's image could not be decoded until it ended)."""
         if not request.background:
             return False
         mine = _image_id(request)
         with self._lock:
-            return any(rid > request.request_id and other != mine for rid, other in self._sent)
+            waiting = self._mailbox is not None and self._mailbox.image.image_id != mine
+            return waiting or any(rid > request.request_id and other != mine for rid, other in self._sent)
 
     def left_behind(self, request: Request) -> bool:
         """A question (Ask, Answer) about an image the window no longer shows."""
@@ -156,7 +158,7 @@ class EngineWorker(QtCore.QObject):
                 self._load_models(request)
             elif isinstance(request, OpenImage):
                 self._open_image(request)
-            elif isinstance(request, EncodeImage):
+            elif isinstance(request, (EncodeImage, EncodeNext)):
                 self._encode(request)
             elif isinstance(request, Ask):
                 self._ask(request)
@@ -285,12 +287,20 @@ class EngineWorker(QtCore.QObject):
         self.progress.emit(Progress(request.request_id, "reading image", -1.0))
         self.reply.emit(Reply(request, load_image(request.path)))
 
-    def _encode(self, request: EncodeImage) -> None:
+    def _encode(self, request: EncodeImage | EncodeNext) -> None:
         self._need_pipeline()
         progress, cancel = self._callbacks(request)
-        self._use_image(request.image)
+        image = request.image if isinstance(request, EncodeImage) else None
+        if image is None:  # the next image, read here: sent only when the engine is idle
+            from engine.imaging.images import load_image
+
+            loaded = load_image(request.path)  # its pixels go to the pipeline's cache only
+            image, progress = ImageRef(request.key, loaded.rgb, loaded.image_id), _next_image_stages(progress)
+            if cancel():
+                raise CancelledError("cancelled")
+        self._use_image(image)
         result = self._prepare(None, cancel, progress)
-        if result is not None:
+        if result is not None and isinstance(request, EncodeImage):  # (the next image: its end is enough)
             self.reply.emit(Reply(request, result))
 
     def _prepare(self, roles: tuple[str, ...] | None, cancel, progress=None) -> Any:
@@ -361,6 +371,11 @@ class EngineWorker(QtCore.QObject):
         progress("answer", 0.92)
         self.reply.emit(Reply(request, pipe.answer(question, caps.captions, cancel=cancel)))
         progress("done", 1.0)
+
+
+def _next_image_stages(progress):
+    """The status bar says "encoding the next image (…)" for the image after the shown one."""
+    return lambda stage, fraction: progress(stage.replace("image", "the next image", 1), fraction)
 
 
 def _image_id(request: Request) -> str | None:

@@ -263,6 +263,7 @@ def test_shown_image_is_encoded_before_the_question(harness, qtbot, tmp_path):
     first = write_photo(tmp_path / "first.png", seed=1)
     second = write_photo(tmp_path / "second.png", seed=2)
     app = harness.build([first, second])
+    app.controller.prefetch.ahead = False  # the shown image only (the next: tests/test_gui_prefetch_next.py)
     pipe = app.client.worker.pipeline
     every_once = {"itm": 1, "caption": 1, "efficient_sam": 1}
     # Shown and idle: the worker encoded it without being asked (EfficientSAM, ITM, caption).
@@ -285,6 +286,7 @@ def test_encoding_when_shown_can_be_turned_off(harness, qtbot, tmp_path):
     first = write_photo(tmp_path / "first.png", seed=3)
     second = write_photo(tmp_path / "second.png", seed=4)
     app = harness.build([first, second])
+    app.controller.prefetch.ahead = False  # the shown image only
     pipe = app.client.worker.pipeline
     qtbot.waitUntil(lambda: pipe.encode_count["itm"] == 1 and not app.client.busy, timeout=WAIT_MS)
     toggle = app.window.action_map["encode_on_show"]

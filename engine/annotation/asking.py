@@ -58,7 +58,7 @@ class Asking:
         self.label = typed
         self.accepted = False
         self.save("ask")
-        for aspect in ("question", "heatmap", "segmentation", "fusion", "answer", "label", "accepted"):
+        for aspect in ("question", "heatmap", "segmentation", "fusion", "captions", "answer", "label", "accepted"):
             self.notify(aspect)
 
     def finish_question(self, ask_id: object = None) -> None:
@@ -110,9 +110,10 @@ class Asking:
         """A new answer; the one it replaces (of this question, also from an earlier ask) is kept in
         the record's previous answers and shown beside it."""
         if self.record is not None:
-            self.record.previous_answers = with_replaced_answer(self.record, self.answer)
-            if self.record.previous_answers:
-                self.previous_answer = AnswerView.of_previous(self.record.previous_answers[-1])
+            shown = self.answer if self.answer is not None and self.answer.answer == self.record.answer else None
+            self.record.previous_answers = with_replaced_answer(self.record, shown)
+            if self.record.previous_answers:  # the one shown (with its captions), else as the project kept it
+                self.previous_answer = shown or AnswerView.of_previous(self.record.previous_answers[-1])
         elif self.answer is not None:
             self.previous_answer = self.answer
         self.answer = AnswerView(answer.answer, tuple(self.captions if captions is None else captions),
