@@ -196,3 +196,17 @@ def test_ctrl_c_keeps_what_is_done_and_a_rerun_finishes(tmp_path, tiny_models_di
     run_batch(folder, QUESTIONS, tmp_path / "local.qmask", settings=_settings(), models_dir=tiny_models_dir,
               show_progress=False)
     assert _records(project_path) == _records(tmp_path / "local.qmask")
+
+
+def test_a_local_instance_keeps_token_authentication_without_the_notice():
+    """``--ray`` without an address starts Ray here with its default token authentication (the
+    instance listens on this machine's address) but without Ray's notice that it does."""
+    code = ("from engine.annotation.batch_ray import connect, import_ray\n"
+            "from ray._raylet import AuthenticationMode, get_authentication_mode\n"
+            "ray = import_ray()\nassert connect(ray, None)\n"
+            "print(get_authentication_mode() == AuthenticationMode.TOKEN)\nray.shutdown()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+    assert "Token authentication is enabled" not in done.stderr, done.stderr

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import CancelledError, ImageError, InputError, ProjectError, ResourceError
-from ..project import Project, clean_label, file_sha256, normalise_question
+from ..project import Project, QuestionRecord, clean_label, file_sha256, normalise_question, record_from_chain
 
 __all__ = ["BatchQuestion", "BatchReport", "ImageResult", "read_questions_csv", "run_batch", "pending_work",
            "process_image", "write_image", "image_seed"]
@@ -207,8 +207,8 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             pipeline.check_models()  # missing models: stop now, naming the download command
         return pipeline
 
-    def on_chain(result: ImageResult, qi: int, chain: Any) -> None:
-        write_chain(project, result, qi, chain, qs)  # committed as soon as it is made
+    def on_chain(result: ImageResult, record: QuestionRecord) -> None:
+        write_chain(project, result, record)  # committed as soon as it is made
         report.annotations += 1
 
     try:
@@ -252,14 +252,14 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 
 @dataclass
 class ImageResult:
-    """What the chain made of one image, small enough to send from a worker to the driver, which
-    writes it (:func:`write_chain`, :func:`write_failure`)."""
+    """What the chain made of one image, as the project stores it (RLE masks, no logits): small
+    enough to send from a worker to the driver, which writes it (:func:`write_chain`, :func:`write_failure`)."""
 
     path: str  # the image file, as the batch listed it (absolute on a cluster)
     sha256: str | None = None  # None: the file could not be read
     size: tuple[int, int] | None = None  # (W, H) as displayed
     changed: bool = False  # the file changed since its annotations were made: they are replaced
-    chains: list[tuple[int, Any]] = field(default_factory=list)  # (question index, ChainResult)
+    records: list[QuestionRecord] = field(default_factory=list)  # one per question run (record_from_chain)
     failure: str | None = None  # why this image failed (it is recorded as failed, the batch goes on)
     cancelled: bool = False
     fatal: BaseException | None = None  # a Ray worker's error that stops the batch (models missing)
@@ -289,14 +289,14 @@ def base_seed(pipeline: Any, settings: Any) -> int | None:
 def process_image(path: Path | str, todo: list[int], questions: list[BatchQuestion],
                   get_pipeline: Callable[[], Any], *, stored_sha: str | None = None, seed: int | None = 0,
                   max_pixels: int | None = None, cancel: Callable[[], bool] | None = None,
-                  loaded: Any = None, on_chain: Callable[[ImageResult, int, Any], None] | None = None
+                  loaded: Any = None, on_chain: Callable[[ImageResult, QuestionRecord], None] | None = None
                   ) -> ImageResult:
     """Load and hash one image, make it current, run the chain for each question in ``todo``
     (indices into ``questions``); errors of this image only become ``failure``.
 
     ``get_pipeline()`` is called once the image is read (a folder of unreadable files needs no
     models). ``loaded``: the image already read by :func:`load_and_hash` (the local loop reads
-    the next image while the models work). ``on_chain(result, index, chain)`` after each question.
+    the next image while the models work). ``on_chain(result, record)`` after each question.
     """
     loaded = load_and_hash(Path(path), max_pixels) if loaded is None else loaded
     if isinstance(loaded, Exception):
@@ -320,19 +320,19 @@ def process_image(path: Path | str, todo: list[int], questions: list[BatchQuesti
                 raise ProjectError(f"The pipeline returned a {chain.image_size} result for the "
                                    f"{result.size[0]}x{result.size[1]} image {path}; refusing to store "
                                    "misaligned masks.")
-            result.chains.append((qi, chain))
+            result.records.append(record_from_chain(chain, label=questions[qi].label))
             if on_chain is not None:
-                on_chain(result, qi, chain)
+                on_chain(result, result.records[-1])
     except (ImageError, ResourceError) as err:
         result.failure = str(err)  # this image only (e.g. out of memory on a huge one)
     return result
 
 
-def write_chain(project: Project, result: ImageResult, qi: int, chain: Any, questions: list[BatchQuestion]) -> None:
-    """Commit one question's chain result of ``result`` (one transaction)."""
+def write_chain(project: Project, result: ImageResult, record: QuestionRecord) -> None:
+    """Commit one question's record of ``result`` (one transaction)."""
     if result.changed and result.written == 0:
         _clear(project, result)
-    project.record_chain(result.path, chain, label=questions[qi].label, sha256=result.sha256)
+    project.record_result(result.path, record, result.size, sha256=result.sha256)
     result.written += 1
 
 
@@ -347,10 +347,10 @@ def write_failure(project: Project, result: ImageResult) -> None:
     project.update_image(record)
 
 
-def write_image(project: Project, result: ImageResult, questions: list[BatchQuestion]) -> None:
-    """Commit a whole :class:`ImageResult` (a Ray worker's): each chain, then any failure."""
-    for qi, chain in result.chains:
-        write_chain(project, result, qi, chain, questions)
+def write_image(project: Project, result: ImageResult) -> None:
+    """Commit a whole :class:`ImageResult` (a Ray worker's): each record, then any failure."""
+    for record in result.records:
+        write_chain(project, result, record)
     if result.failure is not None:
         write_failure(project, result)
 

@@ -178,8 +178,11 @@ def connect(ray: Any, address: str | None) -> bool:
     import logging
 
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    notice = _AuthNotice()
     if address is None:
+        # Lean: no dashboard (its head process and UI); workers' logs stay in their files.
         kwargs["include_dashboard"] = False
+        logging.getLogger(_AUTH_LOGGER).addFilter(notice)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -187,7 +190,22 @@ def connect(ray: Any, address: str | None) -> bool:
         hint = (" Start one with 'ray start --head' (and 'ray start --address=HEAD:6379' on the other machines)."
                 if address == "auto" else "")
         raise InputError(f"Could not start or reach {where}: {err}.{hint}") from err
+    finally:
+        logging.getLogger(_AUTH_LOGGER).removeFilter(notice)
     return True
+
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _AuthNotice:
+    """Drops Ray's notice that a new local instance uses token authentication (its default since
+    2.5x, kept: the instance listens on this machine's address). Only the notice is dropped, and
+    only for an instance started here: a warning that authentication is off, or anything about a
+    cluster joined by address, still shows."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith("Token authentication is enabled")
 
 
 def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, list[BatchQuestion]]],
@@ -237,7 +255,7 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
             index = int(row["index"])
             if index in written:
                 continue  # redone after a worker died: it is in the project already
-            write_image(project, result, qs)
+            write_image(project, result)
             written.add(index)
             report.annotations += result.written
             name = Path(result.path).name

@@ -118,11 +118,17 @@ class ProjectWrites:
     def record_chain(self, image_path: str | os.PathLike[str], chain: Any, *, label: str | None = None,
                      sha256: str | None = None) -> QuestionRecord:
         """Store a ChainResult for an image (added if new), replacing an older run of the same question."""
-        w, h = chain.image_size
+        return self.record_result(image_path, record_from_chain(chain, label=label), chain.image_size, sha256=sha256)
+
+    def record_result(self, image_path: str | os.PathLike[str], record: QuestionRecord, size: tuple[int, int], *,
+                      sha256: str | None = None) -> QuestionRecord:
+        """:meth:`record_chain` for a record already made from the chain (``record_from_chain``, as
+        ``qmask batch`` does: a Ray worker sends the record, not the chain's arrays); ``size`` (W, H)."""
+        w, h = size
+        label = record.label
         img = self.find_image(image_path, questions=False) or self.add_image(image_path)
         img.mark_ok(w, h)
         img.sha256 = sha256 or img.sha256
-        record = record_from_chain(chain, label=label)
         row = question_row(record)
         cols = ", ".join(row)
         with self._write() as con:  # the image, its category and its record in one transaction

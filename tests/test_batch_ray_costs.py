@@ -1,0 +1,103 @@
+"""What ``qmask batch --ray`` costs besides the chain: a worker sends the driver what the project
+stores (RLE masks, no logits or full-size arrays), and ``qmask bench batch``'s CPU accounting
+(engine/bench/proc_cpu.py) finds this process's descendants and what each spent."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.annotation.batch import BatchQuestion, ImageResult, process_image, write_image
+from engine.bench import proc_cpu
+from engine.project import Project
+
+
+def _arrays(obj, seen=None):
+    """Every numpy array reachable from ``obj`` (dataclasses, dicts, lists, tuples)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)
+    elif hasattr(obj, "__dict__"):
+        items = list(vars(obj).values())
+    else:
+        return []
+    return [a for item in items for a in _arrays(item, seen)]
+
+
+def test_a_worker_sends_what_the_project_stores(tmp_path, tiny_models_dir):
+    from engine.annotation.pipeline import Pipeline
+    from engine.annotation.settings import PipelineSettings
+
+    a = np.full((240, 320, 3), 30, np.uint8)
+    a[60:160, 80:220] = (220, 200, 40)
+    Image.fromarray(a).save(tmp_path / "img.png")
+    pipeline = Pipeline.from_settings(PipelineSettings(device="cpu", num_captions=2, seed=1), models_dir=tiny_models_dir)
+    questions = [BatchQuestion("what is bright?", "thing"), BatchQuestion("where is it?")]
+    result = process_image(tmp_path / "img.png", [0, 1], questions, lambda: pipeline, seed=1)
+    assert result.failure is None and len(result.records) == 2
+    # no mask, logits or image sized array: only the heat maps (the grid, far smaller than the image)
+    sizes = [arr.size for arr in _arrays(result)]
+    assert sizes and max(sizes) < 320 * 240 / 8, sizes
+    assert all(r.mask_rle is not None for r in result.records)
+    sent = pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(sent, ImageResult)
+    with Project.open_or_create(tmp_path / "p.qmask") as project:  # the driver writes it as it came
+        project.add_images([tmp_path / "img.png"])
+        write_image(project, sent)
+        img = project.find_image(tmp_path / "img.png")
+        assert (img.status, img.width, img.height) == ("ok", 320, 240)
+        assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
+        mask = next(q for q in img.questions if q.question == "what is bright?").mask()
+        assert mask.shape == (240, 320) and [c.name for c in project.categories] == ["thing"]
+
+
+BURN = """
+import os, sys
+x = 0
+while sum(os.times()[:2]) < 0.3:  # CPU time, not wall time
+    x += 1
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not proc_cpu.available(), reason="reads Linux's /proc")
+def test_cpu_of_this_process_and_what_it_started():
+    before = proc_cpu.snapshot()
+    child = subprocess.Popen([sys.executable, "-c", BURN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        after = proc_cpu.snapshot()
+    finally:
+        child.stdin.close()
+        child.wait()
+    assert child.pid in after and child.pid not in before
+    assert after[child.pid].cpu >= 0.3 and "-c" in after[child.pid].title
+    spent = proc_cpu.by_role(before, after)
+    role = proc_cpu.role(after[child.pid], root=-1)
+    assert spent[role][0] >= 0.3
+    assert "driver (this process)" in spent
+    assert all(p.pid in after for p in proc_cpu.snapshot().values() if p.pid != child.pid)  # nothing else found
+
+
+def test_roles_of_a_local_ray_instance():
+    def role(title):
+        return proc_cpu.role(proc_cpu.Proc(2, 1, title, 0.0), root=1)
+
+    assert role("ray::MapWorker(MapBatches(ChainWorker)).submit") == "Ray worker: chain"
+    assert role("ray::_StatsActor.update_execution_metrics") == "Ray worker: _StatsActor.update_execution_metrics"
+    assert role("/venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=x") == "raylet"
+    assert role("/venv/bin/python -u /venv/lib/ray/_private/log_monitor.py --x") == "log monitor"
+    assert proc_cpu.role(proc_cpu.Proc(1, 0, "python bench", 0.0), root=1) == "driver (this process)"
