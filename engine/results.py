@@ -49,7 +49,7 @@ class MaskCandidate:
     # Made off the GUI thread for the app (engine.annotation.prepare_candidates), else None:
     rle: dict | None = None  # the mask as COCO RLE, as the project stores it
     coverage: np.ndarray | None = None  # [Gh, Gw] float32: fraction of each heat-map cell the mask covers
-    outline: tuple[np.ndarray, np.ndarray] | None = None  # engine.imaging.outline.outline_polyline
+    area: int | None = None  # pixels in the mask
 
 
 @dataclass(frozen=True)

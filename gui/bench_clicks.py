@@ -3,10 +3,21 @@
 Opens the real window (offscreen unless a display is set) on a photo with tiny random models
 (made in a temporary folder) or ``--models DIR``, asks a question with many captions to write,
 and while the engine thread writes them, sends ``--clicks`` real mouse clicks (alternately a
-new positive point, then a click on it, which removes it) to the canvas. For each click it times what the GUI thread
-spends handling it (the synchronous event dispatch plus the edit and its store write), and
-prints the median and the worst, against the goal (at most 25 ms a click, issue 15). The
-decoder's reply, which comes later from the engine thread, is not part of a click's time.
+new positive point, then a click on it, which removes it) to the canvas, each once the mask of
+the one before is shown. ``--size 4000x3000``
+makes the photo 12 megapixels (issue 16). Two figures, each the median and the worst:
+
+- *click*: the synchronous handling of the click (event dispatch, the edit, a cached mask
+  shown at once);
+- *per click*: that plus what the GUI thread spends, until the next click, on the decoder's
+  reply (``LiveSegmenter._on_reply``: the new mask into the session, panels and layers) and on
+  painting the canvas. The goal (issue 15 and 16) is at most 25 ms.
+
+Each as wall time (what the user waits) and as the GUI thread's own CPU time (the work itself:
+the difference is time waiting for the GIL, which the engine thread holds, or for a CPU that
+other processes use; on a shared machine, read the CPU figure beside ``uptime``'s load).
+
+Other GUI-thread work while captions run (their progress, the answer panel) is not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photo", help="a photo to click on (default: random noise of --size: ragged masks, "
                                         "the hardest case to draw)")
     parser.add_argument("--profile", action="store_true", help="also print where the GUI thread's click time goes")
+    parser.add_argument("--switch-interval", type=float, help="Python's GIL switch interval in ms for this run "
+                                                               "(default: the app's)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="qmask-bench-clicks-"))
@@ -42,6 +55,37 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.annotation.settings import PipelineSettings
     from gui.app import AppOptions, QMaskApp, ensure_qapp
+    from gui.canvas import Canvas
+    from gui.live_segmentation import LiveSegmenter
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    # What the GUI thread spends on replies and canvas paints goes to the click before it
+    # (nothing is counted before the first click).
+    after_click: list[list[float]] = []  # per click: [wall ms, GUI-thread CPU ms]
+
+    def timed(method):
+        def wrapper(self, *a):
+            start, cpu = time.perf_counter(), time.thread_time()
+            if profiler is not None and after_click:
+                profiler.enable()
+            try:
+                return method(self, *a)
+            finally:
+                if profiler is not None and after_click:
+                    profiler.disable()
+                if after_click:
+                    after_click[-1][0] += (time.perf_counter() - start) * 1000
+                    after_click[-1][1] += (time.thread_time() - cpu) * 1000
+        return wrapper
+
+    replies = []
+    on_reply = timed(LiveSegmenter._on_reply)
+    LiveSegmenter._on_reply = lambda self, reply: (replies.append(1), on_reply(self, reply))
+    Canvas.paintEvent = timed(Canvas.paintEvent)
 
     models = args.models
     if models is None:
@@ -67,50 +111,74 @@ def main(argv: list[str] | None = None) -> int:
     ready = []
     app.controller.models_ready.connect(lambda _m: ready.append(1))
     app.start(check_models=False)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
+    print(f"GIL switch interval: {sys.getswitchinterval() * 1000:g} ms")
 
-    def wait(cond, seconds: float = 300.0) -> None:
+    failures: list[str] = []
+    stages: list[str] = []
+    begun = time.monotonic()
+
+    def wait(cond, seconds: float = 600.0, give_up: bool = False) -> None:
         end = time.monotonic() + seconds
         while not cond():
+            if failures:
+                raise RuntimeError(f"the engine failed: {failures[0]}")
             if time.monotonic() > end:
-                raise TimeoutError("the app did not get there in time")
+                if give_up:
+                    return
+                raise TimeoutError(f"the app did not get there in {seconds:.0f} s (stages so far: {stages})")
             qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
 
+    def on_progress(p) -> None:
+        if not stages or stages[-1] != p.stage:
+            print(f"  {time.monotonic() - begun:6.1f} s  engine: {p.stage}", flush=True)
+        stages.append(p.stage)
+
+    app.client.failed.connect(lambda f: failures.append(f.message))
+
     wait(lambda: ready and app.workspace.current is not None and app.workspace.current.image is not None)
-    stages: list[str] = []
-    app.client.progress.connect(lambda p: stages.append(p.stage))
+    app.client.progress.connect(on_progress)
     app.controller.ask("what is in the picture?")
     wait(lambda: "captions" in stages and app.workspace.current.segmentation is not None)
     canvas = app.window.canvas
     times = []
-    profiler = None
-    if args.profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
+    QTest.qWait(200)
     for i in range(args.clicks):
+        after_click.append([0.0, 0.0])
         k = i // 2  # click k's spot twice: a new point, then the same point again, which removes it
         x, y = w * (0.2 + 0.6 * ((k * 37) % 100) / 100), h * (0.3 + 0.4 * ((k * 53) % 100) / 100)
         pos = canvas.image_to_viewport(x, y)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         if profiler is not None:
             profiler.enable()
         QTest.mouseClick(canvas.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
                          pos)
         if profiler is not None:
             profiler.disable()
-        times.append((time.perf_counter() - start) * 1000)
-        QTest.qWait(30)  # a person's pace; the engine's replies arrive meanwhile
+        times.append(((time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000))
+        # a person's pace: the mask of the new point is shown (or 2 s pass) before the next click
+        wait(lambda: not app.workspace.current.needs_segmentation(), seconds=2.0, give_up=True)
+        QTest.qWait(30)
     still_writing = app.workspace.current.answer is None
     print(f"{args.clicks} clicks on a {w}x{h} photo while the engine wrote captions"
           f"{'' if still_writing else ' (the answer came before the last click)'}:")
-    print(f"GUI-thread time per click: median {statistics.median(times):.1f} ms, worst {max(times):.1f} ms, "
-          f"90th percentile {sorted(times)[int(0.9 * len(times)) - 1]:.1f} ms")
-    verdict = "met" if max(times) <= GOAL_MS else "missed"
-    print(f"goal: at most {GOAL_MS:.0f} ms a click: {verdict} (worst {max(times):.1f} ms)")
+    print(f"decoder replies: {len(replies)} (each new point's mask is shown before the next click, "
+          f"unless 2 s pass)")
+    totals = [(t[0] + a[0], t[1] + a[1]) for t, a in zip(times, after_click, strict=True)]
+    for name, pairs in (("click", times), ("per click (with its reply and paints)", totals)):
+        for kind, values in (("wall", [p[0] for p in pairs]), ("its CPU", [p[1] for p in pairs])):
+            print(f"GUI-thread time, {name}, {kind}: median {statistics.median(values):.1f} ms, "
+                  f"worst {max(values):.1f} ms, 90th percentile {sorted(values)[int(0.9 * len(values)) - 1]:.1f} ms")
+    totals = [t[0] for t in totals]
+    verdict = "met" if max(totals) <= GOAL_MS else "missed"
+    print(f"goal: at most {GOAL_MS:.0f} ms of GUI-thread work per click: {verdict} (worst {max(totals):.1f} ms)")
     if profiler is not None:
         import pstats
 
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(15)
     app.client.cancel()
     app.shutdown()
     app.window.close()

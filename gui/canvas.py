@@ -82,7 +82,7 @@ class Canvas(pg.GraphicsView):
         self.points_layer = PointsLayer(z=50)
         self.polygons = PolygonLayer(z=60)  # the Polygon tool's rings and handles
         self.vb.addItem(self.image_layer)
-        for item in (self.heat_layer, self.fused_layer, self.mask_layer, self.mask_layer.outline,
+        for item in (self.heat_layer, self.fused_layer, self.mask_layer,
                      self.box_layer, self.drag_layer, self.points_layer, self.polygons):
             self.vb.addItem(item, ignoreBounds=True)  # only the image decides what "fit" means
         self.style = LayerStyle()
@@ -125,11 +125,11 @@ class Canvas(pg.GraphicsView):
     def set_fused(self, grid: np.ndarray | None) -> None:
         self.fused_layer.set_map(grid, self.image_size)
 
-    def set_mask(self, mask: np.ndarray | None, outline=None) -> None:
-        """Show ``mask`` ([H, W] bool); ``outline``: its polyline when it was made off the GUI thread."""
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Show ``mask`` ([H, W] bool; see ``MaskLayer`` for what it costs and how to update it)."""
         if mask is not None and mask.shape[:2] != self.image_size[::-1]:
-            mask, outline = None, None  # a mask for another image (stale reply): never shown misaligned
-        self.mask_layer.set_mask(mask, outline)
+            mask = None  # a mask for another image (stale reply): never shown misaligned
+        self.mask_layer.set_mask(mask)
         self.polygons.set_mask(mask)
 
     def set_points(self, points: tuple[Point, ...]) -> None:

@@ -18,11 +18,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from engine.imaging.outline import outline_polyline
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 
+from .mask_overlay import MASK_COLOUR, MaskLayer  # noqa: F401 - the mask layer is one of the canvas' layers
+
 HEATMAP_COLORMAPS = ("inferno", "turbo", "viridis", "magma", "plasma")
-MASK_COLOUR = (0, 190, 255)  # cyan-blue: readable over skin, wood, grass and sky alike
 POSITIVE_COLOUR = QtGui.QColor(46, 204, 113)
 NEGATIVE_COLOUR = QtGui.QColor(231, 76, 60)
 BOX_COLOUR = QtGui.QColor(255, 214, 0)
@@ -63,17 +63,6 @@ def heatmap_lut(name: str, opacity_ramp: float = 0.35) -> np.ndarray:
     ramp = np.clip(np.linspace(0.0, 1.0, 256) / max(opacity_ramp, 1e-6), 0.0, 1.0)
     rgba[:, 3] = 255.0 * ramp
     return rgba.astype(np.uint8)
-
-
-MASK_LUT = np.array([(0, 0, 0, 0), (*MASK_COLOUR, 110)], dtype=np.uint8)  # 0: clear, 1: translucent fill
-
-
-def outline_path(outline: tuple[np.ndarray, np.ndarray]) -> QtGui.QPainterPath:
-    """A QPainterPath from :func:`engine.imaging.outline.outline_polyline`'s arrays, in one call."""
-    points, connect = outline
-    if not len(points):
-        return QtGui.QPainterPath()
-    return pg.arrayToQPath(points[:, 0], points[:, 1], connect=connect)
 
 
 def point_description(index: int, point: Point) -> str:
@@ -152,50 +141,6 @@ class GridMapLayer(pg.ImageItem):
             raise ValueError("no map shown")
         rows, cols = self.image.shape[:2]
         return QtCore.QPointF(x * cols / self._image_size[0], y * rows / self._image_size[1])
-
-
-class OutlineItem(QtWidgets.QGraphicsPathItem):
-    """The mask's outline, drawn but never hit-tested: a click's hit test (pyqtgraph asks the
-    shape of every item under the mouse) would otherwise stroke the whole outline, tens of
-    milliseconds on a ragged mask, on the GUI thread, at every click."""
-
-    _EMPTY = QtGui.QPainterPath()
-
-    def shape(self) -> QtGui.QPainterPath:  # noqa: D102 - Qt API
-        return self._EMPTY
-
-
-class MaskLayer(pg.ImageItem):
-    """The chosen mask: translucent fill ([H, W, 4] RGBA at image resolution) plus an outline."""
-
-    def __init__(self, z: float = 30) -> None:
-        super().__init__(axisOrder="row-major")
-        self.setZValue(z)
-        self.mask: np.ndarray | None = None
-        self.outline = OutlineItem()
-        pen = QtGui.QPen(QtGui.QColor(*MASK_COLOUR), 2.0)
-        pen.setCosmetic(True)  # 2 screen pixels wide at any zoom
-        self.outline.setPen(pen)
-        self.outline.setZValue(z + 1)
-
-    def set_mask(self, mask: np.ndarray | None, outline: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Show ``mask``; ``outline`` is its polyline when it was made beside the mask (off the GUI
-        thread), else it is traced here."""
-        if mask is None:
-            self.mask = None
-            self.clear()
-            self.outline.setPath(QtGui.QPainterPath())
-            return
-        self.mask = np.asarray(mask, dtype=bool)
-        h, w = self.mask.shape
-        # The 0/1 mask through a two-entry colour table: no full-size RGBA array built here.
-        self.setImage(self.mask.view(np.uint8), lut=MASK_LUT, levels=(0, 1), autoLevels=False)
-        self.setRect(QtCore.QRectF(0, 0, w, h))
-        self.outline.setPath(outline_path(outline if outline is not None else outline_polyline(self.mask)))
-
-    def set_shown(self, shown: bool) -> None:
-        self.setVisible(shown)
-        self.outline.setVisible(shown)
 
 
 class PointMarker(QtWidgets.QGraphicsPathItem):

@@ -105,10 +105,7 @@ class Presenter(QtCore.QObject):
             w.canvas.set_box(s.prompts.box)
             self._show_summary()
         elif aspect in ("segmentation", "choice", "mask"):  # mask: strokes, polygons, clean-up
-            chosen = s.candidate
-            # the candidate's outline is the model's mask: a corrected mask is traced anew
-            outline = chosen.outline if chosen is not None and s.corrections.empty else None
-            w.canvas.set_mask(s.mask, outline)
+            w.canvas.set_mask(s.mask)
             seg = s.segmentation
             w.candidates_panel.set_candidates(None if s.image is None else s.image.rgb,
                                               seg.candidates if seg is not None else (), s.chosen)

@@ -37,7 +37,8 @@ def mask_thumbnail(rgb: np.ndarray, mask: np.ndarray | None, side: int = 96) -> 
         _small_image[:] = [key, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32), rgb]
     small = _small_image[1].copy()
     if mask is not None:
-        m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        # the bool mask's bytes as they are: no full-size copy (a 12-megapixel mask, each click)
+        m = cv2.resize(np.asarray(mask, dtype=bool).view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
         small *= 0.55  # darken outside so the mask stands out at thumbnail size
         small[m] = small[m] / 0.55 * 0.4 + np.asarray(MASK_COLOUR, np.float32) * 0.6
     return QtGui.QPixmap.fromImage(rgb_to_qimage(np.clip(small, 0, 255).astype(np.uint8)))

@@ -154,7 +154,7 @@ def test_alpha_candidates_rerun_and_shortcuts(harness, qtbot, tmp_path):
     QTest.keyClick(canvas, QtCore.Qt.Key.Key_H)
     assert not canvas.heat_layer.isVisible()
     QTest.keyClick(canvas, QtCore.Qt.Key.Key_M)
-    assert not canvas.mask_layer.isVisible() and not canvas.mask_layer.outline.isVisible()
+    assert not canvas.mask_layer.isVisible()
     QTest.keyClick(canvas, QtCore.Qt.Key.Key_U)
     assert canvas.fused_layer.isVisible()
     canvas.zoom(3.0)

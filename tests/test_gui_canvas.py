@@ -9,8 +9,7 @@ from PySide6.QtTest import QTest
 
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 from gui.canvas import Canvas
-from engine.imaging.outline import outline_polyline
-from gui.layers import heatmap_lut, normalise_map, outline_path, point_description
+from gui.layers import heatmap_lut, normalise_map, point_description
 from gui.point_editing import Tool
 from engine.annotation.prompts import PromptState
 from gui_support import click_image, drag_image
@@ -77,7 +76,6 @@ def test_every_layer_stays_aligned_with_the_image(canvas, view):
             local = layer.grid_to_item(x, y)
             assert np.allclose(scene_xy(layer, local.x(), local.y()), ref, atol=1e-3)
         assert np.allclose(scene_xy(canvas.mask_layer, x, y), ref, atol=1e-3)
-        assert np.allclose(scene_xy(canvas.mask_layer.outline, x, y), ref, atol=1e-3)
         assert np.allclose(scene_xy(canvas.box_layer, x, y), ref, atol=1e-3)
     # whole rects coincide
     for layer in (canvas.heat_layer, canvas.fused_layer, canvas.mask_layer):
@@ -205,15 +203,6 @@ def test_layer_helpers():
     assert not normalise_map(np.zeros((3, 3))).any()
     lut = heatmap_lut("inferno")
     assert lut.shape == (256, 4) and lut[0, 3] == 0 and lut[-1, 3] == 255
-    mask = np.zeros((20, 30), bool)
-    mask[4:12, 5:25] = True
-    mask[7:9, 10:12] = False  # a hole: its outline is traced too
-    path = outline_path(outline_polyline(mask))
-    rect = path.boundingRect()
-    assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (5.5, 4.5, 24.5, 11.5)
-    rings = path.toSubpathPolygons()
-    assert len(rings) == 2 and all(ring.isClosed() for ring in rings)  # outer boundary and hole, closed
-    assert outline_path(outline_polyline(np.zeros((4, 4), bool))).isEmpty()
 
 
 def test_a_mask_of_another_size_is_never_shown(canvas):

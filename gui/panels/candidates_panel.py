@@ -63,8 +63,10 @@ class CandidatesPanel(QtWidgets.QWidget):
             if rgb is not None and i < len(candidates):
                 b.setIcon(mask_thumbnail(rgb, candidates[i].mask, THUMB))
                 b.setText(f"{i + 1} · IoU {candidates[i].iou:.2f}")
+                area = candidates[i].area  # counted off the GUI thread (prepare_candidates), else here
+                area = int(np.count_nonzero(candidates[i].mask)) if area is None else area
                 b.setToolTip(f"Mask candidate {i + 1}: EfficientSAM's predicted IoU {candidates[i].iou:.3f} "
-                             f"({int(candidates[i].mask.sum()):,} pixels)")
+                             f"({area:,} pixels)")
                 b.setEnabled(True)
                 b.setChecked(i == chosen)
             else:
