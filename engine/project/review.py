@@ -14,6 +14,7 @@ records need no review (0). An image's priority is the largest of its questions'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -22,7 +23,18 @@ from ..imaging import masks as M
 from ..imaging.fusion import _area_weights, mask_to_grid
 from .records import ImageRecord, QuestionRecord
 
-__all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement", "rle_to_grid"]
+__all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement", "rle_to_grid", "ReviewPart",
+           "review_parts", "most_in_need"]
+
+
+@dataclass(frozen=True)
+class ReviewPart:
+    """One of the three terms a review need averages: its value in [0, 1] (1 = a sign of trouble)
+    and what it means for this record, in a sentence a person can act on."""
+
+    name: str
+    value: float
+    meaning: str
 
 
 def heat_mask_disagreement(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -86,12 +98,36 @@ def rle_to_grid(rle: dict, grid_shape: tuple[int, int]) -> np.ndarray:
     return np.clip(rows @ wx[col], 0.0, 1.0).astype(np.float32)
 
 
-def _disagreement(heat: np.ndarray, cover: np.ndarray) -> float:
+def _correlation(heat: np.ndarray, cover: np.ndarray) -> float | None:
+    """Pearson's r of the heat map and the mask's cell coverage; None when either is flat."""
     hs, cs = heat.std(), cover.std()
     if hs == 0 or cs == 0 or not np.isfinite(hs):
-        return 0.5
-    r = float(((heat - heat.mean()) * (cover - cover.mean())).mean() / (hs * cs))
-    return float(1.0 - max(0.0, min(1.0, r)))
+        return None
+    return float(((heat - heat.mean()) * (cover - cover.mean())).mean() / (hs * cs))
+
+
+def _disagreement(heat: np.ndarray, cover: np.ndarray) -> float:
+    r = _correlation(heat, cover)
+    return 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
+
+
+def _terms(record: QuestionRecord) -> tuple[float, float, float, float | None]:
+    """(ITM term, mask-confidence term, disagreement term, the map/mask correlation or None)."""
+    itm_term = 0.5 if record.itm_probability is None else 1.0 - float(record.itm_probability)
+    rle, r = record.mask_rle, None
+    if rle is None:
+        return itm_term, 1.0, 1.0, None
+    # from the runs: a store write never decodes the mask
+    iou_term = 0.5 if record.mask_score is None else 1.0 - float(record.mask_score)
+    if record.heatmap is None:
+        dis_term = 0.5
+    elif not rle_area(rle):
+        dis_term = 1.0
+    else:
+        heat = np.asarray(record.heatmap, dtype=np.float64)
+        r = _correlation(heat, rle_to_grid(rle, heat.shape).astype(np.float64))
+        dis_term = 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
+    return itm_term, iou_term, dis_term, r
 
 
 def question_review_priority(record: QuestionRecord) -> float:
@@ -102,22 +138,47 @@ def question_review_priority(record: QuestionRecord) -> float:
     cached = record._priority_cache
     if cached is not None and cached[0] == key:
         return cached[1]
-    itm_term = 0.5 if record.itm_probability is None else 1.0 - float(record.itm_probability)
-    rle = record.mask_rle
-    if rle is None:
-        iou_term = dis_term = 1.0
-    else:  # from the runs: a store write never decodes the mask
-        iou_term = 0.5 if record.mask_score is None else 1.0 - float(record.mask_score)
-        if record.heatmap is None:
-            dis_term = 0.5
-        elif not rle_area(rle):
-            dis_term = 1.0
-        else:
-            heat = np.asarray(record.heatmap, dtype=np.float64)
-            dis_term = _disagreement(heat, rle_to_grid(rle, heat.shape).astype(np.float64))
+    itm_term, iou_term, dis_term, _ = _terms(record)
     value = float(np.clip((itm_term + iou_term + dis_term) / 3.0, 0.0, 1.0))
     record._priority_cache = (key, value)
     return value
+
+
+def review_parts(record: QuestionRecord) -> tuple[ReviewPart, ...]:
+    """The three terms of ``record``'s review need (their mean is :func:`question_review_priority`;
+    an accepted record's need is 0 whatever they say), each with a sentence of meaning."""
+    itm_term, iou_term, dis_term, r = _terms(record)
+    if record.itm_probability is None:
+        itm = "no image-question match was kept for this question (counted as unknown)."
+    else:
+        itm = f"BLIP gives the image a {record.itm_probability:.0%} match with the question; " + (
+            "it doubts the image shows what was asked." if itm_term > 0.5 else "it finds the question fits the image.")
+    if record.mask_rle is None:
+        iou = "there is no mask yet."
+    elif record.mask_score is None:
+        iou = "the mask has no predicted quality (drawn, painted or imported; counted as unknown)."
+    else:
+        iou = f"EfficientSAM predicts an IoU of {record.mask_score:.2f} for the chosen mask; " + (
+            "it is unsure of the outline." if iou_term > 0.5 else "it is fairly sure of the outline.")
+    if record.mask_rle is None:
+        dis = "there is no mask to compare with the heat map."
+    elif record.heatmap is None:
+        dis = "there is no heat map to compare the mask with (counted as unknown)."
+    elif r is None:
+        dis = "the mask is empty: it covers none of the question's evidence." if dis_term == 1.0 \
+            else "the map or the mask is flat, so they cannot be compared (counted as unknown)."
+    else:
+        dis = f"the mask and the heat map correlate at {r:.2f}; " + (
+            "the mask lies away from where the question's evidence is." if dis_term > 0.5
+            else "the mask covers where the question's evidence is.")
+    return (ReviewPart("image-question match", float(itm_term), itm),
+            ReviewPart("mask confidence", float(iou_term), iou),
+            ReviewPart("heat map vs mask", float(dis_term), dis))
+
+
+def most_in_need(records: list[QuestionRecord]) -> QuestionRecord | None:
+    """The question an image's review need comes from (the highest; None without questions)."""
+    return max(records, key=question_review_priority, default=None)
 
 
 def review_priority(record: ImageRecord | QuestionRecord) -> float:

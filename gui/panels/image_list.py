@@ -1,12 +1,18 @@
 """The image list (left dock): open files or a folder, see each image's state, pick one.
 
 An image whose file is missing (moved or deleted) stays in the list, greyed, with a tooltip
-saying so; selecting it shows the "Locate folder…" banner (``gui.relocate``).
+saying so; selecting it shows the "Locate folder…" banner (``gui.relocate``). Each row shows its
+review need at the right (what "Review need first" sorts by); its tooltip says what the need is
+made of (``engine.project.review.review_parts``), so the analyst can tell why an image is first.
 """
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.project.review import most_in_need, review_parts
+
+REVIEW_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1  # the row's review need (float), None when none is due
 
 STATUS_COLOURS = {
     "new": QtGui.QColor(120, 124, 130),
@@ -92,6 +98,33 @@ class ImageListModel(QtCore.QAbstractListModel):
                 self._missing[i] = not p.is_file()
         return self._rows.get(image_id), self._missing.get(image_id, False)
 
+    def review(self, row: int) -> float | None:
+        """The row's review need as the project keeps it; None when not asked, or accepted."""
+        ws = self.workspace
+        session = ws.session_for(ws.ids[row])
+        summary, _ = self._summary(row)
+        accepted = session.accepted if session is not None else summary is not None and summary.accepted
+        return None if summary is None or not summary.question or accepted else float(summary.review)
+
+    def review_text(self, row: int) -> str:
+        """The tooltip's part on the review need: its parts, each with its value and meaning
+        (read from the image's question records, only when the tooltip is asked for)."""
+        if self.review(row) is None:
+            return ""
+        ws = self.workspace
+        image_id = ws.ids[row]
+        image = ws._read(lambda: ws.project.get_image(image_id, questions=True), None)
+        records = {q.key: q for q in (image.questions if image is not None else ())}
+        session = ws.session_for(image_id)
+        if session is not None and session.record is not None:  # the live record, maybe not written yet
+            records[session.record.key] = session.record
+        record = most_in_need(list(records.values()))
+        if record is None:
+            return ""
+        lines = [f"made of (for “{record.question}”), the mean of:"]
+        lines += [f"  • {part.name} {part.value:.2f}: {part.meaning}" for part in review_parts(record)]
+        return "\n" + "\n".join(lines)
+
     def row_view(self, row: int) -> tuple[str, str, str]:
         """(name, status, tooltip) of a row."""
         ws = self.workspace
@@ -112,6 +145,8 @@ class ImageListModel(QtCore.QAbstractListModel):
         if not index.isValid() or self.workspace is None or index.row() >= len(self.workspace.ids):
             return None
         R = QtCore.Qt.ItemDataRole
+        if role == REVIEW_ROLE:
+            return self.review(index.row())
         if role not in (R.DisplayRole, R.DecorationRole, R.ToolTipRole, R.UserRole, R.ForegroundRole, R.FontRole):
             return None
         name, status, tip = self.row_view(index.row())
@@ -120,7 +155,7 @@ class ImageListModel(QtCore.QAbstractListModel):
         if role == R.DecorationRole:
             return status_icon(status)
         if role == R.ToolTipRole:
-            return tip
+            return tip + self.review_text(index.row())
         if role == R.UserRole:
             return status
         if role == R.ForegroundRole:
@@ -144,6 +179,27 @@ def _tooltip(path, status: str, question: str | None, answer: str | None, error:
     if summary is not None and summary.question and not accepted:
         tip += f"\nreview need: {summary.review:.2f} (0 = looks right, 1 = check first)"
     return tip
+
+
+class ReviewDelegate(QtWidgets.QStyledItemDelegate):
+    """Draws a row's review need at its right edge, muted (the name is elided before it)."""
+
+    def paint(self, painter: QtGui.QPainter, option: QtWidgets.QStyleOptionViewItem,
+              index: QtCore.QModelIndex) -> None:
+        value = index.data(REVIEW_ROLE)
+        if value is None:
+            super().paint(painter, option, index)
+            return
+        text = f"{value:.2f}"
+        width = option.fontMetrics.horizontalAdvance(text) + 10
+        named = QtWidgets.QStyleOptionViewItem(option)
+        named.rect = option.rect.adjusted(0, 0, -width, 0)
+        super().paint(painter, named, index)
+        painter.save()
+        painter.setPen(option.palette.color(QtGui.QPalette.ColorRole.PlaceholderText))
+        painter.drawText(option.rect.adjusted(0, 0, -4, 0),
+                         int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter), text)
+        painter.restore()
 
 
 class _RowItem:
@@ -197,6 +253,7 @@ class ImageListPanel(QtWidgets.QWidget):
         self.list.setObjectName("imageList")
         self.list.setUniformItemSizes(True)
         self.list.setModel(self.model)
+        self.list.setItemDelegate(ReviewDelegate(self.list))
         self.list.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._on_row(cur.row()))
         self.count_label = QtWidgets.QLabel("No images")
         self.count_label.setObjectName("imageCount")
