@@ -91,6 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tolerance_box.setDecimals(1)
         self.tolerance_box.setValue(DEFAULT_TOLERANCE_PX)
         self.tolerance_box.setSuffix(" px")
+        self.tolerance_box.setPrefix("simplify ")
         self.tolerance_box.setToolTip("Polygon tolerance: how far (image pixels) a simplified ring may stray from "
                                       "the mask's edge; 0 keeps every pixel corner")
         self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)

@@ -309,7 +309,7 @@ class PolygonLayer(pg.GraphicsObject):
         """Rasterise the edit of shape ``i`` into the mask and hand it on (one undo step)."""
         if self.mask is None:
             return
-        patch = apply_shape_edit(self.mask, before, self.shapes[i], self.shapes)
+        patch = apply_shape_edit(self.mask, before, self.shapes[i], self.shapes, self.tolerance)
         if patch is None:
             return  # the rings crossed no pixel centre: the mask is the same
         self._writing = True  # the push is synchronous: the new mask is shown before emit returns

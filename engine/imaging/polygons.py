@@ -61,26 +61,37 @@ def shapes_to_mask(shape_hw: tuple[int, int], shapes: Sequence[Outline],
     return out
 
 
-def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline,
-                     shapes_after: Sequence[Outline]) -> tuple[int, int, np.ndarray] | None:
+def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline, shapes_after: Sequence[Outline],
+                     tolerance_px: float = 0.0) -> tuple[int, int, np.ndarray] | None:
     """The mask's new pixels after one shape changed from ``before`` to ``after``, as a window
     ``(row0, col0, patch)`` (``patch`` [h, w] bool: the new values of rows ``row0:row0 + h``,
-    columns ``col0:col0 + w``); None when no pixel changes.
+    columns ``col0:col0 + w``); None when no pixel changes. ``tolerance_px``: the one the rings
+    were simplified with (:func:`mask_to_shapes`).
 
-    Only pixels whose inside-ness the edit changed take the polygons' value (the union of
-    ``shapes_after``, which includes ``after``); every other pixel keeps the mask's, so an edit
-    of one vertex does not also snap the rest of the boundary to the simplified rings (nor
-    undo brush strokes finer than the tolerance). The window is the box of the rings' changed
-    run, so the work does not grow with the image."""
+    Pixels take the polygons' value (the union of ``shapes_after``, which includes ``after``)
+    where the edit changed their inside-ness, and near the edges it replaced (centres within
+    ``tolerance_px + 1`` of them: there the mask strayed from the simplified ring, and would
+    leave specks and pinholes along the new edges). Every other pixel keeps the mask's, so an
+    edit of one vertex does not snap the rest of the boundary to the simplified rings (nor undo
+    brush strokes finer than the tolerance). The window is the box of the rings' changed runs,
+    so the work does not grow with the image."""
     m = np.asarray(mask, dtype=bool)
     h, w = m.shape
-    pts = _edited_points(before, after)
-    x0, y0 = max(int(math.floor(pts[:, 0].min())), 0), max(int(math.floor(pts[:, 1].min())), 0)
-    x1, y1 = min(int(math.ceil(pts[:, 0].max())) + 1, w), min(int(math.ceil(pts[:, 1].max())) + 1, h)
+    chains = _edited_chains(before, after)
+    if not chains:
+        return None
+    snap = float(tolerance_px) + 1.0 if tolerance_px > 0 else 0.0
+    pts = np.concatenate([c for pair in chains for c in pair])
+    x0, y0 = max(int(math.floor(pts[:, 0].min() - snap)), 0), max(int(math.floor(pts[:, 1].min() - snap)), 0)
+    x1 = min(int(math.ceil(pts[:, 0].max() + snap)) + 1, w)
+    y1 = min(int(math.ceil(pts[:, 1].max() + snap)) + 1, h)
     if x1 <= x0 or y1 <= y0:
         return None
     size = (y1 - y0, x1 - x0)
     changed = shapes_to_mask(size, [before], (x0, y0)) ^ shapes_to_mask(size, [after], (x0, y0))
+    if snap > 0:
+        for old, _new in chains:
+            changed |= _near_polyline(old - (x0, y0), snap, size)
     patch = m[y0:y1, x0:x1].copy()
     patch[changed] = shapes_to_mask(size, shapes_after, (x0, y0))[changed]
     if np.array_equal(patch, m[y0:y1, x0:x1]):
@@ -88,13 +99,34 @@ def apply_shape_edit(mask: np.ndarray, before: Outline, after: Outline,
     return y0, x0, patch
 
 
-def _edited_points(before: Outline, after: Outline) -> np.ndarray:
-    """The vertices of the parts of the rings that differ, with the unchanged vertex at each end.
+def _near_polyline(points: np.ndarray, radius: float, size: tuple[int, int]) -> np.ndarray:
+    """``size`` bool: pixels whose centre is within ``radius`` of the open polyline ``points``
+    ([N, 2] (x, y) in the window's pixels), each segment tested in its own box only."""
+    out = np.zeros(size, dtype=bool)
+    for a, b in zip(points[:-1], points[1:]):
+        c0, r0 = max(int(math.floor(min(a[0], b[0]) - radius)), 0), max(int(math.floor(min(a[1], b[1]) - radius)), 0)
+        c1 = min(int(math.ceil(max(a[0], b[0]) + radius)) + 1, size[1])
+        r1 = min(int(math.ceil(max(a[1], b[1]) + radius)) + 1, size[0])
+        if c1 <= c0 or r1 <= r0:
+            continue
+        cx = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5
+        cy = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5
+        d = b - a
+        length2 = float(d @ d)
+        t = 0.0 if length2 == 0 else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / length2, 0.0, 1.0)
+        out[r0:r1, c0:c1] |= np.hypot(cx - a[0] - t * d[0], cy - a[1] - t * d[1]) <= radius
+    return out
+
+
+def _edited_chains(before: Outline, after: Outline) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each ring that differs: (old run, new run), the vertices that differ with the
+    unchanged vertex at each end (whole closed rings when the holes were added or removed).
 
     Edges both versions share bound no change, so every pixel the edit swept lies in the box of
     these points: a vertex drag on a 12-megapixel mask rasterises a small window, not the part."""
     if len(before.holes) != len(after.holes):
-        return np.concatenate([_ring(r) for r in (before.outer, after.outer, *before.holes, *after.holes)])
+        closed = [np.vstack((r, r[:1])) for r in map(_ring, (before.outer, after.outer, *before.holes, *after.holes))]
+        return [(c, c) for c in closed]
     chains = []
     for a, b in zip((before.outer, *before.holes), (after.outer, *after.holes)):
         a, b = _ring(a), _ring(b)
@@ -106,10 +138,9 @@ def _edited_points(before: Outline, after: Outline) -> np.ndarray:
         tail_same = np.all(a[::-1][:n] == b[::-1][:n], axis=1)
         tail = int(np.argmin(tail_same)) if not tail_same.all() else n
         tail = min(tail, n - head)
-        for ring in (a, b):
-            idx = np.arange(head - 1, len(ring) - tail + 1) % len(ring)  # the changed run and its ends
-            chains.append(ring[idx])
-    return np.concatenate(chains) if chains else _ring(before.outer)[:1]
+        runs = [ring[np.arange(head - 1, len(ring) - tail + 1) % len(ring)] for ring in (a, b)]
+        chains.append((runs[0], runs[1]))  # the changed run and its ends
+    return chains
 
 
 # ---------------------------------------------------------------------------------------------
