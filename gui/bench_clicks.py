@@ -23,10 +23,12 @@ Other GUI-thread work while captions run (their progress, the answer panel) is n
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     canvas = app.window.canvas
     times = []
     QTest.qWait(200)
+    gc_pauses: list[float] = []  # collections on the GUI thread during the clicks (gui.gui_thread_gc), ms
+    gui_thread, gc_start = threading.get_ident(), [0.0]
+
+    def on_gc(phase: str, _info: dict) -> None:
+        if threading.get_ident() == gui_thread:
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+            else:
+                gc_pauses.append((time.perf_counter() - gc_start[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     for i in range(args.clicks):
         after_click.append([0.0, 0.0])
         k = i // 2  # click k's spot twice: a new point, then the same point again, which removes it
@@ -160,11 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         # a person's pace: the mask of the new point is shown (or 2 s pass) before the next click
         wait(lambda: not app.workspace.current.needs_segmentation(), seconds=2.0, give_up=True)
         QTest.qWait(30)
+    gc.callbacks.remove(on_gc)
     still_writing = app.workspace.current.answer is None
     print(f"{args.clicks} clicks on a {w}x{h} photo while the engine wrote captions"
           f"{'' if still_writing else ' (the answer came before the last click)'}:")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
+          + f" on {os.cpu_count()} CPUs")
     print(f"decoder replies: {len(replies)} (each new point's mask is shown before the next click, "
           f"unless 2 s pass)")
+    if gc_pauses:
+        print(f"garbage collections on the GUI thread meanwhile: {len(gc_pauses)}, worst {max(gc_pauses):.1f} ms, "
+              f"in all {sum(gc_pauses):.0f} ms")
     totals = [(t[0] + a[0], t[1] + a[1]) for t, a in zip(times, after_click, strict=True)]
     for name, pairs in (("click", times), ("per click (with its reply and paints)", totals)):
         for kind, values in (("wall", [p[0] for p in pairs]), ("its CPU", [p[1] for p in pairs])):

@@ -67,6 +67,26 @@ def view_window(visible: QtCore.QRectF, image_size: tuple[int, int]) -> tuple[in
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
+def screen_window(painter: QtGui.QPainter, image_size: tuple[int, int]):
+    """``(window, size)`` of an item in image pixels painted by ``painter`` (its world transform
+    maps image pixels to the device): the whole image pixels ``(x0, y0, x1, y1)`` in view and the
+    ``(w, h)`` device pixels (physical: times the device pixel ratio) they cover; None when
+    nothing of the image is in view."""
+    ratio = painter.device().devicePixelRatioF()
+    transform = painter.worldTransform() * QtGui.QTransform.fromScale(ratio, ratio)
+    device = painter.viewport()
+    inverse, ok = transform.inverted()
+    if not ok:
+        return None
+    window = view_window(inverse.mapRect(QtCore.QRectF(device.x() * ratio, device.y() * ratio,
+                                                       device.width() * ratio, device.height() * ratio)), image_size)
+    if window is None:
+        return None
+    x0, y0, x1, y1 = window
+    shown = transform.mapRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+    return window, (max(1, round(shown.width())), max(1, round(shown.height())))
+
+
 class MaskLayer(QtWidgets.QGraphicsObject):
     """The chosen mask, filled and outlined, over the image rect (0, 0)-(W, H).
 
@@ -104,18 +124,9 @@ class MaskLayer(QtWidgets.QGraphicsObject):
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt API
         return QtCore.QRectF(0, 0, *self._size)
 
-    def view_image(self, painter_transform: QtGui.QTransform, device_rect: QtCore.QRectF):
-        """``(window, QImage)`` of the mask as seen through ``painter_transform`` (image pixels ->
-        device pixels) on a device of ``device_rect``; None when nothing is in view."""
-        if self.mask is None:
-            return None
-        inverse, ok = painter_transform.inverted()
-        window = view_window(inverse.mapRect(device_rect), self._size) if ok else None
-        if window is None:
-            return None
-        x0, y0, x1, y1 = window
-        shown = painter_transform.mapRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
-        size = (max(1, round(shown.width())), max(1, round(shown.height())))
+    def view_image(self, window: tuple[int, int, int, int], size: tuple[int, int]) -> QtGui.QImage:
+        """The mask's ``window`` (whole image pixels) rendered at ``size`` (w, h) device pixels
+        (see :func:`mask_view`), as drawn; the last one is reused while the mask is the same."""
         key = (self._version, window, size)
         if self._cache is None or self._cache[0] != key:
             pixels = _PIXELS[mask_view(self.mask, window, size)]  # [h, w] uint32, kept while the image is
@@ -123,17 +134,14 @@ class MaskLayer(QtWidgets.QGraphicsObject):
                                  QtGui.QImage.Format.Format_ARGB32_Premultiplied)
             self._cache = (key, image, pixels)
             self.renders += 1
-        return window, self._cache[1]
+        return self._cache[1]
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:  # noqa: D102 - Qt API
-        ratio = painter.device().devicePixelRatioF()
-        transform = painter.worldTransform() * QtGui.QTransform.fromScale(ratio, ratio)
-        device = painter.viewport()
-        seen = self.view_image(transform, QtCore.QRectF(device.x() * ratio, device.y() * ratio,
-                                                         device.width() * ratio, device.height() * ratio))
+        seen = None if self.mask is None else screen_window(painter, self._size)
         if seen is None:
             return
-        (x0, y0, x1, y1), image = seen
+        (x0, y0, x1, y1), size = seen
+        image = self.view_image((x0, y0, x1, y1), size)
         painter.save()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.drawImage(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0), image)
