@@ -166,3 +166,20 @@ def ask_and_wait(qtbot, app, question: str = "what is in the picture?"):
     session, completed = blocker.args
     assert completed, app.window.messages.history
     return session
+
+
+def export_current_coco(qtbot, app, out: Path):
+    """Export the shown image as COCO (RLE) through the app's Export dialog, read the file back
+    with pycocotools and return its one annotation and the COCO object."""
+    from pycocotools.coco import COCO
+
+    app.window.action_map["export"].trigger()
+    dialog = app.files.export_dialog
+    dialog.folder.setText(str(out))
+    dialog.scope_current.setChecked(True)
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        dialog.export_button.click()
+    coco = COCO(str(blocker.args[0].coco_file))
+    (ann,) = coco.loadAnns(coco.getAnnIds())
+    dialog.close()
+    return ann, coco

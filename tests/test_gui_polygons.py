@@ -11,7 +11,8 @@ from PySide6.QtTest import QTest
 
 from engine.imaging.polygons import shapes_to_mask
 from gui.point_editing import Tool
-from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture
+from gui_support import (WAIT_MS, ask_and_wait, click_image, drag_image, export_current_coco, harness_fixture,
+                         write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 Key, Btn = QtCore.Qt.Key, QtCore.Qt.MouseButton
@@ -63,8 +64,6 @@ def vertex_near(layer, xy, ring=0):
 
 
 def test_polygon_vertex_drag_changes_the_mask_undo_redo_and_the_export(harness, qtbot, tmp_path):
-    from pycocotools.coco import COCO
-
     app, session, layer = polygon_app(harness, qtbot, tmp_path)
     w, stack = app.window, session.undo_stack
     steps = stack.count()
@@ -91,17 +90,9 @@ def test_polygon_vertex_drag_changes_the_mask_undo_redo_and_the_export(harness, 
 
     QTest.keyClick(w.canvas, Key.Key_Space)  # accept, then export the way the user does
     assert session.accepted
-    w.action_map["export"].trigger()
-    dialog = app.files.export_dialog
-    dialog.folder.setText(str(tmp_path / "export"))
-    dialog.scope_current.setChecked(True)
-    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
-        dialog.export_button.click()
-    coco = COCO(str(blocker.args[0].coco_file))
-    (ann,) = coco.loadAnns(coco.getAnnIds())
+    ann, coco = export_current_coco(qtbot, app, tmp_path / "export")
     assert np.array_equal(coco.annToMask(ann).astype(bool), edited)
     assert ann["area"] == int(edited.sum())
-    dialog.close()
 
 
 def test_add_and_delete_vertices_keep_the_hole(harness, qtbot, tmp_path):
