@@ -132,8 +132,8 @@ class Canvas(pg.GraphicsView):
         self.mask_layer.set_mask(mask)
         self.polygons.set_mask(mask)
 
-    def set_points(self, points: tuple[Point, ...]) -> None:
-        self.points_layer.set_points(points)
+    def set_points(self, points: tuple[Point, ...], notes: tuple[str, ...] | None = None) -> None:
+        self.points_layer.set_points(points, notes)
 
     def set_box(self, box: Box | None) -> None:
         self.box_layer.set_box(box)

@@ -275,7 +275,7 @@ class Controller(EditIntents, QtCore.QObject):
             if self.models is not None:
                 session.set_models(self.models.models, self.models.random_weights)
         elif isinstance(payload, AutoPoints):
-            session.set_auto_points(payload.points)
+            session.set_auto_points(payload.points, request.num_points or self.settings.num_points)
             self._ask_points[request.request_id] = payload.points
         elif isinstance(payload, SegmentationResult):
             points = self._ask_points.pop(request.request_id, payload.points)

@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.imaging.point_notes import point_notes
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 
 from .mask_overlay import MASK_COLOUR, MaskLayer  # noqa: F401 - the mask layer is one of the canvas' layers
@@ -63,18 +64,6 @@ def heatmap_lut(name: str, opacity_ramp: float = 0.35) -> np.ndarray:
     ramp = np.clip(np.linspace(0.0, 1.0, 256) / max(opacity_ramp, 1e-6), 0.0, 1.0)
     rgba[:, 3] = 255.0 * ramp
     return rgba.astype(np.uint8)
-
-
-def point_description(index: int, point: Point) -> str:
-    """Tooltip text of a prompt point: number, kind, who placed it, score, position."""
-    kind = "positive" if point.label == POSITIVE else "negative"
-    who = "automatic" if point.source == "auto" else "your"
-    text = f"#{index + 1} {who} {kind} point at ({point.x:.0f}, {point.y:.0f})"
-    if point.score is not None:
-        text += f"\nheat-map score {point.score:.3g}"
-    if point.source == "auto":
-        text += "\ndrag to move it (it becomes yours), click to remove it"
-    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +167,6 @@ class PointMarker(QtWidgets.QGraphicsPathItem):
             pen = QtGui.QPen(QtGui.QColor(255, 230, 120), 2.0, QtCore.Qt.PenStyle.DashLine)
         self.setBrush(QtGui.QBrush(fill))
         self.setPen(pen)
-        self.setToolTip(point_description(index, point))
         # a dark halo behind the ring keeps the point visible on busy or bright images
         halo = QtWidgets.QGraphicsPathItem(path, self)
         halo.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)
@@ -226,9 +214,10 @@ class PointsLayer(QtWidgets.QGraphicsObject):
     def paint(self, painter, option, widget=None) -> None:  # noqa: D401 - Qt override
         return None
 
-    def set_points(self, points: tuple[Point, ...] | list[Point]) -> None:
+    def set_points(self, points: tuple[Point, ...] | list[Point], notes: tuple[str, ...] | None = None) -> None:
         """Show ``points``; a marker whose point and number did not change is kept (a click
-        rebuilds one marker, not all of them)."""
+        rebuilds one marker, not all of them). ``notes``: each point's tooltip (what it means,
+        :func:`engine.imaging.point_notes.point_notes`); without, made without the heat map."""
         scene = self.scene()
         new = tuple(points)
         same = 0  # the markers of an unchanged first part stay (their numbers are right too)
@@ -240,6 +229,8 @@ class PointsLayer(QtWidgets.QGraphicsObject):
                 scene.removeItem(marker)
         self.points = new
         self.markers = self.markers[:same] + [PointMarker(i, p, self) for i, p in enumerate(new) if i >= same]
+        for marker, note in zip(self.markers, notes if notes is not None else point_notes(new, None, None)):
+            marker.setToolTip(note)  # every one: another point's rank or the map may have changed
 
 
 class BoxLayer(QtWidgets.QGraphicsRectItem):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from engine.imaging.point_notes import point_notes
 from engine.project import default_label
 from engine.prompts import POSITIVE
 
@@ -93,6 +94,7 @@ class Presenter(QtCore.QObject):
         elif aspect == "heatmap":
             self.token_index = None
             self._show_heatmap()
+            self._show_points()  # each point's heat is relative to this map
             w.answer_panel.set_tokens([word for word, _ in s.word_maps])
             if s.heatmap is not None:
                 w.answer_panel.set_match(s.heatmap.itm_probability)
@@ -101,7 +103,7 @@ class Presenter(QtCore.QObject):
         elif aspect in ("prompts", "restored"):  # the one place that draws points and the box
             if not w.canvas.editor.dragging:  # (a drag's own state must not end it)
                 w.canvas.editor.set_state(s.prompts)
-            w.canvas.set_points(s.prompts.points)
+            self._show_points()
             w.canvas.set_box(s.prompts.box)
             self._show_summary()
         elif aspect in ("segmentation", "choice", "mask"):  # mask: strokes, polygons, clean-up
@@ -142,6 +144,11 @@ class Presenter(QtCore.QObject):
                 grid = s.word_maps[self.token_index][1]
         self.window.canvas.set_heatmap(grid)
 
+    def _show_points(self) -> None:
+        s = self.session
+        if s is not None:
+            self.window.canvas.set_points(s.prompts.points, point_notes(s.prompts.points, s.question_map, s.image_size))
+
     def _show_summary(self) -> None:
         s = self.session
         if s is None:
@@ -159,6 +166,8 @@ class Presenter(QtCore.QObject):
             if s.prompts.box is not None:
                 parts.append("a box")
             text = " + ".join(parts)
+        if s.points_note and (not pts or any(p.source == "auto" for p in pts)):
+            text += "\n" + s.points_note  # why fewer automatic points came than were asked for
         if s.segmentation is not None and s.segmentation.note:
             text += "\n" + s.segmentation.note
         self.window.candidates_panel.set_summary(text)

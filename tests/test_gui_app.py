@@ -47,7 +47,7 @@ def test_ask_fills_every_panel_and_layer(harness, qtbot, tmp_path):
     assert w.canvas.heat_layer.sceneBoundingRect() == w.canvas.image_layer.sceneBoundingRect()
     assert session.auto_points and all(p.source == "auto" and p.label == POSITIVE for p in session.prompts.points)
     assert len(w.canvas.points_layer.markers) == len(session.auto_points)
-    assert "score" in w.canvas.points_layer.markers[0].toolTip()
+    assert "of the map's peak" in w.canvas.points_layer.markers[0].toolTip()  # its heat, in words
     assert session.mask is not None and w.canvas.mask_layer.mask is session.mask
     assert session.answer is not None and w.answer_panel.answer_label.text() == display_answer(session.answer.answer)
     assert w.answer_panel.captions_list.count() == len(session.captions) > 0

@@ -9,7 +9,7 @@ from PySide6.QtTest import QTest
 
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
 from gui.canvas import Canvas
-from gui.layers import heatmap_lut, normalise_map, point_description
+from gui.layers import heatmap_lut, normalise_map
 from gui.point_editing import Tool
 from engine.annotation.prompts import PromptState
 from gui_support import click_image, drag_image
@@ -183,18 +183,20 @@ def test_wheel_zoom_keeps_the_pixel_under_the_cursor(canvas, qtbot):
     assert np.allclose(canvas.vb.viewPixelSize(), before, rtol=1e-3)
 
 
-def test_point_markers_show_kind_source_number_and_score(canvas):
+def test_point_markers_show_kind_source_number_and_meaning(canvas):
     pts = (Point(10, 10, POSITIVE, score=0.8125, source="auto"), Point(50, 50, NEGATIVE), Point(90, 20, POSITIVE))
     canvas.set_points(pts)
     auto, neg, user = canvas.points_layer.markers
-    assert "0.812" in auto.toolTip() and "automatic positive" in auto.toolTip()
-    assert "your negative" in neg.toolTip() and "score" not in neg.toolTip()
+    assert auto.toolTip().startswith("#1 automatic positive point: the mask should include this place")
+    assert "0.812" not in auto.toolTip() and "the map's hottest spot" in auto.toolTip()  # meaning, not a raw score
+    assert "#2 your negative point: the mask should leave this place out" in neg.toolTip()
+    canvas.set_points(pts, ("one", "two", "three"))  # the presenter's notes (with the heat map) replace them all
+    assert [m.toolTip() for m in canvas.points_layer.markers] == ["one", "two", "three"]
     assert [m.number.text() for m in canvas.points_layer.markers] == ["1", "2", "3"]
     # auto vs user: dashed vs solid ring; positive vs negative: different symbol and colour
     assert auto.pen().style() == QtCore.Qt.PenStyle.DashLine and user.pen().style() == QtCore.Qt.PenStyle.SolidLine
     assert auto.path().elementCount() != neg.path().elementCount()
     assert user.brush().color() != neg.brush().color()
-    assert point_description(0, pts[0]).startswith("#1 automatic positive")
 
 
 def test_layer_helpers():

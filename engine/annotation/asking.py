@@ -14,7 +14,8 @@ import numpy as np
 
 from ..project import PreviousAnswer, QuestionRecord
 from ..project.records import PREVIOUS_ANSWERS_KEPT
-from ..prompts import Point
+from ..imaging.point_notes import point_count_note
+from ..prompts import POSITIVE, Point
 from ..results import AnswerResult, CaptionsResult, HeatmapResult
 from .last_complete import LastComplete, put_back, take
 from .project_record import AnswerView, typed_label
@@ -26,6 +27,7 @@ class Asking:
     """The asking side of an image's annotation, kept apart so the state reads without it."""
 
     asking: object = None  # the caller's id of the ask in flight (the app's request id), or None
+    points_note: str | None = None  # why fewer automatic points came than were asked for
     _before_ask: LastComplete | None = None  # the last complete state, while an ask is in flight
 
     def start_question(self, question: str) -> None:
@@ -41,6 +43,7 @@ class Asking:
         self.question_map = None
         self.word_maps = ()
         self.auto_points = ()
+        self.points_note = None
         self.segmentation = None
         self._restored_mask = None
         self.corrections.clear()
@@ -92,8 +95,12 @@ class Asking:
             self.save("heatmap", source="chain")
         self.notify("heatmap")
 
-    def set_auto_points(self, points: tuple[Point, ...]) -> None:
+    def set_auto_points(self, points: tuple[Point, ...], asked: int | None = None) -> None:
+        """The heat map's points; ``asked``: how many positive points were asked for (when fewer
+        came, :attr:`points_note` says why)."""
         self.auto_points = tuple(points)
+        found = sum(p.label == POSITIVE for p in points)
+        self.points_note = None if asked is None else point_count_note(self.question_map, found, asked)
         if self.record is not None:
             self.record.auto_points = list(points)
 

@@ -19,8 +19,8 @@ from ..project import QuestionRecord
 __all__ = ["LastComplete", "take", "put_back", "KEPT"]
 
 # Everything an ask changes; all of it is shown, or written, from these attributes.
-KEPT = ("question", "heatmap", "question_map", "word_maps", "auto_points", "prompts", "segmentation",
-        "_restored_mask", "chosen", "fused_map", "captions", "previous_answer", "answer", "answer_stale",
+KEPT = ("question", "heatmap", "question_map", "word_maps", "auto_points", "points_note", "prompts",
+        "segmentation", "_restored_mask", "chosen", "fused_map", "captions", "previous_answer", "answer", "answer_stale",
         "record", "label", "accepted", "alpha", "corrections")
 
 

@@ -109,7 +109,7 @@ def _is_flat(arr: np.ndarray) -> bool:
 
 def _pick(work: np.ndarray, num_points: int, suppression_radius: float, stop_below: float,
           excluded: np.ndarray | None = None, tiebreak: np.ndarray | None = None,
-          tie_tol: float = 0.0) -> tuple[list[int], list[int], list[float]]:
+          tie_tol: float = 0.0, stops: list[str] | None = None) -> tuple[list[int], list[int], list[float]]:
     """Greedy peak picking on ``work`` (>= 0, modified in place).
 
     A picked cell's value ``v`` is removed as a Gaussian bump ``v * exp(-d^2 / 2 r^2)`` (r the
@@ -117,7 +117,8 @@ def _pick(work: np.ndarray, num_points: int, suppression_radius: float, stop_bel
     so no two picks are ever within r of each other. Stops at ``num_points``, when no eligible
     cell is left, or when the best eligible value is <= 0 or below ``stop_below``.
     Cells within ``tie_tol`` of the best count as tied and go to the largest ``tiebreak``
-    (else row-major first); the result is then sorted by value, best first.
+    (else row-major first); the result is then sorted by value, best first. ``stops`` gets why
+    picking stopped: ``"count"``, ``"no_cells"`` (all within r of a pick) or ``"below"``.
     """
     gh, gw = work.shape
     rr, cc = np.mgrid[0:gh, 0:gw]
@@ -125,10 +126,15 @@ def _pick(work: np.ndarray, num_points: int, suppression_radius: float, stop_bel
     rows: list[int] = []
     cols: list[int] = []
     scores: list[float] = []
-    while len(rows) < num_points and eligible.any():
+    stop = "count"
+    while len(rows) < num_points:
+        if not eligible.any():
+            stop = "no_cells"
+            break
         masked = np.where(eligible, work, -np.inf)
         best = float(masked.max())
         if best <= 0 or best < stop_below:
+            stop = "below"
             break
         if tiebreak is None:
             flat_idx = int(np.argmax(masked))
@@ -145,6 +151,8 @@ def _pick(work: np.ndarray, num_points: int, suppression_radius: float, stop_bel
             work -= value * np.exp(-0.5 * d2 / suppression_radius ** 2)
             np.clip(work, 0.0, None, out=work)
         eligible &= d2 > suppression_radius ** 2
+    if stops is not None:
+        stops.append(stop)
     order = sorted(range(len(rows)), key=lambda i: -scores[i])  # stable: only tie picks move
     return [rows[i] for i in order], [cols[i] for i in order], [scores[i] for i in order]
 
@@ -187,16 +195,44 @@ def extract_points(heat: np.ndarray, num_points: int = 5, sigma: float = 1.0,
     residual blurred value at the pick, in the map's units; the first is the blurred maximum).
     Raises InputError on NaN/inf, a non-2-D map or bad parameters.
     """
+    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score)[0]
+
+
+def _positives(heat: np.ndarray, num_points: int, sigma: float, suppression_radius: float,
+               min_relative_score: float) -> tuple[GridPoints, str]:
+    """:func:`extract_points` and why it stopped (``"flat"``, or as ``_pick``'s ``stops``)."""
     num_points, sigma, radius, mrs = _check_common(num_points, sigma, suppression_radius,
                                                    min_relative_score)
     blurred = blur(heat, sigma)
     if num_points == 0 or _is_flat(blurred):
-        return _as_grid_points([], [], [])
+        return _as_grid_points([], [], []), "count" if num_points == 0 else "flat"
     floor = float(blurred.min())
     work = blurred - floor
     span = float(work.max())
-    rows, cols, scores = _pick(work, num_points, radius, stop_below=mrs * span)
-    return _as_grid_points(rows, cols, [s + floor for s in scores])
+    stops: list[str] = []
+    rows, cols, scores = _pick(work, num_points, radius, stop_below=mrs * span, stops=stops)
+    return _as_grid_points(rows, cols, [s + floor for s in scores]), stops[0]
+
+
+def why_fewer_points(heat: np.ndarray, num_points: int = 5, sigma: float = 1.0, suppression_radius: float = 2.0,
+                     min_relative_score: float = 0.2) -> str:
+    """Why :func:`extract_points` (same arguments) stops where it does: ``"count"`` (it gave all
+    ``num_points``), ``"flat"`` (the map is the same everywhere), ``"no_cells"`` (every cell is
+    within ``suppression_radius`` of a point already placed) or ``"below"`` (no cell left reaches
+    ``min_relative_score`` of the map's range once the points' neighbourhoods are taken out)."""
+    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score)[1]
+
+
+def relative_heat(heat: np.ndarray, xy: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """The heat at pixels ``xy`` (``[N, 2]`` (x, y)) as a fraction of the map's range: ``[N]`` float64
+    in [0, 1], 0 at the map's minimum, 1 at its peak (the raw ``[Gh, Gw]`` map's cell that holds
+    each pixel; 0 everywhere on a flat map)."""
+    arr = _check_map(heat)
+    cells = np.rint(pixels_to_grid(xy, arr.shape, image_size))
+    cols = np.clip(cells[:, 0], 0, arr.shape[1] - 1).astype(int)
+    rows = np.clip(cells[:, 1], 0, arr.shape[0] - 1).astype(int)
+    lo, span = float(arr.min()), float(arr.max() - arr.min())
+    return np.zeros(len(cols)) if span <= 0 else (arr[rows, cols] - lo) / span
 
 
 def negative_points(heat: np.ndarray, num_points: int = 1, sigma: float = 1.0,
