@@ -5,7 +5,9 @@
   (:mod:`.asking`: a question asked and its stage results arriving),
   written to the project as it changes (:mod:`.project_record`: writing and restoring its record);
 - :mod:`.edits`: the edits (prompts, candidate, alpha, label, acceptance) with do and undo,
-  and :class:`History`, their undo history.
+  and :class:`History`, their undo history; an edit that changes the mask un-accepts it;
+- :mod:`.corrections`: the brush's add and erase layers over the model's mask (the final mask
+  is ``(model | add) & ~erase``) and their edits (stroke, whole new mask, clear strokes).
 
 The app wraps these thinly (a QObject that emits what changed, a QUndoStack around the edits);
 scripts and tests use them as they are.
