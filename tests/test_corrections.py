@@ -281,3 +281,24 @@ def test_strokes_come_back_with_the_project_and_its_json(image, tmp_path):
     with convert_json_project(out) as converted:
         rec = converted.find_image(ann.path).find_question("what is it?")
         assert np.array_equal(Corrections.from_rles(rec.stroke_add_rle, rec.stroke_erase_rle).add, add)
+
+
+def test_damaged_stroke_layers_are_refused_with_a_message(image, tmp_path):
+    import sqlite3
+
+    from engine.errors import ProjectError
+    from engine.project.codec import question_from_json
+
+    ann, project, history = image
+    history.push(PaintStroke(ann, [(35, 5)], 2))
+    project.close()
+    with sqlite3.connect(project.path) as con:  # another program wrote a list where a layer belongs
+        extra = json.loads(con.execute("SELECT extra FROM questions").fetchone()[0])
+        extra["strokes"]["add"] = [1, 2, 3]
+        con.execute("UPDATE questions SET extra = ?", (json.dumps(extra),))
+    con.close()
+    with Project.open(project.path) as damaged, pytest.raises(ProjectError, match="damaged"):
+        damaged.find_image(ann.path)
+    doc = {"question": "q?", "strokes": {"add": {"size": [2, 2], "counts": "zz"}}}
+    with pytest.raises(ProjectError, match=r"q\[0\]\.strokes\.add"):
+        question_from_json(doc, "q[0]")
