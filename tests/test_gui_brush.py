@@ -13,7 +13,8 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.project import Project
-from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture, _move_event
+from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco,
+                         harness_fixture, write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 from test_corrections import under_brush
 
@@ -179,8 +180,6 @@ def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
 
 
 def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_mask(harness, qtbot, tmp_path):
-    from pycocotools.coco import COCO
-
     project_file = tmp_path / "work.qmask"
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img], project=project_file)
@@ -202,16 +201,8 @@ def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_ma
     final, add = session.mask.copy(), session.corrections.add.copy()
     assert not np.array_equal(final, session.model_mask)
 
-    w.action_map["export"].trigger()
-    dialog = app.files.export_dialog
-    dialog.folder.setText(str(tmp_path / "export"))
-    dialog.scope_current.setChecked(True)
-    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
-        dialog.export_button.click()
-    coco = COCO(str(blocker.args[0].coco_file))
-    ann, = coco.loadAnns(coco.getAnnIds())
+    ann, coco = export_current_coco(qtbot, app, tmp_path / "export")
     assert np.array_equal(coco.annToMask(ann).astype(bool), final)
-    dialog.close()
 
     app.workspace.drain()
     with Project.open(project_file) as on_disk:
