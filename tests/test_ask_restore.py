@@ -135,3 +135,19 @@ def test_a_cancelled_first_ask_leaves_the_image_new(tmp_path):
         assert ann.question == "" and ann.question_map is None and ann.mask is None and ann.status == "new"
         questions, again = _reopened(project, ann)
         assert questions == [] and again.status == "new"
+
+
+def test_brush_strokes_made_before_the_ask_come_back_with_it(done):
+    from engine.annotation import History
+    from engine.annotation.corrections import PaintStroke
+
+    ann, project = done
+    History().push(PaintStroke(ann, [(30.0, 20.0), (36.0, 20.0)], radius=2.0))
+    painted = ann.mask.copy()
+    assert painted[20, 33] and not ann.corrections.empty
+    _ask(ann, "where is the dog?", 3, ask_id=2, answer=None)
+    assert ann.corrections.empty  # a new question starts from the model's mask
+    assert ann.abandon_question(2)
+    assert not ann.corrections.empty and np.array_equal(ann.mask, painted)
+    questions, again = _reopened(project, ann)
+    assert questions == [FIRST] and np.array_equal(again.mask, painted)
