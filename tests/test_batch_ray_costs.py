@@ -101,3 +101,32 @@ def test_roles_of_a_local_ray_instance():
     assert role("/venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=x") == "raylet"
     assert role("/venv/bin/python -u /venv/lib/ray/_private/log_monitor.py --x") == "log monitor"
     assert proc_cpu.role(proc_cpu.Proc(1, 0, "python bench", 0.0), root=1) == "driver (this process)"
+
+
+def test_bench_reads_where_the_cpu_went(monkeypatch):
+    from engine.bench.batch import Timing, _cpu_line, _limit_line
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    # 10 images: one worker 6 s of chain CPU; two workers 14 s of chain, 1 s driver, 1 s of Ray's own
+    one = Timing(0.6, 5.0, 10, {"Ray worker: chain": (6.0, 1), "driver (this process)": (0.5, 1), "raylet": (0.5, 1)})
+    two = Timing(0.4, 6.0, 10, {"Ray worker: chain": (14.0, 2), "driver (this process)": (1.0, 1),
+                                "Ray worker: _StatsActor.update": (0.6, 1), "raylet": (0.4, 1)})
+    line = _cpu_line(two)
+    assert "chains 1400 ms (2 worker process(es), 3.50 cores busy)" in line and "driver 100 ms" in line
+    assert "Ray's own processes 100 ms (_StatsActor 60, raylet 40)" in line
+    # 2 cores x 600 ms / (1400 + 200) ms per image = 0.75x
+    assert _limit_line(one, two).startswith("at most 0.75x on 2 cores") and "+133%" in _limit_line(one, two)
+
+
+def test_bench_runs_local_batches_side_by_side(tmp_path, tiny_models_dir):
+    import argparse
+
+    from engine.bench.batch import _images, _side_by_side
+
+    folder = _images(tmp_path / "imgs", 4)
+    args = argparse.Namespace(cpus_per_worker=1.0, device="cpu", num_captions=2)
+    rate, cpu = _side_by_side(2, folder, tiny_models_dir, tmp_path, args)
+    assert rate > 0 and cpu > 0
+    for i in range(2):  # each process did the whole batch into its own project
+        with Project.open(tmp_path / f"side-2-{i}.qmask") as project:
+            assert project.summary()["ok"] == 4

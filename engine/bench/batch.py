@@ -6,29 +6,41 @@ given (the output says so: such figures measure QMask and Ray's overhead, not a 
 
 - the local batch (``run_batch`` in this process, torch limited to ``--cpus-per-worker``
   threads, as each Ray worker is): seconds per image;
+- the machine's own limit: as many local batches at once as the largest worker count, each in
+  its own process, no Ray (``--no-local-pair`` skips it): how much faster N chains at once are
+  than one on this machine, whatever Ray does;
 - for each count in ``--workers``: ``run_batch`` on a pool of that many Ray workers (a local
   Ray instance, or ``--ray ADDRESS``), into a new project each time.
 
 Rates are steady-state: from the moment every worker has delivered its first image to the last
-image (start-up, i.e. Ray, the worker processes and the models loading, is printed apart).
-Printed: images/s per worker count, the speed-up and scaling efficiency against one worker, and
-the per-image overhead of one Ray worker against the local batch. Goals (issue 17, on the 2-core
-reference CPU with tiny models) are printed as met or missed, never asserted: 2 workers give at
-least 1.8x the images/s of 1 worker; Ray's overhead per image is at most 10% of the local batch.
+image (start-up, i.e. Ray, the worker processes and the models loading, is printed apart). With
+each rate, the CPU seconds per image of each process in that window (Linux: this process and
+all it started, i.e. a local Ray instance): the chain workers, the driver, Ray's own processes.
+Other programs on the machine slow the rates; the CPU shares say where this run's CPU went
+regardless. Printed: images/s per worker count, the speed-up and scaling efficiency against one
+worker, and the per-image overhead of one Ray worker against the local batch. Goals (issue 17,
+on the 2-core reference CPU with tiny models) are printed as met or missed, never asserted: 2
+workers give at least 1.8x the images/s of 1 worker; Ray's overhead per image is at most 10% of
+the local batch. A missed scaling goal is followed by what 2 workers could reach at most, from
+the CPU figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import proc_cpu
 from ..errors import InputError
 
 QUESTION = "what is bright?"
@@ -45,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default: Ray's plan)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--num-captions", type=int, default=3, help="captions per image (default 3)")
+    parser.add_argument("--no-local-pair", action="store_true",
+                        help="skip the local batches run side by side without Ray (the machine's own limit)")
 
 
 def _images(folder: Path, n: int) -> Path:
@@ -60,17 +74,94 @@ def _images(folder: Path, n: int) -> Path:
     return folder
 
 
-def _timed(run, n: int, workers: int) -> tuple[float, float, float]:
-    """(seconds per image in steady state, images/s, seconds until every worker delivered)."""
+@dataclass
+class Timing:
+    per_image: float  # seconds per image in steady state
+    start: float  # seconds until every worker had delivered
+    images: int  # images in the steady window
+    cpu: dict[str, tuple[float, int]] = field(default_factory=dict)  # role -> (CPU s in the window, processes)
+    load: str = ""
+
+    @property
+    def rate(self) -> float:
+        return 1.0 / self.per_image
+
+    def cpu_ms(self, which) -> float:
+        """CPU milliseconds per image of the roles ``which(role)`` picks."""
+        return 1000 * sum(sec for r, (sec, _) in self.cpu.items() if which(r)) / self.images
+
+
+def _chain(role: str) -> bool:
+    return role == "Ray worker: chain"
+
+
+def _driver(role: str) -> bool:
+    return role.startswith("driver")
+
+
+def _timed(run, n: int, workers: int) -> Timing:
     stamps: list[float] = []
+    snaps: dict[int, dict] = {}
+    first = min(workers, n - 1)  # each worker has delivered at least once by then (or nearly)
+
+    def done(*_: object) -> None:
+        stamps.append(time.perf_counter())
+        if proc_cpu.available() and len(stamps) in (first, n):
+            snaps[len(stamps)] = proc_cpu.snapshot()
+
     t0 = time.perf_counter()
-    report = run(lambda *a: stamps.append(time.perf_counter()))
+    report = run(done)
     if report.processed != n or report.failed:
         raise InputError(f"The benchmark batch did not process every image: {report}")
-    first = min(workers, n - 1)  # each worker has delivered at least once by then (or nearly)
+    cpu = proc_cpu.by_role(snaps[first], snaps[n]) if len(snaps) == 2 else {}
     span = stamps[-1] - stamps[first - 1]
-    per_image = span / (n - first)
-    return per_image, 1.0 / per_image, stamps[first - 1] - t0
+    return Timing(span / (n - first), stamps[first - 1] - t0, n - first, cpu, _load())
+
+
+def _side_by_side(k: int, folder: Path, models: Path, tmp: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """``k`` local batches at once, each its own process (no Ray): (images/s together while all
+    run, CPU ms per image of each)."""
+    argv = [sys.executable, "-m", "engine.bench.batch", "--child", str(folder), "", str(models),
+            str(max(1, round(args.cpus_per_worker))), args.device, str(args.num_captions)]
+    procs = []
+    for i in range(k):
+        argv[5] = str(tmp / f"side-{k}-{i}.qmask")
+        procs.append(subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True))
+    runs = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise InputError(f"A local batch run beside the others failed (exit status {proc.returncode}).")
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    # the window where every one is past its first two images and none has finished
+    lo, hi = max(r["stamps"][1] for r in runs), min(r["stamps"][-1] for r in runs)
+    done = sum(sum(lo < t <= hi for t in r["stamps"]) for r in runs)
+    cpu = sum((r["cpu"][-1] - r["cpu"][1]) / (len(r["cpu"]) - 2) for r in runs) / k
+    return done / max(hi - lo, 1e-9), 1000 * cpu
+
+
+def _child(folder: str, project: str, models: str, threads: str, device: str, captions: str) -> None:
+    """One of :func:`_side_by_side`'s batches: prints when each image was done and the CPU used."""
+    from ..runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
+
+    configure_openmp_wait()  # as the qmask front door does, before torch loads
+    keep_freed_memory()
+    import torch
+
+    from ..annotation.batch import run_batch
+    from ..annotation.settings import PipelineSettings
+
+    torch.set_num_threads(int(threads))
+    stamps: list[float] = []
+    cpu: list[float] = []
+
+    def done(*_: object) -> None:
+        stamps.append(time.monotonic())  # the same clock in every process
+        cpu.append(sum(os.times()[:2]))
+
+    run_batch(folder, [QUESTION], project, settings=PipelineSettings(device=device, num_captions=int(captions), seed=0),
+              models_dir=models, show_progress=False, on_image_done=done)
+    print(json.dumps({"stamps": stamps, "cpu": cpu}))
 
 
 def _load() -> str:
@@ -120,43 +211,54 @@ def main(args: argparse.Namespace) -> int:
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            local, local_rate, local_start = _timed(
-                lambda done: run_batch(folder, [QUESTION], tmp / "local.qmask", settings=settings(),
-                                       models_dir=models, show_progress=False, on_image_done=done), n, 1)
+            local = _timed(lambda done: run_batch(folder, [QUESTION], tmp / "local.qmask", settings=settings(),
+                                                  models_dir=models, show_progress=False, on_image_done=done), n, 1)
         finally:
             torch.set_num_threads(before)
-        p(f"local batch ({threads} torch thread(s)): {local * 1000:.0f} ms per image, {local_rate:.2f} images/s "
-          f"(first image after {local_start:.1f} s)")
+        local_cpu = f", {local.cpu_ms(_driver):.0f} ms CPU" if local.cpu else ""
+        p(f"local batch ({threads} torch thread(s)): {local.per_image * 1000:.0f} ms per image{local_cpu}, "
+          f"{local.rate:.2f} images/s (first image after {local.start:.1f} s; {local.load})")
+        k = max(counts)
+        if k > 1 and not args.no_local_pair:
+            together, cpu = _side_by_side(k, folder, Path(models), tmp, args)
+            p(f"{k} local batches at once, each its own process, no Ray (this machine's own limit): {together:.2f} "
+              f"images/s together = {together / local.rate:.2f}x one alone; {cpu:.0f} ms CPU per image each ({_load()})")
 
         t = time.perf_counter()
         owns = connect(ray, args.ray)
         p(f"Ray: {'joined ' + args.ray if args.ray else 'local instance started'} in {time.perf_counter() - t:.1f} s; "
           f"cluster resources {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
-        rates: dict[int, float] = {}
-        per: dict[int, float] = {}
+        runs: dict[int, Timing] = {}
         for w in counts:
             cluster = ClusterOptions(address=args.ray, workers=w, cpus_per_worker=args.cpus_per_worker,
                                      gpus_per_worker=args.gpus_per_worker)
-            per[w], rates[w], start = _timed(
-                lambda done, w=w, cluster=cluster: run_batch(
-                    folder, [QUESTION], tmp / f"ray-{w}.qmask", settings=settings(), models_dir=models,
-                    show_progress=False, on_image_done=done, cluster=cluster), n, w)
-            line = (f"ray, {w} worker(s): {rates[w]:.2f} images/s ({per[w] * 1000:.0f} ms per image; every worker "
-                    f"delivering after {start:.1f} s)")
+            runs[w] = r = _timed(lambda done, cluster=cluster, w=w: run_batch(
+                folder, [QUESTION], tmp / f"ray-{w}.qmask", settings=settings(), models_dir=models,
+                show_progress=False, on_image_done=done, cluster=cluster), n, w)
+            line = (f"ray, {w} worker(s): {r.rate:.2f} images/s ({r.per_image * 1000:.0f} ms per image; every worker "
+                    f"delivering after {r.start:.1f} s; {r.load})")
             if w != counts[0]:
-                speedup = rates[w] / rates[counts[0]]
+                speedup = r.rate / runs[counts[0]].rate
                 line += f"; {speedup:.2f}x {counts[0]} worker(s), scaling efficiency {speedup * counts[0] / w:.0%}"
             p(line)
-        if 1 in per:
-            overhead = per[1] / local - 1
-            p(f"Ray overhead per image, 1 worker against the local batch: {(per[1] - local) * 1000:+.1f} ms "
-              f"({overhead:+.1%})")
+            if r.cpu:
+                p("  " + _cpu_line(r))
+        if 1 in runs:
+            overhead = runs[1].per_image / local.per_image - 1
+            p(f"Ray overhead per image, 1 worker against the local batch: "
+              f"{(runs[1].per_image - local.per_image) * 1000:+.1f} ms ({overhead:+.1%})")
         p(f"{_load()} at the end: other work on this machine slows every figure, the scaling most")
+        if 1 in runs and (os.cpu_count() or 0) <= max(counts) * args.cpus_per_worker and not args.ray:
+            p("With 1 worker, the driver and Ray's own processes use the core the worker leaves idle; with the "
+              "machine full of workers they take their CPU from the workers. The local batches run side by side "
+              "show what the machine gives without Ray.")
         p("Goals (issue 17; the 2-core reference CPU, tiny models):")
-        if 1 in rates and 2 in rates:
-            ratio = rates[2] / rates[1]
+        if 1 in runs and 2 in runs:
+            ratio = runs[2].rate / runs[1].rate
             p(f"  2 workers >= 1.8x the images/s of 1: {ratio:.2f}x: {'met' if ratio >= 1.8 else 'missed'}")
-        if 1 in per:
+            if ratio < 1.8 and runs[1].cpu and runs[2].cpu and not args.ray:
+                p("  " + _limit_line(runs[1], runs[2]))
+        if 1 in runs:
             p(f"  Ray overhead per image <= 10% of the local batch: {overhead:+.1%}: "
               f"{'met' if overhead <= 0.10 else 'missed'}")
         if not tiny or (os.cpu_count() or 0) != 2:
@@ -167,3 +269,33 @@ def main(args: argparse.Namespace) -> int:
             ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _cpu_line(r: Timing) -> str:
+    """Where this run's CPU went, per image: the chains, the driver, Ray's own processes."""
+    chain, driver = r.cpu_ms(_chain), r.cpu_ms(_driver)
+    own = r.cpu_ms(lambda role: not _chain(role) and not _driver(role))
+    top = sorted(((sec, role) for role, (sec, _) in r.cpu.items() if not _chain(role) and not _driver(role)),
+                 reverse=True)[:4]
+    names = ", ".join(f"{role.removeprefix('Ray worker: ').split('.')[0]} {1000 * sec / r.images:.0f}" for sec, role in top)
+    workers = r.cpu.get("Ray worker: chain", (0.0, 0))[1]
+    return (f"CPU per image: chains {chain:.0f} ms ({workers} worker process(es), {chain * r.rate / 1000:.2f} "
+            f"cores busy), driver {driver:.0f} ms, Ray's own processes {own:.0f} ms ({names}); driver and Ray "
+            f"together {(driver + own) * r.rate / 1000:.2f} cores")
+
+
+def _limit_line(one: Timing, two: Timing) -> str:
+    """What 2 workers could give at most on this machine's cores, from the CPU each image took:
+    against one worker with a core to itself (its chain CPU per image), not its measured rate,
+    which other load on the machine lowers."""
+    cores = os.cpu_count() or 1
+    c1, c2 = one.cpu_ms(_chain), two.cpu_ms(_chain)
+    rest = two.cpu_ms(lambda role: not _chain(role))
+    most = cores * c1 / (c2 + rest)
+    return (f"at most {most:.2f}x on {cores} cores busy all the time: {cores} x {c1:.0f} ms (one worker's chain CPU "
+            f"per image) / ({c2:.0f} ms of chain CPU per image with 2 workers, {c2 / c1 - 1:+.0%}: the chains slow "
+            f"each other, + {rest:.0f} ms of driver and Ray, {rest / (c2 + rest):.0%} of the CPU)")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    _child(*sys.argv[2:8])
