@@ -62,6 +62,7 @@ class PolygonLayer(pg.GraphicsObject):
         self._trace_again = False
         self._path = QtGui.QPainterPath()
         self._hole_path = QtGui.QPainterPath()
+        self._drag_paths: list = []  # during a drag: (the dragged ring less two edges, those two edges), with colours
 
     # ------------------------------------------------------------------ from outside
     def set_active(self, active: bool) -> None:
@@ -149,11 +150,26 @@ class PolygonLayer(pg.GraphicsObject):
         self._rebuild_paths()
 
     def _rebuild_paths(self, changed: np.ndarray | None = None) -> None:
-        """New ring paths; repaint all of the layer, or only the box of ``changed`` ([N, 2]
-        image pixels) during a drag: repainting the whole view redraws a 12-megapixel photo and
-        mask under it at every mouse move."""
-        self._path = _rings_path([s.outer for s in self.shapes])
-        self._hole_path = _rings_path([h for s in self.shapes for h in s.holes])
+        """New ring paths; repaint all of the layer, or during a drag only the box of ``changed``
+        ([N, 2] image pixels): repainting the whole view redraws a 12-megapixel photo and mask
+        under it at every mouse move. A drag's first move puts everything but the dragged
+        vertex's two edges in the fixed paths, so each move builds a path of 3 points, however
+        many vertices the rings have."""
+        if self._drag is None:
+            self._path = _rings_path([s.outer for s in self.shapes])
+            self._hole_path = _rings_path([h for s in self.shapes for h in s.holes])
+            self._drag_paths = []
+        else:
+            i, j, k = self._drag
+            ring = _ring_of(self.shapes[i], j)
+            colour = RING_COLOUR if j == 0 else HOLE_COLOUR
+            if not self._drag_paths:
+                self._path = _rings_path([s.outer for n, s in enumerate(self.shapes) if (n, 0) != (i, j)])
+                self._hole_path = _rings_path([h for n, s in enumerate(self.shapes)
+                                               for m, h in enumerate(s.holes, 1) if (n, m) != (i, j)])
+                rest = ring[np.arange(k + 1, k + len(ring)) % len(ring)]  # the next vertex round to the previous
+                self._drag_paths = [(_polyline_path(rest), colour), None]
+            self._drag_paths[1] = (_polyline_path(ring[np.arange(k - 1, k + 2) % len(ring)]), colour)
         if changed is None:
             self.update()
             return
@@ -168,7 +184,7 @@ class PolygonLayer(pg.GraphicsObject):
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:  # noqa: D401 - Qt override
         if not self.shapes:
             return
-        for path, colour in ((self._path, RING_COLOUR), (self._hole_path, HOLE_COLOUR)):
+        for path, colour in [(self._path, RING_COLOUR), (self._hole_path, HOLE_COLOUR), *self._drag_paths]:
             pen = QtGui.QPen(colour, 2.0)
             pen.setCosmetic(True)
             painter.setPen(pen)
@@ -287,6 +303,7 @@ class PolygonLayer(pg.GraphicsObject):
         if ev.isFinish():
             before = self._drag_before
             self._end_drag()
+            self._rebuild_paths()
             self._write(i, before, "Move polygon vertex")
 
     def _delete(self, hit: tuple[int, int, int]) -> None:
@@ -341,6 +358,11 @@ def _polygonf(xy: np.ndarray) -> QtGui.QPolygonF:
     poly = pg.functions.create_qpolygonf(len(xy))
     pg.functions.ndarray_from_qpolygonf(poly)[:] = xy
     return poly
+
+
+def _polyline_path(xy: np.ndarray) -> QtGui.QPainterPath:
+    """An open polyline through ``xy`` ([N, 2]) as a path."""
+    return pg.arrayToQPath(xy[:, 0], xy[:, 1]) if len(xy) > 1 else QtGui.QPainterPath()
 
 
 def _rings_path(rings: list[np.ndarray]) -> QtGui.QPainterPath:
