@@ -142,6 +142,7 @@ class EditIntents:
         self.window.tolerance_box.valueChanged.connect(polygons.set_tolerance)
         a["tool_polygon"].triggered.connect(lambda: self.set_tool(Tool.POLYGON))
         self.window.tolerance_action.setVisible(False)
+        self.window.closing.connect(polygons.wait)  # a trace still running ends before the window goes
 
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
         session = self._editable()
