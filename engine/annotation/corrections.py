@@ -36,6 +36,7 @@ class Corrections:
     def __init__(self, add: np.ndarray | None = None, erase: np.ndarray | None = None) -> None:
         self._add, self._erase = add, erase
         self._packed: tuple[dict | None, dict | None] | None = None  # the layers as RLE while unloaded
+        self._rles: dict[str, tuple[Any, dict | None]] = {}  # layer name -> (the layer, its RLE)
         self._cache: tuple[Any, Any, Any, np.ndarray | None] | None = None  # (model, add, erase, final)
         self._empty = not self._any_stroke()
 
@@ -97,14 +98,22 @@ class Corrections:
     def put(self, shape: tuple[int, int], y0: int, x0: int, add: np.ndarray, erase: np.ndarray) -> None:
         """Write both layers' window at ``(y0, x0)`` (layers of ``shape`` (H, W) made when missing)."""
         h, w = add.shape
+        win = (slice(y0, y0 + h), slice(x0, x0 + w))
         new = []
         for layer, part in ((self.add, add), (self.erase, erase)):
-            layer = np.zeros(shape, bool) if layer is None or layer.shape != tuple(shape) else layer.copy()
-            layer[y0:y0 + h, x0:x0 + w] = part
+            if layer is not None and layer.shape != tuple(shape):
+                layer = None
+            if layer is None:  # a layer is made only when something is painted on it
+                if part.any():
+                    layer = np.zeros(shape, bool)
+                    layer[win] = part
+            elif not np.array_equal(layer[win], part):  # (an unchanged layer is neither copied nor encoded)
+                layer = layer.copy()
+                layer[win] = part
             new.append(layer)
         old_add, old_erase = self.add, self.erase
         self.add, self.erase = new
-        self._empty = not self._any_stroke()
+        self._empty = not (add.any() or erase.any() or self._any_stroke())  # the window first: no full scan
         self._patch_cache(old_add, old_erase, y0, x0, h, w)
 
     def clear(self) -> None:
@@ -124,8 +133,10 @@ class Corrections:
         if c is not None and c[0] is model and c[1] is self.add and c[2] is self.erase:
             return c[3]
         final = np.zeros(self.shape, bool) if model is None else model.copy()
-        final |= self.add
-        final &= ~self.erase
+        if self.add is not None:
+            final |= self.add
+        if self.erase is not None:
+            final &= ~self.erase
         final.flags.writeable = False
         self._cache = (model, self.add, self.erase, final)
         return final
@@ -139,8 +150,8 @@ class Corrections:
             return
         model, final = c[0], c[3].copy()
         win = (slice(y0, y0 + h), slice(x0, x0 + w))
-        base = np.zeros((h, w), bool) if model is None else model[win]
-        final[win] = (base | self.add[win]) & ~self.erase[win]
+        add, erase = self.window(y0, x0, h, w)
+        final[win] = ((np.zeros((h, w), bool) if model is None else model[win]) | add) & ~erase
         final.flags.writeable = False
         self._cache = (model, self.add, self.erase, final)
 
@@ -149,8 +160,14 @@ class Corrections:
         """(add, erase) as COCO RLE, None for an empty layer."""
         if self._packed is not None:
             return self._packed
-        return tuple(None if m is None or not m.any() else encode_mask(m)  # type: ignore[return-value]
-                     for m in (self.add, self.erase))
+        out = []
+        for name, layer in (("add", self._add), ("erase", self._erase)):
+            known = self._rles.get(name)
+            if known is None or known[0] is not layer:  # encoded once per version of the layer
+                known = (layer, None if layer is None or not layer.any() else encode_mask(layer))
+                self._rles[name] = known
+            out.append(known[1])
+        return tuple(out)  # type: ignore[return-value]
 
     @classmethod
     def from_rles(cls, add: dict | None, erase: dict | None) -> "Corrections":
