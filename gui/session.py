@@ -14,6 +14,7 @@ points the project at the folder it moved to and the sessions follow.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from engine.project import ImageRecord, Project, RelocateReport
 
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
 CHECK_ALL_MISSING = 2000  # up to this many images, every file is looked for when a project opens
+
+log = logging.getLogger(__name__)
 
 
 class ImageSession(QtCore.QObject, ImageAnnotation):
@@ -129,6 +132,7 @@ class Workspace(QtCore.QObject):
         self._recent: list[ImageSession] = []  # most recently shown last
         self.undo_group = QtGui.QUndoGroup(self)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-store")  # see write()
+        self._closed = False
         self._last_write: Future | None = None
         self._seen_version = self._read(project.data_version, -1)
         self._seen_seq = self._read(project.last_seq, 0)
@@ -292,7 +296,12 @@ class Workspace(QtCore.QObject):
     def write(self, change, wait: bool = False) -> bool:
         """One write of the project (``change(project)``), in order with every other, on the
         store's own thread: a click does not wait for the database. ``wait`` waits for it (and
-        everything queued before it). A failure is reported (``save_failed``), not raised."""
+        everything queued before it). A failure is reported (``save_failed``), not raised.
+        After :meth:`close` nothing is written: an engine reply still in Qt's queue when the
+        window closed (a mask for points already saved) is dropped, with a log line."""
+        if self._closed:
+            log.info("project closed; a late change was not written")
+            return False
         future = self._writer.submit(self._run_write, change)
         self._last_write = future
         return future.result() if wait else True
@@ -359,6 +368,7 @@ class Workspace(QtCore.QObject):
         for session in self.made_sessions():
             session.undo_stack.clear()
         self.drain()
+        self._closed = True
         self._writer.shutdown(wait=True)
         self.project.close()
         return True

@@ -113,6 +113,19 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     assert Project.open(tmp_path / "p.qmask").find_image(session.path) is not None  # saved first
 
 
+def test_a_reply_after_the_window_closed_is_dropped_not_raised(tmp_path, qapp):
+    # An engine reply still in Qt's queue when the window closed (a decoder's mask for points
+    # already saved) must not raise "cannot schedule new futures after shutdown".
+    ws = Workspace(Project.create(tmp_path / "p.qmask"))
+    session = open_session(ws, tmp_path)
+    prompts = PromptState((Point(5, 5),))
+    session.set_prompts(prompts)
+    assert ws.close()
+    assert ws.write(lambda p: p.checkpoint()) is False
+    assert session.accept_segmentation(prompts, session.generation, fake_segmentation(prompts))
+    assert session.mask[5, 5]  # shown (nothing to show it on now), just not written
+
+
 def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):
     session = open_session(workspace, tmp_path)
     old = PromptState((Point(5, 5),))
