@@ -37,13 +37,11 @@ from typing import Any, Callable
 from PySide6 import QtCore
 
 from engine.annotation.candidates import prepare_candidates
-from engine.annotation.chain import AutoPoints as ChainPoints
-from engine.annotation.chain import ChainRequest, run_chain
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
-from engine.results import HeatmapResult
 
-from .requests import (Answer, Ask, AutoPoints, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels,
-                       ImageRef, ModelsInfo, Notice, OpenImage, Progress, Reply, Request, Segment)
+from .requests import (Answer, Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels, OpenImage,
+                       Progress, Reply, Request, Segment)
+from .worker_jobs import EngineJobs
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +68,9 @@ def describe_error(err: BaseException) -> tuple[str, str, str | None]:
                                 "please report this with the log."), None
 
 
-class EngineWorker(QtCore.QObject):
-    """Lives in the engine thread. Slots run there; signals are delivered queued to the GUI."""
+class EngineWorker(EngineJobs, QtCore.QObject):
+    """Lives in the engine thread. Slots run there; signals are delivered queued to the GUI.
+    What each request does is in :mod:`gui.worker_jobs`."""
 
     progress = QtCore.Signal(object)  # Progress
     reply = QtCore.Signal(object)  # Reply
@@ -266,140 +265,8 @@ class EngineWorker(QtCore.QObject):
             pipe.set_image(image.rgb, image_id=image.image_id)
             self._image_id = image.image_id
 
-    def _load_models(self, request: LoadModels) -> None:
-        progress, cancel = self._callbacks(request)
-        progress("creating pipeline", 0.0)
-        self.pipeline = None
-        self._image_id = None
-        pipe = self._factory(request.settings, request.models_dir)
-        check = getattr(pipe, "check_models", None)
-        if callable(check):
-            check()  # a missing model is reported now, not halfway through the first question
-        notes = load_eagerly(pipe, progress, cancel)
-        self.pipeline = pipe
-        for note in notes:  # before "models ready": whoever waits for that sees them already shown
-            self.reply.emit(Reply(request, Notice(note)))
-        self.reply.emit(Reply(request, models_info(pipe, request.settings)))
-
-    def _open_image(self, request: OpenImage) -> None:
-        from engine.imaging.images import load_image
-
-        self.progress.emit(Progress(request.request_id, "reading image", -1.0))
-        self.reply.emit(Reply(request, load_image(request.path)))
-
-    def _encode(self, request: EncodeImage | EncodeNext) -> None:
-        self._need_pipeline()
-        progress, cancel = self._callbacks(request)
-        image = request.image if isinstance(request, EncodeImage) else None
-        if image is None:  # the next image, read here: sent only when the engine is idle
-            from engine.imaging.images import load_image
-
-            loaded = load_image(request.path)  # its pixels go to the pipeline's cache only
-            image, progress = ImageRef(request.key, loaded.rgb, loaded.image_id), _next_image_stages(progress)
-            if cancel():
-                raise CancelledError("cancelled")
-        self._use_image(image)
-        result = self._prepare(None, cancel, progress)
-        if result is not None and isinstance(request, EncodeImage):  # (the next image: its end is enough)
-            self.reply.emit(Reply(request, result))
-
-    def _prepare(self, roles: tuple[str, ...] | None, cancel, progress=None) -> Any:
-        """Encoders a stage is about to need (None: all), stoppable between blocks (a stage alone
-        is not). Returns the pipeline's PrepareResult; None for a stand-in without ``prepare``."""
-        prepare = getattr(self.pipeline, "prepare", None)
-        return prepare(roles=roles, progress=progress, cancel=cancel) if callable(prepare) else None
-
-    # Each chain stage of an Ask as the status bar names it, and the part of the bar it fills.
-    ASK_PROGRESS = {"heatmap": ("heat map", 0.0, 0.2), "segment": ("mask", 0.2, 0.3),
-                    "captions": ("captions", 0.3, 0.9), "answer": ("answer", 0.9, 1.0)}
-
-    def _ask(self, request: Ask) -> None:
-        """The chain (engine.annotation.chain), each result sent to the window as it is ready."""
-        pipe = self._need_pipeline()
-        progress, cancel = self._callbacks(request)
-        progress("encoding image", 0.0)
-        self._use_image(request.image)
-
-        def send(result: Any) -> None:
-            if isinstance(result, HeatmapResult):
-                self._tell_question_use(request, pipe)
-            elif isinstance(result, ChainPoints):
-                result = AutoPoints(result.points)
-            self.reply.emit(Reply(request, result))
-
-        def stage_progress(stage: str, fraction: float) -> None:
-            name, lo, hi = self.ASK_PROGRESS.get(stage, (stage, 0.0, 1.0))
-            progress(name, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
-
-        # Candidates are completed (RLE, coverage) in the chain, off the GUI thread, and its
-        # fusion reads the best one's coverage.
-        chain = run_chain(pipe, ChainRequest(request.question, alpha=request.alpha, num_points=request.num_points),
-                          on_result=send, progress=stage_progress, cancel=cancel,
-                          prepare_candidates=prepare_candidates)
-        if chain.segmentation_error:
-            # The heat map and the answer are shown; the mask's absence is an error the user sees.
-            self.reply.emit(Reply(request, Notice(chain.segmentation_error + " Choose another segmentation model "
-                                                  "in Engine > Models… to get masks again.", "error")))
-        progress("done", 1.0)
-
-    def _tell_question_use(self, request: Ask, pipe: Any) -> None:
-        """A notice when the models read only part of the question (engine.vqa.question_use)."""
-        use = getattr(pipe, "question_use", None)
-        if callable(use):
-            note = use(request.question).note()
-            if note:
-                self.reply.emit(Reply(request, Notice(note, "warning")))
-
-    def _answer(self, request: Answer) -> None:
-        progress, cancel = self._callbacks(request)
-        progress("encoding image", 0.0)
-        self._use_image(request.image)
-        self._captions_and_answer(request, request.question, request.fused_map, progress, cancel, 0.0)
-
-    def _captions_and_answer(self, request, question, fused_map, progress, cancel, start: float) -> None:
-        pipe = self._need_pipeline()
-        span = 0.9 - start
-
-        def caption_progress(stage: str, fraction: float) -> None:
-            progress(stage, start + span * max(0.0, min(1.0, fraction)))
-
-        self._prepare(("caption",), cancel)
-        caps = pipe.captions(fused_map, progress=caption_progress, cancel=cancel)
-        self.reply.emit(Reply(request, caps))
-        if getattr(caps, "cancelled", False) or cancel():
-            raise CancelledError("cancelled")
-        progress("answer", 0.92)
-        self.reply.emit(Reply(request, pipe.answer(question, caps.captions, cancel=cancel)))
-        progress("done", 1.0)
-
-
-def _next_image_stages(progress):
-    """The status bar says "encoding the next image (…)" for the image after the shown one."""
-    return lambda stage, fraction: progress(stage.replace("image", "the next image", 1), fraction)
-
 
 def _image_id(request: Request) -> str | None:
     """The image a request is about; None for those about no image (opening a file, models)."""
     image = getattr(request, "image", None)
     return None if image is None else image.image_id
-
-
-def load_eagerly(pipe: Any, progress, cancel) -> list[str]:
-    """Load every model now, with progress and cancel between models (the pipeline is lazy).
-
-    A segmentation model that cannot be loaded does not stop the others (the heat map and the
-    answer do not need it): the returned notes say why it is missing. A pipeline without
-    ``load`` (a stand-in in tests) loads on first use instead.
-    """
-    load = getattr(pipe, "load", None)
-    if not callable(load):
-        return []
-    return list(load(progress=progress, cancel=cancel, optional=("efficient_sam",)) or ())
-
-
-def models_info(pipe: Any, settings) -> ModelsInfo:
-    """What the status bar shows: device, preset, model ids, random weights."""
-    ids = getattr(pipe, "model_ids", None)
-    models = dict(ids() if callable(ids) else ids or {})
-    return ModelsInfo(device=str(getattr(pipe, "device", settings.device)), preset=settings.preset,
-                      models=models, random_weights=bool(getattr(pipe, "random_weights", False)))

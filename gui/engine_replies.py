@@ -1,0 +1,157 @@
+"""The engine's replies, each put into the session of the image it is about.
+
+Mixed into :class:`~gui.controller.Controller`: the engine client's signals (reply, progress,
+failed, cancelled, finished, busy) land here. A reply is matched to its image by key and image
+id, so one for an image the user has left still lands in that image's state, and one for an
+image read again (or a question since replaced) is dropped. An Ask that is cancelled or fails
+puts its image back to its last complete state (:mod:`engine.annotation.last_complete`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engine.annotation import PromptState, SetPrompts
+from engine.imaging.images import LoadedImage
+from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
+
+from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, LoadModels, Notice, OpenImage, Progress,
+                       Reply, Segment)
+from .session import ImageSession
+
+log = logging.getLogger(__name__)
+
+
+class EngineReplies:
+    """Needs the controller's ``workspace``, ``window``, ``settings``, ``models``, ``prefetch``,
+    ``relocator``, ``_ask_points``, ``_pending_questions``, ``_submit_ask``, ``_push``, its
+    messages and its signals."""
+
+    def _session_for(self, key: str) -> ImageSession | None:
+        index = self.workspace.find(Path(key))
+        return self.workspace.sessions[index] if index >= 0 else None
+
+    def _on_reply(self, reply: Reply) -> None:
+        request, payload = reply.request, reply.payload
+        if isinstance(request, Segment):
+            return  # the live segmenter handles those
+        if isinstance(request, LoadModels) and isinstance(payload, Notice):
+            self.show_message(payload.text, payload.level)
+            return
+        if isinstance(request, LoadModels):
+            self.models = payload
+            self.window.status.set_models(payload)
+            self.prefetch.models_ready = True
+            self.prefetch.image_shown(self.workspace.current)
+            self.models_ready.emit(payload)
+            return
+        if isinstance(request, OpenImage):
+            self._on_image(request, payload)
+            return
+        session = self._session_for(request.image.key)
+        if session is None or session.image is None or session.image.image_id != request.image.image_id:
+            return
+        if isinstance(request, Ask) and session.question != request.question:
+            return  # a newer question replaced this one
+        if isinstance(payload, Notice):
+            self.show_message(payload.text, payload.level)
+        elif isinstance(payload, HeatmapResult):
+            session.set_heatmap(payload)
+            if self.models is not None:
+                session.set_models(self.models.models, self.models.random_weights)
+        elif isinstance(payload, AutoPoints):
+            session.set_auto_points(payload.points, request.num_points or self.settings.num_points)
+            self._ask_points[request.request_id] = payload.points
+        elif isinstance(payload, SegmentationResult):
+            points = self._ask_points.pop(request.request_id, payload.points)
+            prompts = PromptState(tuple(points))
+            session.cache_segmentation(prompts, payload)
+            self._apply_auto_points(session, prompts.points)
+        elif isinstance(payload, FusionResult):
+            if request.request_id in self._ask_points:  # no segmentation came (segment disabled)
+                self._apply_auto_points(session, self._ask_points.pop(request.request_id))
+        elif isinstance(payload, CaptionsResult):
+            session.set_captions(payload)
+        elif isinstance(payload, AnswerResult):
+            session.set_answer(payload)
+            self.answer_ready.emit(session)
+
+    def _apply_auto_points(self, session: ImageSession, points) -> None:
+        prompts = PromptState(tuple(points))
+        if prompts.key() == session.prompts.key() and session.segmentation is not None:
+            return
+        self._push(session, SetPrompts(session, session.prompts, prompts, "Automatic points",
+                                           session.chosen))
+
+    def _on_image(self, request: OpenImage, image: LoadedImage) -> None:
+        session = self._session_for(request.key)
+        if session is None:
+            return
+        session.set_image(image)
+        self.image_ready.emit(session)
+        question = self._pending_questions.pop(session.key, None)
+        if question:
+            self._submit_ask(session, question)
+        elif session is self.workspace.current:
+            self.prefetch.image_shown(session)
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.window.status.set_progress(progress.stage, progress.fraction)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.window.status.set_busy(busy)
+        self.window.answer_panel.set_busy(busy)
+
+    def _on_finished(self, finished: Finished) -> None:
+        self._ask_ended(finished.request, True)
+
+    def _ask_ended(self, request, completed: bool, restore: bool = True) -> bool:
+        """An Ask or Answer ended. An Ask cancelled or failed puts its image back to its last
+        complete state (True when it did); one that gave way to newer work keeps what it had."""
+        restored = False
+        if isinstance(request, (Ask, Answer)):
+            self._ask_points.pop(request.request_id, None)
+            session = self._session_for(request.image.key)
+            if session is not None and isinstance(request, Ask):
+                if completed or not restore:
+                    session.finish_question(request.request_id)
+                else:
+                    restored = session.abandon_question(request.request_id)
+                self.ask_finished.emit(session, completed)
+        return restored
+
+    def _on_failed(self, failed: Failed) -> None:
+        request = failed.request
+        if request.background:  # nobody asked for it: the user's own request will say what is wrong
+            log.warning("background %s failed: %s", request.title, failed.message)
+            return
+        if isinstance(request, OpenImage):
+            session = self._session_for(request.key)
+            if session is not None and not session.path.is_file():
+                # Gone between the selection and the read: missing, not broken (nothing saved).
+                session.loading = False
+                session.set_missing(True)
+                if session is self.workspace.current:
+                    self.relocator.tell_missing(session)
+                return
+            if session is not None:
+                session.set_failed(failed.message)
+                self._pending_questions.pop(session.key, None)
+        if isinstance(request, LoadModels):
+            self.window.status.set_engine_text("models: not loaded")
+        if failed.details:
+            log.error("%s", failed.details)
+        if failed.kind == "ModelMissingError" or isinstance(request, LoadModels):
+            self.show_error(failed.message, "Models…", self.window.action_map["models"].trigger)
+        else:
+            self.show_error(failed.message)
+        self._ask_ended(request, False)
+
+    def _on_cancelled(self, cancelled: Cancelled) -> None:
+        request = cancelled.request
+        restored = self._ask_ended(request, False, restore=not cancelled.superseded)
+        if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
+            kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \
+                "the results so far are kept"
+            self.show_message(f"Cancelled {request.title}; {kept}.", "info")
