@@ -237,6 +237,8 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
         if hasattr(ctx, "print_on_execution_start"):
             ctx.print_on_execution_start = False
         ctx.execution_options.preserve_order = False  # results in the order they are ready
+        if hasattr(ctx, "memory_usage_poll_interval_s"):
+            ctx.memory_usage_poll_interval_s = None  # else a thread per image polls the worker's memory
         strategy = (ray.data.ActorPoolStrategy(size=plan.max_workers) if plan.min_workers == plan.max_workers
                     else ray.data.ActorPoolStrategy(min_size=plan.min_workers, max_size=plan.max_workers))
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
