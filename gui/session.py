@@ -26,6 +26,8 @@ from engine.annotation.state import SEG_CACHE_SIZE, AnswerView, ImageAnnotation,
 from engine.errors import ProjectError
 from engine.project import ImageRecord, Project, RelocateReport
 
+from .undo_commands import StackHistory
+
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
 CHECK_ALL_MISSING = 2000  # up to this many images, every file is looked for when a project opens
 
@@ -42,6 +44,7 @@ class ImageSession(QtCore.QObject, ImageAnnotation):
         # PySide6 hands the keywords QObject does not take to the next base (ImageAnnotation).
         super().__init__(store=workspace, path=path, image_id=image_id)
         self.undo_stack = QtGui.QUndoStack(self)
+        self.history = StackHistory(self.undo_stack)  # a cancelled ask puts it back as it was
 
     @property
     def workspace(self) -> "Workspace":

@@ -14,12 +14,16 @@ class QtEdit(QtGui.QUndoCommand):
 
     ID = 1001
 
-    def __init__(self, edit: Edit) -> None:
+    def __init__(self, edit: Edit, applied: bool = False) -> None:
         super().__init__(edit.text)
         self.edit = edit
+        # Put back on a rebuilt stack (see StackHistory): the stack's next redo (or undo) call is
+        # bookkeeping, the edit's state is already there; and it does not merge with its neighbour.
+        self.replaying = applied
+        self.merges = not applied
 
     def id(self) -> int:  # noqa: A003 - Qt API
-        return self.ID
+        return self.ID if self.merges else -1
 
     def mergeWith(self, other: QtGui.QUndoCommand) -> bool:  # noqa: N802 - Qt API
         if not isinstance(other, QtEdit) or not self.edit.merge(other.edit):
@@ -28,7 +32,41 @@ class QtEdit(QtGui.QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.edit.do()
+        if self.replaying:
+            self.replaying = False
+        else:
+            self.edit.do()
 
     def undo(self) -> None:
-        self.edit.undo()
+        if self.replaying:
+            self.replaying = False
+        else:
+            self.edit.undo()
+
+
+class StackHistory:
+    """A QUndoStack seen as the engine's history (``snapshot``/``restore``, as
+    :class:`engine.annotation.edits.History`): an image's annotation puts its undo history back
+    when an ask is cancelled (:mod:`engine.annotation.last_complete`)."""
+
+    def __init__(self, stack: QtGui.QUndoStack) -> None:
+        self.stack = stack
+
+    def snapshot(self) -> tuple[tuple[Edit, ...], int]:
+        stack = self.stack
+        return tuple(stack.command(i).edit for i in range(stack.count())), stack.index()
+
+    def restore(self, snapshot: tuple[tuple[Edit, ...], int]) -> None:
+        """The stack holds ``snapshot``'s edits again, none of them done or undone (Qt cannot drop
+        a stack's top steps without undoing them: the stack is rebuilt)."""
+        edits, index = snapshot
+        stack = self.stack
+        stack.clear()
+        commands = [QtEdit(edit, applied=True) for edit in edits]
+        for command in commands:
+            stack.push(command)
+        for command in commands[index:]:  # the steps that were undone: undone again, as bookkeeping
+            command.replaying = True
+        stack.setIndex(index)
+        for command in commands:
+            command.merges = True

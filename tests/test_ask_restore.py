@@ -151,3 +151,40 @@ def test_brush_strokes_made_before_the_ask_come_back_with_it(done):
     assert not ann.corrections.empty and np.array_equal(ann.mask, painted)
     questions, again = _reopened(project, ann)
     assert questions == [FIRST] and np.array_equal(again.mask, painted)
+
+
+def test_a_cancelled_ask_leaves_the_undo_history_as_it_was(done):
+    """The ask's own step (its automatic points) and edits made while it ran are gone from the
+    history: undo walks back over the steps that led to the restored state, redo brings nothing back."""
+    from engine.annotation import History, SetPrompts
+    from engine.annotation.corrections import PaintStroke
+
+    ann, project = done
+    ann.history = history = History()
+    model = ann.mask.copy()
+    history.push(PaintStroke(ann, [(30.0, 20.0), (36.0, 20.0)], radius=2.0))
+    painted = ann.mask.copy()
+    ann.start_question("where is the dog?")
+    ann.asking = 2
+    auto = PromptState((Point(18.0, 14.0, source="auto"),))
+    history.push(SetPrompts(ann, ann.prompts, auto, "Automatic points", ann.chosen))
+    history.push(SetPrompts(ann, ann.prompts, PromptState(auto.points + (Point(5.0, 5.0),)), "Add point"))
+    history.undo()  # a redo-able step of the abandoned ask: gone too
+    assert ann.abandon_question(2)
+    assert np.array_equal(ann.mask, painted) and len(history) == 1 and not history.can_redo
+    assert history.undo_text == history.snapshot()[0][0].text and history.undo()
+    assert np.array_equal(ann.mask, model)
+    assert history.redo() and np.array_equal(ann.mask, painted) and not history.can_redo
+
+
+def test_a_completed_ask_keeps_its_steps(done):
+    from engine.annotation import History, SetPrompts
+
+    ann, project = done
+    ann.history = history = History()
+    ann.start_question("where is the dog?")
+    ann.asking = 2
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(18.0, 14.0, source="auto"),)), "Automatic points"))
+    ann.set_answer(AnswerResult("a dog"))
+    ann.finish_question(2)
+    assert not ann.abandon_question(2) and history.undo_text == "Automatic points"

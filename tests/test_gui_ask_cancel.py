@@ -10,7 +10,7 @@ from PySide6.QtTest import QTest
 
 from engine.project import Project, QuestionRecord
 from engine.prompts import NEGATIVE, Point
-from gui_support import WAIT_MS, fast_settings, write_photo, harness_fixture
+from gui_support import WAIT_MS, click_image, fast_settings, write_photo, harness_fixture
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 QUESTION = "what is the yellow disc?"
@@ -48,21 +48,24 @@ def _shown(app) -> dict:
             "row": w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole)}
 
 
-def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, qtbot, tmp_path):
+def _open_and_cancel_setup(harness, qtbot, tmp_path):
+    """The app on an image with a complete record, slow enough at captions to press Esc."""
     img = write_photo(tmp_path / "photo.png")
     project_file, mask = _complete_project(tmp_path, img)
     slow = fast_settings(num_captions=400, max_caption_rounds=200, caption_batch_size=2)  # time to press Esc
     app = harness.build([img], project=project_file, settings=slow)
     qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
-    w = app.window
-    before = _shown(app)
-    assert before["answer"] == "a lemon" and before["accepted"] and before["heat"] is not None
-    assert before["question"] == QUESTION and len(before["points"]) == 2 and before["row"] == "accepted"
-    pressed = []
+    return app, project_file, img, mask
+
+
+def _ask_and_escape_in_captions(app, qtbot, look) -> list:
+    """Ask a new question with real keys and press Esc once its captions are being written; returns
+    ``[look()]`` as it was at that moment. The ask ends not completed."""
+    w, pressed = app.window, []
 
     def press_escape_in_captions(progress):
         if progress.stage == "captions" and not pressed:
-            pressed.append(_shown(app))  # the mixed state Esc ends: the new question, no answer
+            pressed.append(look())
             QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_Escape)
 
     app.client.progress.connect(press_escape_in_captions)
@@ -72,6 +75,17 @@ def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, q
     with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as blocker:
         QTest.keyClick(edit, QtCore.Qt.Key.Key_Return)
     assert blocker.args[1] is False and pressed
+    return pressed
+
+
+def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, qtbot, tmp_path):
+    app, project_file, img, mask = _open_and_cancel_setup(harness, qtbot, tmp_path)
+    w = app.window
+    before = _shown(app)
+    assert before["answer"] == "a lemon" and before["accepted"] and before["heat"] is not None
+    assert before["question"] == QUESTION and len(before["points"]) == 2 and before["row"] == "accepted"
+    # what Esc ends: the new question, no answer
+    pressed = _ask_and_escape_in_captions(app, qtbot, lambda: _shown(app))
     assert pressed[0]["question"] == "where is the dog?" and pressed[0]["answer"] != "a lemon"
     assert _shown(app) == before
     assert "last complete state" in w.messages.current_text
@@ -83,3 +97,28 @@ def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, q
         questions = other.find_image(img).questions
     assert [q.question for q in questions] == [QUESTION]
     assert questions[0].accepted and questions[0].answer == "a lemon" and np.array_equal(questions[0].mask(), mask)
+
+
+def test_after_escape_undo_and_redo_walk_the_steps_that_led_to_the_restored_state(harness, qtbot, tmp_path):
+    """The cancelled ask's "Automatic points" step is gone from the image's undo stack: Ctrl+Z
+    undoes the click made before the question, Ctrl+Shift+Z redoes it and nothing more."""
+    app, _file, _img, _mask = _open_and_cancel_setup(harness, qtbot, tmp_path)
+    w, session = app.window, app.workspace.current
+    two = w.canvas.points_layer.points
+    click_image(w.canvas, 130.5, 90.5)  # a third point, before the question
+    three = w.canvas.points_layer.points
+    assert len(two) == 2 and len(three) == 3 and session.undo_stack.undoText() == "Add positive point"
+    # the ask's own step is on the stack when Esc is pressed
+    at_escape = _ask_and_escape_in_captions(app, qtbot, session.undo_stack.undoText)
+    assert at_escape == ["Automatic points"]
+    assert w.canvas.points_layer.points == three and "last complete state" in w.messages.current_text
+    a = w.action_map
+    assert a["undo"].isEnabled() and not a["redo"].isEnabled()
+    assert a["undo"].toolTip() == "Undo Add positive point (Ctrl+Z)"
+    w.canvas.setFocus()
+    QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert w.canvas.points_layer.points == two and session.undo_stack.index() == 0
+    QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier
+                   | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert w.canvas.points_layer.points == three and not a["redo"].isEnabled()
+    qtbot.waitUntil(lambda: not app.client.busy, timeout=WAIT_MS)

@@ -216,3 +216,28 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
     assert np.array_equal(first.mask, mask) and first.prompts.key() == p.key()  # the user's work stays
     show(0)
     assert first.image is not None and np.array_equal(first.mask, mask)
+
+
+def test_an_undo_stack_put_back_does_and_undoes_nothing_and_keeps_its_redo_steps(tmp_path, qapp):
+    """StackHistory.restore (a cancelled ask's history): the stack's steps and index as they were,
+    no edit run while it is rebuilt, then undo and redo walk it as before, the redo step included."""
+    ws = Workspace(Project.create(tmp_path / "p.qmask"))
+    session = open_session(ws, tmp_path)
+    stack, target = session.undo_stack, Target()
+    for gesture, (before, after) in enumerate([(0.5, 0.1), (0.1, 0.2), (0.2, 0.3)]):
+        stack.push(QtEdit(SetAlpha(session, before, after, gesture=gesture, target=target)))
+    stack.undo()
+    snapshot = session.history.snapshot()
+    stack.push(QtEdit(SetAlpha(session, 0.2, 0.7, gesture=9, target=target)))  # drops the redo step
+    assert stack.count() == 3 and session.alpha == 0.7
+    session.history.restore(snapshot)
+    assert stack.count() == 3 and stack.index() == 2 and session.alpha == 0.7  # bookkeeping only
+    assert stack.redoText() == "Fusion alpha 0.30"
+    stack.redo()
+    assert session.alpha == 0.3 and not stack.canRedo()
+    stack.push(QtEdit(SetAlpha(session, 0.3, 0.35, gesture=2, target=target)))  # the same drag: merges, as before
+    assert stack.count() == 3 and session.alpha == 0.35
+    for alpha in (0.2, 0.1, 0.5):
+        stack.undo()
+        assert session.alpha == alpha
+    assert ws.close()

@@ -9,6 +9,7 @@ project as they come. Frames: heat maps on the ``[G, G]`` Grad-CAM grid; points 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ class Asking:
     asking: object = None  # the caller's id of the ask in flight (the app's request id), or None
     points_note: str | None = None  # why fewer automatic points came than were asked for
     _before_ask: LastComplete | None = None  # the last complete state, while an ask is in flight
+    # The image's undo history, if it keeps one (``snapshot()`` and ``restore(snapshot)``, as
+    # :class:`~engine.annotation.edits.History`): a cancelled ask puts it back as it was.
+    history: Any = None
 
     def start_question(self, question: str) -> None:
         """A new ask: earlier results of this image are cleared (the project keeps old questions).

@@ -189,6 +189,17 @@ class History:
         self._index = 0
         self._changed()
 
+    def snapshot(self) -> tuple[tuple[Edit, ...], int]:
+        """The history as it is now (its edits and how many are applied), for :meth:`restore`."""
+        return tuple(self._edits), self._index
+
+    def restore(self, snapshot: tuple[tuple[Edit, ...], int]) -> None:
+        """Put back a :meth:`snapshot` without doing or undoing anything: the state it stood for
+        is put back by its caller (a cancelled ask's steps leave the history with its state)."""
+        edits, index = snapshot
+        self._edits, self._index = list(edits), index
+        self._changed()
+
     @property
     def can_undo(self) -> bool:
         return self._index > 0

@@ -5,7 +5,8 @@ A new question clears the image's results as soon as it is asked (the new heat m
 mask arrive stage by stage). An ask that never completes must not leave a mix of the old and the
 new (the old points and captions beside no heat map and no mask), nor replace the old record in
 the project: :func:`take` keeps what the image showed before the ask, :func:`put_back` restores
-it, in the annotation and in the project.
+it, in the annotation and in the project, and the image's undo history as it was (the ask's steps,
+and edits made during it, would otherwise stay undoable over a state they never led to).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ KEPT = ("question", "heatmap", "question_map", "word_maps", "auto_points", "poin
 
 @dataclass(frozen=True)
 class LastComplete:
-    """What an image showed before a question was asked (values of :data:`KEPT`), and the project's
-    earlier record of the new question, if it had one (None: the ask made the record)."""
+    """What an image showed before a question was asked (values of :data:`KEPT`), the project's
+    earlier record of the new question, if it had one (None: the ask made the record), and the
+    snapshot of the image's undo history (None: it keeps none)."""
 
     values: dict[str, Any]
     replaced: QuestionRecord | None
+    history: Any = None
 
 
 def take(annotation: Any, question: str) -> LastComplete:
@@ -41,13 +44,15 @@ def take(annotation: Any, question: str) -> LastComplete:
         if values.get(name) is not None:
             values[name] = copy.copy(values[name])
     earlier = annotation.store.image_record(annotation).find_question(question)
-    return LastComplete(values, None if earlier is None else copy.copy(earlier))
+    history = getattr(annotation, "history", None)
+    return LastComplete(values, None if earlier is None else copy.copy(earlier),
+                        None if history is None else history.snapshot())
 
 
 def put_back(annotation: Any, before: LastComplete) -> None:
     """Restore ``before`` into the annotation and the project: the unfinished record is removed, or
     the earlier record of the same question written back (with its own times, so the list and a
-    reopened image take up the record they showed before)."""
+    reopened image take up the record they showed before); the undo history as it was."""
     unfinished = annotation.record
     for name, value in before.values.items():
         setattr(annotation, name, value)
@@ -62,3 +67,6 @@ def put_back(annotation: Any, before: LastComplete) -> None:
     elif unfinished is not None:
         question = unfinished.question
         annotation.store.write(lambda p: p.remove_question(image, question))
+    history = getattr(annotation, "history", None)
+    if history is not None and before.history is not None:
+        history.restore(before.history)
