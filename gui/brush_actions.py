@@ -41,12 +41,16 @@ def connect_brush(controller) -> None:
     a, brush = window.action_map, window.canvas.brush
     a["tool_brush"].triggered.connect(lambda: controller.set_tool(Tool.BRUSH))
     a["tool_eraser"].triggered.connect(lambda: controller.set_tool(Tool.ERASER))
+    def show_radius() -> None:  # a size means something only with a tool that paints
+        window.status.set_brush(brush.radius if window.canvas.editor.tool in (Tool.BRUSH, Tool.ERASER) else None)
+
     for name, action in a.items():
         if name.startswith("tool_"):
             action.triggered.connect(brush.tool_changed)  # after the controller set the tool
+            action.triggered.connect(show_radius)
     a["brush_bigger"].triggered.connect(brush.grow)
     a["brush_smaller"].triggered.connect(brush.shrink)
-    brush.radius_changed.connect(lambda r: window.status.showMessage(f"Brush radius {r:.0f} px", 2000))
+    brush.radius_changed.connect(show_radius)
     brush.stroke_finished.connect(controller.paint_stroke)
     a["clear_strokes"].triggered.connect(controller.clear_strokes)
     a["cleanup_fill_holes"].triggered.connect(lambda: controller.clean_up("fill_holes"))

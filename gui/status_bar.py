@@ -1,4 +1,5 @@
-"""Status bar: engine device, preset and models, a random-weights badge, progress with Cancel."""
+"""Status bar: engine device, preset and models, a random-weights badge, progress with Cancel, the
+cursor's image pixel and, with the Brush and Eraser tools, the brush's radius."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cursor_label = QtWidgets.QLabel("")
         self.cursor_label.setMinimumWidth(90)
+        self.brush_label = QtWidgets.QLabel("")  # the brush's size, with the Brush and Eraser tools only
+        self.brush_label.setObjectName("brushLabel")
+        self.brush_label.setToolTip("The brush's radius in image pixels ([ and ]: size)")
+        self.brush_label.hide()
         self.engine_label = QtWidgets.QLabel("models: loading…")
         self.engine_label.setObjectName("engineLabel")
         self.random_badge = QtWidgets.QLabel("RANDOM WEIGHTS: answers and masks are noise")
@@ -38,6 +43,7 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.addWidget(self.stage_label)
         self.addWidget(self.progress)
         self.addWidget(self.cancel_button)
+        self.addPermanentWidget(self.brush_label)
         self.addPermanentWidget(self.cursor_label)
         self.addPermanentWidget(self.random_badge)
         self.addPermanentWidget(self.engine_label)
@@ -69,3 +75,9 @@ class EngineStatusBar(QtWidgets.QStatusBar):
 
     def set_cursor(self, xy) -> None:
         self.cursor_label.setText("" if xy is None else f"x {xy[0]:.0f}  y {xy[1]:.0f}")
+
+    def set_brush(self, radius: float | None) -> None:
+        """The brush's radius in image pixels; None (a tool without a brush) hides it."""
+        self.brush_label.setVisible(radius is not None)
+        if radius is not None:
+            self.brush_label.setText(f"Brush radius {radius:.0f} px")

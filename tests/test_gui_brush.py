@@ -110,6 +110,29 @@ def test_brush_and_eraser_change_exactly_the_pixels_under_the_brush(harness, qtb
     assert np.array_equal(session.mask, (new_model | painted) & ~erased)
 
 
+def test_the_status_bar_shows_the_brush_radius_only_with_the_brush_and_eraser(harness, qtbot, tmp_path):
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    label = w.status.brush_label
+
+    def said() -> str:  # what the status bar tells about the brush, shown or passing
+        return (label.text() if label.isVisible() else "") + w.status.currentMessage()
+
+    assert c.editor.tool.value == "points" and "Brush" not in said()  # the image sized the brush
+    QTest.keyClick(c, Key.Key_BracketRight)  # [ and ] size the brush under any tool, silently
+    assert "Brush" not in said()
+    QTest.keyClick(c, Key.Key_N)  # Brush tool
+    assert label.isVisible() and label.text() == f"Brush radius {c.brush.radius:.0f} px"
+    QTest.keyClick(c, Key.Key_BracketRight)
+    assert label.text() == f"Brush radius {c.brush.radius:.0f} px"
+    QTest.keyClick(c, Key.Key_E)  # Eraser tool: the same brush
+    assert label.isVisible() and label.text() == f"Brush radius {c.brush.radius:.0f} px"
+    QTest.keyClick(c, Key.Key_B)  # Box tool
+    assert "Brush" not in said()
+    QTest.keyClick(c, Key.Key_BracketLeft)
+    assert "Brush" not in said()
+
+
 def test_screenshots_of_brush_and_eraser_in_use(harness, qtbot, tmp_path):
     app, session = open_one(harness, qtbot, tmp_path)
     w, c = app.window, app.window.canvas
