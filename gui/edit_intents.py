@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
 from engine.annotation.corrections import ClearStrokes, LayerEdit, PaintStroke, ReplaceMask
+from engine.annotation.edits import UNDO_BUDGET_BYTES
 from engine.errors import InputError
 from engine.imaging import paint
 from engine.project import clean_label
 
 from .point_editing import Tool
 from .session import ImageSession
-from .undo_commands import QtEdit
+from .undo_commands import QtEdit, keep_within_budget
 
 
 class EditIntents:
@@ -160,3 +161,8 @@ class EditIntents:
 
     def _push(self, session: ImageSession, edit) -> None:
         session.undo_stack.push(QtEdit(edit))
+        dropped = keep_within_budget(session.undo_stack)
+        if dropped:
+            self.window.status.showMessage(
+                f"Undo keeps up to {UNDO_BUDGET_BYTES >> 20} MB of mask edits per image: the {dropped} oldest "
+                f"step{'s' if dropped > 1 else ''} of {session.name} can no longer be undone.", 10_000)

@@ -1,12 +1,13 @@
 """The Qt side of undo: each image's QUndoStack (in the workspace's QUndoGroup, so undo history
 survives navigating between images) holds the engine's edits (:mod:`engine.annotation.edits`)
-wrapped in :class:`QtEdit`. The edits themselves, and their do/undo, are plain Python."""
+wrapped in :class:`QtEdit`. The edits themselves, and their do/undo, are plain Python; the
+memory they keep is bounded per image as the engine's History bounds it (:func:`keep_within_budget`)."""
 
 from __future__ import annotations
 
 from PySide6 import QtGui
 
-from engine.annotation.edits import Edit
+from engine.annotation.edits import UNDO_BUDGET_BYTES, Edit, steps_over_budget
 
 
 class QtEdit(QtGui.QUndoCommand):
@@ -70,3 +71,14 @@ class StackHistory:
         stack.setIndex(index)
         for command in commands:
             command.merges = True
+
+
+def keep_within_budget(stack: QtGui.QUndoStack, budget: int | None = UNDO_BUDGET_BYTES) -> int:
+    """Drop the stack's oldest steps while the arrays its edits keep for undo exceed ``budget``
+    bytes (as :class:`engine.annotation.edits.History` does); returns how many were dropped."""
+    history = StackHistory(stack)
+    edits, index = history.snapshot()
+    drop = min(steps_over_budget([edit.nbytes for edit in edits], budget), index)
+    if drop:
+        history.restore((edits[drop:], index - drop))
+    return drop

@@ -241,3 +241,34 @@ def test_an_undo_stack_put_back_does_and_undoes_nothing_and_keeps_its_redo_steps
         stack.undo()
         assert session.alpha == alpha
     assert ws.close()
+
+
+def test_an_undo_stack_past_its_byte_budget_drops_its_oldest_steps_and_runs_none(tmp_path, qapp):
+    from engine.annotation import Edit
+    from gui.undo_commands import keep_within_budget
+
+    class Sized(Edit):
+        def __init__(self, n: int) -> None:
+            super().__init__(None)
+            self.text, self.nbytes, self.runs = f"step {n}", 100, []
+
+        def do(self):
+            self.runs.append("do")
+
+        def undo(self):
+            self.runs.append("undo")
+
+    ws = Workspace(Project.create(tmp_path / "p.qmask"))
+    stack = open_session(ws, tmp_path).undo_stack
+    edits = [Sized(n) for n in range(5)]
+    for edit in edits:
+        stack.push(QtEdit(edit))
+    assert keep_within_budget(stack, 500) == 0 and stack.count() == 5
+    assert keep_within_budget(stack, 450) == 2  # over: down to 3/4 of the budget
+    assert [stack.command(i).text() for i in range(stack.count())] == ["step 2", "step 3", "step 4"]
+    assert all(edit.runs == ["do"] for edit in edits) and stack.index() == 3  # nothing done or undone again
+    stack.undo()
+    stack.undo()
+    stack.undo()
+    assert not stack.canUndo() and [e.runs for e in edits[2:]] == [["do", "undo"]] * 3
+    assert ws.close()

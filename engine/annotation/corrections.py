@@ -6,8 +6,8 @@ displayed image. The layers are kept apart from the model's mask, so a later poi
 re-runs the decoder and the strokes still apply to the new mask. ``add`` and ``erase`` never
 overlap: the newest stroke decides a pixel.
 
-An edit records only the rectangle it changed (the layers' values there before and after), so a
-stroke on a 12-megapixel image keeps a small undo step. :class:`CorrectedMask` is the part of
+An edit records only the rectangle it changed (the layers' values there before and after, packed:
+:mod:`.layer_change`), so a stroke on a 12-megapixel image keeps a small undo step. :class:`CorrectedMask` is the part of
 :class:`~engine.annotation.state.ImageAnnotation` that holds the layers and applies these edits.
 """
 
@@ -22,6 +22,7 @@ from ..imaging.masks import decode_rle
 from ..imaging.paint import stroke_patch
 from ..project.records import encode_mask
 from .edits import MaskEdit
+from .layer_change import LayerChange, cropped_change
 
 __all__ = ["Corrections", "CorrectedMask", "restore_corrections", "LayerChange", "PaintStroke", "ReplaceMask", "ClearStrokes"]
 
@@ -192,18 +193,6 @@ def restore_corrections(record: Any) -> Corrections:
         return Corrections()
 
 
-class LayerChange:
-    """The layers' values in one rectangle before and after an edit ([h, w] bool each)."""
-
-    def __init__(self, shape: tuple[int, int], y0: int, x0: int, before: tuple[np.ndarray, np.ndarray],
-                 after: tuple[np.ndarray, np.ndarray]) -> None:
-        self.shape, self.y0, self.x0, self.before, self.after = shape, y0, x0, before, after
-
-    @property
-    def changed(self) -> bool:
-        return not (np.array_equal(self.before[0], self.after[0]) and np.array_equal(self.before[1], self.after[1]))
-
-
 class CorrectedMask:
     """Mixed into :class:`~engine.annotation.state.ImageAnnotation` (needs its ``corrections``,
     ``model_mask``, ``candidate``, ``edited``, ``image``, ``record``, ``ensure_record``,
@@ -285,6 +274,10 @@ class LayerEdit(MaskEdit):
     def _compute(self) -> LayerChange | None:
         raise NotImplementedError
 
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._change is None else self._change.nbytes
+
     def do(self) -> None:
         if self.prepare():
             self.target.apply_corrections(self.image, self._change, False, self.action)
@@ -353,7 +346,8 @@ class ReplaceMask(LayerEdit):
         add, erase = self.image.corrections.window(y0, x0, h, w)
         new_add = (add & want) | (want & ~model)
         new_erase = (erase & ~want) | (model & ~want)
-        return _cropped(shape, (add, erase), (new_add, new_erase), (y0, x0))
+        self.target_mask = None  # worked out once: undo keeps only the change (an image-sized array less)
+        return cropped_change(shape, (add, erase), (new_add, new_erase), (y0, x0))
 
 
 class ClearStrokes(LayerEdit):
@@ -366,17 +360,4 @@ class ClearStrokes(LayerEdit):
         if shape is None:
             return None
         before = self.image.corrections.window(0, 0, *shape)
-        return _cropped(shape, before, (np.zeros(shape, bool), np.zeros(shape, bool)))
-
-
-def _cropped(shape: tuple[int, int], before: tuple[np.ndarray, np.ndarray],
-             after: tuple[np.ndarray, np.ndarray], origin: tuple[int, int] = (0, 0)) -> LayerChange | None:
-    """A change of the layers' window at ``origin`` (row, col; the whole image by default) kept
-    as the bounding rectangle of the pixels it changes."""
-    diff = (before[0] != after[0]) | (before[1] != after[1])
-    rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
-    if not len(rows):
-        return None
-    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return LayerChange(shape, origin[0] + int(rows[0]), origin[1] + int(cols[0]),
-                       tuple(b[win].copy() for b in before), tuple(a[win].copy() for a in after))
+        return cropped_change(shape, before, (np.zeros(shape, bool), np.zeros(shape, bool)))

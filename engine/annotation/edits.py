@@ -10,12 +10,12 @@ is the same behaviour without Qt.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from .prompts import PromptState
 
 __all__ = ["EditTarget", "Edit", "MaskEdit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetLabel", "SetAccepted",
-           "History"]
+           "History", "UNDO_BUDGET_BYTES", "steps_over_budget"]
 
 
 class EditTarget(Protocol):
@@ -38,6 +38,7 @@ class Edit:
     ``target`` applies it; by default the image itself (an :class:`ImageAnnotation`)."""
 
     text = ""
+    nbytes = 0  # the memory of the arrays it keeps for undo (what an undo history's budget counts)
 
     def __init__(self, image: Any, target: EditTarget | None = None) -> None:
         self.image = image
@@ -149,14 +150,36 @@ class SetAccepted(Edit):
         self.target.apply_accepted(self.image, not self.accepted)
 
 
+UNDO_BUDGET_BYTES = 32 * 2**20  # per image: ~5 whole-image clean-ups at 12 MP, thousands of brush strokes
+
+
+def steps_over_budget(sizes: Sequence[int], budget: int | None) -> int:
+    """How many of the oldest steps (``sizes``: each one's ``nbytes``, oldest first) to drop so the
+    rest hold at most ``budget`` bytes; the newest step always stays. Once over, down to 3/4 of
+    the budget, so a history at its limit is not trimmed again on every push."""
+    total = sum(sizes)
+    if budget is None or total <= budget:
+        return 0
+    dropped = 0
+    while dropped < len(sizes) - 1 and total > budget * 3 // 4:
+        total -= sizes[dropped]
+        dropped += 1
+    return dropped
+
+
 class History:
     """An undo history: ``push`` applies an edit; ``undo``/``redo`` walk it; a push after an
-    undo drops what was undone. ``on_change()`` is called after each of them."""
+    undo drops what was undone. ``on_change()`` is called after each of them.
 
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+    The arrays its edits keep are bounded by ``budget`` bytes (None: unbounded): a push beyond it
+    drops the oldest steps (:func:`steps_over_budget`); :attr:`dropped` counts them."""
+
+    def __init__(self, on_change: Callable[[], None] | None = None, budget: int | None = UNDO_BUDGET_BYTES) -> None:
         self._edits: list[Edit] = []
         self._index = 0  # edits[:index] are applied
         self.on_change = on_change
+        self.budget = budget
+        self.dropped = 0
 
     def push(self, edit: Edit) -> None:
         edit.do()
@@ -165,8 +188,15 @@ class History:
             pass
         else:
             self._edits.append(edit)
+        drop = steps_over_budget([e.nbytes for e in self._edits], self.budget)
+        del self._edits[:drop]
+        self.dropped += drop
         self._index = len(self._edits)
         self._changed()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self._edits)
 
     def undo(self) -> bool:
         if not self.can_undo:
