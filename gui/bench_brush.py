@@ -18,12 +18,11 @@ import math
 import os
 import statistics
 import sys
-import tempfile
-import time
-from pathlib import Path
+
+from gui.bench_support import (bench_folder, image_shown, models_folder, open_app, timed_move, timed_release, wait,
+                               wait_idle)
 
 GOAL_MS = 16.0
-MOVE_GAP_S = 0.012  # between moves: pyqtgraph drops moves closer than 10 ms (its mouse rate limit)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,57 +33,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="4000x3000", help="photo size WxH (default 4000x3000)")
     parser.add_argument("--eraser", action="store_true", help="erase instead of paint")
     args = parser.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    work = Path(tempfile.mkdtemp(prefix="qmask-bench-brush-"))
-    os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
+    work = bench_folder("brush")
 
     import numpy as np
     from PIL import Image
-    from PySide6 import QtCore, QtGui, QtWidgets
+    from PySide6 import QtCore
     from PySide6.QtTest import QTest
 
-    from engine.annotation.settings import PipelineSettings
-    from gui.app import AppOptions, QMaskApp, ensure_qapp
-
-    models = args.models
-    if models is None:
-        from engine.models.random_models import make_random_models
-
-        models = str(work / "models")
-        make_random_models(models, size="tiny", seed=0)
-        print(f"tiny random models in {models} (their masks mean nothing; timings do)")
+    models = models_folder(work, args.models)
     w, h = (int(v) for v in args.size.lower().split("x"))
     photo = work / "photo.png"
     yy, xx = np.mgrid[0:h, 0:w]
     rgb = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), np.full_like(xx, 90)], -1)
     Image.fromarray(rgb.astype(np.uint8)).save(photo)
     del yy, xx, rgb
-    qapp = ensure_qapp()
-    app = QMaskApp(AppOptions(images=[str(photo)], models_dir=models, settings=PipelineSettings(device="cpu"),
-                              project=str(work / "p.qmask")))
-    app.window.resize(1200, 800)
-    app.window.show()
-    ready = []
-    app.controller.models_ready.connect(lambda _m: ready.append(1))
-    app.start(check_models=False)
-
-    def wait(cond, seconds: float = 600.0) -> None:
-        end = time.monotonic() + seconds
-        while not cond():
-            if time.monotonic() > end:
-                raise TimeoutError("the app did not get there in time")
-            qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
-
-    session_ready = lambda: app.workspace.current is not None and app.workspace.current.image is not None  # noqa: E731
-    wait(lambda: ready and session_ready())
+    qapp, app = open_app(work, photo, models)
+    wait(qapp, lambda: app.controller.models is not None and image_shown(app))
     session, canvas = app.workspace.current, app.window.canvas  # Points tool: a click makes the model's mask
     QTest.mouseClick(canvas.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
                      canvas.image_to_viewport(w * 0.5, h * 0.5))
-    wait(lambda: session.segmentation is not None)
+    wait(qapp, lambda: session.segmentation is not None)
     wait_idle(qapp)
     app.window.action_map["tool_eraser" if args.eraser else "tool_brush"].trigger()
     vp = canvas.viewport()
-    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
     moves, releases = [], []
     release_cpu = []
     cpu = []  # the GUI thread's own CPU time per move: what other processes on a shared CPU do not inflate
@@ -92,24 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         path = [canvas.image_to_viewport(w * (0.15 + 0.7 * i / args.moves),
                                          h * (0.5 + (0.3 - 0.1 * s) * math.sin(6.0 * i / args.moves)))
                 for i in range(args.moves + 1)]
-        QTest.mousePress(vp, left, none, path[0])
+        QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, path[0])
         wait_idle(qapp)
         for pos in path[1:]:
-            time.sleep(MOVE_GAP_S)
-            local = QtCore.QPointF(pos)
-            event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
-                                      left, none)
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            QtWidgets.QApplication.sendEvent(vp, event)
-            qapp.processEvents()  # what the move posted (the repaint of the new segment)
-            moves.append((time.perf_counter() - start) * 1000)
-            cpu.append((time.thread_time() - start_cpu) * 1000)
+            wall_ms, cpu_ms = timed_move(qapp, vp, pos)
+            moves.append(wall_ms)
+            cpu.append(cpu_ms)
         points = len(canvas.brush.points)
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        QTest.mouseRelease(vp, left, none, path[-1])
-        qapp.processEvents()
-        releases.append((time.perf_counter() - start) * 1000)
-        release_cpu.append((time.thread_time() - start_cpu) * 1000)
+        wall_ms, cpu_ms = timed_release(qapp, vp, path[-1])
+        releases.append(wall_ms)
+        release_cpu.append(cpu_ms)
         print(f"stroke {s + 1}: {args.moves} moves, {points} points drawn, applied in {releases[-1]:.0f} ms "
               f"({release_cpu[-1]:.0f} ms of GUI-thread CPU)")
         wait_idle(qapp)
@@ -128,14 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     app.shutdown()
     app.window.close()
     return 0
-
-
-def wait_idle(qapp, seconds: float = 0.3) -> None:
-    """Let the window settle (repaints, the store's thread) before the next timed step."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        qapp.processEvents()
-        time.sleep(0.01)
 
 
 if __name__ == "__main__":

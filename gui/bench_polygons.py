@@ -13,12 +13,12 @@ and redrawn). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from gui.bench_support import bench_folder, image_shown, models_folder, open_app, timed_move, timed_release
+from gui.bench_support import wait as bench_wait
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,22 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", default="2,0.5", help="polygon tolerances in pixels, comma-separated")
     parser.add_argument("--moves", type=int, default=40, help="move events in the vertex drag")
     args = parser.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    work = Path(tempfile.mkdtemp(prefix="qmask-bench-polygons-"))
-    os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
+    work = bench_folder("polygons")
 
     import cv2
     import numpy as np
     from PIL import Image
-    from PySide6 import QtCore, QtGui, QtWidgets
+    from PySide6 import QtCore
     from PySide6.QtTest import QTest
 
-    from engine.annotation.settings import PipelineSettings
-    from engine.models.random_models import make_random_models
-    from gui.app import AppOptions, QMaskApp, ensure_qapp
-
-    models = str(work / "models")
-    make_random_models(models, size="tiny", seed=0)
+    models = models_folder(work)
     w, h = (int(v) for v in args.size.lower().split("x"))
     photo = work / "photo.png"
     Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(photo)
@@ -52,12 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         cv2.circle(mask, (int(w * (0.35 + 0.15 * k)), int(h * 0.5)), int(min(w, h) * 0.06), 0, -1)
     mask = mask.astype(bool)
 
-    qapp = ensure_qapp()
-    app = QMaskApp(AppOptions(images=[str(photo)], models_dir=models, settings=PipelineSettings(device="cpu"),
-                              project=str(work / "p.qmask")))
-    app.window.resize(1200, 800)
-    app.window.show()
-    app.start(check_models=False)
+    qapp, app = open_app(work, photo, models)
     stalls: list[float] = []
     last = [time.perf_counter()]
 
@@ -70,14 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     timer.setInterval(5)
     timer.timeout.connect(tick)
 
-    def wait(cond, seconds: float = 600.0) -> None:
-        end = time.monotonic() + seconds
-        while not cond():
-            if time.monotonic() > end:
-                raise TimeoutError("the app did not get there in time")
-            qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+    def wait(cond) -> None:  # in short slices: the stall timer's ticks are what is measured
+        bench_wait(qapp, cond, slice_ms=5)
 
-    wait(lambda: app.workspace.current is not None and app.workspace.current.image is not None)
+    wait(lambda: image_shown(app))
     session, canvas, layer = app.workspace.current, app.window.canvas, app.window.canvas.polygons
     app.controller.replace_mask(mask, "Set mask")
     shown_ms = []
@@ -109,24 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         cx, cy = ring.mean(0)
         target = (vx + (vx - cx) * 0.05, vy + (vy - cy) * 0.05)
         vp = canvas.viewport()
-        left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
         p0, p1 = canvas.image_to_viewport(vx, vy), canvas.image_to_viewport(*target)
-        QTest.mousePress(vp, left, none, p0)
-        moves = []
-        for i in range(1, args.moves + 1):
-            time.sleep(0.012)  # pyqtgraph drops moves closer than 10 ms
-            local = QtCore.QPointF(p0 + (p1 - p0) * (i / args.moves))
-            event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
-                                      left, none)
-            start = time.perf_counter()
-            QtWidgets.QApplication.sendEvent(vp, event)
-            qapp.processEvents()
-            moves.append((time.perf_counter() - start) * 1000)
+        QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, p0)
+        moves = [timed_move(qapp, vp, p0 + (p1 - p0) * (i / args.moves))[0] for i in range(1, args.moves + 1)]
         steps = session.undo_stack.index()
-        start = time.perf_counter()
-        QTest.mouseRelease(vp, left, none, p1)
-        qapp.processEvents()
-        release_ms = (time.perf_counter() - start) * 1000
+        release_ms = timed_release(qapp, vp, p1)[0]
         written = session.undo_stack.index() == steps + 1
         print(f"  vertex drag: per move median {statistics.median(moves):.1f} ms, worst {max(moves):.1f} ms; "
               f"release (written back as the mask, saved, redrawn) {release_ms:.0f} ms"

@@ -1,0 +1,100 @@
+"""What the GUI benchmarks (``python -m gui.bench_brush``, ``gui.bench_polygons``) share: the real
+window on one photo in a temporary folder (offscreen unless a display is set), tiny random
+models, waiting on the event loop, and real mouse moves timed on the GUI thread.
+
+Qt and the app are imported inside the functions: the environment (platform, data folder) is
+set first, by :func:`bench_folder`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+MOVE_GAP_S = 0.012  # between moves: pyqtgraph drops moves closer than 10 ms (its mouse rate limit)
+
+
+def bench_folder(name: str) -> Path:
+    """A new temporary folder for one run, also QMask's data folder; offscreen without a display."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    work = Path(tempfile.mkdtemp(prefix=f"qmask-bench-{name}-"))
+    os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
+    return work
+
+
+def models_folder(work: Path, models: str | None = None) -> str:
+    """``models``, or tiny random models made now in ``work`` (their outputs mean nothing; timings do)."""
+    if models is not None:
+        return models
+    from engine.models.random_models import make_random_models
+
+    made = str(work / "models")
+    make_random_models(made, size="tiny", seed=0)
+    print(f"tiny random models in {made} (their outputs mean nothing; timings do)")
+    return made
+
+
+def open_app(work: Path, photo: Path, models: str, settings=None):
+    """(qapp, app): the window at 1200 x 800 on ``photo``, its models loading (CPU)."""
+    from engine.annotation.settings import PipelineSettings
+    from gui.app import AppOptions, QMaskApp, ensure_qapp
+
+    qapp = ensure_qapp()
+    app = QMaskApp(AppOptions(images=[str(photo)], models_dir=models,
+                              settings=settings or PipelineSettings(device="cpu"), project=str(work / "p.qmask")))
+    app.window.resize(1200, 800)
+    app.window.show()
+    app.start(check_models=False)
+    return qapp, app
+
+
+def image_shown(app) -> bool:
+    return app.workspace.current is not None and app.workspace.current.image is not None
+
+
+def wait(qapp, cond, seconds: float = 600.0, slice_ms: int = 20) -> None:
+    """Run the event loop until ``cond()``; TimeoutError after ``seconds``."""
+    from PySide6 import QtCore
+
+    end = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not get there in time")
+        qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, slice_ms)
+
+
+def wait_idle(qapp, seconds: float = 0.3) -> None:
+    """Let the window settle (repaints, the store's thread) before the next timed step."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        qapp.processEvents()
+        time.sleep(0.01)
+
+
+def timed_move(qapp, viewport, pos) -> tuple[float, float]:
+    """One real mouse move to viewport point ``pos`` with the left button held, ``MOVE_GAP_S`` after
+    the last (a person's pace): (wall ms, GUI-thread CPU ms) until the window has handled it and
+    what it posted (the repaint). The CPU figure is what other processes on a shared CPU do not inflate."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    time.sleep(MOVE_GAP_S)
+    local = QtCore.QPointF(pos)
+    event = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, local, local, QtCore.Qt.MouseButton.NoButton,
+                              QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    start, cpu = time.perf_counter(), time.thread_time()
+    QtWidgets.QApplication.sendEvent(viewport, event)
+    qapp.processEvents()
+    return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
+
+
+def timed_release(qapp, viewport, pos) -> tuple[float, float]:
+    """A real left-button release at ``pos``: (wall ms, GUI-thread CPU ms) until it is handled."""
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    start, cpu = time.perf_counter(), time.thread_time()
+    QTest.mouseRelease(viewport, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, pos)
+    qapp.processEvents()
+    return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
