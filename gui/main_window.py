@@ -2,8 +2,9 @@
 controller (``gui.controller``) and the presenter (``gui.presenter``).
 
 Layout: the canvas fills the centre under a message banner; the image list is docked left;
-question, answer and mask candidates are docked right; tools in the toolbar; engine state and
-progress with Cancel in the status bar.
+question, answer and mask candidates are docked right; files, tools, undo and export in the
+first tool bar row, what the canvas shows in the second; engine state and progress with Cancel
+in the status bar.
 """
 
 from __future__ import annotations
@@ -138,14 +139,21 @@ class MainWindow(QtWidgets.QMainWindow):
         for name in ("accept",):
             bar.addAction(a[name])
         bar.addSeparator()
-        for name in ("fit", "toggle_heat", "toggle_fused", "toggle_mask"):
-            bar.addAction(a[name])
-        bar.addWidget(QtWidgets.QLabel(" opacity "))
-        bar.addWidget(self.opacity_slider)
-        bar.addWidget(self.colormap_box)
-        bar.addSeparator()
         bar.addAction(a["export"])
         self.toolbar = bar
+        # What is shown, on a row of its own: in one row everything took ~1490 px with the Polygon
+        # tool's tolerance, and the last controls went into the overflow menu on a 1300 px window.
+        self.addToolBarBreak()
+        view = self.addToolBar("View")
+        view.setObjectName("viewToolbar")
+        view.setMovable(False)
+        view.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for name in ("fit", "toggle_heat", "toggle_fused", "toggle_mask"):
+            view.addAction(a[name])
+        view.addWidget(QtWidgets.QLabel(" heat opacity "))
+        view.addWidget(self.opacity_slider)
+        view.addWidget(self.colormap_box)
+        self.view_toolbar = view
 
     def _build_menus(self) -> None:
         a = self.action_map
