@@ -23,6 +23,8 @@ from .undo_commands import QtEdit, keep_within_budget
 class EditIntents:
     """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's)."""
 
+    undo_budget = UNDO_BUDGET_BYTES  # per image, of what the undo steps keep (engine.annotation.edits)
+
     def clear_points(self) -> None:
         if self.window.canvas.polygons.delete_selected():  # Delete on a selected polygon vertex
             return
@@ -161,8 +163,8 @@ class EditIntents:
 
     def _push(self, session: ImageSession, edit) -> None:
         session.undo_stack.push(QtEdit(edit))
-        dropped = keep_within_budget(session.undo_stack)
+        dropped = keep_within_budget(session.undo_stack, self.undo_budget)
         if dropped:
             self.window.status.showMessage(
-                f"Undo keeps up to {UNDO_BUDGET_BYTES >> 20} MB of mask edits per image: the {dropped} oldest "
+                f"Undo keeps up to {self.undo_budget / 2**20:.0f} MB of mask edits per image: the {dropped} oldest "
                 f"step{'s' if dropped > 1 else ''} of {session.name} can no longer be undone.", 10_000)

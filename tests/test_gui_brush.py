@@ -242,3 +242,24 @@ def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_ma
     wait_mask(qtbot, again)
     assert np.array_equal(restored.mask, (restored.model_mask | add) & ~restored.corrections.erase)
     assert restored.mask[under_brush(points, r, final.shape)].all()
+
+
+def test_past_the_undo_budget_the_oldest_steps_go_with_a_status_message(harness, qtbot, tmp_path):
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    click_image(c, 96.5, 54.5)
+    wait_mask(qtbot, app)
+    QTest.keyClick(c, Key.Key_N)  # Brush tool
+    c.brush.set_radius(4)
+    stroke(qtbot, app, (10.0, 10.0), (40.0, 10.0))
+    size = session.undo_stack.command(session.undo_stack.index() - 1).edit.nbytes
+    assert 0 < size < 4 * 160 * 120 / 8  # the stroke's window only, a bit a pixel
+    app.controller.undo_budget = 2 * size + size // 2  # room for two strokes
+    stroke(qtbot, app, (10.0, 40.0), (40.0, 40.0))
+    assert session.undo_stack.count() == 3 and "undone" not in w.status.currentMessage()
+    before = session.mask.copy()
+    stroke(qtbot, app, (10.0, 70.0), (40.0, 70.0))  # over: the point and both strokes before it go
+    assert session.undo_stack.count() == 1 and session.undo_stack.undoText() == "Brush stroke"
+    assert "the 3 oldest steps of photo.png can no longer be undone" in w.status.currentMessage()
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)
+    assert np.array_equal(session.mask, before) and not w.action_map["undo"].isEnabled()
