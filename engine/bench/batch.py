@@ -292,9 +292,10 @@ def _limit_line(one: Timing, two: Timing) -> str:
     c1, c2 = one.cpu_ms(_chain), two.cpu_ms(_chain)
     rest = two.cpu_ms(lambda role: not _chain(role))
     most = cores * c1 / (c2 + rest)
+    slower = ": the chains slow each other" if c2 > 1.05 * c1 else ""
     return (f"at most {most:.2f}x on {cores} cores busy all the time: {cores} x {c1:.0f} ms (one worker's chain CPU "
-            f"per image) / ({c2:.0f} ms of chain CPU per image with 2 workers, {c2 / c1 - 1:+.0%}: the chains slow "
-            f"each other, + {rest:.0f} ms of driver and Ray, {rest / (c2 + rest):.0%} of the CPU)")
+            f"per image) / ({c2:.0f} ms of chain CPU per image with 2 workers, {c2 / c1 - 1:+.0%}{slower}, "
+            f"+ {rest:.0f} ms of driver and Ray, {rest / (c2 + rest):.0%} of the CPU)")
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
