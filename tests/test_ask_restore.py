@@ -188,3 +188,23 @@ def test_a_completed_ask_keeps_its_steps(done):
     ann.set_answer(AnswerResult("a dog"))
     ann.finish_question(2)
     assert not ann.abandon_question(2) and history.undo_text == "Automatic points"
+
+
+def test_a_new_question_starts_a_fresh_undo_history(done):
+    """The earlier question's edits do not stay undoable over the new question's mask: after a
+    completed ask, undo stops at the ask's own first step."""
+    from engine.annotation import History, SetPrompts
+    from engine.annotation.corrections import PaintStroke
+
+    ann, project = done
+    ann.history = history = History()
+    history.push(PaintStroke(ann, [(30.0, 20.0), (36.0, 20.0)], radius=2.0))
+    ann.start_question("where is the dog?")
+    assert len(history) == 0 and not history.can_undo
+    ann.asking = 2
+    auto = PromptState((Point(18.0, 14.0, source="auto"),))
+    history.push(SetPrompts(ann, ann.prompts, auto, "Automatic points", ann.chosen))
+    ann.set_answer(AnswerResult("a dog"))
+    ann.finish_question(2)
+    assert history.undo() and not history.can_undo
+    assert ann.corrections.empty  # the first question's stroke is not undone into the new question

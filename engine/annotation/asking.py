@@ -38,9 +38,15 @@ class Asking:
         """A new ask: earlier results of this image are cleared (the project keeps old questions).
 
         What the image showed is kept until :meth:`finish_question` (an ask replacing one still
-        in flight keeps the state from before the first); :meth:`abandon_question` puts it back."""
+        in flight keeps the state from before the first); :meth:`abandon_question` puts it back.
+        The undo history starts empty for the new question."""
         if self._before_ask is None:
             self._before_ask = take(self, question.strip())
+        if self.history is not None:
+            # A new question starts a fresh history: the earlier question's points and strokes
+            # belong to its own record, and undoing them over the new one would edit the wrong
+            # mask. A cancelled ask puts the old history back (see take / put_back).
+            self.history.restore(((), 0))
         self.asking = None
         self.question = question.strip()
         self.heatmap = None
