@@ -87,7 +87,7 @@ class FileActions(QtCore.QObject):
         current = ws.current
         record = ws.project.find_image(current.path, questions=False) if current is not None else None
         default_dir = (current.path.parent if current is not None else Path.home()) / "qmask-export"
-        self.export_dialog = ExportDialog(ws.project, record, default_dir, self.window)
+        self.export_dialog = ExportDialog(ws.project, record, default_dir, self.window, settle=ws.drain)
         self.export_dialog.exported.connect(lambda s: self.controller.show_message(str(s), "info"))
         self.export_dialog.show()
         return self.export_dialog

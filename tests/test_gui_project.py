@@ -131,6 +131,35 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     dialog.close()
 
 
+def test_the_export_reads_what_the_window_shows_even_with_writes_still_queued(harness, qtbot, tmp_path):
+    # Project writes go through the store's own thread; under load the accept just made may still
+    # be queued when the export starts. The export waits for them (before: 'nothing accepted').
+    import threading
+
+    img = write_photo(tmp_path / "photo.png")
+    app = harness.build([img])
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+    session = ask_and_wait(qtbot, app)
+    gate = threading.Event()
+    app.workspace.write(lambda p: gate.wait(30))  # the store thread is busy: later writes queue behind
+    app.window.candidates_panel.accept_box.click()
+    assert session.accepted
+    app.window.action_map["export"].trigger()
+    dialog = app.files.export_dialog
+    dialog.folder.setText(str(tmp_path / "export"))
+    dialog.scope_current.setChecked(True)
+    ended: list[str] = []
+    dialog.exported.connect(lambda s: ended.append("exported"))
+    dialog.export_failed.connect(lambda m: ended.append(m))
+    dialog.export_button.click()
+    qtbot.wait(1500)  # time enough for an export that did not wait to end
+    gate.set()
+    qtbot.waitUntil(lambda: bool(ended), timeout=WAIT_MS)
+    assert ended == ["exported"], ended
+    assert dialog.summary.coco_file is not None and dialog.summary.coco_file.is_file()
+
+
 def test_export_with_nothing_accepted_says_so(harness, qtbot, tmp_path):
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img], start=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -15,10 +16,13 @@ class ExportDialog(QtWidgets.QDialog):
     export_failed = QtCore.Signal(str)
 
     def __init__(self, project, current_image=None, default_dir: Path | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None, settle: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export masks")
         self.project = project
+        # Waits until the app's queued project writes are in (the last click, the accept just
+        # made): the export must read what the user sees. Called on the export's own thread.
+        self.settle = settle
         self.current_image = current_image
         self.task: BackgroundTask | None = None
         self.summary: ExportSummary | None = None
@@ -91,7 +95,14 @@ class ExportDialog(QtWidgets.QDialog):
         options = self.options()
         self.export_button.setEnabled(False)
         self.status.setText("Exporting…")
-        self.task = BackgroundTask(lambda task: run_export(self.project, options, task.say), self)
+        settle = self.settle
+
+        def job(task: BackgroundTask) -> ExportSummary:
+            if settle is not None:
+                settle()
+            return run_export(self.project, options, task.say)
+
+        self.task = BackgroundTask(job, self)
         self.task.progress.connect(self.status.setText)
         self.task.done.connect(self._done)
         self.task.failed.connect(self._failed)
