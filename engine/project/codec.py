@@ -21,7 +21,7 @@ from .records import STATUSES, Category, ImageRecord, PreviousAnswer, QuestionRe
 __all__ = [
     "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
     "previous_answer_from_json", "heatmap_to_json", "heatmap_from_json",
-    "category_to_json", "category_from_json", "question_to_json", "question_from_json",
+    "category_to_json", "category_from_json", "question_to_json", "question_extras_to_json", "question_from_json",
     "image_to_json", "image_from_json",
 ]
 
@@ -183,6 +183,14 @@ def question_to_json(q: QuestionRecord) -> dict:
         "created": round(float(q.created), 3),
         "updated": round(float(q.updated), 3),
     }
+    d.update(question_extras_to_json(q))
+    return d
+
+
+def question_extras_to_json(q: QuestionRecord) -> dict:
+    """A question's optional parts, present only when set, in one form for the interchange file
+    and the store's ``extra`` column alike: timings, notes, stroke layers, box, previous answers."""
+    d: dict[str, Any] = {}
     if q.timings:
         d["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
     if q.notes:

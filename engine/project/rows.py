@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProjectError
-from .codec import (box_from_json, box_to_json, point_from_json, point_to_json, previous_answer_from_json,
-                    previous_answer_to_json)
+from .codec import box_from_json, point_from_json, point_to_json, previous_answer_from_json, question_extras_to_json
 from .records import STATUSES, Category, Edit, ImageRecord, QuestionRecord, clean_label
 from .review import question_review_priority, rle_area
 
@@ -60,16 +59,7 @@ def question_row(q: QuestionRecord) -> dict[str, Any]:
         "auto_points": [point_to_json(p) for p in q.auto_points],
         "models": dict(q.models),
     }
-    if q.timings:
-        extra["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
-    if q.notes:
-        extra["notes"] = list(q.notes)
-    if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
-        extra["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
-    if q.box is not None:
-        extra["box"] = box_to_json(q.box)
-    if q.previous_answers:
-        extra["previous_answers"] = [previous_answer_to_json(a) for a in q.previous_answers]
+    extra.update(question_extras_to_json(q))
     return {
         "key": q.key, "question": q.question, "answer": q.answer,
         "label": None if q.label is None else (clean_label(q.label) or None),
