@@ -19,7 +19,8 @@ def add_brush_commands(window) -> None:
     for action in tools:
         window._tool_group.addAction(action)
     window.toolbar.insertActions(a["tool_pan"], tools)
-    edit = next(m.menu() for m in window.menuBar().actions() if m.text() == "&Edit")
+    # (the menu kept when it was made: QAction.menu() gives a dead wrapper on PySide6 6.8)
+    edit = window.menus["&Edit"]
     edit.insertActions(a["tool_pan"], tools)
     edit.addSeparator()
     edit.addActions([a["brush_bigger"], a["brush_smaller"], a["clear_strokes"]])

@@ -167,8 +167,9 @@ class MainWindow(QtWidgets.QMainWindow):
             "E&ngine": ["models", None, "encode_on_show"],
             "&Help": ["help"],
         }
+        self.menus: dict[str, QtWidgets.QMenu] = {}  # by title, for modules that add to them
         for title, names in menus.items():
-            menu = self.menuBar().addMenu(title)
+            menu = self.menus[title] = self.menuBar().addMenu(title)
             for name in names:
                 if name is None:
                     menu.addSeparator()
