@@ -159,6 +159,12 @@ def harness_fixture(qtbot, tmp_path, models_dir):
     h.close_all()
 
 
+def wait_shown(qtbot, app) -> None:
+    """Wait until the window shows an image whose pixels are read."""
+    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
+                    timeout=WAIT_MS)
+
+
 def ask_and_wait(qtbot, app, question: str = "what is in the picture?"):
     """Ask on the current image and wait until the whole chain has finished."""
     with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as blocker:

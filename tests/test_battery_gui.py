@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from gui_support import ask_and_wait, harness_fixture, write_photo, WAIT_MS
+from gui_support import ask_and_wait, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -32,8 +32,7 @@ def test_broken_segmentation_model_keeps_heat_map_and_answer(harness, qtbot, tmp
     messages = app.window.messages
     assert any("segmentation model could not be loaded, so there will be no masks" in text
                for _level, text in messages.history), messages.history
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app, "what is the yellow thing?")
     assert session.question_map is not None and session.answer is not None  # kept
     assert session.mask is None
@@ -47,8 +46,7 @@ def test_broken_segmentation_model_keeps_heat_map_and_answer(harness, qtbot, tmp
 def test_long_question_is_answered_and_the_used_part_is_shown(harness, qtbot, tmp_path):
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     question = "what is the yellow thing in the middle of the picture " * 8
     session = ask_and_wait(qtbot, app, question)
     assert session.answer is not None

@@ -13,7 +13,7 @@ from engine.prompts import NEGATIVE, POSITIVE
 from gui.actions import ACTIONS
 from gui.panels.answer_panel import display_answer
 from gui.qt_images import qimage_to_rgb
-from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture
+from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -33,8 +33,7 @@ def wait_mask(qtbot, app):
 def open_one(harness, qtbot, tmp_path, **kw):
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img], **kw)
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     return app
 
 

@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.project import Project
-from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco,
+from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco, wait_shown,
                          harness_fixture, write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 from test_corrections import under_brush
@@ -29,8 +29,7 @@ def harness(qtbot, tmp_path, tiny_models_dir):
 
 def open_one(harness, qtbot, tmp_path, **kw):
     app = harness.build([write_photo(tmp_path / "photo.png")], **kw)
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     return app, app.workspace.current
 
 
@@ -206,8 +205,7 @@ def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_ma
     project_file = tmp_path / "work.qmask"
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img], project=project_file)
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app, "what is the yellow disc?")
     w, c = app.window, app.window.canvas
     QTest.keyClick(c, Key.Key_Space)

@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui_support import WAIT_MS, _move_event, ask_and_wait, harness_fixture, write_photo
+from gui_support import _move_event, ask_and_wait, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -18,8 +18,7 @@ def harness(qtbot, tmp_path, tiny_models_dir):
 
 def test_a_dragged_point_is_drawn_from_the_session_as_it_moves(harness, qtbot, tmp_path):
     app = harness.build([write_photo(tmp_path / "a.png")])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
     canvas = app.window.canvas
     p = session.prompts.points[0]

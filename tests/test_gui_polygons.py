@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 
 from engine.imaging.polygons import shapes_to_mask
 from gui.point_editing import Tool
-from gui_support import (WAIT_MS, ask_and_wait, click_image, drag_image, export_current_coco, harness_fixture,
+from gui_support import (WAIT_MS, ask_and_wait, click_image, drag_image, export_current_coco, harness_fixture, wait_shown,
                          write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -35,8 +35,7 @@ def polygon_app(harness, qtbot, tmp_path):
     """The photo asked about (a record to export), its mask set to the frame, the Polygon tool on (G)."""
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
     app.controller.replace_mask(frame_with_hole(), "Set mask")
     assert np.array_equal(session.mask, frame_with_hole())

@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 
 from engine.project import Project, default_label
 from gui.panels.answer_panel import display_answer
-from gui_support import WAIT_MS, ask_and_wait, fast_settings, write_photo, harness_fixture
+from gui_support import WAIT_MS, ask_and_wait, fast_settings, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -26,8 +26,7 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     b = write_photo(tmp_path / "b.png", w=120, h=150, seed=2)
     project_file = tmp_path / "work.qmask"
     app = harness.build([a, b], project=project_file)
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     w = app.window
     first = ask_and_wait(qtbot, app, "what is the yellow disc?")
     w.candidates_panel.buttons[1].click()
@@ -71,8 +70,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
 
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
     w = app.window
     w.candidates_panel.label_edit.setText("saucer")
@@ -138,8 +136,7 @@ def test_the_export_reads_what_the_window_shows_even_with_writes_still_queued(ha
 
     img = write_photo(tmp_path / "photo.png")
     app = harness.build([img])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
     gate = threading.Event()
     app.workspace.write(lambda p: gate.wait(30))  # the store thread is busy: later writes queue behind

@@ -7,7 +7,7 @@ from PySide6 import QtCore
 
 from engine.project import Project
 from gui.panels.answer_panel import display_answer
-from gui_support import WAIT_MS, ask_and_wait, drag_image, write_photo, harness_fixture
+from gui_support import WAIT_MS, ask_and_wait, drag_image, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -20,8 +20,7 @@ def test_a_reopened_image_shows_its_box_and_its_previous_answer(harness, qtbot, 
     img = write_photo(tmp_path / "photo.png")
     project_file = tmp_path / "work.qmask"
     app = harness.build([img], project=project_file)
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     w = app.window
     session = ask_and_wait(qtbot, app, "what is the yellow disc?")
     first = session.answer.answer

@@ -16,7 +16,7 @@ from engine.project import ImageRecord, Project, QuestionRecord
 
 import pytest
 
-from gui_support import WAIT_MS, harness_fixture, write_photo
+from gui_support import WAIT_MS, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -54,8 +54,7 @@ def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, 
     app = harness.build([], project=project_file)
     w = app.window
     assert w.image_list.list.count() == n
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     assert app.workspace.current.name == "img00007.png"
     assert app.workspace.current.answer is not None and app.workspace.current.answer.answer == "thing"
     qtbot.wait(50)  # let the list paint its first screen

@@ -10,7 +10,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui_support import WAIT_MS, harness_fixture, write_photo
+from gui_support import WAIT_MS, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -34,8 +34,7 @@ def hidden_controls(bar: QtWidgets.QToolBar) -> list[str]:
 
 def test_every_tool_bar_control_is_shown_at_1200_pixels_with_the_polygon_tool(harness, qtbot, tmp_path):
     app = harness.build([write_photo(tmp_path / "photo.png")])
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     w = app.window
     assert w.width() == 1200
     QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_G)  # the Polygon tool: its tolerance box joins the tools

@@ -9,7 +9,7 @@ from PySide6 import QtCore
 from engine.project import Project, QuestionRecord
 from engine.project.review import most_in_need, question_review_priority, review_parts
 from gui.panels.image_list import REVIEW_ROLE
-from gui_support import WAIT_MS, harness_fixture, write_photo
+from gui_support import WAIT_MS, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -68,8 +68,7 @@ def test_the_image_list_shows_each_need_and_its_parts(harness, qtbot, tmp_path):
         project.add_image(imgs[2], width=80, height=80)
     app = harness.build(imgs, project=project_file)
     w = app.window
-    qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
-                    timeout=WAIT_MS)
+    wait_shown(qtbot, app)
     view = w.image_list.list
     rows = {view.item(r).text(): r for r in range(view.count())}
     need = {name: view.model().index(row).data(REVIEW_ROLE) for name, row in rows.items()}
