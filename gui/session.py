@@ -339,7 +339,7 @@ class Workspace(QtCore.QObject):
         rows, self._seen_seq = self._read(lambda: self.project.changed_since(self._seen_seq), ([], self._seen_seq))
         changed, grew = [], False
         for r in rows:
-            if self.project.own_seq.get(r.id) == r.seq:
+            if self.project.is_own_write(r.seq):
                 continue  # our own write
             if r.id not in self.row_of_id:
                 self._append(r.id, self.project.abs_path(r.path))
@@ -351,6 +351,7 @@ class Workspace(QtCore.QObject):
             if session is not None and not (session is self.current and session.heatmap is not None
                                             and session.answer is None):
                 session.reload_from_project()  # (not while a question of ours runs on it)
+        self.project.forget_own_writes(self._seen_seq)
         if grew:
             self.sessions_changed.emit()
         if changed:

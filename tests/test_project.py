@@ -414,3 +414,34 @@ def test_the_list_reads_only_the_rows_it_shows(tmp_path):
     assert len(first.questions) == 1 and q.reads == {"images": 51, "questions": 1}
     assert q.summary()["questions"] == 600
     assert os.path.getsize(tmp_path / "big.qmask") > 0
+
+
+def test_own_writes_are_told_from_others_even_while_the_next_one_is_in_its_transaction(tmp_path):
+    """The app's watcher (gui.session.check_external) skips the project's own writes. When the
+    store thread is inside the next write of the same image (its change number already taken),
+    the one before, committed, must still read as ours: else the window reloaded the image from
+    the project and showed an older question over the one being asked."""
+    import threading
+
+    p = Project.create(tmp_path / "p.qmask")
+    p.add_images(["a.png"])
+    img = p.find_image("a.png")
+    seen = p.last_seq()
+    p.put_question(img, _record())
+    rows: list = []
+    with p._write() as con:  # the next write of the same image, not committed yet
+        p._bump(con, img.id)
+        # the watcher reads on its own thread (its own connection): it sees only the committed write
+        t = threading.Thread(target=lambda: rows.extend(p.changed_since(seen)[0]))
+        t.start()
+        t.join()
+    assert [r.name for r in rows] == ["a.png"]
+    assert all(p.is_own_write(r.seq) for r in rows)
+    other = Project.open(tmp_path / "p.qmask")  # another process's write is not ours
+    other.put_question(other.find_image("a.png"), _record("and this?"))
+    changed, newest = p.changed_since(seen)
+    assert not p.is_own_write(changed[0].seq)
+    p.forget_own_writes(newest)
+    assert not any(p.is_own_write(s) for s in range(newest + 1))
+    other.close()
+    p.close()

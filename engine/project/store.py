@@ -48,10 +48,22 @@ class Project(ProjectWrites):
         self.writer = f"{writer}@{socket.gethostname()}:{os.getpid()}"
         self.notice = ""  # a message for the user about how the project was opened (e.g. converted)
         self.reads = {"images": 0, "questions": 0}  # records read (tests count what the app reads)
-        self.own_seq: dict[int, int] = {}  # image id -> change number of this Project's last write to it
+        # Change numbers of this Project's own writes, to tell them from other processes' writes.
+        # A set, not the last number per image: a write still in its transaction has the next
+        # number already, and the one before, committed, must still read as ours.
+        self._own_seqs: set[int] = set()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+
+    def is_own_write(self, seq: int) -> bool:
+        """The change number ``seq`` is one of this Project's own writes."""
+        return seq in self._own_seqs
+
+    def forget_own_writes(self, up_to: int) -> None:
+        """Own change numbers up to ``up_to`` will not be asked about again (a reader has seen them)."""
+        with self._lock:
+            self._own_seqs = {s for s in self._own_seqs if s > up_to}
 
     # -- opening --------------------------------------------------------------------------
     @classmethod

@@ -226,7 +226,8 @@ class ProjectWrites:
         """Give the image the next change number, remembered as this Project's own change."""
         seq = self._next_seq(con)
         con.execute("UPDATE images SET seq = ? WHERE id = ?", (seq, image_id))
-        self.own_seq[int(image_id or 0)] = seq
+        with self._lock:
+            self._own_seqs.add(seq)
 
     def _log(self, con: sqlite3.Connection, image_id: int, key: str | None, source: str, action: str,
              detail: dict) -> None:
