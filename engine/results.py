@@ -127,6 +127,7 @@ class ChainResult:
     # the chain ran on the plain heat map, and every front end reports the run as failed.
     segmentation_error: str | None = None
     segmentation_fault: str | None = None  # its error class: CheckpointError, ResourceError, ...
+    points_asked: int | None = None  # automatic positive points asked for; None: the points were given
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -92,3 +92,14 @@ def test_prepared_candidates_feed_the_fusion_without_a_second_pass(pipe, monkeyp
     assert np.array_equal(app.fusion.fused_map, plain.fusion.fused_map)
     monkeypatch.setattr(fusion, "mask_to_grid", real)
     assert np.array_equal(app.fusion.fused_map, fusion.fuse(app.heatmap.question_map, app.mask, pipe.settings.alpha))
+
+
+def test_the_number_of_points_asked_for_reaches_the_record(pipe):
+    from engine.project import record_from_chain
+
+    asked = run_chain(pipe, ChainRequest("what is it?", segment=False, num_points=7))
+    assert asked.points_asked == 7 and record_from_chain(asked).points_asked == 7
+    default = run_chain(pipe, ChainRequest("what is it?", segment=False))
+    assert default.points_asked == pipe.settings.num_points == record_from_chain(default).points_asked
+    given = run_chain(pipe, ChainRequest("what is it?", points=(Point(30, 40),), segment=False))
+    assert given.points_asked is None and record_from_chain(given).points_asked is None

@@ -9,7 +9,7 @@ import pytest
 from engine.imaging.point_notes import point_count_note, point_notes
 from engine.imaging.points import auto_points, extract_points, why_fewer_points
 from engine.prompts import NEGATIVE, Point
-from gui_support import WAIT_MS, harness_fixture, write_photo
+from gui_support import WAIT_MS, ask_and_wait, fast_settings, harness_fixture, wait_shown, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -80,3 +80,26 @@ def test_the_app_says_why_and_describes_each_point(harness, qtbot, tmp_path, fou
         tip = w.canvas.points_layer.markers[0].toolTip()
         assert "heat here: 100% of the map's peak" in tip and "the map's hottest spot" in tip
         qtbot.waitUntil(lambda: session.segmentation is not None, timeout=WAIT_MS)  # the decoder's reply is in
+
+
+def test_a_reopened_image_still_says_why_fewer_points_came(harness, qtbot, tmp_path):
+    """The number asked for is kept in the project (points_asked): the app started again on the
+    same project shows the same note in the mask panel."""
+    img = write_photo(tmp_path / "photo.png")
+    project_file = tmp_path / "work.qmask"
+    settings = fast_settings(num_points=200)  # more than the map can give
+    app = harness.build([img], project=project_file, settings=settings)
+    wait_shown(qtbot, app)
+    session = ask_and_wait(qtbot, app, "what is the yellow disc?")
+    note = session.points_note
+    assert note is not None and "of 200 automatic points" in note
+    assert note in app.window.candidates_panel.summary.text()
+    app.workspace.drain()
+    app.window.close()
+    again = harness.build([], project=project_file, settings=settings)
+    index = again.workspace.find(img)
+    restored = again.workspace.sessions[index]
+    again.workspace.set_index(index)
+    qtbot.waitUntil(lambda: restored.image is not None, timeout=WAIT_MS)
+    assert restored.points_note == note
+    qtbot.waitUntil(lambda: note in again.window.candidates_panel.summary.text(), timeout=WAIT_MS)

@@ -113,6 +113,7 @@ class Asking:
         self.points_note = None if asked is None else point_count_note(self.question_map, found, asked)
         if self.record is not None:
             self.record.auto_points = list(points)
+            self.record.points_asked = asked  # kept, so a reopened image says the same
 
     def set_models(self, models: dict[str, str], random_weights: bool) -> None:
         if self.record is not None:

@@ -122,8 +122,10 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
     check()
 
     t = time.perf_counter()
+    asked: int | None = None  # kept with the result: a record can say why fewer points came
     if request.points is None:
-        points = tuple(pipe.auto_points(heat, num_points=request.num_points))
+        asked = settings.num_points if request.num_points is None else int(request.num_points)
+        points = tuple(pipe.auto_points(heat, num_points=asked))
         report(AutoPoints(points))
     else:
         points = tuple(request.points)
@@ -185,4 +187,4 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
                        heatmap=heat, points=points, segmentation=seg, chosen=0, fusion=fusion, captions=caps,
                        answer=answer, timings=timings, models=pipe.model_ids(),
                        random_weights=bool(pipe.random_weights), notes=tuple(notes),
-                       segmentation_error=seg_error, segmentation_fault=seg_fault)
+                       segmentation_error=seg_error, segmentation_fault=seg_fault, points_asked=asked)

@@ -7,7 +7,9 @@ import copy
 from dataclasses import dataclass
 
 from ..imaging import fusion
+from ..imaging.point_notes import point_count_note
 from ..project import PreviousAnswer, QuestionRecord, default_label
+from ..prompts import POSITIVE
 from .corrections import restore_corrections
 from .prompts import PromptState
 
@@ -49,6 +51,7 @@ class ProjectRecord:
         self.segmentation, self._restored_mask, self.chosen = None, None, 0
         self.fused_map, self.captions, self.answer, self.previous_answer = None, (), None, None
         self.label, self.accepted, self.error = "", False, None if self.image is not None else self.error
+        self.points_note = None
         self._seg_cache.clear()
         self.corrections.clear()
         self._before_ask = None  # what the other process wrote is the state to come back to
@@ -70,6 +73,9 @@ class ProjectRecord:
         self.question = record.question
         self.question_map = record.heatmap
         self.auto_points = tuple(record.auto_points)
+        if record.points_asked is not None:  # as set_auto_points said it when they came
+            found = sum(p.label == POSITIVE for p in record.auto_points)
+            self.points_note = point_count_note(record.heatmap, found, record.points_asked)
         self.prompts = PromptState(tuple(record.points), record.box)
         self._restored_mask = record.mask()  # the final mask: the strokes below are in it already
         self.corrections = restore_corrections(record)

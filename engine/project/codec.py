@@ -20,7 +20,7 @@ from .records import STATUSES, Category, ImageRecord, PreviousAnswer, QuestionRe
 
 __all__ = [
     "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
-    "previous_answer_from_json", "heatmap_to_json", "heatmap_from_json",
+    "previous_answer_from_json", "points_asked_from_json", "heatmap_to_json", "heatmap_from_json",
     "category_to_json", "category_from_json", "question_to_json", "question_extras_to_json", "question_from_json",
     "image_to_json", "image_from_json",
 ]
@@ -189,7 +189,8 @@ def question_to_json(q: QuestionRecord) -> dict:
 
 def question_extras_to_json(q: QuestionRecord) -> dict:
     """A question's optional parts, present only when set, in one form for the interchange file
-    and the store's ``extra`` column alike: timings, notes, stroke layers, box, previous answers."""
+    and the store's ``extra`` column alike: timings, notes, stroke layers, box, previous answers,
+    the number of automatic points asked for."""
     d: dict[str, Any] = {}
     if q.timings:
         d["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
@@ -201,7 +202,19 @@ def question_extras_to_json(q: QuestionRecord) -> dict:
         d["box"] = box_to_json(q.box)
     if q.previous_answers:
         d["previous_answers"] = [previous_answer_to_json(a) for a in q.previous_answers]
+    if q.points_asked is not None:
+        d["points_asked"] = int(q.points_asked)
     return d
+
+
+def points_asked_from_json(value: Any, where: str = "points_asked") -> int | None:
+    """The number of automatic points asked for: a non-negative int, or None (not known)."""
+    if value is None:
+        return None
+    _expect(value, int, where)
+    if value < 0:
+        raise ProjectError(f"{where}: must not be negative, found {value}.")
+    return int(value)
 
 
 def question_from_json(d: Any, where: str) -> QuestionRecord:
@@ -255,6 +268,7 @@ def question_from_json(d: Any, where: str) -> QuestionRecord:
     rec.box = None if d.get("box") is None else box_from_json(d["box"], f"{where}.box")
     rec.previous_answers = [previous_answer_from_json(a, f"{where}.previous_answers[{i}]")
                             for i, a in enumerate(_get(d, "previous_answers", list, where, default=[]))]
+    rec.points_asked = points_asked_from_json(d.get("points_asked"), f"{where}.points_asked")
     return rec
 
 

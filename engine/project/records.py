@@ -175,6 +175,9 @@ class QuestionRecord:
     stroke_erase_rle: dict | None = None
     box: Box | None = None  # the box prompt given with ``points`` (x, y image pixels)
     previous_answers: list[PreviousAnswer] = field(default_factory=list)  # oldest first
+    # How many automatic positive points were asked for (None: not known, e.g. old projects or
+    # imports): a reopened image can then still say why fewer came (point_count_note).
+    points_asked: int | None = None
     _mask_cache: tuple[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _priority_cache: tuple[Any, float] | None = field(default=None, repr=False, compare=False)
 
@@ -372,6 +375,7 @@ def record_from_chain(chain: Any, *, label: str | None = None, accepted: bool = 
         updated=now,
         timings=dict(chain.timings),
         notes=[str(n) for n in getattr(chain, "notes", ()) or ()],
+        points_asked=getattr(chain, "points_asked", None),
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProjectError
-from .codec import box_from_json, point_from_json, point_to_json, previous_answer_from_json, question_extras_to_json
+from .codec import (box_from_json, point_from_json, point_to_json, points_asked_from_json, previous_answer_from_json,
+                    question_extras_to_json)
 from .records import STATUSES, Category, Edit, ImageRecord, QuestionRecord, clean_label
 from .review import question_review_priority, rle_area
 
@@ -109,7 +110,8 @@ def question_from_row(row: Any) -> QuestionRecord:
             notes=[str(n) for n in extra.get("notes", [])],
             stroke_add_rle=_stroke_layer(extra, "add"), stroke_erase_rle=_stroke_layer(extra, "erase"),
             box=None if extra.get("box") is None else box_from_json(extra["box"]),
-            previous_answers=[previous_answer_from_json(a) for a in extra.get("previous_answers", [])])
+            previous_answers=[previous_answer_from_json(a) for a in extra.get("previous_answers", [])],
+            points_asked=points_asked_from_json(extra.get("points_asked")))
     except (ValueError, TypeError, KeyError, zlib.error) as err:
         raise ProjectError(f"A question record of the project is damaged ({err}).") from err
 
