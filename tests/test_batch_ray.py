@@ -198,15 +198,34 @@ def test_ctrl_c_keeps_what_is_done_and_a_rerun_finishes(tmp_path, tiny_models_di
     assert _records(project_path) == _records(tmp_path / "local.qmask")
 
 
-def test_a_local_instance_keeps_token_authentication_without_the_notice():
+def test_a_local_instance_keeps_token_authentication_without_the_notice(tmp_path):
     """``--ray`` without an address starts Ray here with its default token authentication (the
-    instance listens on this machine's address) but without Ray's notice that it does."""
+    instance listens on this machine's address) but without Ray's notice that it does; the token
+    file Ray writes (in a fresh home here) is readable by this user only."""
     code = ("from engine.annotation.batch_ray import connect, import_ray\n"
             "from ray._raylet import AuthenticationMode, get_authentication_mode\n"
             "ray = import_ray()\nassert connect(ray, None)\n"
             "print(get_authentication_mode() == AuthenticationMode.TOKEN)\nray.shutdown()\n")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    env["HOME"] = str(tmp_path)  # no token yet: Ray writes one
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True"]
     assert "Token authentication is enabled" not in done.stderr, done.stderr
+    token = tmp_path / ".ray" / "auth_token"
+    assert token.exists() and token.stat().st_mode & 0o077 == 0, oct(token.stat().st_mode)
+
+
+def test_without_an_address_a_running_cluster_is_joined_and_said(ray_instance):
+    """As ``ray.init()``: with RAY_ADDRESS set (or a ``ray start`` on this machine) ``--ray``
+    without an address joins that cluster, says so, and starts no second instance."""
+    address = ray_instance.get_runtime_context().gcs_address
+    code = ("from engine.annotation.batch_ray import connect, import_ray\n"
+            "ray = import_ray()\nassert connect(ray, None, say=print)\n"
+            "print(ray.cluster_resources()['CPU'])\nray.shutdown()\n")
+    env = {**os.environ, "RAY_ADDRESS": address}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said, cpus = done.stdout.strip().splitlines()
+    assert said.startswith(f"joining the Ray cluster running at {address} "), said
+    assert float(cpus) == 4.0  # the module's instance, not a new one

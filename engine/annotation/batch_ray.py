@@ -171,28 +171,68 @@ def _default_factory(settings: Any, models_dir: Any) -> Any:
     return Pipeline.from_settings(settings, models_dir=models_dir)
 
 
-def connect(ray: Any, address: str | None) -> bool:
-    """Join or start Ray; True when this call started it (and should shut it down)."""
+def running_cluster() -> str | None:
+    """The cluster ``ray.init()`` joins when given no address: RAY_ADDRESS, else the last ``ray start`` here."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env:
+        return None if env == "local" else env
+    try:
+        from ray._private.utils import read_ray_address
+    except ImportError:
+        return None
+    return read_ray_address() or None
+
+
+def connect(ray: Any, address: str | None, say: Callable[[str], None] | None = None) -> bool:
+    """Join or start Ray; True when this call connected (and should disconnect, or shut down what it started).
+
+    Without an address, as ``ray.init()``: the running cluster :func:`running_cluster` names is
+    joined (and ``say`` is told), else a private instance starts here."""
     if ray.is_initialized():
         return False
     import logging
 
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    joins = running_cluster() if address is None else None
+    starts = address is None and joins is None
     notice = _AuthNotice()
-    if address is None:
-        # Lean: no dashboard (its head process and UI); workers' logs stay in their files.
+    if starts:
+        # Lean: no dashboard (its head process and UI); workers' logs stay in their files. Only
+        # for a new instance: a joined cluster runs its own processes already.
         kwargs["include_dashboard"] = False
         logging.getLogger(_AUTH_LOGGER).addFilter(notice)
+    elif joins is not None and say is not None:
+        say(f"joining the Ray cluster running at {joins} (RAY_ADDRESS or 'ray start' on this machine); "
+            "unset RAY_ADDRESS or run 'ray stop' for a private instance.")
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        where = "a local Ray instance" if address is None else f"the Ray cluster at {address!r}"
+        where = ("a local Ray instance" if starts else
+                 f"the Ray cluster at {joins!r} (RAY_ADDRESS or 'ray start')" if joins else
+                 f"the Ray cluster at {address!r}")
+        cause = f" ({err.__cause__})" if err.__cause__ is not None else ""
         hint = (" Start one with 'ray start --head' (and 'ray start --address=HEAD:6379' on the other machines)."
                 if address == "auto" else "")
-        raise InputError(f"Could not start or reach {where}: {err}.{hint}") from err
+        raise InputError(f"Could not start or reach {where}: {err}{cause}.{hint}") from err
     finally:
         logging.getLogger(_AUTH_LOGGER).removeFilter(notice)
+    if starts:
+        private_token_file()
     return True
+
+
+def private_token_file(path: Path | None = None) -> None:
+    """Ray writes its authentication token (``~/.ray/auth_token``) with the umask, often readable
+    by every user here: make it this user's only. Never fails the run."""
+    import logging
+
+    path = path or Path.home() / ".ray" / "auth_token"
+    try:
+        st = path.stat()
+        if hasattr(os, "getuid") and st.st_uid == os.getuid() and st.st_mode & 0o077:
+            path.chmod(st.st_mode & 0o700)
+    except OSError as err:
+        logging.getLogger(__name__).debug("Could not make %s readable by its owner only: %s", path, err)
 
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
@@ -222,7 +262,7 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
     stored = {img.path: img.sha256 or "" for img in project.iter_images(questions=False)}
     rows = [{"index": i, "path": str(Path(path).absolute()), "todo": ",".join(str(qs.index(q)) for q in todo),
              "sha": stored.get(project.rel_path(path), "")} for i, (path, todo) in enumerate(work)]
-    owns = connect(ray, options.address)
+    owns = connect(ray, options.address, say=lambda text: print(f"qmask batch: {text}", file=sys.stderr, flush=True))
     progress: BatchProgress | None = None
     rows_iter: Any = None
     try:

@@ -175,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from ..annotation.batch import run_batch
-    from ..annotation.batch_ray import ClusterOptions, connect, import_ray
+    from ..annotation.batch_ray import ClusterOptions, connect, import_ray, running_cluster
     from ..annotation.settings import PipelineSettings
 
     ray = import_ray()
@@ -225,8 +225,9 @@ def main(args: argparse.Namespace) -> int:
               f"images/s together = {together / local.rate:.2f}x one alone; {cpu:.0f} ms CPU per image each ({_load()})")
 
         t = time.perf_counter()
+        joined = args.ray or running_cluster()  # without --ray ADDRESS, as ray.init(): RAY_ADDRESS or 'ray start'
         owns = connect(ray, args.ray)
-        p(f"Ray: {'joined ' + args.ray if args.ray else 'local instance started'} in {time.perf_counter() - t:.1f} s; "
+        p(f"Ray: {'joined ' + joined if joined else 'local instance started'} in {time.perf_counter() - t:.1f} s; "
           f"cluster resources {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
         runs: dict[int, Timing] = {}
         for w in counts:

@@ -35,9 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress output at all (ours or any library's)")
     cluster = parser.add_argument_group("cluster (Ray; pip install 'qmask[cluster]')")
     cluster.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                         help="run the chains on Ray workers: without ADDRESS a local Ray instance on this "
-                              "machine; 'auto' the running cluster (ray start); 'ray://HOST:10001' through Ray "
-                              "Client. Images and --models must be at the same path on every node")
+                         help="run the chains on Ray workers: without ADDRESS as ray.init() does, the cluster "
+                              "RAY_ADDRESS names or one 'ray start' runs on this machine (joined, and said), "
+                              "else a private local Ray instance; 'auto' the running cluster (ray start); "
+                              "'ray://HOST:10001' through Ray Client. Images and --models must be at the same "
+                              "path on every node")
     cluster.add_argument("--workers", metavar="N|MIN-MAX",
                          help="Ray workers (each loads the models once); MIN-MAX to autoscale (default: as many "
                               "as the cluster's GPUs, or its CPUs, allow)")
