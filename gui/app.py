@@ -39,7 +39,9 @@ from .file_actions import FileActions
 from .main_window import MainWindow
 from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
+from .requests import LoadModels
 from .session import Workspace, default_project_path
+from . import gui_thread_gc
 from .engine_client import EngineClient
 from .worker import default_pipeline_factory
 
@@ -147,6 +149,11 @@ class QMaskApp(QtCore.QObject):
         self.workspace = Workspace(self.project, default_alpha=options.settings.alpha)
         self.window = MainWindow()
         self.client = EngineClient(pipeline_factory)
+        priority = self.client.priority
+        self.workspace.priority = priority  # project writes, too, go after the GUI thread's work
+        # full collections wait until the user is quiet
+        gui_thread_gc.collector().quiet = lambda: not priority.recent(gui_thread_gc.QUIET_S)
+        self.client.finished.connect(self._settle_after_loading)
         QtCore.QTimer.singleShot(0, self.client.worker, lower_engine_priority)  # first thing in its thread
         self.preferences = PreferencesStore()
         prefs = self.preferences.load()
@@ -171,6 +178,12 @@ class QMaskApp(QtCore.QObject):
         if warning:
             log.warning("%s", warning)
             self.controller.show_message(warning, "warning")
+
+    def _settle_after_loading(self, done) -> None:
+        # The heap has just grown by the models: settle it now, before the user works, not at
+        # the first full collection in the middle of a click (gui.gui_thread_gc).
+        if isinstance(done.request, LoadModels):
+            gui_thread_gc.settle()
 
     def start(self, check_models: bool = True) -> None:
         """Load the models (or ask for them), open the images, ask the question if one was given."""

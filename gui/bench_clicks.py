@@ -43,9 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photo", help="a photo to click on (default: random noise of --size: ragged masks, "
                                         "the hardest case to draw)")
     parser.add_argument("--profile", action="store_true", help="also print where the GUI thread's click time goes")
+    parser.add_argument("--no-input-priority", action="store_true",
+                        help="the engine does not give way to the GUI thread (gui.input_priority), to compare")
     parser.add_argument("--switch-interval", type=float, help="Python's GIL switch interval in ms for this run "
                                                                "(default: the app's)")
     args = parser.parse_args(argv)
+    from gui.bench_support import front_door_settings
+
+    front_door_settings()  # before torch loads, as qmask does
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="qmask-bench-clicks-"))
     os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
@@ -116,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1000)
     print(f"GIL switch interval: {sys.getswitchinterval() * 1000:g} ms")
+    priority = app.client.priority
+    priority.enabled = not args.no_input_priority
+    print(f"the engine gives way to the GUI thread (gui.input_priority): {'yes' if priority.enabled else 'no'}")
 
     failures: list[str] = []
     stages: list[str] = []
@@ -130,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
                 if give_up:
                     return
                 raise TimeoutError(f"the app did not get there in {seconds:.0f} s (stages so far: {stages})")
-            qapp.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            # Idle as the app is between clicks: in Qt's event loop (each event handled as it
+            # comes, the GIL free meanwhile), looking at the condition every 5 ms. A loop of
+            # processEvents calls would keep the GUI thread busy and starve the engine thread.
+            loop = QtCore.QEventLoop()
+            QtCore.QTimer.singleShot(5, loop.quit)
+            loop.exec()
 
     def on_progress(p) -> None:
         if not stages or stages[-1] != p.stage:
@@ -181,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
           + f" on {os.cpu_count()} CPUs")
     print(f"decoder replies: {len(replies)} (each new point's mask is shown before the next click, "
           f"unless 2 s pass)")
+    if priority.enabled:
+        print(f"the engine waited for the GUI {priority.waits} times, {priority.waited_s:.1f} s in all")
     if gc_pauses:
         print(f"garbage collections on the GUI thread meanwhile: {len(gc_pauses)}, worst {max(gc_pauses):.1f} ms, "
               f"in all {sum(gc_pauses):.0f} ms")

@@ -17,11 +17,23 @@ MOVE_GAP_S = 0.012  # between moves: pyqtgraph drops moves closer than 10 ms (it
 
 
 def bench_folder(name: str) -> Path:
-    """A new temporary folder for one run, also QMask's data folder; offscreen without a display."""
+    """A new temporary folder for one run, also QMask's data folder; offscreen without a display.
+    Also the process settings of ``qmask``'s front door (before torch loads), as the app has them."""
+    front_door_settings()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix=f"qmask-bench-{name}-"))
     os.environ.setdefault("QMASK_DATA_DIR", str(work / "data"))
     return work
+
+
+def front_door_settings() -> None:
+    """What ``qmask`` (gui.main) sets for the whole process: how idle OpenMP threads wait (before
+    torch loads) and the allocator's thresholds. Without them torch's threads spin for a few ms
+    after each operation, taking the GUI thread's core: not what the app does."""
+    from engine.runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
+
+    configure_openmp_wait()
+    keep_freed_memory()
 
 
 def models_folder(work: Path, models: str | None = None) -> str:

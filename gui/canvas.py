@@ -67,6 +67,7 @@ class Canvas(pg.GraphicsView):
 
     cursor_moved = QtCore.Signal(object)  # (x, y) image pixels, or None off the image
     view_changed = QtCore.Signal()
+    interacting = QtCore.Signal()  # a press, a drag step, a release or a wheel turn on the canvas
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent, background=QtGui.QColor(38, 40, 44))
@@ -95,6 +96,26 @@ class Canvas(pg.GraphicsView):
         self._heat_grid: np.ndarray | None = None
         self.apply_style(self.style)
         self.setToolTip("")
+
+    # ------------------------------------------------------------------ input
+    # Each edit, drag or zoom starts here; ``interacting`` lets the engine give way meanwhile
+    # (gui.input_priority). Hovering does not count: it only updates the cursor and status.
+    def mousePressEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        self.interacting.emit()
+        super().mousePressEvent(ev)
+
+    def mouseMoveEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        if ev.buttons() != QtCore.Qt.MouseButton.NoButton:
+            self.interacting.emit()
+        super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        self.interacting.emit()
+        super().mouseReleaseEvent(ev)
+
+    def wheelEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        self.interacting.emit()
+        super().wheelEvent(ev)
 
     # ------------------------------------------------------------------ content
     @property

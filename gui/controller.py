@@ -72,6 +72,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         c.cancelled.connect(self._on_cancelled)
         c.finished.connect(self._on_finished)
         c.busy_changed.connect(self._on_busy)
+        w.canvas.interacting.connect(c.note_input)  # (gui.input_priority)
         w.status.cancel_requested.connect(self.cancel)
         w.canvas.editor.edited.connect(self._on_edited)
         w.canvas.editor.preview.connect(self._on_preview)

@@ -59,6 +59,12 @@ class EngineClient(QtCore.QObject):
         # collected there (see gui.gui_thread_gc). Released when the thread has stopped.
         gui_thread_gc.hold()
         self._gc_held = True
+        # The engine waits between its steps while this (the GUI) thread handles events.
+        self.priority = self.worker.input
+        self._dispatcher = QtCore.QAbstractEventDispatcher.instance(QtCore.QThread.currentThread())
+        if self._dispatcher is not None:
+            self._dispatcher.awake.connect(self.priority.gui_awake)
+            self._dispatcher.aboutToBlock.connect(self.priority.gui_idle)
         self.thread.start()
 
     @property
@@ -113,6 +119,10 @@ class EngineClient(QtCore.QObject):
         self._wake.emit()
         return request
 
+    def note_input(self) -> None:
+        """The user clicked, dragged or zoomed on the canvas just now (gui.input_priority)."""
+        self.priority.touch()
+
     def cancel(self) -> None:
         """Cancel everything sent so far (running and queued long jobs; a file being read finishes)."""
         self.worker.cancel_up_to(self._next_id)
@@ -126,6 +136,12 @@ class EngineClient(QtCore.QObject):
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel, release the pipeline in its thread, stop the thread. True when it stopped."""
         self._reader.shutdown(wait=True, cancel_futures=True)
+        if self._dispatcher is not None:  # this thread now waits for the engine: no giving way
+            self._dispatcher.awake.disconnect(self.priority.gui_awake)
+            self._dispatcher.aboutToBlock.disconnect(self.priority.gui_idle)
+            self._dispatcher = None
+        self.priority.enabled = False
+        self.priority.wake()
         if self.thread.isRunning():
             self.cancel()
             QtCore.QMetaObject.invokeMethod(self.worker, "close", QtCore.Qt.ConnectionType.QueuedConnection)

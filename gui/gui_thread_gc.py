@@ -24,6 +24,14 @@ So while anything holds the collector (the engine client, a background task, the
 Reference counting still frees everything outside cycles at once, in whatever thread drops the
 last reference; only cycles wait for the GUI thread (a fraction of a second).
 
+A full collection walks every object: with torch, transformers and the models loaded, half a
+million of them, 350 ms on the GUI thread (a frozen window, measured while captions ran). So the
+first full collection also *settles* the heap: what survives it (modules, models, the window) is
+frozen (``gc.freeze``) and later full collections walk only what came after, in milliseconds.
+Garbage among the frozen objects waits for the next settling: every ``RESETTLE_S``, once the user
+has not touched the window for ``QUIET_S`` (``quiet``, set by the app), and after a collection
+another thread started (its unfreeze ends the settled state).
+
 Use :func:`hold` on the GUI thread and :func:`release` (from any thread) when done; holds nest.
 """
 
@@ -32,12 +40,16 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
+from typing import Callable
 
 from PySide6 import QtCore
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_MS = 200  # how often the GUI thread looks at the allocation counts
+RESETTLE_S = 120.0  # frozen garbage is freed at least this often (when the user is quiet)
+QUIET_S = 3.0  # no input for this long: a settling's pause (a full collection) is not felt
 
 
 class GuiThreadCollector(QtCore.QObject):
@@ -52,6 +64,9 @@ class GuiThreadCollector(QtCore.QObject):
         self._long_lived = 0  # objects in the oldest generation after this object's last full collection
         self.collections = 0  # collections run on the GUI thread by this object (tests, diagnostics)
         self.neutralised = 0  # collections other threads started (explicitly) while held
+        self.settled = False  # the heap as of the last settling is frozen (see the module doc)
+        self._settled_at = 0.0
+        self.quiet: Callable[[], bool] = lambda: True  # the user is not working the window now
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.collect_due)
@@ -85,6 +100,7 @@ class GuiThreadCollector(QtCore.QObject):
         self._holds -= 1
         if self._holds == 0:
             self._timer.stop()
+            self._unsettle()
             # What the held period left is freed here, before other threads may collect again.
             self._collect()
             if self._was_enabled:
@@ -96,6 +112,9 @@ class GuiThreadCollector(QtCore.QObject):
         so a large heap (torch, transformers) is not walked every few seconds."""
         t0, t1, t2 = gc.get_threshold()
         c0, c1, c2 = gc.get_count()
+        if self.settled and time.monotonic() - self._settled_at > RESETTLE_S and self.quiet():
+            self._settle()  # frees the garbage frozen since the last settling
+            return
         if t0 <= 0 or c0 <= t0:
             return
         generation = 0
@@ -108,10 +127,26 @@ class GuiThreadCollector(QtCore.QObject):
         self._collect(generation)
 
     def _collect(self, generation: int = 2) -> None:
+        if generation == 2 and self._holds and not self.settled:
+            self._settle()
+            return
         gc.collect(generation)
         self.collections += 1
         if generation == 2:
             self._long_lived = len(gc.get_objects(generation=2))
+
+    def _settle(self) -> None:
+        """A full collection of every object, then freeze the survivors (see the module doc)."""
+        self._unsettle()
+        gc.collect()
+        gc.freeze()
+        self.collections += 1
+        self.settled, self._settled_at, self._long_lived = True, time.monotonic(), 0
+
+    def _unsettle(self) -> None:
+        if self.settled:
+            gc.unfreeze()
+            self.settled = False
 
     def _on_gc(self, phase: str, info: dict) -> None:
         # CPython runs one collection at a time and calls "start" and "stop" around it, in the
@@ -124,6 +159,7 @@ class GuiThreadCollector(QtCore.QObject):
         elif self._frozen:
             self._frozen = False
             gc.unfreeze()  # back into the oldest generation; the GUI thread's collections free them
+            self.settled = False  # that unfroze the settled heap too: the next full collection settles
 
 
 _collector: GuiThreadCollector | None = None
@@ -145,6 +181,14 @@ def collector() -> GuiThreadCollector:
 def hold() -> None:
     """See :meth:`GuiThreadCollector.hold` (GUI thread only)."""
     collector().hold()
+
+
+def settle() -> None:
+    """Settle the heap now unless it is (GUI thread, while held): at a moment the user does not
+    feel, e.g. right after the models were loaded, rather than at the first full collection."""
+    c = collector()
+    if c.holds and not c.settled:
+        c._settle()
 
 
 def release() -> None:

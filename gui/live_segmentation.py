@@ -13,6 +13,7 @@ from PySide6 import QtCore
 from .requests import ImageRef, Reply, Segment
 from .session import ImageSession, Workspace
 from .engine_client import EngineClient
+from .input_priority import REPLY_HOLD_S
 
 DEBOUNCE_MS = 40
 
@@ -62,6 +63,7 @@ class LiveSegmenter(QtCore.QObject):
         request = reply.request
         if not isinstance(request, Segment):
             return
+        self.client.priority.hold(REPLY_HOLD_S)  # showing it comes before the engine's next step
         index = self.workspace.find(request.image.key)
         if index < 0:
             return

@@ -26,6 +26,7 @@ from engine.annotation.state import SEG_CACHE_SIZE, AnswerView, ImageAnnotation,
 from engine.errors import ProjectError
 from engine.project import ImageRecord, Project, RelocateReport
 
+from .input_priority import InputPriority
 from .undo_commands import StackHistory
 
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
@@ -137,6 +138,8 @@ class Workspace(QtCore.QObject):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-store")  # see write()
         self._closed = False
         self._last_write: Future | None = None
+        self.priority: InputPriority | None = None  # set by the app: writes wait while the GUI works
+        self._waited_on = 0  # the GUI thread is blocked on the store (a write with wait, drain)
         self._seen_version = self._read(project.data_version, -1)
         self._seen_seq = self._read(project.last_seq, 0)
         self._timer = QtCore.QTimer(self)
@@ -307,9 +310,22 @@ class Workspace(QtCore.QObject):
             return False
         future = self._writer.submit(self._run_write, change)
         self._last_write = future
-        return future.result() if wait else True
+        return self._wait_for(future) if wait else True
+
+    def _wait_for(self, future: Future):
+        self._waited_on += 1
+        if self.priority is not None:
+            self.priority.wake()  # a write giving way to this thread stops: this thread waits for it
+        try:
+            return future.result()
+        finally:
+            self._waited_on -= 1
 
     def _run_write(self, change) -> bool:
+        # A write is not what the user waits for (unless the GUI thread does, blocked on it):
+        # it goes after the GUI thread's work of the moment, like the engine's next step.
+        if self.priority is not None and not self._waited_on:
+            self.priority.give_way(blocked=lambda: self._waited_on > 0)
         try:
             change(self.project)
         except ProjectError as err:
@@ -320,7 +336,7 @@ class Workspace(QtCore.QObject):
     def drain(self) -> None:
         """Wait until every write queued so far is in the project."""
         if self._last_write is not None:
-            self._last_write.result()
+            self._wait_for(self._last_write)
 
     def _read(self, read, default):
         try:

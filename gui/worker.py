@@ -23,6 +23,9 @@ What keeps the window responsive while the engine works:
   progress callback), so the mask follows the user's edits while captions are being written;
   when the image is already encoded, also between the blocks of an encoder or of the answer
   model (from the cancel check), so a click waits ~0.1 s, not for the whole model call.
+- **The GUI thread first**: between those steps a long job also waits while the GUI thread
+  handles events (a click, its mask, a paint: :class:`~gui.input_priority.InputPriority`), so
+  the GUI has the GIL and the cores to itself for that moment.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from engine.errors import CancelledError, ModelMissingError, QMaskError, Resourc
 
 from .requests import (Answer, Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels, OpenImage,
                        Progress, Reply, Request, Segment)
+from .input_priority import InputPriority
 from .worker_jobs import EngineJobs
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         self._shown_key: str | None = None  # the image the window shows: questions about others give way
         # (request_id, image_id or None) of the latest requests sent, for superseded()
         self._sent: deque[tuple[int, str | None]] = deque(maxlen=64)
+        self.input = InputPriority()  # the GUI thread's work comes before a long job's next step
 
     # ------------------------------------------------------------------ called from the GUI thread
     def cancel_up_to(self, request_id: int) -> None:
@@ -110,6 +115,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
     def post_segment(self, request: Segment) -> None:
         with self._lock:
             self._mailbox = request  # latest wins: an older, undecoded edit is dropped here
+        self.input.wake()  # a job waiting for the GUI (InputPriority.give_way) decodes it now
 
     # ------------------------------------------------------------------ worker thread
     def _is_cancelled(self, request: Request) -> bool:
@@ -236,6 +242,9 @@ class EngineWorker(EngineJobs, QtCore.QObject):
 
         def stop() -> bool:  # asked between steps, and before each block of a long model call
             self._serve_cheap_edit()
+            # While the GUI handles input, wait here (GIL and cores free), decoding edits as they
+            # come; an edit that this job must finish first (its encoder) ends the wait.
+            self.input.give_way(self._serve_cheap_edit, self._edit_waiting)
             return self._should_stop(request)
 
         return progress, stop
@@ -253,6 +262,10 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         is_encoded = getattr(pipe, "is_encoded", None)
         if callable(is_encoded) and is_encoded("efficient_sam"):
             self.service_mailbox()
+
+    def _edit_waiting(self) -> bool:
+        with self._lock:
+            return self._mailbox is not None
 
     def _need_pipeline(self) -> Any:
         if self.pipeline is None:

@@ -128,3 +128,56 @@ def test_engine_client_and_background_task_hold_while_their_thread_runs(qapp, qt
     assert client.shutdown(10_000)
     assert c.holds == base
     assert client.shutdown(10_000) and c.holds == base  # a second shutdown releases nothing more
+
+
+def test_settling_freezes_the_heap_and_frees_its_garbage_at_the_next_settling(qapp, qtbot, monkeypatch):
+    """Full collections on the GUI thread walk only what came after the settling (350 ms each in
+    the app with its models otherwise); garbage among the frozen objects waits for the next
+    settling, which runs when the user is quiet."""
+    c = gui_thread_gc.collector()
+    assert c.holds == 0
+    gc.collect()
+    gui_thread_gc.hold()
+    try:
+        old: list = []
+        drop_cycles(3, old)  # garbage at the settling is freed by it
+        kept = [Node() for _ in range(3)]  # alive at the settling: frozen
+        early: list = []
+        for node in kept:
+            weakref.finalize(node, lambda: early.append(threading.current_thread()))
+        gui_thread_gc.settle()
+        assert c.settled and gc.get_freeze_count() > 0 and len(old) == 3
+        del kept, node  # now garbage, but frozen
+        late: list = []
+        drop_cycles(3, late)  # garbage made after the settling: the GUI thread's timer frees it
+        run_in_thread(churn)
+        qtbot.waitUntil(lambda: len(late) == 3, timeout=5000)
+        assert early == [] and c.settled
+        c.quiet = lambda: False
+        monkeypatch.setattr(gui_thread_gc, "RESETTLE_S", 0.0)
+        c.collect_due()
+        assert early == []  # the user is working: no settling now
+        c.quiet = lambda: True
+        c.collect_due()
+        assert len(early) == 3 and all(t is threading.main_thread() for t in early)
+        assert c.settled
+    finally:
+        c.quiet = lambda: True
+        gui_thread_gc.release()
+    assert c.holds == 0 and not c.settled and gc.get_freeze_count() == 0
+
+
+def test_a_collection_on_another_thread_ends_the_settled_state_and_frees_nothing_there(qapp):
+    c = gui_thread_gc.collector()
+    assert c.holds == 0
+    gc.collect()
+    gui_thread_gc.hold()
+    try:
+        gui_thread_gc.settle()
+        freed_in: list = []
+        drop_cycles(4, freed_in)
+        run_in_thread(gc.collect)
+        assert freed_in == [] and not c.settled and gc.get_freeze_count() == 0
+    finally:
+        gui_thread_gc.release()
+    assert len(freed_in) == 4 and all(t is threading.main_thread() for t in freed_in)

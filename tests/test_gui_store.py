@@ -148,3 +148,36 @@ def test_the_list_sorts_by_the_stores_orders_and_keeps_the_shown_image(harness, 
     assert ws.current.name == "c.png" and w.image_list.list.currentRow() == 2  # still shown, now last
     QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_A)  # previous in the new order
     assert ws.current.name == "b.png"
+
+
+def test_writes_go_after_the_gui_threads_work_but_never_keep_it_waiting(qapp, qtbot, tmp_path):
+    """gui.input_priority on the store thread: a write waits while the GUI thread has priority;
+    a write the GUI thread waits for (wait=True, drain) goes at once, with everything before it."""
+    import threading
+
+    from gui.input_priority import InputPriority
+    from gui.session import Workspace
+
+    project = Project.create(tmp_path / "p.qmask")
+    ws = Workspace(project)
+    try:
+        p = InputPriority(max_wait_s=120.0, max_awake_wait_s=120.0)
+        ws.priority = p
+        order: list[str] = []
+        p.hold(120.0)
+        ws.write(lambda _p: order.append("queued"))
+        qtbot.waitUntil(lambda: p.waiting, timeout=WAIT_MS)
+        qtbot.wait(50)
+        assert order == []  # giving way to the GUI thread
+        done = []
+        t = threading.Timer(60.0, lambda: done.append("stuck"))  # a guard, not a timing assertion
+        t.start()
+        assert ws.write(lambda _p: order.append("waited for"), wait=True)
+        t.cancel()
+        assert order == ["queued", "waited for"] and done == [] and not p.waiting
+        p.enabled = False
+        ws.write(lambda _p: order.append("later"))
+        ws.drain()
+        assert order[-1] == "later"
+    finally:
+        ws.close()

@@ -297,3 +297,38 @@ def test_a_click_is_served_between_encoder_blocks(client, qtbot, tiny_models_dir
         for h in hooks:
             h.remove()
     assert order == ["SegmentationResult", "ITM encoder done", "PrepareResult"]
+
+
+def test_a_long_job_waits_while_the_gui_holds_and_still_decodes_the_users_edits(client, qtbot, tiny_models_dir):
+    """gui.input_priority in the real engine thread: between caption steps the job waits while
+    the GUI thread has priority, decoding a click meanwhile, and goes on when it ends."""
+    rec = Recorder(client)
+    slow = fast_settings(num_captions=400, max_caption_rounds=200, caption_batch_size=2)
+    client.submit(LoadModels(settings=slow, models_dir=str(tiny_models_dir)))
+    ref = image_ref()
+    ask = client.submit(Ask(image=ref, question="what is this?"))
+
+    def caption_steps() -> int:
+        return sum(1 for n, m in rec.events if n == "progress" and m.request_id == ask.request_id
+                   and m.stage == "captions")
+
+    qtbot.waitUntil(lambda: caption_steps() > 0, timeout=WAIT_MS)
+    p = client.priority
+    p.max_wait_s = p.max_awake_wait_s = 120.0
+    p.hold(120.0)
+    qtbot.waitUntil(lambda: p.waiting, timeout=WAIT_MS)
+    qtbot.wait(50)  # progress already queued to this thread arrives
+    steps = caption_steps()
+    seg = client.submit_segment(Segment(image=ref, prompts=PromptState((Point(30, 30),)), generation=1))
+    qtbot.waitUntil(lambda: bool(rec.payloads(seg.request_id)), timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert p.waiting and caption_steps() == steps  # the click was decoded; no caption step ran
+    p.max_wait_s = p.max_awake_wait_s = 0.0  # no more waiting: the job goes on
+    p.enabled = False
+    p.wake()
+    qtbot.waitUntil(lambda: not p.waiting, timeout=WAIT_MS)
+    p.enabled = True
+    qtbot.waitUntil(lambda: caption_steps() > steps, timeout=WAIT_MS)
+    assert not rec.ended(ask.request_id)
+    client.cancel()
+    assert isinstance(wait_end(qtbot, rec, ask.request_id), Cancelled)
