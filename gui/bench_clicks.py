@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photo", help="a photo to click on (default: random noise of --size: ragged masks, "
                                         "the hardest case to draw)")
     parser.add_argument("--profile", action="store_true", help="also print where the GUI thread's click time goes")
+    parser.add_argument("--pause", type=int, default=30, metavar="MS",
+                        help="after each click's mask is shown, wait this long before the next (default 30)")
     parser.add_argument("--no-input-priority", action="store_true",
                         help="the engine does not give way to the GUI thread (gui.input_priority), to compare")
     parser.add_argument("--switch-interval", type=float, help="Python's GIL switch interval in ms for this run "
@@ -129,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     stages: list[str] = []
     begun = time.monotonic()
 
+    def idle(ms: int) -> None:
+        """Wait in Qt's event loop, as the app does between events (QTest.qWait polls instead:
+        the GUI thread would look busy to the engine, gui.input_priority, the whole time)."""
+        loop = QtCore.QEventLoop()
+        QtCore.QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
     def wait(cond, seconds: float = 600.0, give_up: bool = False) -> None:
         end = time.monotonic() + seconds
         while not cond():
@@ -141,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             # Idle as the app is between clicks: in Qt's event loop (each event handled as it
             # comes, the GIL free meanwhile), looking at the condition every 5 ms. A loop of
             # processEvents calls would keep the GUI thread busy and starve the engine thread.
-            loop = QtCore.QEventLoop()
-            QtCore.QTimer.singleShot(5, loop.quit)
-            loop.exec()
+            idle(5)
 
     def on_progress(p) -> None:
         if not stages or stages[-1] != p.stage:
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     wait(lambda: "captions" in stages and app.workspace.current.segmentation is not None)
     canvas = app.window.canvas
     times = []
-    QTest.qWait(200)
+    idle(200)
     gc_pauses: list[float] = []  # collections on the GUI thread during the clicks (gui.gui_thread_gc), ms
     gui_thread, gc_start = threading.get_ident(), [0.0]
 
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 gc_pauses.append((time.perf_counter() - gc_start[0]) * 1000)
 
     gc.callbacks.append(on_gc)
+    waited_before, clicking_since = app.client.worker.gave_way_s, time.perf_counter()
     for i in range(args.clicks):
         after_click.append([0.0, 0.0])
         k = i // 2  # click k's spot twice: a new point, then the same point again, which removes it
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         times.append(((time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000))
         # a person's pace: the mask of the new point is shown (or 2 s pass) before the next click
         wait(lambda: not app.workspace.current.needs_segmentation(), seconds=2.0, give_up=True)
-        QTest.qWait(30)
+        idle(args.pause)
     gc.callbacks.remove(on_gc)
     still_writing = app.workspace.current.answer is None
     print(f"{args.clicks} clicks on a {w}x{h} photo while the engine wrote captions"
@@ -195,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decoder replies: {len(replies)} (each new point's mask is shown before the next click, "
           f"unless 2 s pass)")
     if priority.enabled:
-        print(f"the engine waited for the GUI {priority.waits} times, {priority.waited_s:.1f} s in all")
+        clicking = time.perf_counter() - clicking_since
+        waited = app.client.worker.gave_way_s - waited_before
+        print(f"the engine gave way to the GUI {waited:.1f} s of the {clicking:.1f} s of clicking "
+              f"({100 * waited / clicking:.0f}%: its captions wait meanwhile)")
     if gc_pauses:
         print(f"garbage collections on the GUI thread meanwhile: {len(gc_pauses)}, worst {max(gc_pauses):.1f} ms, "
               f"in all {sum(gc_pauses):.0f} ms")

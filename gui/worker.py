@@ -95,6 +95,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         # (request_id, image_id or None) of the latest requests sent, for superseded()
         self._sent: deque[tuple[int, str | None]] = deque(maxlen=64)
         self.input = InputPriority()  # the GUI thread's work comes before a long job's next step
+        self.gave_way_s = 0.0  # seconds this thread waited for the GUI thread (the click bench)
 
     # ------------------------------------------------------------------ called from the GUI thread
     def cancel_up_to(self, request_id: int) -> None:
@@ -244,7 +245,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
             self._serve_cheap_edit()
             # While the GUI handles input, wait here (GIL and cores free), decoding edits as they
             # come; an edit that this job must finish first (its encoder) ends the wait.
-            self.input.give_way(self._serve_cheap_edit, self._edit_waiting)
+            self.gave_way_s += self.input.give_way(self._serve_cheap_edit, self._edit_waiting)
             return self._should_stop(request)
 
         return progress, stop
