@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="after each click's mask is shown, wait this long before the next (default 30)")
     parser.add_argument("--zoom-steps", type=int, default=20, metavar="N",
                         help="after the clicks, time N wheel zoom steps with their repaint (default 20; 0: none)")
+    parser.add_argument("--switches", type=int, default=5, metavar="N",
+                        help="then show N new photos of the same size on the canvas, timed (default 5; 0: none)")
     parser.add_argument("--no-input-priority", action="store_true",
                         help="the engine does not give way to the GUI thread (gui.input_priority), to compare")
     parser.add_argument("--switch-interval", type=float, help="Python's GIL switch interval in ms for this run "
@@ -226,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
               f"captions: wall median {statistics.median(z[0] for z in zoom):.1f} ms, worst "
               f"{max(z[0] for z in zoom):.1f} ms; its CPU median {statistics.median(z[1] for z in zoom):.1f} ms, "
               f"worst {max(z[1] for z in zoom):.1f} ms")
+    if args.switches:
+        shows = _image_shows(canvas, idle, args.switches, (h, w))
+        print(f"{args.switches} new {w}x{h} photos shown on the canvas (set, fitted, repainted; the file is read on "
+              f"a thread of its own), the engine writing captions: wall median {statistics.median(shows):.1f} ms, "
+              f"worst {max(shows):.1f} ms")
     if profiler is not None:
         import pstats
 
@@ -236,6 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     app.shutdown()
     app.window.close()
     return 0
+
+
+def _image_shows(canvas, idle, n: int, shape: tuple[int, int]) -> list[float]:
+    """The canvas' part of switching images: a new photo set, fitted and repainted (wall ms each)."""
+    import numpy as np
+
+    photos = [np.random.default_rng(100 + i).integers(0, 256, (*shape, 3), dtype=np.uint8) for i in range(n)]
+    out = []
+    for rgb in photos:
+        start = time.perf_counter()
+        canvas.set_image(rgb)
+        canvas.fit()
+        canvas.viewport().repaint()
+        out.append((time.perf_counter() - start) * 1000)
+        idle(30)
+    return out
 
 
 def _wheel_zoom(canvas, idle, steps: int) -> list[tuple[float, float]]:
