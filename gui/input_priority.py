@@ -89,12 +89,10 @@ class InputPriority:
 
     def busy(self) -> bool:
         """The GUI thread is working, was a moment ago, or expects work (a hold)."""
-        if not self.enabled:
-            return False
-        now = time.monotonic()
-        return self._awake or now < self._hold_until or now - self._idle_at < self.grace_s
+        return self.enabled and (time.monotonic() < self._hold_until or self._gui_working())
 
     def _gui_working(self) -> bool:
+        """Handling events now, or it was within the grace."""
         return self._awake or time.monotonic() - self._idle_at < self.grace_s
 
     # ------------------------------------------------------------------ engine thread

@@ -214,14 +214,10 @@ def test_a_mask_of_another_size_is_never_shown(canvas):
     assert canvas.mask_layer.mask is not None
 
 
-def test_the_photo_is_shown_with_its_own_colours(qtbot):
+def test_the_photo_is_shown_with_its_own_colours(canvas):
     """The image layer shows uint8 RGB as it is (no levels, so no rescaling pass on the GUI
     thread): the pixels on screen are the photo's, in every channel and at both ends."""
-    c = Canvas()
-    qtbot.addWidget(c)
-    c.resize(640, 480)
-    c.show()
-    qtbot.waitExposed(c)
+    c = canvas
     rgb = np.zeros((H, W, 3), np.uint8)
     blocks = [(0, 0, 0), (255, 255, 255), (200, 30, 60), (10, 120, 250), (1, 254, 128), (77, 77, 77)]
     for i, colour in enumerate(blocks):
