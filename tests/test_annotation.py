@@ -111,8 +111,10 @@ def test_fusion_uses_the_coverage_computed_with_the_candidates(annotated):
     assert np.allclose(ann.fused_map, expected, atol=1e-6)
     ann.set_alpha(0.2)
     assert np.allclose(ann.fused_map, fusion.fuse(ann.question_map, seg.candidates[0].mask, alpha=0.2), atol=1e-6)
-    # The mask reached the record from the prepared RLE (no encoding here).
+    # The mask reached the record from the prepared RLE (no encoding here), with its coverage,
+    # so the project write computes the review need without going back to the runs.
     assert ann.record.mask_rle == seg.candidates[0].rle
+    assert ann.record.known_coverage((6, 6)) is seg.candidates[0].coverage
 
 
 def test_an_answer_after_a_mask_edit_is_marked_stale(annotated):

@@ -59,6 +59,7 @@ def test_rle_round_trip_is_pixel_exact(mask):
 def test_agrees_with_pycocotools(mask):
     rle = encode_rle(mask)
     ref = _coco(rle)
+    assert ref["counts"] == mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]  # the same string
     np.testing.assert_array_equal(mask_utils.decode(ref).astype(bool), mask)
     assert mask_area(mask) == int(mask_utils.area(ref)) == rle_area(rle)
     np.testing.assert_allclose(mask_bbox(mask), mask_utils.toBbox(ref))
@@ -173,6 +174,20 @@ def test_large_counts_round_trip():
     h, w, runs = rle_counts(encode_rle(m))
     assert (h, w) == (300, 400) and runs.sum() == 300 * 400
     np.testing.assert_array_equal(decode_rle(encode_rle(m)), m)
+
+
+def test_encoder_writes_pycocotools_string_for_large_and_odd_masks():
+    # Our encoder (GIL-friendly, engine.imaging.rle) must write pycocotools' own string: runs of
+    # millions of pixels, negative deltas, views and non-bool arrays included.
+    rng = np.random.default_rng(3)
+    big = np.zeros((3000, 4000), bool)
+    big[500:2600, 1000:3900] = True
+    big[1000:1200, 2000:2100] = False
+    big[:, 10] = rng.random(3000) < 0.5
+    ragged = cv2.GaussianBlur(rng.random((600, 800)).astype(np.float32), (0, 0), 2) > 0.5
+    for m in (big, ragged, ragged.T, ragged[::3, 1::2], ragged.astype(np.uint8) * 7, np.ones((1, 1), bool)):
+        ref = mask_utils.encode(np.asfortranarray((np.asarray(m) != 0).astype(np.uint8)))["counts"].decode("ascii")
+        assert encode_rle(m)["counts"] == ref
 
 
 def test_polygons_to_mask_rules():

@@ -54,6 +54,27 @@ def test_the_image_need_comes_from_its_neediest_question():
     assert most_in_need([calm, worrying]) is worrying and most_in_need([]) is None
 
 
+def test_a_remembered_coverage_stands_for_the_runs_only_while_the_mask_is_the_same():
+    # The worker's candidate coverage spares each project write rle_to_grid; it must give the
+    # same need, and must not outlive the mask it belongs to.
+    from engine.imaging.fusion import mask_to_grid
+
+    rec = _record("q", itm=0.4, iou=0.6, where="off")
+    from_runs = question_review_priority(rec)
+    fresh = _record("q", itm=0.4, iou=0.6, where="off")
+    fresh.remember_coverage(mask_to_grid(fresh.mask(), (8, 8)))
+    assert fresh.known_coverage((8, 8)) is not None and fresh.known_coverage((4, 4)) is None
+    assert question_review_priority(fresh) == pytest.approx(from_runs, abs=1e-6)
+    wrong = _record("q", itm=0.4, iou=0.6, where="off")
+    wrong.remember_coverage(np.zeros((8, 8), np.float32))  # a stale grid would change the need
+    assert question_review_priority(wrong) != pytest.approx(from_runs, abs=1e-3)
+    moved = np.zeros((80, 80), bool)
+    moved[10:40, 10:40] = True
+    wrong.set_mask(moved, source="user", score=0.6)  # a new mask: the remembered grid no longer holds
+    assert wrong.known_coverage((8, 8)) is None
+    assert question_review_priority(wrong) == pytest.approx(question_review_priority(_record("q", 0.4, 0.6, "on")))
+
+
 @pytest.fixture
 def harness(qtbot, tmp_path, tiny_models_dir):
     yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)

@@ -213,6 +213,8 @@ class CorrectedMask:
         if chosen is not None and chosen.rle is not None and self.corrections.empty:
             record.mask_rle, record.mask_source = dict(chosen.rle), source
             record.mask_score = float(chosen.iou)
+            if chosen.coverage is not None:  # computed with the RLE: the project write need not
+                record.remember_coverage(chosen.coverage)
             record.touch()
         else:
             record.set_mask(self.mask, source=source, score=record.mask_score if chosen is None else chosen.iou)

@@ -1,12 +1,9 @@
-"""Binary mask encodings: COCO run-length encoding, polygons, box, area and IoU.
+"""Binary mask encodings: polygons, box, area and IoU; COCO run-length encoding is in
+:mod:`engine.imaging.rle` (its names are here too).
 
 Frames and types:
 - A mask is ``[H, W]`` bool (any integer/bool array is accepted, non-zero = inside), H x W the
   image *as displayed* (EXIF orientation applied).
-- RLE is COCO's: ``{"size": [H, W], "counts": str}``; runs alternate 0/1 starting with 0,
-  counted in column-major (Fortran) order; ``counts`` compressed with COCO's LEB128-like
-  character code. ``decode_rle`` also takes ``counts`` as bytes, or as a list of ints
-  (uncompressed RLE, as COCO uses for ``iscrowd`` annotations).
 - Polygons are COCO's: a flat list ``[x0, y0, x1, y1, ...]`` in image pixels with the corner
   convention of :mod:`engine.prompts` (pixel ``(col, row)`` covers ``[col, col+1] x
   [row, row+1]``). :func:`mask_to_polygons` traces the *pixel edges*, so each polygon encloses
@@ -22,154 +19,26 @@ Frames and types:
   (:func:`mask_has_holes`).
 - Boxes are COCO ``[x, y, w, h]`` in pixels (corner convention): a single pixel at (c, r) has
   box ``[c, r, 1, 1]``.
-
-Untrusted RLE (from a project file or a COCO JSON) is validated in numpy before use: the
-counts must add up to H*W. pycocotools' C decoder does no bounds checks, so malformed counts
-would write past its buffer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError
 from .keyhole import join_holes
+from .rle import as_mask as _as_mask
 from .raster import fill_ring
+from .rle import decode_rle, encode_rle, is_rle, rle_area, rle_bbox, rle_counts
 
 __all__ = [
     "encode_rle", "decode_rle", "rle_counts", "rle_area", "rle_bbox", "is_rle",
     "mask_bbox", "mask_area", "mask_iou", "mask_has_holes", "mask_to_polygons",
     "mask_to_keyhole_polygons", "join_holes", "mask_outlines", "Outline", "polygons_to_mask", "polygon_area",
 ]
-
-def _as_mask(mask: Any, what: str = "mask") -> np.ndarray:
-    arr = np.asarray(mask)
-    if arr.ndim != 2:
-        raise InputError(f"A {what} must be a 2-D [H, W] array, not shape {arr.shape}.")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"A {what} must have at least one row and one column, not shape {arr.shape}.")
-    return arr if arr.dtype == np.bool_ else arr != 0
-
-
-# ---------------------------------------------------------------------------------------------
-# RLE
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """``[H, W]`` mask -> COCO compressed RLE ``{"size": [H, W], "counts": str}``."""
-    from pycocotools import mask as mask_utils
-
-    m = _as_mask(mask)
-    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-    return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": rle["counts"].decode("ascii")}
-
-
-def _parse_counts_string(s: bytes) -> np.ndarray:
-    """COCO's compressed counts string -> run lengths (int64), vectorised.
-
-    Each number is written 5 bits per character (char - 48), least significant first; bit 0x20
-    says another character follows, bit 0x10 of the last one is the sign. From the fourth run
-    on, a number is the difference to the run two places before.
-    """
-    c = np.frombuffer(s, dtype=np.uint8).astype(np.int64) - 48
-    if c.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if (c < 0).any() or (c > 63).any():
-        raise InputError("RLE counts contain characters outside COCO's code ('0' to 'o').")
-    more = (c & 0x20) != 0
-    if more[-1]:
-        raise InputError("RLE counts end in the middle of a number (truncated string).")
-    ends = np.flatnonzero(~more)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    number_of = np.repeat(np.arange(ends.size), ends - starts + 1)
-    k = np.arange(c.size) - starts[number_of]  # chunk position within its number
-    if k.max() > 12:
-        raise InputError("RLE counts hold a number too large for a mask.")
-    values = np.zeros(ends.size, dtype=np.int64)
-    np.add.at(values, number_of, (c & 0x1F) << (5 * k))
-    negative = (c[ends] & 0x10) != 0
-    values[negative] -= np.int64(1) << (5 * (k[ends][negative] + 1))
-    # Undo the delta coding: x[i] = d[i] + x[i-2] for i >= 3.
-    out = values.copy()
-    if out.size > 3:
-        odd = out[1::2]
-        out[1::2] = np.cumsum(odd)
-        even = out[2::2]
-        out[2::2] = np.cumsum(even)
-    return out
-
-
-def rle_counts(rle: Mapping[str, Any]) -> tuple[int, int, np.ndarray]:
-    """Validate an RLE and return ``(H, W, run_lengths)``; raises InputError when malformed."""
-    if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
-        raise InputError("An RLE mask needs 'size' [H, W] and 'counts'.")
-    size = rle["size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)):
-        raise InputError(f"RLE 'size' must be [H, W] integers, not {size!r}.")
-    h, w = int(size[0]), int(size[1])
-    if h <= 0 or w <= 0:
-        raise InputError(f"RLE 'size' must be positive, not {size!r}.")
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        runs = _parse_counts_string(counts.encode("ascii", errors="replace"))
-    elif isinstance(counts, (bytes, bytearray)):
-        runs = _parse_counts_string(bytes(counts))
-    elif isinstance(counts, (list, tuple, np.ndarray)):
-        runs = np.asarray(counts)
-        if runs.size and not np.issubdtype(runs.dtype, np.integer):
-            if not (np.issubdtype(runs.dtype, np.floating) and np.all(runs == np.round(runs))):
-                raise InputError("Uncompressed RLE counts must be integers.")
-        runs = runs.astype(np.int64).ravel()
-    else:
-        raise InputError(f"RLE 'counts' must be a string or a list of integers, not {type(counts).__name__}.")
-    if (runs < 0).any():
-        raise InputError("RLE counts must not be negative.")
-    total = int(runs.sum())
-    if total != h * w:
-        raise InputError(f"RLE counts cover {total} pixels but the size {h}x{w} has {h * w}.")
-    return h, w, runs
-
-
-def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
-    """COCO RLE (compressed str/bytes counts, or uncompressed list counts) -> ``[H, W]`` bool."""
-    h, w, runs = rle_counts(rle)
-    values = np.zeros(runs.size, dtype=bool)
-    values[1::2] = True
-    flat = np.repeat(values, runs)
-    return flat.reshape(w, h).T.copy()  # column-major runs -> row-major array
-
-
-def is_rle(obj: Any) -> bool:
-    """True for a mapping shaped like an RLE (``size`` and ``counts``), without validating it."""
-    return isinstance(obj, Mapping) and "size" in obj and "counts" in obj
-
-
-def rle_area(rle: Mapping[str, Any]) -> int:
-    """Foreground pixel count straight from the runs (no decoding)."""
-    _, _, runs = rle_counts(rle)
-    return int(runs[1::2].sum())
-
-
-def rle_bbox(rle: Mapping[str, Any]) -> list[float]:
-    """COCO ``[x, y, w, h]`` of an RLE, from its runs (no decoding; ``[0, 0, 0, 0]`` when empty).
-
-    Runs are column-major: pixel index ``x * H + y``."""
-    h, _w, runs = rle_counts(rle)
-    ends = np.cumsum(runs.astype(np.int64))
-    starts = ends - runs
-    fg = (np.arange(len(runs)) % 2 == 1) & (runs > 0)
-    if not fg.any() or h == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    first, last = starts[fg], ends[fg] - 1
-    x0, x1 = first // h, last // h
-    one_column = x0 == x1
-    y0 = np.where(one_column, first % h, 0).min()
-    y1 = np.where(one_column, last % h, h - 1).max()
-    return [float(x0.min()), float(y0), float(x1.max() - x0.min() + 1), float(y1 - y0 + 1)]
 
 
 # ---------------------------------------------------------------------------------------------

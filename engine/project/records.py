@@ -180,6 +180,7 @@ class QuestionRecord:
     points_asked: int | None = None
     _mask_cache: tuple[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _priority_cache: tuple[Any, float] | None = field(default=None, repr=False, compare=False)
+    _coverage_cache: tuple[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -199,6 +200,20 @@ class QuestionRecord:
             decoded.flags.writeable = False
             self._mask_cache = (counts, decoded)
         return self._mask_cache[1]
+
+    def remember_coverage(self, coverage: np.ndarray) -> None:
+        """The current mask's coverage of the heat-map grid (``[Gh, Gw]`` float, as
+        :func:`engine.imaging.fusion.mask_to_grid` gives it), where the caller has it already: the
+        review need then does not compute it again from the runs in each project write."""
+        if self.mask_rle is not None:
+            self._coverage_cache = (self.mask_rle["counts"], coverage)
+
+    def known_coverage(self, grid_shape: tuple[int, int]) -> np.ndarray | None:
+        """:meth:`remember_coverage`'s grid while the mask and the grid shape are the same, else None."""
+        cached, rle = self._coverage_cache, self.mask_rle
+        if cached is None or rle is None or cached[0] != rle["counts"] or cached[1].shape != tuple(grid_shape):
+            return None
+        return cached[1]
 
     def auto_mask(self) -> np.ndarray | None:
         return None if self.auto_mask_rle is None else M.decode_rle(self.auto_mask_rle)

@@ -125,7 +125,10 @@ def _terms(record: QuestionRecord) -> tuple[float, float, float, float | None]:
         dis_term = 1.0
     else:
         heat = np.asarray(record.heatmap, dtype=np.float64)
-        r = _correlation(heat, rle_to_grid(rle, heat.shape).astype(np.float64))
+        cover = record.known_coverage(heat.shape)
+        if cover is None:
+            cover = rle_to_grid(rle, heat.shape)
+        r = _correlation(heat, cover.astype(np.float64))
         dis_term = 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
     return itm_term, iou_term, dis_term, r
 
