@@ -18,9 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..imaging.masks import decode_rle
+from ..imaging.masks import decode_rle, encode_rle
 from ..imaging.paint import stroke_patch
-from ..project.records import encode_mask
 from .edits import MaskEdit
 from .layer_change import LayerChange, cropped_change
 
@@ -165,7 +164,7 @@ class Corrections:
         for name, layer in (("add", self._add), ("erase", self._erase)):
             known = self._rles.get(name)
             if known is None or known[0] is not layer:  # encoded once per version of the layer
-                known = (layer, None if layer is None or not layer.any() else encode_mask(layer))
+                known = (layer, None if layer is None or not layer.any() else encode_rle(layer))
                 self._rles[name] = known
             out.append(known[1])
         return tuple(out)  # type: ignore[return-value]
