@@ -229,3 +229,26 @@ def test_without_an_address_a_running_cluster_is_joined_and_said(ray_instance):
     said, cpus = done.stdout.strip().splitlines()
     assert said.startswith(f"joining the Ray cluster running at {address} "), said
     assert float(cpus) == 4.0  # the module's instance, not a new one
+
+
+def test_bench_batch_alternates_rounds_and_takes_ratios_within_them(ray_instance, tiny_models_dir, capsys):
+    # `qmask bench batch --rounds 2`: the local batch and each worker count run once per round,
+    # the order reversed in the second, and the figures are medians of each round's ratio.
+    import argparse
+
+    from engine.bench import batch as bench_batch
+
+    args = argparse.Namespace(images=6, workers="1,2", ray=None, models=str(tiny_models_dir), cpus_per_worker=1.0,
+                              gpus_per_worker=None, device="cpu", num_captions=2, no_local_pair=True, rounds=2)
+    assert bench_batch.main(args) == 0
+    out = capsys.readouterr().out
+    steps = [line.split(": ", 1)[1].split(" (")[0].split(":")[0] for line in out.splitlines()
+             if line.startswith("round ")]
+    assert steps == ["local batch", "ray, 1 worker(s)", "ray, 2 worker(s)",
+                     "ray, 2 worker(s)", "ray, 1 worker(s)", "local batch"]
+    assert ray.is_initialized()  # a running instance (here the module's) is joined, never shut down
+    ratio_line = next(line for line in out.splitlines() if line.startswith("ray, 2 worker(s) against 1, per round:"))
+    assert ratio_line.count("x") >= 3 and "median" in ratio_line  # two rounds' ratios and their median
+    overhead_line = next(line for line in out.splitlines() if line.startswith("Ray overhead per image"))
+    assert overhead_line.count("%") >= 3
+    assert "2 workers >= 1.8x the images/s of 1 (median of 2 round(s))" in out

@@ -12,6 +12,13 @@ given (the output says so: such figures measure QMask and Ray's overhead, not a 
 - for each count in ``--workers``: ``run_batch`` on a pool of that many Ray workers (a local
   Ray instance, or ``--ray ADDRESS``), into a new project each time.
 
+The local batch and the Ray runs are repeated ``--rounds`` times (default 3), the order reversed
+every other round (local, 1, 2; then 2, 1, local; ...), and each ratio is taken within a round,
+then the median over rounds: a machine whose speed drifts over minutes (a shared VM) moves the
+runs of one round together, so the ratios hold where single runs would not. A local Ray instance
+is stopped before each local batch and started again after it, so the local batch never runs
+beside Ray's processes.
+
 Rates are steady-state: from the moment every worker has delivered its first image to the last
 image (start-up, i.e. Ray, the worker processes and the models loading, is printed apart). With
 each rate, the CPU seconds per image of each process in that window (Linux: this process and
@@ -57,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default: Ray's plan)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--num-captions", type=int, default=3, help="captions per image (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, metavar="R",
+                        help="repeat the local batch and the Ray runs R times, in alternating order; ratios are "
+                             "the medians of each round's (default 3)")
     parser.add_argument("--no-local-pair", action="store_true",
                         help="skip the local batches run side by side without Ray (the machine's own limit)")
 
@@ -208,46 +218,69 @@ def main(args: argparse.Namespace) -> int:
         p(f"qmask bench batch: {n} images ({QUESTION!r}, {args.num_captions} captions), "
           + (f"tiny random models made in {models} (figures for QMask and Ray, not a real chain)" if tiny
              else f"models in {models}") + f"; {os.cpu_count()} CPU(s) here, {_load()}")
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            local = _timed(lambda done: run_batch(folder, [QUESTION], tmp / "local.qmask", settings=settings(),
-                                                  models_dir=models, show_progress=False, on_image_done=done), n, 1)
-        finally:
-            torch.set_num_threads(before)
-        local_cpu = f", {local.cpu_ms(_driver):.0f} ms CPU" if local.cpu else ""
-        p(f"local batch ({threads} torch thread(s)): {local.per_image * 1000:.0f} ms per image{local_cpu}, "
-          f"{local.rate:.2f} images/s (first image after {local.start:.1f} s; {local.load})")
-        k = max(counts)
-        if k > 1 and not args.no_local_pair:
-            together, cpu = _side_by_side(k, folder, Path(models), tmp, args)
-            p(f"{k} local batches at once, each its own process, no Ray (this machine's own limit): {together:.2f} "
-              f"images/s together = {together / local.rate:.2f}x one alone; {cpu:.0f} ms CPU per image each ({_load()})")
 
-        t = time.perf_counter()
-        joined = args.ray or running_cluster()  # without --ray ADDRESS, as ray.init(): RAY_ADDRESS or 'ray start'
-        owns = connect(ray, args.ray)
-        p(f"Ray: {'joined ' + joined if joined else 'local instance started'} in {time.perf_counter() - t:.1f} s; "
-          f"cluster resources {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
-        runs: dict[int, Timing] = {}
-        for w in counts:
+        def local_run() -> Timing:
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return _timed(lambda done: run_batch(folder, [QUESTION], tmp / f"local-{len(locals_)}.qmask",
+                                                     settings=settings(), models_dir=models, show_progress=False,
+                                                     on_image_done=done), n, 1)
+            finally:
+                torch.set_num_threads(before)
+
+        def ray_run(w: int) -> Timing:
             cluster = ClusterOptions(address=args.ray, workers=w, cpus_per_worker=args.cpus_per_worker,
                                      gpus_per_worker=args.gpus_per_worker)
-            runs[w] = r = _timed(lambda done, cluster=cluster, w=w: run_batch(
-                folder, [QUESTION], tmp / f"ray-{w}.qmask", settings=settings(), models_dir=models,
+            return _timed(lambda done: run_batch(
+                folder, [QUESTION], tmp / f"ray-{w}-{len(runs[w])}.qmask", settings=settings(), models_dir=models,
                 show_progress=False, on_image_done=done, cluster=cluster), n, w)
-            line = (f"ray, {w} worker(s): {r.rate:.2f} images/s ({r.per_image * 1000:.0f} ms per image; every worker "
-                    f"delivering after {r.start:.1f} s; {r.load})")
-            if w != counts[0]:
-                speedup = r.rate / runs[counts[0]].rate
-                line += f"; {speedup:.2f}x {counts[0]} worker(s), scaling efficiency {speedup * counts[0] / w:.0%}"
-            p(line)
-            if r.cpu:
-                p("  " + _cpu_line(r))
+
+        rounds, connected = max(1, int(args.rounds)), False
+        locals_: list[Timing] = []
+        runs: dict[int, list[Timing]] = {w: [] for w in counts}
+        k = max(counts)
+        for rnd in range(rounds):
+            order: list[int | None] = [None, *counts]  # None: the local batch
+            for step in (order if rnd % 2 == 0 else order[::-1]):
+                tag = f"round {rnd + 1}/{rounds}: "
+                if step is None:
+                    if owns:  # the local batch runs without Ray's processes beside it, as it would for a user
+                        ray.shutdown()
+                        owns = connected = False
+                    locals_.append(local := local_run())
+                    local_cpu = f", {local.cpu_ms(_driver):.0f} ms CPU" if local.cpu else ""
+                    p(f"{tag}local batch ({threads} torch thread(s)): {local.per_image * 1000:.0f} ms per image"
+                      f"{local_cpu}, {local.rate:.2f} images/s (first image after {local.start:.1f} s; {local.load})")
+                    continue
+                if not connected:
+                    if k > 1 and not args.no_local_pair and rnd == 0:  # once, without Ray: the machine's own limit
+                        together, cpu = _side_by_side(k, folder, Path(models), tmp, args)
+                        p(f"{k} local batches at once, each its own process, no Ray (this machine's own limit): "
+                          f"{together:.2f} images/s together = {together / locals_[-1].rate:.2f}x one alone; "
+                          f"{cpu:.0f} ms CPU per image each ({_load()})")
+                    t = time.perf_counter()
+                    joined = args.ray or running_cluster()  # without --ray ADDRESS, as ray.init(): RAY_ADDRESS or 'ray start'
+                    owns, connected = connect(ray, args.ray), True
+                    p(f"Ray: {'joined ' + joined if joined else 'local instance started'} in "
+                      f"{time.perf_counter() - t:.1f} s; cluster resources {ray.cluster_resources().get('CPU', 0):g} "
+                      f"CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
+                runs[step].append(r := ray_run(step))
+                p(f"{tag}ray, {step} worker(s): {r.rate:.2f} images/s ({r.per_image * 1000:.0f} ms per image; every "
+                  f"worker delivering after {r.start:.1f} s; {r.load})")
+                if r.cpu:
+                    p("  " + _cpu_line(r))
+        low = counts[0]
+        for w in counts[1:]:
+            ratios = [b.rate / a.rate for a, b in zip(runs[low], runs[w])]
+            p(f"ray, {w} worker(s) against {low}, per round: {_list(ratios, 'x')}; median {_median(ratios):.2f}x, "
+              f"scaling efficiency {_median(ratios) * low / w:.0%}")
         if 1 in runs:
-            overhead = runs[1].per_image / local.per_image - 1
-            p(f"Ray overhead per image, 1 worker against the local batch: "
-              f"{(runs[1].per_image - local.per_image) * 1000:+.1f} ms ({overhead:+.1%})")
+            overheads = [r.per_image / loc.per_image - 1 for loc, r in zip(locals_, runs[1])]
+            overhead = _median(overheads)
+            extra_ms = _median([(r.per_image - loc.per_image) * 1000 for loc, r in zip(locals_, runs[1])])
+            p(f"Ray overhead per image, 1 worker against the local batch, per round: {_list(overheads, '%')}; "
+              f"median {extra_ms:+.1f} ms ({overhead:+.1%})")
         p(f"{_load()} at the end: other work on this machine slows every figure, the scaling most")
         if 1 in runs and (os.cpu_count() or 0) <= max(counts) * args.cpus_per_worker and not args.ray:
             p("With 1 worker, the driver and Ray's own processes use the core the worker leaves idle; with the "
@@ -255,12 +288,13 @@ def main(args: argparse.Namespace) -> int:
               "show what the machine gives without Ray.")
         p("Goals (issue 17; the 2-core reference CPU, tiny models):")
         if 1 in runs and 2 in runs:
-            ratio = runs[2].rate / runs[1].rate
-            p(f"  2 workers >= 1.8x the images/s of 1: {ratio:.2f}x: {'met' if ratio >= 1.8 else 'missed'}")
-            if ratio < 1.8 and runs[1].cpu and runs[2].cpu and not args.ray:
-                p("  " + _limit_line(runs[1], runs[2]))
+            ratio = _median([b.rate / a.rate for a, b in zip(runs[1], runs[2])])
+            p(f"  2 workers >= 1.8x the images/s of 1 (median of {rounds} round(s)): {ratio:.2f}x: "
+              f"{'met' if ratio >= 1.8 else 'missed'}")
+            if ratio < 1.8 and runs[1][-1].cpu and runs[2][-1].cpu and not args.ray:
+                p("  " + _limit_line(runs[1][-1], runs[2][-1]))
         if 1 in runs:
-            p(f"  Ray overhead per image <= 10% of the local batch: {overhead:+.1%}: "
+            p(f"  Ray overhead per image <= 10% of the local batch (median): {overhead:+.1%}: "
               f"{'met' if overhead <= 0.10 else 'missed'}")
         if not tiny or (os.cpu_count() or 0) != 2:
             p("  (this run is not the reference setting: compare with care)")
@@ -270,6 +304,16 @@ def main(args: argparse.Namespace) -> int:
             ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def _list(values: list[float], unit: str) -> str:
+    return ", ".join(f"{v:+.1%}" if unit == "%" else f"{v:.2f}{unit}" for v in values)
 
 
 def _cpu_line(r: Timing) -> str:
