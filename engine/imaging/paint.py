@@ -14,7 +14,7 @@ Frames and types:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -23,16 +23,22 @@ from ..errors import InputError
 
 __all__ = ["stroke_patch", "fill_holes", "remove_islands", "keep_largest"]
 
-# Long segments are cut into pieces of at most this many radii, so each piece's bounding box
-# stays near the stroke (a diagonal segment's box is otherwise mostly empty).
-_PIECE_RADII = 4.0
+# The brush is cut along pixel-centre rows: a capsule (a segment's swept disc) is convex, so each
+# (segment, row) pair crosses it in one interval of x. Pixels well inside that interval are filled
+# as runs; those within a hair of its ends are decided by _within itself, so ties (a centre exactly
+# r away, common with pixel-centre points and whole radii) come out as in the definition.
+
+# Pairs are handled this many at a time: small arrays are reused by the allocator, large ones cost
+# fresh pages on every stroke.
+_BLOCK = 4096
 
 
 def stroke_patch(points: Sequence[tuple[float, float]], radius: float,
                  shape: tuple[int, int]) -> tuple[int, int, np.ndarray] | None:
     """The pixels under a round brush of ``radius`` swept along ``points`` in an image of
     ``shape`` ``(H, W)``: ``(y0, x0, patch)`` with ``patch`` ``[h, w]`` bool, or None when the
-    stroke misses the image entirely."""
+    stroke misses the image entirely. A pixel is under the brush when :func:`_within` holds for
+    its centre and one of the polyline's segments (a single point ``p`` is the segment ``p``-``p``)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0:
         raise InputError("A brush stroke needs at least one point.")
@@ -48,51 +54,139 @@ def stroke_patch(points: Sequence[tuple[float, float]], radius: float,
     y1 = min(int(np.ceil(pts[:, 1].max() + r)) + 1, h)
     if x1 <= x0 or y1 <= y0:
         return None
-    patch = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    pieces = _pieces(pts, r * _PIECE_RADII)
-    for a, b in pieces:
-        _paint_segment(patch, y0, x0, a, b, r)
+    a, b = (pts[:1], pts[:1]) if len(pts) == 1 else (pts[:-1], pts[1:])
+    # Rounding in _section moves a distance by ~1e-16 of the coordinates' size: a centre more than
+    # this margin inside (outside) a capsule is certainly in (out) by _within.
+    margin = 1e-7 * (1.0 + np.abs(pts).max() + r + max(h, w))
+    radii = np.array([[r + margin], [r - margin if r > margin else np.nan]])  # outer, inner
+    segments = _Segments.of(a, b)
+    # The rows whose centres are within r + margin of each segment's height span.
+    first = np.maximum(np.ceil(np.minimum(a[:, 1], b[:, 1]) - radii[0] - 0.5), y0).astype(np.int64)
+    last = np.minimum(np.floor(np.maximum(a[:, 1], b[:, 1]) + radii[0] - 0.5), y1 - 1).astype(np.int64)
+    pairs = np.cumsum(np.maximum(last - first + 1, 0))
+    if pairs[-1] == 0:
+        return y0, x0, np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    cuts = np.unique(np.searchsorted(pairs, np.arange(0, pairs[-1], _BLOCK), side="right"))
+    pw = x1 - x0
+    m = (y1 - y0) * pw + 1  # a run is start * m + length
+    runs, fringe = [], []
+    for s0, s1 in zip(cuts, np.append(cuts[1:], len(a))):
+        seg, row = _ranges(first[s0:s1], last[s0:s1])
+        seg += s0
+        (olo, ilo), (ohi, ihi) = _columns(*_section(segments, seg, row + 0.5, radii), x0, x1)
+        ilo, ihi = np.maximum(ilo, olo), np.minimum(ihi, ohi)
+        sure = ilo <= ihi
+        start = (row[sure] - y0) * pw + (ilo[sure] - x0)
+        runs.append(_merge(start * m + (ihi[sure] - ilo[sure] + 1), m))  # (merged here: fewer to sort)
+        ilo[~sure], ihi[~sure] = ohi[~sure] + 1, ohi[~sure]  # no sure interior: all of it is fringe
+        # The fringe, [olo, ilo) and (ihi, ohi], pixel by pixel.
+        k, col = _ranges(np.concatenate([olo, ihi + 1]), np.concatenate([ilo - 1, ohi]))
+        k %= len(seg)
+        hit = _within(col + 0.5, row[k] + 0.5, a[seg[k]], b[seg[k]], r)
+        fringe.append((row[k[hit]] - y0) * pw + (col[hit] - x0))
+    patch = _runs((y1 - y0, pw), _merge(np.concatenate(runs), m))
+    patch.reshape(-1)[np.concatenate(fringe)] = True
     return y0, x0, patch
 
 
-def _pieces(pts: np.ndarray, longest: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The polyline's segments, long ones cut into pieces of at most ``longest`` pixels."""
-    if len(pts) == 1:
-        return [(pts[0], pts[0])]
-    out = []
-    for a, b in zip(pts[:-1], pts[1:]):
-        n = max(int(np.ceil(np.hypot(*(b - a)) / max(longest, 1.0))), 1)
-        for i in range(n):
-            out.append((a + (b - a) * (i / n), a + (b - a) * ((i + 1) / n)))
-    return out
+def _within(cx: np.ndarray, cy: np.ndarray, a: np.ndarray, b: np.ndarray, r: float) -> np.ndarray:
+    """Whether points ``(cx, cy)`` are within ``r`` of segments ``a``-``b`` (``[n, 2]``): the
+    squared distance to the nearest point of the segment (t clamped to [0, 1]) against ``r * r``."""
+    dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+    px, py = cx - a[:, 0], cy - a[:, 1]
+    length2 = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(length2 > 0, np.clip((px * dx + py * dy) / length2, 0.0, 1.0), 0.0)
+    ex, ey = px - t * dx, py - t * dy
+    return ex * ex + ey * ey <= r * r
 
 
-def _paint_segment(patch: np.ndarray, y0: int, x0: int, a: np.ndarray, b: np.ndarray, r: float) -> None:
-    """Set the pixels of ``patch`` whose centres are within ``r`` of segment ``a``-``b``."""
-    h, w = patch.shape
-    lx = max(int(np.floor(min(a[0], b[0]) - r)) - x0, 0)
-    ly = max(int(np.floor(min(a[1], b[1]) - r)) - y0, 0)
-    hx = min(int(np.ceil(max(a[0], b[0]) + r)) + 1 - x0, w)
-    hy = min(int(np.ceil(max(a[1], b[1]) + r)) + 1 - y0, h)
-    if hx <= lx or hy <= ly:
-        return
-    # Centres relative to a; the products are done in place (a long stroke's release is mostly this).
-    px = np.arange(lx, hx, dtype=np.float64) + (x0 + 0.5 - a[0])
-    py = np.arange(ly, hy, dtype=np.float64)[:, None] + (y0 + 0.5 - a[1])
-    d = b - a
-    length2 = float(d @ d)
-    if length2 == 0.0:
-        patch[ly:hy, lx:hx] |= px * px + py * py <= r * r
-        return
-    t = px * (d[0] / length2) + py * (d[1] / length2)  # the projection of each centre on the segment,
-    np.clip(t, 0.0, 1.0, out=t)  # clamped to its ends
-    dx = px - t * d[0]
-    t *= d[1]
-    dy = np.subtract(py, t, out=t)
-    dx *= dx
-    dy *= dy
-    dx += dy
-    patch[ly:hy, lx:hx] |= dx <= r * r
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every integer of the ranges ``[lo, hi]`` (none when ``hi < lo``): ``(k, value)`` with
+    ``k`` the index of its range."""
+    n = np.maximum(hi - lo + 1, 0)
+    k = np.repeat(np.arange(len(n)), n)
+    start = np.cumsum(n) - n
+    return k, np.arange(len(k)) - (start - lo)[k]
+
+
+class _Segments(NamedTuple):
+    """Per segment: its ends and the terms of its band's strips in :func:`_section`."""
+    ax: np.ndarray
+    ay: np.ndarray
+    bx: np.ndarray
+    by: np.ndarray
+    along: np.ndarray  # the along strip 0 <= dx*u + dy*v <= |d|^2 is u in along*v + [end_lo, end_hi]
+    end_lo: np.ndarray
+    end_hi: np.ndarray
+    across: np.ndarray  # the across strip |dx*v - dy*u| <= rho*|d| is u in across*v +- rho*width
+    width: np.ndarray
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray) -> _Segments:
+        dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+        length = np.sqrt(dx * dx + dy * dy)
+        # A component under 1e-100 |d| becomes that (a tilt far below the margin) so that the
+        # strips' bounds are finite; a zero-length segment has no band (NaN terms).
+        tiny = 1e-100 * length
+        with np.errstate(all="ignore"):
+            dx, dy = np.where(np.abs(dx) < tiny, tiny, dx), np.where(np.abs(dy) < tiny, tiny, dy)
+            end = length * length / dx
+            return cls(a[:, 0].copy(), a[:, 1].copy(), b[:, 0].copy(), b[:, 1].copy(), -dy / dx,
+                       np.minimum(end, 0), np.maximum(end, 0), dx / dy, length / np.abs(dy))
+
+
+def _section(s: _Segments, seg: np.ndarray, y: np.ndarray, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The x intervals ``[lo, hi]`` ``[len(rho), n]`` where the lines at heights ``y`` ``[n]``
+    cross the capsules of radii ``rho`` ``[k, 1]`` around segments ``seg``, NaN where they miss
+    (fmin and fmax skip it): the union of the band's and the end discs' intervals."""
+    v = y - s.ay[seg]  # u = x - ax, v = y - ay
+    ax = s.ax[seg]
+    with np.errstate(invalid="ignore"):
+        u = s.along[seg] * v
+        blo, bhi = u + s.end_lo[seg], u + s.end_hi[seg]
+        u = s.across[seg] * v
+        half = rho * s.width[seg]
+        blo, bhi = np.maximum(blo, u - half), np.minimum(bhi, u + half)
+        band = blo <= bhi
+        lo, hi = np.where(band, ax + blo, np.nan), np.where(band, ax + bhi, np.nan)
+        for cx, cv in ((ax, v), (s.bx[seg], y - s.by[seg])):
+            half = np.sqrt(rho * rho - cv * cv)
+            lo, hi = np.fmin(lo, cx - half), np.fmax(hi, cx + half)
+    return lo, hi
+
+
+def _columns(lo: np.ndarray, hi: np.ndarray, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns ``[clo, chi]`` of the patch's span ``[x0, x1)`` whose centres lie in ``[lo, hi]``."""
+    clo = np.fmin(np.fmax(np.ceil(lo - 0.5), x0), x1).astype(np.int64)  # (NaN: a miss, x0 > x0 - 1)
+    chi = np.fmin(np.fmax(np.floor(hi - 0.5), x0 - 1), x1 - 1).astype(np.int64)
+    return clo, chi
+
+
+def _merge(keys: np.ndarray, m: int) -> np.ndarray:
+    """Runs given as ``start * m + length`` -> the same pixels as sorted runs that neither overlap
+    nor touch, in the same form."""
+    if len(keys) == 0:
+        return keys
+    keys = np.sort(keys)
+    start = keys // m
+    reach = np.maximum.accumulate(start + keys % m)  # the furthest end so far (exclusive)
+    first = np.flatnonzero(np.concatenate([[True], start[1:] > reach[:-1]]))  # of each merged run
+    start = start[first]
+    return start * m + (reach[np.append(first[1:], len(keys)) - 1] - start)
+
+
+def _runs(shape: tuple[int, int], keys: np.ndarray) -> np.ndarray:
+    """A ``shape`` bool array set on the merged runs ``keys`` (``start * (h * w + 1) + length``,
+    ``start`` a row-major index), written once as alternating gaps and runs."""
+    m = shape[0] * shape[1] + 1
+    edges = np.empty(2 * len(keys) + 1, dtype=np.int64)
+    edges[0:-1:2] = keys // m
+    edges[1:-1:2] = edges[0:-1:2] + keys % m
+    edges[-1] = m - 1
+    fill = np.zeros(len(edges), dtype=bool)
+    fill[1::2] = True
+    return np.repeat(fill, np.diff(edges, prepend=0)).reshape(shape)
 
 
 def _check(mask: np.ndarray) -> np.ndarray:
