@@ -302,3 +302,48 @@ def test_damaged_stroke_layers_are_refused_with_a_message(image, tmp_path):
     doc = {"question": "q?", "strokes": {"add": {"size": [2, 2], "counts": "zz"}}}
     with pytest.raises(ProjectError, match=r"q\[0\]\.strokes\.add"):
         question_from_json(doc, "q[0]")
+
+
+class QueuedStore(ProjectStore):
+    """Keeps the writes, to be run later on another thread, as the app's store thread does."""
+
+    def __init__(self, project: Project) -> None:
+        super().__init__(project)
+        self.queue: list = []
+
+    def write(self, change) -> bool:
+        self.queue.append(change)
+        return True
+
+
+def test_a_stroke_is_encoded_by_the_project_write_not_by_the_edit(tmp_path):
+    # The window's thread does the edit; the final mask's and the layers' RLE are made by the
+    # store's write, once, shared by the written snapshot and the live record.
+    import threading
+
+    from engine.imaging.masks import decode_rle
+    from engine.project.records import QuestionRecord
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"")
+    project = Project.create(tmp_path / "p.qmask")
+    store = QueuedStore(project)
+    ann = Decoding(store, path, project.add_image(path).id)
+    ann.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
+    ann.start_question("what is it?")
+    history = History()
+    history.push(SetPrompts(ann, ann.prompts, PromptState((Point(10, 10),)), "Add"))
+    history.push(PaintStroke(ann, [(35, 5), (35, 25)], 2))
+    rec, final = ann.record, ann.mask
+    fields = {name: QuestionRecord.__dict__[name] for name in ("mask_rle", "stroke_add_rle")}
+    assert all(f.pending_mask(rec) is not None for f in fields.values())  # not encoded by the edit
+    assert rec.mask() is fields["mask_rle"].pending_mask(rec) and np.array_equal(rec.mask(), final)
+    writer = threading.Thread(target=lambda: [change(project) for change in store.queue])
+    writer.start()
+    writer.join()
+    assert all(f.pending_mask(rec) is None for f in fields.values())  # the write encoded them
+    np.testing.assert_array_equal(decode_rle(rec.mask_rle), final)
+    np.testing.assert_array_equal(decode_rle(rec.stroke_add_rle), ann.corrections.add)
+    written = stored(project, ann)
+    assert written.mask_rle == rec.mask_rle and written.stroke_add_rle == rec.stroke_add_rle
+    project.close()

@@ -234,3 +234,26 @@ def test_rle_bbox_from_runs_equals_the_decoded_masks_box():
         if t % 5 == 0:
             m |= rng.random((h, w)) > 0.9
         assert rle_bbox(encode_rle(m)) == mask_bbox(m)
+
+
+def test_a_lazy_rle_is_encoded_once_by_whoever_asks_first():
+    import copy
+    import pickle
+    import threading
+
+    from engine.imaging.rle import LazyRLE
+
+    m = np.zeros((300, 400), bool)
+    m[20:200, 50:300] = True
+    lazy = LazyRLE(m)
+    assert lazy.mask is not None
+    seen: list = []
+    threads = [threading.Thread(target=lambda: seen.append(lazy.resolve())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r is seen[0] for r in seen) and seen[0] == encode_rle(m)  # one encoding, shared
+    assert lazy.mask is None  # the array is let go once encoded
+    for back in (pickle.loads(pickle.dumps(LazyRLE(m))), copy.deepcopy(LazyRLE(m))):
+        assert type(back) is dict and back == encode_rle(m)  # pickled or deep-copied: the RLE itself

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..imaging.masks import decode_rle, encode_rle
+from ..imaging.masks import decode_rle
+from ..imaging.rle import LazyRLE
 from ..imaging.paint import stroke_patch
 from .edits import MaskEdit
 from .layer_change import LayerChange, cropped_change
@@ -110,6 +111,8 @@ class Corrections:
             elif not np.array_equal(layer[win], part):  # (an unchanged layer is neither copied nor encoded)
                 layer = layer.copy()
                 layer[win] = part
+            if layer is not None:
+                layer.flags.writeable = False  # replaced, never written in place (to_rles encodes it later)
             new.append(layer)
         old_add, old_erase = self.add, self.erase
         self.add, self.erase = new
@@ -156,21 +159,23 @@ class Corrections:
         self._cache = (model, self.add, self.erase, final)
 
     # ------------------------------------------------------------------ project form
-    def to_rles(self) -> tuple[dict | None, dict | None]:
-        """(add, erase) as COCO RLE, None for an empty layer."""
+    def to_rles(self) -> tuple[dict | LazyRLE | None, dict | LazyRLE | None]:
+        """(add, erase) as COCO RLE, None for an empty layer: a layer changed since it was last
+        encoded is a LazyRLE (layers are never written in place), encoded where it is first read."""
         if self._packed is not None:
             return self._packed
         out = []
         for name, layer in (("add", self._add), ("erase", self._erase)):
             known = self._rles.get(name)
             if known is None or known[0] is not layer:  # encoded once per version of the layer
-                known = (layer, None if layer is None or not layer.any() else encode_rle(layer))
+                known = (layer, None if layer is None or not layer.any() else LazyRLE(layer))
                 self._rles[name] = known
             out.append(known[1])
         return tuple(out)  # type: ignore[return-value]
 
     @classmethod
-    def from_rles(cls, add: dict | None, erase: dict | None) -> "Corrections":
+    def from_rles(cls, add: dict | LazyRLE | None, erase: dict | LazyRLE | None) -> "Corrections":
+        add, erase = (r.resolve() if isinstance(r, LazyRLE) else r for r in (add, erase))
         a = None if add is None else decode_rle(add)
         e = None if erase is None else decode_rle(erase)
         if a is not None and e is not None and a.shape != e.shape:
@@ -206,7 +211,8 @@ class CorrectedMask:
 
     def _record_mask(self) -> None:
         """Put the final mask in the record: the chosen candidate's RLE (encoded off the GUI
-        thread) while no stroke changes it, else the corrected mask encoded here."""
+        thread) while no stroke changes it, else the corrected mask, encoded where the record is
+        first read (the project's store thread), not here."""
         chosen, record = self.candidate, self.record
         source = "user" if self.edited else "auto"
         if chosen is not None and chosen.rle is not None and self.corrections.empty:
@@ -216,7 +222,8 @@ class CorrectedMask:
                 record.remember_coverage(chosen.coverage)
             record.touch()
         else:
-            record.set_mask(self.mask, source=source, score=record.mask_score if chosen is None else chosen.iou)
+            record.set_mask(self.mask, source=source, score=record.mask_score if chosen is None else chosen.iou,
+                            encode_later=True)
         if not self.edited and record.mask_rle is not None:
             record.auto_mask_rle = dict(record.mask_rle)
 

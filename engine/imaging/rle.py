@@ -19,6 +19,7 @@ would write past its buffer.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping
 
 import cv2
@@ -26,7 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_mask", "encode_rle", "decode_rle", "rle_counts", "rle_area", "rle_bbox", "is_rle"]
+__all__ = ["as_mask", "encode_rle", "decode_rle", "rle_counts", "rle_area", "rle_bbox", "is_rle", "LazyRLE",
+           "RLEAttribute"]
 
 
 def as_mask(mask: Any, what: str = "mask") -> np.ndarray:
@@ -176,3 +178,56 @@ def rle_bbox(rle: Mapping[str, Any]) -> list[float]:
     y0 = np.where(one_column, first % h, 0).min()
     y1 = np.where(one_column, last % h, h - 1).max()
     return [float(x0.min()), float(y0), float(x1.max() - x0.min() + 1), float(y1 - y0 + 1)]
+
+
+class LazyRLE:
+    """A finished ``[H, W]`` bool mask whose COCO RLE (:func:`encode_rle`) is made when first
+    asked for, once, by whichever thread asks first: the window hands an edited mask to the
+    project's store thread without encoding it on the GUI thread. The mask must not change
+    afterwards (QMask's final masks are replaced, never written in place). Pickled or deep-copied,
+    it is its RLE dict."""
+
+    __slots__ = ("_mask", "_rle", "_lock")
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self._mask: np.ndarray | None = as_mask(mask)
+        self._rle: dict | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The mask while it is not encoded yet (None after: decode the RLE instead)."""
+        return self._mask
+
+    def resolve(self) -> dict:
+        with self._lock:
+            if self._rle is None:
+                self._rle = encode_rle(self._mask)
+                self._mask = None  # (a record kept in a cache must not keep a full-size array too)
+            return self._rle
+
+    def __reduce__(self) -> tuple:
+        return dict, (self.resolve(),)
+
+
+class RLEAttribute:
+    """A dataclass field holding a COCO RLE dict or None, which may be given a :class:`LazyRLE`:
+    reading the field gives its RLE, encoded then. Copies of the owner share the LazyRLE."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> dict | None:
+        if obj is None:
+            return None  # the dataclass field's default
+        value = obj.__dict__.get(self._slot)
+        return value.resolve() if isinstance(value, LazyRLE) else value
+
+    def __set__(self, obj: Any, value: dict | LazyRLE | None) -> None:
+        obj.__dict__[self._slot] = value
+
+    def pending_mask(self, obj: Any) -> np.ndarray | None:
+        """The mask of the field's LazyRLE while it is not encoded yet, else None (read once:
+        another thread may encode it meanwhile)."""
+        value = obj.__dict__.get(self._slot)
+        return value.mask if isinstance(value, LazyRLE) else None

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..imaging import masks as M
+from ..imaging.rle import LazyRLE, RLEAttribute
 from ..prompts import Box, Point
 from ..vqa.question import normalise_question
 
@@ -138,7 +139,7 @@ class QuestionRecord:
     heatmap: np.ndarray | None = field(default=None, repr=False)
     auto_points: list[Point] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
-    mask_rle: dict | None = None
+    mask_rle: dict | None = RLEAttribute()  # type: ignore[assignment]  # (may be given a LazyRLE)
     auto_mask_rle: dict | None = None
     mask_score: float | None = None  # EfficientSAM's predicted IoU of the chosen candidate
     mask_source: Literal["auto", "user", "import"] = "auto"
@@ -153,8 +154,8 @@ class QuestionRecord:
     notes: list[str] = field(default_factory=list)  # pipeline notes (e.g. "segmentation failed")
     # The brush's add and erase layers over the model's mask (COCO RLE; None: no strokes), kept so a
     # reopened image has its strokes back; ``mask_rle`` is already the corrected mask.
-    stroke_add_rle: dict | None = None
-    stroke_erase_rle: dict | None = None
+    stroke_add_rle: dict | None = RLEAttribute()  # type: ignore[assignment]
+    stroke_erase_rle: dict | None = RLEAttribute()  # type: ignore[assignment]
     box: Box | None = None  # the box prompt given with ``points`` (x, y image pixels)
     previous_answers: list[PreviousAnswer] = field(default_factory=list)  # oldest first
     # How many automatic positive points were asked for (None: not known, e.g. old projects or
@@ -174,6 +175,9 @@ class QuestionRecord:
 
         Read-only (the cache is shared): copy it to edit, then :meth:`set_mask` the copy.
         """
+        pending = QuestionRecord.__dict__["mask_rle"].pending_mask(self)
+        if pending is not None:  # not encoded yet: the mask itself (read-only)
+            return pending
         if self.mask_rle is None:
             return None
         counts = self.mask_rle["counts"]
@@ -201,9 +205,16 @@ class QuestionRecord:
         return None if self.auto_mask_rle is None else M.decode_rle(self.auto_mask_rle)
 
     def set_mask(self, mask: np.ndarray | None, *, source: Literal["auto", "user", "import"] = "user",
-                 score: float | None = None) -> None:
-        """Replace the final mask (e.g. after the user's edit); marks the record updated."""
-        self.mask_rle = None if mask is None else M.encode_rle(mask)
+                 score: float | None = None, encode_later: bool = False) -> None:
+        """Replace the final mask (e.g. after the user's edit); marks the record updated.
+        ``encode_later``: the mask is final and will not change (read-only), and its RLE is made
+        where ``mask_rle`` is first read (the project's store thread, for the window's edits)."""
+        if mask is None:
+            self.mask_rle = None
+        elif encode_later and not np.asarray(mask).flags.writeable:
+            self.mask_rle = LazyRLE(mask)  # type: ignore[assignment]
+        else:
+            self.mask_rle = M.encode_rle(mask)
         self.mask_source = source
         self.mask_score = None if score is None else float(score)
         self.touch()
