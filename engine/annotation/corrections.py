@@ -18,9 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..imaging.masks import decode_rle
-from ..imaging.rle import LazyRLE
 from ..imaging.paint import stroke_patch
+from ..imaging.rle import LazyRLE, decode_rle
 from .edits import MaskEdit
 from .layer_change import LayerChange, cropped_change
 
