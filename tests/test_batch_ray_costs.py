@@ -14,6 +14,7 @@ from PIL import Image
 
 from engine.annotation.batch import BatchQuestion, ImageResult, process_image, write_image
 from engine.bench import proc_cpu
+from engine.errors import InputError
 from engine.project import Project
 
 
@@ -123,10 +124,26 @@ def test_bench_runs_local_batches_side_by_side(tmp_path, tiny_models_dir):
 
     from engine.bench.batch import _images, _side_by_side
 
-    folder = _images(tmp_path / "imgs", 4)
+    folder = _images(tmp_path / "imgs", 6)
     args = argparse.Namespace(cpus_per_worker=1.0, device="cpu", num_captions=2)
     rate, cpu = _side_by_side(2, folder, tiny_models_dir, tmp_path, args)
     assert rate > 0 and cpu > 0
     for i in range(2):  # each process did the whole batch into its own project
         with Project.open(tmp_path / f"side-2-{i}.qmask") as project:
-            assert project.summary()["ok"] == 4
+            assert project.summary()["ok"] == 6
+
+
+def test_side_by_side_counts_only_the_window_where_all_run():
+    from engine.bench.batch import _together
+
+    a = {"stamps": [1.0, 2.0, 3.0, 4.0], "cpu": [1.0, 2.0, 3.0, 4.0]}
+    b = {"stamps": [1.5, 2.5, 3.5, 4.5, 5.5], "cpu": [0.0, 0.5, 1.0, 1.5, 2.0]}
+    rate, cpu = _together([a, b])
+    # window (1.5, 4.0]: a did 2.0, 3.0, 4.0 and b did 2.5, 3.5 -> 5 images in 2.5 s
+    assert rate == pytest.approx(2.0)
+    assert cpu == pytest.approx(1000 * (1.0 + 0.5) / 2)
+    late = {"stamps": [5.0, 6.0, 7.0], "cpu": [0.0, 1.0, 2.0]}
+    with pytest.raises(InputError, match="did not overlap"):  # one started after the other ended
+        _together([a, late])
+    with pytest.raises(InputError, match="at least 3 images"):
+        _together([a, {"stamps": [1.0, 2.0], "cpu": [0.0, 1.0]}])

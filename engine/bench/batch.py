@@ -130,28 +130,58 @@ def _timed(run, n: int, workers: int) -> Timing:
 
 def _side_by_side(k: int, folder: Path, models: Path, tmp: Path, args: argparse.Namespace) -> tuple[float, float]:
     """``k`` local batches at once, each its own process (no Ray): (images/s together while all
-    run, CPU ms per image of each)."""
+    run, CPU ms per image of each).
+
+    Each process loads its models first and says so; all start their images together, so the
+    window where every one is working does not depend on how long each took to load."""
     argv = [sys.executable, "-m", "engine.bench.batch", "--child", str(folder), "", str(models),
             str(max(1, round(args.cpus_per_worker))), args.device, str(args.num_captions)]
     procs = []
-    for i in range(k):
-        argv[5] = str(tmp / f"side-{k}-{i}.qmask")
-        procs.append(subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True))
-    runs = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode:
-            raise InputError(f"A local batch run beside the others failed (exit status {proc.returncode}).")
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    # the window where every one is past its first two images and none has finished
-    lo, hi = max(r["stamps"][1] for r in runs), min(r["stamps"][-1] for r in runs)
+    try:
+        for i in range(k):
+            argv[5] = str(tmp / f"side-{k}-{i}.qmask")
+            procs.append(subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        for proc in procs:  # every one has its models loaded (anything else printed first is skipped)
+            while (line := proc.stdout.readline()) and line.strip() != "ready":
+                pass
+            if not line:
+                proc.wait()
+                raise InputError(f"A local batch run beside the others failed while loading its models "
+                                 f"(exit status {proc.returncode}).")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        runs = []
+        for proc in procs:
+            out, _ = proc.communicate()
+            if proc.returncode:
+                raise InputError(f"A local batch run beside the others failed (exit status {proc.returncode}).")
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return _together(runs)
+
+
+def _together(runs: list[dict]) -> tuple[float, float]:
+    """(images/s of all runs together, mean CPU ms per image of each) over the window where every
+    run is past its first image (the warm-up) and none has finished; ``runs``: each run's
+    ``stamps`` (monotonic seconds at each image done) and ``cpu`` (process CPU seconds then)."""
+    if any(len(r["stamps"]) < 3 for r in runs):
+        raise InputError("Each batch run beside the others needs at least 3 images to be measured.")
+    lo, hi = max(r["stamps"][0] for r in runs), min(r["stamps"][-1] for r in runs)
     done = sum(sum(lo < t <= hi for t in r["stamps"]) for r in runs)
-    cpu = sum((r["cpu"][-1] - r["cpu"][1]) / (len(r["cpu"]) - 2) for r in runs) / k
-    return done / max(hi - lo, 1e-9), 1000 * cpu
+    if hi <= lo or not done:
+        raise InputError("The batch runs beside each other did not overlap: give more --images.")
+    cpu = sum((r["cpu"][-1] - r["cpu"][0]) / (len(r["cpu"]) - 1) for r in runs) / len(runs)
+    return done / (hi - lo), 1000 * cpu
 
 
 def _child(folder: str, project: str, models: str, threads: str, device: str, captions: str) -> None:
-    """One of :func:`_side_by_side`'s batches: prints when each image was done and the CPU used."""
+    """One of :func:`_side_by_side`'s batches: loads its models, prints ``ready``, waits for a line
+    on stdin, then prints when each image was done and the CPU used."""
     from ..runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
     configure_openmp_wait()  # as the qmask front door does, before torch loads
@@ -159,9 +189,15 @@ def _child(folder: str, project: str, models: str, threads: str, device: str, ca
     import torch
 
     from ..annotation.batch import run_batch
+    from ..annotation.pipeline import Pipeline
     from ..annotation.settings import PipelineSettings
 
     torch.set_num_threads(int(threads))
+    settings = PipelineSettings(device=device, num_captions=int(captions), seed=0)
+    pipeline = Pipeline.from_settings(settings, models_dir=models)
+    pipeline.load()
+    print("ready", flush=True)
+    sys.stdin.readline()
     stamps: list[float] = []
     cpu: list[float] = []
 
@@ -169,8 +205,8 @@ def _child(folder: str, project: str, models: str, threads: str, device: str, ca
         stamps.append(time.monotonic())  # the same clock in every process
         cpu.append(sum(os.times()[:2]))
 
-    run_batch(folder, [QUESTION], project, settings=PipelineSettings(device=device, num_captions=int(captions), seed=0),
-              models_dir=models, show_progress=False, on_image_done=done)
+    run_batch(folder, [QUESTION], project, pipeline=pipeline, settings=settings, show_progress=False,
+              on_image_done=done)
     print(json.dumps({"stamps": stamps, "cpu": cpu}))
 
 
