@@ -30,8 +30,8 @@ import numpy as np
 
 from ..errors import InputError
 from .keyhole import join_holes
-from .rle import as_mask as _as_mask
 from .raster import fill_ring
+from .rle import as_mask as _as_mask
 from .rle import decode_rle, encode_rle, is_rle, rle_area, rle_bbox, rle_counts
 
 __all__ = [
