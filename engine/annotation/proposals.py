@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InputError
 from ..imaging.points import _check_count, _check_map
 from ..imaging.regions import POINTS_PER_REGION, REGION_SIGMA, HotRegion, hot_regions, region_points
-from ..prompts import Point
+from ..prompts import POSITIVE, Point
 
 __all__ = ["Proposal", "Decode", "propose_instances", "duplicates_of", "mask_overlap", "MAX_INSTANCES",
            "MAX_DECODES", "MERGE_IOU", "CONTAIN_SHARE"]
@@ -191,7 +191,7 @@ def propose_instances(heat: np.ndarray, image_size: tuple[int, int], decode: Dec
         if region.grid_mask.shape != arr.shape:
             raise InputError(f"Region {index} has grid shape {region.grid_mask.shape}, the map {arr.shape}.")
         points = region_points(arr, region, (w, h), num_points=points_per_region, num_negative=num_negative)
-        if not any(p.label == 1 for p in points):
+        if not any(p.label == POSITIVE for p in points):
             continue
         mask, score = _check_decoded(decode(points), (h, w))
         if not mask.any():
