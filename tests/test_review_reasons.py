@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.annotation.review_reasons import (HEAT_SHARE_MIN, SCORE_MIN, ObjectReview, heat_share,
+from engine.project.review_reasons import (HEAT_SHARE_MIN, SCORE_MIN, ObjectReview, heat_share,
                                               object_review)
 from engine.errors import InputError
 from engine.imaging.fusion import mask_to_grid

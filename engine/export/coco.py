@@ -9,8 +9,9 @@
   by a zero-width cut (keyhole, :func:`engine.imaging.masks.mask_to_keyhole_polygons`). Polygons run
   along pixel edges, so pycocotools rasterises them back to the same pixels, holes included.
 - ``area`` is the mask's pixel count, ``bbox`` its ``[x, y, w, h]``.
-- ``annotations[].attributes`` holds the question, answer and acceptance (CVAT-style extra
-  field, ignored by pycocotools), so an import can restore the questions.
+- ``annotations[].id`` is the object's id in the project: the same object keeps its id from one
+  export to the next. ``annotations[].attributes`` holds the question, answer and acceptance
+  (CVAT-style extra field, ignored by pycocotools), so an import can restore them.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from .common import ExportPlan, rel_to
 
 
 def _annotation(it: Any, ann_id: int, image_id: int, polygons: bool, tolerance: float) -> dict:
-    q = it.record
+    q = it.obj
     if polygons:
         segmentation: Any = mask_to_keyhole_polygons(it.mask, tolerance)
     else:
         segmentation = {"size": list(q.mask_rle["size"]), "counts": q.mask_rle["counts"]}  # stored RLE as is
     return {"id": ann_id, "image_id": image_id, "category_id": it.category.id,
             "segmentation": segmentation, "area": rle_area(q.mask_rle), "bbox": rle_bbox(q.mask_rle),
-            "iscrowd": 0, "attributes": {"question": q.question, "answer": q.answer, "accepted": bool(q.accepted)}}
+            "iscrowd": 0, "attributes": {"question": it.question, "answer": it.answer, "accepted": bool(q.accepted)}}
 
 
 def export_coco(project: Project, plan: ExportPlan, out: Path, *, polygons: bool = False,
@@ -50,15 +51,16 @@ def export_coco(project: Project, plan: ExportPlan, out: Path, *, polygons: bool
             "qmask": {"images_root": str(plan.images_root), "segmentation": "polygon" if polygons else "rle"}}
     enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     images = []
-    ann_id = 0
+    written = 0
     with atomic_writer(out) as f:
         f.write('{"info":' + enc.encode(info) + ',"licenses":[],"annotations":[')
         for image_id, e in enumerate(plan.loaded(), start=1):
             images.append({"id": image_id, "file_name": rel_to(e.abs_path, plan.images_root),
                            "width": e.image.width, "height": e.image.height})
             for it in e.items:
-                ann_id += 1
-                f.write(("," if ann_id > 1 else "") + enc.encode(_annotation(it, ann_id, image_id, polygons, tolerance)))
+                ann_id = it.ann_id
+                f.write(("," if written else "") + enc.encode(_annotation(it, ann_id, image_id, polygons, tolerance)))
+                written += 1
                 refs[it.key] = {"coco_annotation_id": ann_id, "coco_image_id": image_id}
         f.write('],"images":' + enc.encode(images) + ',"categories":'
                 + enc.encode([{"id": c.id, "name": c.name, "supercategory": c.name} for c in plan.categories]) + "}")

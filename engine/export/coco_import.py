@@ -7,12 +7,12 @@
   masks would not line up.
 - Segmentations: compressed or uncompressed RLE (validated), or polygons, rasterised by
   pycocotools itself (the reference for what a COCO polygon covers).
-- Each annotation becomes a QuestionRecord: the question and answer come from
-  ``attributes`` when QMask wrote the file, else the question is the category name
-  (``"cat"``, ``"cat (2)"`` for a second cat in the same image). The imported mask is both the
-  final and the automatic mask (``mask_source="import"``), so later edits show up as a
-  provenance IoU below 1.
-- Category names become labels; COCO ids are kept when they are free in the project.
+- Each annotation becomes one object (``source="import"``) of its category; when QMask wrote the
+  file, ``attributes`` give back its question (a run with the answer) and acceptance. The imported
+  mask is both the final and the automatic mask (``mask_source="import"``), so later edits show
+  up as a provenance IoU below 1. An annotation whose mask and class an object of that image
+  already has is skipped (import twice = no duplicates).
+- Category names join the project's class list; COCO ids are kept when they are free in the project.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import ExportError, ImageError, InputError, ProjectError
 from ..imaging.masks import decode_rle, encode_rle, is_rle
-from ..project import (Category, ImageRecord, Project, QuestionRecord, clean_label, displayed_size, file_sha256,
-                      normalise_question)
+from ..project import (Category, ImageRecord, ObjectRecord, Project, QuestionRun, clean_label, displayed_size,
+                       file_sha256)
 
 __all__ = ["ImportReport", "import_coco", "coco_segmentation_to_mask"]
 
@@ -158,8 +158,8 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         known = project.find_image(candidate)
         record = ImageRecord(path=project.rel_path(candidate), width=w, height=h) if known is None else known
         record.width, record.height = w, h
-        existing_keys = {q.key for q in record.questions}
-        record.questions = []
+        existing = {(o.category, o.mask_rle["counts"]) for o in record.objects if o.has_mask}
+        record.objects, record.runs = [], []
         records.append(record)
         report.images += 1
         if candidate.is_file():
@@ -180,7 +180,6 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                 record.sha256 = file_sha256(candidate)
         else:
             report.not_found.append(file_name)
-        per_name: dict[str, int] = {}
         for a in by_image.get(im["id"], []):
             cat = cats.get(a.get("category_id"))
             if cat is None:
@@ -194,21 +193,20 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
             if not mask.any():
                 report.skipped.append(f"{file_name}: annotation {a.get('id')} is empty")
                 continue
+            rle = encode_rle(mask)
+            if (cat.name, rle["counts"]) in existing:
+                report.skipped.append(f"{file_name}: annotation {a.get('id')} ({cat.name}) is already in the project")
+                continue
+            existing.add((cat.name, rle["counts"]))
             attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
             question = attrs.get("question") if isinstance(attrs.get("question"), str) and attrs["question"].strip() else None
-            if question is None:
-                per_name[cat.name] = per_name.get(cat.name, 0) + 1
-                n = per_name[cat.name]
-                question = cat.name if n == 1 else f"{cat.name} ({n})"
-            if normalise_question(question) in existing_keys or record.find_question(question) is not None:
-                report.skipped.append(f"{file_name}: '{question}' is already in the project")
-                continue
-            rle = encode_rle(mask)
-            rec = QuestionRecord(question=question, label=cat.name, mask_rle=rle, auto_mask_rle=dict(rle),
-                                 mask_source="import",
-                                 answer=attrs.get("answer") if isinstance(attrs.get("answer"), str) else None,
-                                 accepted=bool(attrs.get("accepted", False)) if isinstance(attrs.get("accepted", False), bool) else False)
-            record.questions.append(rec)
+            answer = attrs.get("answer") if isinstance(attrs.get("answer"), str) else None
+            if question is not None and record.find_run(question) is None:
+                record.runs.append(QuestionRun(question=question, answer=answer))
+            accepted = attrs.get("accepted", False)
+            record.objects.append(ObjectRecord(category=cat.name, mask_rle=rle, auto_mask_rle=dict(rle),
+                                               mask_source="import", source="import", question=question,
+                                               accepted=accepted if isinstance(accepted, bool) else False))
             report.annotations += 1
     project.import_records(records, list(cats.values()))
     return report

@@ -50,9 +50,8 @@ def labelme_document(plan_image, image_path_rel: str, *, force_mask: bool = Fals
                      tolerance: float = 0.0) -> dict:
     shapes = []
     for group, it in enumerate(plan_image.items, start=1):
-        q = it.record
-        common = {"label": it.category.name, "group_id": group, "description": q.question,
-                  "flags": {"accepted": bool(q.accepted)}}
+        common = {"label": it.category.name, "group_id": group, "description": it.question or "",
+                  "flags": {"accepted": bool(it.obj.accepted)}}
         if force_mask or mask_has_holes(it.mask):
             points, png = mask_shape_payload(it.mask)
             shapes.append({**common, "points": points, "shape_type": "mask", "mask": png})

@@ -1,7 +1,7 @@
 """Why one object needs a person's look: its review need in [0, 1] and the reasons, in words.
 
-Unlike :mod:`engine.project.review` (one mask per question, three terms averaged), an object's
-need comes from named reasons, each a sign of a specific mistake with its own weight in (0, 1]:
+An object's need comes from named reasons, each a sign of a specific mistake with its own weight
+in (0, 1] (:mod:`engine.project.review` gathers an object's inputs and adds BLIP's doubt):
 
 - ``empty_mask`` (weight 1): the object has no pixels;
 - ``negative_answer`` (:data:`NEGATIVE_WEIGHT`): the answer says nothing is there ("no",
