@@ -8,8 +8,10 @@ redo show a mask at once. ``hidden`` is a view setting (the panel's eye), not sa
 
 The final mask is ``(model | add) & ~erase`` ([H, W] bool, image pixels): the chosen candidate,
 or the record's own mask while no decoder ran on it (reopened, imported, painted), with the
-strokes applied. It is decoded only when asked: an image holding 1,000 objects decodes the one
-being edited, not all of them.
+strokes applied. An object whose mask no prompt made (imported, drawn, painted) keeps that mask
+as its *base*: prompts added to it decode a new mask, and taking them all away again (undo)
+gives the base back, never nothing. Masks are decoded only when asked: an image holding 1,000
+objects decodes the one being edited, not all of them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class ObjectState:
         self.corrections = restore_corrections(record)
         self.generation = 0
         self.hidden = False
+        # The mask no prompt made (imported, drawn, painted): what the object is without prompts.
+        self.base_rle = dict(record.mask_rle) if record.has_mask and not record.points and record.box is None \
+            else None
+        self.base_source = record.mask_source
+        self._base_mask: np.ndarray | None = None
         self._seg_cache: OrderedDict[tuple, SegmentationResult] = OrderedDict()
 
     @property
@@ -59,8 +66,15 @@ class ObjectState:
         chosen = self.candidate
         if chosen is not None:
             return chosen.mask
-        if self.segmentation is None and self.record.has_mask:
-            return self.record.mask()  # the final mask: strokes applied again change nothing
+        if self.prompts.empty and self.base_rle is not None:
+            if self._base_mask is None:
+                from ..imaging.rle import decode_rle
+
+                self._base_mask = decode_rle(self.base_rle)
+                self._base_mask.flags.writeable = False
+            return self._base_mask
+        if self.segmentation is None and not self.prompts.empty and self.record.has_mask:
+            return self.record.mask()  # the final mask, not decoded again yet: strokes applied again change nothing
         return None
 
     @property
@@ -111,6 +125,7 @@ class ObjectState:
     def release(self) -> None:
         """Forget decoded arrays (another object is edited now): the record keeps the mask as RLE."""
         self.record._mask_cache = None
+        self._base_mask = None
         self._seg_cache.clear()
         if self.segmentation is not None and not self.corrections.empty:
             self.corrections.pack(self.record_layers())
@@ -141,10 +156,14 @@ class ObjectState:
         while no stroke changes it, else the corrected mask, encoded where the record is first read
         (the project's store thread), not here. An edited object is a person's, no longer a proposal."""
         chosen, record = self.candidate, self.record
-        source = "user" if self.edited else ("import" if record.mask_source == "import" and chosen is None
-                                              else "auto")
+        source = "user" if self.edited else "auto"
         record.points, record.box = list(self.prompts.points), self.prompts.box
         record.stroke_add_rle, record.stroke_erase_rle = self.corrections.to_rles()
+        if chosen is None and self.prompts.empty and self.corrections.empty:  # the base, or nothing
+            record.mask_rle = None if self.base_rle is None else dict(self.base_rle)
+            record.mask_source = self.base_source if self.base_rle is not None else source  # type: ignore[assignment]
+            record.touch()
+            return
         if chosen is not None and chosen.rle is not None and self.corrections.empty:
             record.mask_rle, record.mask_source = dict(chosen.rle), source
             record.mask_score = float(chosen.iou)

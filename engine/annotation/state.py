@@ -378,16 +378,13 @@ class ImageAnnotation:
         obj.segmentation = result
         if result is not None:
             obj.chosen = min(obj.chosen, len(result.candidates) - 1)
-        elif obj.prompts.empty and obj.corrections.empty:
-            obj.record.mask_rle = None  # no prompt and no stroke: no mask
         if save:
             self._mask_changed(obj, "mask")
         if obj.uid == self.selected:
             self.notify("segmentation")
 
     def _mask_changed(self, obj: ObjectState, action: str) -> None:
-        if obj.segmentation is not None or not obj.prompts.empty or not obj.corrections.empty:
-            obj.write_mask()
+        obj.write_mask()
         self.save_object(obj, action, source="user" if obj.edited or obj.record.source == "manual" else "chain")
         self.notify_object(obj.uid, "mask")
         run = self.runs.get(self._run_key_of(obj.record) or "")
