@@ -102,14 +102,20 @@ def evidence_of(heat: np.ndarray, coverage: np.ndarray) -> np.ndarray | None:
     the mask touches, ``[Gh, Gw]`` bool: the evidence an object is measured against (with three
     dogs on one map, each dog's own region, not the whole map's heat). None when it touches none
     (then the whole map is the evidence, and a mask away from it shows)."""
-    from ..imaging.regions import hot_regions
-
     touched = np.asarray(coverage) > 0
     cells = np.zeros(touched.shape, bool)
-    for region in hot_regions(heat):
-        if (region.grid_mask & touched).any():
-            cells |= region.grid_mask
+    for region in _regions(np.ascontiguousarray(heat, dtype=np.float64).tobytes(), heat.shape):
+        if (region & touched).any():
+            cells |= region
     return cells if cells.any() else None
+
+
+@lru_cache(maxsize=64)
+def _regions(heat_bytes: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The hot regions' cells of a heat map (by its bytes: every object of a run shares its map)."""
+    from ..imaging.regions import hot_regions
+
+    return tuple(r.grid_mask for r in hot_regions(np.frombuffer(heat_bytes, np.float64).reshape(shape)))
 
 
 def object_review(obj: ObjectRecord, run: QuestionRun | None = None,

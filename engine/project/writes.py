@@ -230,12 +230,17 @@ class ProjectWrites:
                         if not con.execute("SELECT 1 FROM runs WHERE image_id = ? AND key = ?",
                                            (img.id, run.key)).fetchone():
                             T.upsert_run(con, img.id, run)
+                    runs = {r.key: r for r in img.runs}
+                    kept = {k: sum(1 for o in img.objects if o.question and normalise_question(o.question) == k)
+                            for k in runs}
                     for obj in img.objects:
                         if con.execute("SELECT 1 FROM objects WHERE uid = ?", (obj.uid,)).fetchone():
                             continue
                         top += 1
                         obj.order = top
-                        T.upsert_object(con, img.id, obj)
+                        key = normalise_question(obj.question) if obj.question else None
+                        review = T.object_review(obj, runs[key], kept[key]) if key in runs else None
+                        T.upsert_object(con, img.id, obj, review=review)
                         T.log_edit(con, img.id, self.writer, "import", "import", _edit_detail(obj, "import"),
                                    object_uid=obj.uid)
                     T.refresh_summary(con, img.id)
