@@ -100,14 +100,16 @@ def keys_of(lm: LabelMap) -> np.ndarray:
     return lookup[lm.ids]
 
 
-def covered(before: np.ndarray, after: np.ndarray, window) -> bool:
-    """Every pixel that differs between ``before`` and ``after`` lies in ``window``."""
+def covered(before: np.ndarray, after: np.ndarray, windows) -> bool:
+    """Every pixel that differs between ``before`` and ``after`` lies in one of ``windows``."""
     changed = before != after
-    if window is None:
-        return not changed.any()
-    x0, y0, x1, y1 = window
-    changed[y0:y1, x0:x1] = False
+    for x0, y0, x1, y1 in windows:
+        changed[y0:y1, x0:x1] = False
     return not changed.any()
+
+
+def inside(part, window) -> bool:
+    return window[0] <= part[0] < part[2] <= window[2] and window[1] <= part[1] < part[3] <= window[3]
 
 
 @st.composite
@@ -116,14 +118,15 @@ def scripts(draw):
     start = draw(st.lists(masks((h, w)), max_size=5))
     steps = draw(st.lists(st.tuples(st.sampled_from(["add", "update", "remove", "reorder", "hide"]),
                                     masks((h, w)), st.randoms(use_true_random=False)), max_size=14))
-    return h, w, start, steps
+    return h, w, start, steps, draw(st.sampled_from([2, 3, 5, 128]))
 
 
 @given(scripts())
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_label_map_matches_painting_every_mask_in_order(script):
-    h, w, start, steps = script
+    h, w, start, steps, tile = script
     lm, ref = LabelMap(h, w), Reference(h, w)
+    lm.tile = tile  # small tiles: a mask change is repainted in many windows
     names = iter(f"o{i}" for i in range(1000))
     items = [(next(names), m) for m in start]
     assert lm.set_objects([(k, crop_of(m)) for k, m in items]) == (0, 0, w, h)
@@ -161,8 +164,10 @@ def test_label_map_matches_painting_every_mask_in_order(script):
             ref.hidden ^= {key}
         after = keys_of(lm)
         assert np.array_equal(after, ref.top()), (op, window)
-        assert covered(before, after, window), (op, window)
-        assert lm.version > version and lm.changes_since(version) == ([] if window is None else [window])
+        parts = lm.changes_since(version)
+        assert covered(before, after, [] if window is None else [window]), (op, window)
+        assert covered(before, after, parts) and all(inside(p, window) for p in parts), (op, window, parts)
+        assert lm.version > version and (window is None) == (parts == [])
         assert lm.keys == ref.order and len(lm) == len(ref.order)
         assert {k: lm.slot(k) for k in ref.order} == slots  # slots stable while the object exists
         assert all(lm.is_hidden(k) == (k in ref.hidden) for k in ref.order)
@@ -202,7 +207,48 @@ def test_one_update_repaints_only_its_boxes():
     assert window == (0, 0, 400, 300)  # the union of the two boxes...
     changed = np.argwhere(before != lm.ids)
     assert changed[:, 0].min() == 0 and changed[:, 0].max() == 299 and len(changed) == 200  # ...200 pixels changed
-    assert lm.changes_since(lm.version - 1) == [window]
+    assert lm.changes_since(lm.version - 1) == [(0, 0, 10, 10), (390, 290, 400, 300)]  # the two parts
+
+
+def test_a_new_mask_for_a_large_object_repaints_the_band_that_changed():
+    """A 1,400 x 1,000 ellipse moved by 15 pixels: the changed band along its edge is repainted
+    in tiles, not its whole box, and the parts logged cover every changed pixel."""
+    import cv2
+
+    h, w = 3000, 4000
+    lm = LabelMap(h, w)
+    small = [(f"s{i}", (y, x, np.ones((20, 20), bool))) for i, (y, x) in enumerate(
+        (y, x) for y in range(600, 2400, 90) for x in range(1000, 3000, 90))]
+    big = np.zeros((h, w), np.uint8)
+    cv2.ellipse(big, (2000, 1500), (700, 500), 0, 0, 360, 1, -1)
+    lm.set_objects([("big", crop_of(big.astype(bool)))] + small)
+    before, version = lm.ids.copy(), lm.version
+    moved = np.roll(big, 15, axis=1).astype(bool)
+    window = lm.update("big", crop_of(moved))
+    (by, bx, b), (my, mx, m) = crop_of(big), crop_of(moved)
+    assert window == (bx, by, mx + m.shape[1], my + m.shape[0])
+    parts = lm.changes_since(version)
+    assert covered(before, lm.ids, parts) and len(parts) > 2
+    assert sum((p[2] - p[0]) * (p[3] - p[1]) for p in parts) < 0.4 * (window[2] - window[0]) * (window[3] - window[1])
+
+
+def test_a_brush_dab_on_a_large_object_repaints_the_dab_only():
+    lm = LabelMap(3000, 4000)
+    big = np.zeros((3000, 4000), bool)
+    big[100:2900, 100:3900] = True
+    small = np.zeros((3000, 4000), bool)
+    small[1000:1100, 2000:2100] = True
+    lm.set_objects([("small", crop_of(small)), ("big", crop_of(big))])
+    dabbed = big.copy()
+    dabbed[2895:2910, 500:520] = True  # past its bottom edge: a new box
+    before = lm.ids.copy()
+    assert lm.update("big", crop_of(dabbed)) == (500, 2900, 520, 2910)
+    changed = np.argwhere(before != lm.ids)
+    assert len(changed) == 10 * 20 and lm.object_at(510, 2905) == "big"
+    erased = dabbed.copy()
+    erased[1000:1010, 2000:2050] = False  # the small object under it shows there
+    assert lm.update("big", crop_of(erased)) == (2000, 1000, 2050, 1010)
+    assert lm.object_at(2010, 1005) == "small" and lm.object_at(2010, 1011) == "big"
 
 
 def test_reorder_of_two_objects_changes_their_overlap_only():
@@ -221,7 +267,7 @@ def test_changes_since_forgets_old_versions_and_new_objects():
     lm = LabelMap(8, 8)
     lm.add("a", (0, 0, np.ones((2, 2), bool)))
     v = lm.version
-    for i in range(100):
+    for i in range(300):
         lm.update("a", (i % 6, 0, np.ones((2, 2), bool)))
     assert lm.changes_since(v) is None  # more changes than are kept
     assert len(lm.changes_since(lm.version - 10)) == 10

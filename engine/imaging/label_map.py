@@ -38,7 +38,8 @@ __all__ = ["Crop", "Window", "rle_crop", "crop_of", "crop_to_mask", "LabelMap"]
 Crop = tuple[int, int, np.ndarray]  # (y0, x0, [h, w] bool)
 Window = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1 and y1 exclusive
 
-_LOG = 64  # windows kept for changes_since (a reader further behind gets None: redraw all)
+_LOG = 256  # windows kept for changes_since (a reader further behind gets None: redraw all)
+TILE = 128  # a mask change is repainted in windows made of tiles this size (pixels)
 
 
 def rle_crop(rle: Mapping[str, Any]) -> Crop | None:
@@ -114,6 +115,50 @@ def _union(a: Window | None, b: Window | None) -> Window | None:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
+def _difference_windows(a: Crop | None, b: Crop | None, tile: int = TILE) -> list[Window]:
+    """Windows covering the pixels in one of two masks and not the other (none when the masks
+    are the same): rows of ``tile``-pixel tiles that hold some, clipped to their bounding box.
+    A new mask for a large object changes a thin band along its edge, not its whole box."""
+    if a is None and b is None:
+        return []
+    if a is None or b is None:
+        y0, x0, diff = a if b is None else b
+    else:
+        x0, y0, x1, y1 = _union(_box(a), _box(b))
+        if a[:2] == b[:2] and a[2].shape == b[2].shape:
+            diff = a[2] ^ b[2]
+        else:
+            diff = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+            for cy, cx, c in (a, b):
+                diff[cy - y0:cy - y0 + c.shape[0], cx - x0:cx - x0 + c.shape[1]] ^= c
+    return _tile_windows(diff, x0, y0, tile)
+
+
+def _tile_windows(mask: np.ndarray, x0: int, y0: int, tile: int) -> list[Window]:
+    """Windows (image pixels; ``mask[0, 0]`` is pixel (x0, y0)) covering the True pixels of
+    ``mask``: per row of tiles, one window per run of tiles holding some, tightened to them."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    m = mask[r0:r1, c0:c1]
+    h, w = m.shape
+    if h <= tile and w <= tile:
+        return [(x0 + c0, y0 + r0, x0 + c1, y0 + r1)]
+    bands = np.logical_or.reduceat(m, np.arange(0, h, tile), axis=0)
+    tiles = np.logical_or.reduceat(bands, np.arange(0, w, tile), axis=1)  # [rows of tiles, tiles]
+    out = []
+    for t, row in enumerate(tiles):
+        edges = np.flatnonzero(np.diff(np.concatenate(([False], row, [False])).view(np.int8)))
+        for start, stop in zip(edges[0::2], edges[1::2]):
+            a0, a1, b0, b1 = t * tile, min(h, (t + 1) * tile), int(start) * tile, min(w, int(stop) * tile)
+            part = m[a0:a1, b0:b1]  # tightened to what it holds
+            rs, cs = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+            out.append((x0 + c0 + b0 + int(cs[0]), y0 + r0 + a0 + int(rs[0]),
+                        x0 + c0 + b0 + int(cs[-1]) + 1, y0 + r0 + a0 + int(rs[-1]) + 1))
+    return out
+
+
 def _area(w: Window) -> int:
     return (w[2] - w[0]) * (w[3] - w[1])
 
@@ -130,6 +175,7 @@ class LabelMap:
         if height <= 0 or width <= 0:
             raise ValueError(f"a label map needs a positive size, not {height}x{width}")
         self.height, self.width = int(height), int(width)
+        self.tile = TILE  # the tile size of repainted windows (see update)
         self._ids = np.zeros((self.height, self.width), dtype=np.uint32)
         self.version = 0
         self.slots_version = 0
@@ -197,8 +243,9 @@ class LabelMap:
         return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
 
     def changes_since(self, version: int) -> list[Window] | None:
-        """The windows changed after ``version`` (oldest first), or None when they are no longer
-        known (a new set of objects, or more changes than are kept): a reader redraws all."""
+        """Windows covering every pixel changed after ``version`` (oldest first; each mutation's
+        returned window, or smaller parts of it), or None when they are no longer known (a new
+        set of objects, or more changes than are kept): a reader redraws all."""
         if version < self._log_start or version > self.version:
             return None
         return [w for v, w in self._log if v > version]
@@ -249,15 +296,17 @@ class LabelMap:
         return self._changed(window)
 
     def update(self, key: Hashable, crop: Crop | None) -> Window | None:
-        """``key``'s mask is now ``crop`` (None: empty): only its old and new boxes are repainted."""
+        """``key``'s mask is now ``crop`` (None: empty). Only pixels where its old and new masks
+        differ can change: the box of those within its old box and within its new one are
+        repainted, so a brush dab on a large object costs the dab's box."""
         slot = self._slot_of[key]
         crop = self._checked(crop)
-        old = _box(self._crops[slot])
+        old = self._crops[slot]
         self._crops[slot] = crop
         self._set_box(slot, crop)
         if self._hidden[slot]:
             return self._changed(None)
-        return self._changed(self._repaint_boxes([old, _box(crop)]))
+        return self._changed(*self._repaint_boxes(_difference_windows(old, crop, self.tile)))
 
     def remove(self, key: Hashable) -> Window | None:
         """Take ``key`` out; its slot is free again."""
@@ -272,7 +321,7 @@ class LabelMap:
         self._boxes[slot] = 0
         self._free.append(slot)
         self.slots_version += 1
-        return self._changed(self._repaint_boxes([old]))
+        return self._changed(*self._repaint_boxes([old]))
 
     def reorder(self, keys_bottom_first: Sequence[Hashable]) -> Window | None:
         """A new drawing order of the same keys. Only where two objects whose relative order
@@ -300,7 +349,7 @@ class LabelMap:
                 o = b[meets]
                 windows.append((max(int(b[i, 0]), int(o[:, 0].min())), max(int(b[i, 1]), int(o[:, 1].min())),
                                 min(int(b[i, 2]), int(o[:, 2].max())), min(int(b[i, 3]), int(o[:, 3].max()))))
-        return self._changed(self._repaint_boxes(windows))
+        return self._changed(*self._repaint_boxes(windows))
 
     def set_hidden(self, key: Hashable, hidden: bool) -> Window | None:
         """Leave ``key`` out of :attr:`ids` (hidden) or put it back: the objects under it then
@@ -311,7 +360,7 @@ class LabelMap:
         if bool(self._hidden[slot]) == bool(hidden):
             return self._changed(None)
         self._hidden[slot] = bool(hidden)
-        return self._changed(self._repaint_boxes([_box(self._crops[slot])]))
+        return self._changed(*self._repaint_boxes([_box(self._crops[slot])]))
 
     # -- internals -----------------------------------------------------------------------
     def _reset_slots(self, n: int) -> None:
@@ -380,25 +429,26 @@ class LabelMap:
         for slot in slots[np.argsort(self._rank[slots])]:
             self._paint(int(slot), self._crops[slot], window)
 
-    def _repaint_boxes(self, boxes: Iterable[Window | None]) -> Window | None:
-        """Repaint these windows (one bounding window when that costs no more); their union."""
+    def _repaint_boxes(self, boxes: Iterable[Window | None]) -> tuple[Window | None, list[Window]]:
+        """Repaint these windows (one bounding window when that costs no more): their union,
+        and the windows repainted."""
         boxes = [b for b in boxes if b is not None and b[2] > b[0] and b[3] > b[1]]
         if not boxes:
-            return None
+            return None, []
         whole: Window | None = None
         for b in boxes:
             whole = _union(whole, b)
         if _area(whole) <= sum(_area(b) for b in boxes):
-            self._repaint(whole)
-        else:
-            for b in boxes:
-                self._repaint(b)
-        return whole
+            boxes = [whole]
+        for b in boxes:
+            self._repaint(b)
+        return whole, boxes
 
-    def _changed(self, window: Window | None) -> Window | None:
+    def _changed(self, window: Window | None, parts: Iterable[Window] | None = None) -> Window | None:
+        """A new version whose changed pixels lie in ``parts`` (default: ``window``, their union)."""
         self.version += 1
-        if window is not None:
-            self._log.append((self.version, window))
+        for part in ([] if window is None else [window]) if parts is None else parts:
+            self._log.append((self.version, part))
         if len(self._log) == self._log.maxlen:  # older windows may have been dropped
-            self._log_start = max(self._log_start, self._log[0][0] - 1)
+            self._log_start = max(self._log_start, self._log[0][0])  # (its first parts may be gone)
         return window
