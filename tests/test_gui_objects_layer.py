@@ -214,3 +214,46 @@ def test_a_view_brought_up_to_date_equals_one_rendered_afresh(qapp, seed):
         if op in ("hide", "select", "colour"):
             assert layer.renders == renders  # a style change never renders the view again
     assert layer.patches > 0  # map changes were patched in, not only rendered afresh
+
+
+def test_in_the_canvas_a_12_megapixel_image_of_1000_objects_renders_only_the_view(qtbot):
+    """In the app's canvas (a pyqtgraph view box): the view is rendered at the viewport's size,
+    zoomed in only the part in view, and hiding, recolouring or changing one object renders
+    nothing anew."""
+    from gui.canvas import Canvas
+
+    w, h = 4000, 3000
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(800, 600)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(np.zeros((h, w, 3), np.uint8))
+    lm = LabelMap(h, w)
+    rng = np.random.default_rng(0)
+    lm.set_objects([(i, (int(rng.integers(0, h - 60)), int(rng.integers(0, w - 60)), np.ones((60, 60), bool)))
+                    for i in range(1000)])
+    layer = ObjectsLayer()
+    layer.set_label_map(lm)
+    layer.set_style({i: RED for i in range(1000)})
+    canvas.vb.addItem(layer, ignoreBounds=True)
+
+    def paint_now():
+        QtWidgets.QApplication.processEvents()
+        canvas.viewport().repaint()
+
+    paint_now()
+    ratio = canvas.viewport().devicePixelRatioF()
+    assert layer.renders == 1 and layer._view.window == (0, 0, w, h)
+    vw, vh = layer._view.size
+    assert vw <= canvas.viewport().width() * ratio + 2 and vh <= canvas.viewport().height() * ratio + 2
+    layer.set_style({i: RED for i in range(1000)}, hidden={5})
+    layer.set_style({**{i: RED for i in range(1000)}, 7: BLUE}, hidden={5})
+    y0, x0, _ = lm.crop(9)
+    layer.invalidate(lm.update(9, (y0, x0, np.ones((30, 30), bool))))
+    paint_now()
+    assert layer.renders == 1 and layer.patches == 1
+    canvas.zoom(8.0, (2000.0, 1500.0))
+    paint_now()
+    x0, y0, x1, y1 = layer._view.window
+    assert layer.renders == 2 and (x1 - x0) * (y1 - y0) < w * h / 32

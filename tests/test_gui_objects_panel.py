@@ -112,7 +112,8 @@ def test_selection_keys_and_buttons_emit_requests(panel, qtbot):
     # a double-click on a class (its first click selects the row alone, as Qt does)
     for uid in ("u3", "u1"):
         click(panel, uid, COL_CLASS)
-        QTest.mouseDClick(panel.view.viewport(), LEFT, QtCore.Qt.KeyboardModifier.NoModifier, cell(panel, uid, COL_CLASS))
+        QTest.mouseDClick(panel.view.viewport(), LEFT, QtCore.Qt.KeyboardModifier.NoModifier,
+                          cell(panel, uid, COL_CLASS))
         assert got["class"][-1] == [uid]
     assert len(got["class"]) == 3
     panel.set_current("u5")  # the top: no forward

@@ -6,8 +6,11 @@ them one full-size mask at a time costs the GUI thread a full image per object. 
 COCO RLE without decoding the whole image) and one ``[H, W]`` uint32 array ``ids`` holding, per
 pixel, the *slot* of the top-most object there. A display then needs one colour lookup table
 (slot -> colour), so show/hide and relabel change a table, not pixels; a click asks
-:meth:`LabelMap.object_at`; and one object's mask change repaints only the union of its old and
-new boxes, with the few objects whose boxes meet it (found with vectorised box arrays).
+:meth:`LabelMap.object_at`; and one object's mask change repaints only where its old and new
+masks differ (in tiles: a brush dab costs the dab's box, a new mask the band along its edge),
+with the few objects whose boxes meet each window (found with vectorised box arrays). Every
+mutation returns the window it changed, and the parts are logged (:meth:`LabelMap.changes_since`)
+so a display re-renders only those.
 
 Frames and types:
 
@@ -20,7 +23,9 @@ Frames and types:
   their object exists; a removed object's slot may be given to a later one. ``0`` is "no object".
 - Drawing order is bottom first: the last object is drawn on top.
 
-Pure numpy; not thread-safe (one owner, usually the GUI thread, mutates and reads it).
+Pure numpy and OpenCV (no Qt); not thread-safe: one owner mutates and reads it (the GUI thread;
+a new image's map can be built with :func:`rle_crop` and :meth:`LabelMap.set_objects` on a worker
+thread and handed over, as those cost in proportion to the objects' areas).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .rle import rle_counts
@@ -76,10 +82,10 @@ def rle_crop(rle: Mapping[str, Any]) -> Crop | None:
     tail = w * h - int(local[-1] + length[-1])
     lengths = np.empty(2 * local.size + 1, dtype=np.int64)
     lengths[0:-1:2], lengths[1::2], lengths[-1] = gaps, length, tail
-    values = np.zeros(lengths.size, dtype=bool)
-    values[1::2] = True
+    values = np.zeros(lengths.size, dtype=np.uint8)
+    values[1::2] = 1
     flat = np.repeat(values, lengths)
-    return y0, x0, np.ascontiguousarray(flat.reshape(w, h).T)
+    return y0, x0, cv2.transpose(flat.reshape(w, h)).view(bool)  # column-major -> [h, w], C order
 
 
 def crop_of(mask: np.ndarray) -> Crop | None:
@@ -344,7 +350,8 @@ class LabelMap:
                 continue
             # others whose order relative to i flipped, and whose boxes meet i's
             flipped = (old_rank < old_rank[i]) != (np.arange(slots.size) < i)
-            meets = flipped & shown & (b[:, 0] < b[i, 2]) & (b[:, 2] > b[i, 0]) & (b[:, 1] < b[i, 3]) & (b[:, 3] > b[i, 1])
+            meets = (flipped & shown & (b[:, 0] < b[i, 2]) & (b[:, 2] > b[i, 0])
+                     & (b[:, 1] < b[i, 3]) & (b[:, 3] > b[i, 1]))
             if meets.any():
                 o = b[meets]
                 windows.append((max(int(b[i, 0]), int(o[:, 0].min())), max(int(b[i, 1]), int(o[:, 1].min())),

@@ -2,9 +2,10 @@
 
 Keyboard first, because labelling a thousand objects is done by key: the filter box has the
 focus; typing narrows the list (case-insensitive substring), Up/Down move in it, Enter picks the
-highlighted class (once you type, the class of that name, else the first match), a digit 1-9 typed into the empty box picks
-that class at once (the numbering of ``gui.class_keys``), and Esc cancels. A name not in the
-list is offered as ``New class "…"`` (picked like any other). The mouse works too: a click picks.
+highlighted class (once you type, the class of that name, else the first match), a digit 1-9
+typed into the empty box picks that class at once (the numbering of ``gui.class_keys``), and Esc
+cancels. A name not in the list is offered as ``New class "…"`` (picked like any other). The
+mouse works too: a click picks.
 """
 
 from __future__ import annotations

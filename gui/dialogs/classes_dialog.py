@@ -207,7 +207,7 @@ class ClassesDialog(QtWidgets.QDialog):
             self._show(item)  # (spaces cleaned away)
             return
         if not new or new in self.names():
-            self.message.setText("A class needs a name." if not new else f"There is a class called “{new}” already.")
+            self.message.setText(f"There is a class called “{new}” already." if new else "A class needs a name.")
             self._show(item)
             return
         if entry.category is not None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
 COL_CLASS, COL_SOURCE, COL_PROPOSAL, COL_ACCEPT, COL_EYE, COL_REVIEW = range(6)
 HEADERS = ("Object", "Source", "", "", "", "Review")
@@ -165,7 +165,9 @@ class ObjectsModel(QtCore.QAbstractTableModel):
             if role == R.ForegroundRole:
                 return MUTED
             if role == R.ToolTipRole:
-                return f"From the question “{row.question}”" if row.question else _SOURCE_TIPS.get(row.source, row.source)
+                if row.question:
+                    return f"From the question “{row.question}”"
+                return _SOURCE_TIPS.get(row.source, row.source)
         elif col == COL_PROPOSAL:
             if role == R.DecorationRole and row.proposal:
                 return proposal_icon()
