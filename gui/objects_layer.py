@@ -43,6 +43,7 @@ SELECTED_FILL_ALPHA = 170  # "emphasis": the selected object's fill, denser than
 SELECTED_OUTLINE = (255, 255, 255)  # and its outline
 SELECTED_MODES = ("clear", "emphasis")
 _PATCH_SHARE = 0.5  # patches covering more of the view than this: render it all again
+_SEPARATE_BOXES = 8  # a style change of up to this many objects re-colours each one's box apart
 
 
 def nearest_map(source: int, shown: int) -> np.ndarray:
@@ -139,8 +140,7 @@ class ObjectsLayer(QtWidgets.QGraphicsObject):
         self._lut_key = None  # made again, and compared with the last one, now
         if self.label_map is None:
             return
-        box = self._table_change()
-        if box is not None:
+        for box in self._table_change():
             self._update_window(box)
 
     def invalidate(self, window: Window | None = None) -> None:
@@ -201,27 +201,30 @@ class ObjectsLayer(QtWidgets.QGraphicsObject):
         return v.image
 
     # -- internals ---------------------------------------------------------------------------
-    def _table_change(self) -> Window | None:
+    def _table_change(self) -> list[Window]:
         """Bring the colour table up to date with the style and the map's slots (made again only
         when one of them changed): ``[2 * capacity]`` uint32, entry ``2 * slot`` the fill,
         ``2 * slot + 1`` the outline (premultiplied ARGB32). Where entries changed, the boxes of
-        their objects are noted for the next paint; returns their union (the whole image when the
-        table is new or resized; None: no change)."""
+        their objects are noted for the next paint (each of a few objects apart: a selection
+        moving across the image touches two small boxes, not the one spanning both) and returned
+        (the whole image when the table is new or resized; [] when nothing changed)."""
         lm = self.label_map
         key = (id(lm), lm.slots_version, lm.capacity)
         if self._lut is not None and self._lut_key == key:
-            return None
+            return []
         old, new = self._lut, self._make_table()
         self._lut, self._lut_key = new, key
         if old is None or old.shape != new.shape:
             self._lut_dirty = None  # all of the view
-            return 0, 0, lm.width, lm.height
-        box = lm.boxes_of(np.unique(np.flatnonzero(old != new) // 2))
-        if box is not None and self._lut_dirty is not None:
-            self._lut_dirty.append(box)
+            return [(0, 0, lm.width, lm.height)]
+        slots = np.unique(np.flatnonzero(old != new) // 2)
+        groups = [[s] for s in slots] if slots.size <= _SEPARATE_BOXES else [slots]
+        boxes = [b for b in map(lm.boxes_of, groups) if b is not None]
+        if self._lut_dirty is not None:
+            self._lut_dirty.extend(boxes)
             if len(self._lut_dirty) > 64:
                 self._lut_dirty = None
-        return box
+        return boxes
 
     def _make_table(self) -> np.ndarray:
         lm = self.label_map

@@ -17,7 +17,8 @@ Frames and types:
 - Pixels are (x, y) as in :mod:`engine.prompts`: ``ids[y, x]``; pixel (x, y) covers
   [x, x + 1) x [y, y + 1).
 - A crop is ``(y0, x0, crop)``: ``crop`` an ``[h, w]`` bool array whose pixel ``[r, c]`` is image
-  pixel ``(x0 + c, y0 + r)``; None is an empty mask.
+  pixel ``(x0 + c, y0 + r)``; None is an empty mask. The map keeps the crops it is given, not copies:
+  give a new array for a changed mask (:meth:`LabelMap.update`), never write into a kept one.
 - A window is ``(x0, y0, x1, y1)``: whole pixels, x1 and y1 exclusive.
 - Keys are any hashable values (the app uses object uids). Slots are ints >= 1, stable while
   their object exists; a removed object's slot may be given to a later one. ``0`` is "no object".
