@@ -68,12 +68,28 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cleanup_largest", "Keep the largest part", (), "Keep only the mask's largest connected part", "Edit"),
     ActionSpec("tool_pan", "Pan tool", ("Shift+V",), "Drag to pan; clicks do not edit", "Edit", checkable=True,
                short="Pan"),
-    ActionSpec("clear_points", "Clear points", ("Delete", "Backspace"), "Remove every point and the box", "Edit",
-               short="Clear"),
-    ActionSpec("reset_points", "Reset points", ("R",), "Back to the automatic points of the heat map", "Edit",
-               short="Reset"),
-    ActionSpec("accept", "Accept mask", ("Space",), "Mark this mask for export (toggle)", "Edit", checkable=True,
-               short="Accept"),
+    ActionSpec("clear_points", "Clear points", ("Backspace",), "Remove every point and the box of the selected object",
+               "Edit", short="Clear"),
+    ActionSpec("reset_points", "Reset points", ("R",), "Back to the automatic points the selected object was "
+               "proposed with", "Edit", short="Reset"),
+    ActionSpec("accept", "Accept object", ("Space",), "Mark the selected object for export (toggle)", "Objects",
+               checkable=True, short="Accept"),
+    ActionSpec("accept_all", "Accept all objects", ("Shift+Space",), "Mark every object of this image for export",
+               "Objects", short="Accept all"),
+    ActionSpec("new_object", "New object", ("O",), "The next click, box or brush stroke starts a new object",
+               "Objects", short="New object"),
+    ActionSpec("delete_object", "Delete object", ("Delete",), "Delete the selected object(s) (a selected polygon "
+               "vertex first, with the Polygon tool)", "Objects"),
+    ActionSpec("keep_proposal", "Keep proposal", ("Y",), "Keep the selected proposal: asking again leaves it alone",
+               "Objects"),
+    ActionSpec("next_object", "Next object", ("J",), "Select the next object (drawing order, top first)", "Objects"),
+    ActionSpec("prev_object", "Previous object", ("K",), "Select the previous object", "Objects"),
+    ActionSpec("pick_class", "Class…", ("L",), "Pick the selected object's class from the class list (type to "
+               "search; a new name adds a class)", "Objects"),
+    ActionSpec("classes", "Class list…", (), "Define the project's classes: add, rename, colours, or load a "
+               "classes.txt, data.yaml or COCO file", "Objects"),
+    *(ActionSpec(f"class_{k}", f"Class {k}", (str(k),), f"Give the selected object the class list's class {k}",
+                 "Objects") for k in range(1, 10)),
     ActionSpec("fit", "Fit to window", ("F",), "Show the whole image", "View", short="Fit"),
     ActionSpec("zoom_in", "Zoom in", ("=", "+"), "", "View"),
     ActionSpec("zoom_out", "Zoom out", ("-",), "", "View"),
@@ -95,7 +111,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 MOUSE_GESTURES: tuple[tuple[str, str], ...] = (
-    ("Left click", "add a positive point (Points tool)"),
+    ("Left click (no object selected)", "start a new object there"),
+    ("Left click", "add a positive point to the selected object (Points tool)"),
+    ("Ctrl+click / Alt+click an object", "select it (or pick it in the Objects panel)"),
     ("Right click / Shift+click", "add a negative point"),
     ("Click on a point", "remove it"),
     ("Drag a point", "move it (the mask follows)"),

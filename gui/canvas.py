@@ -16,6 +16,7 @@ from engine.prompts import Box, Point
 
 from .brush import BrushTool
 from .layers import BoxLayer, GridMapLayer, ImageLayer, LayerStyle, MaskLayer, PointsLayer
+from .objects_layer import ObjectsLayer
 from .point_editing import PointEditor
 from .polygon_editor import PolygonLayer
 
@@ -78,12 +79,13 @@ class Canvas(pg.GraphicsView):
         self.heat_layer = GridMapLayer(z=10, colormap="inferno")
         self.fused_layer = GridMapLayer(z=20, colormap="viridis")
         self.mask_layer = MaskLayer(z=30)
+        self.objects_layer = ObjectsLayer(z=25)  # every object in its class colour; the selected one: mask_layer
         self.box_layer = BoxLayer(z=45)  # the prompt box (drawn by the presenter)
         self.drag_layer = BoxLayer(z=46)  # the box being dragged (drawn by the point editor)
         self.points_layer = PointsLayer(z=50)
         self.polygons = PolygonLayer(z=60)  # the Polygon tool's rings and handles
         self.vb.addItem(self.image_layer)
-        for item in (self.heat_layer, self.fused_layer, self.mask_layer,
+        for item in (self.heat_layer, self.fused_layer, self.objects_layer, self.mask_layer,
                      self.box_layer, self.drag_layer, self.points_layer, self.polygons):
             self.vb.addItem(item, ignoreBounds=True)  # only the image decides what "fit" means
         self.style = LayerStyle()
@@ -168,6 +170,7 @@ class Canvas(pg.GraphicsView):
         self.fused_layer.setVisible(style.fused_visible)
         self.fused_layer.setOpacity(style.heatmap_opacity)
         self.mask_layer.set_shown(style.mask_visible)
+        self.objects_layer.set_shown(style.mask_visible)
         self.points_layer.setVisible(style.points_visible)
 
     # ------------------------------------------------------------------ view

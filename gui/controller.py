@@ -26,6 +26,7 @@ from .main_window import MainWindow
 from .point_editing import Tool
 from .prefetch import ImagePrefetcher
 from .presenter import Presenter
+from .objects_view import ObjectsView
 from .relocate import ImageRelocator
 from .requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
 from .session import ImageSession, Workspace
@@ -57,8 +58,9 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.live = LiveSegmenter(client, workspace)
         self.prefetch = ImagePrefetcher(client, workspace)  # encoders run while the user reads and types
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
+        self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
-        self._ask_points: dict[int, tuple] = {}  # Ask request id -> automatic points (until their mask comes)
+        self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()
         connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
 
@@ -79,11 +81,12 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self._connect_polygons()
         w.canvas.cursor_moved.connect(w.status.set_cursor)
         w.question_panel.ask_requested.connect(self.ask)
+        w.question_panel.instances_changed.connect(lambda value: setattr(self, "instances", value))
         w.answer_panel.alpha_changed.connect(self.change_alpha)
         w.answer_panel.rerun_requested.connect(self.rerun_answer)
         w.answer_panel.token_selected.connect(self.presenter.select_token)
         w.candidates_panel.chosen.connect(self.choose_candidate)
-        w.candidates_panel.label_edited.connect(self.change_label)
+        w.candidates_panel.class_chosen.connect(lambda name: self.change_category(name or None))
         w.candidates_panel.accept_toggled.connect(self.set_accepted)
         w.image_list.current_index_changed.connect(self.workspace.set_index)
         w.image_list.sort_requested.connect(self.workspace.sort)
@@ -109,6 +112,10 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         a["clear_points"].triggered.connect(self.clear_points)
         a["reset_points"].triggered.connect(self.reset_points)
         a["accept"].triggered.connect(lambda checked: self.set_accepted(checked))
+        a["accept_all"].triggered.connect(self.accept_all)
+        a["new_object"].triggered.connect(self.new_object)
+        a["delete_object"].triggered.connect(self._delete)
+        a["keep_proposal"].triggered.connect(self._keep_selected)
         a["fit"].triggered.connect(w.canvas.fit)
         a["zoom_in"].triggered.connect(lambda: w.canvas.zoom(1.25))
         a["zoom_out"].triggered.connect(lambda: w.canvas.zoom(0.8))
@@ -124,6 +131,15 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         a["next_colormap"].triggered.connect(self._next_colormap)
         a["more_opacity"].triggered.connect(lambda: w.opacity_slider.setValue(w.opacity_slider.value() + 10))
         a["less_opacity"].triggered.connect(lambda: w.opacity_slider.setValue(w.opacity_slider.value() - 10))
+
+    def _delete(self) -> None:
+        """Delete: a selected polygon vertex (Polygon tool) first, else the selected object(s)."""
+        if self.window.canvas.polygons.delete_selected():
+            return
+        self.delete_objects(self.objects.selected_uids())
+
+    def _keep_selected(self) -> None:
+        self.keep_objects(self.objects.selected_uids())
 
     def _on_undo_text(self, text: str) -> None:
         self.window.action_map["undo"].setToolTip(f"Undo {text} (Ctrl+Z)" if text else "Nothing to undo")
@@ -183,7 +199,6 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         """Ask ``question`` about ``session`` now, or as soon as its image is read."""
         if session.image is None:
             self._pending_questions[session.key] = question
-            session.question = question
             if session is self.workspace.current:
                 self.window.question_panel.set_question(question)
         else:
@@ -210,19 +225,23 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.window.question_panel.request_ask()
 
     def _submit_ask(self, session: ImageSession, question: str) -> None:
-        session.start_question(question)
+        from engine.annotation.chain import ChainRequest, instances_for
+
+        instances = instances_for(ChainRequest(question, instances=self.instances))
+        run = session.asks.start(question, instances)
         self.window.question_panel.remember(question)
-        request = self.client.submit(Ask(image=self._ref(session), question=session.question, alpha=session.alpha))
-        self._ask_points[request.request_id] = ()
-        session.asking = request.request_id  # a cancel or failure of this ask restores the image
+        request = self.client.submit(Ask(image=self._ref(session), question=run.question, alpha=run.alpha,
+                                         instances=instances))
+        session.asks.asking = request.request_id  # a cancel or failure of this ask takes it back
 
     def rerun_answer(self) -> None:
         session = self.workspace.current
-        if session is None or session.image is None or session.fused_map is None or not session.question:
+        run = None if session is None else session.current_run
+        if session is None or session.image is None or run is None or run.fused_map is None:
             self.show_message("Ask a question first: the answer is written from its map.", "warning")
             return
-        self.client.submit(Answer(image=self._ref(session), question=session.question,
-                                  fused_map=session.fused_map))
+        self.client.submit(Answer(image=self._ref(session), question=run.question, fused_map=run.fused_map,
+                                  run_key=run.key))
 
     def cancel(self) -> None:
         if self.client.busy:

@@ -8,7 +8,8 @@ change notices (the live segmenter hears of new prompts, the presenter redraws).
 
 from __future__ import annotations
 
-from engine.annotation import ChooseCandidate, PromptState, SetAccepted, SetAlpha, SetLabel, SetPrompts
+from engine.annotation import (AddObject, ChooseCandidate, DeleteObjects, Group, KeepProposal, PromptState, Reorder,
+                               SetAccepted, SetAlpha, SetCategory, SetPrompts, accept_all, merge_objects, new_object)
 from engine.annotation.corrections import ClearStrokes, LayerEdit, PaintStroke, ReplaceMask
 from engine.annotation.edits import UNDO_BUDGET_BYTES
 from engine.errors import InputError
@@ -21,96 +22,172 @@ from .undo_commands import QtEdit, keep_within_budget
 
 
 class EditIntents:
-    """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's)."""
+    """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's).
+
+    Every tool acts on the selected object. With none selected, a click, a box or a brush stroke
+    starts a new object (one undo step makes it and gives it its first prompt or stroke)."""
 
     undo_budget = UNDO_BUDGET_BYTES  # per image, of what the undo steps keep (engine.annotation.edits)
 
     def clear_points(self) -> None:
-        if self.window.canvas.polygons.delete_selected():  # Delete on a selected polygon vertex
-            return
-        session = self._editable()
-        if session is not None and not session.prompts.empty:
-            self._push(session, SetPrompts(session, session.prompts, PromptState(), "Clear points",
-                                               session.chosen))
+        session, obj = self._selected()
+        if obj is not None and not obj.prompts.empty:
+            self._push(session, SetPrompts(session, obj.uid, obj.prompts, PromptState(), "Clear points", obj.chosen))
 
     def reset_points(self) -> None:
-        session = self._editable()
-        if session is None:
+        session, obj = self._selected()
+        if obj is None:
             return
-        if not session.auto_points:
-            self.show_message("No automatic points yet: ask a question first.", "warning")
+        if not obj.record.auto_points:
+            self.show_message("This object has no automatic points: a question did not propose it.", "warning")
             return
-        target = PromptState(session.auto_points)
-        if target.key() != session.prompts.key():
-            self._push(session, SetPrompts(session, session.prompts, target,
-                                               "Reset to automatic points", session.chosen))
+        target = PromptState(tuple(obj.record.auto_points))
+        if target.key() != obj.prompts.key():
+            self._push(session, SetPrompts(session, obj.uid, obj.prompts, target, "Reset to automatic points",
+                                           obj.chosen))
 
     def choose_candidate(self, index: int) -> None:
-        session = self._editable()
-        if session is not None and index != session.chosen:
-            self._push(session, ChooseCandidate(session, session.chosen, index))
+        session, obj = self._selected()
+        if obj is not None and index != obj.chosen:
+            self._push(session, ChooseCandidate(session, obj.uid, obj.chosen, index))
 
     def change_alpha(self, alpha: float, gesture: int) -> None:
         session = self._editable()
-        if session is not None and abs(alpha - session.alpha) > 1e-9:
-            self._push(session, SetAlpha(session, session.alpha, alpha, gesture))
+        run = None if session is None else session.current_run
+        if run is not None and abs(alpha - run.alpha) > 1e-9:
+            self._push(session, SetAlpha(session, run.key, run.alpha, alpha, gesture))
 
-    def change_label(self, label: str) -> None:
+    def change_category(self, name: str | None, uids: list[str] | None = None) -> None:
+        """The class of the selected object (or of ``uids``); a new name joins the class list."""
         session = self._editable()
         if session is None:
             return
-        clean = clean_label(label)
-        if clean != label.strip():
-            self.show_message(f"The label is stored as {clean!r}: a label is one line of text, without control "
-                              "characters.", "info")
-        if clean != session.label:
-            self._push(session, SetLabel(session, session.label, clean))
+        targets = [u for u in (uids or ([session.selected] if session.selected else [])) if u in session.objects]
+        if not targets:
+            self.show_message("Select an object first (click it, or pick it in the objects panel).", "warning")
+            return
+        clean = clean_label(name or "") or None
+        if name is not None and clean != name.strip():
+            self.show_message(f"The class is stored as {clean!r}: a class name is one line of text, without "
+                              "control characters.", "info")
+        edits = [SetCategory(session, u, session.objects[u].record.category, clean) for u in targets
+                 if session.objects[u].record.category != clean]
+        if edits:
+            self._push(session, edits[0] if len(edits) == 1 else Group(session, edits, f"Class '{clean}'"))
+            self.workspace.classes_changed.emit()
 
-    def set_accepted(self, accepted: bool) -> None:
+    def set_accepted(self, accepted: bool, uid: str | None = None) -> None:
         session = self._editable()
         if session is None:
             return
-        if accepted and session.mask is None:
+        obj = session.objects.get(uid or session.selected or "")
+        if obj is None:
             self.window.action_map["accept"].setChecked(False)
-            self.show_message("There is no mask to accept yet.", "warning")
+            self.show_message("Select an object to accept (or Shift+Space to accept every object).", "warning")
             return
-        if accepted != session.accepted:
-            self._push(session, SetAccepted(session, accepted))
+        if accepted and obj.mask is None:
+            self.window.action_map["accept"].setChecked(False)
+            self.show_message("This object has no mask to accept yet.", "warning")
+            return
+        if accepted != obj.record.accepted:
+            self._push(session, SetAccepted(session, obj.uid, accepted))
 
-    def paint_stroke(self, points: list, radius: float, erase: bool) -> None:
-        """A brush or eraser stroke ((x, y) image pixels, radius in pixels): one undo step."""
-        session = self._editable()
-        if session is not None:
-            self._push_layers(session, PaintStroke(session, points, radius, erase))
-        self.window.canvas.brush.stroke_applied()
-
-    def clear_strokes(self) -> None:
-        session = self._editable()
-        if session is not None:
-            if session.corrections.empty:
-                self.show_message("There are no brush or eraser strokes to clear.", "info")
-            else:
-                self._push_layers(session, ClearStrokes(session))
-
-    def clean_up(self, kind: str, min_pixels: int = 0) -> None:
-        """``kind``: "fill_holes", "islands" (parts under ``min_pixels`` go) or "largest"; one undo step."""
+    def accept_all(self) -> None:
         session = self._editable()
         if session is None:
             return
-        if session.mask is None:
-            self.show_message("There is no mask to clean up yet: ask a question or click on the object.", "warning")
+        edit = accept_all(session)
+        if edit is None:
+            self.show_message("Every object of this image is accepted already." if session.objects else
+                              "There is no object to accept yet.", "info")
+            return
+        self._push(session, edit)
+
+    def new_object(self) -> None:
+        """The next click, box or stroke starts a new object (the selection is cleared)."""
+        session = self._editable()
+        if session is not None:
+            session.select(None)
+            self.window.status.showMessage("New object: click on it, drag a box around it, or paint it.", 5000)
+
+    def delete_objects(self, uids: list[str] | None = None) -> None:
+        session = self._editable()
+        if session is None:
+            return
+        targets = [u for u in (uids or ([session.selected] if session.selected else [])) if u in session.objects]
+        if targets:
+            self._push(session, DeleteObjects(session, targets))
+
+    def keep_objects(self, uids: list[str]) -> None:
+        session = self._editable()
+        if session is None:
+            return
+        edits = [KeepProposal(session, u) for u in uids if u in session.objects and session.objects[u].record.proposal]
+        if edits:
+            self._push(session, edits[0] if len(edits) == 1 else Group(session, edits, f"Keep {len(edits)} proposals"))
+
+    def merge_objects(self, uids: list[str]) -> None:
+        session = self._editable()
+        if session is None:
             return
         try:
-            if kind == "fill_holes":
-                target, text = paint.fill_holes(session.mask), "Fill holes"
-            elif kind == "islands":
-                target, text = paint.remove_islands(session.mask, min_pixels), f"Remove islands < {min_pixels} px"
-            else:
-                target, text = paint.keep_largest(session.mask), "Keep the largest part"
+            edit = merge_objects(session, uids)
         except InputError as err:
             self.show_message(str(err), "warning")
             return
-        if not self._push_layers(session, ReplaceMask(session, target, text, "cleanup")):
+        self._push(session, edit)
+
+    def move_object(self, uid: str, step: int) -> None:
+        """Bring an object forward (+1) or send it backward (-1) in the drawing order."""
+        session = self._editable()
+        if session is None or uid not in session.objects:
+            return
+        order = [o.uid for o in session.ordered()]
+        i = order.index(uid)
+        j = max(0, min(len(order) - 1, i + int(step)))
+        if i != j:
+            neighbour = session.objects[order[j]].record.order
+            self._push(session, Reorder(session, uid, neighbour + (1 if step > 0 else -1)))
+
+    def paint_stroke(self, points: list, radius: float, erase: bool) -> None:
+        """A brush or eraser stroke ((x, y) image pixels, radius in pixels): one undo step. With no
+        object selected, a brush stroke makes a new one (an eraser stroke has nothing to erase)."""
+        session, obj = self._selected()
+        if session is not None and obj is None and not erase:
+            state = new_object(session, self._default_category(session))
+            stroke = PaintStroke(session, state.uid, points, radius, erase)  # worked out once the object is there
+            self._push(session, Group(session, [AddObject(session, state), stroke], "New object (brush)"))
+        elif obj is not None:
+            self._push_layers(session, PaintStroke(session, obj.uid, points, radius, erase))
+        self.window.canvas.brush.stroke_applied()
+
+    def clear_strokes(self) -> None:
+        session, obj = self._selected()
+        if obj is not None:
+            if obj.corrections.empty:
+                self.show_message("This object has no brush or eraser strokes to clear.", "info")
+            else:
+                self._push_layers(session, ClearStrokes(session, obj.uid))
+
+    def clean_up(self, kind: str, min_pixels: int = 0) -> None:
+        """``kind``: "fill_holes", "islands" (parts under ``min_pixels`` go) or "largest"; one undo step."""
+        session, obj = self._selected()
+        if obj is None:
+            return
+        if obj.mask is None:
+            self.show_message("This object has no mask to clean up yet: click on it, or ask a question.", "warning")
+            return
+        try:
+            if kind == "fill_holes":
+                target, text = paint.fill_holes(obj.mask), "Fill holes"
+            elif kind == "islands":
+                target, text = paint.remove_islands(obj.mask, min_pixels), f"Remove islands < {min_pixels} px"
+            else:
+                target, text = paint.keep_largest(obj.mask), "Keep the largest part"
+        except InputError as err:
+            self.show_message(str(err), "warning")
+            return
+        if not self._push_layers(session, ReplaceMask(session, obj.uid, target, text, "cleanup")):
             self.show_message(f"{text}: nothing to change in this mask.", "info")
 
     def _push_layers(self, session: ImageSession, edit: LayerEdit) -> bool:
@@ -130,12 +207,12 @@ class EditIntents:
         self.window.tolerance_action.setVisible(tool is Tool.POLYGON)
 
     def replace_mask(self, mask, text: str) -> None:
-        """A new mask, [H, W] bool, or its new pixels in a window, ``(row0, col0, patch)`` (the
-        Polygon tool's edits): one ReplaceMask undo step."""
-        session = self._editable()
-        if session is not None:
+        """A new mask of the selected object, [H, W] bool, or its new pixels in a window,
+        ``(row0, col0, patch)`` (the Polygon tool's edits): one ReplaceMask undo step."""
+        session, obj = self._selected()
+        if obj is not None:
             at, mask = ((mask[0], mask[1]), mask[2]) if isinstance(mask, tuple) else (None, mask)
-            self._push_layers(session, ReplaceMask(session, mask, text, "polygon", at=at))
+            self._push_layers(session, ReplaceMask(session, obj.uid, mask, text, "polygon", at=at))
 
     def _connect_polygons(self) -> None:
         """The Polygon tool's wiring (from the controller's ``_connect``)."""
@@ -148,18 +225,33 @@ class EditIntents:
         self.window.closing.connect(polygons.wait)  # a trace still running ends before the window goes
 
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
-        session = self._editable()
-        if session is not None:
-            self._push(session, SetPrompts(session, before, after, text, session.chosen))
+        session, obj = self._selected()
+        if obj is not None:
+            self._push(session, SetPrompts(session, obj.uid, before, after, text, obj.chosen))
+        elif session is not None and not after.empty:  # nothing selected: the click starts a new object
+            state = new_object(session, self._default_category(session))
+            self._push(session, Group(session, [AddObject(session, state),
+                                                SetPrompts(session, state.uid, PromptState(), after, text)],
+                                      "New object"))
 
     def _on_preview(self, prompts: PromptState) -> None:
-        session = self._editable()
-        if session is not None:
+        session, obj = self._selected()
+        if obj is not None:
             session.preview_prompts(prompts)  # the live segmenter hears of it from the session
 
     def _editable(self) -> ImageSession | None:
         session = self.workspace.current
         return session if session is not None and session.image is not None else None
+
+    def _selected(self):
+        """(the shown session, its selected object) — either may be None."""
+        session = self._editable()
+        return session, None if session is None else session.selected_object
+
+    def _default_category(self, session: ImageSession) -> str | None:
+        """A new manual object's class: the last one used, if the class list has it."""
+        last = self.workspace.last_category
+        return last if last in self.workspace.classes() else None
 
     def _push(self, session: ImageSession, edit) -> None:
         session.undo_stack.push(QtEdit(edit))

@@ -12,12 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from engine.annotation import PromptState, SetPrompts
 from engine.imaging.images import LoadedImage
-from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
+from engine.results import AnswerResult, CaptionsResult, HeatmapResult
 
-from .requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, LoadModels, Notice, OpenImage, Progress,
-                       Reply, Segment)
+from .requests import Answer, Ask, Cancelled, Failed, Finished, LoadModels, Notice, OpenImage, Progress, Reply, Segment
 from .session import ImageSession
 
 log = logging.getLogger(__name__)
@@ -25,8 +23,7 @@ log = logging.getLogger(__name__)
 
 class EngineReplies:
     """Needs the controller's ``workspace``, ``window``, ``settings``, ``models``, ``prefetch``,
-    ``relocator``, ``_ask_points``, ``_pending_questions``, ``_submit_ask``, ``_push``, its
-    messages and its signals."""
+    ``relocator``, ``_pending_questions``, ``_submit_ask``, its messages and its signals."""
 
     def _session_for(self, key: str) -> ImageSession | None:
         index = self.workspace.find(Path(key))
@@ -52,37 +49,26 @@ class EngineReplies:
         session = self._session_for(request.image.key)
         if session is None or session.image is None or session.image.image_id != request.image.image_id:
             return
-        if isinstance(request, Ask) and session.question != request.question:
-            return  # a newer question replaced this one
         if isinstance(payload, Notice):
             self.show_message(payload.text, payload.level)
-        elif isinstance(payload, HeatmapResult):
-            session.set_heatmap(payload)
-            if self.models is not None:
-                session.set_models(self.models.models, self.models.random_weights)
-        elif isinstance(payload, AutoPoints):
-            session.set_auto_points(payload.points, request.num_points or self.settings.num_points)
-            self._ask_points[request.request_id] = payload.points
-        elif isinstance(payload, SegmentationResult):
-            points = self._ask_points.pop(request.request_id, payload.points)
-            prompts = PromptState(tuple(points))
-            session.cache_segmentation(prompts, payload)
-            self._apply_auto_points(session, prompts.points)
-        elif isinstance(payload, FusionResult):
-            if request.request_id in self._ask_points:  # no segmentation came (segment disabled)
-                self._apply_auto_points(session, self._ask_points.pop(request.request_id))
-        elif isinstance(payload, CaptionsResult):
-            session.set_captions(payload)
-        elif isinstance(payload, AnswerResult):
-            session.set_answer(payload)
-            self.answer_ready.emit(session)
-
-    def _apply_auto_points(self, session: ImageSession, points) -> None:
-        prompts = PromptState(tuple(points))
-        if prompts.key() == session.prompts.key() and session.segmentation is not None:
-            return
-        self._push(session, SetPrompts(session, session.prompts, prompts, "Automatic points",
-                                           session.chosen))
+        elif isinstance(request, Ask):
+            session.asks.take(payload, request.request_id)  # engine.annotation.asking: the ask's own results
+            if isinstance(payload, HeatmapResult) and self.models is not None and session.asks.run is not None:
+                session.asks.run.record.models = dict(self.models.models)
+                session.asks.run.record.random_weights = bool(self.models.random_weights)
+            if isinstance(payload, AnswerResult):
+                self.answer_ready.emit(session)
+        elif isinstance(request, Answer):
+            run = session.runs.get(request.run_key)
+            if run is None:
+                return
+            if isinstance(payload, CaptionsResult):
+                run.captions = tuple(payload.captions)
+                if run.key == session.run_key:
+                    session.notify("captions")
+            elif isinstance(payload, AnswerResult):
+                session.asks.answer(run, payload.answer)
+                self.answer_ready.emit(session)
 
     def _on_image(self, request: OpenImage, image: LoadedImage) -> None:
         session = self._session_for(request.key)
@@ -111,13 +97,12 @@ class EngineReplies:
         complete state (True when it did); one that gave way to newer work keeps what it had."""
         restored = False
         if isinstance(request, (Ask, Answer)):
-            self._ask_points.pop(request.request_id, None)
             session = self._session_for(request.image.key)
             if session is not None and isinstance(request, Ask):
                 if completed or not restore:
-                    session.finish_question(request.request_id)
+                    session.asks.finish(request.request_id)
                 else:
-                    restored = session.abandon_question(request.request_id)
+                    restored = session.asks.abandon(request.request_id)
                 self.ask_finished.emit(session, completed)
         return restored
 

@@ -78,7 +78,7 @@ def run_export(project: Project, options: ExportOptions, say: Callable[[str], No
 
 def write_overlays(project: Project, out: Path, selection, only_accepted: bool,
                    say: Callable[[str], None] = lambda _t: None) -> list[Path]:
-    """One PNG per exported annotation: the image with its heat map, mask and points."""
+    """One PNG per exported object: the image with its question's heat map, its mask and points."""
     plan = plan_export(project, selection, only_accepted=only_accepted)
     if plan.n_annotations == 0:
         raise ExportError("Nothing to draw: no " + ("accepted " if only_accepted else "") + "masks.")
@@ -91,8 +91,8 @@ def write_overlays(project: Project, out: Path, selection, only_accepted: bool,
         say(f"overlay of {entry.image.name}")
         rgb = load_image(entry.abs_path).rgb
         for item in entry.items:
-            rec = item.record
             stem = unique_stem(f"{entry.stem}_{item.category.name}", used)
-            image = render_overlay(rgb, heat=rec.heatmap, mask=item.mask, points=rec.points)
+            heat = None if item.run is None else item.run.heatmap
+            image = render_overlay(rgb, heat=heat, mask=item.mask, points=item.obj.points)
             files.append(save_png(out / f"{stem}.png", image))
     return files

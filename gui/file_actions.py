@@ -85,7 +85,7 @@ class FileActions(QtCore.QObject):
     def show_export(self) -> ExportDialog:
         ws = self.controller.workspace
         current = ws.current
-        record = ws.project.find_image(current.path, questions=False) if current is not None else None
+        record = ws.project.find_image(current.path, records=False) if current is not None else None
         default_dir = (current.path.parent if current is not None else Path.home()) / "qmask-export"
         self.export_dialog = ExportDialog(ws.project, record, default_dir, self.window, settle=ws.drain)
         self.export_dialog.exported.connect(lambda s: self.controller.show_message(str(s), "info"))

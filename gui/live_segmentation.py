@@ -1,6 +1,6 @@
 """The mask follows the user's edits: debounced decoder requests, latest wins, stale replies dropped.
 
-Every prompt change bumps the session's ``generation``. A short single-shot timer (40 ms)
+Edits act on the selected object; every prompt change bumps that object's ``generation``. A short single-shot timer (40 ms)
 collects a burst of changes (a drag sends dozens) into one request for the newest state; the
 worker's one-slot mailbox drops any request still waiting when a newer one comes; and a reply
 whose generation is not the session's current one is cached (undo may want it) but not shown.
@@ -51,11 +51,12 @@ class LiveSegmenter(QtCore.QObject):
     def flush(self) -> None:
         self._timer.stop()
         session, self._pending = self._pending, None
-        if session is None or session.image is None or not session.needs_segmentation():
+        obj = None if session is None else session.selected_object
+        if session is None or session.image is None or obj is None or not obj.needs_segmentation():
             return
         ref = ImageRef(session.key, session.image.rgb, session.image.image_id)
         grid = None if session.question_map is None else tuple(session.question_map.shape)
-        self.client.submit_segment(Segment(image=ref, prompts=session.prompts, generation=session.generation,
+        self.client.submit_segment(Segment(image=ref, prompts=obj.prompts, generation=obj.generation, uid=obj.uid,
                                            grid_shape=grid))
         self.sent += 1
 
@@ -68,7 +69,7 @@ class LiveSegmenter(QtCore.QObject):
         if index < 0:
             return
         session = self.workspace.sessions[index]
-        shown = session.accept_segmentation(request.prompts, request.generation, reply.payload)
+        shown = session.accept_segmentation(request.prompts, request.generation, reply.payload, uid=request.uid)
         if not shown:
             self.dropped += 1
         self.segmented.emit(session, shown)

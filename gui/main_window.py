@@ -20,6 +20,7 @@ from .polygon_editor import DEFAULT_TOLERANCE_PX
 from .panels.answer_panel import AnswerPanel
 from .panels.candidates_panel import CandidatesPanel
 from .panels.image_list import ImageListPanel
+from .panels.objects_panel import ObjectsPanel
 from .panels.question_panel import QuestionPanel
 from .status_bar import EngineStatusBar
 
@@ -68,12 +69,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.question_panel = QuestionPanel()
         self.answer_panel = AnswerPanel()
         self.candidates_panel = CandidatesPanel()
+        self.objects_panel = ObjectsPanel()
         self.images_dock = self._dock("Images", self.image_list, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.objects_dock = self._dock("Objects", self.objects_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.question_dock = self._dock("Question", self.question_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.candidates_dock = self._dock("Mask", self.candidates_panel,
                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.answer_dock = self._dock("Answer", self.answer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.images_dock], [210], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock], [260], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock, self.objects_dock], [380, 420], QtCore.Qt.Orientation.Vertical)
         self.resizeDocks([self.question_dock], [380], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.question_dock, self.candidates_dock, self.answer_dock], [80, 230, 520],
                          QtCore.Qt.Orientation.Vertical)
@@ -136,7 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for name in ("undo", "redo"):
             bar.addAction(a[name])
         bar.addSeparator()
-        for name in ("accept",):
+        for name in ("new_object", "accept", "accept_all"):
             bar.addAction(a[name])
         bar.addSeparator()
         bar.addAction(a["export"])
@@ -160,7 +164,10 @@ class MainWindow(QtWidgets.QMainWindow):
         menus = {
             "&File": ["open_images", "open_folder", "open_project", None, "save", "export", None, "quit"],
             "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", "tool_polygon", None, "clear_points",
-                      "reset_points", "accept"],
+                      "reset_points"],
+            "&Objects": ["new_object", "delete_object", "keep_proposal", None, "accept", "accept_all", None,
+                         "next_object", "prev_object", None, "pick_class", "classes",
+                         *(f"class_{k}" for k in range(1, 10))],
             "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
                       "toggle_points", "next_colormap", "more_opacity", "less_opacity"],
             "&Image": ["prev_image", "next_image", None, "ask", "rerun_answer", "cancel"],

@@ -2,7 +2,9 @@
 
 Gestures (tool "Points", the default):
 
-- left click on the image: add a positive point; right click or Shift+click: a negative one;
+- left click on the image: add a positive point to the selected object (with none selected, the
+  click starts a new object); right click or Shift+click: a negative one;
+- Ctrl+click (or a click with the Pan tool): select the object under the cursor;
 - click on a point (any button): remove it;
 - left drag starting on a point: move it (the mask follows while dragging);
 - Ctrl+left drag (or any left drag with the "Box" tool): draw a box prompt;
@@ -41,6 +43,7 @@ class Tool(enum.Enum):
 class PointEditor(QtCore.QObject):
     preview = QtCore.Signal(object)  # PromptState while dragging
     edited = QtCore.Signal(object, object, str)  # before, after: PromptState; description
+    select_requested = QtCore.Signal(float, float)  # (x, y) image pixels: select the object there
 
     def __init__(self, canvas, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +83,12 @@ class PointEditor(QtCore.QObject):
     def click(self, scene_pos: QtCore.QPointF, button: QtCore.Qt.MouseButton,
               modifiers: QtCore.Qt.KeyboardModifier) -> bool:
         """A click on the view box; True when it was an edit (the event is then consumed)."""
+        Mod, Btn = QtCore.Qt.KeyboardModifier, QtCore.Qt.MouseButton
+        if self.enabled and button == Btn.LeftButton and (modifiers & Mod.ControlModifier or self.tool is Tool.PAN):
+            x, y = self.canvas.scene_to_image(scene_pos)
+            if self.canvas.contains_image_point(x, y):
+                self.select_requested.emit(float(x), float(y))
+                return True
         if not self.enabled or self.tool not in (Tool.POINTS, Tool.BOX):
             return False
         hit = self.point_at(scene_pos)
@@ -92,7 +101,6 @@ class PointEditor(QtCore.QObject):
         x, y = self.canvas.scene_to_image(scene_pos)
         if not self.canvas.contains_image_point(x, y):
             return False
-        Mod, Btn = QtCore.Qt.KeyboardModifier, QtCore.Qt.MouseButton
         if button == Btn.RightButton or (button == Btn.LeftButton and modifiers & Mod.ShiftModifier):
             label = NEGATIVE
         elif button == Btn.LeftButton:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from PySide6 import QtCore
 
 from engine.imaging.point_notes import point_notes
-from engine.project import default_label
 from engine.prompts import POSITIVE
 
 from .main_window import MainWindow
@@ -53,8 +52,9 @@ class Presenter(QtCore.QObject):
             w.answer_panel.clear()
             w.candidates_panel.set_candidates(None, (), 0)
             return
+        self.window.candidates_panel.set_classes(self.workspace.categories)
         for aspect in ("question", "heatmap", "prompts", "segmentation", "fusion", "alpha", "captions",
-                       "answer", "label", "accepted"):
+                       "answer", "category", "accepted"):
             self._on_changed(aspect)
 
     def _on_sessions(self) -> None:
@@ -99,7 +99,11 @@ class Presenter(QtCore.QObject):
             if s.heatmap is not None:
                 w.answer_panel.set_match(s.heatmap.itm_probability)
             else:
-                w.answer_panel.set_match(None if s.record is None else s.record.itm_probability)
+                run = s.current_run
+                w.answer_panel.set_match(None if run is None else run.record.itm_probability)
+        elif aspect == "selection":
+            for shown in ("prompts", "segmentation", "category", "accepted"):
+                self._on_changed(shown)
         elif aspect in ("prompts", "restored"):  # the one place that draws points and the box
             if not w.canvas.editor.dragging:  # (a drag's own state must not end it)
                 w.canvas.editor.set_state(s.prompts)
@@ -124,9 +128,8 @@ class Presenter(QtCore.QObject):
             w.answer_panel.set_answer(s.answer, s.previous_answer, s.answer_stale)
             if s.answer is not None:
                 w.answer_panel.set_captions(s.answer.captions)
-            self._show_label()
-        elif aspect == "label":
-            self._show_label()
+        elif aspect == "category":
+            self._show_category()
         elif aspect == "accepted":
             self._show_acceptance()
 
@@ -155,7 +158,9 @@ class Presenter(QtCore.QObject):
             return
         pts = s.prompts.points
         if not pts and s.prompts.box is None:
-            text = "No prompts: click on the object, or ask a question." if s.mask is None else \
+            text = ("No object selected: click on a new object (or drag a box, or paint it), ask a question, or "
+                    "pick an object in the Objects panel.") if s.selected is None else \
+                "No prompts: click on the object, or ask a question." if s.mask is None else \
                 "No prompts: the mask is painted with the brush." if s.model_mask is None else \
                 "Mask from the project (edit a point to see the candidates)."
         else:
@@ -172,15 +177,14 @@ class Presenter(QtCore.QObject):
             text += "\n" + s.segmentation.note
         self.window.candidates_panel.set_summary(text)
 
-    def _show_label(self) -> None:
+    def _show_category(self) -> None:
         s = self.session
         if s is not None:
-            default = default_label(s.answer.answer) if s.answer is not None else ""
-            self.window.candidates_panel.set_label(s.label, default)
+            self.window.candidates_panel.set_category(s.category, enabled=s.selected is not None)
 
     def _show_acceptance(self) -> None:
         s = self.session
         if s is not None:
-            can = s.mask is not None and s.record is not None
+            can = s.mask is not None and s.selected is not None
             self.window.candidates_panel.set_accepted(s.accepted, can)
             self.window.action_map["accept"].setChecked(s.accepted)

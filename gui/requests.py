@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 
 from engine.annotation.settings import PipelineSettings
-from engine.prompts import Point
-
 from engine.annotation.prompts import PromptState
 
 
@@ -85,23 +83,28 @@ class EncodeNext(Request):
 
 @dataclass(frozen=True)
 class Ask(Request):
-    """The whole chain for a question: heat map, automatic points, mask, fusion, captions, answer."""
+    """The whole chain for a question: heat map, automatic points, the objects it proposes
+    (``instances``: "one", "several" or "auto", see engine.annotation.chain), fusion, captions,
+    answer."""
 
     image: ImageRef
     question: str
     alpha: float = 0.5
     num_points: int | None = None
+    instances: str = "auto"
     cancellable = True
     title = "asking"
 
 
 @dataclass(frozen=True)
 class Segment(Request):
-    """Decoder only, on the cached image embedding; ``generation`` orders edits of one image."""
+    """Decoder only, on the cached image embedding, for one object (``uid``); ``generation``
+    orders the edits of that object."""
 
     image: ImageRef
     prompts: PromptState
     generation: int
+    uid: str = ""
     grid_shape: tuple[int, int] | None = None  # the heat map's grid: each candidate's coverage comes back too
     title = "segmenting"
 
@@ -113,15 +116,9 @@ class Answer(Request):
     image: ImageRef
     question: str
     fused_map: np.ndarray = field(repr=False, compare=False)
+    run_key: str = ""  # the question run the new answer belongs to
     cancellable = True
     title = "answering"
-
-
-@dataclass(frozen=True)
-class AutoPoints:
-    """The automatic points of an Ask (the pipeline returns a bare tuple)."""
-
-    points: tuple[Point, ...]
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class Reply:
-    """One result of ``request``: a typed stage result (engine.results), AutoPoints, ModelsInfo, LoadedImage."""
+    """One result of ``request``: a typed stage result (engine.results, engine.annotation.chain.AutoPoints),
+    ModelsInfo, LoadedImage."""
 
     request: Request
     payload: Any

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui
 
-from engine.annotation.state import SEG_CACHE_SIZE, AnswerView, ImageAnnotation, typed_label  # noqa: F401
+from engine.annotation.state import SEG_CACHE_SIZE, AnswerView, ImageAnnotation  # noqa: F401
 from engine.errors import ProjectError
-from engine.project import ImageRecord, Project, RelocateReport
+from engine.project import Category, ImageRecord, Project, RelocateReport
 
 from .input_priority import InputPriority
 from .undo_commands import StackHistory
@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class ImageSession(QtCore.QObject, ImageAnnotation):
-    """One image of the list: the engine's :class:`ImageAnnotation` with a Qt signal
-    (``changed(aspect)``, see ASPECTS) and a Qt undo stack wrapping its edits."""
+    """One image of the list: the engine's :class:`ImageAnnotation` with Qt signals
+    (``changed(aspect)``, see ASPECTS, for the selection and the run shown; ``object_changed(uid,
+    what)`` for any one object) and a Qt undo stack wrapping its edits."""
 
     changed = QtCore.Signal(str)
+    object_changed = QtCore.Signal(str, str)
 
     def __init__(self, workspace: "Workspace", path: Path, image_id: int) -> None:
         # PySide6 hands the keywords QObject does not take to the next base (ImageAnnotation).
@@ -55,6 +57,9 @@ class ImageSession(QtCore.QObject, ImageAnnotation):
         self.changed.emit(aspect)
         if aspect == "prompts":
             self.workspace.prompts_changed.emit(self)
+
+    def notify_object(self, uid: str, what: str) -> None:
+        self.object_changed.emit(uid, what)
 
 
 def data_folder() -> Path:
@@ -120,6 +125,7 @@ class Workspace(QtCore.QObject):
     prompts_changed = QtCore.Signal(object)  # ImageSession whose points or box changed (edit, undo, drag)
     rows_changed = QtCore.Signal(list)  # list rows whose data changed (another process wrote them, files gone)
     save_failed = QtCore.Signal(str)
+    classes_changed = QtCore.Signal()  # the project's class list changed (a new class, a rename, a colour)
 
     def __init__(self, project: Project, default_alpha: float = 0.5, watch_interval_s: float = 1.0) -> None:
         super().__init__()
@@ -139,6 +145,9 @@ class Workspace(QtCore.QObject):
         self._closed = False
         self._last_write: Future | None = None
         self.priority: InputPriority | None = None  # set by the app: writes wait while the GUI works
+        self.last_category: str | None = None  # the class used last (new objects take it)
+        self._categories: list[Category] | None = None  # the class list, read once until it changes
+        self.classes_changed.connect(self._forget_categories)
         self._waited_on = 0  # the GUI thread is blocked on the store (a write with wait, drain)
         self._seen_version = self._read(project.data_version, -1)
         self._seen_seq = self._read(project.last_seq, 0)
@@ -172,11 +181,31 @@ class Workspace(QtCore.QObject):
         """The project's record of a session's image (with its questions when ``refresh``)."""
         record = self._records.get(session.image_id)
         if record is None or refresh:
-            record = self._read(lambda: self.project.get_image(session.image_id, questions=refresh), None)
+            record = self._read(lambda: self.project.get_image(session.image_id, records=refresh), None)
             if record is None:
                 record = ImageRecord(path=self.project.rel_path(session.path), id=session.image_id)
             self._records[session.image_id] = record
         return record
+
+    # ------------------------------------------------------------------ the class list
+    @property
+    def categories(self) -> list[Category]:
+        """The project's class list (ids, names, colours), read once until it changes."""
+        if self._categories is None:
+            self.drain()  # a class a queued write is adding must be in it
+            self._categories = self._read(lambda: self.project.categories, [])
+        return self._categories
+
+    def classes(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    def remember_category(self, name: str) -> None:
+        self.last_category = name
+        if name not in self.classes():
+            self._categories = None  # the write adding it is queued: read again when next asked
+
+    def _forget_categories(self) -> None:
+        self._categories = None
 
     # ------------------------------------------------------------------ the list
     def _append(self, image_id: int, path: Path) -> None:
@@ -364,13 +393,13 @@ class Workspace(QtCore.QObject):
             changed.append(self.row_of_id[r.id])
             self._records.pop(r.id, None)
             session = self._sessions.get(r.id)
-            if session is not None and not (session is self.current and session.heatmap is not None
-                                            and session.answer is None):
+            if session is not None and session.asks.asking is None:
                 session.reload_from_project()  # (not while a question of ours runs on it)
         self.project.forget_own_writes(self._seen_seq)
         if grew:
             self.sessions_changed.emit()
         if changed:
+            self._categories = None  # another process may have added classes
             self.rows_changed.emit(changed)
         return changed
 

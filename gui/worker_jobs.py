@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from engine.annotation.candidates import prepare_candidates
-from engine.annotation.chain import AutoPoints as ChainPoints
 from engine.annotation.chain import ChainRequest, run_chain
 from engine.errors import CancelledError
 from engine.results import HeatmapResult
 
-from .requests import (Answer, Ask, AutoPoints, EncodeImage, EncodeNext, ImageRef, LoadModels, ModelsInfo, Notice,
-                       OpenImage, Progress, Reply)
+from .requests import (Answer, Ask, EncodeImage, EncodeNext, ImageRef, LoadModels, ModelsInfo, Notice, OpenImage,
+                       Progress, Reply)
 
 
 class EngineJobs:
@@ -81,8 +80,6 @@ class EngineJobs:
         def send(result: Any) -> None:
             if isinstance(result, HeatmapResult):
                 self._tell_question_use(request, pipe)
-            elif isinstance(result, ChainPoints):
-                result = AutoPoints(result.points)
             self.reply.emit(Reply(request, result))
 
         def stage_progress(stage: str, fraction: float) -> None:
@@ -91,7 +88,8 @@ class EngineJobs:
 
         # Candidates are completed (RLE, coverage) in the chain, off the GUI thread, and its
         # fusion reads the best one's coverage.
-        chain = run_chain(pipe, ChainRequest(request.question, alpha=request.alpha, num_points=request.num_points),
+        chain = run_chain(pipe, ChainRequest(request.question, alpha=request.alpha, num_points=request.num_points,
+                                             instances=request.instances),
                           on_result=send, progress=stage_progress, cancel=cancel,
                           prepare_candidates=prepare_candidates)
         if chain.segmentation_error:

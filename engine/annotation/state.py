@@ -286,12 +286,25 @@ class ImageAnnotation:
 
     def save_changes(self, *, objects: list[ObjectState] = (), removed: list[str] = (),  # type: ignore[assignment]
                      runs: list[RunState] = (), action: str, source: str = "user") -> None:  # type: ignore[assignment]
-        """Several changes in one transaction (an ask's proposals, accept all, a merge)."""
+        """Changes in one transaction (an edit; an ask's proposals, accept all, a merge). The review
+        needs the store computes come back to the objects (:meth:`take_reviews`), from whichever
+        thread writes (the app's store thread)."""
         records = [copy.copy(o.record) for o in objects]
+        for record in records:
+            record.points = list(record.points)
         run_records = [copy.copy(r.record) for r in runs]
         image, gone = self.store.image_record(self), list(removed)
-        self.store.write(lambda p: p.put_changes(image, objects=records, removed=gone, runs=run_records,
-                                                 source=source, action=action))
+        self.store.write(lambda p: self.take_reviews(p.put_changes(image, objects=records, removed=gone,
+                                                                   runs=run_records, source=source, action=action)))
+
+    def take_reviews(self, reviews: dict[str, tuple[float, list[str]]]) -> None:
+        """The review needs a write computed, into the live objects (each a whole-value assignment,
+        so a reader on another thread sees the old or the new value); announced per object."""
+        for uid, (need, reasons) in reviews.items():
+            obj = self.objects.get(uid)
+            if obj is not None and (obj.record.review, obj.record.reasons) != (need, reasons):
+                obj.record.review, obj.record.reasons = need, list(reasons)
+                self.notify_object(uid, "review")
 
     def save_run(self, run: RunState, action: str, source: str = "chain") -> None:
         record, image = copy.copy(run.record), self.store.image_record(self)

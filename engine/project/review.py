@@ -21,7 +21,7 @@ from .objects import ObjectRecord
 from .review_reasons import ReviewReason, object_review as _reasons_review
 from .runs import QuestionRun
 
-__all__ = ["object_review", "heat_mask_disagreement", "rle_to_grid", "rle_area", "rle_runs", "evidence_of",
+__all__ = ["object_review", "most_in_need", "heat_mask_disagreement", "rle_to_grid", "rle_area", "rle_runs", "evidence_of",
            "ITM_DOUBT"]
 
 ITM_DOUBT = 0.5  # below this image-question match, BLIP doubts the image shows what was asked
@@ -150,3 +150,9 @@ def object_review(obj: ObjectRecord, run: QuestionRun | None = None,
         reasons.sort(key=lambda r: -r.weight)
     need = 1.0 - float(np.prod([1.0 - r.weight for r in reasons])) if reasons else 0.0
     return float(min(1.0, max(0.0, need))), [r.text for r in reasons]
+
+
+def most_in_need(objects: list[ObjectRecord]) -> ObjectRecord | None:
+    """The object an image's review need comes from: the highest need among those not accepted
+    (None when every object is accepted, or there is none)."""
+    return max((o for o in objects if not o.accepted), key=lambda o: o.review, default=None)

@@ -117,9 +117,9 @@ def kept_of(con: sqlite3.Connection, image_id: int, obj: ObjectRecord) -> int | 
     return int(others) + 1
 
 
-def refresh_run_reviews(con: sqlite3.Connection, image_id: int, run_key: str) -> None:
+def refresh_run_reviews(con: sqlite3.Connection, image_id: int, run_key: str) -> dict[str, tuple[float, list[str]]]:
     """Every object of a run gets its review need again (its answer, or the objects it keeps,
-    changed: a count question can agree or disagree now)."""
+    changed: a count question can agree or disagree now); returns them by uid."""
     cur = con.cursor()
     cur.row_factory = sqlite3.Row
     row = cur.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE image_id = ? AND key = ?",
@@ -127,10 +127,12 @@ def refresh_run_reviews(con: sqlite3.Connection, image_id: int, run_key: str) ->
     run = None if row is None else run_from_row(row)
     members = [object_from_row(r) for r in cur.execute(f"{OBJECT_SELECT} WHERE o.image_id = ? AND o.run_key = ?",
                                                        (image_id, run_key)).fetchall()]
+    out = {}
     for obj in members:
-        need, reasons = object_review(obj, run, len(members))
+        need, reasons = out[obj.uid] = object_review(obj, run, len(members))
         con.execute("UPDATE objects SET review = ?, reasons = ? WHERE uid = ?",
                     (need, json.dumps(reasons, ensure_ascii=False) if reasons else None, obj.uid))
+    return out
 
 def next_seq(con: sqlite3.Connection) -> int:
     return int(con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM images").fetchone()[0])

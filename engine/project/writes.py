@@ -88,15 +88,19 @@ class ProjectWrites:
 
     def put_object(self, img: ImageRecord, obj: ObjectRecord, *, source: Source = "user",
                    action: str = "edit") -> ObjectRecord:
-        """Insert or update one object of this image, with an edit-log entry (one transaction)."""
-        return self.put_changes(img, objects=[obj], source=source, action=action)[0]
+        """Insert or update one object of this image, with an edit-log entry (one transaction); its
+        review need and reasons are filled in."""
+        self.put_changes(img, objects=[obj], source=source, action=action)
+        return obj
 
     def put_changes(self, img: ImageRecord, *, objects: Iterable[ObjectRecord] = (),
                     removed: Iterable[str] = (), runs: Iterable[QuestionRun] = (), source: Source = "user",
-                    action: str = "edit") -> list[ObjectRecord]:
+                    action: str = "edit") -> dict[str, tuple[float, list[str]]]:
         """Several changes of one image in one transaction: runs written (a run replaces the
         image's run of the same question), objects written, objects removed (by uid); each object
-        change and removal logged. Returns the objects written (their review need filled in)."""
+        change and removal logged. Returns the review need and reasons of every object whose need
+        was computed (those written, and the other objects of the runs they belong to), by uid;
+        the objects written get theirs too."""
         if img.id is None:
             raise ProjectError(f"{img.path} is not in the project {self.path.name}.")
         objects, removed, runs = list(objects), list(removed), list(runs)
@@ -106,9 +110,11 @@ class ProjectWrites:
                 T.log_edit(con, img.id, self.writer, source if source != "user" else "chain", action,
                            {"answer": run.answer, "models": run.models}, question_key=run.key)
             affected = {r.key for r in runs}
+            reviews: dict[str, tuple[float, list[str]]] = {}
             for obj in objects:
                 key = None if obj.question is None else normalise_question(obj.question)
                 T.upsert_object(con, img.id, obj)
+                reviews[obj.uid] = (obj.review, list(obj.reasons))
                 T.log_edit(con, img.id, self.writer, source, action, _edit_detail(obj, source),
                            question_key=key, object_uid=obj.uid)
             if removed:
@@ -121,7 +127,7 @@ class ProjectWrites:
             if len(objects) > 1 or removed or runs:
                 affected |= {normalise_question(o.question) for o in objects if o.question is not None}
                 for key in affected:
-                    T.refresh_run_reviews(con, img.id, key)
+                    reviews.update(T.refresh_run_reviews(con, img.id, key))
             self._bump(con, img.id)
             T.refresh_summary(con, img.id)
         for run in runs:
@@ -130,7 +136,9 @@ class ProjectWrites:
         kept = {o.uid: o for o in img.objects if o.uid not in gone}
         kept.update({o.uid: o for o in objects})
         img.objects = sorted(kept.values(), key=lambda o: o.order)
-        return objects
+        for obj in objects:
+            obj.review, obj.reasons = reviews.get(obj.uid, (obj.review, obj.reasons))
+        return reviews
 
     def remove_objects(self, img: ImageRecord, uids: Iterable[str], *, source: Source = "user") -> None:
         self.put_changes(img, removed=list(uids), source=source, action="remove")

@@ -1,4 +1,4 @@
-"""The three EfficientSAM mask candidates (pick one), the label, and accepting the mask."""
+"""The selected object: its three EfficientSAM mask candidates (pick one), its class, and accepting it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ THUMB = 92
 
 class CandidatesPanel(QtWidgets.QWidget):
     chosen = QtCore.Signal(int)
-    label_edited = QtCore.Signal(str)
+    class_chosen = QtCore.Signal(str)  # a class of the list, or a new name ("" clears the class)
     accept_toggled = QtCore.Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -38,16 +38,23 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel("No mask yet: ask a question or click on the image.")
         self.summary.setObjectName("promptSummary")
         self.summary.setWordWrap(True)
-        self.label_edit = QtWidgets.QLineEdit()
-        self.label_edit.setObjectName("labelEdit")
-        self.label_edit.setToolTip("Category name used in exports; defaults to the answer's first words")
-        self.label_edit.editingFinished.connect(self._on_label)
-        self.accept_box = QtWidgets.QCheckBox("Accept this mask for export (Space)")
+        self.class_box = QtWidgets.QComboBox()
+        self.class_box.setObjectName("classBox")
+        self.class_box.setEditable(True)
+        self.class_box.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)
+        self.class_box.lineEdit().setPlaceholderText("class (1-9, or L to search; a new name adds a class)")
+        self.class_box.setToolTip("The selected object's class, from the project's class list (keys 1-9 pick the "
+                                  "first nine; L searches). Typing a new name adds it to the list.")
+        self.class_box.completer().setFilterMode(QtCore.Qt.MatchFlag.MatchContains)
+        self.class_box.completer().setCaseSensitivity(QtCore.Qt.CaseSensitivity.CaseInsensitive)
+        self.class_box.activated.connect(self._on_class_picked)
+        self.class_box.lineEdit().editingFinished.connect(self._on_class_typed)
+        self.accept_box = QtWidgets.QCheckBox("Accept this object for export (Space)")
         self.accept_box.setObjectName("acceptBox")
         self.accept_box.toggled.connect(self._on_accept)
         form = QtWidgets.QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Label", self.label_edit)
+        form.addRow("Class", self.class_box)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addLayout(row)
@@ -80,10 +87,27 @@ class CandidatesPanel(QtWidgets.QWidget):
     def set_summary(self, text: str) -> None:
         self.summary.setText(text)
 
-    def set_label(self, label: str, default: str) -> None:
-        if label != self.label_edit.text():
-            self.label_edit.setText(label)
-        self.label_edit.setPlaceholderText(default or "label (defaults to the answer's first words)")
+    def set_classes(self, categories) -> None:
+        """The class list (``engine.project.Category`` values, id order), each with its colour."""
+        self._updating = True
+        current = self.class_box.currentText()
+        self.class_box.clear()
+        for i, c in enumerate(categories):
+            pix = QtGui.QPixmap(12, 12)
+            pix.fill(QtGui.QColor(*c.rgb))
+            self.class_box.addItem(QtGui.QIcon(pix), c.name if i >= 9 else f"{c.name}")
+            self.class_box.setItemData(i, f"key {i + 1}" if i < 9 else "", QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.class_box.setEditText(current)
+        self._updating = False
+
+    def set_category(self, name: str | None, enabled: bool = True) -> None:
+        """The selected object's class ("" shown for none); disabled while no object is selected."""
+        self._updating = True
+        index = self.class_box.findText(name) if name else -1
+        self.class_box.setCurrentIndex(index)
+        self.class_box.setEditText(name or "")
+        self.class_box.setEnabled(enabled)
+        self._updating = False
 
     def set_accepted(self, accepted: bool, can_accept: bool) -> None:
         self._updating = True
@@ -96,8 +120,13 @@ class CandidatesPanel(QtWidgets.QWidget):
         if not self._updating:
             self.chosen.emit(index)
 
-    def _on_label(self) -> None:
-        self.label_edited.emit(self.label_edit.text().strip())
+    def _on_class_picked(self, index: int) -> None:
+        if not self._updating and index >= 0:
+            self.class_chosen.emit(self.class_box.itemText(index))
+
+    def _on_class_typed(self) -> None:
+        if not self._updating:
+            self.class_chosen.emit(self.class_box.currentText().strip())
 
     def _on_accept(self, checked: bool) -> None:
         if not self._updating:

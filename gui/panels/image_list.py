@@ -3,14 +3,15 @@
 An image whose file is missing (moved or deleted) stays in the list, greyed, with a tooltip
 saying so; selecting it shows the "Locate folder…" banner (``gui.relocate``). Each row shows its
 review need at the right (what "Review need first" sorts by); its tooltip says what the need is
-made of (``engine.project.review.review_parts``), so the analyst can tell why an image is first.
+made of (its most doubtful object's reasons, ``engine.project.review``), so the analyst can tell
+why an image is first.
 """
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from engine.project.review import most_in_need, review_parts
+from engine.project.review import most_in_need
 
 REVIEW_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1  # the row's review need (float), None when none is due
 
@@ -28,8 +29,8 @@ STATUS_TEXT = {
     "new": "not asked yet",
     "asked": "asked, no answer yet",
     "answered": "answered",
-    "edited": "mask edited by you",
-    "accepted": "mask accepted",
+    "edited": "objects made or edited by you",
+    "accepted": "done: every object accepted",
     "failed": "cannot be read",
     "missing": "not found: the file was moved or deleted (use “Locate folder…” in the banner)",
 }
@@ -99,30 +100,30 @@ class ImageListModel(QtCore.QAbstractListModel):
         return self._rows.get(image_id), self._missing.get(image_id, False)
 
     def review(self, row: int) -> float | None:
-        """The row's review need as the project keeps it; None when not asked, or accepted."""
+        """The row's review need as the project keeps it (its most doubtful object's); None when it
+        has no object, or every object is accepted."""
         ws = self.workspace
         session = ws.session_for(ws.ids[row])
         summary, _ = self._summary(row)
-        accepted = session.accepted if session is not None else summary is not None and summary.accepted
-        return None if summary is None or not summary.question or accepted else float(summary.review)
+        done = session.done if session is not None else summary is not None and summary.accepted
+        return None if summary is None or not summary.objects or done else float(summary.review)
 
     def review_text(self, row: int) -> str:
-        """The tooltip's part on the review need: its parts, each with its value and meaning
-        (read from the image's question records, only when the tooltip is asked for)."""
+        """The tooltip's part on the review need: the reasons of the object most in need (read from
+        the image's objects, only when the tooltip is asked for)."""
         if self.review(row) is None:
             return ""
         ws = self.workspace
         image_id = ws.ids[row]
-        image = ws._read(lambda: ws.project.get_image(image_id, questions=True), None)
-        records = {q.key: q for q in (image.questions if image is not None else ())}
-        session = ws.session_for(image_id)
-        if session is not None and session.record is not None:  # the live record, maybe not written yet
-            records[session.record.key] = session.record
-        record = most_in_need(list(records.values()))
-        if record is None:
+        image = ws._read(lambda: ws.project.get_image(image_id, records=True), None)
+        if image is None:
             return ""
-        lines = [f"made of (for “{record.question}”), the mean of:"]
-        lines += [f"  • {part.name} {part.value:.2f}: {part.meaning}" for part in review_parts(record)]
+        obj = most_in_need(image.objects)
+        if obj is None or not obj.reasons:
+            return ""
+        what = obj.category or "an unlabelled object"
+        lines = [f"from {what}" + (f" (“{obj.question}”)" if obj.question else "") + ":"]
+        lines += [f"  • {reason}" for reason in obj.reasons]
         return "\n" + "\n".join(lines)
 
     def row_view(self, row: int) -> tuple[str, str, str]:
@@ -133,13 +134,15 @@ class ImageListModel(QtCore.QAbstractListModel):
         if session is not None:  # the live state of an image that was shown or worked on
             answer = None if session.answer is None else session.answer.answer
             return session.name, session.status, _tooltip(session.path, session.status, session.question, answer,
-                                                          session.error, summary, session.accepted)
+                                                          session.error, summary, session.done,
+                                                          (len(session.objects),
+                                                           sum(o.record.accepted for o in session.objects.values())))
         path = ws.paths[row]
         if summary is None:
             return path.name, "missing" if missing else "new", str(path)
         status = "missing" if missing else summary.state
         return path.name, status, _tooltip(path, status, summary.question, summary.answer, summary.error,
-                                           summary, summary.accepted)
+                                           summary, summary.accepted, (summary.objects, summary.accepted_objects))
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.workspace is None or index.row() >= len(self.workspace.ids):
@@ -166,17 +169,19 @@ class ImageListModel(QtCore.QAbstractListModel):
 
 
 def _tooltip(path, status: str, question: str | None, answer: str | None, error: str | None, summary,
-             accepted: bool) -> str:
-    """A row's tooltip: file, state, latest question and answer, error, and the review need the
-    list is sorted by (engine.project.review; from the store's summary)."""
+             accepted: bool, objects: tuple[int, int] = (0, 0)) -> str:
+    """A row's tooltip: file, state, objects (accepted of all), latest question and answer, error,
+    and the review need the list is sorted by (engine.project.review; from the store's summary)."""
     tip = f"{path}\n{STATUS_TEXT.get(status, status)}"
+    if objects[0]:
+        tip += f"\n{objects[0]} object{'s' if objects[0] != 1 else ''}, {objects[1]} accepted"
     if question:
         tip += f"\nquestion: {question}"
     if answer is not None:
         tip += f"\nanswer: {answer}"
     if error:
         tip += f"\n{error}"
-    if summary is not None and summary.question and not accepted:
+    if summary is not None and summary.objects and not accepted:
         tip += f"\nreview need: {summary.review:.2f} (0 = looks right, 1 = check first)"
     return tip
 
@@ -302,7 +307,8 @@ class ImageListPanel(QtWidgets.QWidget):
         self._updating = False
 
     def update_count(self) -> None:
-        """"N images, K accepted[, M missing]" (accepted from the project; missing among those seen)."""
+        """"N images, K done[, M missing]" (done: every object accepted, from the project; missing among
+        those seen)."""
         ws = self.model.workspace
         n = 0 if ws is None else len(ws.ids)
         if not n:
@@ -310,7 +316,7 @@ class ImageListPanel(QtWidgets.QWidget):
             return
         done = ws._read(lambda: ws.project.count_accepted(ws.ids), 0)
         missing = len(ws.missing_sessions())
-        text = f"{n} image{'s' if n != 1 else ''}, {done} accepted"
+        text = f"{n} image{'s' if n != 1 else ''}, {done} done"
         self.count_label.setText(text + (f", {missing} missing" if missing else ""))
 
     def _on_row(self, row: int) -> None:

@@ -1,4 +1,4 @@
-"""The question box and the Ask button."""
+"""The question box, how many objects a question proposes, and the Ask button."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from engine.errors import InputError
 from engine.vqa.question import clean_question_text
 
 
+INSTANCE_CHOICES = (("auto", "objects: auto"), ("one", "one object"), ("several", "one per region"))
+
+
 class QuestionPanel(QtWidgets.QWidget):
-    """Type a question, press Enter or Ask. Earlier questions complete as you type."""
+    """Type a question, press Enter or Ask. Earlier questions complete as you type. The objects
+    choice: "auto" proposes one object per hot region of the heat map when the question asks for
+    several things ("where are the dogs?", "how many ..."), else one."""
 
     ask_requested = QtCore.Signal(str)
+    instances_changed = QtCore.Signal(str)  # "auto", "one" or "several"
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,12 +34,21 @@ class QuestionPanel(QtWidgets.QWidget):
         self.ask_button.setObjectName("askButton")
         self.ask_button.setDefault(True)
         self.ask_button.setToolTip("Ask the question (Enter): heat map, points, mask and answer")
+        self.instances_box = QtWidgets.QComboBox()
+        self.instances_box.setObjectName("instancesBox")
+        for value, text in INSTANCE_CHOICES:
+            self.instances_box.addItem(text, value)
+        self.instances_box.setToolTip("Objects a question proposes: one, one per separate hot region of its heat "
+                                      "map, or auto (several for plural and counting questions)")
+        self.instances_box.currentIndexChanged.connect(
+            lambda i: self.instances_changed.emit(self.instances_box.itemData(i)))
         self.hint = QtWidgets.QLabel("")
         self.hint.setObjectName("questionHint")
         self.hint.setWordWrap(True)
         row = QtWidgets.QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.edit, 1)
+        row.addWidget(self.instances_box)
         row.addWidget(self.ask_button)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 2)
