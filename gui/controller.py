@@ -219,8 +219,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
 
     def _on_ask_shortcut(self) -> None:
         focus = QtWidgets.QApplication.focusWidget()
-        if isinstance(focus, QtWidgets.QLineEdit) and focus is not self.window.question_panel.edit:
-            focus.clearFocus()  # Enter in the label box ends the edit; it does not ask
+        if isinstance(focus, (QtWidgets.QLineEdit, QtWidgets.QComboBox)) and focus is not self.window.question_panel.edit:
+            focus.clearFocus()  # Enter in the class box ends the edit; it does not ask
             return
         self.window.question_panel.request_ask()
 

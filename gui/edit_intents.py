@@ -232,7 +232,7 @@ class EditIntents:
             state = new_object(session, self._default_category(session))
             self._push(session, Group(session, [AddObject(session, state),
                                                 SetPrompts(session, state.uid, PromptState(), after, text)],
-                                      "New object"))
+                                      f"{text} (new object)"))
 
     def _on_preview(self, prompts: PromptState) -> None:
         session, obj = self._selected()

@@ -140,7 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for name in ("undo", "redo"):
             bar.addAction(a[name])
         bar.addSeparator()
-        for name in ("new_object", "accept", "accept_all"):
+        for name in ("new_object", "accept"):
             bar.addAction(a[name])
         bar.addSeparator()
         bar.addAction(a["export"])

@@ -197,7 +197,7 @@ class ObjectsView(QtCore.QObject):
                 self._update_map(before, s.objects[before])
             self.panel.set_current(s.selected)
             self._restyle()
-        elif aspect == "image":
+        elif aspect in ("image", "restored"):  # read again, or put back: every object may differ
             self._rebuild()
 
     def _on_classes(self) -> None:

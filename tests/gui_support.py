@@ -189,3 +189,13 @@ def export_current_coco(qtbot, app, out: Path):
     (ann,) = coco.loadAnns(coco.getAnnIds())
     dialog.close()
     return ann, coco
+
+
+def select_object_row(qtbot, app, row: int = 0) -> str:
+    """A real click on the Objects panel's ``row`` (0: the top of the drawing order) selects that
+    object; returns its uid."""
+    view = app.window.objects_panel.view
+    rect = view.visualRect(view.model().index(row, 0))
+    QTest.mouseClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: app.workspace.current.selected is not None, timeout=WAIT_MS)
+    return app.workspace.current.selected

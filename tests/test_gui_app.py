@@ -231,12 +231,14 @@ def test_enter_asks_once_and_escape_cancels(harness, qtbot, tmp_path):
     with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS):
         QTest.keyClick(edit, QtCore.Qt.Key.Key_Return)
     assert asked == ["what is the yellow disc?"]
-    # Enter in the label box finishes the label, it does not ask
-    label = w.candidates_panel.label_edit
+    # Enter in the class box gives the selected object (the question's proposal) its class, it does not ask
+    assert app.workspace.current.selected is not None
+    label = w.candidates_panel.class_box.lineEdit()
     label.setFocus()
     QTest.keyClicks(label, "disc")
     QTest.keyClick(label, QtCore.Qt.Key.Key_Return)
-    assert asked == ["what is the yellow disc?"] and app.workspace.current.label == "disc"
+    assert asked == ["what is the yellow disc?"] and app.workspace.current.category == "disc"
+    assert "disc" in app.workspace.classes()  # a new name joins the class list
     # an empty question gives a hint, not a request
     edit.setText("  ?  ")
     w.question_panel.ask_button.click()
@@ -251,7 +253,7 @@ def test_box_prompt_from_ctrl_drag_segments_with_the_box(harness, qtbot, tmp_pat
     assert session.prompts.box is not None and not session.prompts.points
     mask = wait_mask(qtbot, app)
     assert session.segmentation.box is not None and mask.shape == (120, 160)
-    assert session.undo_stack.undoText() == "Draw box"
+    assert session.undo_stack.undoText() == "Draw box (new object)"  # nothing was selected: a new object
     app.window.action_map["tool_box"].trigger()
     assert c.editor.tool.value == "box"
     app.window.action_map["tool_points"].trigger()

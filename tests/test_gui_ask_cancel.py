@@ -1,5 +1,6 @@
 """Esc on a new question in the app: the window and the project file go back to the image's last
-complete state (engine/annotation/last_complete.py, gui/controller.py)."""
+complete state (engine/annotation/asking.py AskFlow.abandon, gui/controller.py); the objects a
+person made are never touched by an ask, cancelled or not."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pytest
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from engine.project import Project, QuestionRecord
+from engine.project import ObjectRecord, Project, QuestionRun
 from engine.prompts import NEGATIVE, Point
-from gui_support import WAIT_MS, click_image, fast_settings, write_photo, harness_fixture
+from gui_support import WAIT_MS, click_image, fast_settings, select_object_row, write_photo, harness_fixture
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 QUESTION = "what is the yellow disc?"
@@ -22,7 +23,8 @@ def harness(qtbot, tmp_path, tiny_models_dir):
 
 
 def _complete_project(tmp_path, img):
-    """A project where the image has one complete record: answered, labelled, edited and accepted."""
+    """A project where the image has one complete run (answered) and its object: labelled, edited
+    and accepted."""
     project_file = tmp_path / "work.qmask"
     heat = np.zeros((16, 16), np.float32)
     heat[4:8, 8:12] = 1.0
@@ -31,11 +33,13 @@ def _complete_project(tmp_path, img):
     with Project.create(project_file) as project:
         image = project.add_image(img, width=160, height=120)
         auto = Point(90.0, 50.0, score=0.9, source="auto")
-        record = QuestionRecord(question=QUESTION, answer="a lemon", captions=["a lemon on a table"], heatmap=heat,
-                                auto_points=[auto], points=[auto, Point(20.0, 20.0, label=NEGATIVE)],
-                                label="lemon", accepted=True)
-        record.set_mask(mask, source="user")
-        project.put_question(image, record)
+        run = QuestionRun(question=QUESTION, answer="a lemon", captions=["a lemon on a table"], heatmap=heat,
+                          auto_points=[auto])
+        obj = ObjectRecord(category="lemon", question=QUESTION, source="question", auto_points=[auto],
+                           points=[auto, Point(20.0, 20.0, label=NEGATIVE)], accepted=True)
+        obj.set_mask(mask, source="user")
+        run.object_uids = [obj.uid]
+        project.put_changes(image, runs=[run], objects=[obj], source="user", action="test")
     return project_file, mask
 
 
@@ -43,8 +47,11 @@ def _shown(app) -> dict:
     w, s = app.window, app.workspace.current
     return {"question": w.question_panel.edit.text(), "heat": None if w.canvas.heat_layer.grid is None
             else w.canvas.heat_layer.grid.tolist(), "points": w.canvas.points_layer.points,
-            "answer": w.answer_panel.answer_label.text(), "label": w.candidates_panel.label_edit.text(),
+            "answer": w.answer_panel.answer_label.text(), "class": w.candidates_panel.class_box.currentText(),
             "accepted": w.action_map["accept"].isChecked(), "mask": None if s.mask is None else s.mask.tolist(),
+            "objects": [(o.uid, o.record.category, o.record.accepted, o.record.mask_rle["counts"])
+                        for o in s.ordered()],
+            "rows": w.objects_panel.model.rowCount(),
             "row": w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole)}
 
 
@@ -78,45 +85,56 @@ def _ask_and_escape_in_captions(app, qtbot, look) -> list:
     return pressed
 
 
+def _select_first_object(app, qtbot) -> None:
+    select_object_row(qtbot, app)
+
+
 def test_escape_on_a_new_question_restores_the_window_and_the_project(harness, qtbot, tmp_path):
     app, project_file, img, mask = _open_and_cancel_setup(harness, qtbot, tmp_path)
     w = app.window
+    _select_first_object(app, qtbot)
     before = _shown(app)
     assert before["answer"] == "a lemon" and before["accepted"] and before["heat"] is not None
     assert before["question"] == QUESTION and len(before["points"]) == 2 and before["row"] == "accepted"
+    assert before["class"] == "lemon" and before["rows"] == 1
     # what Esc ends: the new question, no answer
     pressed = _ask_and_escape_in_captions(app, qtbot, lambda: _shown(app))
     assert pressed[0]["question"] == "where is the dog?" and pressed[0]["answer"] != "a lemon"
+    assert pressed[0]["objects"][0] == before["objects"][0]  # the ask never touched the accepted object
+    session = app.workspace.current
+    session.select(before["objects"][0][0])  # (the ask selected its own proposal, which Esc took back)
     assert _shown(app) == before
     assert "last complete state" in w.messages.current_text
-    session = app.workspace.current
     assert session.answer.captions == ("a lemon on a table",) and np.array_equal(session.mask, mask)
     qtbot.waitUntil(lambda: not app.client.busy, timeout=WAIT_MS)
     app.workspace.drain()
     with Project.open(project_file) as other:  # as another process (or the next start) reads it
-        questions = other.find_image(img).questions
-    assert [q.question for q in questions] == [QUESTION]
-    assert questions[0].accepted and questions[0].answer == "a lemon" and np.array_equal(questions[0].mask(), mask)
+        stored = other.find_image(img)
+    assert [r.question for r in stored.runs] == [QUESTION] and stored.runs[0].answer == "a lemon"
+    assert [(o.category, o.accepted) for o in stored.objects] == [("lemon", True)]
+    assert np.array_equal(stored.objects[0].mask(), mask)
 
 
 def test_after_escape_undo_and_redo_walk_the_steps_that_led_to_the_restored_state(harness, qtbot, tmp_path):
-    """The cancelled ask's "Automatic points" step is gone from the image's undo stack: Ctrl+Z
-    undoes the click made before the question, Ctrl+Shift+Z redoes it and nothing more."""
+    """An ask puts no step on the undo stack (its proposals are the model's, taken back by Esc):
+    after Esc, Ctrl+Z undoes the click made before the question, Ctrl+Shift+Z redoes it and nothing more."""
     app, _file, _img, _mask = _open_and_cancel_setup(harness, qtbot, tmp_path)
     w, session = app.window, app.workspace.current
+    _select_first_object(app, qtbot)
+    uid = session.selected
     two = w.canvas.points_layer.points
-    click_image(w.canvas, 130.5, 90.5)  # a third point, before the question
+    click_image(w.canvas, 130.5, 90.5)  # a third point of the selected object, before the question
     three = w.canvas.points_layer.points
     assert len(two) == 2 and len(three) == 3 and session.undo_stack.undoText() == "Add positive point"
-    # the ask's own step is on the stack when Esc is pressed
     at_escape = _ask_and_escape_in_captions(app, qtbot, session.undo_stack.undoText)
-    assert at_escape == ["Automatic points"]
-    assert w.canvas.points_layer.points == three and "last complete state" in w.messages.current_text
+    assert at_escape == ["Add positive point"]
+    assert "last complete state" in w.messages.current_text
     a = w.action_map
     assert a["undo"].isEnabled() and not a["redo"].isEnabled()
     assert a["undo"].toolTip() == "Undo Add positive point (Ctrl+Z)"
     w.canvas.setFocus()
     QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert session.selected == uid  # undo shows the object it changed
     assert w.canvas.points_layer.points == two and session.undo_stack.index() == 0
     QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier
                    | QtCore.Qt.KeyboardModifier.ShiftModifier)

@@ -10,7 +10,7 @@ from PIL import Image
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from engine.project import Project, default_label
+from engine.project import Project
 from gui.panels.answer_panel import display_answer
 from gui_support import WAIT_MS, ask_and_wait, fast_settings, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
@@ -29,9 +29,10 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     wait_shown(qtbot, app)
     w = app.window
     first = ask_and_wait(qtbot, app, "what is the yellow disc?")
+    uid = first.selected  # the question's proposal, selected when it came
     w.candidates_panel.buttons[1].click()
     QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_Space)  # accept
-    assert first.accepted and first.chosen == 1
+    assert first.accepted and first.chosen == 1 and first.done
     mask, answer = first.mask.copy(), first.answer.answer
     # D: next image (read on demand), A: back, state intact
     QTest.keyClick(w.canvas, QtCore.Qt.Key.Key_D)
@@ -46,20 +47,24 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     assert w.candidates_panel.buttons[1].isChecked() and w.candidates_panel.accept_box.isChecked()
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     # undo history is per image
-    assert first.undo_stack.undoText() == "Accept mask" and second.undo_stack.count() == 0
-    # written as made (by the store's thread: drained here): the file has the question, mask and acceptance
+    assert first.undo_stack.undoText() == "Accept object" and second.undo_stack.count() == 0
+    # written as made (by the store's thread: drained here): the file has the run, the object and its acceptance
     app.workspace.drain()
     on_disk = Project.open(project_file)
-    rec = on_disk.find_image(a).find_question("what is the yellow disc?")
-    assert rec is not None and rec.accepted and rec.answer == answer
-    assert np.array_equal(rec.mask(), mask) and rec.label == (default_label(answer) or None)  # its first words
+    stored = on_disk.find_image(a)
+    assert stored.find_run("what is the yellow disc?").answer == answer
+    obj = stored.find_object(uid)
+    assert obj.accepted and obj.question == "what is the yellow disc?" and not obj.proposal
+    assert np.array_equal(obj.mask(), mask) and obj.category is None  # no class list: unlabelled, never the answer
     # a new window on the same project shows it again (no model call needed)
     app.window.close()
     again = harness.build([], project=project_file)
     restored = again.workspace.sessions[again.workspace.find(a)]
     again.workspace.set_index(again.workspace.find(a))
     qtbot.waitUntil(lambda: restored.image is not None, timeout=WAIT_MS)
-    assert restored.accepted and restored.answer.answer == answer and np.array_equal(restored.mask, mask)
+    assert restored.done and restored.answer.answer == answer and restored.selected is None
+    restored.select(uid)
+    assert restored.accepted and np.array_equal(restored.mask, mask)
     assert np.array_equal(again.window.canvas.mask_layer.mask, mask)
     assert again.window.canvas.heat_layer.grid is not None
 
@@ -73,9 +78,9 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
     w = app.window
-    w.candidates_panel.label_edit.setText("saucer")
-    w.candidates_panel.label_edit.editingFinished.emit()
-    assert session.label == "saucer" and session.undo_stack.undoText() == "Label 'saucer'"
+    w.candidates_panel.class_box.setEditText("saucer")
+    w.candidates_panel.class_box.lineEdit().editingFinished.emit()
+    assert session.category == "saucer" and session.undo_stack.undoText() == "Class 'saucer'"
     w.candidates_panel.accept_box.click()
     assert session.accepted
     w.action_map["export"].trigger()
@@ -115,7 +120,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     overlay = np.array(Image.open(overlays[0]).convert("RGB")).astype(int)
     photo = np.array(Image.open(img).convert("RGB")).astype(int)
     assert np.abs(overlay - photo)[session.mask].mean() > np.abs(overlay - photo)[~session.mask].mean() * 0.5
-    assert "Exported 1 annotation" in dialog.status.text()
+    assert "Exported 1 annotation" in dialog.status.text()  # one object
     # RLE export of all images also validates
     dialog.coco_polygons.setCurrentIndex(0)
     dialog.scope_all.setChecked(True)
@@ -191,6 +196,7 @@ def test_a_cancelled_first_question_leaves_the_image_as_it_was(harness, qtbot, t
     assert "Cancelled" in w.messages.current_text and "last complete state" in w.messages.current_text
     # no half-made question: the image is new again (tests/test_gui_ask_cancel.py: one with an answer)
     assert session.question_map is None and session.mask is None and session.answer is None
+    assert not session.objects and not session.runs and w.objects_panel.model.rowCount() == 0
     assert w.canvas.heat_layer.grid is None and session.status == "new"
     qtbot.waitUntil(lambda: not w.status.cancel_button.isVisible(), timeout=WAIT_MS)
     assert not app.client.busy
@@ -212,7 +218,7 @@ def test_a_corrupt_image_shows_a_message_and_the_app_keeps_working(harness, qtbo
     # the failure is in the project too (batch and GUI share it)
     app.workspace.drain()
     with Project.open(app.workspace.project.path) as other:  # as another process reads it
-        statuses = {img.path: img.status for img in other.iter_images(questions=False)}
+        statuses = {img.path: img.status for img in other.iter_images(records=False)}
     assert statuses["a-corrupt.png"] == "failed" and statuses["b-good.png"] == "ok"
 
 
@@ -247,7 +253,7 @@ def test_loading_from_an_empty_folder_offers_the_models_dialog(harness, qtbot, t
 
 def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
     from engine.imaging.masks import encode_rle
-    from engine.project import QuestionRecord
+    from engine.project import ObjectRecord, QuestionRun
 
     imgs = [write_photo(tmp_path / f"img{i}.png", seed=i) for i in range(3)]
     project_file = tmp_path / "batch.qmask"
@@ -262,9 +268,11 @@ def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
         rec = project.add_image(path, width=160, height=120)
         rec.mark_ok(160, 120)
         project.update_image(rec)
-        project.put_question(rec, QuestionRecord(question="what is it?", answer="thing", itm_probability=itm,
-                                                 heatmap=heat, mask_rle=encode_rle(mask), mask_score=iou,
-                                                 accepted=accepted), source="chain")
+        obj = ObjectRecord(question="what is it?", mask_rle=encode_rle(mask), mask_score=iou, accepted=accepted,
+                           source="batch", proposal=True)
+        run = QuestionRun(question="what is it?", answer="thing", itm_probability=itm, heatmap=heat,
+                          object_uids=[obj.uid])
+        project.put_changes(rec, runs=[run], objects=[obj], source="chain")
     project.close()
     app = harness.build([], project=project_file)
     names = [s.name for s in app.workspace.sessions]
@@ -272,7 +280,9 @@ def test_a_batch_project_opens_sorted_by_review_need(harness, qtbot, tmp_path):
     assert [app.window.image_list.list.item(i).text() for i in range(3)] == names
     assert app.workspace.current.name == "img1.png"
     qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
-    assert np.array_equal(app.window.canvas.mask_layer.mask, mask)  # the batch's mask, shown at once
+    objects = app.window.canvas.objects_layer
+    qtbot.waitUntil(lambda: objects.label_map is not None, timeout=WAIT_MS)
+    assert np.array_equal(objects.label_map.ids > 0, mask)  # the batch's object, drawn at once
     assert app.window.answer_panel.answer_label.text() == "thing"
 
 
@@ -285,7 +295,7 @@ def test_open_a_folder_in_natural_order(harness, qtbot, tmp_path):
     app = harness.build([], start=False)
     app.controller.open_paths([folder])
     assert [s.name for s in app.workspace.sessions] == ["img1.png", "img2.png", "img10.png"]
-    assert app.window.image_list.count_label.text() == "3 images, 0 accepted"
+    assert app.window.image_list.count_label.text() == "3 images, 0 done"
     app.controller.open_paths([tmp_path / "missing-folder"])
     assert "missing-folder" in app.window.messages.current_text
 

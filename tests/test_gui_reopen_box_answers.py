@@ -7,7 +7,7 @@ from PySide6 import QtCore
 
 from engine.project import Project
 from gui.panels.answer_panel import display_answer
-from gui_support import WAIT_MS, ask_and_wait, drag_image, write_photo, harness_fixture, wait_shown
+from gui_support import WAIT_MS, ask_and_wait, drag_image, select_object_row, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -35,10 +35,12 @@ def test_a_reopened_image_shows_its_box_and_its_previous_answer(harness, qtbot, 
     second = session.answer.answer
     assert session.previous_answer.answer == first
     app.workspace.drain()
+    uid = session.selected
     with Project.open(project_file) as other:  # in the file, for provenance
-        record = other.find_image(img).find_question("what is the yellow disc?")
-    assert record.box == box and [a.answer for a in record.previous_answers] == [first]
-    assert record.previous_answers[0].alpha == 0.5 and not record.previous_answers[0].edited
+        stored = other.find_image(img)
+    obj, run = stored.find_object(uid), stored.find_run("what is the yellow disc?")
+    assert obj.box == box and [a.answer for a in run.previous_answers] == [first]
+    assert run.previous_answers[0].alpha == 0.5 and not run.previous_answers[0].edited
 
     app.window.close()
     again = harness.build([], project=project_file)
@@ -46,6 +48,8 @@ def test_a_reopened_image_shows_its_box_and_its_previous_answer(harness, qtbot, 
     again.workspace.set_index(again.workspace.find(img))
     qtbot.waitUntil(lambda: restored.image is not None, timeout=WAIT_MS)
     aw = again.window
+    assert restored.selected is None  # a reopened image selects nothing: every object is shown
+    assert select_object_row(qtbot, again) == uid
     assert restored.prompts.box == box and aw.canvas.box_layer.box == box
     assert aw.canvas.editor.state.box == box  # the next edit starts from the box, it does not drop it
     assert aw.answer_panel.answer_label.text() == display_answer(second)

@@ -52,8 +52,10 @@ def test_screenshot_of_the_sample_photo(fast_front_door, tmp_path, tiny_models_d
     project = Project.open(projects[0])
     record = project.find_image(SAMPLE_IMAGE)
     assert record is not None and record.status == "ok"
-    q = record.find_question(SAMPLE_QUESTION)
-    assert q is not None and q.answer is not None and q.mask() is not None and q.random_weights
+    run = record.find_run(SAMPLE_QUESTION)
+    assert run is not None and run.answer is not None and run.random_weights
+    proposed = [o for o in record.objects if o.question == run.question]
+    assert proposed and all(o.mask() is not None for o in proposed)
 
 
 def test_screenshot_of_a_given_image_and_question(fast_front_door, tmp_path, tiny_models_dir):
@@ -63,8 +65,10 @@ def test_screenshot_of_a_given_image_and_question(fast_front_door, tmp_path, tin
     code = main([str(img), "--question", "what is the yellow disc?", "--models", str(tiny_models_dir),
                  "--device", "cpu", "--project", str(project), "--screenshot", str(out)])
     assert code == 0 and out.is_file()
-    q = Project.open(project).find_image(img).find_question("what is the yellow disc?")
-    assert q is not None and q.answer is not None and len(q.points) > 0
+    record = Project.open(project).find_image(img)
+    run = record.find_run("what is the yellow disc?")
+    assert run is not None and run.answer is not None
+    assert record.objects and all(len(o.points) > 0 for o in record.objects)
 
 
 def test_screenshot_fails_cleanly_on_a_bad_image(fast_front_door, tmp_path, tiny_models_dir, capsys):

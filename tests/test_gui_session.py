@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.annotation import ChooseCandidate, SetAlpha, SetPrompts
+from engine.annotation import ChooseCandidate, SetAccepted, SetAlpha, SetCategory, SetPrompts, new_object
 from engine.annotation.prompts import PromptState
 from engine.imaging.images import image_from_array
 from engine.project import Project
@@ -25,17 +25,20 @@ class Target:
     def __init__(self) -> None:
         self.decoded = 0
 
-    def apply_prompts(self, session, prompts, chosen):
-        session.set_prompts(prompts, chosen)
-        if session.needs_segmentation():
+    def apply_prompts(self, session, uid, prompts, chosen):
+        session.set_prompts(prompts, chosen, uid=uid)
+        if session.needs_segmentation(uid):
             self.decoded += 1
-            session.accept_segmentation(prompts, session.generation, fake_segmentation(prompts))
+            session.accept_segmentation(prompts, session.objects[uid].generation, fake_segmentation(prompts), uid=uid)
 
-    def apply_choice(self, session, index):
-        session.set_chosen(index)
+    def apply_choice(self, session, uid, index):
+        session.set_chosen(index, uid=uid)
 
-    def apply_alpha(self, session, alpha):
-        session.set_alpha(alpha)
+    def apply_alpha(self, session, run_key, alpha):
+        session.set_alpha(alpha, run_key=run_key)
+
+    def apply_accepted(self, session, uid, accepted):
+        session.set_accepted(accepted, uid=uid)
 
 
 @pytest.fixture
@@ -46,12 +49,19 @@ def workspace(qtbot, tmp_path):
     ws.close()
 
 
-def open_session(ws: Workspace, tmp_path: Path, name: str = "a.png"):
+def open_session(ws: Workspace, tmp_path: Path, name: str = "a.png", question: str | None = "what is it?"):
+    """A session on a blank 40 x 30 image with one (empty, selected) object and, unless
+    ``question`` is None, a run of that question shown (the fusion alpha belongs to it)."""
     path = tmp_path / name
     path.write_bytes(b"")  # never read here: the image is given as an array
     session, = ws.add_paths([path])
     ws.set_index(ws.sessions.index(session))
     session.set_image(image_from_array(np.zeros((30, 40, 3), np.uint8)))
+    if question is not None:
+        session.asks.start(question)
+        session.asks.finish()
+    state = new_object(session)
+    session.add_objects([state], select=state.uid)
     return session
 
 
@@ -69,16 +79,17 @@ def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
     session = open_session(workspace, tmp_path)
     target = Target()
     stack = session.undo_stack
+    uid, key = session.selected, session.run_key
     s1 = PromptState((Point(10, 10),))
-    stack.push(QtEdit(SetPrompts(session, session.prompts, s1, "Add positive point", target=target)))
+    stack.push(QtEdit(SetPrompts(session, uid, session.prompts, s1, "Add positive point", target=target)))
     m1 = session.mask.copy()
     s2 = s1.with_points(s1.points + (Point(30, 20, NEGATIVE),))
-    stack.push(QtEdit(SetPrompts(session, s1, s2, "Add negative point", target=target)))
-    stack.push(QtEdit(ChooseCandidate(session, 0, 2, target=target)))
+    stack.push(QtEdit(SetPrompts(session, uid, s1, s2, "Add negative point", target=target)))
+    stack.push(QtEdit(ChooseCandidate(session, uid, 0, 2, target=target)))
     assert session.chosen == 2
-    stack.push(QtEdit(SetAlpha(session, 0.5, 0.4, gesture=1, target=target)))
-    stack.push(QtEdit(SetAlpha(session, 0.4, 0.3, gesture=1, target=target)))  # same drag: merged
-    stack.push(QtEdit(SetAlpha(session, 0.3, 0.9, gesture=2, target=target)))
+    stack.push(QtEdit(SetAlpha(session, key, 0.5, 0.4, gesture=1, target=target)))
+    stack.push(QtEdit(SetAlpha(session, key, 0.4, 0.3, gesture=1, target=target)))  # same drag: merged
+    stack.push(QtEdit(SetAlpha(session, key, 0.3, 0.9, gesture=2, target=target)))
     assert stack.count() == 5 and session.alpha == 0.9
     stack.undo()
     stack.undo()
@@ -104,9 +115,9 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     target = Target()
-    session.undo_stack.push(QtEdit(SetPrompts(session, session.prompts, PromptState((Point(5, 5),)), "Add",
-                                              target=target)))
-    session.undo_stack.push(QtEdit(SetAlpha(session, 0.5, 0.3, gesture=1, target=target)))
+    session.undo_stack.push(QtEdit(SetPrompts(session, session.selected, session.prompts, PromptState((Point(5, 5),)),
+                                              "Add", target=target)))
+    session.undo_stack.push(QtEdit(SetAlpha(session, session.run_key, 0.5, 0.3, gesture=1, target=target)))
     assert session.undo_stack.count() == 2
     assert ws.close()
     assert session.undo_stack.count() == 0
@@ -134,7 +145,7 @@ def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):
     new = PromptState((Point(20, 20),))
     session.set_prompts(new)
     assert not session.accept_segmentation(old, gen_old, fake_segmentation(old))
-    assert session.mask is None and session.cached_segmentation(old) is not None
+    assert session.mask is None and session.selected_object.cached_segmentation(old) is not None
     assert session.accept_segmentation(new, session.generation, fake_segmentation(new))
     assert session.mask[20, 20]
 
@@ -142,29 +153,36 @@ def test_stale_decoder_replies_are_cached_not_shown(workspace, tmp_path):
 def test_segmentation_cache_is_bounded(workspace, tmp_path):
     session = open_session(workspace, tmp_path)
     states = [PromptState((Point(float(i % 40), 1.0 + i // 40),)) for i in range(SEG_CACHE_SIZE + 5)]
+    obj = session.selected_object  # each object keeps its own
     for s in states:
-        session.cache_segmentation(s, fake_segmentation(s))
-    assert session.cached_segmentation(states[0]) is None
-    assert session.cached_segmentation(states[-1]) is not None
+        obj.cache_segmentation(s, fake_segmentation(s))
+    assert obj.cached_segmentation(states[0]) is None
+    assert obj.cached_segmentation(states[-1]) is not None
 
 
 def test_session_writes_the_project_record_at_once(workspace, tmp_path):
-    session = open_session(workspace, tmp_path)
+    session = open_session(workspace, tmp_path, question=None)
     target = Target()
-    session.start_question("what is it?")
+    uid = session.selected  # the object made by hand
+    session.asks.start("what is it?")  # (it proposes nothing here: no decoder)
+    session.asks.take(AnswerResult("a box"))
+    session.select(uid)
     p = PromptState((Point(10, 10),))
-    session.undo_stack.push(QtEdit(SetPrompts(session, session.prompts, p, "Add positive point", target=target)))
-    session.set_answer(AnswerResult("a box"))
-    session.set_accepted(True)
+    session.undo_stack.push(QtEdit(SetPrompts(session, uid, session.prompts, p, "Add positive point", target=target)))
+    session.undo_stack.push(QtEdit(SetAccepted(session, uid, True, target=target)))
     workspace.drain()  # the writes go through the store's own thread, in order
     saved = Project.open(workspace.project.path)
-    rec = saved.find_image(session.path).find_question("what is it?")
-    assert rec.accepted and rec.answer == "a box" and rec.label == "a box"
-    assert rec.mask_source == "user" and np.array_equal(rec.mask(), session.mask)
-    assert [c.name for c in saved.categories] == ["a box"]
-    session.set_label("carton")
+    stored = saved.find_image(session.path)
+    assert stored.find_run("what is it?").answer == "a box"
+    obj = stored.find_object(uid)
+    assert obj.accepted and obj.category is None  # never the answer's text
+    assert obj.mask_source == "user" and np.array_equal(obj.mask(), session.mask)
+    assert saved.categories == []
+    session.undo_stack.push(QtEdit(SetCategory(session, uid, None, "carton")))
     workspace.drain()
-    assert Project.open(workspace.project.path).find_image(session.path).questions[0].label == "carton"
+    again = Project.open(workspace.project.path)
+    assert again.find_image(session.path).find_object(uid).category == "carton"
+    assert [c.name for c in again.categories] == ["carton"]
 
 
 def test_default_project_path_is_per_folder_in_the_data_dir(tmp_path, monkeypatch):
@@ -205,8 +223,10 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
 
     show(0)
     first = sessions[0]
+    state = new_object(first)
+    first.add_objects([state], select=state.uid)
     p = PromptState((Point(10, 10),))
-    first.undo_stack.push(QtEdit(SetPrompts(first, first.prompts, p, "Add positive point", target=target)))
+    first.undo_stack.push(QtEdit(SetPrompts(first, state.uid, first.prompts, p, "Add positive point", target=target)))
     first.set_chosen(1)
     mask = first.mask.copy()
     for i in range(1, len(sessions)):
@@ -214,6 +234,7 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
     assert first.image is None and sessions[-1].image is not None
     assert sum(s.image is not None for s in sessions) == IMAGES_IN_MEMORY
     assert np.array_equal(first.mask, mask) and first.prompts.key() == p.key()  # the user's work stays
+    assert first.selected_object.segmentation is None  # its decoded candidates went with the pixels
     show(0)
     assert first.image is not None and np.array_equal(first.mask, mask)
 
@@ -224,18 +245,19 @@ def test_an_undo_stack_put_back_does_and_undoes_nothing_and_keeps_its_redo_steps
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     stack, target = session.undo_stack, Target()
+    key = session.run_key
     for gesture, (before, after) in enumerate([(0.5, 0.1), (0.1, 0.2), (0.2, 0.3)]):
-        stack.push(QtEdit(SetAlpha(session, before, after, gesture=gesture, target=target)))
+        stack.push(QtEdit(SetAlpha(session, key, before, after, gesture=gesture, target=target)))
     stack.undo()
     snapshot = session.history.snapshot()
-    stack.push(QtEdit(SetAlpha(session, 0.2, 0.7, gesture=9, target=target)))  # drops the redo step
+    stack.push(QtEdit(SetAlpha(session, key, 0.2, 0.7, gesture=9, target=target)))  # drops the redo step
     assert stack.count() == 3 and session.alpha == 0.7
     session.history.restore(snapshot)
     assert stack.count() == 3 and stack.index() == 2 and session.alpha == 0.7  # bookkeeping only
     assert stack.redoText() == "Fusion alpha 0.30"
     stack.redo()
     assert session.alpha == 0.3 and not stack.canRedo()
-    stack.push(QtEdit(SetAlpha(session, 0.3, 0.35, gesture=2, target=target)))  # the same drag: merges, as before
+    stack.push(QtEdit(SetAlpha(session, key, 0.3, 0.35, gesture=2, target=target)))  # the same drag: merges, as before
     assert stack.count() == 3 and session.alpha == 0.35
     for alpha in (0.2, 0.1, 0.5):
         stack.undo()

@@ -1,5 +1,5 @@
 """The app over the SQLite store: a 10,000-image project opens reading only what it shows, and
-what other processes write shows up (list rows, statuses, the shown image's records)."""
+what other processes write shows up (list rows, statuses, the shown image's objects and runs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from engine.imaging.masks import encode_rle
-from engine.project import ImageRecord, Project, QuestionRecord
+from engine.project import ImageRecord, ObjectRecord, Project, QuestionRun
 
 import pytest
 
@@ -25,14 +25,18 @@ def harness(qtbot, tmp_path, tiny_models_dir):
     yield from harness_fixture(qtbot, tmp_path, tiny_models_dir)
 
 
-def _record(question: str, itm: float, answer: str = "thing", h: int = 30, w: int = 40) -> QuestionRecord:
+def _annotated(path: str, question: str, itm: float, answer: str = "thing", h: int = 30, w: int = 40) -> ImageRecord:
+    """An image with one answered run and the object it proposed."""
     mask = np.zeros((h, w), bool)
     mask[5:20, 8:30] = True
     heat = np.zeros((6, 6), np.float32)
     heat[1:3, 1:4] = 1.0
-    return QuestionRecord(question=question, answer=answer, itm_probability=itm, heatmap=heat,
-                          mask_rle=encode_rle(mask), auto_mask_rle=encode_rle(mask), mask_score=0.8,
-                          captions=["a small thing on a table"] * 20)
+    run = QuestionRun(question=question, answer=answer, itm_probability=itm, heatmap=heat,
+                      captions=["a small thing on a table"] * 20)
+    obj = ObjectRecord(mask_rle=encode_rle(mask), auto_mask_rle=encode_rle(mask), mask_score=0.8, source="batch",
+                       question=question, proposal=True)
+    run.object_uids = [obj.uid]
+    return ImageRecord(path=path, width=w, height=h, status="ok", runs=[run], objects=[obj])
 
 
 def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, tmp_path):
@@ -43,10 +47,8 @@ def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, 
     with Project.create(project_file) as project:
         images = []
         for i in range(n):
-            img = ImageRecord(path=f"images/img{i:05d}.png", width=40, height=30, status="ok")
             # img00007 needs review most (BLIP doubts it most): it is shown first.
-            img.questions = [_record("what is it?", itm=0.01 if i == 7 else 0.9)]
-            images.append(img)
+            images.append(_annotated(f"images/img{i:05d}.png", "what is it?", itm=0.01 if i == 7 else 0.9))
         project.import_records(images)
     for i in (7, 0, 1):
         write_photo(folder / f"img{i:05d}.png", w=40, h=30, seed=i)
@@ -59,22 +61,22 @@ def test_a_10000_image_project_opens_reading_only_what_it_shows(harness, qtbot, 
     assert app.workspace.current.answer is not None and app.workspace.current.answer.answer == "thing"
     qtbot.wait(50)  # let the list paint its first screen
     reads = app.workspace.project.reads
-    # One image's question records (the shown one); list rows a page or two, never all 10,000.
-    assert reads["questions"] == 1, reads
+    # One image's objects and runs (the shown one); list rows a page or two, never all 10,000.
+    assert reads["objects"] == 1 and reads["runs"] == 1, reads
     assert reads["images"] <= 3 * 128, reads
     assert len(app.workspace.made_sessions()) == 1
     # A row far down the list is read when it is looked at, from the store's summary.
     assert w.image_list.list.item(9_000).data(QtCore.Qt.ItemDataRole.UserRole) == "missing"
     assert w.image_list.list.item(1).text() == "img00000.png"
     assert w.image_list.list.item(1).data(QtCore.Qt.ItemDataRole.UserRole) == "answered"
-    assert app.workspace.project.reads["questions"] == 1
+    assert app.workspace.project.reads["objects"] == 1
 
 
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
     from engine.imaging.masks import encode_rle
-    from engine.project import Project, QuestionRecord
+    from engine.project import ObjectRecord, Project, QuestionRun
 
     project = Project.open(sys.argv[1], writer="other")
     shown, other, new = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -84,9 +86,10 @@ WRITER = textwrap.dedent("""
         img = project.find_image(path)
         img.mark_ok(160, 120)
         project.update_image(img)
-        project.put_question(img, QuestionRecord(question="who wrote this?", answer=answer, accepted=accepted,
-                                                 mask_rle=encode_rle(mask), auto_mask_rle=encode_rle(mask)),
-                             source="user")
+        obj = ObjectRecord(question="who wrote this?", accepted=accepted, mask_rle=encode_rle(mask),
+                           auto_mask_rle=encode_rle(mask), source="question")
+        run = QuestionRun(question="who wrote this?", answer=answer, object_uids=[obj.uid])
+        project.put_changes(img, runs=[run], objects=[obj], source="user")
     project.add_image(new)
     project.close()
 """)
@@ -108,20 +111,23 @@ def test_changes_written_by_another_process_show_up(harness, qtbot, tmp_path):
     qtbot.waitUntil(lambda: w.image_list.list.count() == 4, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: shown.answer is not None and shown.answer.answer == "written elsewhere",
                     timeout=WAIT_MS)
-    assert shown.question == "who wrote this?" and shown.mask is not None and shown.mask.sum() == 40 * 70
+    assert shown.question == "who wrote this?" and len(shown.objects) == 1
+    uid, = shown.objects
+    assert shown.objects[uid].mask.sum() == 40 * 70
+    assert w.objects_panel.model.rowCount() == 1  # the Objects panel lists it
     row_c = ws.find(paths[2])
     assert w.image_list.list.item(row_c).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     assert "also elsewhere" in w.image_list.list.item(row_c).toolTip()
     assert w.image_list.list.item(3).text() == "d.png"
-    assert "1 accepted" in w.image_list.count_label.text()
+    assert "1 done" in w.image_list.count_label.text()
     # Our own edits are not mistaken for someone else's: the shown session keeps its state.
-    shown.set_label("mine")
+    shown.set_category("mine", uid=uid)
     ws.drain()  # written (by the store's thread, on its own connection) before we look
     assert ws.check_external() == []
     with Project.open(project_file) as other:
-        rec = other.find_image(paths[0]).find_question("who wrote this?")
-        assert rec.label == "mine"
-        writers = {e.writer.split("@")[0] for e in other.edits(rec and other.find_image(paths[0]).id)}
+        image = other.find_image(paths[0])
+        assert image.find_object(uid).category == "mine"
+        writers = {e.writer.split("@")[0] for e in other.edits(image.id)}
         assert writers == {"other", "app"}
 
 
@@ -132,9 +138,7 @@ def test_the_list_sorts_by_the_stores_orders_and_keeps_the_shown_image(harness, 
         images = []
         for i, name in enumerate(names):  # c needs review most, then a, then b
             write_photo(tmp_path / name, w=40, h=30, seed=i)
-            img = ImageRecord(path=name, width=40, height=30, status="ok")
-            img.questions = [_record("what is it?", itm=(0.05, 0.5, 0.95)[i])]
-            images.append(img)
+            images.append(_annotated(name, "what is it?", itm=(0.05, 0.5, 0.95)[i]))
         project.import_records(images)
     app = harness.build([], project=project_file)
     w, ws = app.window, app.workspace

@@ -9,9 +9,10 @@ from PySide6 import QtCore
 
 from engine.imaging.images import image_from_array
 from engine.prompts import NEGATIVE, Point
-from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, SegmentationResult
+from engine.annotation.chain import AutoPoints
+from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, ProposalsResult, SegmentationResult
 from engine.annotation.prompts import PromptState
-from gui.requests import (Answer, Ask, AutoPoints, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
+from gui.requests import (Answer, Ask, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                           OpenImage, Segment)
 from gui.engine_client import EngineClient
 from gui.worker import EngineWorker, describe_error
@@ -65,7 +66,7 @@ def test_ask_replies_stage_by_stage_then_finishes(client, qtbot, tiny_models_dir
     assert set(info.models) >= {"itm", "caption", "qa", "efficient_sam"}
     assert isinstance(wait_end(qtbot, rec, ask.request_id), Finished)
     kinds = [type(p) for p in rec.payloads(ask.request_id)]
-    assert kinds == [HeatmapResult, AutoPoints, SegmentationResult, FusionResult, CaptionsResult, AnswerResult]
+    assert kinds == [HeatmapResult, AutoPoints, ProposalsResult, FusionResult, CaptionsResult, AnswerResult]
     stages = {m.stage for n, m in rec.events if n == "progress" and m.request_id == ask.request_id}
     assert {"heat map", "captions", "answer"} <= stages
     qtbot.waitUntil(lambda: not client.busy, timeout=2000)

@@ -80,7 +80,7 @@ class ObjectsPanel(QtWidgets.QWidget):
             b.clicked.connect(slot)
             return b
 
-        self.new_button = button("New object", "Start a new object: click on the image to make its mask",
+        self.new_button = button("New", "Start a new object (O): click on the image to make its mask",
                                  self.new_object_requested.emit)
         self.class_button = button("Class…", "Set the class of the selected objects (or double-click a class)",
                                    lambda: self._request(self.class_requested))
@@ -88,9 +88,9 @@ class ObjectsPanel(QtWidgets.QWidget):
                                   lambda: self._request(self.keep_requested))
         self.merge_button = button("Merge", "Merge the selected objects into one",
                                    lambda: self._request(self.merge_requested))
-        self.forward_button = button("Forward", "Bring the current object forward (drawn over the one above it)",
+        self.forward_button = button("▲", "Bring the current object forward (drawn over the one above it)",
                                      lambda: self._order(+1))
-        self.backward_button = button("Backward", "Send the current object backward", lambda: self._order(-1))
+        self.backward_button = button("▼", "Send the current object backward", lambda: self._order(-1))
         self.delete_button = button("Delete", "Delete the selected objects (Delete)",
                                     lambda: self._request(self.delete_requested))
         commands = QtWidgets.QGridLayout()
@@ -99,7 +99,7 @@ class ObjectsPanel(QtWidgets.QWidget):
         for i, b in enumerate((self.new_button, self.class_button, self.keep_button, self.merge_button,
                                self.forward_button, self.backward_button, self.delete_button)):
             b.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
-            commands.addWidget(b, i // 4, i % 4)
+            commands.addWidget(b, 0, i)  # one row: the dock shares its side with the image list
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary)
