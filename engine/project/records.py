@@ -88,7 +88,7 @@ def displayed_size(path: str | os.PathLike[str]) -> tuple[int, int]:
             except Exception:  # a broken EXIF block is the loader's problem, not the size's
                 orientation = 1
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        from .errors import ImageError
+        from ..errors import ImageError
 
         raise ImageError(f"Cannot read the size of {path}: {err}") from err
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
