@@ -41,6 +41,7 @@ class ImportReport:
     not_found: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # file names leading outside the images folder: not read
     renamed: list[str] = field(default_factory=list)  # category names that held control characters
 
     def __str__(self) -> str:
@@ -50,6 +51,8 @@ class ImportReport:
         if self.not_found:
             text += (f" {len(self.not_found)} image file(s) not found (relocate them with "
                      "`qmask export PROJECT --images DIR ...` or the app's Locate folder...).")
+        if self.refused:
+            text += f" {len(self.refused)} image(s) refused: " + "; ".join(self.refused[:3])
         if self.failed:
             text += f" {len(self.failed)} image(s) failed: " + "; ".join(self.failed[:3])
         if self.skipped:
@@ -58,7 +61,11 @@ class ImportReport:
 
 
 def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """A COCO ``segmentation`` (RLE dict or list of flat polygons) -> ``[H, W]`` bool."""
+    """A COCO ``segmentation`` (RLE dict or list of flat polygons) -> ``[H, W]`` bool.
+
+    Polygon coordinates may lie outside the image by up to its longer side: pycocotools works
+    on the polygon's whole outline, so far-away vertices cost memory without bound (1e9 and
+    beyond crash the process natively)."""
     if is_rle(segmentation):
         mask = decode_rle(segmentation)
         if mask.shape != (height, width):
@@ -71,6 +78,11 @@ def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.
                 raise InputError("a polygon needs at least three (x, y) pairs as a flat list")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly):
                 raise InputError("polygon coordinates must be finite numbers")
+            margin = max(int(height), int(width))
+            far = [v for k, v in enumerate(poly) if not -margin <= v <= (width if k % 2 == 0 else height) + margin]
+            if far:
+                raise InputError(f"polygon coordinate {far[0]:g} lies far outside the {width}x{height} image "
+                                 f"(at most {margin} pixels outside it are taken)")
             polys.append([float(v) for v in poly])
         from pycocotools import mask as mask_utils
 
@@ -90,6 +102,15 @@ def _load_json(path: Path) -> dict:
             or not isinstance(doc.get("annotations", []), list) or not isinstance(doc.get("categories", []), list):
         raise ExportError(f"{path} is not a COCO instances file (needs 'images', 'annotations', 'categories' lists).")
     return doc
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """``path`` is in the folder ``root`` (a resolved path) once ``..`` and symlinks are resolved."""
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):  # outside, or a symlink loop
+        return False
+    return True
 
 
 def _index_files(root: Path) -> dict[str, list[Path]]:
@@ -112,6 +133,7 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
     root = Path(images_dir).expanduser().absolute()
     if not root.is_dir():
         raise ExportError(f"The images folder {root} does not exist.")
+    real_root = root.resolve()
     doc = _load_json(path)
     report = ImportReport()
 
@@ -149,12 +171,18 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
             raise ExportError(f"{path.name}: {where} ({im['file_name']}) needs positive integer 'width' and 'height'.")
         file_name = im["file_name"].replace("\\", "/")
+        # Nothing outside the folder the user named is read or recorded: a name with "..", an
+        # absolute one, or a symlink out is looked for by its base name under the folder only.
         candidate = root / file_name
-        if not candidate.is_file():
+        if not _inside(real_root, candidate) or not candidate.is_file():
             if name_index is None:
                 name_index = _index_files(root)
-            matches = sorted(name_index.get(Path(file_name).name, []))
+            matches = sorted(m for m in name_index.get(Path(file_name).name, []) if _inside(real_root, m))
             candidate = matches[0] if matches else candidate
+        if not _inside(real_root, candidate):
+            report.refused.append(f"{where} ({file_name}): the file name leads outside the images folder {root}; "
+                                  "it was not read")
+            continue
         known = project.find_image(candidate)
         record = ImageRecord(path=project.rel_path(candidate), width=w, height=h) if known is None else known
         record.width, record.height = w, h

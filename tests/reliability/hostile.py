@@ -1,0 +1,51 @@
+"""Helpers for the reliability battery: small hostile inputs made inside ``tmp_path``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def png(path: Path, w: int = 12, h: int = 10, value: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(path)
+    return path
+
+
+def square(x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    return [x0, y0, x1, y0, x1, y1, x0, y1]
+
+
+def coco(images: list[dict], annotations: list[dict] | None = None, categories: list[dict] | None = None) -> dict:
+    return {"images": images, "annotations": annotations or [],
+            "categories": [{"id": 1, "name": "thing"}] if categories is None else categories}
+
+
+def write_json(path: Path, doc) -> Path:
+    path.write_text(json.dumps(doc) if not isinstance(doc, str) else doc, encoding="utf-8")
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative name -> SHA-256): equal before and after = untouched."""
+    return {p.relative_to(folder).as_posix(): digest(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def qmask(*argv: str, env: dict | None = None, timeout: float = 120, preexec_fn=None) -> subprocess.CompletedProcess:
+    """Run a headless command in its own process (a native crash shows as a negative status)."""
+    return subprocess.run([sys.executable, "-m", "engine.commands.cli", *map(str, argv)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "QMASK_MODELS_DIR": "", **(env or {})})
