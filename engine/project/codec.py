@@ -14,9 +14,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..imaging import masks as M
+from ..imaging.images import max_pixels_default
 from ..errors import InputError, ProjectError, PromptError
 from ..prompts import Box, Point
 from .records import STATUSES, Category, ImageRecord, PreviousAnswer, QuestionRecord
+
+MAX_SIDE = 1 << 20  # pixels: an image side, or a heat-map side, read from a file (a mask must fit in memory)
 
 __all__ = [
     "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
@@ -37,10 +40,11 @@ def point_to_json(p: Point) -> dict:
 def point_from_json(d: Mapping[str, Any], where: str = "point") -> Point:
     _expect(d, Mapping, where)
     try:
-        return Point(x=float(d["x"]), y=float(d["y"]), label=int(d.get("label", 1)),
-                     score=None if d.get("score") is None else float(d["score"]),
-                     source=d.get("source", "user"), created=float(d.get("created", 0.0)))
-    except (KeyError, TypeError, ValueError) as err:
+        return Point(x=_get(d, "x", float, where), y=_get(d, "y", float, where), label=_get(d, "label", int, where, default=1),
+                     score=_get(d, "score", float, where, default=None, nullable=True),
+                     source=_get(d, "source", str, where, default="user"),
+                     created=_get(d, "created", float, where, default=0.0))
+    except (TypeError, ValueError, PromptError) as err:
         raise ProjectError(f"{where}: not a valid point ({err}).") from err
 
 
@@ -54,7 +58,7 @@ def box_from_json(value: Any, where: str = "box") -> Box:
     try:
         if len(value) != 4:
             raise ValueError(f"{len(value)} numbers, not 4 (x0, y0, x1, y1)")
-        return Box(*(float(v) for v in value))
+        return Box(*(_finite(v, f"{where}[{i}]") for i, v in enumerate(value)))
     except (TypeError, ValueError, PromptError) as err:
         raise ProjectError(f"{where}: not a valid box ({err}).") from err
 
@@ -87,15 +91,34 @@ def heatmap_to_json(heat: np.ndarray) -> dict:
 
 def heatmap_from_json(d: Mapping[str, Any], where: str = "heatmap") -> np.ndarray:
     _expect(d, Mapping, where)
+    shape = _get(d, "shape", list, where)
+    if len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
+                                  for v in shape):
+        raise ProjectError(f"{where}.shape: expected [rows, columns], two positive integers.")
+    scale = _get(d, "scale", float, where)
     try:
-        shape = [int(v) for v in d["shape"]]
-        scale = float(d["scale"])
-        raw = base64.b64decode(d["f16"], validate=True)
-    except (KeyError, TypeError, ValueError) as err:
+        raw = base64.b64decode(_get(d, "f16", str, where), validate=True)
+    except ValueError as err:
         raise ProjectError(f"{where}: not a valid heat map ({err}).") from err
-    if len(shape) != 2 or min(shape) <= 0 or len(raw) != 2 * shape[0] * shape[1]:
+    if len(raw) != 2 * shape[0] * shape[1]:
         raise ProjectError(f"{where}: heat-map data does not match its shape {shape}.")
-    return (np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape) * np.float32(scale))
+    heat = np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape) * np.float32(scale)
+    return np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)  # as heatmap_to_json writes them
+
+
+def _finite(value: Any, where: str) -> float:
+    """A finite number (int or float, not bool) as float; else ProjectError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProjectError(f"{where}: must be a finite number, found {value!r:.40}.")
+    return float(value)
+
+
+def _scalars(d: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A flat ``{name: text}`` object (models, meta): values must be text, numbers, true/false or null."""
+    for k, v in d.items():
+        if isinstance(v, (dict, list)):
+            raise ProjectError(f"{where}.{k}: expected text, found {'an object' if isinstance(v, dict) else 'a list'}.")
+    return {str(k): str(v) for k, v in d.items()}
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -126,9 +149,11 @@ def _rle_from_json(value: Any, where: str) -> dict | None:
     if value is None:
         return None
     try:
-        M.rle_counts(value)
+        h, w, _runs = M.rle_counts(value)
     except InputError as err:
         raise ProjectError(f"{where}: {err}") from err
+    if h > MAX_SIDE or w > MAX_SIDE or h * w > max_pixels_default():
+        raise ProjectError(f"{where}: a {h}x{w} mask is larger than QMask opens (QMASK_MAX_PIXELS).")
     counts = value["counts"]
     if isinstance(counts, (list, tuple)):  # keep memory compact: re-encode as a string
         return M.encode_rle(M.decode_rle(value))
@@ -254,13 +279,14 @@ def question_from_json(d: Any, where: str) -> QuestionRecord:
         mask_source=mask_source,  # type: ignore[arg-type]
         label=_get(d, "label", str, where, default=None, nullable=True),
         alpha=alpha,
-        models={str(k): str(v) for k, v in models.items()},
+        models=_scalars(models, f"{where}.models"),
         random_weights=_get(d, "random_weights", bool, where, default=False),
         accepted=_get(d, "accepted", bool, where, default=False),
         created=_get(d, "created", float, where, default=0.0),
         updated=_get(d, "updated", float, where, default=0.0),
-        timings={str(k): float(v) for k, v in _get(d, "timings", dict, where, default={}).items()},
-        notes=[str(n) for n in _get(d, "notes", list, where, default=[])],
+        timings={str(k): _finite(v, f"{where}.timings.{k}")
+                 for k, v in _get(d, "timings", dict, where, default={}).items()},
+        notes=[_expect(n, str, f"{where}.notes[{i}]") for i, n in enumerate(_get(d, "notes", list, where, default=[]))],
     )
     strokes = _get(d, "strokes", dict, where, default={})
     rec.stroke_add_rle = _rle_from_json(strokes.get("add"), f"{where}.strokes.add")
@@ -288,6 +314,9 @@ def image_from_json(d: Any, where: str) -> ImageRecord:
         raise ProjectError(f"{where}.status: expected one of {', '.join(STATUSES)}, found {status!r}.")
     width = _get(d, "width", int, where, default=None, nullable=True)
     height = _get(d, "height", int, where, default=None, nullable=True)
+    for name, side in (("width", width), ("height", height)):
+        if side is not None and not 0 < side <= MAX_SIDE:
+            raise ProjectError(f"{where}.{name}: must be from 1 to {MAX_SIDE} pixels, found {side}.")
     questions = [question_from_json(q, f"{where}.questions[{i}]")
                  for i, q in enumerate(_get(d, "questions", list, where, default=[]))]
     for j, q in enumerate(questions):

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from ..errors import ProjectError
 from ..runtime.atomic import atomic_writer
-from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json
+from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted
+from .codec import _get, _scalars, category_from_json, category_to_json, image_from_json, image_to_json
 from .records import clean_label
 from .rows import question_row
 from .store import Project, build_new
@@ -54,9 +55,9 @@ def read_json_project(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise ProjectError(f"Cannot read the project file {path}: {err.strerror or err}.") from err
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ProjectError(f"{path} is not a valid project file (broken JSON: {err}).") from err
+        doc = load_untrusted(raw)
+    except UntrustedJSONError as err:
+        raise ProjectError(f"{path} is not a valid project file: {err}. Nothing was converted.") from None
     where = path.name
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
         raise ProjectError(f"{path} is not a QMask project (no \"schema\": \"{JSON_SCHEMA}\").")
@@ -81,8 +82,8 @@ def read_json_project(path: Path) -> dict[str, Any]:
         raise ProjectError(f"{path}: category names and ids must be unique.")
     if len({img.path for img in images}) != len(images):
         raise ProjectError(f"{path}: the same image is listed twice.")
-    meta = _get(doc, "meta", dict, where, default={})
-    return {"images": images, "categories": categories, "meta": {str(k): str(v) for k, v in meta.items()},
+    meta = _scalars(_get(doc, "meta", dict, where, default={}), f"{where}: meta")
+    return {"images": images, "categories": categories, "meta": meta,
             "created": _get(doc, "created", float, where, default=0.0)}
 
 
