@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,6 +27,9 @@ import numpy as np
 
 from ..errors import ExportError, ImageError, InputError, ProjectError
 from ..imaging.masks import decode_rle, encode_rle, is_rle
+from ..imaging.images import max_pixels_default
+from ..project.codec import MAX_SIDE
+from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted, number, type_name
 from ..project import (Category, ImageRecord, Project, QuestionRecord, clean_label, displayed_size, file_sha256,
                       normalise_question)
 
@@ -43,6 +45,7 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # file names leading outside the images folder: not read
     renamed: list[str] = field(default_factory=list)  # category names that held control characters
+    categories: list[Category] = field(default_factory=list, repr=False)  # the file's, as they are stored
 
     def __str__(self) -> str:
         text = f"Imported {self.annotations} annotation(s) on {self.images} image(s)."
@@ -93,15 +96,37 @@ def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.
 
 def _load_json(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ExportError(f"No COCO file at {path}.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ExportError(f"{path} is not a readable COCO JSON file ({err}).") from err
+    except OSError as err:
+        raise ExportError(f"Cannot read the COCO file {path}: {err.strerror or err}.") from err
+    try:
+        doc = load_untrusted(raw)
+    except UntrustedJSONError as err:
+        raise ExportError(f"{path} is not a readable COCO JSON file: {err}. Nothing was imported.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("annotations", []), list) or not isinstance(doc.get("categories", []), list):
         raise ExportError(f"{path} is not a COCO instances file (needs 'images', 'annotations', 'categories' lists).")
     return doc
+
+
+def _coco_id(value: Any, where: str) -> int | str:
+    """A COCO id: an integer (a whole float is taken as one) or text; else UntrustedJSONError."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UntrustedJSONError(f"{where}: expected a number or text, found {type_name(value)}")
+    return value
+
+
+def _image_size(im: dict, where: str) -> tuple[int, int]:
+    w = number(im.get("width"), f"{where}.width", integer=True, lo=1, hi=MAX_SIDE)
+    h = number(im.get("height"), f"{where}.height", integer=True, lo=1, hi=MAX_SIDE)
+    if w * h > max_pixels_default():  # its masks are decoded whole
+        raise UntrustedJSONError(f"{where}: {w}x{h} is more pixels than QMask opens ({max_pixels_default():,}; "
+                                 f"set QMASK_MAX_PIXELS to allow more)")
+    return w, h
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -133,10 +158,23 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
     root = Path(images_dir).expanduser().absolute()
     if not root.is_dir():
         raise ExportError(f"The images folder {root} does not exist.")
-    real_root = root.resolve()
     doc = _load_json(path)
     report = ImportReport()
 
+    try:
+        records = _read_records(doc, path, root, project, report, hash_images)
+    except UntrustedJSONError as err:
+        raise ExportError(f"{path.name}: {err}. Nothing was imported.") from None
+    project.import_records(records, list(report.categories))
+    return report
+
+
+def _read_records(doc: dict, path: Path, root: Path, project: Project, report: ImportReport,
+                  hash_images: bool) -> list[ImageRecord]:
+    """Every image record with its new question records, checked whole before anything is
+    written; a problem of the whole file raises (ExportError, UntrustedJSONError), one of an
+    image or an annotation is said in ``report``."""
+    real_root = root.resolve()
     # categories: COCO id -> (name, preferred project id); written with the first chunk
     cats: dict[Any, Category] = {}
     for i, c in enumerate(doc.get("categories", [])):
@@ -146,16 +184,23 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         if name != c["name"].strip():
             report.renamed.append(f"Category {c['name']!r} is stored as {name!r}: a label is one line of "
                                   "text, without control characters, so that every export's class list holds it.")
-        cid = c["id"]
-        wanted = cid if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 else 0
+        cid = _coco_id(c["id"], f"categories[{i}].id")
+        wanted = cid if isinstance(cid, int) and cid > 0 else 0
         cats[cid] = Category(id=wanted, name=name)
+    report.categories = list(cats.values())
 
     by_image: dict[Any, list[dict]] = {}
     for i, a in enumerate(doc.get("annotations", [])):
         if not isinstance(a, dict) or "image_id" not in a or "segmentation" not in a:
             report.skipped.append(f"annotations[{i}]: needs 'image_id' and 'segmentation'")
             continue
-        by_image.setdefault(a["image_id"], []).append(a)
+        try:
+            image_id = _coco_id(a["image_id"], f"annotations[{i}].image_id")
+            a["category_id"] = _coco_id(a.get("category_id"), f"annotations[{i}].category_id")
+        except UntrustedJSONError as err:
+            report.skipped.append(str(err))
+            continue
+        by_image.setdefault(image_id, []).append(a)
 
     name_index: dict[str, list[Path]] | None = None
     seen_ids: set[Any] = set()
@@ -164,12 +209,11 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         where = f"images[{i}]"
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise ExportError(f"{path.name}: {where} needs an 'id' and a 'file_name'.")
-        if im["id"] in seen_ids:
-            raise ExportError(f"{path.name}: image id {im['id']!r} appears twice.")
-        seen_ids.add(im["id"])
-        w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-            raise ExportError(f"{path.name}: {where} ({im['file_name']}) needs positive integer 'width' and 'height'.")
+        image_id = _coco_id(im["id"], f"{where}.id")
+        if image_id in seen_ids:
+            raise ExportError(f"{path.name}: image id {image_id!r} appears twice.")
+        seen_ids.add(image_id)
+        w, h = _image_size(im, where)
         file_name = im["file_name"].replace("\\", "/")
         # Nothing outside the folder the user named is read or recorded: a name with "..", an
         # absolute one, or a symlink out is looked for by its base name under the folder only.
@@ -209,14 +253,14 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         else:
             report.not_found.append(file_name)
         per_name: dict[str, int] = {}
-        for a in by_image.get(im["id"], []):
+        for a in by_image.get(image_id, []):
             cat = cats.get(a.get("category_id"))
             if cat is None:
                 report.skipped.append(f"{file_name}: annotation {a.get('id')} has unknown category {a.get('category_id')!r}")
                 continue
             try:
                 mask = coco_segmentation_to_mask(a["segmentation"], h, w)
-            except InputError as err:
+            except (InputError, TypeError, ValueError, OverflowError) as err:  # untrusted shapes
                 report.skipped.append(f"{file_name}: annotation {a.get('id')}: {err}")
                 continue
             if not mask.any():
@@ -238,8 +282,7 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                                  accepted=bool(attrs.get("accepted", False)) if isinstance(attrs.get("accepted", False), bool) else False)
             record.questions.append(rec)
             report.annotations += 1
-    project.import_records(records, list(cats.values()))
-    return report
+    return records
 
 
 def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],

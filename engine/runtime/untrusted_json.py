@@ -23,6 +23,7 @@ __all__ = ["MAX_DEPTH", "INT_LIMIT", "UntrustedJSONError", "load_untrusted", "ne
 MAX_DEPTH = 64  # QMask's own files nest 8 levels; COCO files 5
 INT_LIMIT = 2 ** 63  # SQLite's integers are signed 64-bit
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
@@ -72,13 +73,34 @@ def load_untrusted(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except UnicodeDecodeError as err:
         raise UntrustedJSONError(f"it is not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
-        return json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        doc = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except UntrustedJSONError:
         raise
     except json.JSONDecodeError as err:
         raise UntrustedJSONError(f"broken JSON: {err}") from None
     except (ValueError, RecursionError) as err:  # depth checked above; a number Python will not convert
         raise UntrustedJSONError(f"broken JSON: {err}") from None
+    if _SURROGATE_ESCAPE.search(data):  # rare: only then look at every string (emoji pairs are fine)
+        _check_unicode(doc)
+    return doc
+
+
+def _check_unicode(doc: Any) -> None:
+    """A ``\\udXXX`` escape without its pair is valid JSON but no text: SQLite and file names refuse it."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UntrustedJSONError(f"the text {item[:40]!r} is not valid Unicode (an unpaired "
+                                         "surrogate escape)") from None
 
 
 def type_name(value: Any) -> str:
