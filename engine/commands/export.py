@@ -51,7 +51,9 @@ RELOCATE_HINT = ("pass --images DIR (the folder they are in now) to relocate the
 def run(args: argparse.Namespace) -> int:
     from ..project import Project
 
-    project = Project.open(args.project, writer="export")
+    # Only reading (unless --images relocates): a damaged project, or one in a read-only
+    # folder, is read as it is and never written.
+    project = Project.open(args.project, writer="export", read_only=not args.images)
     try:
         return _export(project, args)
     finally:

@@ -27,6 +27,7 @@ from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted
 from .codec import _get, _scalars, category_from_json, category_to_json, image_from_json, image_to_json
 from .records import clean_label
 from .rows import question_row
+from . import schema
 from .store import Project, build_new
 
 __all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
@@ -87,11 +88,11 @@ def read_json_project(path: Path) -> dict[str, Any]:
             "created": _get(doc, "created", float, where, default=0.0)}
 
 
-def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
+def convert_json_project(json_path: Path, *, writer: str = "qmask", read_only: bool = False) -> Project:
     """Open a version-1 JSON project as ``NAME.qmask`` beside it, converting it the first time."""
     target = db_path_for(json_path)
     if target.exists():
-        project = Project.open(target, writer=writer)
+        project = Project.open(target, writer=writer, read_only=read_only)
         project.notice = (f"{json_path.name} was converted earlier: QMask now works in {target} "
                           f"(the JSON file is no longer updated).")
         return project
@@ -99,11 +100,11 @@ def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
     try:
         build_new(target, lambda con: _fill(con, doc, json_path, writer))
     except FileExistsError:  # another process converted it meanwhile: use that one
-        return convert_json_project(json_path, writer=writer)
+        return convert_json_project(json_path, writer=writer, read_only=read_only)
     except (OSError, sqlite3.Error) as err:
-        raise ProjectError(f"Cannot convert {json_path} into {target}: {getattr(err, 'strerror', None) or err}. "
+        raise ProjectError(f"Cannot convert {json_path} into {target}: {schema.reason(err)}. "
                            "Nothing was written; the JSON file is unchanged.") from err
-    project = Project.open(target, writer=writer)
+    project = Project.open(target, writer=writer, read_only=read_only)
     project.notice = (f"{json_path.name} (an older project file) was converted into {target.name}; QMask "
                       f"works there from now on. The JSON file was left as it was.")
     return project

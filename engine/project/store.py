@@ -43,8 +43,10 @@ class Project(ProjectWrites):
     """A project file; see the module docstring. Open with :meth:`open`, :meth:`create` or
     :meth:`open_or_create` (which also take a version-1 ``.qmask.json``)."""
 
-    def __init__(self, path: Path, *, writer: str = "qmask") -> None:
+    def __init__(self, path: Path, *, writer: str = "qmask", read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only  # opened to read only (an export): every write is refused
+        self._verified: str | None = None  # "ok", or why the file is damaged (see verify)
         self.writer = f"{writer}@{socket.gethostname()}:{os.getpid()}"
         self.notice = ""  # a message for the user about how the project was opened (e.g. converted)
         self.reads = {"images": 0, "questions": 0}  # records read (tests count what the app reads)
@@ -76,25 +78,31 @@ class Project(ProjectWrites):
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.")
         if not p.parent.is_dir():
             raise ProjectError(f"The folder {p.parent} does not exist.")
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            raise ProjectError(f"Cannot create the project {p}: the folder {p.parent} is not writable "
+                               "(permission denied). Choose another folder.")
         try:
             build_new(p, lambda con: con.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),)),
                       overwrite=overwrite)
         except FileExistsError:  # another process created it meanwhile
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.") from None
         except (OSError, sqlite3.Error) as err:
-            raise ProjectError(f"Cannot create the project {p}: {getattr(err, 'strerror', None) or err}.") from err
+            raise ProjectError(f"Cannot create the project {p}: {schema.reason(err)}. Nothing was written.") from err
         return cls._opened(p, writer)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, writer: str = "qmask") -> "Project":
-        """Open a project; a version-1 ``.qmask.json`` is converted once into ``NAME.qmask`` beside it."""
+    def open(cls, path: str | os.PathLike[str], *, writer: str = "qmask", read_only: bool = False) -> "Project":
+        """Open a project; a version-1 ``.qmask.json`` is converted once into ``NAME.qmask`` beside it.
+
+        ``read_only``: for reading only (an export): nothing is written, not even in a damaged
+        or a read-only folder's project, and every write method raises ProjectError."""
         p = Path(path).expanduser().absolute()
         if p.name.endswith(".json"):
             from .interchange import convert_json_project
 
-            return convert_json_project(p, writer=writer)
+            return convert_json_project(p, writer=writer, read_only=read_only)
         schema.check_file(p)
-        return cls._opened(p, writer)
+        return cls._opened(p, writer, read_only)
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], *, writer: str = "qmask") -> "Project":
@@ -110,15 +118,27 @@ class Project(ProjectWrites):
             raise
 
     @classmethod
-    def _opened(cls, path: Path, writer: str) -> "Project":
-        project = cls(path, writer=writer)
-        con = project._con()
+    def _opened(cls, path: Path, writer: str, read_only: bool = False) -> "Project":
+        project = cls(path, writer=writer, read_only=read_only)
         try:
-            schema.migrate(con, path)
+            schema.migrate(project._con(), path, read_only=read_only)
         except BaseException:
             project.close()
             raise
         return project
+
+    def verify(self) -> None:
+        """SQLite's quick check of the whole file, once (:func:`schema.check_integrity`): every
+        write runs it first, so a damaged project is refused before anything is written to it
+        (the app starts it in the background when it opens a project). Raises ProjectError."""
+        if self._verified is None:
+            try:
+                schema.check_integrity(self._con(), self.path)
+                self._verified = "ok"
+            except ProjectError as err:
+                self._verified = str(err)
+        if self._verified != "ok":
+            raise ProjectError(self._verified)
 
     def close(self) -> None:
         """Close every connection (the last one out checkpoints the WAL and removes it)."""
@@ -140,7 +160,7 @@ class Project(ProjectWrites):
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = schema.connect(self.path)
+            con = schema.connect(self.path, read_only=self.read_only)
             con.row_factory = sqlite3.Row
             self._local.con = con
             with self._lock:
@@ -151,11 +171,14 @@ class Project(ProjectWrites):
         try:
             return self._con().execute(sql, tuple(args)).fetchall()
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot read the project {self.path}: {err}.") from err
+            raise schema.read_error(err, self.path) from err
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction; waits for other writers (busy timeout), never drops the change silently."""
+        if self.read_only:
+            raise ProjectError(f"The project {self.path} was opened to read only; nothing was written.")
+        self.verify()
         con = self._con()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -163,7 +186,7 @@ class Project(ProjectWrites):
             raise ProjectError(f"The project {self.path} stayed busy (another QMask is writing it) for "
                                f"{schema.BUSY_TIMEOUT_S:.0f} s; your change was not saved: try again ({err}).") from err
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {err}.") from err
+            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
         try:
             yield con
             con.execute("COMMIT")
@@ -173,16 +196,18 @@ class Project(ProjectWrites):
             except sqlite3.Error:
                 pass
             if isinstance(err, sqlite3.Error):
-                raise ProjectError(f"Cannot save to the project {self.path}: {err}. Nothing of this change "
-                                   "was written.") from err
+                raise ProjectError(f"Cannot save to the project {self.path}: {schema.reason(err)}. Nothing of "
+                                   "this change was written.") from err
             raise
 
     def checkpoint(self) -> None:
         """Copy the write-ahead journal into the project file (SQLite also does this by itself)."""
+        if self.read_only:
+            return
         try:
             self._con().execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {err}.") from err
+            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
 
     def data_version(self) -> int:
         """Changes when another connection (another process) commits: cheap to poll."""
@@ -216,13 +241,13 @@ class Project(ProjectWrites):
         """Every image id, in a list order (:data:`ORDERS`): failed images last for "review"."""
         if order not in ORDERS:
             raise InputError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
-        return [r[0] for r in self._con().execute(f"SELECT id FROM images ORDER BY {ORDERS[order]}")]
+        return [r[0] for r in self._read(f"SELECT id FROM images ORDER BY {ORDERS[order]}")]
 
     def image_index(self, order: str = "review") -> list[tuple[int, str]]:
         """``(id, stored path)`` of every image in a list order: two columns, no records."""
         if order not in ORDERS:
             raise InputError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
-        return [(r[0], r[1]) for r in self._con().execute(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
+        return [(r[0], r[1]) for r in self._read(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
 
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no question records)."""
@@ -290,16 +315,19 @@ class Project(ProjectWrites):
 
     def known_questions(self) -> set[tuple[str, str]]:
         """``(image path, question key)`` of every question of every image processed without error."""
-        return {(r[0], r[1]) for r in self._con().execute(
+        return {(r[0], r[1]) for r in self._read(
             "SELECT i.path, q.key FROM questions q JOIN images i ON i.id = q.image_id WHERE i.status = 'ok'")}
 
     def question_summaries(self) -> dict[int, list[sqlite3.Row]]:
         """Per image id, its questions' small columns (key, question, label, accepted, mask_area,
         mask_h, mask_w), in record order: what an export plans with, without reading records."""
         out: dict[int, list[sqlite3.Row]] = {}
-        for r in self._con().execute("SELECT image_id, key, question, label, accepted, mask_area, mask_h, mask_w "
-                                     "FROM questions ORDER BY image_id, id"):
-            out.setdefault(r["image_id"], []).append(r)
+        try:
+            for r in self._con().execute("SELECT image_id, key, question, label, accepted, mask_area, mask_h, "
+                                         "mask_w FROM questions ORDER BY image_id, id"):
+                out.setdefault(r["image_id"], []).append(r)
+        except sqlite3.DatabaseError as err:
+            raise schema.read_error(err, self.path) from err
         return out
 
     @property
@@ -358,7 +386,7 @@ def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrit
     leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
     try:
-        con = schema.connect(tmp, create=True)
+        con = schema.connect(tmp, create=True, shown=dest)
         try:
             schema.initialise(con)
             con.execute("BEGIN IMMEDIATE")

@@ -153,33 +153,34 @@ class ProjectWrites:
         img.questions.clear()
 
     def import_records(self, images: list[ImageRecord], categories: Iterable[Category] = ()) -> None:
-        """Add images with their (new) question records, a chunk of images per transaction.
+        """Add images with their (new) question records, all in one transaction: an import that
+        fails half way (disk full, I/O error) leaves the project as it was.
 
         Categories first (their ``id`` is kept when free). An image already in the project gets
-        the new size, status and hash; a question it already has is kept as it is.
+        the new size, status and hash; a question it already has is kept as it is. Other
+        writers wait for the import (SQLite's busy timeout); the records are read and checked
+        before, so the transaction holds inserts only.
         """
         with self._write() as con:
             for c in categories:
                 self._ensure_category(con, c.name, c.id or None)
-        for i in range(0, len(images), _CHUNK // 2):
-            with self._write() as con:
-                for img in images[i:i + _CHUNK // 2]:
-                    seq = self._next_seq(con)
-                    con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
-                                "width = excluded.width, height = excluded.height, status = excluded.status, "
-                                "error = excluded.error, sha256 = COALESCE(images.sha256, excluded.sha256), "
-                                "seq = excluded.seq",
-                                (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
-                                 img.added, seq))
-                    img.id = con.execute("SELECT id FROM images WHERE path = ?", (img.path,)).fetchone()[0]
-                    for q in img.questions:
-                        row = question_row(q)
-                        cur = con.execute(f"INSERT OR IGNORE INTO questions (image_id, {', '.join(row)}) "
-                                          f"VALUES (?, {', '.join('?' * len(row))})", (img.id, *row.values()))
-                        if cur.rowcount:
-                            self._log(con, img.id, q.key, "import", "import", _edit_detail(q, "import"))
-                    self._refresh_summary(con, img.id)
+            for img in images:
+                seq = self._next_seq(con)
+                con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                            "width = excluded.width, height = excluded.height, status = excluded.status, "
+                            "error = excluded.error, sha256 = COALESCE(images.sha256, excluded.sha256), "
+                            "seq = excluded.seq",
+                            (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
+                             img.added, seq))
+                img.id = con.execute("SELECT id FROM images WHERE path = ?", (img.path,)).fetchone()[0]
+                for q in img.questions:
+                    row = question_row(q)
+                    cur = con.execute(f"INSERT OR IGNORE INTO questions (image_id, {', '.join(row)}) "
+                                      f"VALUES (?, {', '.join('?' * len(row))})", (img.id, *row.values()))
+                    if cur.rowcount:
+                        self._log(con, img.id, q.key, "import", "import", _edit_detail(q, "import"))
+                self._refresh_summary(con, img.id)
 
     def move_images(self, moves: list[tuple[int, str]]) -> None:
         """New stored paths for images (id, relative path), in one transaction (a relocation)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +46,20 @@ def folder_state(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): digest(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
-def qmask(*argv: str, env: dict | None = None, timeout: float = 120, preexec_fn=None) -> subprocess.CompletedProcess:
+def qmask(*argv: str, env: dict | None = None, timeout: float = 120, preexec_fn=None,
+          prefix: list[str] = ()) -> subprocess.CompletedProcess:
     """Run a headless command in its own process (a native crash shows as a negative status)."""
-    return subprocess.run([sys.executable, "-m", "engine.commands.cli", *map(str, argv)], cwd=ROOT,
+    return subprocess.run([*prefix, sys.executable, "-m", "engine.commands.cli", *map(str, argv)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "QMASK_MODELS_DIR": "", **(env or {})})
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold: root writes anywhere, so as root the
+    child drops the capabilities that let it (``setpriv``); nothing is needed for other users."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be tested")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
