@@ -249,6 +249,24 @@ class Project(ProjectWrites):
             raise InputError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
         return [(r[0], r[1]) for r in self._read(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
 
+    def image_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        """Stored paths of these images (``reads["paths"]`` counts them)."""
+        out: dict[int, str] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i:i + _CHUNK]
+            out.update((r[0], r[1]) for r in self._read(f"SELECT id, path FROM images WHERE id IN "
+                                                        f"({','.join('?' * len(part))})", part))
+        self.reads["paths"] = self.reads.get("paths", 0) + len(out)
+        return out
+
+    def image_id(self, path: str | os.PathLike[str]) -> int | None:
+        """The id of an image given its path (absolute, cwd-relative or stored form), or None."""
+        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if isinstance(path, str) else []
+        if not rows:
+            rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
+        return int(rows[0][0]) if rows else None
+
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no question records)."""
         out: dict[int, ImageRow] = {}

@@ -106,6 +106,9 @@ def test_the_app_does_not_write_to_a_malformed_project(qtbot, tmp_path):
     _flip_page(path)
     before = folder_state(tmp_path)
     workspace = Workspace(Project.open(path, writer="app"))
+    with qtbot.waitSignal(workspace.save_failed, timeout=10_000) as said:  # soon after opening, unasked
+        pass
+    assert "is damaged" in said.args[0] and str(path) in said.args[0]
     with qtbot.waitSignal(workspace.save_failed, timeout=10_000) as failed:
         assert workspace.write(lambda p: p.add_images([png(tmp_path / "new.png")]), wait=True) is False
     assert "damaged" in failed.args[0] and str(path) in failed.args[0]
