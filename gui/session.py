@@ -228,6 +228,11 @@ class Workspace(QtCore.QObject):
     def add_paths(self, paths: list[Path]) -> list[ImageSession]:
         """Add images (already listed ones are skipped); returns the new sessions."""
         fresh = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if self.find(Path(p)) < 0]
+        unnamed = self.project.unstorable(fresh)  # names that are not UTF-8: said, the others added
+        if unnamed:
+            fresh = [p for p in fresh if not self.project.unstorable([p])]
+            self.save_failed.emit(f"{len(unnamed)} image(s) not added: "
+                                  + "; ".join(f"{name}: {why}" for name, why in unnamed[:3]) + ".")
         if not fresh:
             return []
         self.write(lambda p: p.add_images(fresh), wait=True)  # read back just below

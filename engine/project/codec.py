@@ -40,7 +40,8 @@ def point_to_json(p: Point) -> dict:
 def point_from_json(d: Mapping[str, Any], where: str = "point") -> Point:
     _expect(d, Mapping, where)
     try:
-        return Point(x=_get(d, "x", float, where), y=_get(d, "y", float, where), label=_get(d, "label", int, where, default=1),
+        return Point(x=_get(d, "x", float, where), y=_get(d, "y", float, where),
+                     label=_get(d, "label", int, where, default=1),
                      score=_get(d, "score", float, where, default=None, nullable=True),
                      source=_get(d, "source", str, where, default="user"),
                      created=_get(d, "created", float, where, default=0.0))

@@ -31,7 +31,7 @@ from ..errors import InputError, ProjectError
 from . import schema
 from .records import Category, Edit, ImageRecord, ImageRow, QuestionRecord
 from .rows import QUESTION_COLUMNS, category_from_row, edit_from_row, image_from_row, question_from_row
-from .writes import ORDERS, ProjectWrites
+from .writes import ORDERS, ProjectWrites, _storable
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
 
@@ -262,8 +262,9 @@ class Project(ProjectWrites):
 
     def image_id(self, path: str | os.PathLike[str]) -> int | None:
         """The id of an image given its path (absolute, cwd-relative or stored form), or None."""
-        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if isinstance(path, str) else []
-        if not rows:
+        stored = isinstance(path, str) and _storable(path)
+        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if stored else []
+        if not rows and _storable(self.rel_path(path)):  # a name that is not UTF-8 is in no project
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
         return int(rows[0][0]) if rows else None
 
@@ -311,8 +312,9 @@ class Project(ProjectWrites):
 
     def find_image(self, path: str | os.PathLike[str], *, questions: bool = True) -> ImageRecord | None:
         """The record of an image given its path (absolute, cwd-relative or stored form)."""
-        rows = self._read("SELECT id FROM images WHERE path = ?", (str(path),)) if isinstance(path, str) else []
-        if not rows:
+        stored = isinstance(path, str) and _storable(path)
+        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if stored else []
+        if not rows and _storable(self.rel_path(path)):  # a name that is not UTF-8 is in no project
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
         return self.get_image(rows[0][0], questions=questions) if rows else None
 

@@ -21,7 +21,7 @@ from .records import (Category, ImageRecord, QuestionRecord, RelocateReport, cle
                       normalise_question, record_from_chain)
 from .rows import category_from_row, list_state, question_row
 
-__all__ = ["ProjectWrites", "Source", "ORDERS"]
+__all__ = ["ProjectWrites", "Source", "ORDERS", "shown_path", "NOT_UTF8"]
 
 Source = Literal["chain", "user", "import"]
 ORDERS = {  # image list orders, each served by an index
@@ -31,6 +31,23 @@ ORDERS = {  # image list orders, each served by an index
     "added": "id",
 }
 _CHUNK = 500
+NOT_UTF8 = ("its file name is not valid UTF-8 text, which a project cannot store; rename the file "
+            "(for example with convmv) to include it")
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path for a message: bytes that are not UTF-8 (a name Python read with surrogateescape)
+    shown as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _storable(rel: str) -> bool:
+    """``rel`` can be stored: SQLite text is UTF-8, a surrogateescape'd name is not."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ProjectWrites:
@@ -60,8 +77,13 @@ class ProjectWrites:
                    sha256: dict[str, str] | None = None) -> int:
         """Add many images (existing ones untouched), a chunk per transaction; returns how many were new.
 
-        ``sizes`` and ``sha256`` are keyed by the stored (relative) path."""
+        ``sizes`` and ``sha256`` are keyed by the stored (relative) path. A path whose name is not
+        UTF-8 cannot be stored (InputError, nothing added; :meth:`unstorable` finds them first)."""
+        paths = list(paths)
         rels = [self.rel_path(p) for p in paths]
+        bad = [p for p, rel in zip(paths, rels) if not _storable(rel)]
+        if bad:
+            raise InputError(f"{shown_path(bad[0])}: {NOT_UTF8}. No image was added.")
         added = 0
         now = time.time()
         for i in range(0, len(rels), _CHUNK):
@@ -74,6 +96,10 @@ class ProjectWrites:
                                       (rel, PurePosixPath(rel).name, w, h, (sha256 or {}).get(rel), now, seq))
                     added += cur.rowcount
         return added
+
+    def unstorable(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+        """``(path as shown, reason)`` of the paths a project cannot store (a name that is not UTF-8)."""
+        return [(shown_path(p), NOT_UTF8) for p in paths if not _storable(self.rel_path(p))]
 
     def update_image(self, img: ImageRecord) -> None:
         """Write an image's own fields (size, hash, status, error; and path after a relocation)."""

@@ -63,3 +63,31 @@ def unprivileged() -> list[str]:
     if setpriv is None:
         pytest.skip("running as root without setpriv: a read-only folder cannot be tested")
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+class StandInPipeline:
+    """The pipeline's interface (``set_image`` + ``run``) without models: the mask is the bright pixels."""
+
+    def set_image(self, rgb, image_id=None):
+        self.rgb, self.image_id = rgb, image_id
+
+    def run(self, question, cancel=None):
+        from engine.project import normalise_question
+        from engine.prompts import Point
+        from engine.results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,
+                                    MaskCandidate, SegmentationResult)
+
+        h, w = self.rgb.shape[:2]
+        heat = np.zeros((4, 4), np.float32)
+        heat[0, 0] = 1.0
+        pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
+        cand = MaskCandidate(mask=self.rgb.mean(axis=2) > 128, low_res_logits=np.zeros((256, 256), np.float32),
+                             iou=0.5)
+        return ChainResult(
+            image_id=self.image_id, image_size=(w, h), question=normalise_question(question),
+            heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None], tokens=("x",),
+                                  itm_probability=0.5),
+            points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,
+            fusion=FusionResult(fused_map=heat, alpha=0.5),
+            captions=CaptionsResult(captions=("a thing",), rounds=1, complete=True),
+            answer=AnswerResult(answer="thing"), models={"itm": "stand-in"}, random_weights=True)
