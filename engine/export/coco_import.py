@@ -299,18 +299,26 @@ def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | 
         if not merge:
             raise ProjectError(f"{p} already exists; pass --merge to add the dataset to it.")
         project = Project.open(p, writer="import")
-        return project, import_coco(coco_json, images_dir, project)
+        try:
+            return project, import_coco(coco_json, images_dir, project)
+        except BaseException:
+            project.close()
+            raise
     if not p.parent.is_dir():
         raise ProjectError(f"The folder {p.parent} does not exist.")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.importing.qmask")
-    project = Project.create(tmp, overwrite=True, writer="import")
+    project = None
     try:
+        project = Project.create(tmp, overwrite=True, writer="import")
         report = import_coco(coco_json, images_dir, project)
         project.close()
         os.replace(tmp, p)
-    except BaseException:
-        project.close()
+    except BaseException as err:
+        if project is not None:
+            project.close()
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+        if isinstance(err, ProjectError):  # the user named the project, not its temporary file
+            raise ProjectError(str(err).replace(str(tmp), str(p))) from err
         raise
     return Project.open(p, writer="import"), report

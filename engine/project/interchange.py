@@ -97,6 +97,9 @@ def convert_json_project(json_path: Path, *, writer: str = "qmask", read_only: b
                           f"(the JSON file is no longer updated).")
         return project
     doc = read_json_project(json_path)
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ProjectError(f"Cannot convert {json_path} into {target}: the folder {target.parent} is not writable "
+                           "(permission denied). Copy the file to a folder you may write, and open it there.")
     try:
         build_new(target, lambda con: _fill(con, doc, json_path, writer))
     except FileExistsError:  # another process converted it meanwhile: use that one

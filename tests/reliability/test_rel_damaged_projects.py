@@ -165,3 +165,29 @@ def test_a_new_project_in_a_read_only_folder_names_the_folder(read_only_folder):
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert f"the folder {read_only_folder} is not writable" in run.stderr, run.stderr
     assert ".new" not in run.stderr and os.listdir(read_only_folder) == []
+
+
+def test_a_new_import_in_a_read_only_folder_names_the_project(read_only_folder):
+    out = read_only_folder.parent / "out"
+    write_json(out / "coco.json", coco([{"id": 1, "file_name": "a.png", "width": 12, "height": 10}]))
+    png(out / "a.png")
+    os.chmod(read_only_folder, 0o555)
+    run = qmask("import", out / "coco.json", "--images", out, "--project", read_only_folder / "new.qmask",
+                prefix=unprivileged())
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"Cannot create the project {read_only_folder / 'new.qmask'}: the folder {read_only_folder} is not " \
+           "writable" in run.stderr, run.stderr
+    assert os.listdir(read_only_folder) == []
+
+
+def test_a_legacy_file_in_a_read_only_folder_says_why_it_cannot_be_converted(read_only_folder):
+    from engine.project.interchange import write_json_project
+
+    with Project.open(_healthy(read_only_folder.parent / "out")) as p:
+        write_json_project(p, read_only_folder / "old.qmask.json")
+    os.chmod(read_only_folder, 0o555)
+    run = qmask("export", read_only_folder / "old.qmask.json", "--format", "coco", "--out",
+                read_only_folder.parent / "out" / "a.json", prefix=unprivileged())
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"the folder {read_only_folder} is not writable" in run.stderr, run.stderr
+    assert os.listdir(read_only_folder) == ["old.qmask.json"]

@@ -16,7 +16,7 @@ from engine.export.coco_import import import_coco_to_project
 from engine.project import Project, QuestionRecord
 from engine.project.writes import ProjectWrites
 
-from .hostile import coco, digest, png, qmask, square, write_json
+from .hostile import coco, digest, folder_state, png, qmask, square, write_json
 
 
 @pytest.fixture()
@@ -95,7 +95,8 @@ def test_a_new_import_past_a_file_size_limit_creates_nothing(tmp_path):
     run = qmask("import", doc, "--images", tmp_path / "data", "--project", tmp_path / "new.qmask",
                 preexec_fn=_limit(40_000))
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-    assert "file too large" in run.stderr, run.stderr
+    assert "file too large" in run.stderr and f"project {tmp_path / 'new.qmask'}:" in run.stderr, run.stderr
+    assert ".importing" not in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.json", "data"]
 
 
@@ -105,3 +106,57 @@ def test_an_export_past_a_file_size_limit_says_so_and_writes_nothing(project8, t
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert "file too large" in run.stderr.lower(), run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_during_a_merge_import_changes_nothing(project8, tmp_path, monkeypatch):
+    doc = _dataset(tmp_path)
+    before, counts = digest(project8), _counts(project8)
+    calls = {"n": 0}
+    real = ProjectWrites._refresh_summary
+
+    def interrupted(con, image_id):
+        calls["n"] += 1
+        if calls["n"] == 200:
+            raise KeyboardInterrupt
+        return real(con, image_id)
+
+    monkeypatch.setattr(ProjectWrites, "_refresh_summary", staticmethod(interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        import_coco_to_project(doc, tmp_path / "data", project8, merge=True)
+    monkeypatch.undo()
+    assert digest(project8) == before and _counts(project8) == counts
+
+
+def test_ctrl_c_during_a_new_import_leaves_nothing(tmp_path, monkeypatch):
+    doc = _dataset(tmp_path)
+    monkeypatch.setattr(ProjectWrites, "_refresh_summary", staticmethod(lambda con, image_id: _raise()))
+    with pytest.raises(KeyboardInterrupt):
+        import_coco_to_project(doc, tmp_path / "data", tmp_path / "new.qmask")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.json", "data"]
+
+
+def _raise():
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_an_export_leaves_the_earlier_export(project8, tmp_path, monkeypatch):
+    from engine.export import export_project
+    from engine.export import png as png_writer
+
+    with Project.open(project8) as p:
+        export_project(p, "png", tmp_path / "out")
+        before = folder_state(tmp_path / "out")
+        calls = {"n": 0}
+        real = png_writer._png_bytes
+
+        def interrupted(image):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return real(image)
+
+        monkeypatch.setattr(png_writer, "_png_bytes", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            export_project(p, "png", tmp_path / "out")
+    assert folder_state(tmp_path / "out") == before
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(".")]
