@@ -72,3 +72,13 @@ def test_awkward_but_legal_names_go_through_a_batch_and_every_export(tmp_path, f
     out = tmp_path / ("out.json" if fmt == "coco" else "out")
     result = export_project(project, fmt, out)
     assert result.images == len(NAMES)
+
+
+def test_relocating_into_a_folder_whose_name_is_not_utf8_finds_nothing_there_and_says_so(tmp_path):
+    project = Project.create(tmp_path / "p.qmask")
+    project.add_images([png(tmp_path / "old" / "a.png")])
+    (tmp_path / "old" / "a.png").unlink()
+    moved = tmp_path / os.fsdecode(b"new-\xff")
+    png(moved / "a.png")
+    report = project.relocate(moved)
+    assert report.not_found == ["old/a.png"] and not report.found
