@@ -1,7 +1,11 @@
 """Import a COCO instances dataset into a project, to keep correcting it in QMask.
 
+- The file is parsed with limits (:mod:`engine.runtime.untrusted_json`) and its types checked
+  before anything is written; one transaction writes it all (a failure leaves the project as
+  it was).
 - Images are found as ``images_dir / file_name``, else by file name anywhere under
-  ``images_dir``. One that is not found is still added (``status="pending"``, so
+  ``images_dir``; nothing outside ``images_dir`` is read or recorded (a ``file_name`` with
+  ``..``, an absolute one or a symlink out is refused, per image: ``ImportReport.refused``). One that is not found is still added (``status="pending"``, so
   :meth:`Project.missing_images`/``relocate`` can fix it later); one whose size on disk
   differs from the COCO ``width``/``height`` (as displayed) is marked failed, because its
   masks would not line up.
