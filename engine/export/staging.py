@@ -26,7 +26,7 @@ from ..errors import ExportError
 
 __all__ = ["EXPORT_MARKER", "MAX_NAME_BYTES", "Staging", "short_name"]
 
-EXPORT_MARKER = ".qmask-export"
+EXPORT_MARKER = ".qmask_export"  # (unlike the staging folders, ".qmask-export-PID")
 # File systems take 255 bytes a name; the atomic writers' temporary names add up to 15.
 MAX_NAME_BYTES = 200
 _SIDECAR_HEAD = b'"schema":"qmask.provenance"'

@@ -28,7 +28,8 @@ from .codec import _get, _scalars, category_from_json, category_to_json, image_f
 from .records import clean_label
 from .rows import question_row
 from . import schema
-from .store import Project, build_new
+from .schema import build_new
+from .store import Project
 
 __all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
            "convert_json_project", "write_json_project", "db_path_for"]

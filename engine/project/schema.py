@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import quote
 
 from ..errors import ProjectError
@@ -28,7 +28,7 @@ except ImportError:  # Windows: no file-size limits to name
     resource = None  # type: ignore[assignment]
 
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "BUSY_TIMEOUT_S", "MIGRATIONS", "TABLES", "check_file",
-           "check_tables", "check_integrity", "connect", "initialise", "migrate", "reason"]
+           "check_tables", "check_integrity", "connect", "initialise", "migrate", "reason", "build_new"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x514D534B  # "QMSK"
@@ -272,3 +272,44 @@ def migrate(con: sqlite3.Connection, path: Path, *, read_only: bool = False) -> 
                                    "The file was left as it was.") from err
             raise
     check_tables(con, path)
+
+
+def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
+    """Lay out a new project under a temporary name beside ``dest``, run ``fill`` in one
+    transaction, and move it into place: a project appears whole or not at all, and a failure
+    leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
+    try:
+        con = connect(tmp, create=True, shown=dest)
+        try:
+            initialise(con)
+            con.execute("BEGIN IMMEDIATE")
+            fill(con)
+            con.execute("COMMIT")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+        _publish(tmp, dest, overwrite)
+    except BaseException:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
+    """Move a finished new project into place; without ``overwrite`` never replace a file that
+    appeared meanwhile (two ``qmask batch`` creating one project at once: the second opens the
+    first's, it does not replace it). Raises FileExistsError then."""
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)  # atomic, and fails if dest exists
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if dest.exists():
+            raise FileExistsError(dest) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()

@@ -25,12 +25,13 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..errors import InputError, ProjectError
 from . import schema
 from .records import Category, Edit, ImageRecord, ImageRow, QuestionRecord
 from .rows import QUESTION_COLUMNS, category_from_row, edit_from_row, image_from_row, question_from_row
+from .schema import build_new
 from .writes import ORDERS, ProjectWrites, _storable
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
@@ -398,44 +399,3 @@ class Project(ProjectWrites):
         rows = self._read("SELECT * FROM edits" + (" WHERE image_id = ?" if image_id is not None else "")
                           + " ORDER BY id", () if image_id is None else (image_id,))
         return [edit_from_row(r) for r in rows]
-
-
-def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
-    """Lay out a new project under a temporary name beside ``dest``, run ``fill`` in one
-    transaction, and move it into place: a project appears whole or not at all, and a failure
-    leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
-    try:
-        con = schema.connect(tmp, create=True, shown=dest)
-        try:
-            schema.initialise(con)
-            con.execute("BEGIN IMMEDIATE")
-            fill(con)
-            con.execute("COMMIT")
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            con.close()
-        _publish(tmp, dest, overwrite)
-    except BaseException:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
-        raise
-
-
-def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
-    """Move a finished new project into place; without ``overwrite`` never replace a file that
-    appeared meanwhile (two ``qmask batch`` creating one project at once: the second opens the
-    first's, it does not replace it). Raises FileExistsError then."""
-    if overwrite:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)  # atomic, and fails if dest exists
-    except FileExistsError:
-        raise
-    except OSError:  # a file system without hard links: check, then rename
-        if dest.exists():
-            raise FileExistsError(dest) from None
-        os.replace(tmp, dest)
-        return
-    tmp.unlink()

@@ -1,6 +1,6 @@
 """Reliability: opening a large project costs what is shown, not the project's size. The app
 took 5.7 s on a 100,000-image project (a path made per image at open); the image list now
-holds ids only and reads paths a page at a time as rows are used (``gui.session.PathColumn``).
+holds ids only and reads paths a page at a time as rows are used (``gui.path_column.PathColumn``).
 Timings: ``python -m gui.bench_open``; here the reads are counted."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def _big(tmp_path, n=10_000):
 
 def test_opening_reads_ids_and_a_page_of_paths(qtbot, tmp_path):
     from gui.panels.image_list import ImageListPanel
-    from gui.session import PathColumn, Workspace
+    from gui.path_column import PathColumn
+    from gui.session import Workspace
 
     project = Project.open(_big(tmp_path), writer="app")
     made = []  # every path the workspace makes goes through abs_path
