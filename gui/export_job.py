@@ -13,7 +13,7 @@ from typing import Callable
 
 from engine.errors import ExportError
 from engine.export import export_project
-from engine.export.common import plan_export, unique_stem
+from engine.export.common import Staging, plan_export, unique_stem
 from engine.imaging.images import load_image
 from engine.imaging.overlay import render_overlay, save_png
 from engine.project import ImageRecord, Project
@@ -30,6 +30,7 @@ class ExportOptions:
     overlays: bool = True
     only_accepted: bool = True
     images: tuple[ImageRecord, ...] | None = None  # None: every image of the project
+    overwrite: bool = False  # replace a format's folder even when it holds files of something else
 
 
 @dataclass
@@ -59,40 +60,45 @@ def run_export(project: Project, options: ExportOptions, say: Callable[[str], No
     if options.png_masks:
         say("writing PNG masks")
         report = export_project(project, "png", out / "png_masks", image_filter=selection,
-                                only_accepted=options.only_accepted)
+                                only_accepted=options.only_accepted, overwrite=options.overwrite)
         summary.lines.append(str(report))
         summary.files += report.files
     for fmt, wanted, folder in (("yolo", options.yolo, "yolo"), ("labelme", options.labelme, "labelme")):
         if wanted:
             say(f"writing {fmt.upper() if fmt == 'yolo' else 'LabelMe'} files")
             report = export_project(project, fmt, out / folder, image_filter=selection,
-                                    only_accepted=options.only_accepted)
+                                    only_accepted=options.only_accepted, overwrite=options.overwrite)
             summary.lines.append(str(report))
             summary.files += report.files
     if options.overlays:
-        files = write_overlays(project, out / "overlays", selection, options.only_accepted, say)
+        files = write_overlays(project, out / "overlays", selection, options.only_accepted, say,
+                               overwrite=options.overwrite)
         summary.lines.append(f"Wrote {len(files)} overlay image(s) to {out / 'overlays'}.")
         summary.files += files
     return summary
 
 
 def write_overlays(project: Project, out: Path, selection, only_accepted: bool,
-                   say: Callable[[str], None] = lambda _t: None) -> list[Path]:
-    """One PNG per exported object: the image with its question's heat map, its mask and points."""
+                   say: Callable[[str], None] = lambda _t: None, *, overwrite: bool = False) -> list[Path]:
+    """One PNG per exported object: the image with its question's heat map, its mask and points.
+    The folder is the overlays' own, like a dataset format's (engine.export.staging): it ends up
+    holding this export's overlays only."""
     plan = plan_export(project, selection, only_accepted=only_accepted)
     if plan.n_annotations == 0:
         raise ExportError("Nothing to draw: no " + ("accepted " if only_accepted else "") + "masks.")
-    out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
-    files = []
-    for entry in plan.loaded():
-        if not entry.items:
-            continue
-        say(f"overlay of {entry.image.name}")
-        rgb = load_image(entry.abs_path).rgb
-        for item in entry.items:
-            stem = unique_stem(f"{entry.stem}_{item.category.name}", used)
-            heat = None if item.run is None else item.run.heatmap
-            image = render_overlay(rgb, heat=heat, mask=item.mask, points=item.obj.points)
-            files.append(save_png(out / f"{stem}.png", image))
-    return files
+    try:
+        with Staging(Path(out), owns=True, overwrite=overwrite, fmt="overlays") as stage:
+            for entry in plan.loaded():
+                if not entry.items:
+                    continue
+                say(f"overlay of {entry.image.name}")
+                rgb = load_image(entry.abs_path).rgb
+                for item in entry.items:
+                    stem = unique_stem(f"{entry.stem}_{item.category.name}", used)
+                    heat = None if item.run is None else item.run.heatmap
+                    image = render_overlay(rgb, heat=heat, mask=item.mask, points=item.obj.points)
+                    save_png(stage.root / f"{stem}.png", image)
+            return stage.commit()
+    except OSError as err:
+        raise ExportError(f"Cannot write the overlays to {out}: {err.strerror or err}. Nothing was written.") from err

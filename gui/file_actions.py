@@ -65,7 +65,7 @@ class FileActions(QtCore.QObject):
     def load_project(self, path: Path) -> bool:
         """Add a project's images (most in need of review first). The window keeps saving to its own project."""
         try:
-            with Project.open(path) as other:
+            with Project.open(path, read_only=True) as other:  # only read: never written
                 images = [other.abs_path(rel) for _id, rel in other.image_index("review")]
         except ProjectError as err:
             self.controller.show_error(str(err))

@@ -27,10 +27,12 @@ from engine.errors import ProjectError
 from engine.project import Category, ImageRecord, Project, RelocateReport
 
 from .input_priority import InputPriority
+from .path_column import PathColumn
 from .undo_commands import StackHistory
 
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
 CHECK_ALL_MISSING = 2000  # up to this many images, every file is looked for when a project opens
+VERIFY_AFTER_MS = 2000  # the project's integrity check starts this long after it opens
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +134,8 @@ class Workspace(QtCore.QObject):
         self.project = project
         self.default_alpha = default_alpha
         self.ids: list[int] = []
-        self.paths: list[Path] = []
+        self.paths = PathColumn(self)  # by row, read as rows are used
         self.row_of_id: dict[int, int] = {}
-        self._row_of_path: dict[str, int] = {}
         self._sessions: dict[int, ImageSession] = {}
         self._records: dict[int, ImageRecord] = {}  # image rows (without questions) of made sessions
         self.sessions = SessionList(self)
@@ -155,6 +156,10 @@ class Workspace(QtCore.QObject):
         self._timer.setInterval(int(watch_interval_s * 1000))
         self._timer.timeout.connect(self.check_external)
         self._timer.start()
+        # SQLite's check of the whole file (under a second at 100,000 images) on the store's
+        # thread, once the window is up: a damaged project is said even before an edit (every
+        # write runs it first anyway, so nothing is ever written to one).
+        QtCore.QTimer.singleShot(VERIFY_AFTER_MS, self, lambda: self.write(lambda p: p.verify()))
 
     @property
     def current(self) -> ImageSession | None:
@@ -208,36 +213,40 @@ class Workspace(QtCore.QObject):
         self._categories = None
 
     # ------------------------------------------------------------------ the list
-    def _append(self, image_id: int, path: Path) -> None:
+    def _append(self, image_id: int, path: Path | None = None) -> None:
         self.row_of_id[image_id] = len(self.ids)
-        self._row_of_path[str(path)] = len(self.ids)
         self.ids.append(image_id)
-        self.paths.append(path)
+        if path is not None:
+            self.paths.set(image_id, path)
 
     def add_paths(self, paths: list[Path]) -> list[ImageSession]:
         """Add images (already listed ones are skipped); returns the new sessions."""
         fresh = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if self.find(Path(p)) < 0]
+        unnamed = self.project.unstorable(fresh)  # names that are not UTF-8: said, the others added
+        if unnamed:
+            fresh = [p for p in fresh if not self.project.unstorable([p])]
+            self.save_failed.emit(f"{len(unnamed)} image(s) not added: "
+                                  + "; ".join(f"{name}: {why}" for name, why in unnamed[:3]) + ".")
         if not fresh:
             return []
         self.write(lambda p: p.add_images(fresh), wait=True)  # read back just below
-        index = dict(self._read(lambda: self.project.image_index("added"), []))
-        by_rel = {rel: i for i, rel in index.items()}
         added = []
         for p in fresh:
-            image_id = by_rel.get(self.project.rel_path(p))
+            image_id = self._read(lambda: self.project.image_id(p), None)
             if image_id is None or image_id in self.row_of_id:
                 continue
-            self._append(image_id, self.project.abs_path(index[image_id]))
+            self._append(image_id, self.project.abs_path(self.project.rel_path(p)))
             added.append(self.session_at(len(self.ids) - 1))
         if added:
             self.sessions_changed.emit()
         return added
 
     def add_project_images(self) -> None:
-        """Every image of the project, most in need of review first (ids and paths only)."""
-        for image_id, rel in self._read(lambda: self.project.image_index("review"), []):
-            if image_id not in self.row_of_id:
-                self._append(image_id, self.project.abs_path(rel))
+        """Every image of the project, most in need of review first (ids only: paths are read as
+        rows are shown, see :class:`PathColumn`)."""
+        new = [i for i in self._read(lambda: self.project.image_ids("review"), []) if i not in self.row_of_id]
+        self.row_of_id.update(zip(new, range(len(self.ids), len(self.ids) + len(new))))
+        self.ids.extend(new)
         self.sessions_changed.emit()
 
     def sort(self, order: str) -> None:
@@ -245,10 +254,8 @@ class Workspace(QtCore.QObject):
         name, state, added), read from its indexed columns; the shown image stays shown."""
         listed = set(self.ids)
         current = self.ids[self.index] if 0 <= self.index < len(self.ids) else None
-        ordered = [(i, rel) for i, rel in self._read(lambda: self.project.image_index(order), []) if i in listed]
-        self.ids, self.paths, self.row_of_id, self._row_of_path = [], [], {}, {}
-        for image_id, rel in ordered:
-            self._append(image_id, self.project.abs_path(rel))
+        self.ids = [i for i in self._read(lambda: self.project.image_ids(order), []) if i in listed]
+        self.row_of_id = {image_id: row for row, image_id in enumerate(self.ids)}
         self.index = self.row_of_id.get(current, -1) if current is not None else -1
         self.sessions_changed.emit()
 
@@ -260,9 +267,11 @@ class Workspace(QtCore.QObject):
         as it shows them)."""
         if recheck:
             changed = []
-            for row, path in enumerate(self.paths):
+            every = len(self.ids) <= CHECK_ALL_MISSING
+            for row in range(len(self.ids)) if every else sorted(self.row_of_id[i] for i in self._sessions):
                 session = self._sessions.get(self.ids[row])
-                if session is None and len(self.paths) <= CHECK_ALL_MISSING and not path.is_file():
+                path = self.paths[row]
+                if session is None and not path.is_file():
                     self.session_at(row)  # made missing, at once
                     changed.append(row)
                 elif session is not None and session.image is None and session.set_missing(not path.is_file()):
@@ -281,14 +290,12 @@ class Workspace(QtCore.QObject):
         report = self.project.relocate(folder)
         moved: list[tuple[ImageSession, str]] = []
         for image_id, rel in self.project.image_index("added"):
-            row = self.row_of_id.get(image_id)
-            if row is None:
+            old = self.paths.known(image_id)  # paths not read yet are read anew when used
+            if image_id not in self.row_of_id or old is None:
                 continue
             new = self.project.abs_path(rel)
-            if new != self.paths[row]:
-                self._row_of_path.pop(str(self.paths[row]), None)
-                self.paths[row] = new
-                self._row_of_path[str(new)] = row
+            if new != old:
+                self.paths.set(image_id, new)
                 self._records.pop(image_id, None)
                 session = self._sessions.get(image_id)
                 if session is not None:
@@ -301,10 +308,9 @@ class Workspace(QtCore.QObject):
         return report, moved
 
     def find(self, path: Path) -> int:
-        row = self._row_of_path.get(str(Path(path)), -1)
-        if row < 0:  # another spelling of the same file (relative, with "..")
-            row = self._row_of_path.get(str(self.project.abs_path(self.project.rel_path(path))), -1)
-        return row
+        """The list row of an image (any spelling of its path), or -1 (asks the store's path index)."""
+        image_id = self._read(lambda: self.project.image_id(Path(path)), None)
+        return -1 if image_id is None else self.row_of_id.get(image_id, -1)
 
     def set_index(self, index: int) -> ImageSession | None:
         if not self.ids:

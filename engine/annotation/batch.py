@@ -172,6 +172,9 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     files = list_images(images, recursive=recursive)
     if not files:
         raise InputError(f"No images found in {images}.")
+    unnamed = project.unstorable(files)  # names that are not UTF-8: said and skipped, the rest goes on
+    if unnamed:
+        files = [f for f in files if not project.unstorable([f])]
     for q in qs:
         if q.label and clean_label(q.label) != q.label.strip():
             notes.append(f"The label {q.label!r} is stored as {clean_label(q.label)!r}: a label is one line of text, "
@@ -182,7 +185,7 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             project.ensure_category(q.label)
     project.add_images(files)  # every image is listed in the project, even before it is processed
     work, done = pending_work(project, files, qs)
-    report = BatchReport(images=len(files), already_done=done, notes=notes)
+    report = BatchReport(images=len(files), already_done=done, notes=notes, failed=list(unnamed))
     project.set_meta("batch_questions", " | ".join(q.question for q in qs))
     if not work:
         report.seconds = time.perf_counter() - t0

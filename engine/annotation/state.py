@@ -507,15 +507,19 @@ class ImageAnnotation:
         """Fuse a run's heat map (the shown one by default) with its objects' masks at its alpha:
         from each object's coverage of the grid, never a whole-image pass per object."""
         run = run if run is not None else self.current_run
-        if run is None or run.question_map is None:
-            return
+        if run is not None and self._fuse(run) and run.key == self.run_key:
+            self.notify("fusion")
+
+    def _fuse(self, run: RunState) -> bool:
+        """Fuse ``run``'s map with its objects' coverage (no notice); False without a heat map."""
+        if run.question_map is None:
+            return False
         members = [o for o in self.run_objects(run) if o.record.has_mask or o.segmentation is not None]
         coverage = np.zeros(run.question_map.shape, np.float32)
         for obj in members:
             coverage = np.maximum(coverage, obj.coverage(run.question_map.shape))
         run.fuse(None, coverage if members else None)
-        if run.key == self.run_key:
-            self.notify("fusion")
+        return True
 
     # ------------------------------------------------------------------ from the project
     def reload_from_project(self) -> None:
@@ -543,4 +547,4 @@ class ImageAnnotation:
         if self.runs:
             latest = max(self.runs.values(), key=lambda r: r.record.updated)
             self.run_key = latest.key
-            self.update_fusion(latest)
+            self._fuse(latest)  # (no notice: this runs while the session is being made)

@@ -189,7 +189,7 @@ _EXPORT = ("import resource, sys, time\nfrom engine.export import export_project
 
 def coco_export(path: Path, out: Path) -> tuple[float, float, int]:
     """(seconds, peak resident MB of the exporting process, annotations)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the checkout (parents[1] is engine/): its code, not an installed one
     r = subprocess.run([sys.executable, "-c", _EXPORT, str(path), str(out)], cwd=root, capture_output=True,
                        text=True, env=dict(os.environ, PYTHONPATH=str(root)))
     if r.returncode != 0:

@@ -5,7 +5,12 @@ user edits, the IoU between the automatic and the final mask, model ids and rand
 and each annotation's edit log. ``--format qmask-json`` writes the project itself as the JSON
 interchange file (for sharing, diffing, version control); any command that takes a project
 takes that file too (it is converted into a ``.qmask`` beside it). An export that fails
-leaves nothing new behind.
+leaves nothing new behind. The project is only read (unless --images relocates images).
+
+YOLO, LabelMe and PNG exports own their output folder: an export into the folder of an
+earlier one replaces it whole (no file of the earlier export stays); a folder holding other
+files is refused unless --force. Over-long file names are shortened (their beginning and a
+short hash).
 
 Images that moved since the project was made: pass ``--images DIR`` (the folder they are in
 now). Missing images are looked for there, by their old relative path and then by name (a
@@ -39,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LabelMe: write every annotation as a mask shape, not polygons")
     parser.add_argument("--no-copy-images", action="store_true",
                         help="YOLO: do not link/copy the images into OUT/images")
+    parser.add_argument("--force", action="store_true",
+                        help="YOLO, LabelMe, PNG: replace the output folder's contents even when it holds files "
+                             "that are not an earlier QMask export (they are deleted)")
     parser.add_argument("--images", metavar="DIR",
                         help="the folder the project's images are in now, if they moved: missing images are "
                              "found there and the project file is updated before exporting")
@@ -51,7 +59,9 @@ RELOCATE_HINT = ("pass --images DIR (the folder they are in now) to relocate the
 def run(args: argparse.Namespace) -> int:
     from ..project import Project
 
-    project = Project.open(args.project, writer="export")
+    # Only reading (unless --images relocates): a damaged project, or one in a read-only
+    # folder, is read as it is and never written.
+    project = Project.open(args.project, writer="export", read_only=not args.images)
     try:
         return _export(project, args)
     finally:
@@ -78,6 +88,7 @@ def _export(project: "Project", args: argparse.Namespace) -> int:
               f"copied; {RELOCATE_HINT}.", file=sys.stderr)
     report = export_project(project, args.format, args.out, polygons=args.polygons,
                             only_accepted=args.only_accepted, tolerance=args.tolerance,
-                            labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images)
+                            labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images,
+                            overwrite=args.force)
     print(report)
     return 0

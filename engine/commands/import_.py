@@ -1,9 +1,9 @@
 """Import a COCO instances dataset (RLE or polygons) into a project, to continue correcting it.
 
 Category names become labels; images are matched by file_name under --images (then by file
-name anywhere below it). Images not found are kept: relocate them later with
-``qmask export PROJECT ... --images DIR``, or open the project in the app and use
-"Locate folder…".
+name anywhere below it); nothing outside --images is read. The import is all or nothing.
+Images not found are kept: relocate them later with ``qmask export PROJECT ... --images DIR``,
+or open the project in the app and use "Locate folder…".
 """
 
 from __future__ import annotations

@@ -56,12 +56,16 @@ class ExportReport:
 def export_project(project: Project, fmt: str, out: str | Path,
                    image_filter: ImageFilter | Iterable[ImageRecord] | None = None, *,
                    polygons: bool = False, only_accepted: bool = False, tolerance: float = 0.0,
-                   labelme_force_mask: bool = False, copy_images: bool = True) -> ExportReport:
+                   labelme_force_mask: bool = False, copy_images: bool = True,
+                   overwrite: bool = False) -> ExportReport:
     """Export ``project`` (or the images ``image_filter`` selects) in format ``fmt`` to ``out``.
 
     ``polygons``: COCO only (YOLO is always polygons, LabelMe polygons unless a mask has holes).
     ``tolerance``: polygon simplification in pixels (0 = exact).
     ``copy_images``: YOLO only; link/copy images into ``out/images``.
+    YOLO, LabelMe and PNG own their folder ``out`` (see :mod:`engine.export.staging`): it ends up
+    holding this export only; a folder holding other files is refused unless ``overwrite``
+    (which replaces its contents). COCO writes its two files beside whatever is there.
     Raises ExportError when nothing can be exported or the output cannot be written.
     """
     fmt = str(fmt).lower()
@@ -79,7 +83,7 @@ def export_project(project: Project, fmt: str, out: str | Path,
     coco_file = fmt == "coco" and out.suffix.lower() == ".json"
     final_dir = out.parent if coco_file else out
     try:
-        with Staging(final_dir) as stage:
+        with Staging(final_dir, owns=fmt != "coco", overwrite=overwrite, fmt=fmt) as stage:
             name = (out.name if coco_file else "annotations.json") if fmt == "coco" else None
             sidecar_name = (out.stem + "." + SIDECAR_NAME) if coco_file else SIDECAR_NAME
             sidecar = SidecarWriter(stage.root / sidecar_name, project, plan, fmt, refs)

@@ -1,7 +1,11 @@
 """Import a COCO instances dataset into a project, to keep correcting it in QMask.
 
+- The file is parsed with limits (:mod:`engine.runtime.untrusted_json`) and its types checked
+  before anything is written; one transaction writes it all (a failure leaves the project as
+  it was).
 - Images are found as ``images_dir / file_name``, else by file name anywhere under
-  ``images_dir``. One that is not found is still added (``status="pending"``, so
+  ``images_dir``; nothing outside ``images_dir`` is read or recorded (a ``file_name`` with
+  ``..``, an absolute one or a symlink out is refused, per image: ``ImportReport.refused``). One that is not found is still added (``status="pending"``, so
   :meth:`Project.missing_images`/``relocate`` can fix it later); one whose size on disk
   differs from the COCO ``width``/``height`` (as displayed) is marked failed, because its
   masks would not line up.
@@ -17,7 +21,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,6 +31,9 @@ import numpy as np
 
 from ..errors import ExportError, ImageError, InputError, ProjectError
 from ..imaging.masks import decode_rle, encode_rle, is_rle
+from ..imaging.images import max_pixels_default
+from ..project.codec import MAX_SIDE
+from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted, number, type_name
 from ..project import (Category, ImageRecord, ObjectRecord, Project, QuestionRun, clean_label, displayed_size,
                        file_sha256)
 
@@ -41,7 +47,9 @@ class ImportReport:
     not_found: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # file names leading outside the images folder: not read
     renamed: list[str] = field(default_factory=list)  # category names that held control characters
+    categories: list[Category] = field(default_factory=list, repr=False)  # the file's, as they are stored
 
     def __str__(self) -> str:
         text = f"Imported {self.annotations} annotation(s) on {self.images} image(s)."
@@ -50,6 +58,8 @@ class ImportReport:
         if self.not_found:
             text += (f" {len(self.not_found)} image file(s) not found (relocate them with "
                      "`qmask export PROJECT --images DIR ...` or the app's Locate folder...).")
+        if self.refused:
+            text += f" {len(self.refused)} image(s) refused: " + "; ".join(self.refused[:3])
         if self.failed:
             text += f" {len(self.failed)} image(s) failed: " + "; ".join(self.failed[:3])
         if self.skipped:
@@ -58,7 +68,11 @@ class ImportReport:
 
 
 def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """A COCO ``segmentation`` (RLE dict or list of flat polygons) -> ``[H, W]`` bool."""
+    """A COCO ``segmentation`` (RLE dict or list of flat polygons) -> ``[H, W]`` bool.
+
+    Polygon coordinates may lie outside the image by up to its longer side: pycocotools works
+    on the polygon's whole outline, so far-away vertices cost memory without bound (1e9 and
+    beyond crash the process natively)."""
     if is_rle(segmentation):
         mask = decode_rle(segmentation)
         if mask.shape != (height, width):
@@ -71,6 +85,11 @@ def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.
                 raise InputError("a polygon needs at least three (x, y) pairs as a flat list")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly):
                 raise InputError("polygon coordinates must be finite numbers")
+            margin = max(int(height), int(width))
+            far = [v for k, v in enumerate(poly) if not -margin <= v <= (width if k % 2 == 0 else height) + margin]
+            if far:
+                raise InputError(f"polygon coordinate {far[0]:g} lies far outside the {width}x{height} image "
+                                 f"(at most {margin} pixels outside it are taken)")
             polys.append([float(v) for v in poly])
         from pycocotools import mask as mask_utils
 
@@ -81,15 +100,46 @@ def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.
 
 def _load_json(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ExportError(f"No COCO file at {path}.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ExportError(f"{path} is not a readable COCO JSON file ({err}).") from err
+    except OSError as err:
+        raise ExportError(f"Cannot read the COCO file {path}: {err.strerror or err}.") from err
+    try:
+        doc = load_untrusted(raw)
+    except UntrustedJSONError as err:
+        raise ExportError(f"{path} is not a readable COCO JSON file: {err}. Nothing was imported.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("annotations", []), list) or not isinstance(doc.get("categories", []), list):
         raise ExportError(f"{path} is not a COCO instances file (needs 'images', 'annotations', 'categories' lists).")
     return doc
+
+
+def _coco_id(value: Any, where: str) -> int | str:
+    """A COCO id: an integer (a whole float is taken as one) or text; else UntrustedJSONError."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UntrustedJSONError(f"{where}: expected a number or text, found {type_name(value)}")
+    return value
+
+
+def _image_size(im: dict, where: str) -> tuple[int, int]:
+    w = number(im.get("width"), f"{where}.width", integer=True, lo=1, hi=MAX_SIDE)
+    h = number(im.get("height"), f"{where}.height", integer=True, lo=1, hi=MAX_SIDE)
+    if w * h > max_pixels_default():  # its masks are decoded whole
+        raise UntrustedJSONError(f"{where}: {w}x{h} is more pixels than QMask opens ({max_pixels_default():,}; "
+                                 f"set QMASK_MAX_PIXELS to allow more)")
+    return w, h
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """``path`` is in the folder ``root`` (a resolved path) once ``..`` and symlinks are resolved."""
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):  # outside, or a symlink loop
+        return False
+    return True
 
 
 def _index_files(root: Path) -> dict[str, list[Path]]:
@@ -115,6 +165,20 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
     doc = _load_json(path)
     report = ImportReport()
 
+    try:
+        records = _read_records(doc, path, root, project, report, hash_images)
+    except UntrustedJSONError as err:
+        raise ExportError(f"{path.name}: {err}. Nothing was imported.") from None
+    project.import_records(records, list(report.categories))
+    return report
+
+
+def _read_records(doc: dict, path: Path, root: Path, project: Project, report: ImportReport,
+                  hash_images: bool) -> list[ImageRecord]:
+    """Every image record with its new question records, checked whole before anything is
+    written; a problem of the whole file raises (ExportError, UntrustedJSONError), one of an
+    image or an annotation is said in ``report``."""
+    real_root = root.resolve()
     # categories: COCO id -> (name, preferred project id); written with the first chunk
     cats: dict[Any, Category] = {}
     for i, c in enumerate(doc.get("categories", [])):
@@ -124,16 +188,23 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         if name != c["name"].strip():
             report.renamed.append(f"Category {c['name']!r} is stored as {name!r}: a label is one line of "
                                   "text, without control characters, so that every export's class list holds it.")
-        cid = c["id"]
-        wanted = cid if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 else 0
+        cid = _coco_id(c["id"], f"categories[{i}].id")
+        wanted = cid if isinstance(cid, int) and cid > 0 else 0
         cats[cid] = Category(id=wanted, name=name)
+    report.categories = list(cats.values())
 
     by_image: dict[Any, list[dict]] = {}
     for i, a in enumerate(doc.get("annotations", [])):
         if not isinstance(a, dict) or "image_id" not in a or "segmentation" not in a:
             report.skipped.append(f"annotations[{i}]: needs 'image_id' and 'segmentation'")
             continue
-        by_image.setdefault(a["image_id"], []).append(a)
+        try:
+            image_id = _coco_id(a["image_id"], f"annotations[{i}].image_id")
+            a["category_id"] = _coco_id(a.get("category_id"), f"annotations[{i}].category_id")
+        except UntrustedJSONError as err:
+            report.skipped.append(str(err))
+            continue
+        by_image.setdefault(image_id, []).append(a)
 
     name_index: dict[str, list[Path]] | None = None
     seen_ids: set[Any] = set()
@@ -142,19 +213,24 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
         where = f"images[{i}]"
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise ExportError(f"{path.name}: {where} needs an 'id' and a 'file_name'.")
-        if im["id"] in seen_ids:
-            raise ExportError(f"{path.name}: image id {im['id']!r} appears twice.")
-        seen_ids.add(im["id"])
-        w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-            raise ExportError(f"{path.name}: {where} ({im['file_name']}) needs positive integer 'width' and 'height'.")
+        image_id = _coco_id(im["id"], f"{where}.id")
+        if image_id in seen_ids:
+            raise ExportError(f"{path.name}: image id {image_id!r} appears twice.")
+        seen_ids.add(image_id)
+        w, h = _image_size(im, where)
         file_name = im["file_name"].replace("\\", "/")
+        # Nothing outside the folder the user named is read or recorded: a name with "..", an
+        # absolute one, or a symlink out is looked for by its base name under the folder only.
         candidate = root / file_name
-        if not candidate.is_file():
+        if not _inside(real_root, candidate) or not candidate.is_file():
             if name_index is None:
                 name_index = _index_files(root)
-            matches = sorted(name_index.get(Path(file_name).name, []))
+            matches = sorted(m for m in name_index.get(Path(file_name).name, []) if _inside(real_root, m))
             candidate = matches[0] if matches else candidate
+        if not _inside(real_root, candidate):
+            report.refused.append(f"{where} ({file_name}): the file name leads outside the images folder {root}; "
+                                  "it was not read")
+            continue
         known = project.find_image(candidate)
         record = ImageRecord(path=project.rel_path(candidate), width=w, height=h) if known is None else known
         record.width, record.height = w, h
@@ -180,14 +256,14 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                 record.sha256 = file_sha256(candidate)
         else:
             report.not_found.append(file_name)
-        for a in by_image.get(im["id"], []):
+        for a in by_image.get(image_id, []):
             cat = cats.get(a.get("category_id"))
             if cat is None:
                 report.skipped.append(f"{file_name}: annotation {a.get('id')} has unknown category {a.get('category_id')!r}")
                 continue
             try:
                 mask = coco_segmentation_to_mask(a["segmentation"], h, w)
-            except InputError as err:
+            except (InputError, TypeError, ValueError, OverflowError) as err:  # untrusted shapes
                 report.skipped.append(f"{file_name}: annotation {a.get('id')}: {err}")
                 continue
             if not mask.any():
@@ -208,8 +284,7 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                                                mask_source="import", source="import", question=question,
                                                accepted=accepted if isinstance(accepted, bool) else False))
             report.annotations += 1
-    project.import_records(records, list(cats.values()))
-    return report
+    return records
 
 
 def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],
@@ -226,18 +301,26 @@ def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | 
         if not merge:
             raise ProjectError(f"{p} already exists; pass --merge to add the dataset to it.")
         project = Project.open(p, writer="import")
-        return project, import_coco(coco_json, images_dir, project)
+        try:
+            return project, import_coco(coco_json, images_dir, project)
+        except BaseException:
+            project.close()
+            raise
     if not p.parent.is_dir():
         raise ProjectError(f"The folder {p.parent} does not exist.")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.importing.qmask")
-    project = Project.create(tmp, overwrite=True, writer="import")
+    project = None
     try:
+        project = Project.create(tmp, overwrite=True, writer="import")
         report = import_coco(coco_json, images_dir, project)
         project.close()
         os.replace(tmp, p)
-    except BaseException:
-        project.close()
+    except BaseException as err:
+        if project is not None:
+            project.close()
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+        if isinstance(err, ProjectError):  # the user named the project, not its temporary file
+            raise ProjectError(str(err).replace(str(tmp), str(p))) from err
         raise
     return Project.open(p, writer="import"), report

@@ -12,8 +12,10 @@ import numpy as np
 
 from ..errors import ExportError
 from ..project import Category, ImageRecord, ObjectRecord, Project, QuestionRun, normalise_question
+from .staging import MAX_NAME_BYTES, Staging, short_name  # noqa: F401 (Staging: exporters import it from here)
 
 DEFAULT_LABEL = "object"  # category for annotations without a label
+STEM_BYTES = MAX_NAME_BYTES - 16  # a stem, with room for "_NN" and an extension (".json", ".jpeg")
 
 ImageFilter = Callable[[ImageRecord], bool]
 
@@ -172,7 +174,10 @@ def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageReco
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
+    """A file stem of ``stem``'s safe characters, unique (case-insensitively) among ``used``; an
+    over-long one is shortened (:func:`short_name`) leaving room for ``_2`` and an extension."""
     safe = "".join(ch if ch.isalnum() or ch in "-_.@+" else "_" for ch in stem) or "image"
+    safe = short_name(safe, limit=STEM_BYTES)
     candidate, k = safe, 1
     while candidate.lower() in used:  # case-insensitive: Windows/macOS file systems
         k += 1
@@ -204,56 +209,6 @@ def prepare_dir(out: Path) -> Path:
     except OSError as err:
         raise ExportError(f"Cannot create the folder {out}: {err.strerror or err}.") from err
     return out
-
-
-class Staging:
-    """A hidden folder beside the output that an export is written into; :meth:`commit` moves
-    every file into place at the end. An export that fails leaves nothing new behind (files
-    of an earlier export there stay as they were until the commit replaces them)."""
-
-    def __init__(self, final_dir: Path) -> None:
-        self.final = Path(final_dir)
-        name = f".qmask-export-{os.getpid()}"
-        # Inside the output folder when it exists (same file system), else beside it (renamed at the end).
-        self.root = self.final / name if self.final.is_dir() else self.final.parent / f".{self.final.name}{name}"
-
-    def __enter__(self) -> "Staging":
-        if self.final.exists() and not self.final.is_dir():
-            raise ExportError(f"{self.final} exists and is not a folder.")
-        # folders this export creates above the output, removed again if it fails
-        self._made = [d for d in [self.final.parent, *self.final.parent.parents] if not d.exists()]
-        self._committed = False
-        try:
-            self.final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root.mkdir()
-        except OSError as err:
-            raise ExportError(f"Cannot create the folder {self.final}: {err.strerror or err}.") from err
-        return self
-
-    def commit(self) -> list[Path]:
-        """Move every staged file to the same place under the final folder; returns their paths."""
-        staged = sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_symlink())
-        self._committed = True
-        if not self.final.exists():
-            os.rename(self.root, self.final)  # a new folder appears whole
-            return [self.final / p.relative_to(self.root) for p in staged]
-        moved = []
-        for p in staged:
-            dest = self.final / p.relative_to(self.root)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(p, dest)
-            moved.append(dest)
-        return moved
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-        if not self._committed:
-            for d in self._made:  # innermost first; only if still empty
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

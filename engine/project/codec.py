@@ -14,11 +14,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..imaging import masks as M
+from ..imaging.images import max_pixels_default
 from ..errors import InputError, ProjectError, PromptError
 from ..prompts import Box, Point
 from .objects import OBJECT_SOURCES, ObjectRecord
 from .records import STATUSES, Category, ImageRecord, clean_label
 from .runs import INSTANCE_MODES, PreviousAnswer, QuestionRun
+
+MAX_SIDE = 1 << 20  # pixels: an image side, or a heat-map side, read from a file (a mask must fit in memory)
 
 __all__ = [
     "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
@@ -40,10 +43,12 @@ def point_to_json(p: Point) -> dict:
 def point_from_json(d: Mapping[str, Any], where: str = "point") -> Point:
     _expect(d, Mapping, where)
     try:
-        return Point(x=float(d["x"]), y=float(d["y"]), label=int(d.get("label", 1)),
-                     score=None if d.get("score") is None else float(d["score"]),
-                     source=d.get("source", "user"), created=float(d.get("created", 0.0)))
-    except (KeyError, TypeError, ValueError) as err:
+        return Point(x=_get(d, "x", float, where), y=_get(d, "y", float, where),
+                     label=_get(d, "label", int, where, default=1),
+                     score=_get(d, "score", float, where, default=None, nullable=True),
+                     source=_get(d, "source", str, where, default="user"),
+                     created=_get(d, "created", float, where, default=0.0))
+    except (TypeError, ValueError, PromptError) as err:
         raise ProjectError(f"{where}: not a valid point ({err}).") from err
 
 
@@ -57,7 +62,7 @@ def box_from_json(value: Any, where: str = "box") -> Box:
     try:
         if len(value) != 4:
             raise ValueError(f"{len(value)} numbers, not 4 (x0, y0, x1, y1)")
-        return Box(*(float(v) for v in value))
+        return Box(*(_finite(v, f"{where}[{i}]") for i, v in enumerate(value)))
     except (TypeError, ValueError, PromptError) as err:
         raise ProjectError(f"{where}: not a valid box ({err}).") from err
 
@@ -90,15 +95,34 @@ def heatmap_to_json(heat: np.ndarray) -> dict:
 
 def heatmap_from_json(d: Mapping[str, Any], where: str = "heatmap") -> np.ndarray:
     _expect(d, Mapping, where)
+    shape = _get(d, "shape", list, where)
+    if len(shape) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
+                                  for v in shape):
+        raise ProjectError(f"{where}.shape: expected [rows, columns], two positive integers.")
+    scale = _get(d, "scale", float, where)
     try:
-        shape = [int(v) for v in d["shape"]]
-        scale = float(d["scale"])
-        raw = base64.b64decode(d["f16"], validate=True)
-    except (KeyError, TypeError, ValueError) as err:
+        raw = base64.b64decode(_get(d, "f16", str, where), validate=True)
+    except ValueError as err:
         raise ProjectError(f"{where}: not a valid heat map ({err}).") from err
-    if len(shape) != 2 or min(shape) <= 0 or len(raw) != 2 * shape[0] * shape[1]:
+    if len(raw) != 2 * shape[0] * shape[1]:
         raise ProjectError(f"{where}: heat-map data does not match its shape {shape}.")
-    return (np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape) * np.float32(scale))
+    heat = np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape) * np.float32(scale)
+    return np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)  # as heatmap_to_json writes them
+
+
+def _finite(value: Any, where: str) -> float:
+    """A finite number (int or float, not bool) as float; else ProjectError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProjectError(f"{where}: must be a finite number, found {value!r:.40}.")
+    return float(value)
+
+
+def _scalars(d: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A flat ``{name: text}`` object (models, meta): values must be text, numbers, true/false or null."""
+    for k, v in d.items():
+        if isinstance(v, (dict, list)):
+            raise ProjectError(f"{where}.{k}: expected text, found {'an object' if isinstance(v, dict) else 'a list'}.")
+    return {str(k): str(v) for k, v in d.items()}
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -129,9 +153,11 @@ def _rle_from_json(value: Any, where: str) -> dict | None:
     if value is None:
         return None
     try:
-        M.rle_counts(value)
+        h, w, _runs = M.rle_counts(value)
     except InputError as err:
         raise ProjectError(f"{where}: {err}") from err
+    if h > MAX_SIDE or w > MAX_SIDE or h * w > max_pixels_default():
+        raise ProjectError(f"{where}: a {h}x{w} mask is larger than QMask opens (QMASK_MAX_PIXELS).")
     counts = value["counts"]
     if isinstance(counts, (list, tuple)):  # keep memory compact: re-encode as a string
         return M.encode_rle(M.decode_rle(value))
@@ -187,10 +213,10 @@ def run_extras_from_json(run: QuestionRun, d: Mapping[str, Any], where: str) -> 
     """Fill ``run`` from :func:`run_extras_to_json`'s fields of ``d`` (validated)."""
     run.auto_points = [point_from_json(p, f"{where}.auto_points[{i}]")
                        for i, p in enumerate(_get(d, "auto_points", list, where, default=[]))]
-    run.models = {str(k): str(v) for k, v in _get(d, "models", dict, where, default={}).items()}
-    run.timings = {str(k): _finite_number(v, f"{where}.timings.{k}")
+    run.models = _scalars(_get(d, "models", dict, where, default={}), f"{where}.models")
+    run.timings = {str(k): _finite(v, f"{where}.timings.{k}")
                    for k, v in _get(d, "timings", dict, where, default={}).items()}
-    run.notes = [str(n) for n in _get(d, "notes", list, where, default=[])]
+    run.notes = [_expect(n, str, f"{where}.notes[{i}]") for i, n in enumerate(_get(d, "notes", list, where, default=[]))]
     run.previous_answers = [previous_answer_from_json(a, f"{where}.previous_answers[{i}]")
                             for i, a in enumerate(_get(d, "previous_answers", list, where, default=[]))]
     run.points_asked = points_asked_from_json(d.get("points_asked"), f"{where}.points_asked")
@@ -312,12 +338,6 @@ def object_from_json(d: Any, where: str) -> ObjectRecord:
     return object_extras_from_json(obj, d, where)
 
 
-def _finite_number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ProjectError(f"{where}: expected a finite number, found {value!r}.")
-    return float(value)
-
-
 def _bounded_int(value: int, where: str) -> int:
     if abs(value) > 2**62:  # SQLite integers are 64-bit
         raise ProjectError(f"{where}: {value} is out of range.")
@@ -352,9 +372,9 @@ def image_from_json(d: Any, where: str, *, objects_and_runs: bool = True) -> Ima
         raise ProjectError(f"{where}.status: expected one of {', '.join(STATUSES)}, found {status!r}.")
     width = _get(d, "width", int, where, default=None, nullable=True)
     height = _get(d, "height", int, where, default=None, nullable=True)
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and not 0 < value <= 2**31:
-            raise ProjectError(f"{where}.{name}: expected a positive image size, found {value}.")
+    for name, side in (("width", width), ("height", height)):
+        if side is not None and not 0 < side <= MAX_SIDE:
+            raise ProjectError(f"{where}.{name}: must be from 1 to {MAX_SIDE} pixels, found {side}.")
     img = ImageRecord(path=path, width=width, height=height,
                       sha256=_get(d, "sha256", str, where, default=None, nullable=True),
                       status=status, error=_get(d, "error", str, where, default=None, nullable=True),  # type: ignore[arg-type]

@@ -24,11 +24,15 @@ from typing import Any, Callable
 
 from ..errors import ProjectError
 from ..runtime.atomic import atomic_writer
+from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted
+from . import schema
 from . import tables as T
-from .codec import _get, category_from_json, category_to_json, check_mask_sizes, image_from_json, image_to_json
+from .codec import (_get, _scalars, category_from_json, category_to_json, check_mask_sizes, image_from_json,
+                    image_to_json)
 from .legacy import legacy_from_json, split_legacy
 from .records import ImageRecord, clean_label
-from .store import Project, build_new
+from .schema import build_new
+from .store import Project
 
 __all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
            "convert_json_project", "write_json_project", "db_path_for"]
@@ -57,9 +61,9 @@ def read_json_project(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise ProjectError(f"Cannot read the project file {path}: {err.strerror or err}.") from err
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ProjectError(f"{path} is not a valid project file (broken JSON: {err}).") from err
+        doc = load_untrusted(raw)
+    except UntrustedJSONError as err:
+        raise ProjectError(f"{path} is not a valid project file: {err}. Nothing was converted.") from None
     where = path.name
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
         raise ProjectError(f"{path} is not a QMask project (no \"schema\": \"{JSON_SCHEMA}\").")
@@ -90,8 +94,8 @@ def read_json_project(path: Path) -> dict[str, Any]:
         raise ProjectError(f"{path}: the same object uid appears twice.")
     if len({img.path for img in images}) != len(images):
         raise ProjectError(f"{path}: the same image is listed twice.")
-    meta = _get(doc, "meta", dict, where, default={})
-    return {"images": images, "categories": categories, "meta": {str(k): str(v) for k, v in meta.items()},
+    meta = _scalars(_get(doc, "meta", dict, where, default={}), f"{where}: meta")
+    return {"images": images, "categories": categories, "meta": meta,
             "created": _get(doc, "created", float, where, default=0.0)}
 
 
@@ -113,23 +117,26 @@ def _images_v1(raw: list, where: str, classes: set[str]) -> list[ImageRecord]:
     return images
 
 
-def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
+def convert_json_project(json_path: Path, *, writer: str = "qmask", read_only: bool = False) -> Project:
     """Open a JSON project (version 1 or 2) as ``NAME.qmask`` beside it, converting it the first time."""
     target = db_path_for(json_path)
     if target.exists():
-        project = Project.open(target, writer=writer)
+        project = Project.open(target, writer=writer, read_only=read_only)
         project.notice = (f"{json_path.name} was converted earlier: QMask now works in {target} "
                           f"(the JSON file is no longer updated).")
         return project
     doc = read_json_project(json_path)
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ProjectError(f"Cannot convert {json_path} into {target}: the folder {target.parent} is not writable "
+                           "(permission denied). Copy the file to a folder you may write, and open it there.")
     try:
         build_new(target, lambda con: _fill(con, doc, json_path, writer))
     except FileExistsError:  # another process converted it meanwhile: use that one
-        return convert_json_project(json_path, writer=writer)
+        return convert_json_project(json_path, writer=writer, read_only=read_only)
     except (OSError, sqlite3.Error) as err:
-        raise ProjectError(f"Cannot convert {json_path} into {target}: {getattr(err, 'strerror', None) or err}. "
+        raise ProjectError(f"Cannot convert {json_path} into {target}: {schema.reason(err)}. "
                            "Nothing was written; the JSON file is unchanged.") from err
-    project = Project.open(target, writer=writer)
+    project = Project.open(target, writer=writer, read_only=read_only)
     project.notice = (f"{json_path.name} (an older project file) was converted into {target.name}; QMask "
                       f"works there from now on. The JSON file was left as it was.")
     return project

@@ -26,8 +26,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ProjectError
-from .codec import (_expect, _get, _rle_from_json, box_from_json, heatmap_from_json, point_from_json,
-                    points_asked_from_json, previous_answer_from_json)
+from .codec import (_expect, _finite, _get, _rle_from_json, _scalars, box_from_json, heatmap_from_json,
+                    point_from_json, points_asked_from_json, previous_answer_from_json)
 from .objects import ObjectRecord
 from .runs import PreviousAnswer, QuestionRun
 
@@ -164,13 +164,14 @@ def legacy_from_json(d: Any, where: str) -> LegacyQuestion:
         mask_source=mask_source,
         label=_get(d, "label", str, where, default=None, nullable=True),
         alpha=alpha,
-        models={str(k): str(v) for k, v in _get(d, "models", dict, where, default={}).items()},
+        models=_scalars(_get(d, "models", dict, where, default={}), f"{where}.models"),
         random_weights=_get(d, "random_weights", bool, where, default=False),
         accepted=_get(d, "accepted", bool, where, default=False),
         created=_get(d, "created", float, where, default=0.0),
         updated=_get(d, "updated", float, where, default=0.0),
-        timings={str(k): float(v) for k, v in _get(d, "timings", dict, where, default={}).items()},
-        notes=[str(n) for n in _get(d, "notes", list, where, default=[])],
+        timings={str(k): _finite(v, f"{where}.timings.{k}")
+                 for k, v in _get(d, "timings", dict, where, default={}).items()},
+        notes=[_expect(n, str, f"{where}.notes[{i}]") for i, n in enumerate(_get(d, "notes", list, where, default=[]))],
         stroke_add_rle=_rle_from_json(strokes.get("add"), f"{where}.strokes.add"),
         stroke_erase_rle=_rle_from_json(strokes.get("erase"), f"{where}.strokes.erase"),
         box=None if d.get("box") is None else box_from_json(d["box"], f"{where}.box"),

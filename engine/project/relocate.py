@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import ProjectError
 from .records import RelocateReport, file_sha256
 from .store import Project
+from .writes import _storable
 
 __all__ = ["relocate"]
 
@@ -39,6 +40,7 @@ def relocate(project: Project, new_folder: str | os.PathLike[str], *, verify_has
                     candidates.append(c)
                     break
         candidates += [c for c in sorted(by_name.get(img.name, [])) if c not in candidates]
+        candidates = [c for c in candidates if _storable(project.rel_path(c))]  # no name that is not UTF-8
         chosen, mismatch = None, False
         for c in candidates:
             if verify_hash and img.sha256 and file_sha256(c) != img.sha256:

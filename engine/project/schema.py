@@ -17,12 +17,18 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import quote
 
 from ..errors import ProjectError
 
-__all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "BUSY_TIMEOUT_S", "MIGRATIONS", "check_file",
-           "connect", "initialise", "migrate"]
+try:
+    import resource
+except ImportError:  # Windows: no file-size limits to name
+    resource = None  # type: ignore[assignment]
+
+__all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "BUSY_TIMEOUT_S", "MIGRATIONS", "TABLES", "check_file",
+           "check_tables", "check_integrity", "connect", "initialise", "migrate", "reason", "build_new", "header_version"]
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x514D534B  # "QMSK"
@@ -140,6 +146,9 @@ def _objects_from_questions(con: sqlite3.Connection) -> None:
     objects_from_question_rows(con)
     con.execute("DROP TABLE questions")
 
+TABLES = ("meta", "categories", "images", "runs", "objects", "edits")
+_RESTORE = "It was left as it was; restore it from a backup, or from a `qmask export ... --format qmask-json` copy."
+
 # version -> SQL (or a function of the connection) turning schema ``version`` into ``version + 1``.
 MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _objects_from_questions}
 
@@ -164,25 +173,94 @@ def check_file(path: Path) -> None:
     pages = int.from_bytes(header[28:32], "big")
     if page_size < 512 or size < page_size * pages or size % page_size:
         raise ProjectError(f"{path} is damaged: the file is shorter than its header says (truncated copy or "
-                           "disk?). It was left as it was; restore it from a backup, or from a "
-                           "`qmask export ... --format qmask-json` copy.")
+                           f"disk?). {_RESTORE}")
 
 
-def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
-    """A connection with QMask's settings (autocommit mode: the store opens its own transactions)."""
+def header_version(path: Path) -> int:
+    """The schema version a project file's header says (SQLite's user_version, bytes 60-63),
+    read without SQLite; 0 when it cannot be read (SQLite then says why)."""
     try:
-        con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                              check_same_thread=False)
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return 0
+    return int.from_bytes(head[60:64], "big") if len(head) == 64 else 0
+
+
+def check_tables(con: sqlite3.Connection, path: Path) -> None:
+    """Refuse a project missing one of QMask's tables (cheap: reads the schema page only)."""
+    try:
+        found = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as err:
+        raise ProjectError(f"{path} is damaged ({err}). {_RESTORE}") from err
+    missing = [t for t in TABLES if t not in found]
+    if missing:
+        raise ProjectError(f"{path} is damaged: its table{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing. {_RESTORE}")
+
+
+def check_integrity(con: sqlite3.Connection, path: Path) -> None:
+    """SQLite's ``quick_check`` (every page's structure; O(file size)): what the store runs
+    before its first write, so a damaged file is never written to."""
+    try:
+        first = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        first = str(err)
+    if first != "ok":
+        what = "; ".join(line for line in str(first).splitlines() if not line.startswith("***"))
+        raise ProjectError(f"{path} is damaged (SQLite's check: {what}); QMask does not write to it. {_RESTORE}")
+
+
+def read_error(err: sqlite3.DatabaseError, path: Path) -> ProjectError:
+    """A failed read in words: SQLite's "malformed" means a damaged file."""
+    if isinstance(err, sqlite3.DatabaseError) and "malformed" in str(err):
+        return ProjectError(f"{path} is damaged ({err}). {_RESTORE}")
+    return ProjectError(f"Cannot read the project {path}: {reason(err)}.")
+
+
+def reason(err: BaseException) -> str:
+    """An OS or SQLite error in words. SQLite reports a write past a file-size limit
+    (``ulimit -f``; Python ignores SIGXFSZ, so the write fails with EFBIG) as "disk I/O error"."""
+    text = getattr(err, "strerror", None) or str(err)
+    if resource is not None and ("disk I/O error" in text or getattr(err, "errno", None) == 27):  # EFBIG
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            return f"file too large: this process may write files of at most {soft:,} bytes (ulimit -f)"
+    return text
+
+
+def connect(path: Path, *, create: bool = False, read_only: bool = False,
+            shown: Path | None = None) -> sqlite3.Connection:
+    """A connection with QMask's settings (autocommit mode: the store opens its own transactions).
+
+    ``read_only``: nothing is ever written through it (``query_only``). In a folder this process
+    may write, the file is opened as usual, so SQLite removes its ``-wal``/``-shm`` files again at
+    the end (a ``mode=ro`` connection cannot, and leaves them behind); in a read-only folder it
+    is opened ``mode=ro`` when a writer's ``-wal`` is there to share, else ``immutable`` (nobody
+    can write a WAL project in a folder where its journal cannot be made). ``shown``: the path
+    messages name (a new project's temporary file is not the user's).
+    """
+    shown = shown or path
+    target, uri = str(path), False
+    if read_only and not os.access(path.parent, os.W_OK | os.X_OK):
+        mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+        target, uri = f"file:{quote(str(path))}?{mode}", True
+    try:
+        con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                              uri=uri)
     except sqlite3.Error as err:
-        raise ProjectError(f"Cannot open the project {path}: {err}.") from err
+        raise ProjectError(f"Cannot open the project {shown}: {reason(err)}.") from err
     try:
         if create:
             con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
+        if read_only:
+            con.execute("PRAGMA query_only=ON")
+        else:
+            con.execute("PRAGMA synchronous=NORMAL")
         con.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as err:
         con.close()
-        raise ProjectError(f"Cannot open the project {path}: {err}.") from err
+        raise ProjectError(f"Cannot open the project {shown}: {reason(err)}.") from err
     return con
 
 
@@ -198,18 +276,28 @@ def initialise(con: sqlite3.Connection) -> None:
         con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:  # a failed COMMIT may have ended it; keep the first error
+            con.execute("ROLLBACK")
         raise
 
 
-def migrate(con: sqlite3.Connection, path: Path) -> None:
-    """Bring an older schema up to date (each step one transaction); refuse a newer one."""
-    version = con.execute("PRAGMA user_version").fetchone()[0]
+def migrate(con: sqlite3.Connection, path: Path, *, read_only: bool = False) -> None:
+    """Bring an older schema up to date (each step one transaction); refuse a newer one, and a
+    project missing a table. ``read_only``: an older schema is refused (nothing may be written)."""
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        raise ProjectError(f"Cannot open the project {path}: {reason(err)}.") from err
     if version > SCHEMA_VERSION:
         raise ProjectError(f"{path} was written by a newer QMask (project schema {version}; this QMask "
                            f"reads up to {SCHEMA_VERSION}). Update QMask to open it; the file was left as it was.")
     if version < 1:
         raise ProjectError(f"{path} has no QMask schema (version {version}). It was left as it was.")
+    if version < SCHEMA_VERSION and read_only:
+        raise ProjectError(f"{path} has an older project schema ({version}); open it once in the app or with "
+                           "`qmask batch` to update it, then try again. It was left as it was.")
+    if version < SCHEMA_VERSION:
+        check_integrity(con, path)
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
@@ -231,3 +319,45 @@ def migrate(con: sqlite3.Connection, path: Path) -> None:
                 raise ProjectError(f"{path}: updating the project schema from version {version} failed ({err}). "
                                    "The file was left as it was.") from err
             raise
+    check_tables(con, path)
+
+
+def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
+    """Lay out a new project under a temporary name beside ``dest``, run ``fill`` in one
+    transaction, and move it into place: a project appears whole or not at all, and a failure
+    leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
+    try:
+        con = connect(tmp, create=True, shown=dest)
+        try:
+            initialise(con)
+            con.execute("BEGIN IMMEDIATE")
+            fill(con)
+            con.execute("COMMIT")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+        _publish(tmp, dest, overwrite)
+    except BaseException:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
+    """Move a finished new project into place; without ``overwrite`` never replace a file that
+    appeared meanwhile (two ``qmask batch`` creating one project at once: the second opens the
+    first's, it does not replace it). Raises FileExistsError then."""
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)  # atomic, and fails if dest exists
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if dest.exists():
+            raise FileExistsError(dest) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()

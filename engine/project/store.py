@@ -25,7 +25,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..errors import InputError, ProjectError
 from . import schema
@@ -33,8 +33,9 @@ from .objects import ObjectRecord
 from .records import Category, Edit, ImageRecord, ImageRow
 from .rows import RUN_COLUMNS, category_from_row, edit_from_row, image_from_row, object_from_row, run_from_row
 from .runs import QuestionRun
+from .schema import build_new
 from .tables import OBJECT_SELECT
-from .writes import ORDERS, ProjectWrites
+from .writes import ORDERS, ProjectWrites, _storable
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
 
@@ -46,8 +47,12 @@ class Project(ProjectWrites):
     """A project file; see the module docstring. Open with :meth:`open`, :meth:`create` or
     :meth:`open_or_create` (which also take a version-1 ``.qmask.json``)."""
 
-    def __init__(self, path: Path, *, writer: str = "qmask") -> None:
+    def __init__(self, path: Path, *, writer: str = "qmask", read_only: bool = False) -> None:
         self.path = Path(path)
+        self._db = self.path  # the file SQLite opens: the project's, or an updated copy (_updated_copy)
+        self._scratch: Path | None = None  # a temporary folder removed on close
+        self.read_only = read_only  # opened to read only (an export): every write is refused
+        self._verified: str | None = None  # "ok", or why the file is damaged (see verify)
         self.writer = f"{writer}@{socket.gethostname()}:{os.getpid()}"
         self.notice = ""  # a message for the user about how the project was opened (e.g. converted)
         self.reads = {"images": 0, "objects": 0, "runs": 0}  # records read (tests count what the app reads)
@@ -79,25 +84,57 @@ class Project(ProjectWrites):
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.")
         if not p.parent.is_dir():
             raise ProjectError(f"The folder {p.parent} does not exist.")
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            raise ProjectError(f"Cannot create the project {p}: the folder {p.parent} is not writable "
+                               "(permission denied). Choose another folder.")
         try:
             build_new(p, lambda con: con.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),)),
                       overwrite=overwrite)
         except FileExistsError:  # another process created it meanwhile
             raise ProjectError(f"{p} already exists; open it instead, or choose another name.") from None
         except (OSError, sqlite3.Error) as err:
-            raise ProjectError(f"Cannot create the project {p}: {getattr(err, 'strerror', None) or err}.") from err
+            raise ProjectError(f"Cannot create the project {p}: {schema.reason(err)}. Nothing was written.") from err
         return cls._opened(p, writer)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, writer: str = "qmask") -> "Project":
-        """Open a project; a version-1 ``.qmask.json`` is converted once into ``NAME.qmask`` beside it."""
+    def open(cls, path: str | os.PathLike[str], *, writer: str = "qmask", read_only: bool = False) -> "Project":
+        """Open a project; a version-1 ``.qmask.json`` is converted once into ``NAME.qmask`` beside it.
+
+        ``read_only``: for reading only (an export): nothing is written, not even in a damaged
+        or a read-only folder's project, and every write method raises ProjectError."""
         p = Path(path).expanduser().absolute()
         if p.name.endswith(".json"):
             from .interchange import convert_json_project
 
-            return convert_json_project(p, writer=writer)
+            return convert_json_project(p, writer=writer, read_only=read_only)
         schema.check_file(p)
-        return cls._opened(p, writer)
+        if read_only and schema.header_version(p) < schema.SCHEMA_VERSION:
+            return cls._updated_copy(p, writer)
+        return cls._opened(p, writer, read_only)
+
+    @classmethod
+    def _updated_copy(cls, path: Path, writer: str) -> "Project":
+        """A project of an older schema opened to read only: its file is left as it is, and read
+        from an updated copy in a temporary folder (removed when the project is closed)."""
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="qmask-read-"))
+        copy = folder / path.name
+        try:
+            shutil.copyfile(path, copy)
+            for suffix in ("-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+            cls._opened(copy, writer).close()
+            project = cls(path, writer=writer, read_only=True)
+            project._db, project._scratch = copy, folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        project.notice = (f"{path.name} has an older project schema: it was read from an updated copy and left as "
+                          "it was (open it once in the app or with qmask batch to update it for good).")
+        return project
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], *, writer: str = "qmask") -> "Project":
@@ -113,15 +150,27 @@ class Project(ProjectWrites):
             raise
 
     @classmethod
-    def _opened(cls, path: Path, writer: str) -> "Project":
-        project = cls(path, writer=writer)
-        con = project._con()
+    def _opened(cls, path: Path, writer: str, read_only: bool = False) -> "Project":
+        project = cls(path, writer=writer, read_only=read_only)
         try:
-            schema.migrate(con, path)
+            schema.migrate(project._con(), path, read_only=read_only)
         except BaseException:
             project.close()
             raise
         return project
+
+    def verify(self) -> None:
+        """SQLite's quick check of the whole file, once (:func:`schema.check_integrity`): every
+        write runs it first, so a damaged project is refused before anything is written to it
+        (the app starts it in the background when it opens a project). Raises ProjectError."""
+        if self._verified is None:
+            try:
+                schema.check_integrity(self._con(), self.path)
+                self._verified = "ok"
+            except ProjectError as err:
+                self._verified = str(err)
+        if self._verified != "ok":
+            raise ProjectError(self._verified)
 
     def close(self) -> None:
         """Close every connection (the last one out checkpoints the WAL and removes it)."""
@@ -133,6 +182,11 @@ class Project(ProjectWrites):
                     pass
             self._connections.clear()
         self._local = threading.local()
+        if self._scratch is not None:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> "Project":
         return self
@@ -143,7 +197,7 @@ class Project(ProjectWrites):
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = schema.connect(self.path)
+            con = schema.connect(self._db, read_only=self.read_only)
             con.row_factory = sqlite3.Row
             self._local.con = con
             with self._lock:
@@ -154,11 +208,14 @@ class Project(ProjectWrites):
         try:
             return self._con().execute(sql, tuple(args)).fetchall()
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot read the project {self.path}: {err}.") from err
+            raise schema.read_error(err, self.path) from err
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction; waits for other writers (busy timeout), never drops the change silently."""
+        if self.read_only:
+            raise ProjectError(f"The project {self.path} was opened to read only; nothing was written.")
+        self.verify()
         con = self._con()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -166,7 +223,7 @@ class Project(ProjectWrites):
             raise ProjectError(f"The project {self.path} stayed busy (another QMask is writing it) for "
                                f"{schema.BUSY_TIMEOUT_S:.0f} s; your change was not saved: try again ({err}).") from err
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {err}.") from err
+            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
         try:
             yield con
             con.execute("COMMIT")
@@ -176,16 +233,18 @@ class Project(ProjectWrites):
             except sqlite3.Error:
                 pass
             if isinstance(err, sqlite3.Error):
-                raise ProjectError(f"Cannot save to the project {self.path}: {err}. Nothing of this change "
-                                   "was written.") from err
+                raise ProjectError(f"Cannot save to the project {self.path}: {schema.reason(err)}. Nothing of "
+                                   "this change was written.") from err
             raise
 
     def checkpoint(self) -> None:
         """Copy the write-ahead journal into the project file (SQLite also does this by itself)."""
+        if self.read_only:
+            return
         try:
             self._con().execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {err}.") from err
+            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
 
     def data_version(self) -> int:
         """Changes when another connection (another process) commits: cheap to poll."""
@@ -219,13 +278,32 @@ class Project(ProjectWrites):
         """Every image id, in a list order (:data:`ORDERS`): failed images last for "review"."""
         if order not in ORDERS:
             raise InputError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
-        return [r[0] for r in self._con().execute(f"SELECT id FROM images ORDER BY {ORDERS[order]}")]
+        return [r[0] for r in self._read(f"SELECT id FROM images ORDER BY {ORDERS[order]}")]
 
     def image_index(self, order: str = "review") -> list[tuple[int, str]]:
         """``(id, stored path)`` of every image in a list order: two columns, no records."""
         if order not in ORDERS:
             raise InputError(f"Unknown order {order!r}; choose one of {', '.join(ORDERS)}.")
-        return [(r[0], r[1]) for r in self._con().execute(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
+        return [(r[0], r[1]) for r in self._read(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
+
+    def image_paths(self, ids: Iterable[int]) -> dict[int, str]:
+        """Stored paths of these images (``reads["paths"]`` counts them)."""
+        out: dict[int, str] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i:i + _CHUNK]
+            out.update((r[0], r[1]) for r in self._read(f"SELECT id, path FROM images WHERE id IN "
+                                                        f"({','.join('?' * len(part))})", part))
+        self.reads["paths"] = self.reads.get("paths", 0) + len(out)
+        return out
+
+    def image_id(self, path: str | os.PathLike[str]) -> int | None:
+        """The id of an image given its path (absolute, cwd-relative or stored form), or None."""
+        stored = isinstance(path, str) and _storable(path)
+        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if stored else []
+        if not rows and _storable(self.rel_path(path)):  # a name that is not UTF-8 is in no project
+            rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
+        return int(rows[0][0]) if rows else None
 
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no objects, no runs)."""
@@ -284,8 +362,9 @@ class Project(ProjectWrites):
 
     def find_image(self, path: str | os.PathLike[str], *, records: bool = True) -> ImageRecord | None:
         """The record of an image given its path (absolute, cwd-relative or stored form)."""
-        rows = self._read("SELECT id FROM images WHERE path = ?", (str(path),)) if isinstance(path, str) else []
-        if not rows:
+        stored = isinstance(path, str) and _storable(path)
+        rows = self._read("SELECT id FROM images WHERE path = ?", (path,)) if stored else []
+        if not rows and _storable(self.rel_path(path)):  # a name that is not UTF-8 is in no project
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
         return self.get_image(rows[0][0], records=records) if rows else None
 
@@ -307,7 +386,7 @@ class Project(ProjectWrites):
 
     def known_questions(self) -> set[tuple[str, str]]:
         """``(image path, question key)`` of every run of every image processed without error."""
-        return {(r[0], r[1]) for r in self._con().execute(
+        return {(r[0], r[1]) for r in self._read(
             "SELECT i.path, q.key FROM runs q JOIN images i ON i.id = q.image_id WHERE i.status = 'ok'")}
 
     def object_summaries(self) -> dict[int, list[sqlite3.Row]]:
@@ -315,10 +394,13 @@ class Project(ProjectWrites):
         mask_area, mask_h, mask_w), in drawing order: what an export plans with, without reading
         objects."""
         out: dict[int, list[sqlite3.Row]] = {}
-        for r in self._con().execute("SELECT o.image_id, o.id, o.uid, o.question, c.name AS category, o.accepted, "
-                                     "o.mask_area, o.mask_h, o.mask_w FROM objects o LEFT JOIN categories c "
-                                     "ON c.id = o.category_id ORDER BY o.image_id, o.draw_order, o.id"):
-            out.setdefault(r["image_id"], []).append(r)
+        try:
+            for r in self._con().execute("SELECT o.image_id, o.id, o.uid, o.question, c.name AS category, "
+                                         "o.accepted, o.mask_area, o.mask_h, o.mask_w FROM objects o LEFT JOIN "
+                                         "categories c ON c.id = o.category_id ORDER BY o.image_id, o.draw_order, o.id"):
+                out.setdefault(r["image_id"], []).append(r)
+        except sqlite3.DatabaseError as err:
+            raise schema.read_error(err, self.path) from err
         return out
 
     def review_queue(self, limit: int = 100) -> list[tuple[int, str, float]]:
@@ -382,44 +464,3 @@ class Project(ProjectWrites):
         rows = self._read("SELECT * FROM edits" + (" WHERE image_id = ?" if image_id is not None else "")
                           + " ORDER BY id", () if image_id is None else (image_id,))
         return [edit_from_row(r) for r in rows]
-
-
-def build_new(dest: Path, fill: Callable[[sqlite3.Connection], Any], *, overwrite: bool = False) -> None:
-    """Lay out a new project under a temporary name beside ``dest``, run ``fill`` in one
-    transaction, and move it into place: a project appears whole or not at all, and a failure
-    leaves nothing behind. Raises FileExistsError (see :func:`_publish`), OSError, sqlite3.Error."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.new")
-    try:
-        con = schema.connect(tmp, create=True)
-        try:
-            schema.initialise(con)
-            con.execute("BEGIN IMMEDIATE")
-            fill(con)
-            con.execute("COMMIT")
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            con.close()
-        _publish(tmp, dest, overwrite)
-    except BaseException:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
-        raise
-
-
-def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
-    """Move a finished new project into place; without ``overwrite`` never replace a file that
-    appeared meanwhile (two ``qmask batch`` creating one project at once: the second opens the
-    first's, it does not replace it). Raises FileExistsError then."""
-    if overwrite:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)  # atomic, and fails if dest exists
-    except FileExistsError:
-        raise
-    except OSError:  # a file system without hard links: check, then rename
-        if dest.exists():
-            raise FileExistsError(dest) from None
-        os.replace(tmp, dest)
-        return
-    tmp.unlink()

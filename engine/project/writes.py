@@ -21,7 +21,7 @@ from .from_chain import proposals_from_chain
 from .records import Category, ImageRecord, RelocateReport, clean_label, displayed_size, normalise_question
 from .runs import QuestionRun
 
-__all__ = ["ProjectWrites", "Source", "ORDERS"]
+__all__ = ["ProjectWrites", "Source", "ORDERS", "shown_path", "NOT_UTF8"]
 
 Source = Literal["chain", "user", "import"]
 ORDERS = {  # image list orders, each served by an index
@@ -31,6 +31,23 @@ ORDERS = {  # image list orders, each served by an index
     "added": "id",
 }
 _CHUNK = 500
+NOT_UTF8 = ("its file name is not valid UTF-8 text, which a project cannot store; rename the file "
+            "(for example with convmv) to include it")
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path for a message: bytes that are not UTF-8 (a name Python read with surrogateescape)
+    shown as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _storable(rel: str) -> bool:
+    """``rel`` can be stored: SQLite text is UTF-8, a surrogateescape'd name is not."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ProjectWrites:
@@ -60,8 +77,13 @@ class ProjectWrites:
                    sha256: dict[str, str] | None = None) -> int:
         """Add many images (existing ones untouched), a chunk per transaction; returns how many were new.
 
-        ``sizes`` and ``sha256`` are keyed by the stored (relative) path."""
+        ``sizes`` and ``sha256`` are keyed by the stored (relative) path. A path whose name is not
+        UTF-8 cannot be stored (InputError, nothing added; :meth:`unstorable` finds them first)."""
+        paths = list(paths)
         rels = [self.rel_path(p) for p in paths]
+        bad = [p for p, rel in zip(paths, rels) if not _storable(rel)]
+        if bad:
+            raise InputError(f"{shown_path(bad[0])}: {NOT_UTF8}. No image was added.")
         added = 0
         now = time.time()
         for i in range(0, len(rels), _CHUNK):
@@ -74,6 +96,10 @@ class ProjectWrites:
                                       (rel, PurePosixPath(rel).name, w, h, (sha256 or {}).get(rel), now, seq))
                     added += cur.rowcount
         return added
+
+    def unstorable(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+        """``(path as shown, reason)`` of the paths a project cannot store (a name that is not UTF-8)."""
+        return [(shown_path(p), NOT_UTF8) for p in paths if not _storable(self.rel_path(p))]
 
     def update_image(self, img: ImageRecord) -> None:
         """Write an image's own fields (size, hash, status, error; and path after a relocation)."""
@@ -211,47 +237,47 @@ class ProjectWrites:
         img.runs.clear()
 
     def import_records(self, images: list[ImageRecord], categories: Iterable[Category] = ()) -> None:
-        """Add images with their (new) objects and runs.
+        """Add images with their (new) objects and runs, all in one transaction: an import that
+        fails half way (disk full, I/O error) leaves the project as it was.
 
         Categories first (their ``id`` is kept when free). An image already in the project gets
         the new size, status and hash; an object whose uid it already has, or a run of a question
-        it already has, is kept as it is.
+        it already has, is kept as it is. Other writers wait for the import (SQLite's busy
+        timeout); the records are read and checked before, so the transaction holds inserts only.
         """
         with self._write() as con:
             for c in categories:
                 T.ensure_category(con, c.name, c.id or None, c.color)
-        for i in range(0, len(images), _CHUNK // 2):
-            with self._write() as con:
-                for img in images[i:i + _CHUNK // 2]:
-                    seq = T.next_seq(con)
-                    con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
-                                "width = excluded.width, height = excluded.height, status = excluded.status, "
-                                "error = excluded.error, sha256 = COALESCE(images.sha256, excluded.sha256), "
-                                "seq = excluded.seq",
-                                (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
-                                 img.added, seq))
-                    img.id = con.execute("SELECT id FROM images WHERE path = ?", (img.path,)).fetchone()[0]
-                    top = con.execute("SELECT COALESCE(MAX(draw_order), -1) FROM objects WHERE image_id = ?",
-                                      (img.id,)).fetchone()[0]
-                    for run in img.runs:
-                        if not con.execute("SELECT 1 FROM runs WHERE image_id = ? AND key = ?",
-                                           (img.id, run.key)).fetchone():
-                            T.upsert_run(con, img.id, run)
-                    runs = {r.key: r for r in img.runs}
-                    kept = {k: sum(1 for o in img.objects if o.question and normalise_question(o.question) == k)
-                            for k in runs}
-                    for obj in img.objects:
-                        if con.execute("SELECT 1 FROM objects WHERE uid = ?", (obj.uid,)).fetchone():
-                            continue
-                        top += 1
-                        obj.order = top
-                        key = normalise_question(obj.question) if obj.question else None
-                        review = T.object_review(obj, runs[key], kept[key]) if key in runs else None
-                        T.upsert_object(con, img.id, obj, review=review)
-                        T.log_edit(con, img.id, self.writer, "import", "import", _edit_detail(obj, "import"),
-                                   object_uid=obj.uid)
-                    T.refresh_summary(con, img.id)
+            for img in images:
+                seq = T.next_seq(con)
+                con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                            "width = excluded.width, height = excluded.height, status = excluded.status, "
+                            "error = excluded.error, sha256 = COALESCE(images.sha256, excluded.sha256), "
+                            "seq = excluded.seq",
+                            (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
+                             img.added, seq))
+                img.id = con.execute("SELECT id FROM images WHERE path = ?", (img.path,)).fetchone()[0]
+                top = con.execute("SELECT COALESCE(MAX(draw_order), -1) FROM objects WHERE image_id = ?",
+                                  (img.id,)).fetchone()[0]
+                for run in img.runs:
+                    if not con.execute("SELECT 1 FROM runs WHERE image_id = ? AND key = ?",
+                                       (img.id, run.key)).fetchone():
+                        T.upsert_run(con, img.id, run)
+                runs = {r.key: r for r in img.runs}
+                kept = {k: sum(1 for o in img.objects if o.question and normalise_question(o.question) == k)
+                        for k in runs}
+                for obj in img.objects:
+                    if con.execute("SELECT 1 FROM objects WHERE uid = ?", (obj.uid,)).fetchone():
+                        continue
+                    top += 1
+                    obj.order = top
+                    key = normalise_question(obj.question) if obj.question else None
+                    review = T.object_review(obj, runs[key], kept[key]) if key in runs else None
+                    T.upsert_object(con, img.id, obj, review=review)
+                    T.log_edit(con, img.id, self.writer, "import", "import", _edit_detail(obj, "import"),
+                               object_uid=obj.uid)
+                T.refresh_summary(con, img.id)
 
     def move_images(self, moves: list[tuple[int, str]]) -> None:
         """New stored paths for images (id, relative path), in one transaction (a relocation)."""
