@@ -7,12 +7,13 @@
   masks would not line up.
 - Segmentations: compressed or uncompressed RLE (validated), or polygons, rasterised by
   pycocotools itself (the reference for what a COCO polygon covers).
-- Each annotation becomes a QuestionRecord: the question and answer come from
-  ``attributes`` when QMask wrote the file, else the question is the category name
-  (``"cat"``, ``"cat (2)"`` for a second cat in the same image). The imported mask is both the
-  final and the automatic mask (``mask_source="import"``), so later edits show up as a
-  provenance IoU below 1.
+- Each annotation becomes an :class:`~engine.export.imported.ImportedInstance` (the question,
+  answer and acceptance from its ``qmask`` field when QMask wrote the file, or from CVAT-style
+  ``attributes``), written into the project by :func:`engine.export.imported.write_imported`.
 - Category names become labels; COCO ids are kept when they are free in the project.
+- Without ``images_dir``, a file in the standard layout (``annotations/instances_<split>.json``)
+  finds its images in ``images/<split>/`` or ``images/`` beside ``annotations/``; another file
+  in its own folder.
 """
 
 from __future__ import annotations
@@ -20,41 +21,18 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, ImageError, InputError, ProjectError
-from ..imaging.masks import decode_rle, encode_rle, is_rle
-from ..project import (Category, ImageRecord, Project, QuestionRecord, clean_label, displayed_size, file_sha256,
-                      normalise_question)
+from ..errors import ExportError, InputError
+from ..imaging.masks import decode_rle, is_rle
+from ..project import Project
+from .imported import ImportedDataset, ImportedImage, ImportedInstance, ImportReport, import_into_new_project, \
+    write_imported
 
-__all__ = ["ImportReport", "import_coco", "coco_segmentation_to_mask"]
-
-
-@dataclass
-class ImportReport:
-    images: int = 0
-    annotations: int = 0
-    not_found: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)  # category names that held control characters
-
-    def __str__(self) -> str:
-        text = f"Imported {self.annotations} annotation(s) on {self.images} image(s)."
-        if self.renamed:
-            text += " " + " ".join(self.renamed)
-        if self.not_found:
-            text += (f" {len(self.not_found)} image file(s) not found (relocate them with "
-                     "`qmask export PROJECT --images DIR ...` or the app's Locate folder...).")
-        if self.failed:
-            text += f" {len(self.failed)} image(s) failed: " + "; ".join(self.failed[:3])
-        if self.skipped:
-            text += f" {len(self.skipped)} annotation(s) skipped: " + "; ".join(self.skipped[:3])
-        return text
+__all__ = ["ImportReport", "import_coco", "read_coco", "coco_images_dir", "coco_segmentation_to_mask"]
 
 
 def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
@@ -84,7 +62,9 @@ def _load_json(path: Path) -> dict:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExportError(f"No COCO file at {path}.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{path}:{err.lineno}: not a readable COCO JSON file ({err.msg}, column {err.colno}).") from err
+    except (OSError, UnicodeDecodeError) as err:
         raise ExportError(f"{path} is not a readable COCO JSON file ({err}).") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("annotations", []), list) or not isinstance(doc.get("categories", []), list):
@@ -100,44 +80,49 @@ def _index_files(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],
-                project: Project, *, hash_images: bool = True) -> ImportReport:
-    """Add the COCO dataset's images and annotations to ``project``.
+def coco_images_dir(coco_json: Path) -> Path:
+    """Where a COCO file's images are when no folder is given: ``images/<split>`` or
+    ``images`` beside ``annotations/`` for ``annotations/instances_<split>.json`` (the standard
+    layout), else the file's own folder."""
+    if coco_json.parent.name == "annotations" and (coco_json.parent.parent / "images").is_dir():
+        images = coco_json.parent.parent / "images"
+        split = coco_json.stem.split("_", 1)[1] if "_" in coco_json.stem else ""
+        return images / split if split and (images / split).is_dir() else images
+    return coco_json.parent
 
-    The whole file is read and checked first; then images go in a chunk per transaction. An
-    image already in the project keeps its records; imported annotations whose question it
-    already has are skipped (import twice = no duplicates).
-    """
+
+def read_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None) -> ImportedDataset:
+    """Read and check a COCO instances file whole (nothing is written); ExportError names the
+    file and what is wrong with it."""
     path = Path(coco_json).expanduser().absolute()
-    root = Path(images_dir).expanduser().absolute()
+    root = coco_images_dir(path) if images_dir is None else Path(images_dir).expanduser().absolute()
     if not root.is_dir():
         raise ExportError(f"The images folder {root} does not exist.")
     doc = _load_json(path)
-    report = ImportReport()
+    dataset = ImportedDataset(format="coco")
 
-    # categories: COCO id -> (name, preferred project id); written with the first chunk
-    cats: dict[Any, Category] = {}
+    # categories: COCO id -> name; project ids kept where free
+    cats: dict[Any, str] = {}
     for i, c in enumerate(doc.get("categories", [])):
-        name = clean_label(c["name"]) if isinstance(c, dict) and isinstance(c.get("name"), str) else ""
+        name = c["name"].strip() if isinstance(c, dict) and isinstance(c.get("name"), str) else ""
         if not isinstance(c, dict) or "id" not in c or not name:
             raise ExportError(f"{path.name}: categories[{i}] needs an 'id' and a 'name'.")
-        if name != c["name"].strip():
-            report.renamed.append(f"Category {c['name']!r} is stored as {name!r}: a label is one line of "
-                                  "text, without control characters, so that every export's class list holds it.")
         cid = c["id"]
-        wanted = cid if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0 else 0
-        cats[cid] = Category(id=wanted, name=name)
+        cats[cid] = c["name"]
+        if c["name"] not in dataset.categories:
+            dataset.categories.append(c["name"])
+        if isinstance(cid, int) and not isinstance(cid, bool) and cid > 0:
+            dataset.category_ids.setdefault(c["name"], cid)
 
     by_image: dict[Any, list[dict]] = {}
     for i, a in enumerate(doc.get("annotations", [])):
         if not isinstance(a, dict) or "image_id" not in a or "segmentation" not in a:
-            report.skipped.append(f"annotations[{i}]: needs 'image_id' and 'segmentation'")
+            dataset.skipped.append(f"annotations[{i}]: needs 'image_id' and 'segmentation'")
             continue
         by_image.setdefault(a["image_id"], []).append(a)
 
     name_index: dict[str, list[Path]] | None = None
     seen_ids: set[Any] = set()
-    records: list[ImageRecord] = []  # read and checked whole before anything is written
     for i, im in enumerate(doc["images"]):
         where = f"images[{i}]"
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
@@ -155,91 +140,46 @@ def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike
                 name_index = _index_files(root)
             matches = sorted(name_index.get(Path(file_name).name, []))
             candidate = matches[0] if matches else candidate
-        known = project.find_image(candidate)
-        record = ImageRecord(path=project.rel_path(candidate), width=w, height=h) if known is None else known
-        record.width, record.height = w, h
-        existing_keys = {q.key for q in record.questions}
-        record.questions = []
-        records.append(record)
-        report.images += 1
-        if candidate.is_file():
-            try:
-                dw, dh = displayed_size(candidate)
-            except ImageError as err:
-                record.mark_failed(str(err))
-                report.failed.append(f"{file_name}: {err}")
-                continue
-            if (dw, dh) != (w, h):
-                msg = (f"{file_name} is {dw}x{dh} as displayed but the COCO file says {w}x{h}; "
-                       "its masks would not line up")
-                record.mark_failed(msg)
-                report.failed.append(msg)
-                continue
-            record.mark_ok(w, h)
-            if hash_images and not record.sha256:
-                record.sha256 = file_sha256(candidate)
-        else:
-            report.not_found.append(file_name)
-        per_name: dict[str, int] = {}
+        image = ImportedImage(path=candidate, width=w, height=h, source=path.name, name=file_name)
+        dataset.images.append(image)
         for a in by_image.get(im["id"], []):
-            cat = cats.get(a.get("category_id"))
-            if cat is None:
-                report.skipped.append(f"{file_name}: annotation {a.get('id')} has unknown category {a.get('category_id')!r}")
+            name = cats.get(a.get("category_id"))
+            if name is None:
+                dataset.skipped.append(f"{file_name}: annotation {a.get('id')} has unknown category {a.get('category_id')!r}")
                 continue
             try:
                 mask = coco_segmentation_to_mask(a["segmentation"], h, w)
             except InputError as err:
-                report.skipped.append(f"{file_name}: annotation {a.get('id')}: {err}")
+                dataset.skipped.append(f"{file_name}: annotation {a.get('id')}: {err}")
                 continue
             if not mask.any():
-                report.skipped.append(f"{file_name}: annotation {a.get('id')} is empty")
+                dataset.skipped.append(f"{file_name}: annotation {a.get('id')} is empty")
                 continue
-            attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
-            question = attrs.get("question") if isinstance(attrs.get("question"), str) and attrs["question"].strip() else None
-            if question is None:
-                per_name[cat.name] = per_name.get(cat.name, 0) + 1
-                n = per_name[cat.name]
-                question = cat.name if n == 1 else f"{cat.name} ({n})"
-            if normalise_question(question) in existing_keys or record.find_question(question) is not None:
-                report.skipped.append(f"{file_name}: '{question}' is already in the project")
-                continue
-            rle = encode_rle(mask)
-            rec = QuestionRecord(question=question, label=cat.name, mask_rle=rle, auto_mask_rle=dict(rle),
-                                 mask_source="import",
-                                 answer=attrs.get("answer") if isinstance(attrs.get("answer"), str) else None,
-                                 accepted=bool(attrs.get("accepted", False)) if isinstance(attrs.get("accepted", False), bool) else False)
-            record.questions.append(rec)
-            report.annotations += 1
-    project.import_records(records, list(cats.values()))
-    return report
+            extra = a.get("qmask") if isinstance(a.get("qmask"), dict) else a.get("attributes")
+            attrs = {k: v for k, v in (extra if isinstance(extra, dict) else {}).items()
+                     if k in ("question", "answer", "accepted")}
+            attrs["source"] = f"{path.name}: annotation {a.get('id')}"
+            image.instances.append(ImportedInstance.from_mask(mask, name, attrs))
+    return dataset
 
 
-def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str],
+def import_coco(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None,
+                project: Project, *, hash_images: bool = True) -> ImportReport:
+    """Add the COCO dataset's images and annotations to ``project``.
+
+    The whole file is read and checked first (:func:`read_coco`); then it is written with
+    :func:`~engine.export.imported.write_imported`. An image already in the project keeps its
+    records; imported annotations whose question it already has are skipped (import twice =
+    no duplicates).
+    """
+    return write_imported(project, read_coco(coco_json, images_dir), hash_images=hash_images)
+
+
+def import_coco_to_project(coco_json: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None,
                            project_path: str | os.PathLike[str], *, merge: bool = False) -> tuple[Project, ImportReport]:
     """Create (or with ``merge``, extend) the project and import into it.
 
     A new project is built under a temporary name and appears only when the import succeeded:
     a failed import creates nothing, so the same command can simply be run again.
     """
-    p = Path(project_path).expanduser().absolute()
-    if p.name.endswith(".qmask.json"):
-        p = p.with_name(p.name[:-len(".json")]) if not p.exists() else p
-    if p.exists():
-        if not merge:
-            raise ProjectError(f"{p} already exists; pass --merge to add the dataset to it.")
-        project = Project.open(p, writer="import")
-        return project, import_coco(coco_json, images_dir, project)
-    if not p.parent.is_dir():
-        raise ProjectError(f"The folder {p.parent} does not exist.")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.importing.qmask")
-    project = Project.create(tmp, overwrite=True, writer="import")
-    try:
-        report = import_coco(coco_json, images_dir, project)
-        project.close()
-        os.replace(tmp, p)
-    except BaseException:
-        project.close()
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)
-        raise
-    return Project.open(p, writer="import"), report
+    return import_into_new_project(lambda: read_coco(coco_json, images_dir), project_path, merge=merge)
