@@ -225,3 +225,18 @@ def test_split_is_reproducible(project, tmp_path):
     for s in ("train", "val"):
         for n in names(tmp_path / "a", s):
             assert (tmp_path / "a" / "images" / s / n).is_file()
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 640, 1000, 4000, 4032, 12000, 65535, 200000])
+def test_yolo_coordinates_land_inside_their_pixel(size):
+    """Every pixel centre, written and read back in float32 as Ultralytics and supervision do,
+    is cast (int32) and rounded to itself (at c itself, float32 reads many just below c)."""
+    from engine.export.yolo import yolo_row
+
+    c = np.arange(size)
+    row = yolo_row(0, np.stack([c, c[::-1]], axis=1), size, size)
+    xy = np.array(row.split()[1:], dtype=np.float32).reshape(-1, 2) * np.float32(size)
+    assert xy.dtype == np.float32
+    np.testing.assert_array_equal(xy.astype(np.int32)[:, 0], c)
+    np.testing.assert_array_equal(np.round(xy).astype(np.int32)[:, 1], c[::-1])
+    assert float(np.abs(xy[:, 0] - (c + 0.25)).max()) < 0.1 and float(xy.max()) < size

@@ -104,6 +104,6 @@ def export_labelme(plan: ExportPlan, out: Path, final: Path, layout: Layout, *, 
                           indent=1)
         written.append(rel)
         layout.note(e, annotations=rel)
-        for it in e.items:
-            refs[it.key] = {"labelme_file": rel}
+        for group, it in enumerate(e.items, start=1):
+            refs[it.key] = {"labelme_file": rel, "labelme_group_id": group}
     return written

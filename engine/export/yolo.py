@@ -26,6 +26,7 @@ supervision apply the EXIF orientation when they read an image, so linked origin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -55,7 +56,14 @@ def yolo_row(cls: int, polygon: np.ndarray, width: int, height: int) -> str:
     return f"{cls} " + " ".join(f"{x:.{dx}f} {y:.{dy}f}" for x, y in zip(xs.tolist(), ys.tolist()))
 
 
+def row_digest(row: str) -> str:
+    """A short hash of a label row, kept in the provenance file: an import takes the row's
+    question and answer from there only while the row is as QMask wrote it."""
+    return hashlib.sha1(row.strip().encode("utf-8")).hexdigest()[:12]
+
+
 def yolo_lines(plan_image: ExportImage, class_index: dict[int, int], tolerance: float = 0.0) -> list[str]:
+    """One row per item (every item has a non-empty mask)."""
     w, h = int(plan_image.image.width), int(plan_image.image.height)  # type: ignore[arg-type]
     lines = []
     for it in plan_image.items:
@@ -86,11 +94,12 @@ def export_yolo(plan: ExportPlan, out: Path, layout: Layout, *, tolerance: float
         label_dir = layout.folder("labels", e)
         rel = f"{label_dir}/{layout.image_stem(e)}.txt"
         prepare_dir(out / label_dir)
-        atomic_write_text(out / rel, "".join(line + "\n" for line in yolo_lines(e, class_index, tolerance)))
+        lines = yolo_lines(e, class_index, tolerance)
+        atomic_write_text(out / rel, "".join(line + "\n" for line in lines))
         written.append(rel)
         layout.note(e, labels=rel)
-        for row, it in enumerate(e.items, start=1):
-            refs[it.key] = {"yolo_label": rel, "yolo_row": row}
+        for row, (it, line) in enumerate(zip(e.items, lines), start=1):
+            refs[it.key] = {"yolo_label": rel, "yolo_row": row, "yolo_row_sha1": row_digest(line)}
         if layout.self_contained:
             written.append(layout.copy_image(e, out, "images"))
         elif link_images and e.abs_path.is_file():
