@@ -73,6 +73,20 @@ class SegmentationResult:
 
 
 @dataclass(frozen=True)
+class ProposalsResult:
+    """The objects a question proposes: one segmentation per proposal, best first.
+
+    ``instances`` "one": a single proposal from all the automatic points (the published chain);
+    "several": one per separate hot region of the heat map, duplicates merged by mask overlap
+    (:mod:`engine.annotation.proposals`). ``regions``: how many hot regions the map had."""
+
+    segmentations: tuple[SegmentationResult, ...]
+    instances: str = "one"
+    regions: int = 1
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class FusionResult:
     fused_map: np.ndarray  # [G, G] float32 in [0, 1]
     alpha: float
@@ -128,9 +142,12 @@ class ChainResult:
     segmentation_error: str | None = None
     segmentation_fault: str | None = None  # its error class: CheckpointError, ResourceError, ...
     points_asked: int | None = None  # automatic positive points asked for; None: the points were given
+    proposals: tuple[SegmentationResult, ...] = ()  # one per proposed object, best first
+    instances: str = "one"  # "one" or "several" (see ProposalsResult)
 
     @property
     def mask(self) -> np.ndarray | None:
+        """The first proposal's chosen mask (the only one with ``instances="one"``)."""
         if self.segmentation is None:
             return None
         return self.segmentation.candidates[self.chosen].mask

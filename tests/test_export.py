@@ -18,9 +18,10 @@ from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.labelme import decode_mask_shape
 from engine.imaging.masks import mask_area, mask_bbox, mask_has_holes
-from engine.project import Project, QuestionRecord
+from engine.project import Project
 from engine.prompts import Point
 
+from annotation_support import put_answered
 from dataset_readers import labelme_instances, labelme_label_file, ultralytics_instances
 
 pycoco = pytest.importorskip("pycocotools.coco")
@@ -59,35 +60,25 @@ def project(tmp_path) -> Project:
         img.status = "ok"
         p.update_image(img)
     a, b, c, broken = p.iter_images()
-    q = QuestionRecord(question="where is the cat?", label="cat", answer="on the mat",
-                       itm_probability=0.8, models={"itm": "tiny"}, random_weights=True,
-                       auto_points=[Point(10, 10, source="auto", score=0.9)],
-                       points=[Point(10, 10, source="auto", score=0.9)])
-    q.set_mask(ring_with_hole(30, 32), source="auto", score=0.9)
-    q.auto_mask_rle = dict(q.mask_rle)
-    p.put_question(a, q, source="chain")
-    q2 = QuestionRecord(question="what is this?")
-    q2.set_mask(blob(30, 32), source="auto")
-    p.put_question(a, q2, source="chain")
-    q3 = QuestionRecord(question="dog?", label="dog", accepted=True,
-                        auto_points=[Point(3, 3, source="auto")],
-                        points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
-    q3.set_mask(blob(20, 16), source="auto")
-    q3.auto_mask_rle = dict(q3.mask_rle)
+    put_answered(p, a, "where is the cat?", ring_with_hole(30, 32), label="cat", answer="on the mat",
+                 run={"itm_probability": 0.8, "models": {"itm": "tiny"}, "random_weights": True},
+                 obj={"auto_points": [Point(10, 10, source="auto", score=0.9)],
+                      "points": [Point(10, 10, source="auto", score=0.9)]})
+    put_answered(p, a, "what is this?", blob(30, 32))
     edited = blob(20, 16)
     edited[14:18, 3:5] = True
-    q3.set_mask(edited, source="user")
-    p.put_question(b, q3, source="user")
-    q4 = QuestionRecord(question="empty?")  # no mask: skipped
-    p.put_question(c, q4, source="chain")
+    put_answered(p, b, "dog?", blob(20, 16), label="dog", accepted=True, edited=edited, source="user",
+                 obj={"auto_points": [Point(3, 3, source="auto")],
+                      "points": [Point(3, 3, source="auto"), Point(8, 8, label=0)]})
+    put_answered(p, c, "empty?", None)  # no mask: skipped
     broken.mark_failed("broken.png is truncated")
     p.update_image(broken)
     return p
 
 
 def _masks_by_question(project):
-    return {(img.path, q.question): q.mask() for img in project.iter_images() for q in img.questions
-            if q.mask() is not None}
+    return {(img.path, o.question): o.mask() for img in project.iter_images() for o in img.objects
+            if o.mask() is not None}
 
 
 @pytest.mark.parametrize("polygons", [False, True])
@@ -95,7 +86,7 @@ def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
     out = tmp_path / "coco" / "instances.json"
     report = export_project(project, "coco", out, polygons=polygons)
     assert report.out == out and report.annotations == 3 and report.images == 3
-    assert any("broken.png" in s for s in report.skipped) and any("empty?" in s for s in report.skipped)
+    assert any("broken.png" in s for s in report.skipped) and any("has no mask" in s for s in report.skipped)
     coco = pycoco.COCO(str(out))
     expected = _masks_by_question(project)
     root = Path(json.loads(out.read_text())["info"]["qmask"]["images_root"])
@@ -159,14 +150,14 @@ def test_sidecar_provenance(project, tmp_path):
     dog = anns["dog?"]
     assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"]
     assert len(dog["auto_points"]) == 1 and len(dog["user_points"]) == 1 and dog["user_points"][0]["label"] == 0
-    auto, final = blob(20, 16), project.find_image("images/b.jpg").questions[0].mask()
+    auto, final = blob(20, 16), project.find_image("images/b.jpg").objects[0].mask()
     assert dog["auto_vs_final_iou"] == pytest.approx(auto.sum() / final.sum(), abs=1e-6)
     cat = anns["where is the cat?"]
     assert cat["auto_vs_final_iou"] == 1.0 and cat["models"] == {"itm": "tiny"} and cat["answer"] == "on the mat"
     assert "coco_annotation_id" in cat
     # each annotation's edit log, from the project: who wrote it, from which source
-    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("user", "edit")]
-    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "edit")]
+    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("chain", "run"), ("user", "edit")]
+    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "run"), ("chain", "edit")]
     assert all(e["writer"].startswith("qmask@") for e in cat["edits"] + dog["edits"])
     assert any("broken.png" in s for s in side["skipped"])
 
@@ -188,7 +179,7 @@ def test_yolo(project, tmp_path):
     for img in list(project.iter_images())[:3]:
         assert (out / "images" / (stems[img.path] + Path(img.path).suffix)).is_file()
         rows = ultralytics_instances(out / "labels" / f"{stems[img.path]}.txt", img.width, img.height)
-        expected = [(q.label or "object", q.mask()) for q in img.questions if q.mask() is not None]
+        expected = [(o.category or "object", o.mask()) for o in img.objects if o.mask() is not None]
         assert [classes[c] for c, _m in rows] == [name for name, _m in expected]
         for (_c, got), (name, want) in zip(rows, expected):
             assert not (want & ~got).any()  # nothing lost

@@ -21,8 +21,9 @@ from PIL import Image
 
 from engine.export import export_project
 from engine.imaging.masks import mask_iou
-from engine.project import Project, QuestionRecord
+from engine.project import Project
 
+from annotation_support import put_answered
 from dataset_readers import labelme_instances, labelme_label_file, ultralytics_instances
 
 pycoco = pytest.importorskip("pycocotools.coco")
@@ -70,17 +71,11 @@ def project(tmp_path) -> Project:
     Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(imgs / "coffee cup ☕.jpg", exif=exif.tobytes())
     img = p.add_image(imgs / "known rect ü.png", width=W, height=H)
     for name, mask in _shapes().items():
-        q = QuestionRecord(question=f"where is the {name}?", label=name, answer=name, accepted=True)
-        q.set_mask(mask, source="auto")
-        p.put_question(img, q, source="chain")
+        put_answered(p, img, f"where is the {name}?", mask, label=name, answer=name, accepted=True)
     img = p.add_image(imgs / "specks.png", width=W, height=H)
-    q = QuestionRecord(question="where are the specks?", label="specks")
-    q.set_mask(_speckles(), source="auto")
-    p.put_question(img, q, source="chain")
+    put_answered(p, img, "where are the specks?", _speckles(), label="specks")
     img = p.add_image(imgs / "coffee cup ☕.jpg", width=20, height=30)
-    q = QuestionRecord(question="where is the cup?", label="rotated")
-    q.set_mask(_rotated_mask(), source="auto")
-    p.put_question(img, q, source="chain")
+    put_answered(p, img, "where is the cup?", _rotated_mask(), label="rotated")
     for im in p.iter_images():
         im.status = "ok"
         p.update_image(im)

@@ -43,7 +43,8 @@ def test_import_dialog_adds_a_yolo_dataset_and_opens_its_images(harness, qtbot, 
     app.workspace.drain()
     with Project.open(project_file) as p:
         rec = p.find_image(root / "images" / "street.png")
-        assert rec.questions[0].label == "tree" and rec.questions[0].mask().sum() == 17 * 13  # x 4..20, y 3..15, boundary included
+        obj, = rec.objects
+        assert obj.category == "tree" and obj.mask().sum() == 17 * 13  # x 4..20, y 3..15, boundary included
     # a bad row: the file and line are named, nothing more is written
     (root / "labels" / "street.txt").write_text("1 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n7 0.1 0.1 0.2 0.1 0.2 0.2\n")
     with qtbot.waitSignal(dialog.import_failed, timeout=WAIT_MS) as blocker:
@@ -52,5 +53,5 @@ def test_import_dialog_adds_a_yolo_dataset_and_opens_its_images(harness, qtbot, 
     qtbot.waitUntil(lambda: dialog.task is None, timeout=WAIT_MS)
     app.workspace.drain()
     with Project.open(project_file) as p:
-        assert p.summary()["questions"] == 1
+        assert sum(len(i.objects) for i in p.iter_images()) == 1
     dialog.close()

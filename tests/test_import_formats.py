@@ -16,9 +16,11 @@ from engine.commands import cli
 from engine.commands import import_ as import_cmd
 from engine.errors import ExportError
 from engine.export import export_project
-from engine.export.classes import read_class_list
+from engine.export.classes import indexed_names, names_from_yaml, read_yaml
 from engine.export.importers import detect_format, import_dataset, import_into, read_dataset
-from engine.project import Project, QuestionRecord
+from engine.project import Project
+
+from annotation_support import put_answered
 
 H, W = 30, 40
 
@@ -58,13 +60,9 @@ def source(tmp_path) -> Project:
     Image.fromarray(np.full((H, W, 3), 30, np.uint8)).save(imgs / "empty.png")
     img = p.add_image(imgs / "shapes one.png", width=W, height=H)
     for k, (question, (label, mask)) in enumerate(_masks().items()):
-        q = QuestionRecord(question=question, label=label, answer=f"a {label}", accepted=k % 2 == 0)
-        q.set_mask(mask, source="auto")
-        p.put_question(img, q, source="chain")
+        put_answered(p, img, question, mask, label=label, answer=f"a {label}", accepted=k % 2 == 0)
     img = p.add_image(imgs / "cup.jpg", width=20, height=30)
-    q = QuestionRecord(question="where is the cup?", label="cup", answer="on the table", accepted=True)
-    q.set_mask(_rotated(), source="auto")
-    p.put_question(img, q, source="chain")
+    put_answered(p, img, "where is the cup?", _rotated(), label="cup", answer="on the table", accepted=True)
     p.add_image(imgs / "empty.png", width=W, height=H)
     for im in p.iter_images():
         im.status = "ok"
@@ -73,7 +71,7 @@ def source(tmp_path) -> Project:
 
 
 def _by_name(project: Project) -> dict[str, list]:
-    return {img.name: img.questions for img in project.iter_images()}
+    return {img.name: img.objects for img in project.iter_images()}
 
 
 # (format, export options, what import reads, do questions come back)
@@ -106,22 +104,23 @@ def test_export_then_import_gives_the_same_masks_and_classes(source, tmp_path, f
     assert got.keys() == expected.keys()
     assert {c.name for c in dest.categories} >= {"ring", "line", "dot", "blob", "twins", "cup"}
     for name, records in expected.items():
-        img = dest.find_image(next(p for p in (dest.abs_path(i) for i in dest.iter_images(questions=False))
+        img = dest.find_image(next(p for p in (dest.abs_path(i) for i in dest.iter_images(records=False))
                                    if p.name == name))
         assert img.status == "ok" and (img.width, img.height) == ((20, 30) if name == "cup.jpg" else (W, H))
         assert len(got[name]) == len(records)
-        by_label = {q.label: q for q in got[name]}
-        for q in records:
-            r = by_label[q.label]
-            want, have = q.mask(), r.mask()
-            if fmt == "yolo" and q.label == "twins":  # one polygon per instance: the bridge's 3 pixels
+        by_label = {o.category: o for o in got[name]}
+        runs = {r.question: r.answer for r in dest.find_image(img.path).runs}
+        for o in records:
+            r = by_label[o.category]
+            want, have = o.mask(), r.mask()
+            if fmt == "yolo" and o.category == "twins":  # one polygon per instance: the bridge's 3 pixels
                 assert not (want & ~have).any() and int((have & ~want).sum()) == 3
             else:
-                np.testing.assert_array_equal(have, want, err_msg=f"{fmt} {name} {q.label}")
+                np.testing.assert_array_equal(have, want, err_msg=f"{fmt} {name} {o.category}")
             if questions:
-                assert (r.question, r.accepted) == (q.question, q.accepted), (fmt, r.question)
-                assert r.answer == q.answer
-            assert r.mask_source == "import"
+                assert (r.question, r.accepted) == (o.question, o.accepted), (fmt, r.question)
+                assert runs[r.question] == ("on the table" if o.category == "cup" else f"a {o.category}")
+            assert (r.mask_source, r.source) == ("import", "import")
     dest.close()
 
 
@@ -230,23 +229,23 @@ def test_foreign_labelme_shapes(tmp_path):
     assert grouped.mask[6:9, 16:19].all() and grouped.mask[1, 10:15].all()  # two shapes, one instance
 
 
-def test_read_class_list(tmp_path):
+def test_yolo_class_lists(tmp_path):
     (tmp_path / "classes.txt").write_text("cat\ndog sled\n\n")
-    assert read_class_list(tmp_path / "classes.txt") == ["cat", "dog sled"]
+    assert indexed_names(tmp_path / "classes.txt") == ["cat", "dog sled"]
     (tmp_path / "a.yaml").write_text("names: [cat, 'dog sled']\n")
     (tmp_path / "b.yaml").write_text("names:\n  1: dog\n  0: cat\n")
     (tmp_path / "c.yaml").write_text("nc: 2\n")
-    assert read_class_list(tmp_path / "a.yaml") == ["cat", "dog sled"]
-    assert read_class_list(tmp_path / "b.yaml") == ["cat", "dog"]
-    assert read_class_list(tmp_path / "c.yaml") == ["0", "1"]
-    (tmp_path / "c.json").write_text(json.dumps({"categories": [{"id": 7, "name": "b"}, {"id": 2, "name": "a"}]}))
-    assert read_class_list(tmp_path / "c.json") == ["a", "b"]
+    names = {n: names_from_yaml(read_yaml(tmp_path / n), tmp_path / n) for n in ("a.yaml", "b.yaml", "c.yaml")}
+    assert names == {"a.yaml": ["cat", "dog sled"], "b.yaml": ["cat", "dog"], "c.yaml": ["0", "1"]}
+    (tmp_path / "gap.yaml").write_text("names:\n  0: cat\n  2: dog\n")
+    with pytest.raises(ExportError, match="without gaps"):
+        names_from_yaml(read_yaml(tmp_path / "gap.yaml"), tmp_path / "gap.yaml")
     (tmp_path / "bad.yaml").write_text("names:\n  - cat\n - dog\n")
     with pytest.raises(ExportError, match=r"bad\.yaml:3: not readable YAML"):
-        read_class_list(tmp_path / "bad.yaml")
-    (tmp_path / "gap.txt").write_text("cat\n\ndog\n")
+        read_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "gap.txt").write_text("cat\n\ndog\n")  # every class after the gap would shift
     with pytest.raises(ExportError, match=r"gap\.txt:2: an empty class name"):
-        read_class_list(tmp_path / "gap.txt")
+        indexed_names(tmp_path / "gap.txt")
 
 
 def test_a_moved_self_contained_dataset_imports(source, tmp_path):
@@ -254,7 +253,7 @@ def test_a_moved_self_contained_dataset_imports(source, tmp_path):
     shutil.move(str(tmp_path / "y"), str(tmp_path / "moved"))
     dest, report = import_dataset(tmp_path / "moved", tmp_path / "d.qmask")
     assert report.images == 3 and report.annotations == 6 and not report.not_found
-    assert all(dest.abs_path(i).parent == tmp_path / "moved" / "images" for i in dest.iter_images(questions=False))
+    assert all(dest.abs_path(i).parent == tmp_path / "moved" / "images" for i in dest.iter_images(records=False))
     dest.close()
 
 

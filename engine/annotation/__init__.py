@@ -1,25 +1,31 @@
-"""The annotation core, without Qt: one image's editable state and every edit as a command.
+"""The annotation core, without Qt: an image's objects and question runs, and every edit as a command.
 
-- :mod:`.prompts`: :class:`PromptState`, the points and box given to the mask decoder;
-- :mod:`.state`: :class:`ImageAnnotation`, what one image shows and what a person made of it
-  (:mod:`.asking`: a question asked and its stage results arriving),
-  written to the project as it changes (:mod:`.project_record`: writing and restoring its record);
-- :mod:`.edits`: the edits (prompts, candidate, alpha, label, acceptance) with do and undo,
-  and :class:`History`, their undo history; an edit that changes the mask un-accepts it;
-- :mod:`.corrections`: the brush's add and erase layers over the model's mask (the final mask
-  is ``(model | add) & ~erase``) and their edits (stroke, whole new mask, clear strokes).
+- :mod:`.state`: :class:`ImageAnnotation`, one image: its objects (:mod:`.object_state`), its
+  question runs (:mod:`.run_state`), the selection; written to the project as it changes;
+  :mod:`.asking`: a question's results arriving and the objects they propose;
+- :mod:`.edits` and :mod:`.object_edits`: the edits (prompts, candidate, alpha, class,
+  acceptance; new, delete, keep, merge, reorder objects) with do and undo, and
+  :class:`History`, their undo history; an edit that changes a mask un-accepts it;
+- :mod:`.corrections`: each object's brush add and erase layers over the model's mask (the
+  final mask is ``(model | add) & ~erase``) and their edits (stroke, whole new mask, clear);
+- :mod:`.annotator`: :class:`Annotator`, the same pieces driven from a script or notebook;
+- :mod:`.chain`, :mod:`.pipeline`: the chain and the models; :mod:`.proposals`: one object per
+  hot region of a heat map; :mod:`.class_match`: the class a question names.
 
 The app wraps these thinly (a QObject that emits what changed, a QUndoStack around the edits);
 scripts and tests use them as they are.
 """
 
-from .edits import (EditTarget, History, SetAccepted, SetAlpha, SetLabel, SetPrompts, ChooseCandidate,
-                    Edit)
+from .edits import (ChooseCandidate, Edit, EditTarget, Group, History, SetAccepted, SetAlpha, SetCategory,
+                    SetPrompts)
+from .object_edits import AddObject, DeleteObjects, KeepProposal, Reorder, accept_all, merge_objects, new_object
 from .prompts import PromptState
 from .candidates import prepare_candidates
-from .state import AnswerView, ImageAnnotation, typed_label
+from .state import AnswerView, ImageAnnotation
 from .stores import AnnotationStore, ProjectStore
+from .annotator import Annotator
 
-__all__ = ["EditTarget", "History", "Edit", "SetAccepted", "SetAlpha", "SetLabel", "SetPrompts", "ChooseCandidate",
-           "PromptState", "AnswerView", "ImageAnnotation", "prepare_candidates", "typed_label", "AnnotationStore",
-           "ProjectStore"]
+__all__ = ["EditTarget", "History", "Edit", "Group", "SetAccepted", "SetAlpha", "SetCategory", "SetPrompts",
+           "ChooseCandidate", "AddObject", "DeleteObjects", "KeepProposal", "Reorder", "accept_all", "merge_objects",
+           "new_object", "PromptState", "AnswerView", "ImageAnnotation", "prepare_candidates", "AnnotationStore",
+           "ProjectStore", "Annotator"]

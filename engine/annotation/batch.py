@@ -3,9 +3,11 @@
     report = run_batch("photos/", [BatchQuestion("what animal is this?")], "photos.qmask",
                        settings=PipelineSettings(num_captions=20), models_dir="models/")
 
-- One annotation per (image, question): the key is the image's path relative to the project
-  plus the question (whitespace-normalised). Running the same batch again skips what is done
-  and retries images that failed, so an interrupted batch resumes without duplicates.
+- One question run per (image, question), proposing one object (or one per hot region of the
+  heat map, for questions about several things: ``instances``): the key is the image's path
+  relative to the project plus the question (whitespace-normalised). Running the same batch
+  again skips what is done and retries images that failed, so an interrupted batch resumes
+  without duplicates.
 - Each image's results are committed to the project (one transaction) as soon as they are
   ready; other processes (the app, another batch) may write the same project meanwhile.
 - An unreadable image (corrupt, empty, too large, ...) is marked failed in the project with
@@ -37,7 +39,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import CancelledError, ImageError, InputError, ProjectError, ResourceError
-from ..project import Project, QuestionRecord, clean_label, file_sha256, normalise_question, record_from_chain
+from ..project import (ObjectRecord, Project, QuestionRun, clean_label, file_sha256, normalise_question,
+                       proposals_from_chain)
 
 __all__ = ["BatchQuestion", "BatchReport", "ImageResult", "read_questions_csv", "run_batch", "pending_work",
            "process_image", "write_image", "image_seed"]
@@ -46,14 +49,15 @@ __all__ = ["BatchQuestion", "BatchReport", "ImageResult", "read_questions_csv", 
 @dataclass(frozen=True)
 class BatchQuestion:
     question: str
-    label: str | None = None  # category for the resulting masks
+    label: str | None = None  # class of the objects it proposes (None: the class its noun names, if any)
+    instances: str = "auto"  # "one", "several" or "auto" (see engine.annotation.chain.ChainRequest)
 
 
 @dataclass
 class BatchReport:
     images: int = 0  # images considered
     processed: int = 0  # images run through the chain this time
-    annotations: int = 0  # question records written this time
+    annotations: int = 0  # objects written this time
     already_done: int = 0  # (image, question) pairs found in the project and skipped
     failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     notes: list[str] = field(default_factory=list)  # for the user, e.g. a label that was cleaned
@@ -66,7 +70,7 @@ class BatchReport:
         return self.processed > 0 or self.already_done > 0
 
     def __str__(self) -> str:
-        text = (f"{self.processed} image(s) processed, {self.annotations} annotation(s) written, "
+        text = (f"{self.processed} image(s) processed, {self.annotations} object(s) written, "
                 f"{self.already_done} already done, {len(self.failed)} failed, "
                 f"in {self.seconds:.1f} s.")
         if self.cancelled:
@@ -172,7 +176,7 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         if q.label and clean_label(q.label) != q.label.strip():
             notes.append(f"The label {q.label!r} is stored as {clean_label(q.label)!r}: a label is one line of text, "
                          "without control characters.")
-    qs = [BatchQuestion(q.question, clean_label(q.label) or None if q.label else None) for q in qs]
+    qs = [BatchQuestion(q.question, clean_label(q.label) or None if q.label else None, q.instances) for q in qs]
     for q in qs:
         if q.label:
             project.ensure_category(q.label)
@@ -192,6 +196,7 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
                           on_image_done=on_image_done, started=t0)
 
     seed = base_seed(pipeline, settings)
+    classes = [c.name for c in project.categories]
     progress = BatchProgress(len(work), show_progress)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-batch-load")
     futures: dict[int, Future] = {}
@@ -207,9 +212,9 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             pipeline.check_models()  # missing models: stop now, naming the download command
         return pipeline
 
-    def on_chain(result: ImageResult, record: QuestionRecord) -> None:
-        write_chain(project, result, record)  # committed as soon as it is made
-        report.annotations += 1
+    def on_chain(result: ImageResult, found: "RunFound") -> None:
+        write_chain(project, result, found)  # committed as soon as it is made
+        report.annotations += len(found.objects)
 
     try:
         prefetch(0)
@@ -220,10 +225,10 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             loaded = futures.pop(i).result()
             prefetch(i + 1)
             progress.show(path.name)
-            record = project.find_image(path, questions=False)
+            record = project.find_image(path, records=False)
             result = process_image(path, [qs.index(q) for q in todo], qs, get_pipeline, stored_sha=record.sha256,
                                    seed=seed, max_pixels=max_pixels, cancel=cancel, loaded=loaded,
-                                   on_chain=on_chain)
+                                   on_chain=on_chain, classes=classes)
             if result.cancelled:
                 report.cancelled = True
             if result.failure is not None:
@@ -251,6 +256,14 @@ def run_batch(images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 # -- one image: the work both the local loop and a Ray worker (engine.annotation.batch_ray) do ---------
 
 @dataclass
+class RunFound:
+    """One question's run and the objects it proposed (:func:`engine.project.proposals_from_chain`)."""
+
+    run: QuestionRun
+    objects: list[ObjectRecord]
+
+
+@dataclass
 class ImageResult:
     """What the chain made of one image, as the project stores it (RLE masks, no logits): small
     enough to send from a worker to the driver, which writes it (:func:`write_chain`, :func:`write_failure`)."""
@@ -259,7 +272,7 @@ class ImageResult:
     sha256: str | None = None  # None: the file could not be read
     size: tuple[int, int] | None = None  # (W, H) as displayed
     changed: bool = False  # the file changed since its annotations were made: they are replaced
-    records: list[QuestionRecord] = field(default_factory=list)  # one per question run (record_from_chain)
+    records: list["RunFound"] = field(default_factory=list)  # one per question run
     failure: str | None = None  # why this image failed (it is recorded as failed, the batch goes on)
     cancelled: bool = False
     fatal: BaseException | None = None  # a Ray worker's error that stops the batch (models missing)
@@ -289,14 +302,15 @@ def base_seed(pipeline: Any, settings: Any) -> int | None:
 def process_image(path: Path | str, todo: list[int], questions: list[BatchQuestion],
                   get_pipeline: Callable[[], Any], *, stored_sha: str | None = None, seed: int | None = 0,
                   max_pixels: int | None = None, cancel: Callable[[], bool] | None = None,
-                  loaded: Any = None, on_chain: Callable[[ImageResult, QuestionRecord], None] | None = None
-                  ) -> ImageResult:
+                  loaded: Any = None, on_chain: Callable[[ImageResult, RunFound], None] | None = None,
+                  classes: list[str] | tuple[str, ...] = ()) -> ImageResult:
     """Load and hash one image, make it current, run the chain for each question in ``todo``
     (indices into ``questions``); errors of this image only become ``failure``.
 
     ``get_pipeline()`` is called once the image is read (a folder of unreadable files needs no
     models). ``loaded``: the image already read by :func:`load_and_hash` (the local loop reads
-    the next image while the models work). ``on_chain(result, record)`` after each question.
+    the next image while the models work). ``on_chain(result, found)`` after each question.
+    ``classes``: the project's class list (a question's objects take the class its noun names).
     """
     loaded = load_and_hash(Path(path), max_pixels) if loaded is None else loaded
     if isinstance(loaded, Exception):
@@ -315,12 +329,15 @@ def process_image(path: Path | str, todo: list[int], questions: list[BatchQuesti
             if cancel is not None and cancel():
                 result.cancelled = True
                 break
-            chain = pipeline.run(questions[qi].question, cancel=cancel)  # the chain, in one place
+            q = questions[qi]
+            chain = pipeline.run(q.question, cancel=cancel, instances=q.instances)  # the chain, in one place
             if tuple(chain.image_size) != result.size:
                 raise ProjectError(f"The pipeline returned a {chain.image_size} result for the "
                                    f"{result.size[0]}x{result.size[1]} image {path}; refusing to store "
                                    "misaligned masks.")
-            result.records.append(record_from_chain(chain, label=questions[qi].label))
+            run, objects = proposals_from_chain(chain, category=q.label or match_class_of(q.question, chain, list(classes)),
+                                                source="batch")
+            result.records.append(RunFound(run, objects))
             if on_chain is not None:
                 on_chain(result, result.records[-1])
     except (ImageError, ResourceError) as err:
@@ -328,11 +345,20 @@ def process_image(path: Path | str, todo: list[int], questions: list[BatchQuesti
     return result
 
 
-def write_chain(project: Project, result: ImageResult, record: QuestionRecord) -> None:
-    """Commit one question's record of ``result`` (one transaction)."""
+def match_class_of(question: str, chain: Any, classes: list[str]) -> str | None:
+    """The class a batch question's objects get when the batch names none: the one its noun (or
+    its answer's) names in the project's class list; None (unlabelled) otherwise."""
+    from .class_match import match_class
+
+    answer = chain.answer.answer if getattr(chain, "answer", None) is not None else ""
+    return match_class(question, answer, classes) if classes else None
+
+
+def write_chain(project: Project, result: ImageResult, found: RunFound) -> None:
+    """Commit one question's run and objects of ``result`` (one transaction)."""
     if result.changed and result.written == 0:
         _clear(project, result)
-    project.record_result(result.path, record, result.size, sha256=result.sha256)
+    project.record_run(result.path, found.run, found.objects, result.size, sha256=result.sha256)
     result.written += 1
 
 
@@ -340,7 +366,7 @@ def write_failure(project: Project, result: ImageResult) -> None:
     """Record the image as failed, with the reason (the chains it finished stay)."""
     if result.changed and result.written == 0:
         _clear(project, result)
-    record = project.find_image(result.path, questions=False)
+    record = project.find_image(result.path, records=False)
     if result.sha256:
         record.sha256 = result.sha256
     record.mark_failed(str(result.failure))
@@ -349,15 +375,15 @@ def write_failure(project: Project, result: ImageResult) -> None:
 
 def write_image(project: Project, result: ImageResult) -> None:
     """Commit a whole :class:`ImageResult` (a Ray worker's): each record, then any failure."""
-    for record in result.records:
-        write_chain(project, result, record)
+    for found in result.records:
+        write_chain(project, result, found)
     if result.failure is not None:
         write_failure(project, result)
 
 
 def _clear(project: Project, result: ImageResult) -> None:
-    record = project.find_image(result.path, questions=False)
-    project.clear_questions(record, reason="the image file changed")
+    record = project.find_image(result.path, records=False)
+    project.clear_annotations(record, reason="the image file changed")
 
 
 class BatchProgress:

@@ -122,7 +122,7 @@ class ChainWorker:
 
     def __init__(self, questions: list[BatchQuestion], settings: Any, models_dir: str | None,
                  max_pixels: int | None, seed: int | None, threads: int,
-                 factory: Callable[[Any, Any], Any] | None = None) -> None:
+                 factory: Callable[[Any, Any], Any] | None = None, classes: tuple[str, ...] = ()) -> None:
         from ..runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
         configure_openmp_wait()
@@ -130,7 +130,7 @@ class ChainWorker:
         import torch
 
         torch.set_num_threads(threads)  # each actor is a process: as many threads as its CPUs
-        self.questions, self.max_pixels, self.seed = questions, max_pixels, seed
+        self.questions, self.max_pixels, self.seed, self.classes = questions, max_pixels, seed, tuple(classes)
         self.node = socket.gethostname()
         self.fatal: BaseException | None = None
         self.pipeline: Any = None
@@ -155,7 +155,7 @@ class ChainWorker:
                 try:
                     result = process_image(str(path), [int(t) for t in str(todo).split(",") if t], self.questions,
                                            lambda: self.pipeline, stored_sha=str(sha) or None, seed=self.seed,
-                                           max_pixels=self.max_pixels)
+                                           max_pixels=self.max_pixels, classes=self.classes)
                 except Exception as err:  # stops the batch, as it would locally: sent, not lost in a log
                     if not isinstance(err, QMaskError) and hasattr(err, "add_note"):
                         err.add_note(f"On the Ray node {self.node}:\n{traceback.format_exc()}")
@@ -259,7 +259,7 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
     settings = replace(settings) if settings is not None else PipelineSettings()
     seed = base_seed(None, settings)
     models = None if models_dir is None else str(Path(models_dir).expanduser().absolute())
-    stored = {img.path: img.sha256 or "" for img in project.iter_images(questions=False)}
+    stored = {img.path: img.sha256 or "" for img in project.iter_images(records=False)}
     rows = [{"index": i, "path": str(Path(path).absolute()), "todo": ",".join(str(qs.index(q)) for q in todo),
              "sha": stored.get(project.rel_path(path), "")} for i, (path, todo) in enumerate(work)]
     owns = connect(ray, options.address, say=lambda text: print(f"qmask batch: {text}", file=sys.stderr, flush=True))
@@ -286,7 +286,8 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
                             num_cpus=plan.cpus, num_gpus=plan.gpus or None,
                             fn_constructor_kwargs={"questions": qs, "settings": settings, "models_dir": models,
                                                    "max_pixels": max_pixels, "seed": seed, "threads": plan.threads,
-                                                   "factory": options.pipeline_factory})
+                                                   "factory": options.pipeline_factory,
+                                                   "classes": tuple(c.name for c in project.categories)})
         progress = BatchProgress(len(rows), show_progress)
         written: set[int] = set()
         rows_iter = iter(ds.iter_rows())
@@ -299,7 +300,7 @@ def run_on_ray(project: Any, qs: list[BatchQuestion], work: list[tuple[Path, lis
                 continue  # redone after a worker died: it is in the project already
             write_image(project, result)
             written.add(index)
-            report.annotations += result.written
+            report.annotations += sum(len(found.objects) for found in result.records)
             name = Path(result.path).name
             if result.failure is not None:
                 report.failed.append((project.rel_path(result.path), result.failure))

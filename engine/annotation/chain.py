@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ..errors import CancelledError, CheckpointError, ModelMissingError, PromptError, ResourceError
 from ..prompts import Box, Point
-from ..results import ChainResult, SegmentationResult
+from ..results import ChainResult, ProposalsResult, SegmentationResult
 
 __all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "segmentation_message",
            "raise_segmentation_error"]
@@ -53,13 +53,19 @@ class ChainRequest:
     alpha: float | None = None  # None: the pipeline's setting
     segment: bool | None = None  # None: the pipeline's setting
     num_points: int | None = None  # automatic points; None: the pipeline's setting
+    # "one" object from all the points (the published chain), "several" (one per separate hot
+    # region of the heat map), or "auto": several when the question asks for several things
+    # ("where are the dogs?", "how many ..."), else one.
+    instances: str = "auto"
 
 
 @dataclass(frozen=True)
 class AutoPoints:
-    """The points the heat map gave (reported before the mask)."""
+    """The points the heat map gave (reported before the mask); ``asked``: how many positive
+    points were asked for (a record can then say why fewer came; None: not known)."""
 
     points: tuple[Point, ...]
+    asked: int | None = None
 
 
 def segmentation_message(err: BaseException) -> str:
@@ -126,14 +132,16 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
     if request.points is None:
         asked = settings.num_points if request.num_points is None else int(request.num_points)
         points = tuple(pipe.auto_points(heat, num_points=asked))
-        report(AutoPoints(points))
+        report(AutoPoints(points, asked))
     else:
         points = tuple(request.points)
     timings["points"] = time.perf_counter() - t
 
     seg: SegmentationResult | None = None
+    proposals: tuple[SegmentationResult, ...] = ()
     seg_error: str | None = None
     seg_fault: str | None = None
+    instances = instances_for(request)
     if do_segment:
         step("segment", 0.0)
         if not points and request.box is None:
@@ -142,22 +150,25 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
         else:
             try:
                 prepare("efficient_sam")
-                seg = pipe.segment(points, box=request.box)
+                t = time.perf_counter()
+                if instances == "several" and request.points is None and request.box is None:
+                    found = several_proposals(pipe, heat.question_map, settings, asked, prepare_candidates)
+                else:
+                    found = (pipe.segment(points, box=request.box),), 1
+                    if prepare_candidates is not None:
+                        found = (prepare_candidates(found[0][0], heat.question_map.shape),), 1
+                proposals, regions = found
             except SEGMENTATION_FAULTS as err:
                 seg_error, seg_fault = segmentation_message(err), type(err).__name__
             else:
-                timings["segment"] = seg.seconds
-                if prepare_candidates is not None:
-                    seg = prepare_candidates(seg, heat.question_map.shape)
-                if seg.note:
-                    notes.append(seg.note)
-                report(seg)
+                timings["segment"] = time.perf_counter() - t
+                seg = proposals[0] if proposals else None
+                notes.extend(dict.fromkeys(p.note for p in proposals if p.note))
+                report(ProposalsResult(proposals, instances, regions, timings["segment"]))
         step("segment", 1.0)
         check()
 
-    best = seg.best if seg is not None else None
-    fusion = pipe.fuse(heat.question_map, None if best is None else best.mask, request.alpha,
-                       coverage=None if best is None else best.coverage)
+    fusion = _fuse_proposals(pipe, heat.question_map, proposals, request.alpha)
     timings["fuse"] = fusion.seconds
     report(fusion)
     check()
@@ -187,4 +198,66 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
                        heatmap=heat, points=points, segmentation=seg, chosen=0, fusion=fusion, captions=caps,
                        answer=answer, timings=timings, models=pipe.model_ids(),
                        random_weights=bool(pipe.random_weights), notes=tuple(notes),
-                       segmentation_error=seg_error, segmentation_fault=seg_fault, points_asked=asked)
+                       segmentation_error=seg_error, segmentation_fault=seg_fault, points_asked=asked,
+                       proposals=proposals, instances=instances)
+
+
+def instances_for(request: ChainRequest) -> str:
+    """"one" or "several": the request's choice, or for "auto" what the question asks for."""
+    if request.instances in ("one", "several"):
+        return request.instances
+    from ..vqa.counting import plural_question
+
+    return "several" if plural_question(request.question) else "one"
+
+
+def several_proposals(pipe: Any, heat_map: Any, settings: Any, asked: int | None,
+                      prepare_candidates: PrepareFn | None) -> tuple[tuple[SegmentationResult, ...], int]:
+    """One segmentation per separate hot region of the heat map (:mod:`.proposals`: points per
+    region, decoded per region, duplicates merged by mask overlap), in heat order; and how many
+    regions the map had."""
+    from ..imaging.regions import hot_regions
+    from .proposals import POINTS_PER_REGION, propose_instances
+
+    decoded: dict[tuple, SegmentationResult] = {}
+
+    def decode(points: Any) -> tuple[Any, float]:
+        seg = pipe.segment(tuple(points))
+        if prepare_candidates is not None:
+            seg = prepare_candidates(seg, heat_map.shape)
+        decoded[_points_key(points)] = seg
+        return seg.best.mask, float(seg.best.iou)
+
+    regions = hot_regions(heat_map)
+    per_region = max(1, min(asked or POINTS_PER_REGION, POINTS_PER_REGION))
+    found = propose_instances(heat_map, pipe.image_size, decode, points_per_region=per_region, regions=regions)
+    out = []
+    for proposal in found:
+        # The kept mask's own prompts come first in a merged proposal's points.
+        seg = next((decoded[k] for n in range(len(proposal.points), 0, -1)
+                    if (k := _points_key(proposal.points[:n])) in decoded), None)
+        if seg is None:  # (not expected: every kept mask was decoded from a prefix of its points)
+            decode(proposal.points[:6])
+            seg = decoded[_points_key(proposal.points[:6])]
+        out.append(seg)
+    return tuple(out), len(regions)
+
+
+def _points_key(points: Any) -> tuple:
+    return tuple((round(p.x, 3), round(p.y, 3), p.label) for p in points)
+
+
+def _fuse_proposals(pipe: Any, heat_map: Any, proposals: tuple[SegmentationResult, ...], alpha: float | None) -> Any:
+    """The heat map fused with the proposals' masks: their best candidates' union on the grid (the
+    largest coverage per cell; one proposal: exactly its mask's coverage, as the published chain)."""
+    import numpy as np
+
+    best = [p.best for p in proposals if p.candidates]
+    if not best:
+        return pipe.fuse(heat_map, None, alpha)
+    if len(best) == 1 or any(c.coverage is None for c in best):
+        if len(best) == 1:
+            return pipe.fuse(heat_map, best[0].mask, alpha, coverage=best[0].coverage)
+        union = np.logical_or.reduce([c.mask for c in best])
+        return pipe.fuse(heat_map, union, alpha)
+    return pipe.fuse(heat_map, None, alpha, coverage=np.maximum.reduce([c.coverage for c in best]))

@@ -7,8 +7,9 @@ re-runs the decoder and the strokes still apply to the new mask. ``add`` and ``e
 overlap: the newest stroke decides a pixel.
 
 An edit records only the rectangle it changed (the layers' values there before and after, packed:
-:mod:`.layer_change`), so a stroke on a 12-megapixel image keeps a small undo step. :class:`CorrectedMask` is the part of
-:class:`~engine.annotation.state.ImageAnnotation` that holds the layers and applies these edits.
+:mod:`.layer_change`), so a stroke on a 12-megapixel image keeps a small undo step. Each object
+has its own layers (:class:`~engine.annotation.object_state.ObjectState`); an edit names the
+object it paints (``uid``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ..imaging.rle import LazyRLE, decode_rle
 from .edits import MaskEdit
 from .layer_change import LayerChange, cropped_change
 
-__all__ = ["Corrections", "CorrectedMask", "restore_corrections", "LayerChange", "PaintStroke", "ReplaceMask", "ClearStrokes"]
+__all__ = ["Corrections", "restore_corrections", "LayerChange", "LayerEdit", "PaintStroke", "ReplaceMask",
+           "ClearStrokes"]
 
 
 class Corrections:
@@ -196,78 +198,13 @@ def restore_corrections(record: Any) -> Corrections:
         return Corrections()
 
 
-class CorrectedMask:
-    """Mixed into :class:`~engine.annotation.state.ImageAnnotation` (needs its ``corrections``,
-    ``model_mask``, ``candidate``, ``edited``, ``image``, ``record``, ``ensure_record``,
-    ``save``, ``notify`` and ``update_fusion``): the corrected mask, the layers' edit target,
-    and the final mask written to the record."""
-
-    @property
-    def mask(self) -> np.ndarray | None:
-        """The final mask, [H, W] bool (read-only), or None: the model's chosen mask with the
-        strokes applied. This is what is shown, fused, saved and exported."""
-        return self.corrections.apply(self.model_mask)
-
-    def _record_mask(self) -> None:
-        """Put the final mask in the record: the chosen candidate's RLE (encoded off the GUI
-        thread) while no stroke changes it, else the corrected mask, encoded where the record is
-        first read (the project's store thread), not here."""
-        chosen, record = self.candidate, self.record
-        source = "user" if self.edited else "auto"
-        if chosen is not None and chosen.rle is not None and self.corrections.empty:
-            record.mask_rle, record.mask_source = dict(chosen.rle), source
-            record.mask_score = float(chosen.iou)
-            if chosen.coverage is not None:  # computed with the RLE: the project write need not
-                record.remember_coverage(chosen.coverage)
-            record.touch()
-        else:
-            record.set_mask(self.mask, source=source, score=record.mask_score if chosen is None else chosen.iou,
-                            encode_later=True)
-        if not self.edited and record.mask_rle is not None:
-            record.auto_mask_rle = dict(record.mask_rle)
-
-    @property
-    def mask_shape(self) -> tuple[int, int] | None:
-        """(H, W) of the image's masks: the image's, else the model mask's or the layers'."""
-        if self.image is not None:
-            return tuple(self.image.rgb.shape[:2])
-        model = self.model_mask
-        return model.shape if model is not None else self.corrections.shape
-
-    def apply_corrections(self, image: "CorrectedMask", change: LayerChange, undo: bool, action: str) -> None:
-        """The edit target's setter: write the change (or take it back) and save the new mask."""
-        add, erase = change.before if undo else change.after
-        image.corrections.put(change.shape, change.y0, change.x0, add, erase)
-        image.corrections_changed(("undo " if undo else "") + action)
-
-    def _pack_layers(self) -> None:
-        """The image is no longer shown: its layers are kept as the record's RLE, not as arrays
-        (two full-size masks per painted image would fill the memory on a long folder)."""
-        record = self.record
-        if record is not None and not self.corrections.empty:
-            rles = (record.stroke_add_rle, record.stroke_erase_rle)
-            shapes = {tuple(r["size"]) for r in rles if r is not None}
-            if shapes == {self.corrections.shape}:  # the record has these very layers
-                self.corrections.pack(rles)
-
-    def corrections_changed(self, action: str) -> None:
-        """The layers changed: the record's final mask and layers are written, the mask shown."""
-        if self.record is not None or self.mask is not None:
-            record = self.ensure_record()
-            record.stroke_add_rle, record.stroke_erase_rle = self.corrections.to_rles()
-            self._record_mask()
-            self.save(action)
-        self.update_fusion()
-        self.notify("mask")
-
-
 class LayerEdit(MaskEdit):
     """A change of the layers, worked out when first done (against the mask as it is then)."""
 
     action = ""
 
-    def __init__(self, image: Any, *, target: Any = None) -> None:
-        super().__init__(image, target)
+    def __init__(self, image: Any, uid: str, *, target: Any = None) -> None:
+        super().__init__(image, uid, target)
         self._change: LayerChange | None = None
         self._prepared = False
 
@@ -287,12 +224,12 @@ class LayerEdit(MaskEdit):
 
     def do(self) -> None:
         if self.prepare():
-            self.target.apply_corrections(self.image, self._change, False, self.action)
+            self.target.apply_corrections(self.image, self.uid, self._change, False, self.action)
             self._unaccept()
 
     def undo(self) -> None:
         if self._change is not None and self._change.changed:
-            self.target.apply_corrections(self.image, self._change, True, self.action)
+            self.target.apply_corrections(self.image, self.uid, self._change, True, self.action)
             self._reaccept()
 
 
@@ -300,22 +237,22 @@ class PaintStroke(LayerEdit):
     """A brush (``erase=False``) or eraser stroke: the disc of ``radius`` image pixels swept
     along ``points`` ((x, y) image pixels) is added to the mask, or taken out of it."""
 
-    def __init__(self, image: Any, points: Sequence[tuple[float, float]], radius: float, erase: bool = False,
-                 *, target: Any = None) -> None:
-        super().__init__(image, target=target)
+    def __init__(self, image: Any, uid: str, points: Sequence[tuple[float, float]], radius: float,
+                 erase: bool = False, *, target: Any = None) -> None:
+        super().__init__(image, uid, target=target)
         self.points, self.radius, self.erase = [tuple(map(float, p)) for p in points], float(radius), bool(erase)
         self.text = "Erase" if erase else "Brush stroke"
         self.action = "erase" if erase else "stroke"
 
     def _compute(self) -> LayerChange | None:
-        shape = self.image.mask_shape
+        shape = self.image.mask_shape_of(self.uid)
         if shape is None:
             raise InputError("There is no image to paint on yet.")
         hit = stroke_patch(self.points, self.radius, shape)
         if hit is None:
             return None
         y0, x0, disc = hit
-        before = self.image.corrections.window(y0, x0, *disc.shape)
+        before = self.image.object_state(self.uid).corrections.window(y0, x0, *disc.shape)
         add, erase = before
         after = (add & ~disc, erase | disc) if self.erase else (add | disc, erase & ~disc)
         return LayerChange(shape, y0, x0, before, after)
@@ -330,15 +267,16 @@ class ReplaceMask(LayerEdit):
     there, and the rest stays as it is (a polygon vertex edit on a 12-megapixel mask computes
     its window, not the whole image)."""
 
-    def __init__(self, image: Any, target_mask: np.ndarray, text: str, action: str = "replace mask",
+    def __init__(self, image: Any, uid: str, target_mask: np.ndarray, text: str, action: str = "replace mask",
                  *, at: tuple[int, int] | None = None, target: Any = None) -> None:
-        super().__init__(image, target=target)
+        super().__init__(image, uid, target=target)
         self.target_mask = np.asarray(target_mask, dtype=bool)
         self.text, self.action = text, action
         self.at = None if at is None else (int(at[0]), int(at[1]))
 
     def _compute(self) -> LayerChange | None:
-        shape = self.image.mask_shape
+        shape = self.image.mask_shape_of(self.uid)
+        obj = self.image.object_state(self.uid)
         want = self.target_mask
         y0, x0 = self.at or (0, 0)
         h, w = want.shape
@@ -348,9 +286,9 @@ class ReplaceMask(LayerEdit):
             where = "" if self.at is None else f" at row {y0}, column {x0}"
             raise InputError(f"The new mask is {w} x {h} pixels{where}; "
                              f"the image is {'not read yet' if shape is None else f'{shape[1]} x {shape[0]}'}.")
-        model = self.image.model_mask
+        model = obj.model_mask
         model = np.zeros((h, w), bool) if model is None else model[y0:y0 + h, x0:x0 + w]
-        add, erase = self.image.corrections.window(y0, x0, h, w)
+        add, erase = obj.corrections.window(y0, x0, h, w)
         new_add = (add & want) | (want & ~model)
         new_erase = (erase & ~want) | (model & ~want)
         self.target_mask = None  # worked out once: undo keeps only the change (an image-sized array less)
@@ -363,8 +301,9 @@ class ClearStrokes(LayerEdit):
     text, action = "Clear strokes", "clear strokes"
 
     def _compute(self) -> LayerChange | None:
-        shape = self.image.corrections.shape
+        corrections = self.image.object_state(self.uid).corrections
+        shape = corrections.shape
         if shape is None:
             return None
-        before = self.image.corrections.window(0, 0, *shape)
+        before = corrections.window(0, 0, *shape)
         return cropped_change(shape, before, (np.zeros(shape, bool), np.zeros(shape, bool)))

@@ -1,11 +1,14 @@
-"""Every edit of an image as a command with do and undo, and an undo history, in plain Python.
+"""Every edit of an image's objects as a command with do and undo, and an undo history, in plain Python.
 
 A command holds the values before and after and calls one setter of its target
 (:class:`EditTarget`): the :class:`~engine.annotation.state.ImageAnnotation` it edits, unless
-another target is given (a test's fake decoder). Whatever must be recomputed follows from the
-annotation's change notice (in the app, the live segmenter hears of new prompts). ``do`` runs when a command is pushed, so pushing *is*
-applying. The app keeps one Qt undo stack per image wrapping these commands; :class:`History`
-is the same behaviour without Qt.
+another target is given (a test's fake decoder). Each command names the object it is about
+(``uid``), so undoing it edits that object whatever is selected now (and selects it, so the user
+sees what changed). Whatever must be recomputed follows from the annotation's change notice (in
+the app, the live segmenter hears of new prompts). ``do`` runs when a command is pushed, so
+pushing *is* applying. The app keeps one Qt undo stack per image wrapping these commands;
+:class:`History` is the same behaviour without Qt. Edits of the collection (add, delete, merge,
+reorder objects; accept all) are in :mod:`.object_edits`.
 """
 
 from __future__ import annotations
@@ -14,34 +17,34 @@ from typing import Any, Callable, Protocol, Sequence
 
 from .prompts import PromptState
 
-__all__ = ["EditTarget", "Edit", "MaskEdit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetLabel", "SetAccepted",
-           "History", "UNDO_BUDGET_BYTES", "steps_over_budget"]
+__all__ = ["EditTarget", "Edit", "MaskEdit", "SetPrompts", "ChooseCandidate", "SetAlpha", "SetCategory", "SetAccepted",
+           "Group", "History", "UNDO_BUDGET_BYTES", "steps_over_budget"]
 
 
 class EditTarget(Protocol):
-    def apply_prompts(self, image: Any, prompts: PromptState, chosen: int) -> None: ...
+    def apply_prompts(self, image: Any, uid: str, prompts: PromptState, chosen: int) -> None: ...
 
-    def apply_choice(self, image: Any, index: int) -> None: ...
+    def apply_choice(self, image: Any, uid: str, index: int) -> None: ...
 
-    def apply_alpha(self, image: Any, alpha: float) -> None: ...
+    def apply_alpha(self, image: Any, run_key: str, alpha: float) -> None: ...
 
-    def apply_label(self, image: Any, label: str) -> None: ...
+    def apply_category(self, image: Any, uid: str, category: str | None) -> None: ...
 
-    def apply_accepted(self, image: Any, accepted: bool) -> None: ...
+    def apply_accepted(self, image: Any, uid: str, accepted: bool) -> None: ...
 
-    def apply_corrections(self, image: Any, change: Any, undo: bool, action: str) -> None: ...
+    def apply_corrections(self, image: Any, uid: str, change: Any, undo: bool, action: str) -> None: ...
 
 
 class Edit:
-    """One undoable change of one image. ``merge`` absorbs a following edit of the same gesture.
-
-    ``target`` applies it; by default the image itself (an :class:`ImageAnnotation`)."""
+    """One undoable change of one object (``uid``) of one image. ``merge`` absorbs a following
+    edit of the same gesture. ``target`` applies it; by default the image itself."""
 
     text = ""
     nbytes = 0  # the memory of the arrays it keeps for undo (what an undo history's budget counts)
 
-    def __init__(self, image: Any, target: EditTarget | None = None) -> None:
+    def __init__(self, image: Any, uid: str | None = None, target: EditTarget | None = None) -> None:
         self.image = image
+        self.uid = uid
         self.target: EditTarget = image if target is None else target
 
     def do(self) -> None:
@@ -55,99 +58,124 @@ class Edit:
 
 
 class MaskEdit(Edit):
-    """An edit that changes the mask. An accepted mask is no longer what was accepted, so the
-    same undo step clears "accepted" (:meth:`_unaccept` after doing), and undo restores it."""
+    """An edit that changes an object's mask. An accepted mask is no longer what was accepted, so
+    the same undo step clears "accepted" (:meth:`_unaccept` after doing), and undo restores it."""
 
     _was_accepted = False
 
     def _unaccept(self) -> None:
-        self._was_accepted = bool(getattr(self.image, "accepted", False))
+        self._was_accepted = bool(self.image.is_accepted(self.uid)) if hasattr(self.image, "is_accepted") else False
         if self._was_accepted:
-            self.target.apply_accepted(self.image, False)
+            self.target.apply_accepted(self.image, self.uid, False)
 
     def _reaccept(self) -> None:
         if self._was_accepted:
-            self.target.apply_accepted(self.image, True)
+            self.target.apply_accepted(self.image, self.uid, True)
 
 
 class SetPrompts(MaskEdit):
     """Points or box changed (add, remove, move, box, clear, reset, automatic points)."""
 
-    def __init__(self, image: Any, before: PromptState, after: PromptState, text: str, chosen_before: int = 0,
-                 *, target: EditTarget | None = None) -> None:
-        super().__init__(image, target)
+    def __init__(self, image: Any, uid: str, before: PromptState, after: PromptState, text: str,
+                 chosen_before: int = 0, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, uid, target)
         self.before, self.after, self.text, self.chosen_before = before, after, text, chosen_before
 
     def do(self) -> None:
-        self.target.apply_prompts(self.image, self.after, 0)
+        self.target.apply_prompts(self.image, self.uid, self.after, 0)
         self._unaccept()
 
     def undo(self) -> None:
-        self.target.apply_prompts(self.image, self.before, self.chosen_before)
+        self.target.apply_prompts(self.image, self.uid, self.before, self.chosen_before)
         self._reaccept()
 
 
 class ChooseCandidate(MaskEdit):
-    def __init__(self, image: Any, before: int, after: int, *, target: EditTarget | None = None) -> None:
-        super().__init__(image, target)
+    def __init__(self, image: Any, uid: str, before: int, after: int, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, uid, target)
         self.before, self.after, self.text = before, after, f"Choose mask {after + 1}"
 
     def do(self) -> None:
-        self.target.apply_choice(self.image, self.after)
+        self.target.apply_choice(self.image, self.uid, self.after)
         self._unaccept()
 
     def undo(self) -> None:
-        self.target.apply_choice(self.image, self.before)
+        self.target.apply_choice(self.image, self.uid, self.before)
         self._reaccept()
 
 
 class SetAlpha(Edit):
-    """Fusion alpha. The steps of one slider drag (same ``gesture``) merge into one edit."""
+    """Fusion alpha of a question run (``run_key``). The steps of one slider drag (same
+    ``gesture``) merge into one edit."""
 
-    def __init__(self, image: Any, before: float, after: float, gesture: int, *,
+    def __init__(self, image: Any, run_key: str, before: float, after: float, gesture: int, *,
                  target: EditTarget | None = None) -> None:
-        super().__init__(image, target)
-        self.before, self.after, self.gesture = before, after, gesture
+        super().__init__(image, None, target)
+        self.run_key, self.before, self.after, self.gesture = run_key, before, after, gesture
         self.text = f"Fusion alpha {after:.2f}"
 
     def merge(self, other: Edit) -> bool:
-        if not isinstance(other, SetAlpha) or other.image is not self.image or other.gesture != self.gesture:
+        if not isinstance(other, SetAlpha) or other.image is not self.image or other.gesture != self.gesture \
+                or other.run_key != self.run_key:
             return False
         self.after = other.after
         self.text = f"Fusion alpha {self.after:.2f}"
         return True
 
     def do(self) -> None:
-        self.target.apply_alpha(self.image, self.after)
+        self.target.apply_alpha(self.image, self.run_key, self.after)
 
     def undo(self) -> None:
-        self.target.apply_alpha(self.image, self.before)
+        self.target.apply_alpha(self.image, self.run_key, self.before)
 
 
-class SetLabel(Edit):
-    def __init__(self, image: Any, before: str, after: str, *, target: EditTarget | None = None) -> None:
-        super().__init__(image, target)
+class SetCategory(Edit):
+    """An object's class (a name of the project's class list; None: unlabelled)."""
+
+    def __init__(self, image: Any, uid: str, before: str | None, after: str | None, *,
+                 target: EditTarget | None = None) -> None:
+        super().__init__(image, uid, target)
         self.before, self.after = before, after
-        self.text = f"Label '{after}'" if after else "Clear label"
+        self.text = f"Class '{after}'" if after else "Clear class"
 
     def do(self) -> None:
-        self.target.apply_label(self.image, self.after)
+        self.target.apply_category(self.image, self.uid, self.after)
 
     def undo(self) -> None:
-        self.target.apply_label(self.image, self.before)
+        self.target.apply_category(self.image, self.uid, self.before)
 
 
 class SetAccepted(Edit):
-    def __init__(self, image: Any, accepted: bool, *, target: EditTarget | None = None) -> None:
-        super().__init__(image, target)
+    def __init__(self, image: Any, uid: str, accepted: bool, *, target: EditTarget | None = None) -> None:
+        super().__init__(image, uid, target)
         self.accepted = accepted
-        self.text = "Accept mask" if accepted else "Un-accept mask"
+        self.text = "Accept object" if accepted else "Un-accept object"
 
     def do(self) -> None:
-        self.target.apply_accepted(self.image, self.accepted)
+        self.target.apply_accepted(self.image, self.uid, self.accepted)
 
     def undo(self) -> None:
-        self.target.apply_accepted(self.image, not self.accepted)
+        self.target.apply_accepted(self.image, self.uid, not self.accepted)
+
+
+class Group(Edit):
+    """Several edits as one undo step (done in order, undone in reverse)."""
+
+    def __init__(self, image: Any, edits: Sequence[Edit], text: str) -> None:
+        super().__init__(image, edits[0].uid if edits else None)
+        self.edits, self.text = list(edits), text
+
+    @property
+    def nbytes(self) -> int:  # type: ignore[override]
+        return sum(e.nbytes for e in self.edits)
+
+    def do(self) -> None:
+        for e in self.edits:
+            e.do()
+
+    def undo(self) -> None:
+        for e in reversed(self.edits):
+            e.undo()
 
 
 UNDO_BUDGET_BYTES = 32 * 2**20  # per image: ~5 whole-image clean-ups at 12 MP, thousands of brush strokes

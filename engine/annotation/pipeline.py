@@ -281,9 +281,10 @@ class Pipeline(ImageEncoders):
 
     def run(self, question: str, points: Sequence[Point] | None = None, box: Box | None = None,
             alpha: float | None = None, segment: bool | None = None, progress: ProgressFn | None = None,
-            cancel: CancelFn | None = None) -> ChainResult:
+            cancel: CancelFn | None = None, instances: str = "auto") -> ChainResult:
         """Every stage on the current image (:func:`engine.annotation.chain.run_chain`), as the
-        command line runs it. ``points`` None: automatic points from the heat map.
+        command line runs it. ``points`` None: automatic points from the heat map. ``instances``:
+        "one" object, "several" (one per hot region of the heat map) or "auto" (from the question).
 
         When segmentation is off, or the heat map has no salient point, the plain heat map drives
         captioning (the reason is in ``last_notes`` and the result's ``notes``). A mask that was
@@ -298,7 +299,7 @@ class Pipeline(ImageEncoders):
         encodes_before = dict(self.encode_count)
         loads_before = dict(self.manager.stats.loads)
         request = ChainRequest(text, points=None if points is None else tuple(points), box=box, alpha=alpha,
-                               segment=segment)
+                               segment=segment, instances=instances)
         result = run_chain(self, request, progress=progress, cancel=cancel)
         timings = dict(result.timings)
         for enc in ENCODERS:

@@ -1,11 +1,18 @@
-"""One image's annotation state, without Qt: what it shows and what a person made of it.
+"""One image's annotation, without Qt: its objects, its question runs, and what a person made of them.
 
-:class:`ImageAnnotation` holds an image's pixels (once read), the question being worked on,
-the live stage results (heat map, candidates, fusion, captions, answer), the prompt points
-and box, the chosen candidate, alpha, the label and whether the mask is accepted. Every
-change is written to the project at once through its :class:`AnnotationStore` (one
-transaction) and announced through :meth:`ImageAnnotation.notify`. The app's
-``gui.session.ImageSession`` is this plus a Qt signal and a Qt undo stack.
+:class:`ImageAnnotation` holds an image's pixels (once read), its objects
+(:class:`~engine.annotation.object_state.ObjectState`, each a labelled instance with its prompts,
+mask and corrections), its question runs (:class:`~engine.annotation.run_state.RunState`, the
+evidence that proposed objects), which object is selected and which run is shown. Editing tools
+act on the selected object only; the properties ``prompts``, ``mask``, ``segmentation``, ... read
+the selected object, and ``question``, ``heatmap``, ``answer``, ... the run shown (the selected
+object's run, else the latest asked).
+
+Every change is written to the project at once through its :class:`AnnotationStore` (one
+transaction) and announced through :meth:`notify` (an aspect of the selection or the run shown)
+and :meth:`notify_object` (which object changed, for views that draw all of them). The app's
+``gui.session.ImageSession`` is this plus Qt signals and a Qt undo stack; scripts use
+:class:`engine.annotation.annotator.Annotator`.
 
 Frames: points, boxes and masks in (x, y) image pixels of the displayed image; heat maps,
 coverage and fused maps on the ``[G, G]`` Grad-CAM grid.
@@ -13,41 +20,110 @@ coverage and fused maps on the ``[G, G]`` Grad-CAM grid.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import copy
 from pathlib import Path
 
 import numpy as np
 
-from ..imaging import fusion
 from ..imaging.images import LoadedImage
-from ..project import QuestionRecord, default_label
-from ..prompts import Point
-from ..results import HeatmapResult, MaskCandidate, SegmentationResult
-from .asking import Asking
-from .corrections import CorrectedMask, Corrections
+from ..project import ObjectRecord
+from ..results import SegmentationResult
+from .asking import AskFlow
+from .object_state import SEG_CACHE_SIZE, ObjectState
 from .prompts import PromptState
-from .project_record import AnswerView, ProjectRecord, typed_label
+from .run_state import AnswerView, RunState
 from .stores import AnnotationStore
 
-__all__ = ["ImageAnnotation", "AnswerView", "typed_label", "SEG_CACHE_SIZE", "ASPECTS"]
+__all__ = ["ImageAnnotation", "AnswerView", "SEG_CACHE_SIZE", "ASPECTS"]
 
-SEG_CACHE_SIZE = 16  # segmentations kept per image, so undo/redo shows a mask at once
 ASPECTS = ("image", "question", "heatmap", "prompts", "segmentation", "choice", "alpha", "fusion",
-           "captions", "answer", "label", "accepted", "status", "mask",  # mask: strokes or clean-up changed it
-           "restored")  # restored: the whole state put back (a cancelled ask), points too, with no decoder work
+           "captions", "answer", "category", "accepted", "status", "mask",  # mask: strokes or clean-up changed it
+           "restored",  # restored: the whole state put back (a cancelled ask), with no decoder work
+           "objects", "selection")  # objects: added, removed, reordered; selection: another object selected
 
 
-class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
-    """One image: what it shows (pixels once read, the stage results of its question) and what
-    a person made of it (points, box, chosen candidate, alpha, label, acceptance).
+def _of_selected(name: str, default=None) -> property:
+    """A read-only attribute of the selected object (``default`` while none is selected)."""
+    return property(lambda self: default if self.selected_object is None else getattr(self.selected_object, name),
+                    doc=f"The selected object's ``{name}``.")
 
-    Every change calls ``notify(aspect)`` (one of :data:`ASPECTS`) and is written to the project
-    through ``store`` at once (see :class:`AnnotationStore`). Engine arrays are never modified.
-    Also an :class:`~engine.annotation.edits.EditTarget` of itself, so a :class:`History` of
-    edits works on it without any app around.
-    """
+
+def _of_run(name: str, default=None) -> property:
+    """A read-only attribute of the run shown (``default`` while none is)."""
+    return property(lambda self: default if self.current_run is None else getattr(self.current_run, name),
+                    doc=f"The shown run's ``{name}``.")
+
+
+class ImageAnnotation:
+    """See the module docstring. Also an :class:`~engine.annotation.edits.EditTarget` of itself,
+    so a :class:`~engine.annotation.edits.History` of edits works on it without any app around.
+    ``asks`` (:class:`~engine.annotation.asking.AskFlow`) takes a question's results as they come."""
 
     ASPECTS = ASPECTS
+    history = None  # the image's undo history, if it keeps one (snapshot()/restore(), as edits.History)
+
+    prompts = _of_selected("prompts", PromptState())
+    segmentation = _of_selected("segmentation")
+    chosen = _of_selected("chosen", 0)
+    corrections = _of_selected("corrections")
+    generation = _of_selected("generation", 0)
+    mask = _of_selected("mask")
+    model_mask = _of_selected("model_mask")
+    candidate = _of_selected("candidate")
+    edited = _of_selected("edited", False)
+    question = _of_run("question", "")
+    heatmap = _of_run("heatmap")
+    question_map = _of_run("question_map")
+    word_maps = _of_run("word_maps", ())
+    points_note = _of_run("points_note")
+    fused_map = _of_run("fused_map")
+    captions = _of_run("captions", ())
+    answer = _of_run("answer")
+    previous_answer = _of_run("previous_answer")
+    answer_stale = _of_run("answer_stale", False)
+
+    @property
+    def selected_object(self) -> ObjectState | None:
+        return self.objects.get(self.selected) if self.selected is not None else None
+
+    @property
+    def current_run(self) -> RunState | None:
+        return self.runs.get(self.run_key) if self.run_key is not None else None
+
+    @property
+    def record(self) -> ObjectRecord | None:
+        """The selected object's record."""
+        obj = self.selected_object
+        return None if obj is None else obj.record
+
+    @property
+    def category(self) -> str | None:
+        obj = self.selected_object
+        return None if obj is None else obj.record.category
+
+    @property
+    def accepted(self) -> bool:
+        obj = self.selected_object
+        return obj is not None and obj.record.accepted
+
+    @property
+    def auto_points(self) -> tuple:
+        run = self.current_run
+        return () if run is None else tuple(run.record.auto_points)
+
+    @property
+    def alpha(self) -> float:
+        run = self.current_run
+        return self.store.default_alpha if run is None else run.alpha
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        return None if self.image is None else self.image.size
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
     def __init__(self, store: "AnnotationStore", path: Path, image_id: int) -> None:
         self.store = store
         self.image_id = int(image_id)
@@ -57,87 +133,84 @@ class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
         self.error: str | None = None
         self.missing = False  # the file is not at ``path`` (moved or deleted); see Workspace.relocate
         self.loading = False
-        self.question = ""
-        self.heatmap: HeatmapResult | None = None
-        self.question_map: np.ndarray | None = None  # [G, G]; also restored from the project
-        self.word_maps: tuple[tuple[str, np.ndarray], ...] = ()  # (word, [G, G]) per question word
-        self.auto_points: tuple[Point, ...] = ()
-        self.prompts = PromptState()
-        self.segmentation: SegmentationResult | None = None
-        self.chosen = 0
-        self.alpha = store.default_alpha
-        self.fused_map: np.ndarray | None = None
-        self.captions: tuple[str, ...] = ()
-        self.answer: AnswerView | None = None
-        self.previous_answer: AnswerView | None = None
-        self.answer_stale = False  # the map changed since the answer was written
-        self.label = ""
-        self.accepted = False
-        self.generation = 0  # bumped on every prompt change; stale decoder replies are dropped
-        self._seg_cache: OrderedDict[tuple, SegmentationResult] = OrderedDict()
-        self._restored_mask: np.ndarray | None = None  # from the project, until the next segmentation
-        self.corrections = Corrections()  # brush strokes over the model's mask (see .corrections)
-        self.record: QuestionRecord | None = None
+        self.objects: dict[str, ObjectState] = {}
+        self.runs: dict[str, RunState] = {}
+        self.selected: str | None = None
+        self.run_key: str | None = None  # the run shown
+        self.asks = AskFlow(self)
         self._restore_from_project()
 
     def notify(self, aspect: str) -> None:
-        """Called after every change (the app's session emits a Qt signal here)."""
+        """Called after every change of the selection or the run shown (the app emits a Qt signal)."""
 
-    # ------------------------------------------------------------------ EditTarget of itself
-    def apply_prompts(self, image: "ImageAnnotation", prompts: PromptState, chosen: int) -> None:
-        image.set_prompts(prompts, chosen)
+    def notify_object(self, uid: str, what: str) -> None:
+        """Called after a change of one object (``what``: added, removed, mask, category, accepted,
+        order, hidden, proposal), whether selected or not (the app redraws that object)."""
 
-    def apply_choice(self, image: "ImageAnnotation", index: int) -> None:
-        image.set_chosen(index)
+    # ------------------------------------------------------------------ the collection
+    def ordered(self) -> list[ObjectState]:
+        """Every object in drawing order (bottom first)."""
+        return sorted(self.objects.values(), key=lambda o: o.record.order)
 
-    def apply_alpha(self, image: "ImageAnnotation", alpha: float) -> None:
-        image.set_alpha(alpha)
+    def object_state(self, uid: str | None) -> ObjectState:
+        state = self.objects.get(uid) if uid is not None else None
+        if state is None:
+            from ..errors import InputError
 
-    def apply_label(self, image: "ImageAnnotation", label: str) -> None:
-        image.set_label(label)
+            raise InputError("Select an object first (click it in the objects panel, or press a new object's key).")
+        return state
 
-    def apply_accepted(self, image: "ImageAnnotation", accepted: bool) -> None:
-        image.set_accepted(accepted)
+    def mask_shape_of(self, uid: str) -> tuple[int, int] | None:
+        """(H, W) of an object's masks: the image's, else its mask's or its layers'."""
+        if self.image is not None:
+            return tuple(self.image.rgb.shape[:2])  # type: ignore[return-value]
+        return self.object_state(uid).mask_shape
 
-    # ------------------------------------------------------------------ derived
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        return None if self.image is None else self.image.size
-
-    @property
-    def model_mask(self) -> np.ndarray | None:
-        """The model's chosen mask (before strokes; ``mask`` is the final one), [H, W] bool, or None."""
-        if self.segmentation is not None and self.segmentation.candidates:
-            index = min(self.chosen, len(self.segmentation.candidates) - 1)
-            return self.segmentation.candidates[index].mask
-        return self._restored_mask
+    def is_accepted(self, uid: str | None) -> bool:
+        state = self.objects.get(uid) if uid is not None else None
+        return state is not None and state.record.accepted
 
     @property
-    def edited(self) -> bool:
-        """The prompts differ from the automatic points, or a non-default candidate is chosen."""
-        auto = PromptState(self.auto_points)
-        return self.prompts.key() != auto.key() or self.chosen != 0 or not self.corrections.empty
+    def done(self) -> bool:
+        """Every object accepted (and there is at least one): the image is done."""
+        return bool(self.objects) and all(o.record.accepted for o in self.objects.values())
 
-    @property
-    def status(self) -> str:
-        """For the image list: missing, failed, accepted, edited, answered, asked, new."""
-        if self.missing:
-            return "missing"
-        if self.error:
-            return "failed"
-        if self.accepted:
-            return "accepted"
-        if self.record is not None and self.record.mask_source == "user":
-            return "edited"
-        if self.answer is not None:
-            return "answered"
-        if self.question_map is not None:
-            return "asked"
-        return "new"
+    def select(self, uid: str | None) -> None:
+        """Make ``uid`` the object the tools edit (None: none; the next click starts a new object).
+        The run shown follows the selected object's question."""
+        if uid is not None and uid not in self.objects:
+            return
+        if uid == self.selected:
+            return
+        before = self.objects.get(self.selected) if self.selected is not None else None
+        if before is not None:
+            before.release()  # its decoded arrays go; the record keeps its mask
+        self.selected = uid
+        obj = self.objects.get(uid) if uid is not None else None
+        if obj is not None and obj.record.question is not None:
+            key = self._run_key_of(obj.record)
+            if key in self.runs and key != self.run_key:
+                self.show_run(key)
+        for aspect in ("selection", "prompts", "segmentation", "category", "accepted"):
+            self.notify(aspect)
+
+    def show_run(self, key: str | None) -> None:
+        """Show the run of this question key (its heat map, answer, fused map)."""
+        self.run_key = key if key in self.runs else None
+        run = self.current_run
+        if run is not None and run.fused_map is None:
+            self.update_fusion(run)
+        for aspect in ("question", "heatmap", "fusion", "alpha", "captions", "answer"):
+            self.notify(aspect)
+
+    @staticmethod
+    def _run_key_of(record: ObjectRecord) -> str | None:
+        from ..vqa.question import normalise_question
+
+        return None if record.question is None else normalise_question(record.question)
+
+    def run_objects(self, run: RunState) -> list[ObjectState]:
+        return [o for o in self.objects.values() if self._run_key_of(o.record) == run.key]
 
     # ------------------------------------------------------------------ image
     def set_image(self, image: LoadedImage) -> None:
@@ -146,27 +219,20 @@ class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
         if (record.status, record.width, record.height) != ("ok", *image.size):
             record.mark_ok(*image.size)
             self.store.write(lambda p: p.update_image(record))
-        if self._restored_mask is not None and self._restored_mask.shape != image.rgb.shape[:2]:
-            self._restored_mask = None  # the file changed since the project was saved
-        if self.corrections.shape not in (None, image.rgb.shape[:2]):
-            self.corrections.clear()
+        shape = image.rgb.shape[:2]
+        for obj in self.objects.values():
+            if obj.corrections.shape not in (None, shape):
+                obj.corrections.clear()
         self.notify("image")
 
     def release_memory(self) -> None:
-        """Drop the pixels and cached candidates (a long folder must not fill the memory).
-
-        What the user made stays: prompts, the chosen mask, answers, undo history. The image
-        is read again when shown.
-        """
+        """Drop the pixels and decoded masks (a long folder must not fill the memory). What the
+        user made stays: objects, runs, the undo history. The image is read again when shown."""
         if self.image is None:
             return
-        keep = self.model_mask
-        self._pack_layers()
         self.image = None
-        self._seg_cache.clear()
-        if self.segmentation is not None:
-            self._restored_mask = keep
-            self.segmentation = None
+        for obj in self.objects.values():
+            obj.release()
 
     def set_missing(self, missing: bool) -> bool:
         """Mark the file as not found (or found again); True when that changed. Not saved: a
@@ -194,140 +260,274 @@ class ImageAnnotation(Asking, ProjectRecord, CorrectedMask):
         self.store.write(lambda p: p.update_image(record))
         self.notify("status")
 
-    # ------------------------------------------------------------------ prompts and masks
-    def cached_segmentation(self, prompts: PromptState) -> SegmentationResult | None:
-        result = self._seg_cache.get(prompts.key())
-        if result is not None:
-            self._seg_cache.move_to_end(prompts.key())
-        return result
+    @property
+    def status(self) -> str:
+        """For the image list: missing, failed, accepted (every object), edited, answered, asked, new."""
+        if self.missing:
+            return "missing"
+        if self.error:
+            return "failed"
+        if self.done:
+            return "accepted"
+        if any(o.record.mask_source == "user" or o.record.source == "manual" for o in self.objects.values()):
+            return "edited"
+        if any(r.answer is not None for r in self.runs.values()):
+            return "answered"
+        if self.runs or self.objects:
+            return "asked"
+        return "new"
 
-    def cache_segmentation(self, prompts: PromptState, result: SegmentationResult) -> None:
-        self._seg_cache[prompts.key()] = result
-        self._seg_cache.move_to_end(prompts.key())
-        while len(self._seg_cache) > SEG_CACHE_SIZE:
-            self._seg_cache.popitem(last=False)
+    # ------------------------------------------------------------------ writing
+    def save_object(self, obj: ObjectState, action: str, source: str = "user") -> None:
+        """Write one object's record to the project: one transaction, one edit-log entry."""
+        record, image = copy.copy(obj.record), self.store.image_record(self)
+        record.points, record.reasons = list(record.points), list(record.reasons)
+        self.store.write(lambda p: p.put_object(image, record, source=source, action=action))
 
-    def ensure_record(self) -> QuestionRecord:
-        """The project record edits go to; created (for the current question, maybe empty) on the first edit."""
-        if self.record is None:
-            self.record = QuestionRecord(question=self.question, alpha=self.alpha)
-        return self.record
+    def save_changes(self, *, objects: list[ObjectState] = (), removed: list[str] = (),  # type: ignore[assignment]
+                     runs: list[RunState] = (), action: str, source: str = "user") -> None:  # type: ignore[assignment]
+        """Several changes in one transaction (an ask's proposals, accept all, a merge)."""
+        records = [copy.copy(o.record) for o in objects]
+        run_records = [copy.copy(r.record) for r in runs]
+        image, gone = self.store.image_record(self), list(removed)
+        self.store.write(lambda p: p.put_changes(image, objects=records, removed=gone, runs=run_records,
+                                                 source=source, action=action))
 
-    def set_prompts(self, prompts: PromptState, chosen: int = 0) -> None:
-        """New prompt state (an edit, undo or redo). The caller arranges for segmentation."""
-        self.ensure_record()
-        self.prompts = prompts
-        self.generation += 1
-        self.chosen = chosen
-        if self.record is not None:
-            self.record.points = list(prompts.points)
-            self.record.box = prompts.box
-            self.record.touch()
-            self.save("points")
+    def save_run(self, run: RunState, action: str, source: str = "chain") -> None:
+        record, image = copy.copy(run.record), self.store.image_record(self)
+        self.store.write(lambda p: p.put_run(image, record, source=source, action=action))
+
+    # ------------------------------------------------------------------ edit targets (uid first)
+    def apply_prompts(self, image: "ImageAnnotation", uid: str, prompts: PromptState, chosen: int) -> None:
+        image.set_prompts(prompts, chosen, uid=uid)
+
+    def apply_choice(self, image: "ImageAnnotation", uid: str, index: int) -> None:
+        image.set_chosen(index, uid=uid)
+
+    def apply_alpha(self, image: "ImageAnnotation", run_key: str, alpha: float) -> None:
+        image.set_alpha(alpha, run_key=run_key)
+
+    def apply_category(self, image: "ImageAnnotation", uid: str, category: str | None) -> None:
+        image.set_category(category, uid=uid)
+
+    def apply_accepted(self, image: "ImageAnnotation", uid: str, accepted: bool) -> None:
+        image.set_accepted(accepted, uid=uid)
+
+    def apply_corrections(self, image: "ImageAnnotation", uid: str, change, undo: bool, action: str) -> None:
+        obj = image._target(uid)
+        add, erase = change.before if undo else change.after
+        obj.corrections.put(change.shape, change.y0, change.x0, add, erase)
+        image._mask_changed(obj, ("undo " if undo else "") + action)
+        if uid == image.selected:
+            image.notify("mask")
+
+    def _target(self, uid: str | None) -> ObjectState:
+        """The object an edit (or its undo) is about, selected so the user sees the change."""
+        obj = self.object_state(uid if uid is not None else self.selected)
+        if obj.uid != self.selected:
+            self.select(obj.uid)
+        return obj
+
+    # ------------------------------------------------------------------ object changes
+    def set_prompts(self, prompts: PromptState, chosen: int = 0, uid: str | None = None) -> None:
+        """New prompts for an object (an edit, undo or redo). The caller arranges for segmentation."""
+        obj = self._target(uid)
+        obj.prompts, obj.chosen = prompts, chosen
+        obj.generation += 1
+        obj.record.points, obj.record.box = list(prompts.points), prompts.box
+        obj.record.touch()
         self.notify("prompts")
-        cached = self.cached_segmentation(prompts)
+        cached = obj.cached_segmentation(prompts)
         if prompts.empty:
-            self._apply_segmentation(None)
+            self._apply_segmentation(obj, None)
         elif cached is not None:
-            self._apply_segmentation(cached)
+            self._apply_segmentation(obj, cached)
+        else:
+            self.save_object(obj, "points")
 
     def preview_prompts(self, prompts: PromptState) -> None:
-        """A drag in progress: shown and segmented, not an undo step, not yet saved."""
-        self.prompts = prompts
-        self.generation += 1
+        """A drag in progress on the selected object: shown and segmented, not an undo step, not saved."""
+        obj = self.selected_object
+        if obj is None:
+            return
+        obj.prompts = prompts
+        obj.generation += 1
         self.notify("prompts")
-        cached = self.cached_segmentation(prompts)
+        cached = obj.cached_segmentation(prompts)
         if cached is not None:
-            self._apply_segmentation(cached)
+            self._apply_segmentation(obj, cached, save=False)
 
-    def accept_segmentation(self, prompts: PromptState, generation: int, result: SegmentationResult) -> bool:
-        """A decoder reply; applied only if it is for the current prompts (latest wins)."""
-        self.cache_segmentation(prompts, result)
-        if generation != self.generation or prompts.key() != self.prompts.key():
+    def accept_segmentation(self, prompts: PromptState, generation: int, result: SegmentationResult,
+                            uid: str | None = None) -> bool:
+        """A decoder reply for an object (the selected one by default); applied only if it is for
+        its current prompts (latest wins)."""
+        obj = self.objects.get(uid if uid is not None else self.selected or "")
+        if obj is None:
             return False
-        self._apply_segmentation(result)
+        obj.cache_segmentation(prompts, result)
+        if generation != obj.generation or prompts.key() != obj.prompts.key():
+            return False
+        self._apply_segmentation(obj, result)
         return True
 
-    def needs_segmentation(self) -> bool:
-        return not self.prompts.empty and self.cached_segmentation(self.prompts) is None
+    def needs_segmentation(self, uid: str | None = None) -> bool:
+        obj = self.objects.get(uid if uid is not None else self.selected or "")
+        return obj is not None and obj.needs_segmentation()
 
-    def _apply_segmentation(self, result: SegmentationResult | None) -> None:
-        self.segmentation = result
-        self._restored_mask = None
+    def _apply_segmentation(self, obj: ObjectState, result: SegmentationResult | None, save: bool = True) -> None:
+        obj.segmentation = result
         if result is not None:
-            self.chosen = min(self.chosen, len(result.candidates) - 1)
-        self._mask_changed()
-        self.notify("segmentation")
+            obj.chosen = min(obj.chosen, len(result.candidates) - 1)
+        if save:
+            self._mask_changed(obj, "mask")
+        if obj.uid == self.selected:
+            self.notify("segmentation")
 
-    def set_chosen(self, index: int) -> None:
-        self.chosen = int(index)
-        self._mask_changed()
+    def _mask_changed(self, obj: ObjectState, action: str) -> None:
+        obj.write_mask()
+        self.save_object(obj, action, source="user" if obj.edited or obj.record.source == "manual" else "chain")
+        self.notify_object(obj.uid, "mask")
+        run = self.runs.get(self._run_key_of(obj.record) or "")
+        if run is not None:
+            self.update_fusion(run)
+
+    def set_chosen(self, index: int, uid: str | None = None) -> None:
+        obj = self._target(uid)
+        obj.chosen = int(index)
+        self._mask_changed(obj, "choose")
         self.notify("choice")
 
-    def set_alpha(self, alpha: float) -> None:
-        self.alpha = float(np.clip(alpha, 0.0, 1.0))
-        if self.record is not None:
-            self.record.alpha = self.alpha
-            self.record.touch()
-            self.save("alpha")
-        self.notify("alpha")
-        self.update_fusion()
+    def set_category(self, category: str | None, uid: str | None = None) -> None:
+        """An object's class (a name; it joins the project's class list if new; None: unlabelled)."""
+        obj = self._target(uid)
+        obj.record.category = category or None
+        obj.record.proposal = False  # a labelled proposal is kept
+        obj.record.touch()
+        if category:
+            remember = getattr(self.store, "remember_category", None)
+            if callable(remember):
+                remember(category)
+        self.save_object(obj, "category")
+        self.notify_object(obj.uid, "category")
+        self.notify("category")
 
-    @property
-    def candidate(self) -> MaskCandidate | None:
-        """The chosen candidate of the current segmentation, or None."""
-        if self.segmentation is None or not self.segmentation.candidates:
-            return None
-        return self.segmentation.candidates[min(self.chosen, len(self.segmentation.candidates) - 1)]
-
-    def _mask_changed(self) -> None:
-        if self.record is not None and self.segmentation is not None:
-            self._record_mask()
-            self.save("mask", source="user" if self.edited else "chain")
-        elif self.record is not None and self.segmentation is None and self.prompts.empty:
-            self.record.set_mask(self.mask, source="user")  # the strokes alone, if any
-            self.save("mask")
-        self.update_fusion()
-
-    def update_fusion(self) -> None:
-        """Fuse the heat map with the chosen mask at the current alpha: grid-sized work when the
-        candidate's coverage was computed with it (off the GUI thread), else one pass over the mask."""
-        if self.question_map is None:
-            return
-        old = self.fused_map
-        chosen = self.candidate
-        if chosen is not None and chosen.coverage is not None and chosen.coverage.shape == self.question_map.shape \
-                and self.corrections.empty:
-            self.fused_map = fusion.fuse_coverage(self.question_map, chosen.coverage, alpha=self.alpha)
-        else:
-            self.fused_map = fusion.fuse(self.question_map, self.mask, alpha=self.alpha)
-        if old is not None and self.answer is not None and not np.allclose(old, self.fused_map):
-            self.answer_stale = True
-        self.notify("fusion")
-
-    # ------------------------------------------------------------------ label and acceptance
-    def _sync_label(self) -> None:
-        """The record's category: what the user typed, else the answer's first words."""
-        if self.record is None:
-            return
-        self.record.label = self.label or default_label(self.answer.answer if self.answer is not None else "") or None
-        if self.record.label and (self.label or self.accepted):
-            label = self.record.label
-            self.store.write(lambda p: p.ensure_category(label))
-
-    def set_label(self, label: str) -> None:
-        self.label = label.strip()
-        if self.record is not None:
-            self._sync_label()
-            self.record.touch()
-            self.save("label")
-        self.notify("label")
-
-    def set_accepted(self, accepted: bool) -> None:
-        self.accepted = bool(accepted)
-        if self.record is not None:
-            self.record.accepted = self.accepted
-            self._sync_label()
-            self.record.touch()
-            self.save("accept" if self.accepted else "unaccept")
+    def set_accepted(self, accepted: bool, uid: str | None = None) -> None:
+        obj = self._target(uid)
+        obj.record.accepted = bool(accepted)
+        if accepted:
+            obj.record.proposal = False
+        obj.record.touch()
+        self.save_object(obj, "accept" if accepted else "unaccept")
+        self.notify_object(obj.uid, "accepted")
         self.notify("accepted")
+
+    def set_proposal(self, proposal: bool, uid: str | None = None) -> None:
+        """Keep a proposal (False) or make it one again (undo of keep)."""
+        obj = self._target(uid)
+        obj.record.proposal = bool(proposal)
+        obj.record.touch()
+        self.save_object(obj, "keep" if not proposal else "unkeep")
+        self.notify_object(obj.uid, "proposal")
+
+    def add_objects(self, states: list[ObjectState], select: str | None = None) -> None:
+        """Put objects on the image (a new object, a delete undone), written in one transaction."""
+        for state in states:
+            self.objects[state.uid] = state
+        self.save_changes(objects=states, action="add")
+        for state in states:
+            self.notify_object(state.uid, "added")
+        self.notify("objects")
+        if select is not None:
+            self.select(select)
+        self._refuse_runs_of(states)
+
+    def remove_objects(self, uids: list[str]) -> list[ObjectState]:
+        """Take objects off the image (written in one transaction); returns them, for undo."""
+        gone = [self.objects.pop(uid) for uid in uids if uid in self.objects]
+        if self.selected not in self.objects:
+            self.selected = None
+            self.notify("selection")
+        self.save_changes(removed=[o.uid for o in gone], action="remove")
+        for obj in gone:
+            self.notify_object(obj.uid, "removed")
+        self.notify("objects")
+        self._refuse_runs_of(gone)
+        return gone
+
+    def _refuse_runs_of(self, states: list[ObjectState]) -> None:
+        for key in {self._run_key_of(o.record) for o in states} - {None}:
+            run = self.runs.get(key)
+            if run is not None:
+                run.record.object_uids = [o.uid for o in self.run_objects(run)]
+                self.update_fusion(run)
+
+    def set_order(self, uid: str, order: int) -> None:
+        """An object's place in the drawing order (higher is drawn on top)."""
+        obj = self.objects.get(uid)
+        if obj is None or obj.record.order == int(order):
+            return
+        obj.record.order = int(order)
+        obj.record.touch()
+        self.save_object(obj, "reorder")
+        self.notify_object(uid, "order")
+        self.notify("objects")
+
+    def set_hidden(self, uid: str, hidden: bool) -> None:
+        """The panel's eye: a view setting, not saved, not undone."""
+        obj = self.objects.get(uid)
+        if obj is not None and obj.hidden != bool(hidden):
+            obj.hidden = bool(hidden)
+            self.notify_object(uid, "hidden")
+
+    def set_alpha(self, alpha: float, run_key: str | None = None) -> None:
+        run = self.runs.get(run_key if run_key is not None else self.run_key or "")
+        if run is None:
+            return
+        run.record.alpha = float(np.clip(alpha, 0.0, 1.0))
+        run.record.touch()
+        self.save_run(run, "alpha", source="user")
+        if run.key == self.run_key:
+            self.notify("alpha")
+        self.update_fusion(run)
+
+    def update_fusion(self, run: RunState | None = None) -> None:
+        """Fuse a run's heat map (the shown one by default) with its objects' masks at its alpha:
+        from each object's coverage of the grid, never a whole-image pass per object."""
+        run = run if run is not None else self.current_run
+        if run is None or run.question_map is None:
+            return
+        members = [o for o in self.run_objects(run) if o.record.has_mask or o.segmentation is not None]
+        coverage = np.zeros(run.question_map.shape, np.float32)
+        for obj in members:
+            coverage = np.maximum(coverage, obj.coverage(run.question_map.shape))
+        run.fuse(None, coverage if members else None)
+        if run.key == self.run_key:
+            self.notify("fusion")
+
+    # ------------------------------------------------------------------ from the project
+    def reload_from_project(self) -> None:
+        """Another process wrote this image (the later write wins): show what the project holds.
+        Every object and run is rebuilt from its record, so nothing live (a stale answer flag, a
+        selection of an object that is gone) outlives it."""
+        self.error = None if self.image is not None else self.error
+        selected = self.selected
+        self.objects, self.runs, self.selected, self.run_key = {}, {}, None, None
+        self.asks.forget()
+        self._restore_from_project()
+        if selected in self.objects:
+            self.selected = selected
+        for aspect in self.ASPECTS[1:]:
+            self.notify(aspect)
+
+    def _restore_from_project(self) -> None:
+        img = self.store.image_record(self, refresh=True)
+        if img is None:
+            return
+        if img.status == "failed" and img.error:
+            self.error = img.error
+        self.objects = {o.uid: ObjectState(o) for o in img.objects}
+        self.runs = {r.key: RunState(r) for r in img.runs}
+        if self.runs:
+            latest = max(self.runs.values(), key=lambda r: r.record.updated)
+            self.run_key = latest.key
+            self.update_fusion(latest)

@@ -17,13 +17,21 @@ __all__ = ["AnnotationStore", "ProjectStore"]
 
 
 class AnnotationStore(Protocol):
-    """Where an image's changes go (the app's workspace; a plain :class:`ProjectStore` elsewhere)."""
+    """Where an image's changes go (the app's workspace; a plain :class:`ProjectStore` elsewhere).
+
+    ``classes()`` is the project's class list (names, in id order); ``last_category`` the class
+    used last (a question's proposals take it when their noun names no class)."""
 
     default_alpha: float
+    last_category: str | None
 
     def image_record(self, image: "ImageAnnotation", refresh: bool = False) -> ImageRecord: ...
 
     def write(self, change: Callable[[Project], Any]) -> bool: ...
+
+    def classes(self) -> list[str]: ...
+
+    def remember_category(self, name: str) -> None: ...
 
 
 class ProjectStore:
@@ -31,11 +39,12 @@ class ProjectStore:
 
     def __init__(self, project: Project, default_alpha: float = 0.5) -> None:
         self.project, self.default_alpha = project, default_alpha
+        self.last_category: str | None = None
         self._records: dict[int, ImageRecord] = {}
 
     def image_record(self, image: "ImageAnnotation", refresh: bool = False) -> ImageRecord:
         if refresh or image.image_id not in self._records:
-            self._records[image.image_id] = self.project.get_image(image.image_id, questions=refresh) \
+            self._records[image.image_id] = self.project.get_image(image.image_id, records=refresh) \
                 or ImageRecord(path=self.project.rel_path(image.path), id=image.image_id)
         return self._records[image.image_id]
 
@@ -43,4 +52,8 @@ class ProjectStore:
         change(self.project)
         return True
 
+    def classes(self) -> list[str]:
+        return [c.name for c in self.project.categories]
 
+    def remember_category(self, name: str) -> None:
+        self.last_category = name

@@ -1,13 +1,14 @@
 """``qmask bench project``: the project store at scale, on a synthetic project.
 
-Builds a project of N realistic records through the store's public API in a temporary folder
-(per image: one question with 100 captions of ~10 words, a 24 x 24 heat map, 5 points and one
-1024 x 768 rectangle mask as RLE) and prints, each with what it means for a user:
+Builds a project of N realistic images through the store's public API in a temporary folder
+(per image: one question run with 100 captions of ~10 words and a 24 x 24 heat map, and
+``--objects`` K objects, each with 5 points and a 1024 x 768 rectangle mask as RLE) and prints,
+each with what it means for a user:
 
 - build time per image (``import_records``, a chunk of images per transaction) and file size;
 - open + first screen of the image list (ids in review order, 50 list rows) + the first
   image's records: what the app does before it shows anything;
-- one edit committed (median of 100 ``put_question`` edits spread over the project);
+- one edit committed (median of 100 ``put_object`` edits spread over the project);
 - ``qmask batch`` bookkeeping per image (``find_image`` + ``record_chain``: the store work
   per image besides the models), at the start and at the end of the project, and on a
   1,000-image project for comparison;
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="time the old JSON format's save/load at any N")
     parser.add_argument("--folder", help="build in this folder (kept) instead of a temporary one")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic records")
+    parser.add_argument("--objects", type=int, default=1, metavar="K", help="objects per image (default 1)")
 
 
 def _rectangles(rng: np.random.Generator, k: int = 32) -> list[dict]:
@@ -63,22 +65,29 @@ def _captions(rng: np.random.Generator) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=10)) for _ in range(100)]
 
 
-def synthetic_image(i: int, rng: np.random.Generator, rects: list[dict]):
-    from ..project import ImageRecord, QuestionRecord
+def synthetic_image(i: int, rng: np.random.Generator, rects: list[dict], objects: int = 1):
+    from ..project import ImageRecord, ObjectRecord, QuestionRun
     from ..prompts import Point
 
-    pts = [Point(float(rng.uniform(0, W)), float(rng.uniform(0, H)), score=float(rng.random()), source="auto")
-           for _ in range(5)]
-    rle = rects[i % len(rects)]
-    q = QuestionRecord(question="what animal is this?", answer=str(rng.choice(WORDS)), captions=_captions(rng),
-                       itm_probability=float(rng.random()), heatmap=rng.random((G, G)).astype(np.float32),
-                       auto_points=pts, points=list(pts), mask_rle=dict(rle), auto_mask_rle=dict(rle),
-                       mask_score=float(rng.random()), label="animal", models={"itm": "blip-itm-large-coco"})
+    question = "what animal is this?"
+    run = QuestionRun(question=question, answer=str(rng.choice(WORDS)), captions=_captions(rng),
+                      itm_probability=float(rng.random()), heatmap=rng.random((G, G)).astype(np.float32),
+                      models={"itm": "blip-itm-large-coco"})
+    objs = []
+    for k in range(objects):
+        pts = [Point(float(rng.uniform(0, W)), float(rng.uniform(0, H)), score=float(rng.random()), source="auto")
+               for _ in range(5)]
+        rle = rects[(i + k) % len(rects)]
+        objs.append(ObjectRecord(category="animal", mask_rle=dict(rle), auto_mask_rle=dict(rle), points=list(pts),
+                                 auto_points=pts, mask_score=float(rng.random()), source="batch", question=question,
+                                 proposal=True, order=k))
+    run.auto_points = objs[0].auto_points if objs else []
+    run.object_uids = [o.uid for o in objs]
     return ImageRecord(path=f"images/{i // 1000:03d}/img{i:06d}.jpg", width=W, height=H, sha256="0" * 64,
-                       status="ok", questions=[q])
+                       status="ok", objects=objs, runs=[run])
 
 
-def build(path: Path, n: int, seed: int = 0, chunk: int = 1000) -> float:
+def build(path: Path, n: int, seed: int = 0, chunk: int = 1000, objects: int = 1) -> float:
     """A project of ``n`` synthetic images at ``path``; returns the seconds spent in the store."""
     from ..project import Project
 
@@ -88,7 +97,7 @@ def build(path: Path, n: int, seed: int = 0, chunk: int = 1000) -> float:
     project.ensure_category("animal")
     spent = 0.0
     for start in range(0, n, chunk):
-        records = [synthetic_image(i, rng, rects) for i in range(start, min(n, start + chunk))]
+        records = [synthetic_image(i, rng, rects, objects) for i in range(start, min(n, start + chunk))]
         t0 = time.perf_counter()
         project.import_records(records)
         spent += time.perf_counter() - t0
@@ -141,32 +150,32 @@ def edit_times(path: Path, rng: np.random.Generator, k: int = 100) -> list[float
     out = []
     for image_id in [ids[int(j)] for j in np.linspace(0, len(ids) - 1, min(k, len(ids)))]:
         img = project.get_image(image_id)
-        rec = img.questions[0]
+        rec = img.objects[0]
         rec.points.append(Point(float(rng.uniform(0, W)), float(rng.uniform(0, H)), label=0))
         rec.accepted = True
         rec.touch()
         t0 = time.perf_counter()
-        project.put_question(img, rec, source="user")
+        project.put_object(img, rec, source="user")
         out.append(time.perf_counter() - t0)
     project.close()
     return out
 
 
 def bookkeeping(path: Path, rng: np.random.Generator, where: str, k: int = 50) -> float:
-    """Median seconds per image of ``find_image(questions=False)`` + ``record_chain``."""
+    """Median seconds per image of ``find_image(records=False)`` + ``record_chain``."""
     from ..project import Project
 
     project = Project.open(path, writer="bench-batch")
     ids = project.image_ids("added")
     part = ids[:k] if where == "start" else ids[-k:]
     paths = [project.abs_path(r.path) for r in project.image_rows(part).values()]
-    rle = project.get_image(part[0]).questions[0].mask_rle
+    rle = project.get_image(part[0]).objects[0].mask_rle
     chains = [chain_for(rle, rng) for _ in range(4)]
     times = []
     for i, p in enumerate(paths):
         t0 = time.perf_counter()
-        project.find_image(p, questions=False)
-        project.record_chain(p, chains[i % 4], label="animal", sha256="1" * 64)
+        project.find_image(p, records=False)
+        project.record_chain(p, chains[i % 4], category="animal", sha256="1" * 64)
         times.append(time.perf_counter() - t0)
     project.close()
     return statistics.median(times)
@@ -221,18 +230,19 @@ def main(args: argparse.Namespace) -> int:
         path = folder / "bench.qmask"
         if path.exists():
             path.unlink()
-        p(f"qmask bench project: {n:,} synthetic images (1 question, 100 captions, {G}x{G} heat map, 5 points, "
-          f"{W}x{H} RLE mask each) in {folder}")
-        built = build(path, n, args.seed)
+        k = max(0, int(args.objects))
+        p(f"qmask bench project: {n:,} synthetic images (1 question run: 100 captions, {G}x{G} heat map; {k} "
+          f"object(s): 5 points, a {W}x{H} RLE mask each) in {folder}")
+        built = build(path, n, args.seed, objects=k)
         size = path.stat().st_size
         p(f"build: {built / n * 1000:.2f} ms per image ({built:.1f} s in all; import_records, a chunk per transaction)")
         p(f"file size: {size / 1e6:.1f} MB ({size / n / 1024:.1f} KB per image)")
         opened, reads = first_screen(path)
         p(f"open + first screen (50 list rows) + first image's records: {opened * 1000:.0f} ms "
-          f"(records read: {reads['images']} image rows, {reads['questions']} question records)")
+          f"(read: {reads['images']} image rows, {reads['objects']} objects, {reads['runs']} runs)")
         edits = edit_times(path, rng)
         edit = statistics.median(edits)
-        p(f"one edit committed (put_question, median of {len(edits)} spread over the project): {edit * 1000:.2f} ms "
+        p(f"one edit committed (put_object, median of {len(edits)} spread over the project): {edit * 1000:.2f} ms "
           f"(max {max(edits) * 1000:.2f} ms)")
         start = bookkeeping(path, rng, "start")
         end = bookkeeping(path, rng, "end")
@@ -240,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
           f"{end * 1000:.2f} ms at the end of the project")
         ref_n = min(n, 1000)
         ref = folder / "reference.qmask"
-        build(ref, ref_n, args.seed)
+        build(ref, ref_n, args.seed, objects=k)
         ref_book = bookkeeping(ref, rng, "end")
         p(f"batch bookkeeping per image on a {ref_n:,}-image project: {ref_book * 1000:.2f} ms "
           f"(end of this project / that: {end / ref_book:.2f}x)")

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5,
                         help="share of the heat map in the fused map, 0..1 (default: 0.5)")
     parser.add_argument("--no-segment", action="store_true", help="skip EfficientSAM; captions follow the heat map")
+    parser.add_argument("--instances", choices=("auto", "one", "several"), default="auto",
+                        help="objects to propose: one, one per separate hot region of the heat map, or auto "
+                             "(several for plural and counting questions; default)")
     parser.add_argument("--json", metavar="OUT", help="write the full result as JSON (JSON lines with --csv)")
     parser.add_argument("--overlay", metavar="OUT.png", help="write the image with heat map, points and mask "
                                                             "(a folder with --csv)")
@@ -65,8 +68,9 @@ def chain_record(chain: Any, image_path: str | None = None, device: str | None =
                  notes: tuple[str, ...] | list[str] = (), question_use: Any = None) -> dict[str, Any]:
     """A ``ChainResult`` as plain JSON data (the ``--json`` schema; ``qmask batch`` may reuse it).
 
-    Points are (x, y) image pixels; the mask is COCO compressed RLE at image size with
-    ``counts`` as a string; maps are G x G nested lists of floats. ``question_used`` is the part
+    Points are (x, y) image pixels; masks are COCO compressed RLE at image size with ``counts``
+    as a string (``objects``: one per proposed object, best first; ``mask``: the first one's);
+    maps are G x G nested lists of floats. ``question_used`` is the part
     of the question the heat map followed (``question_truncated``: it is not all of it, or the
     answer model could not read it whole; see ``engine.vqa.question_use``).
     """
@@ -78,6 +82,9 @@ def chain_record(chain: Any, image_path: str | None = None, device: str | None =
         best = seg.candidates[chain.chosen]
         mask = {"rle": encode_rle(best.mask), "iou": float(best.iou), "area": int(best.mask.sum()),
                 "candidates_iou": [float(c.iou) for c in seg.candidates], "dropped_points": seg.dropped_points}
+    objects = [{"rle": encode_rle(p.best.mask), "iou": float(p.best.iou), "area": int(p.best.mask.sum()),
+                "points": [{"x": float(q.x), "y": float(q.y), "label": int(q.label)} for q in p.points]}
+               for p in getattr(chain, "proposals", ()) or () if p.candidates]
     heat = chain.heatmap
     return {
         "image": image_path,
@@ -98,6 +105,8 @@ def chain_record(chain: Any, image_path: str | None = None, device: str | None =
                     "score": None if p.score is None else float(p.score), "source": p.source}
                    for p in chain.points],
         "mask": mask,
+        "instances": getattr(chain, "instances", "one"),
+        "objects": objects,
         "timings": {k: float(v) for k, v in chain.timings.items()},
         "models": dict(chain.models),
         "random_weights": bool(chain.random_weights),
@@ -126,7 +135,11 @@ def _print_result(chain: Any, show: int, out: Any = None) -> None:
 def _overlay_image(chain: Any, rgb: Any) -> Any:
     from engine.imaging.overlay import render_overlay
 
-    return render_overlay(rgb, heat=chain.heatmap.question_map, mask=chain.mask, points=chain.points)
+    import numpy as np
+
+    masks = [p.best.mask for p in getattr(chain, "proposals", ()) or () if p.candidates]
+    mask = np.logical_or.reduce(masks) if masks else chain.mask
+    return render_overlay(rgb, heat=chain.heatmap.question_map, mask=mask, points=chain.points)
 
 
 def _quiet_transformers() -> None:
@@ -186,7 +199,7 @@ def _run_one(args: argparse.Namespace) -> int:
     if pipe.random_weights:
         print(RANDOM_BANNER)
     pipe.set_image(image.rgb, image.image_id)
-    chain = pipe.run(question, progress=_progress_printer())
+    chain = pipe.run(question, progress=_progress_printer(), instances=args.instances)
     for note in pipe.last_notes:
         print(f"note: {note}", file=sys.stderr)
     _print_result(chain, args.show_captions)
@@ -298,7 +311,7 @@ def _csv_rows(args: argparse.Namespace, pipe: Any, pairs: list, staging: Any) ->
             text = clean_question_text(question)
             image = load_image(image_path)
             pipe.set_image(image.rgb, image.image_id)
-            chain = pipe.run(text)
+            chain = pipe.run(text, instances=args.instances)
         except QMaskError as err:
             from engine.errors import CheckpointError, ModelMissingError, ResourceError
 

@@ -19,7 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", "-p", required=True,
                         help="project to create or continue (*.qmask; a *.qmask.json is converted once). "
                              "Several batches, imports and the app may write one project at once")
-    parser.add_argument("--label", help="label (category) for the masks of --question")
+    parser.add_argument("--label", help="class of the objects --question proposes (default: the class of the "
+                                        "project's class list the question's noun names, if any)")
+    parser.add_argument("--instances", choices=("auto", "one", "several"), default="auto",
+                        help="objects per question: 'one', 'several' (one per separate hot region of the heat "
+                             "map: 'where are the dogs?'), or 'auto' (several when the question asks for several "
+                             "things; default)")
     parser.add_argument("--models", help="models folder (default: QMASK_MODELS_DIR or the Hugging Face cache)")
     parser.add_argument("--preset", default="base", choices=("base", "large", "3b"), help="UnifiedQA size")
     parser.add_argument("--sam", choices=("vitt", "vits"), default="vitt", help="EfficientSAM variant (default: vitt)")
@@ -57,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from ..project import Project
 
     if args.questions:
-        questions = read_questions_csv(args.questions)
+        questions = [BatchQuestion(q.question, q.label, args.instances) for q in read_questions_csv(args.questions)]
     else:
-        questions = [BatchQuestion(q, args.label) for q in args.question]
+        questions = [BatchQuestion(q, args.label, args.instances) for q in args.question]
     settings = PipelineSettings(preset=args.preset, sam_variant=args.sam, device=args.device, dtype=args.dtype,
                                 seed=args.seed, segment=not args.no_segment)
     if args.num_captions is not None:

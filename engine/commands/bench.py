@@ -1,6 +1,7 @@
 """Benchmark segmentation (``qmask bench segment``), the whole pipeline (``qmask bench pipeline``)
 the exports' contour extraction (``qmask bench masks``), the project store at scale
-(``qmask bench project``) or batches on Ray workers (``qmask bench batch``).
+(``qmask bench project``), batches on Ray workers (``qmask bench batch``) or images holding many
+objects (``qmask bench objects``).
 
 ``segment`` times the EfficientSAM encoder and click-to-mask latency on random weights (nothing
 to download). ``pipeline`` times every stage of the chain on the models you have (or on tiny
@@ -52,10 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_batch.add_arguments(batch)
 
+    from engine.bench import objects as bench_objects
+
+    objects = sub.add_parser("objects", help="GUI-thread time per action on an image holding 1,000 objects; "
+                                             "opening a project of 100,000 images x 10 objects",
+                             description=(bench_objects.__doc__ or "").strip(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_objects.add_arguments(objects)
+
 
 # sub-subcommand -> module with main(args) -> int, imported only when it runs
 TARGETS = {"segment": "engine.bench.segment", "pipeline": "engine.bench.pipeline", "masks": "engine.bench.masks",
-           "project": "engine.bench.project", "batch": "engine.bench.batch"}
+           "project": "engine.bench.project", "batch": "engine.bench.batch", "objects": "engine.bench.objects"}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,49 +1,36 @@
-"""A dataset's class list, from whichever file holds it: ``classes.txt`` (one name per line,
-line number = class index; PNG exports' ``background`` first line included as written),
-YOLO's ``data.yaml`` (``names`` as a list or as ``{index: name}``, else ``nc`` numbered
-names), or a COCO file's categories (in id order)."""
+"""YOLO's class lists, read the way Ultralytics reads them: ``data.yaml`` (``names`` as a list
+or as ``{index: name}``, else ``nc`` numbered names) or ``classes.txt`` (line number = class
+index, so no line may be empty). Errors name the file and line.
+
+The project's class list (``qmask classes --from``) is read by
+:func:`engine.project.class_lists.read_class_list`, which also takes a COCO file.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError
 
-__all__ = ["read_class_list", "read_yaml", "names_from_yaml"]
+__all__ = ["indexed_names", "read_yaml", "names_from_yaml"]
 
 
-def read_class_list(path: str | os.PathLike[str]) -> list[str]:
-    """The class names ``path`` holds, in class-index order. ExportError names the file (and
-    line, for YAML and JSON) when it cannot be read or holds no class list."""
-    p = Path(path).expanduser()
-    suffix = p.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        return names_from_yaml(read_yaml(p), p)
-    if suffix == ".json":
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ExportError(f"{p}:{err.lineno}: not readable JSON ({err.msg}).") from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise ExportError(f"Cannot read {p}: {err}.") from err
-        cats = doc.get("categories") if isinstance(doc, dict) else None
-        if not isinstance(cats, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in cats):
-            raise ExportError(f"{p} has no COCO 'categories' list of {{'id', 'name'}}.")
-        ordered = sorted(cats, key=lambda c: (not isinstance(c.get("id"), int), c.get("id") if isinstance(c.get("id"), int) else 0))
-        return [c["name"] for c in ordered]
+def indexed_names(path: Path) -> list[str]:
+    """``classes.txt``: one name per line, line ``i + 1`` naming class ``i`` (trailing empty
+    lines ignored, an empty line between names refused: it would shift every index after it)."""
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise ExportError(f"Cannot read the class list {p}: {err}.") from err
+        raise ExportError(f"Cannot read the class list {path}: {err}.") from err
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     for i, line in enumerate(lines, start=1):
         if not line.strip():
-            raise ExportError(f"{p}:{i}: an empty class name (one name per line, line number = class index).")
+            raise ExportError(f"{path}:{i}: an empty class name (one name per line, line number = class index).")
+    if not lines:
+        raise ExportError(f"{path} holds no class names.")
     return [line.strip() for line in lines]
 
 

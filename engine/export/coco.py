@@ -13,11 +13,12 @@
   along pixel *edges* (corner convention), which is what pycocotools rasterises exactly (it
   fills a pixel when its centre is inside), holes included.
 - ``area`` is the mask's pixel count, ``bbox`` its ``[x, y, w, h]``.
-- Each annotation's ``qmask`` field holds the question, answer and acceptance, so an import
-  can restore the questions; pycocotools, torchvision and datumaro ignore it. ``attributes``
-  (CVAT's field for the same) is written only when asked: datumaro reads it and its
-  validators report each key as an undefined attribute.
-- Image and annotation ids are unique across the split files of one export.
+- ``annotations[].id`` is the object's id in the project: the same object keeps its id from one
+  export to the next (and ids are unique across the split files of one export).
+- Each annotation's ``qmask`` field holds the question that proposed the object, its run's
+  answer and the acceptance, so an import can restore them; pycocotools, torchvision and
+  datumaro ignore it. ``attributes`` (CVAT's field for the same) is written only when asked:
+  datumaro reads it and its validators report each key as an undefined attribute.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from .layout import Layout
 
 
 def _annotation(it: Any, ann_id: int, image_id: int, polygons: bool, tolerance: float, attributes: bool) -> dict:
-    q = it.record
+    q = it.obj
     if polygons:
         segmentation: Any = mask_to_keyhole_polygons(it.mask, tolerance)
     else:
         segmentation = {"size": list(q.mask_rle["size"]), "counts": q.mask_rle["counts"]}  # stored RLE as is
-    extra = {"question": q.question, "answer": q.answer, "accepted": bool(q.accepted)}
+    extra = {"question": it.question, "answer": it.answer, "accepted": bool(q.accepted)}
     ann = {"id": ann_id, "image_id": image_id, "category_id": it.category.id,
            "segmentation": segmentation, "area": rle_area(q.mask_rle), "bbox": rle_bbox(q.mask_rle),
            "iscrowd": 0, "qmask": extra}
@@ -65,7 +66,6 @@ def export_coco(project: Project, plan: ExportPlan, outs: dict[str, Path], layou
     cats = enc.encode([{"id": c.id, "name": c.name, "supercategory": c.name} for c in plan.categories])
     images: dict[str, list[dict]] = {s: [] for s in outs}
     counts = {s: 0 for s in outs}
-    ann_id = 0
     with ExitStack() as stack:
         files = {}
         for split, path in outs.items():
@@ -92,7 +92,7 @@ def export_coco(project: Project, plan: ExportPlan, outs: dict[str, Path], layou
             images[split].append({"id": image_id, "file_name": file_name,
                                   "width": e.image.width, "height": e.image.height})
             for it in e.items:
-                ann_id += 1
+                ann_id = it.ann_id
                 f.write(("," if counts[split] else "") + enc.encode(
                     _annotation(it, ann_id, image_id, polygons, tolerance, attributes)))
                 counts[split] += 1

@@ -9,8 +9,10 @@
   pycocotools itself (the reference for what a COCO polygon covers).
 - Each annotation becomes an :class:`~engine.export.imported.ImportedInstance` (the question,
   answer and acceptance from its ``qmask`` field when QMask wrote the file, or from CVAT-style
-  ``attributes``), written into the project by :func:`engine.export.imported.write_imported`.
-- Category names become labels; COCO ids are kept when they are free in the project.
+  ``attributes``), written into the project as one object by
+  :func:`engine.export.imported.write_imported` (an annotation whose mask and class an object
+  of that image already has is skipped: import twice = no duplicates).
+- Category names join the project's class list; COCO ids are kept when they are free in the project.
 - Without ``images_dir``, a file in the standard layout (``annotations/instances_<split>.json``)
   finds its images in ``images/<split>/`` or ``images/`` beside ``annotations/``; another file
   in its own folder.

@@ -1,4 +1,4 @@
-"""What every exporter shares: which annotations go out, their categories, file naming."""
+"""What every exporter shares: which objects go out, their categories, file naming."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import ExportError
-from ..project import Category, ImageRecord, Project, QuestionRecord
+from ..project import Category, ImageRecord, ObjectRecord, Project, QuestionRun, normalise_question
 
 DEFAULT_LABEL = "object"  # category for annotations without a label
 
@@ -20,48 +20,64 @@ ImageFilter = Callable[[ImageRecord], bool]
 
 @dataclass
 class ExportItem:
-    """One annotation to write: an image's question record with its resolved category."""
+    """One annotation to write: an object of an image with its resolved category, and the run
+    that proposed it (None: a manual or imported object)."""
 
     image: ImageRecord
-    record: QuestionRecord
+    obj: ObjectRecord
     category: Category
+    run: QuestionRun | None = None
+    ann_id: int = 0  # the object's row id in the project: a COCO annotation id stable across exports
 
     @property
     def key(self) -> tuple[int, str]:
-        """Identifies the annotation across passes: (image id, question key)."""
-        return (int(self.image.id or 0), self.record.key)
+        """Identifies the annotation across passes: (image id, object uid)."""
+        return (int(self.image.id or 0), self.obj.uid)
+
+    @property
+    def record(self) -> ObjectRecord:
+        return self.obj
+
+    @property
+    def question(self) -> str | None:
+        return self.obj.question
+
+    @property
+    def answer(self) -> str | None:
+        return None if self.run is None else self.run.answer
 
     @property
     def mask(self) -> np.ndarray:
-        """``[H, W]`` bool, decoded when asked (and cached by the record)."""
-        return self.record.mask()  # type: ignore[return-value]
+        """``[H, W]`` bool, decoded when asked (and cached by the object)."""
+        return self.obj.mask()  # type: ignore[return-value]
 
 
 @dataclass
 class ExportImage:
-    image: ImageRecord  # without its question records (see ExportPlan.loaded)
+    image: ImageRecord  # without its objects (see ExportPlan.loaded)
     abs_path: Path
     stem: str  # unique file stem within the export (name without extension)
-    keys: list[tuple[str, Category]] = field(default_factory=list)  # exported questions, in order
+    keys: list[tuple[str, Category, int]] = field(default_factory=list)  # exported objects: (uid, category, row id)
     items: list[ExportItem] = field(default_factory=list)  # filled only while being written
     edits: list = field(default_factory=list)  # its edit log (engine.project.Edit), likewise
+    runs: list[QuestionRun] = field(default_factory=list)  # its question runs, likewise
 
 
 @dataclass
 class ExportPlan:
-    """What an export writes, planned from the store's columns without reading any record.
+    """What an export writes, planned from the store's columns without reading any object.
 
-    ``images`` are light (no question records, no masks); :meth:`loaded` reads and yields them
-    with their items a chunk at a time, so memory does not grow with the project.
+    ``images`` are light (no objects, no masks); :meth:`loaded` reads and yields them with their
+    items a chunk at a time, so memory does not grow with the project.
     """
 
     project: Project
     images: list[ExportImage]
-    categories: list[Category]  # ids as in the project (stable), DEFAULT_LABEL added if needed
+    categories: list[Category]  # the project's class list (ids stable), DEFAULT_LABEL added if needed
     images_root: Path  # common folder of the exported images; COCO file_name is relative to it
     skipped: list[str] = field(default_factory=list)  # user-facing reasons, one per annotation/image
     # Called with each image once the format writer is done with it (the provenance sidecar is
-    # written in the same pass: every record is read once).
+    # written in the same pass: every object is read once).
     after: Callable[[ExportImage], None] | None = field(default=None, repr=False)
 
     @property
@@ -69,7 +85,7 @@ class ExportPlan:
         return sum(len(e.keys) for e in self.images)
 
     def loaded(self, chunk: int = 200) -> Iterator[ExportImage]:
-        """Each planned image with its items (records read from the store), in plan order."""
+        """Each planned image with its items (objects read from the store), in plan order."""
         for i in range(0, len(self.images), chunk):
             part = self.images[i:i + chunk]
             ids = [e.image.id for e in part]
@@ -78,27 +94,32 @@ class ExportPlan:
             logs = self.project.edits_for(ids) if self.after is not None else {}
             for e in part:
                 full = records.get(e.image.id)
-                by_key = {q.key: q for q in (full.questions if full is not None else [])}
-                e.items = [ExportItem(image=e.image, record=by_key[k], category=c)
-                           for k, c in e.keys if k in by_key]
+                by_uid = {o.uid: o for o in (full.objects if full is not None else [])}
+                runs = {r.key: r for r in (full.runs if full is not None else [])}
+                e.items = [ExportItem(image=e.image, obj=by_uid[u], category=c, ann_id=row_id,
+                                      run=runs.get(normalise_question(by_uid[u].question))
+                                      if by_uid[u].question else None)
+                           for u, c, row_id in e.keys if u in by_uid]
                 e.edits = logs.get(e.image.id, [])
+                e.runs = list(runs.values())
                 try:
                     yield e
                     if self.after is not None:
                         self.after(e)
                 finally:
-                    e.items, e.edits = [], []
+                    e.items, e.edits, e.runs = [], [], []
 
 
 def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageRecord] | None = None,
                 only_accepted: bool = False) -> ExportPlan:
-    """Select images and annotations; resolve categories; give every image a unique stem.
+    """Select images and objects; resolve categories; give every image a unique stem.
 
-    ``image_filter`` is a predicate on image records (without their questions), or an iterable
-    of the records to export (e.g. the current image only). Failed images and annotations
-    without a (non-empty) mask are skipped and listed in ``skipped``. An image with no
-    annotation left is still exported (as a negative example) when it was processed successfully.
-    Reads the store's columns only: no question record, no mask is decoded here.
+    ``image_filter`` is a predicate on image records (without their objects), or an iterable of
+    the records to export (e.g. the current image only). Failed images and objects without a
+    (non-empty) mask are skipped and listed in ``skipped``. An image with no object left is still
+    exported (as a negative example) when it was processed successfully. Reads the store's
+    columns only: no object is read, no mask decoded here. Category ids are the class list's, so
+    they are the same from one export to the next; unlabelled objects go to :data:`DEFAULT_LABEL`.
     """
     if image_filter is None or callable(image_filter):
         where, args = "", []
@@ -110,8 +131,8 @@ def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageReco
     out: list[ExportImage] = []
     skipped: list[str] = []
     used_stems: set[str] = set()
-    summaries = project.question_summaries()
-    for img in project.iter_images(questions=False, where=where, args=args):
+    summaries = project.object_summaries()
+    for img in project.iter_images(records=False, where=where, args=args):
         if callable(image_filter) and not image_filter(img):
             continue
         if img.status == "failed":
@@ -121,29 +142,30 @@ def plan_export(project: Project, image_filter: ImageFilter | Iterable[ImageReco
             skipped.append(f"{img.path}: not processed yet (open it in the app, or run qmask batch on it, "
                            "then export again)")
             continue
-        keys: list[tuple[str, Category]] = []
-        for q in summaries.get(int(img.id), ()):  # type: ignore[arg-type]
-            if only_accepted and not q["accepted"]:
+        keys: list[tuple[str, Category, int]] = []
+        for n, o in enumerate(summaries.get(int(img.id), ()), start=1):  # type: ignore[arg-type]
+            what = f"object {n}" + (f" ({o['category']})" if o["category"] else "")
+            if only_accepted and not o["accepted"]:
                 continue
-            if not q["mask_area"]:
-                skipped.append(f"{img.path}: '{q['question']}' has no mask")
+            if not o["mask_area"]:
+                skipped.append(f"{img.path}: {what} has no mask")
                 continue
-            if (q["mask_h"], q["mask_w"]) != (img.height, img.width):
-                raise ExportError(f"{img.path}: the mask of '{q['question']}' is {q['mask_w']}x{q['mask_h']} "
+            if (o["mask_h"], o["mask_w"]) != (img.height, img.width):
+                raise ExportError(f"{img.path}: the mask of {what} is {o['mask_w']}x{o['mask_h']} "
                                   f"but the image is {img.width}x{img.height}.")
-            name = q["label"] or DEFAULT_LABEL
+            name = o["category"] or DEFAULT_LABEL
             cat = by_name.get(name)
             if cat is None:
                 cat = Category(id=max((c.id for c in categories), default=0) + 1, name=name)
                 categories.append(cat)
                 by_name[name] = cat
-            keys.append((q["key"], cat))
+            keys.append((o["uid"], cat, int(o["id"])))
         if only_accepted and not keys:
             continue
         stem = unique_stem(Path(img.path).stem, used_stems)
         out.append(ExportImage(image=img, abs_path=project.abs_path(img), stem=stem, keys=keys))
     # All project categories are kept, used or not, so class indices stay the same from one
-    # export to the next; DEFAULT_LABEL joins them only when some annotation has no label.
+    # export to the next; DEFAULT_LABEL joins them only when some object has no class.
     categories = sorted(categories, key=lambda c: c.id)
     root = common_root([e.abs_path for e in out]) if out else project.folder
     return ExportPlan(project=project, images=out, categories=categories, images_root=root, skipped=skipped)

@@ -6,8 +6,8 @@ instances) and the class list, every instance a mask with its category name and 
 attributes the source had (QMask's own exports carry the question, answer and acceptance). It
 reads and checks everything first and raises :class:`~engine.errors.ExportError` naming the file
 (and line) of bad input, so a failed import writes nothing. :func:`write_imported` then writes
-the dataset into the project in one :meth:`Project.import_records` call; it is the only code
-that knows how the project stores annotations.
+the dataset into the project in one :meth:`Project.import_records` call (each instance an object,
+each question a run); it is the only code that knows how the project stores annotations.
 
 Masks are kept as COCO RLE (``mask_rle``) while a dataset is held, so a large dataset does
 not hold every mask as an array; :attr:`ImportedInstance.mask` decodes one.
@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import ImageError
 from ..imaging.rle import decode_rle, encode_rle
-from ..project import Category, ImageRecord, Project, QuestionRecord, clean_label, displayed_size, file_sha256, \
-    normalise_question
+from ..project import Category, ImageRecord, ObjectRecord, Project, QuestionRun, clean_label, displayed_size, \
+    file_sha256
 
 __all__ = ["ImportedInstance", "ImportedImage", "ImportedDataset", "ImportReport", "write_imported",
            "import_into_new_project"]
@@ -113,13 +113,13 @@ def _text(value: Any) -> str | None:
 def write_imported(project: Project, dataset: ImportedDataset, *, hash_images: bool = True) -> ImportReport:
     """Write ``dataset`` into ``project`` (one :meth:`Project.import_records` call).
 
-    Today each instance becomes a QuestionRecord: the question and answer from its
-    attributes, else the question is the category name (``"cat"``, ``"cat (2)"`` for a second
-    cat in the same image); the imported mask is both the final and the automatic mask
-    (``mask_source="import"``), so later edits show as a provenance IoU below 1. An image
-    already in the project keeps its records; an instance whose question it already has is
-    skipped (importing twice adds nothing). An image whose file is there but whose displayed
-    size differs from the dataset's is recorded as failed (its masks would not line up).
+    Each instance becomes an object of its category (``source="import"``), its imported mask
+    both the final and the automatic mask (``mask_source="import"``), so later edits show as a
+    provenance IoU below 1; ``attributes`` give its acceptance and the question that proposed
+    it, kept as a run with its answer. An image already in the project keeps its objects; an
+    instance whose class and mask an object of that image already has is skipped (importing
+    twice adds nothing). An image whose file is there but whose displayed size differs from the
+    dataset's is recorded as failed (its masks would not line up).
     """
     report = ImportReport(format=dataset.format, skipped=list(dataset.skipped))
     names: dict[str, str] = {}
@@ -138,8 +138,8 @@ def write_imported(project: Project, dataset: ImportedDataset, *, hash_images: b
         label = _where(im)
         known = project.find_image(im.path)
         record = ImageRecord(path=project.rel_path(im.path)) if known is None else known
-        existing = {q.key for q in record.questions}
-        record.questions = []
+        existing = {(o.category, o.mask_rle["counts"]) for o in record.objects if o.has_mask}
+        record.objects, record.runs = [], []
         records.append(record)
         report.images += 1
         report.paths.append(im.path)
@@ -171,7 +171,6 @@ def write_imported(project: Project, dataset: ImportedDataset, *, hash_images: b
                 report.failed.append(im.error)
                 continue
             report.not_found.append(im.name or im.path.name)
-        per_name: dict[str, int] = {}
         for inst in im.instances:
             category = names.get(inst.category, clean_label(inst.category))
             where = inst.attributes.get("source") or label
@@ -180,21 +179,19 @@ def write_imported(project: Project, dataset: ImportedDataset, *, hash_images: b
             if (w, h) != (None, None) and tuple(inst.mask_rle.get("size", ())) != (h, w):
                 report.skipped.append(f"{where}: its mask is not {w}x{h}, the image's size")
                 continue
-            attrs = inst.attributes
-            question = _text(attrs.get("question"))
-            if question is None:
-                per_name[category] = per_name.get(category, 0) + 1
-                n = per_name[category]
-                question = category if n == 1 else f"{category} ({n})"
-            if normalise_question(question) in existing or record.find_question(question) is not None:
-                report.skipped.append(f"{label}: '{question}' is already in the project")
+            rle = dict(inst.mask_rle)
+            if (category, rle["counts"]) in existing:
+                report.skipped.append(f"{where} ({category}) is already in the project")
                 continue
-            rle = inst.mask_rle
+            existing.add((category, rle["counts"]))
+            attrs = inst.attributes
+            question, answer = _text(attrs.get("question")), _text(attrs.get("answer"))
+            if question is not None and record.find_run(question) is None:
+                record.runs.append(QuestionRun(question=question, answer=answer))
             accepted = attrs.get("accepted", False)
-            record.questions.append(QuestionRecord(
-                question=question, label=category, mask_rle=dict(rle), auto_mask_rle=dict(rle),
-                mask_source="import", answer=_text(attrs.get("answer")),
-                accepted=accepted if isinstance(accepted, bool) else False))
+            record.objects.append(ObjectRecord(category=category, mask_rle=rle, auto_mask_rle=dict(rle),
+                                               mask_source="import", source="import", question=question,
+                                               accepted=accepted if isinstance(accepted, bool) else False))
             report.annotations += 1
     project.import_records(records, list(cats.values()))
     return report

@@ -17,7 +17,8 @@
   pixel-exact in labelme, but skipped by supervision, which reads polygons and rectangles only.
 - ``imageData`` is null (labelme reads the file and applies its EXIF orientation, which is
   the frame of ``imageWidth``/``imageHeight`` and of the points).
-- The question is in the shape's ``description``; ``flags`` carry ``accepted``.
+- The question that proposed the object is in the shape's ``description`` (empty for a manual or
+  imported object); ``flags`` carry ``accepted``.
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ def labelme_document(plan_image: ExportImage, image_path_rel: str, *, force_mask
                      tolerance: float = 0.0) -> dict:
     shapes = []
     for group, it in enumerate(plan_image.items, start=1):
-        q = it.record
-        common = {"label": it.category.name, "group_id": group, "description": q.question,
-                  "flags": {"accepted": bool(q.accepted)}}
+        common = {"label": it.category.name, "group_id": group, "description": it.question or "",
+                  "flags": {"accepted": bool(it.obj.accepted)}}
         if force_mask:
             points, png = mask_shape_payload(it.mask)
             shapes.append({**common, "points": points, "shape_type": "mask", "mask": png})

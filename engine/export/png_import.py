@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError
-from .classes import read_class_list
+from ..project.class_lists import read_class_list
 from .imported import ImportedDataset, ImportedImage, ImportedInstance
 from .layout import safe_file_name
 from .reading import list_images, provenance_annotations

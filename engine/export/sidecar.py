@@ -20,34 +20,42 @@ from .. import __version__
 from ..runtime.atomic import atomic_writer
 from ..project import Project
 from ..project.codec import box_to_json, category_to_json, point_to_json, previous_answer_to_json
+from ..vqa.question import normalise_question
 from .common import ExportItem, ExportPlan
 from .layout import Layout
 
 
+def _key(question: str | None) -> str | None:
+    return None if question is None else normalise_question(question)
+
 
 def item_provenance(item: ExportItem) -> dict[str, Any]:
-    q = item.record
+    q, run = item.obj, item.run
     iou = q.provenance_iou()
     return {
+        "object": q.uid,
+        "source": q.source,
         "question": q.question,
-        "answer": q.answer,
-        "captions": list(q.captions),
+        "answer": None if run is None else run.answer,
+        "captions": [] if run is None else list(run.captions),
         "label": item.category.name,
         "category_id": item.category.id,
-        "itm_probability": q.itm_probability,
+        "itm_probability": None if run is None else run.itm_probability,
         "mask_score": q.mask_score,
         "mask_source": q.mask_source,
         "auto_points": [point_to_json(p) for p in q.auto_points],
         "points": [point_to_json(p) for p in q.points],
-        "user_points": [point_to_json(p) for p in q.user_points],
+        "user_points": [point_to_json(p) for p in q.points if p.source == "user"],
         "box": None if q.box is None else box_to_json(q.box),  # the box prompt, x0 y0 x1 y1 image pixels
-        "previous_answers": [previous_answer_to_json(a) for a in q.previous_answers],
+        "previous_answers": [] if run is None else [previous_answer_to_json(a) for a in run.previous_answers],
         "edited": q.edited,
         "auto_vs_final_iou": None if iou is None else round(float(iou), 6),
-        "alpha": q.alpha,
-        "models": dict(q.models),
-        "random_weights": q.random_weights,
+        "alpha": None if run is None else run.alpha,
+        "models": {} if run is None else dict(run.models),
+        "random_weights": False if run is None else run.random_weights,
         "accepted": q.accepted,
+        "review": q.review,
+        "review_reasons": list(q.reasons),
         "created": q.created,
         "updated": q.updated,
     }
@@ -80,10 +88,11 @@ class SidecarWriter:
         for it in e.items:
             d = item_provenance(it)
             d["edits"] = [{"time": x.time, "source": x.source, "action": x.action, "writer": x.writer}
-                          for x in e.edits if x.question_key in (it.record.key, None)]
+                          for x in e.edits if x.object_uid == it.obj.uid
+                          or (x.object_uid is None and x.question_key in (_key(it.obj.question), None))]
             d.update(self.refs.pop(it.key, {}))
             anns.append(d)
-            self._random = self._random or bool(it.record.random_weights)
+            self._random = self._random or bool(it.run is not None and it.run.random_weights)
         image_id = int(e.image.id or 0)
         self._file.write(("," if self._count else "") + self._enc.encode(
             {"path": e.image.path, "source": str(e.abs_path),

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ExportError, ImageError
 from ..project import displayed_size
-from .classes import names_from_yaml, read_class_list, read_yaml
+from .classes import indexed_names, names_from_yaml, read_yaml
 from .imported import ImportedDataset, ImportedImage, ImportedInstance
 from .reading import fill_int_polygon, list_images, provenance_annotations
 from .yolo import row_digest
@@ -64,7 +64,7 @@ def read_yolo(source: str | os.PathLike[str], images_dir: str | os.PathLike[str]
         if classes is None:
             raise ExportError(f"{src} has no data.yaml and no classes.txt: YOLO labels hold class indices, and "
                               "the class names come from one of those.")
-        names = read_class_list(classes)
+        names = indexed_names(classes)
         doc = {}
     dataset.categories = list(names)
     pairs = _images_and_labels(root, doc, yaml_path, images_dir)

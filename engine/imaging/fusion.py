@@ -14,6 +14,8 @@ would stop meaning "share of the heat map". The mask on the grid is already in [
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import math
 
 import numpy as np
@@ -68,13 +70,21 @@ def normalise(grid: np.ndarray) -> np.ndarray:
     return np.clip((a - lo) / span, 0.0, 1.0)
 
 
+@lru_cache(maxsize=16)
 def _area_weights(n_pixels: int, n_cells: int) -> np.ndarray:
     """[n_cells, n_pixels] float64: the share of cell g covered by pixel i, per unit cell length.
 
     Cell g spans [g * n_pixels / n_cells, (g + 1) * n_pixels / n_cells) in pixel units, pixel i
     spans [i, i + 1); the weight is their overlap length over the cell length, so each row sums
-    to 1 and the weights are exact for any ratio, integer or not.
+    to 1 and the weights are exact for any ratio, integer or not. Cached (read-only): every mask
+    of an image needs the same two, and a store write computes one per object.
     """
+    weights = _area_weights_of(n_pixels, n_cells)
+    weights.flags.writeable = False
+    return weights
+
+
+def _area_weights_of(n_pixels: int, n_cells: int) -> np.ndarray:
     edges = np.arange(n_cells + 1, dtype=np.float64) * (n_pixels / n_cells)
     start, stop = edges[:-1, None], edges[1:, None]
     px = np.arange(n_pixels, dtype=np.float64)[None, :]

@@ -11,7 +11,9 @@ Frames:
 
 Point picking (the EfficientSAM-enhanced heat map): blur the map, take its maximum as a point,
 subtract a decaying bump around it, repeat. Unlike the system this was specified from, a point's
-score is kept apart from its label (EfficientSAM needs label == 1 exactly).
+score is kept apart from its label (EfficientSAM needs label == 1 exactly). ``within`` restricts
+the picking to some cells (one hot region of :mod:`engine.imaging.regions`, one point set per
+object); the map outside them still shapes the blur.
 """
 
 from __future__ import annotations
@@ -162,6 +164,18 @@ def _as_grid_points(rows: list[int], cols: list[int], scores: list[float]) -> Gr
                       scores=np.asarray(scores, dtype=np.float32))
 
 
+def _check_within(within: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``within`` as a ``[Gh, Gw]`` bool array of the map's shape (None stays None)."""
+    if within is None:
+        return None
+    arr = np.asarray(within)
+    if arr.dtype != np.bool_:
+        raise InputError(f"within must be a boolean [rows, cols] grid mask, not {arr.dtype}.")
+    if arr.shape != tuple(shape):
+        raise InputError(f"within has shape {arr.shape} but the heat map has {tuple(shape)}.")
+    return arr
+
+
 def _check_common(num_points: int, sigma: float, suppression_radius: float,
                   min_relative_score: float) -> tuple[int, float, float, float]:
     num_points = _check_count(num_points, "num_points")
@@ -177,7 +191,8 @@ def _check_common(num_points: int, sigma: float, suppression_radius: float,
 
 
 def extract_points(heat: np.ndarray, num_points: int = 5, sigma: float = 1.0,
-                   suppression_radius: float = 2.0, min_relative_score: float = 0.2) -> GridPoints:
+                   suppression_radius: float = 2.0, min_relative_score: float = 0.2,
+                   within: np.ndarray | None = None) -> GridPoints:
     """Salient cells of a heat map, hottest first.
 
     heat: ``[Gh, Gw]`` real map (Grad-CAM values, any scale; need not be square).
@@ -190,37 +205,47 @@ def extract_points(heat: np.ndarray, num_points: int = 5, sigma: float = 1.0,
         (minimum ~0) that is the fraction of its maximum; measuring above the minimum also keeps
         a map with a constant offset from yielding junk points. A flat map (all cells equal,
         e.g. all zero) yields no points.
+    within: optional ``[Gh, Gw]`` bool grid mask (same shape as ``heat``): only these cells can be
+        picked, and ``min_relative_score`` is then a fraction of the hottest of them (above the
+        whole blurred map's minimum), so a weaker region gets as many points as a strong one.
+        The blur still sees the whole map. No True cell: no points.
 
     Returns :class:`GridPoints` with at most ``num_points`` points, scores non-increasing (the
     residual blurred value at the pick, in the map's units; the first is the blurred maximum).
     Raises InputError on NaN/inf, a non-2-D map or bad parameters.
     """
-    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score)[0]
+    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score, within)[0]
 
 
 def _positives(heat: np.ndarray, num_points: int, sigma: float, suppression_radius: float,
-               min_relative_score: float) -> tuple[GridPoints, str]:
+               min_relative_score: float, within: np.ndarray | None = None) -> tuple[GridPoints, str]:
     """:func:`extract_points` and why it stopped (``"flat"``, or as ``_pick``'s ``stops``)."""
     num_points, sigma, radius, mrs = _check_common(num_points, sigma, suppression_radius,
                                                    min_relative_score)
     blurred = blur(heat, sigma)
+    allowed = _check_within(within, blurred.shape)
     if num_points == 0 or _is_flat(blurred):
         return _as_grid_points([], [], []), "count" if num_points == 0 else "flat"
     floor = float(blurred.min())
     work = blurred - floor
-    span = float(work.max())
+    if allowed is None:
+        span = float(work.max())
+    else:
+        span = float(work[allowed].max()) if allowed.any() else 0.0
     stops: list[str] = []
-    rows, cols, scores = _pick(work, num_points, radius, stop_below=mrs * span, stops=stops)
+    rows, cols, scores = _pick(work, num_points, radius, stop_below=mrs * span,
+                               excluded=None if allowed is None else ~allowed, stops=stops)
     return _as_grid_points(rows, cols, [s + floor for s in scores]), stops[0]
 
 
 def why_fewer_points(heat: np.ndarray, num_points: int = 5, sigma: float = 1.0, suppression_radius: float = 2.0,
-                     min_relative_score: float = 0.2) -> str:
+                     min_relative_score: float = 0.2, within: np.ndarray | None = None) -> str:
     """Why :func:`extract_points` (same arguments) stops where it does: ``"count"`` (it gave all
     ``num_points``), ``"flat"`` (the map is the same everywhere), ``"no_cells"`` (every cell is
-    within ``suppression_radius`` of a point already placed) or ``"below"`` (no cell left reaches
-    ``min_relative_score`` of the map's range once the points' neighbourhoods are taken out)."""
-    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score)[1]
+    within ``suppression_radius`` of a point already placed, or outside ``within``) or ``"below"``
+    (no cell left reaches ``min_relative_score`` of the map's range once the points'
+    neighbourhoods are taken out)."""
+    return _positives(heat, num_points, sigma, suppression_radius, min_relative_score, within)[1]
 
 
 def relative_heat(heat: np.ndarray, xy: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -307,11 +332,13 @@ def pixels_to_grid(xy: np.ndarray, grid_shape: tuple[int, int], image_size: tupl
 
 
 def auto_points(heat: np.ndarray, image_size: tuple[int, int], num_points: int = 5,
-                num_negative: int = 0, **kw: float) -> tuple[Point, ...]:
+                num_negative: int = 0, within: np.ndarray | None = None, **kw: float) -> tuple[Point, ...]:
     """Automatic prompt points for EfficientSAM, in image pixels.
 
     heat: ``[Gh, Gw]`` map; image_size: ``(W, H)`` as displayed; ``kw``: ``sigma``,
-    ``suppression_radius``, ``min_relative_score`` (see :func:`extract_points`).
+    ``suppression_radius``, ``min_relative_score`` (see :func:`extract_points`); ``within``: the
+    ``[Gh, Gw]`` bool cells the positives are picked in (see :func:`extract_points`; the
+    negatives are still the map's coldest cells, wherever they are).
     Returns positives first (label 1, ``score`` = the heat value they were picked for, best
     first), then negatives (label 0, ``score`` None: ``Point.score`` is heat-map evidence *for*
     a region, and a negative was picked for its absence; its label already says so). All have
@@ -322,7 +349,7 @@ def auto_points(heat: np.ndarray, image_size: tuple[int, int], num_points: int =
     if unknown:
         raise InputError(f"Unknown point option(s): {', '.join(sorted(unknown))}.")
     arr = _check_map(heat)
-    pos = extract_points(arr, num_points=num_points, **kw)
+    pos = extract_points(arr, num_points=num_points, within=within, **kw)
     neg = negative_points(arr, num_points=num_negative, avoid=pos, **kw)
     out: list[Point] = []
     for gp, label in ((pos, POSITIVE), (neg, NEGATIVE)):

@@ -16,13 +16,16 @@ import numpy as np
 from ..imaging import masks as M
 from ..errors import InputError, ProjectError, PromptError
 from ..prompts import Box, Point
-from .records import STATUSES, Category, ImageRecord, PreviousAnswer, QuestionRecord
+from .objects import OBJECT_SOURCES, ObjectRecord
+from .records import STATUSES, Category, ImageRecord, clean_label
+from .runs import INSTANCE_MODES, PreviousAnswer, QuestionRun
 
 __all__ = [
     "point_to_json", "point_from_json", "box_to_json", "box_from_json", "previous_answer_to_json",
     "previous_answer_from_json", "points_asked_from_json", "heatmap_to_json", "heatmap_from_json",
-    "category_to_json", "category_from_json", "question_to_json", "question_extras_to_json", "question_from_json",
-    "image_to_json", "image_from_json",
+    "category_to_json", "category_from_json", "run_to_json", "run_from_json", "run_extras_to_json",
+    "run_extras_from_json", "object_to_json", "object_from_json", "object_extras_to_json", "object_extras_from_json",
+    "image_to_json", "image_from_json", "check_mask_sizes",
 ]
 
 
@@ -162,49 +165,163 @@ def category_from_json(d: Any, where: str) -> Category:
                color=tuple(color) if color is not None else None)
 
 
-def question_to_json(q: QuestionRecord) -> dict:
+def run_extras_to_json(run: QuestionRun) -> dict:
+    """A run's small parts, in one form for the interchange file and the store's ``extra`` column:
+    automatic points and models always; timings, notes, previous answers, the number of automatic
+    points asked for and the objects it proposed when set."""
+    d: dict[str, Any] = {"auto_points": [point_to_json(p) for p in run.auto_points], "models": dict(run.models)}
+    if run.timings:
+        d["timings"] = {k: round(float(v), 4) for k, v in run.timings.items()}
+    if run.notes:
+        d["notes"] = list(run.notes)
+    if run.previous_answers:
+        d["previous_answers"] = [previous_answer_to_json(a) for a in run.previous_answers]
+    if run.points_asked is not None:
+        d["points_asked"] = int(run.points_asked)
+    if run.object_uids:
+        d["object_uids"] = list(run.object_uids)
+    return d
+
+
+def run_extras_from_json(run: QuestionRun, d: Mapping[str, Any], where: str) -> QuestionRun:
+    """Fill ``run`` from :func:`run_extras_to_json`'s fields of ``d`` (validated)."""
+    run.auto_points = [point_from_json(p, f"{where}.auto_points[{i}]")
+                       for i, p in enumerate(_get(d, "auto_points", list, where, default=[]))]
+    run.models = {str(k): str(v) for k, v in _get(d, "models", dict, where, default={}).items()}
+    run.timings = {str(k): _finite_number(v, f"{where}.timings.{k}")
+                   for k, v in _get(d, "timings", dict, where, default={}).items()}
+    run.notes = [str(n) for n in _get(d, "notes", list, where, default=[])]
+    run.previous_answers = [previous_answer_from_json(a, f"{where}.previous_answers[{i}]")
+                            for i, a in enumerate(_get(d, "previous_answers", list, where, default=[]))]
+    run.points_asked = points_asked_from_json(d.get("points_asked"), f"{where}.points_asked")
+    uids = _get(d, "object_uids", list, where, default=[])
+    if not all(isinstance(u, str) for u in uids):
+        raise ProjectError(f"{where}.object_uids: expected a list of strings.")
+    run.object_uids = list(uids)
+    return run
+
+
+def run_to_json(run: QuestionRun) -> dict:
     d: dict[str, Any] = {
-        "question": q.question,
-        "answer": q.answer,
-        "captions": list(q.captions),
-        "itm_probability": _num(q.itm_probability),
-        "heatmap": None if q.heatmap is None else heatmap_to_json(q.heatmap),
-        "auto_points": [point_to_json(p) for p in q.auto_points],
-        "points": [point_to_json(p) for p in q.points],
-        "mask": q.mask_rle,
-        "auto_mask": q.auto_mask_rle,
-        "mask_score": _num(q.mask_score),
-        "mask_source": q.mask_source,
-        "label": q.label,
-        "alpha": float(q.alpha),
-        "models": dict(q.models),
-        "random_weights": bool(q.random_weights),
-        "accepted": bool(q.accepted),
-        "created": round(float(q.created), 3),
-        "updated": round(float(q.updated), 3),
+        "question": run.question, "answer": run.answer, "captions": list(run.captions),
+        "itm_probability": _num(run.itm_probability),
+        "heatmap": None if run.heatmap is None else heatmap_to_json(run.heatmap),
+        "alpha": float(run.alpha), "instances": run.instances, "random_weights": bool(run.random_weights),
+        "created": round(float(run.created), 3), "updated": round(float(run.updated), 3),
     }
-    d.update(question_extras_to_json(q))
+    d.update(run_extras_to_json(run))
     return d
 
 
-def question_extras_to_json(q: QuestionRecord) -> dict:
-    """A question's optional parts, present only when set, in one form for the interchange file
-    and the store's ``extra`` column alike: timings, notes, stroke layers, box, previous answers,
-    the number of automatic points asked for."""
-    d: dict[str, Any] = {}
-    if q.timings:
-        d["timings"] = {k: round(float(v), 4) for k, v in q.timings.items()}
-    if q.notes:
-        d["notes"] = list(q.notes)
-    if q.stroke_add_rle is not None or q.stroke_erase_rle is not None:
-        d["strokes"] = {"add": q.stroke_add_rle, "erase": q.stroke_erase_rle}
-    if q.box is not None:
-        d["box"] = box_to_json(q.box)
-    if q.previous_answers:
-        d["previous_answers"] = [previous_answer_to_json(a) for a in q.previous_answers]
-    if q.points_asked is not None:
-        d["points_asked"] = int(q.points_asked)
+def run_from_json(d: Any, where: str) -> QuestionRun:
+    _expect(d, Mapping, where)
+    captions = _get(d, "captions", list, where, default=[])
+    if not all(isinstance(c, str) for c in captions):
+        raise ProjectError(f"{where}.captions: expected a list of strings.")
+    alpha = _get(d, "alpha", float, where, default=0.5)
+    if not 0.0 <= alpha <= 1.0:
+        raise ProjectError(f"{where}.alpha: must be in [0, 1], found {alpha}.")
+    instances = _get(d, "instances", str, where, default="one")
+    if instances not in INSTANCE_MODES:
+        raise ProjectError(f"{where}.instances: expected one of {', '.join(INSTANCE_MODES)}, found {instances!r}.")
+    heat = d.get("heatmap")
+    question = _get(d, "question", str, where)
+    if not question.strip():
+        raise ProjectError(f"{where}.question: a run needs a question.")
+    run = QuestionRun(question=question, answer=_get(d, "answer", str, where, default=None, nullable=True),
+                      captions=list(captions),
+                      itm_probability=_get(d, "itm_probability", float, where, default=None, nullable=True),
+                      heatmap=None if heat is None else heatmap_from_json(heat, f"{where}.heatmap"),
+                      alpha=alpha, instances=instances,  # type: ignore[arg-type]
+                      random_weights=_get(d, "random_weights", bool, where, default=False),
+                      created=_get(d, "created", float, where, default=0.0),
+                      updated=_get(d, "updated", float, where, default=0.0))
+    return run_extras_from_json(run, d, where)
+
+
+def object_extras_to_json(obj: ObjectRecord) -> dict:
+    """An object's small parts (the interchange file and the store's ``extra`` column): prompts
+    always; box, stroke layers and imported attributes when set."""
+    d: dict[str, Any] = {"points": [point_to_json(p) for p in obj.points],
+                         "auto_points": [point_to_json(p) for p in obj.auto_points]}
+    if obj.box is not None:
+        d["box"] = box_to_json(obj.box)
+    if obj.stroke_add_rle is not None or obj.stroke_erase_rle is not None:
+        d["strokes"] = {"add": obj.stroke_add_rle, "erase": obj.stroke_erase_rle}
+    if obj.attributes:
+        d["attributes"] = dict(obj.attributes)
     return d
+
+
+def object_extras_from_json(obj: ObjectRecord, d: Mapping[str, Any], where: str) -> ObjectRecord:
+    obj.points = [point_from_json(p, f"{where}.points[{i}]")
+                  for i, p in enumerate(_get(d, "points", list, where, default=[]))]
+    obj.auto_points = [point_from_json(p, f"{where}.auto_points[{i}]")
+                       for i, p in enumerate(_get(d, "auto_points", list, where, default=[]))]
+    obj.box = None if d.get("box") is None else box_from_json(d["box"], f"{where}.box")
+    strokes = _get(d, "strokes", dict, where, default={})
+    obj.stroke_add_rle = _rle_from_json(strokes.get("add"), f"{where}.strokes.add")
+    obj.stroke_erase_rle = _rle_from_json(strokes.get("erase"), f"{where}.strokes.erase")
+    obj.attributes = dict(_get(d, "attributes", dict, where, default={}))
+    return obj
+
+
+def object_to_json(obj: ObjectRecord) -> dict:
+    d: dict[str, Any] = {
+        "uid": obj.uid, "category": obj.category, "source": obj.source, "question": obj.question,
+        "accepted": bool(obj.accepted), "proposal": bool(obj.proposal), "order": int(obj.order),
+        "mask": obj.mask_rle, "auto_mask": obj.auto_mask_rle, "mask_score": _num(obj.mask_score),
+        "mask_source": obj.mask_source,
+        "created": round(float(obj.created), 3), "updated": round(float(obj.updated), 3),
+    }
+    d.update(object_extras_to_json(obj))
+    return d
+
+
+def object_from_json(d: Any, where: str) -> ObjectRecord:
+    _expect(d, Mapping, where)
+    uid = _get(d, "uid", str, where)
+    if not (0 < len(uid) <= 64) or not uid.isalnum():
+        raise ProjectError(f"{where}.uid: expected 1 to 64 letters or digits, found {uid!r}.")
+    source = _get(d, "source", str, where, default="manual")
+    if source not in OBJECT_SOURCES:
+        raise ProjectError(f"{where}.source: expected one of {', '.join(OBJECT_SOURCES)}, found {source!r}.")
+    mask_source = _get(d, "mask_source", str, where, default="auto")
+    if mask_source not in ("auto", "user", "import"):
+        raise ProjectError(f"{where}.mask_source: expected auto, user or import, found {mask_source!r}.")
+    category = _get(d, "category", str, where, default=None, nullable=True)
+    mask_rle = _rle_from_json(d.get("mask"), f"{where}.mask")
+    auto = d.get("auto_mask")
+    if mask_rle is not None and isinstance(auto, Mapping) and auto.get("counts") == mask_rle["counts"] \
+            and list(auto.get("size", [])) == mask_rle["size"]:
+        auto_mask_rle = dict(mask_rle)  # untouched mask: validated once
+    else:
+        auto_mask_rle = _rle_from_json(auto, f"{where}.auto_mask")
+    order = _get(d, "order", int, where, default=0)
+    obj = ObjectRecord(uid=uid, category=(clean_label(category) or None) if category is not None else None,
+                       mask_rle=mask_rle, auto_mask_rle=auto_mask_rle,
+                       mask_score=_get(d, "mask_score", float, where, default=None, nullable=True),
+                       mask_source=mask_source,  # type: ignore[arg-type]
+                       source=source,  # type: ignore[arg-type]
+                       question=_get(d, "question", str, where, default=None, nullable=True),
+                       accepted=_get(d, "accepted", bool, where, default=False),
+                       proposal=_get(d, "proposal", bool, where, default=False),
+                       order=_bounded_int(order, f"{where}.order"),
+                       created=_get(d, "created", float, where, default=0.0),
+                       updated=_get(d, "updated", float, where, default=0.0))
+    return object_extras_from_json(obj, d, where)
+
+
+def _finite_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ProjectError(f"{where}: expected a finite number, found {value!r}.")
+    return float(value)
+
+
+def _bounded_int(value: int, where: str) -> int:
+    if abs(value) > 2**62:  # SQLite integers are 64-bit
+        raise ProjectError(f"{where}: {value} is out of range.")
+    return int(value)
 
 
 def points_asked_from_json(value: Any, where: str = "points_asked") -> int | None:
@@ -217,68 +334,15 @@ def points_asked_from_json(value: Any, where: str = "points_asked") -> int | Non
     return int(value)
 
 
-def question_from_json(d: Any, where: str) -> QuestionRecord:
-    _expect(d, Mapping, where)
-    question = _get(d, "question", str, where)
-    captions = _get(d, "captions", list, where, default=[])
-    if not all(isinstance(c, str) for c in captions):
-        raise ProjectError(f"{where}.captions: expected a list of strings.")
-    models = _get(d, "models", dict, where, default={})
-    mask_source = _get(d, "mask_source", str, where, default="auto")
-    if mask_source not in ("auto", "user", "import"):
-        raise ProjectError(f"{where}.mask_source: expected auto, user or import, found {mask_source!r}.")
-    heat = d.get("heatmap")
-    alpha = _get(d, "alpha", float, where, default=0.5)
-    if not 0.0 <= alpha <= 1.0:
-        raise ProjectError(f"{where}.alpha: must be in [0, 1], found {alpha}.")
-    mask_rle = _rle_from_json(d.get("mask"), f"{where}.mask")
-    auto = d.get("auto_mask")
-    if mask_rle is not None and isinstance(auto, Mapping) and auto.get("counts") == mask_rle["counts"] \
-            and list(auto.get("size", [])) == mask_rle["size"]:
-        auto_mask_rle = dict(mask_rle)  # untouched mask: validated once
-    else:
-        auto_mask_rle = _rle_from_json(auto, f"{where}.auto_mask")
-    rec = QuestionRecord(
-        question=question,
-        answer=_get(d, "answer", str, where, default=None, nullable=True),
-        captions=list(captions),
-        itm_probability=_get(d, "itm_probability", float, where, default=None, nullable=True),
-        heatmap=None if heat is None else heatmap_from_json(heat, f"{where}.heatmap"),
-        auto_points=[point_from_json(p, f"{where}.auto_points[{i}]")
-                     for i, p in enumerate(_get(d, "auto_points", list, where, default=[]))],
-        points=[point_from_json(p, f"{where}.points[{i}]")
-                for i, p in enumerate(_get(d, "points", list, where, default=[]))],
-        mask_rle=mask_rle,
-        auto_mask_rle=auto_mask_rle,
-        mask_score=_get(d, "mask_score", float, where, default=None, nullable=True),
-        mask_source=mask_source,  # type: ignore[arg-type]
-        label=_get(d, "label", str, where, default=None, nullable=True),
-        alpha=alpha,
-        models={str(k): str(v) for k, v in models.items()},
-        random_weights=_get(d, "random_weights", bool, where, default=False),
-        accepted=_get(d, "accepted", bool, where, default=False),
-        created=_get(d, "created", float, where, default=0.0),
-        updated=_get(d, "updated", float, where, default=0.0),
-        timings={str(k): float(v) for k, v in _get(d, "timings", dict, where, default={}).items()},
-        notes=[str(n) for n in _get(d, "notes", list, where, default=[])],
-    )
-    strokes = _get(d, "strokes", dict, where, default={})
-    rec.stroke_add_rle = _rle_from_json(strokes.get("add"), f"{where}.strokes.add")
-    rec.stroke_erase_rle = _rle_from_json(strokes.get("erase"), f"{where}.strokes.erase")
-    rec.box = None if d.get("box") is None else box_from_json(d["box"], f"{where}.box")
-    rec.previous_answers = [previous_answer_from_json(a, f"{where}.previous_answers[{i}]")
-                            for i, a in enumerate(_get(d, "previous_answers", list, where, default=[]))]
-    rec.points_asked = points_asked_from_json(d.get("points_asked"), f"{where}.points_asked")
-    return rec
-
-
 def image_to_json(img: ImageRecord) -> dict:
     return {"path": img.path, "width": img.width, "height": img.height, "sha256": img.sha256,
             "status": img.status, "error": img.error, "added": round(float(img.added), 3),
-            "questions": [question_to_json(q) for q in img.questions]}
+            "objects": [object_to_json(o) for o in img.objects], "runs": [run_to_json(r) for r in img.runs]}
 
 
-def image_from_json(d: Any, where: str) -> ImageRecord:
+def image_from_json(d: Any, where: str, *, objects_and_runs: bool = True) -> ImageRecord:
+    """An image of the interchange file; ``objects_and_runs`` False: its own fields only (a
+    version-1 image, whose questions :mod:`engine.project.legacy` reads)."""
     _expect(d, Mapping, where)
     path = _get(d, "path", str, where)
     if not path:
@@ -288,16 +352,29 @@ def image_from_json(d: Any, where: str) -> ImageRecord:
         raise ProjectError(f"{where}.status: expected one of {', '.join(STATUSES)}, found {status!r}.")
     width = _get(d, "width", int, where, default=None, nullable=True)
     height = _get(d, "height", int, where, default=None, nullable=True)
-    questions = [question_from_json(q, f"{where}.questions[{i}]")
-                 for i, q in enumerate(_get(d, "questions", list, where, default=[]))]
-    for j, q in enumerate(questions):
-        for name in ("mask_rle", "auto_mask_rle"):
-            rle = getattr(q, name)
-            if rle is not None and width is not None and height is not None \
-                    and list(rle["size"]) != [height, width]:
-                raise ProjectError(f"{where}.questions[{j}]: mask size {rle['size']} does not "
-                                   f"match the image ({height}x{width}, H x W).")
-    return ImageRecord(path=path, width=width, height=height,
-               sha256=_get(d, "sha256", str, where, default=None, nullable=True),
-               status=status, error=_get(d, "error", str, where, default=None, nullable=True),  # type: ignore[arg-type]
-               questions=questions, added=_get(d, "added", float, where, default=0.0))
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and not 0 < value <= 2**31:
+            raise ProjectError(f"{where}.{name}: expected a positive image size, found {value}.")
+    img = ImageRecord(path=path, width=width, height=height,
+                      sha256=_get(d, "sha256", str, where, default=None, nullable=True),
+                      status=status, error=_get(d, "error", str, where, default=None, nullable=True),  # type: ignore[arg-type]
+                      added=_get(d, "added", float, where, default=0.0))
+    if objects_and_runs:
+        img.objects = [object_from_json(o, f"{where}.objects[{i}]")
+                       for i, o in enumerate(_get(d, "objects", list, where, default=[]))]
+        img.runs = [run_from_json(r, f"{where}.runs[{i}]")
+                    for i, r in enumerate(_get(d, "runs", list, where, default=[]))]
+        check_mask_sizes(img, where)
+    return img
+
+
+def check_mask_sizes(img: ImageRecord, where: str) -> None:
+    """Every object's masks are the image's size (H x W), when the size is known."""
+    if img.width is None or img.height is None:
+        return
+    for j, o in enumerate(img.objects):
+        for name in ("mask_rle", "auto_mask_rle", "stroke_add_rle", "stroke_erase_rle"):
+            rle = getattr(o, name)
+            if rle is not None and list(rle["size"]) != [img.height, img.width]:
+                raise ProjectError(f"{where}.objects[{j}]: mask size {rle['size']} does not "
+                                   f"match the image ({img.height}x{img.width}, H x W).")

@@ -1,8 +1,9 @@
-"""The JSON interchange file (``"schema": "qmask.project"``, version 1): today's ``.qmask.json``.
+"""The JSON interchange file (``"schema": "qmask.project"``): ``qmask export --format qmask-json``.
 
-It is what QMask wrote before projects were SQLite files, and what ``qmask export PROJECT
---format qmask-json`` writes for sharing, diffing and version control: a small header, then one
-compact JSON line per image. Masks are COCO RLE; heat maps ``{"shape", "scale", "f16"}``
+Version 2 (objects): a small header (categories, meta), then one compact JSON line per image with
+its ``objects`` and ``runs``. Version 1 is what QMask wrote before projects were SQLite files (one
+record per question, ``questions``); it is read, converted into objects and runs
+(:mod:`engine.project.legacy`). Masks are COCO RLE; heat maps ``{"shape", "scale", "f16"}``
 (base64 float16 of ``map / scale``). Image paths are relative to the file's folder.
 
 - :func:`convert_json_project` turns such a file into ``NAME.qmask`` beside it, once: the JSON is
@@ -23,18 +24,20 @@ from typing import Any, Callable
 
 from ..errors import ProjectError
 from ..runtime.atomic import atomic_writer
-from .codec import _get, category_from_json, category_to_json, image_from_json, image_to_json
-from .records import clean_label
-from .rows import question_row
+from . import tables as T
+from .codec import _get, category_from_json, category_to_json, check_mask_sizes, image_from_json, image_to_json
+from .legacy import legacy_from_json, split_legacy
+from .records import ImageRecord, clean_label
 from .store import Project, build_new
 
 __all__ = ["JSON_SCHEMA", "JSON_VERSION", "JSON_SUFFIX", "JSON_MIGRATIONS", "read_json_project",
            "convert_json_project", "write_json_project", "db_path_for"]
 
 JSON_SCHEMA = "qmask.project"
-JSON_VERSION = 1
+JSON_VERSION = 2
 JSON_SUFFIX = ".qmask.json"
-# version -> function turning a document of that version into version + 1.
+# version -> function turning a document of that version into version + 1 (version 1's questions
+# are read by _images_v1, not rewritten as a document: they become objects as they are read).
 JSON_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 
@@ -66,19 +69,25 @@ def read_json_project(path: Path) -> dict[str, Any]:
     if version > JSON_VERSION:
         raise ProjectError(f"{path} was written by a newer QMask (project version {version}; this "
                            f"QMask reads up to {JSON_VERSION}). Update QMask to open it.")
-    while version < JSON_VERSION:
+    while 1 < version < JSON_VERSION:
         migrate = JSON_MIGRATIONS.get(version)
         if migrate is None:
             raise ProjectError(f"{path}: no migration from project version {version}.")
         doc = migrate(doc)
         version += 1
-    images = [image_from_json(d, f"{where}: images[{i}]")
-              for i, d in enumerate(_get(doc, "images", list, where, default=[]))]
     categories = [category_from_json(d, f"{where}: categories[{i}]")
                   for i, d in enumerate(_get(doc, "categories", list, where, default=[]))]
     names, ids = [c.name for c in categories], [c.id for c in categories]
     if len(set(names)) != len(names) or len(set(ids)) != len(ids):
         raise ProjectError(f"{path}: category names and ids must be unique.")
+    raw_images = _get(doc, "images", list, where, default=[])
+    if version == 1:
+        images = _images_v1(raw_images, where, {clean_label(n) for n in names})
+    else:
+        images = [image_from_json(d, f"{where}: images[{i}]") for i, d in enumerate(raw_images)]
+    uids = [o.uid for img in images for o in img.objects]
+    if len(set(uids)) != len(uids):
+        raise ProjectError(f"{path}: the same object uid appears twice.")
     if len({img.path for img in images}) != len(images):
         raise ProjectError(f"{path}: the same image is listed twice.")
     meta = _get(doc, "meta", dict, where, default={})
@@ -86,8 +95,26 @@ def read_json_project(path: Path) -> dict[str, Any]:
             "created": _get(doc, "created", float, where, default=0.0)}
 
 
+def _images_v1(raw: list, where: str, classes: set[str]) -> list[ImageRecord]:
+    """Version-1 images: each question record split into a run and an object (nothing lost)."""
+    images = []
+    for i, d in enumerate(raw):
+        at = f"{where}: images[{i}]"
+        img = image_from_json(d, at, objects_and_runs=False)
+        for j, q in enumerate(_get(d, "questions", list, at, default=[])):
+            run, obj = split_legacy(legacy_from_json(q, f"{at}.questions[{j}]"), classes)
+            if run is not None:
+                img.runs = [r for r in img.runs if r.key != run.key] + [run]
+            if obj is not None:
+                obj.order = len(img.objects)
+                img.objects.append(obj)
+        check_mask_sizes(img, at)
+        images.append(img)
+    return images
+
+
 def convert_json_project(json_path: Path, *, writer: str = "qmask") -> Project:
-    """Open a version-1 JSON project as ``NAME.qmask`` beside it, converting it the first time."""
+    """Open a JSON project (version 1 or 2) as ``NAME.qmask`` beside it, converting it the first time."""
     target = db_path_for(json_path)
     if target.exists():
         project = Project.open(target, writer=writer)
@@ -122,14 +149,12 @@ def _fill(con: sqlite3.Connection, doc: dict[str, Any], json_path: Path, writer:
                           (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
                            img.added, seq))
         image_id = cur.lastrowid
-        for q in img.questions:
-            row = question_row(q)
-            con.execute(f"INSERT OR REPLACE INTO questions (image_id, {', '.join(row)}) "
-                        f"VALUES (?, {', '.join('?' * len(row))})", (image_id, *row.values()))
-        con.execute("INSERT INTO edits (time, image_id, question_key, source, action, writer, detail) "
-                    "VALUES (?, ?, NULL, 'import', 'convert', ?, ?)",
-                    (now, image_id, writer, json.dumps({"from": str(json_path)})))
-        Project._refresh_summary(con, image_id)
+        for run in img.runs:
+            T.upsert_run(con, image_id, run)
+        for obj in img.objects:
+            T.upsert_object(con, image_id, obj)
+        T.log_edit(con, image_id, writer, "import", "convert", {"from": str(json_path)})
+        T.refresh_summary(con, image_id)
 
 
 def write_json_project(project: Project, out: str | os.PathLike[str]) -> Path:

@@ -26,7 +26,7 @@ def relocate(project: Project, new_folder: str | os.PathLike[str], *, verify_has
         for f in files:
             by_name.setdefault(f, []).append(Path(dirpath) / f)
     report = RelocateReport()
-    targets = project.missing_images() if only_missing else list(project.iter_images(questions=False))
+    targets = project.missing_images() if only_missing else list(project.iter_images(records=False))
     moves: list[tuple[int, str]] = []
     for img in targets:
         rel_parts = PurePosixPath(img.path).parts

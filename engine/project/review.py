@@ -1,40 +1,30 @@
-"""How much a person should look at an annotation: a score in [0, 1], higher = review sooner.
+"""How much a person should look at an object: its review need in [0, 1] and why, in words.
 
-Three signs that the automatic chain may be wrong, averaged:
-
-- ``1 - itm_probability``: BLIP doubts the image matches the question at all;
-- ``1 - mask_score``: EfficientSAM's own predicted IoU of the chosen mask is low;
-- heat-map / mask disagreement: ``1 - max(0, r)``, r the Pearson correlation over the ``G x G``
-  grid between the Grad-CAM map and the fraction of each cell the mask covers. A mask far
-  from where the question's evidence is gets a high value.
-
-A missing value counts as 0.5 (unknown); a missing mask as 1 for both mask terms. Accepted
-records need no review (0). An image's priority is the largest of its questions'.
+The reasons (:mod:`engine.project.review_reasons`): no pixels; a "no"/"none" answer with a mask;
+a count question whose answer differs from the objects kept; a mask holding little of the heat
+map's evidence (measured over the hot regions the mask touches); a low decoder score; and here
+BLIP's own doubt that the image shows what was asked (image-question match under 50 %). The
+need is ``1 - prod(1 - weight)`` over the reasons; accepted objects need none (0). An image's
+need is the largest of its objects'; the review queue (:meth:`Project.review_queue`) ranks
+objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ..imaging import masks as M
 from ..imaging.fusion import _area_weights, mask_to_grid
-from .records import ImageRecord, QuestionRecord
+from .objects import ObjectRecord
+from .review_reasons import ReviewReason, object_review as _reasons_review
+from .runs import QuestionRun
 
-__all__ = ["review_priority", "question_review_priority", "heat_mask_disagreement", "rle_to_grid", "ReviewPart",
-           "review_parts", "most_in_need"]
+__all__ = ["object_review", "heat_mask_disagreement", "rle_to_grid", "rle_area", "rle_runs", "evidence_of",
+           "ITM_DOUBT"]
 
-
-@dataclass(frozen=True)
-class ReviewPart:
-    """One of the three terms a review need averages: its value in [0, 1] (1 = a sign of trouble)
-    and what it means for this record, in a sentence a person can act on."""
-
-    name: str
-    value: float
-    meaning: str
+ITM_DOUBT = 0.5  # below this image-question match, BLIP doubts the image shows what was asked
 
 
 def heat_mask_disagreement(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -46,7 +36,8 @@ def heat_mask_disagreement(heatmap: np.ndarray, mask: np.ndarray) -> float:
     heat = np.asarray(heatmap, dtype=np.float64)
     if not mask.any():
         return 1.0
-    return _disagreement(heat, mask_to_grid(mask, heat.shape).astype(np.float64))
+    r = _correlation(heat, mask_to_grid(mask, heat.shape).astype(np.float64))
+    return 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
 
 
 @lru_cache(maxsize=16)
@@ -106,86 +97,56 @@ def _correlation(heat: np.ndarray, cover: np.ndarray) -> float | None:
     return float(((heat - heat.mean()) * (cover - cover.mean())).mean() / (hs * cs))
 
 
-def _disagreement(heat: np.ndarray, cover: np.ndarray) -> float:
-    r = _correlation(heat, cover)
-    return 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
+def evidence_of(heat: np.ndarray, coverage: np.ndarray) -> np.ndarray | None:
+    """The cells of the heat map's hot regions (:func:`engine.imaging.regions.hot_regions`) that
+    the mask touches, ``[Gh, Gw]`` bool: the evidence an object is measured against (with three
+    dogs on one map, each dog's own region, not the whole map's heat). None when it touches none
+    (then the whole map is the evidence, and a mask away from it shows)."""
+    touched = np.asarray(coverage) > 0
+    cells = np.zeros(touched.shape, bool)
+    for region in _regions(np.ascontiguousarray(heat, dtype=np.float64).tobytes(), heat.shape):
+        if (region & touched).any():
+            cells |= region
+    return cells if cells.any() else None
 
 
-def _terms(record: QuestionRecord) -> tuple[float, float, float, float | None]:
-    """(ITM term, mask-confidence term, disagreement term, the map/mask correlation or None)."""
-    itm_term = 0.5 if record.itm_probability is None else 1.0 - float(record.itm_probability)
-    rle, r = record.mask_rle, None
-    if rle is None:
-        return itm_term, 1.0, 1.0, None
-    # from the runs: a store write never decodes the mask
-    iou_term = 0.5 if record.mask_score is None else 1.0 - float(record.mask_score)
-    if record.heatmap is None:
-        dis_term = 0.5
-    elif not rle_area(rle):
-        dis_term = 1.0
+@lru_cache(maxsize=64)
+def _regions(heat_bytes: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The hot regions' cells of a heat map (by its bytes: every object of a run shares its map)."""
+    from ..imaging.regions import hot_regions
+
+    return tuple(r.grid_mask for r in hot_regions(np.frombuffer(heat_bytes, np.float64).reshape(shape)))
+
+
+def object_review(obj: ObjectRecord, run: QuestionRun | None = None,
+                  objects_kept: int | None = None) -> tuple[float, list[str]]:
+    """An object's review need in [0, 1] and its reasons (sentences, heaviest first), given the run
+    that proposed it (None: manual or imported) and how many objects that run keeps now."""
+    if obj.accepted:
+        return 0.0, []
+    heat = None if run is None or run.heatmap is None else np.asarray(run.heatmap, dtype=np.float64)
+    coverage = evidence = None
+    if obj.has_mask:
+        if heat is not None:
+            coverage = obj.known_coverage(heat.shape)
+            if coverage is None:
+                coverage = rle_to_grid(obj.mask_rle, heat.shape)
+            evidence = evidence_of(heat, coverage)
+        elif not rle_area(obj.mask_rle):
+            coverage = np.zeros((1, 1))  # known empty
+        else:
+            coverage = np.ones((1, 1))  # has pixels; nothing to weigh them against
     else:
-        heat = np.asarray(record.heatmap, dtype=np.float64)
-        cover = record.known_coverage(heat.shape)
-        if cover is None:
-            cover = rle_to_grid(rle, heat.shape)
-        r = _correlation(heat, cover.astype(np.float64))
-        dis_term = 0.5 if r is None else float(1.0 - max(0.0, min(1.0, r)))
-    return itm_term, iou_term, dis_term, r
-
-
-def question_review_priority(record: QuestionRecord) -> float:
-    if record.accepted:
-        return 0.0
-    key = (record.mask_rle["counts"] if record.mask_rle else None, record.itm_probability,
-           record.mask_score, id(record.heatmap))
-    cached = record._priority_cache
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    itm_term, iou_term, dis_term, _ = _terms(record)
-    value = float(np.clip((itm_term + iou_term + dis_term) / 3.0, 0.0, 1.0))
-    record._priority_cache = (key, value)
-    return value
-
-
-def review_parts(record: QuestionRecord) -> tuple[ReviewPart, ...]:
-    """The three terms of ``record``'s review need (their mean is :func:`question_review_priority`;
-    an accepted record's need is 0 whatever they say), each with a sentence of meaning."""
-    itm_term, iou_term, dis_term, r = _terms(record)
-    if record.itm_probability is None:
-        itm = "no image-question match was kept for this question (counted as unknown)."
-    else:
-        itm = f"BLIP gives the image a {record.itm_probability:.0%} match with the question; " + (
-            "it doubts the image shows what was asked." if itm_term > 0.5 else "it finds the question fits the image.")
-    if record.mask_rle is None:
-        iou = "there is no mask yet."
-    elif record.mask_score is None:
-        iou = "the mask has no predicted quality (drawn, painted or imported; counted as unknown)."
-    else:
-        iou = f"EfficientSAM predicts an IoU of {record.mask_score:.2f} for the chosen mask; " + (
-            "it is unsure of the outline." if iou_term > 0.5 else "it is fairly sure of the outline.")
-    if record.mask_rle is None:
-        dis = "there is no mask to compare with the heat map."
-    elif record.heatmap is None:
-        dis = "there is no heat map to compare the mask with (counted as unknown)."
-    elif r is None:
-        dis = "the mask is empty: it covers none of the question's evidence." if dis_term == 1.0 \
-            else "the map or the mask is flat, so they cannot be compared (counted as unknown)."
-    else:
-        dis = f"the mask and the heat map correlate at {r:.2f}; " + (
-            "the mask lies away from where the question's evidence is." if dis_term > 0.5
-            else "the mask covers where the question's evidence is.")
-    return (ReviewPart("image-question match", float(itm_term), itm),
-            ReviewPart("mask confidence", float(iou_term), iou),
-            ReviewPart("heat map vs mask", float(dis_term), dis))
-
-
-def most_in_need(records: list[QuestionRecord]) -> QuestionRecord | None:
-    """The question an image's review need comes from (the highest; None without questions)."""
-    return max(records, key=question_review_priority, default=None)
-
-
-def review_priority(record: ImageRecord | QuestionRecord) -> float:
-    """Review need of an image (max over its questions; 0 with none) or of one question."""
-    if isinstance(record, QuestionRecord):
-        return question_review_priority(record)
-    return max((question_review_priority(q) for q in record.questions), default=0.0)
+        coverage = np.zeros((1, 1) if heat is None else heat.shape)
+    review = _reasons_review(coverage=coverage, heat=heat, evidence=evidence, score=obj.mask_score,
+                             question=None if run is None else run.question,
+                             answer=None if run is None else run.answer, objects_kept=objects_kept)
+    reasons = list(review.reasons)
+    itm = None if run is None else run.itm_probability
+    if itm is not None and float(itm) < ITM_DOUBT:
+        reasons.append(ReviewReason("image_question", (ITM_DOUBT - float(itm)) / ITM_DOUBT,
+                                    f"BLIP gives the image a {float(itm):.0%} match with the question: it "
+                                    "doubts the image shows what was asked."))
+        reasons.sort(key=lambda r: -r.weight)
+    need = 1.0 - float(np.prod([1.0 - r.weight for r in reasons])) if reasons else 0.0
+    return float(min(1.0, max(0.0, need))), [r.text for r in reasons]

@@ -2,7 +2,7 @@
 
 Masks stay COCO RLE (the ``counts`` string and the size); an untouched automatic mask is a flag,
 not a second copy. Heat maps are float16 blobs of ``map / scale`` (``[G, G]`` cells), captions a
-zlib-compressed JSON list (they are most of a record's bytes), the small rest one JSON object.
+zlib-compressed JSON list (they are most of a run's bytes), the small rest one JSON object.
 Nothing is decoded until a record is asked for.
 """
 
@@ -16,18 +16,20 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProjectError
-from .codec import (box_from_json, point_from_json, point_to_json, points_asked_from_json, previous_answer_from_json,
-                    question_extras_to_json)
-from .records import STATUSES, Category, Edit, ImageRecord, QuestionRecord, clean_label
-from .review import question_review_priority, rle_area
+from .codec import object_extras_from_json, object_extras_to_json, run_extras_from_json, run_extras_to_json
+from .objects import OBJECT_SOURCES, ObjectRecord
+from .records import STATUSES, Category, Edit, ImageRecord, clean_label
+from .review import rle_area
+from .runs import INSTANCE_MODES, QuestionRun
 
-__all__ = ["QUESTION_COLUMNS", "question_row", "question_from_row", "image_from_row", "IMAGE_COLUMNS",
-           "list_state", "category_from_row", "edit_from_row"]
+__all__ = ["RUN_COLUMNS", "OBJECT_COLUMNS", "run_row", "run_from_row", "object_row", "object_from_row",
+           "image_from_row", "IMAGE_COLUMNS", "category_from_row", "edit_from_row", "heat_blob", "heat_from_blob"]
 
-QUESTION_COLUMNS = ("key", "question", "answer", "label", "accepted", "mask_source", "itm_probability",
-                    "mask_score", "alpha", "random_weights", "review", "mask", "mask_h", "mask_w",
-                    "mask_area", "auto_mask", "auto_same", "heatmap", "heat_rows", "heat_cols",
-                    "heat_scale", "captions", "extra", "created", "updated")
+RUN_COLUMNS = ("key", "question", "answer", "itm_probability", "alpha", "instances", "random_weights", "heatmap",
+               "heat_rows", "heat_cols", "heat_scale", "captions", "extra", "created", "updated")
+OBJECT_COLUMNS = ("uid", "source", "question", "run_key", "accepted", "proposal", "draw_order", "mask_source",
+                  "mask_score", "mask", "mask_h", "mask_w", "mask_area", "auto_mask", "auto_same", "extra",
+                  "created", "updated")
 IMAGE_COLUMNS = ("id", "path", "width", "height", "sha256", "status", "error", "added")
 
 
@@ -38,122 +40,114 @@ def _finite(v: float | None) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def question_row(q: QuestionRecord) -> dict[str, Any]:
-    """The ``questions`` columns of a record (all but ``id`` and ``image_id``)."""
-    mask = q.mask_rle
-    auto = q.auto_mask_rle
+def heat_blob(heatmap: np.ndarray | None) -> tuple[bytes | None, int | None, int | None, float | None]:
+    """``[Gh, Gw]`` map -> (float16 blob of map / scale, rows, cols, scale); Nones for no map."""
+    if heatmap is None:
+        return None, None, None, None
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.ndim != 2:
+        raise ProjectError(f"A heat map must be 2-D [G, G], not shape {heat.shape}.")
+    heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
+    scale = float(np.abs(heat).max()) if heat.size else 0.0
+    blob = ((heat / scale) if scale > 0 else heat).astype("<f2").tobytes()
+    return blob, int(heat.shape[0]), int(heat.shape[1]), scale
+
+
+def heat_from_blob(blob: bytes | None, rows: Any, cols: Any, scale: Any) -> np.ndarray | None:
+    if blob is None:
+        return None
+    return np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(int(rows), int(cols)) * np.float32(scale)
+
+
+def run_row(run: QuestionRun) -> dict[str, Any]:
+    """The ``runs`` columns of a run (all but ``id`` and ``image_id``)."""
+    blob, rows, cols, scale = heat_blob(run.heatmap)
+    return {
+        "key": run.key, "question": run.question, "answer": run.answer,
+        "itm_probability": _finite(run.itm_probability), "alpha": float(run.alpha),
+        "instances": run.instances if run.instances in INSTANCE_MODES else "one",
+        "random_weights": int(bool(run.random_weights)),
+        "heatmap": blob, "heat_rows": rows, "heat_cols": cols, "heat_scale": scale,
+        "captions": zlib.compress(json.dumps(list(run.captions), ensure_ascii=False).encode("utf-8"), 6)
+        if run.captions else None,
+        "extra": json.dumps(run_extras_to_json(run), ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+        "created": float(run.created), "updated": float(run.updated),
+    }
+
+
+def run_from_row(row: Any) -> QuestionRun:
+    """A run from a ``runs`` row (a ``sqlite3.Row`` or mapping with the columns above)."""
+    try:
+        captions = json.loads(zlib.decompress(row["captions"]).decode("utf-8")) if row["captions"] else []
+        run = QuestionRun(question=row["question"], answer=row["answer"], captions=[str(c) for c in captions],
+                          itm_probability=row["itm_probability"],
+                          heatmap=heat_from_blob(row["heatmap"], row["heat_rows"], row["heat_cols"], row["heat_scale"]),
+                          alpha=float(row["alpha"]), instances=row["instances"],
+                          random_weights=bool(row["random_weights"]),
+                          created=float(row["created"]), updated=float(row["updated"]))
+        return run_extras_from_json(run, json.loads(row["extra"] or "{}"), "run")
+    except (ValueError, TypeError, KeyError, zlib.error) as err:
+        raise ProjectError(f"A question run of the project is damaged ({err}).") from err
+
+
+def object_row(obj: ObjectRecord) -> dict[str, Any]:
+    """The ``objects`` columns of an object (all but ``id``, ``image_id``, ``category_id`` and
+    ``review``, which the store sets)."""
+    from ..vqa.question import normalise_question
+
+    mask, auto = obj.mask_rle, obj.auto_mask_rle
     same = mask is not None and auto is not None and auto["counts"] == mask["counts"] \
         and list(auto["size"]) == list(mask["size"])
-    heat = blob = None
-    rows = cols = None
-    scale = None
-    if q.heatmap is not None:
-        heat = np.asarray(q.heatmap, dtype=np.float32)
-        if heat.ndim != 2:
-            raise ProjectError(f"A heat map must be 2-D [G, G], not shape {heat.shape}.")
-        heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
-        scale = float(np.abs(heat).max()) if heat.size else 0.0
-        blob = ((heat / scale) if scale > 0 else heat).astype("<f2").tobytes()
-        rows, cols = heat.shape
-    extra: dict[str, Any] = {
-        "points": [point_to_json(p) for p in q.points],
-        "auto_points": [point_to_json(p) for p in q.auto_points],
-        "models": dict(q.models),
-    }
-    extra.update(question_extras_to_json(q))
     return {
-        "key": q.key, "question": q.question, "answer": q.answer,
-        "label": None if q.label is None else (clean_label(q.label) or None),
-        "accepted": int(bool(q.accepted)), "mask_source": q.mask_source,
-        "itm_probability": _finite(q.itm_probability), "mask_score": _finite(q.mask_score),
-        "alpha": float(q.alpha), "random_weights": int(bool(q.random_weights)),
-        "review": question_review_priority(q),
+        "uid": obj.uid, "source": obj.source if obj.source in OBJECT_SOURCES else "manual",
+        "question": obj.question, "run_key": None if obj.question is None else normalise_question(obj.question),
+        "accepted": int(bool(obj.accepted)), "proposal": int(bool(obj.proposal)), "draw_order": int(obj.order),
+        "mask_source": obj.mask_source, "mask_score": _finite(obj.mask_score),
         "mask": None if mask is None else mask["counts"],
         "mask_h": None if mask is None else int(mask["size"][0]),
         "mask_w": None if mask is None else int(mask["size"][1]),
         "mask_area": None if mask is None else rle_area(mask),
         "auto_mask": None if auto is None or same else json.dumps(auto),
         "auto_same": int(same),
-        "heatmap": blob, "heat_rows": rows, "heat_cols": cols, "heat_scale": scale,
-        "captions": zlib.compress(json.dumps(list(q.captions), ensure_ascii=False).encode("utf-8"), 6)
-        if q.captions else None,
-        "extra": json.dumps(extra, ensure_ascii=False, separators=(",", ":")),
-        "created": float(q.created), "updated": float(q.updated),
+        "extra": json.dumps(object_extras_to_json(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+        "created": float(obj.created), "updated": float(obj.updated),
     }
 
 
-def question_from_row(row: Any) -> QuestionRecord:
-    """A record from a ``questions`` row (a ``sqlite3.Row`` or mapping with the columns above)."""
+def object_from_row(row: Any) -> ObjectRecord:
+    """An object from an ``objects`` row joined with its category's name (``category_name``)."""
     try:
-        extra = json.loads(row["extra"] or "{}")
         mask = None
         if row["mask"] is not None:
             mask = {"size": [int(row["mask_h"]), int(row["mask_w"])], "counts": row["mask"]}
         auto = dict(mask) if row["auto_same"] and mask is not None else \
             (json.loads(row["auto_mask"]) if row["auto_mask"] else None)
-        heat = None
-        if row["heatmap"] is not None:
-            heat = (np.frombuffer(row["heatmap"], dtype="<f2").astype(np.float32)
-                    .reshape(int(row["heat_rows"]), int(row["heat_cols"])) * np.float32(row["heat_scale"]))
-        captions = json.loads(zlib.decompress(row["captions"]).decode("utf-8")) if row["captions"] else []
-        return QuestionRecord(
-            question=row["question"], answer=row["answer"], captions=captions,
-            itm_probability=row["itm_probability"], heatmap=heat,
-            auto_points=[point_from_json(p, "auto_points") for p in extra.get("auto_points", [])],
-            points=[point_from_json(p, "points") for p in extra.get("points", [])],
-            mask_rle=mask, auto_mask_rle=auto, mask_score=row["mask_score"],
-            mask_source=row["mask_source"], label=row["label"], alpha=float(row["alpha"]),
-            models={str(k): str(v) for k, v in extra.get("models", {}).items()},
-            random_weights=bool(row["random_weights"]), accepted=bool(row["accepted"]),
-            created=float(row["created"]), updated=float(row["updated"]),
-            timings={str(k): float(v) for k, v in extra.get("timings", {}).items()},
-            notes=[str(n) for n in extra.get("notes", [])],
-            stroke_add_rle=_stroke_layer(extra, "add"), stroke_erase_rle=_stroke_layer(extra, "erase"),
-            box=None if extra.get("box") is None else box_from_json(extra["box"]),
-            previous_answers=[previous_answer_from_json(a) for a in extra.get("previous_answers", [])],
-            points_asked=points_asked_from_json(extra.get("points_asked")))
-    except (ValueError, TypeError, KeyError, zlib.error) as err:
-        raise ProjectError(f"A question record of the project is damaged ({err}).") from err
+        obj = ObjectRecord(uid=row["uid"], category=row["category_name"], mask_rle=mask, auto_mask_rle=auto,
+                           mask_score=row["mask_score"], mask_source=row["mask_source"], source=row["source"],
+                           question=row["question"], accepted=bool(row["accepted"]), proposal=bool(row["proposal"]),
+                           order=int(row["draw_order"]), review=float(row["review"]),
+                           reasons=[str(r) for r in json.loads(row["reasons"] or "[]")],
+                           created=float(row["created"]), updated=float(row["updated"]))
+        return object_extras_from_json(obj, json.loads(row["extra"] or "{}"), "object")
+    except (ValueError, TypeError, KeyError) as err:
+        raise ProjectError(f"An object of the project is damaged ({err}).") from err
 
 
-def _stroke_layer(extra: dict, name: str) -> dict | None:
-    """One stroke layer's RLE from a row's ``extra`` (validated when decoded)."""
-    layer = (extra.get("strokes") or {})[name] if "strokes" in extra else None
-    if layer is not None and not (isinstance(layer, dict) and "size" in layer and "counts" in layer):
-        raise TypeError(f"the stroke layer {name!r} is not an RLE")
-    return layer
-
-
-def image_from_row(row: Any, questions: list[QuestionRecord] | None = None) -> ImageRecord:
+def image_from_row(row: Any, objects: list[ObjectRecord] | None = None,
+                   runs: list[QuestionRun] | None = None) -> ImageRecord:
     status = row["status"]
     return ImageRecord(path=row["path"], width=row["width"], height=row["height"], sha256=row["sha256"],
                        status=status if status in STATUSES else "pending", error=row["error"],
-                       questions=list(questions or []), added=float(row["added"]), id=int(row["id"]))
+                       objects=list(objects or []), runs=list(runs or []), added=float(row["added"]),
+                       id=int(row["id"]))
 
 
 def edit_from_row(row: Any) -> Edit:
     """An edit-log entry from an ``edits`` row."""
-    return Edit(row["id"], row["time"], row["image_id"], row["question_key"], row["source"], row["action"],
-                row["writer"], json.loads(row["detail"] or "{}"))
+    return Edit(row["id"], row["time"], row["image_id"], row["question_key"], row["object_uid"], row["source"],
+                row["action"], row["writer"], json.loads(row["detail"] or "{}"))
 
 
 def category_from_row(row: Any) -> Category:
     color = tuple(int(c) for c in row["color"].split(",")) if row["color"] else None
-    return Category(id=int(row["id"]), name=row["name"], color=color)  # type: ignore[arg-type]
-
-
-def list_state(status: str, latest: QuestionRecord | None) -> str:
-    """What the image list shows for an image: failed, accepted, edited, answered, asked or new."""
-    if status == "failed":
-        return "failed"
-    if latest is None:
-        return "new"
-    if latest.accepted:
-        return "accepted"
-    if latest.mask_source == "user":
-        return "edited"
-    if latest.answer is not None:
-        return "answered"
-    if latest.heatmap is not None:
-        return "asked"
-    return "new"
+    return Category(id=int(row["id"]), name=clean_label(row["name"]) or row["name"], color=color)  # type: ignore[arg-type]

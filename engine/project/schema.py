@@ -24,15 +24,17 @@ from ..errors import ProjectError
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "BUSY_TIMEOUT_S", "MIGRATIONS", "check_file",
            "connect", "initialise", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x514D534B  # "QMSK"
 BUSY_TIMEOUT_S = 30.0
 _MAGIC = b"SQLite format 3\x00"
 
-# Schema version 1. Image rows carry what the image list shows (state, review need, the latest
-# question and answer) so that the list never reads question records; ``seq`` grows with every
-# change, so a reader finds what other processes wrote since it last looked.
-_SCHEMA_V1 = """
+# Schema version 2. An image holds objects (instances, each with a category of the class list)
+# and question runs (the evidence a question produced, proposing objects). Image rows carry what
+# the image list shows (state, review need, the latest question and answer, object counts) so
+# that the list never reads objects; ``seq`` grows with every change, so a reader finds what
+# other processes wrote since it last looked.
+_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE categories (
     id INTEGER PRIMARY KEY,
@@ -54,32 +56,24 @@ CREATE TABLE images (
     question TEXT,
     answer TEXT,
     accepted INTEGER NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL DEFAULT 0
+    seq INTEGER NOT NULL DEFAULT 0,
+    objects INTEGER NOT NULL DEFAULT 0,
+    accepted_objects INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX images_review ON images (status = 'failed', review DESC, id);
 CREATE INDEX images_name ON images (name, id);
 CREATE INDEX images_state ON images (state, id);
 CREATE INDEX images_seq ON images (seq);
-CREATE TABLE questions (
+""" + "\n".join(f"{statement};" for statement in ("""CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
     key TEXT NOT NULL,
     question TEXT NOT NULL,
     answer TEXT,
-    label TEXT,
-    accepted INTEGER NOT NULL DEFAULT 0,
-    mask_source TEXT NOT NULL DEFAULT 'auto',
     itm_probability REAL,
-    mask_score REAL,
     alpha REAL NOT NULL DEFAULT 0.5,
+    instances TEXT NOT NULL DEFAULT 'one',
     random_weights INTEGER NOT NULL DEFAULT 0,
-    review REAL NOT NULL DEFAULT 0,
-    mask TEXT,
-    mask_h INTEGER,
-    mask_w INTEGER,
-    mask_area INTEGER,
-    auto_mask TEXT,
-    auto_same INTEGER NOT NULL DEFAULT 0,
     heatmap BLOB,
     heat_rows INTEGER,
     heat_cols INTEGER,
@@ -89,7 +83,32 @@ CREATE TABLE questions (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     UNIQUE (image_id, key)
-);
+)""", """CREATE TABLE objects (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL UNIQUE,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    category_id INTEGER REFERENCES categories (id) ON DELETE SET NULL,
+    source TEXT NOT NULL DEFAULT 'manual',
+    question TEXT,
+    run_key TEXT,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    proposal INTEGER NOT NULL DEFAULT 0,
+    draw_order INTEGER NOT NULL DEFAULT 0,
+    mask_source TEXT NOT NULL DEFAULT 'auto',
+    mask_score REAL,
+    review REAL NOT NULL DEFAULT 0,
+    reasons TEXT,
+    mask TEXT,
+    mask_h INTEGER,
+    mask_w INTEGER,
+    mask_area INTEGER,
+    auto_mask TEXT,
+    auto_same INTEGER NOT NULL DEFAULT 0,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+)""", "CREATE INDEX objects_image ON objects (image_id, draw_order, id)",
+    "CREATE INDEX objects_review ON objects (accepted, review DESC)")) + """
 CREATE TABLE edits (
     id INTEGER PRIMARY KEY,
     time REAL NOT NULL,
@@ -98,13 +117,31 @@ CREATE TABLE edits (
     source TEXT NOT NULL CHECK (source IN ('chain', 'user', 'import')),
     action TEXT NOT NULL,
     writer TEXT NOT NULL,
-    detail TEXT
+    detail TEXT,
+    object_uid TEXT
 );
 CREATE INDEX edits_image ON edits (image_id, id);
 """
+_V2_TABLES = _SCHEMA[_SCHEMA.index("CREATE TABLE runs"):_SCHEMA.index("CREATE TABLE edits")]
+
+
+def _objects_from_questions(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: every question record becomes a question run and, where it holds a mask,
+    prompts or an accept flag, an object (:func:`engine.project.legacy.split_legacy`), nothing
+    lost; the edit log's entries of a question name its object too."""
+    from .legacy import objects_from_question_rows
+
+    con.execute("ALTER TABLE images ADD COLUMN objects INTEGER NOT NULL DEFAULT 0")
+    con.execute("ALTER TABLE images ADD COLUMN accepted_objects INTEGER NOT NULL DEFAULT 0")
+    con.execute("ALTER TABLE edits ADD COLUMN object_uid TEXT")
+    for statement in _V2_TABLES.split(";"):
+        if statement.strip():
+            con.execute(statement)
+    objects_from_question_rows(con)
+    con.execute("DROP TABLE questions")
 
 # version -> SQL (or a function of the connection) turning schema ``version`` into ``version + 1``.
-MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _objects_from_questions}
 
 
 def check_file(path: Path) -> None:
@@ -154,7 +191,7 @@ def initialise(con: sqlite3.Connection) -> None:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _SCHEMA_V1.split(";"):
+        for statement in _SCHEMA.split(";"):
             if statement.strip():
                 con.execute(statement)
         con.execute(f"PRAGMA application_id={APPLICATION_ID}")

@@ -4,12 +4,12 @@ Quick use (the app, ``qmask batch`` and ``qmask import`` all go through this)::
 
     project = Project.open_or_create("work/birds.qmask")   # a v1 .qmask.json is converted once
     image = project.add_image("work/images/a.jpg", width=640, height=480)  # path -> relative
-    project.record_chain(image.path, chain, label="bird")   # one transaction
-    record.set_mask(edited, source="user"); project.put_question(image, record, source="user")
+    project.record_chain(image.path, chain, category="bird")  # its run and proposals, one transaction
+    obj.set_mask(edited, source="user"); project.put_object(image, obj, source="user")
 
 Every write method is one short transaction: nothing is written in bulk later, there is no
 ``save``. Reads return copies (:mod:`engine.project.records`); the image list reads
-:class:`ImageRow` summaries (no question records) and an image's records load when asked.
+:class:`ImageRow` summaries (no objects) and an image's objects and runs load when asked.
 Several processes may write one project at once (see :mod:`engine.project.schema`): each change
 lands; when two change the same record the later wins and the edit log keeps both.
 
@@ -29,8 +29,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import InputError, ProjectError
 from . import schema
-from .records import Category, Edit, ImageRecord, ImageRow, QuestionRecord
-from .rows import QUESTION_COLUMNS, category_from_row, edit_from_row, image_from_row, question_from_row
+from .objects import ObjectRecord
+from .records import Category, Edit, ImageRecord, ImageRow
+from .rows import RUN_COLUMNS, category_from_row, edit_from_row, image_from_row, object_from_row, run_from_row
+from .runs import QuestionRun
+from .tables import OBJECT_SELECT
 from .writes import ORDERS, ProjectWrites
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
@@ -47,7 +50,7 @@ class Project(ProjectWrites):
         self.path = Path(path)
         self.writer = f"{writer}@{socket.gethostname()}:{os.getpid()}"
         self.notice = ""  # a message for the user about how the project was opened (e.g. converted)
-        self.reads = {"images": 0, "questions": 0}  # records read (tests count what the app reads)
+        self.reads = {"images": 0, "objects": 0, "runs": 0}  # records read (tests count what the app reads)
         # Change numbers of this Project's own writes, to tell them from other processes' writes.
         # A set, not the last number per image: a write still in its transaction has the next
         # number already, and the one before, committed, must still read as ours.
@@ -225,16 +228,17 @@ class Project(ProjectWrites):
         return [(r[0], r[1]) for r in self._con().execute(f"SELECT id, path FROM images ORDER BY {ORDERS[order]}")]
 
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
-        """List summaries of these images (no question records)."""
+        """List summaries of these images (no objects, no runs)."""
         out: dict[int, ImageRow] = {}
         ids = list(ids)
         for i in range(0, len(ids), _CHUNK):
             part = ids[i:i + _CHUNK]
-            rows = self._read("SELECT id, path, status, error, state, review, question, answer, accepted, seq "
-                              f"FROM images WHERE id IN ({','.join('?' * len(part))})", part)
+            rows = self._read("SELECT id, path, status, error, state, review, question, answer, accepted, seq, "
+                              f"objects, accepted_objects FROM images WHERE id IN ({','.join('?' * len(part))})", part)
             for r in rows:
                 out[r["id"]] = ImageRow(r["id"], r["path"], r["status"], r["error"], r["state"], r["review"],
-                                        r["question"], r["answer"], bool(r["accepted"]), r["seq"])
+                                        r["question"], r["answer"], bool(r["accepted"]), r["seq"], r["objects"],
+                                        r["accepted_objects"])
         self.reads["images"] += len(out)
         return out
 
@@ -247,33 +251,45 @@ class Project(ProjectWrites):
     def last_seq(self) -> int:
         return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM images")[0][0])
 
-    def _questions(self, image_ids: list[int]) -> dict[int, list[QuestionRecord]]:
-        out: dict[int, list[QuestionRecord]] = {i: [] for i in image_ids}
-        cols = ", ".join(QUESTION_COLUMNS)
+    def _objects(self, image_ids: list[int]) -> dict[int, list[ObjectRecord]]:
+        out: dict[int, list[ObjectRecord]] = {i: [] for i in image_ids}
         for i in range(0, len(image_ids), _CHUNK):
             part = image_ids[i:i + _CHUNK]
-            for r in self._read(f"SELECT image_id, {cols} FROM questions WHERE image_id IN "
-                                f"({','.join('?' * len(part))}) ORDER BY id", part):
-                out[r["image_id"]].append(question_from_row(r))
-                self.reads["questions"] += 1
+            for r in self._read(f"{OBJECT_SELECT} WHERE o.image_id IN ({','.join('?' * len(part))}) "
+                                "ORDER BY o.image_id, o.draw_order, o.id", part):
+                out[r["image_id"]].append(object_from_row(r))
+                self.reads["objects"] += 1
         return out
 
-    def get_image(self, image_id: int, *, questions: bool = True) -> ImageRecord | None:
+    def _runs(self, image_ids: list[int]) -> dict[int, list[QuestionRun]]:
+        out: dict[int, list[QuestionRun]] = {i: [] for i in image_ids}
+        cols = ", ".join(RUN_COLUMNS)
+        for i in range(0, len(image_ids), _CHUNK):
+            part = image_ids[i:i + _CHUNK]
+            for r in self._read(f"SELECT image_id, {cols} FROM runs WHERE image_id IN "
+                                f"({','.join('?' * len(part))}) ORDER BY id", part):
+                out[r["image_id"]].append(run_from_row(r))
+                self.reads["runs"] += 1
+        return out
+
+    def get_image(self, image_id: int, *, records: bool = True) -> ImageRecord | None:
+        """An image with its objects and runs (``records`` False: its own fields only)."""
         rows = self._read("SELECT * FROM images WHERE id = ?", (image_id,))
         if not rows:
             return None
         self.reads["images"] += 1
-        qs = self._questions([image_id])[image_id] if questions else []
-        return image_from_row(rows[0], qs)
+        if not records:
+            return image_from_row(rows[0])
+        return image_from_row(rows[0], self._objects([image_id])[image_id], self._runs([image_id])[image_id])
 
-    def find_image(self, path: str | os.PathLike[str], *, questions: bool = True) -> ImageRecord | None:
+    def find_image(self, path: str | os.PathLike[str], *, records: bool = True) -> ImageRecord | None:
         """The record of an image given its path (absolute, cwd-relative or stored form)."""
         rows = self._read("SELECT id FROM images WHERE path = ?", (str(path),)) if isinstance(path, str) else []
         if not rows:
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
-        return self.get_image(rows[0][0], questions=questions) if rows else None
+        return self.get_image(rows[0][0], records=records) if rows else None
 
-    def iter_images(self, *, questions: bool = True, order: str = "added",
+    def iter_images(self, *, records: bool = True, order: str = "added",
                     where: str = "", args: Iterable[Any] = ()) -> Iterator[ImageRecord]:
         """Every image (optionally filtered by an SQL condition on ``images``), a chunk at a time:
         memory does not grow with the project."""
@@ -282,29 +298,44 @@ class Project(ProjectWrites):
         for i in range(0, len(ids), _CHUNK):
             part = ids[i:i + _CHUNK]
             rows = {r["id"]: r for r in self._read(f"SELECT * FROM images WHERE id IN ({','.join('?' * len(part))})", part)}
-            qs = self._questions(part) if questions else {}
+            objs = self._objects(part) if records else {}
+            runs = self._runs(part) if records else {}
             for image_id in part:
                 if image_id in rows:
                     self.reads["images"] += 1
-                    yield image_from_row(rows[image_id], qs.get(image_id, []))
+                    yield image_from_row(rows[image_id], objs.get(image_id, []), runs.get(image_id, []))
 
     def known_questions(self) -> set[tuple[str, str]]:
-        """``(image path, question key)`` of every question of every image processed without error."""
+        """``(image path, question key)`` of every run of every image processed without error."""
         return {(r[0], r[1]) for r in self._con().execute(
-            "SELECT i.path, q.key FROM questions q JOIN images i ON i.id = q.image_id WHERE i.status = 'ok'")}
+            "SELECT i.path, q.key FROM runs q JOIN images i ON i.id = q.image_id WHERE i.status = 'ok'")}
 
-    def question_summaries(self) -> dict[int, list[sqlite3.Row]]:
-        """Per image id, its questions' small columns (key, question, label, accepted, mask_area,
-        mask_h, mask_w), in record order: what an export plans with, without reading records."""
+    def object_summaries(self) -> dict[int, list[sqlite3.Row]]:
+        """Per image id, its objects' small columns (id, uid, question, category, accepted,
+        mask_area, mask_h, mask_w), in drawing order: what an export plans with, without reading
+        objects."""
         out: dict[int, list[sqlite3.Row]] = {}
-        for r in self._con().execute("SELECT image_id, key, question, label, accepted, mask_area, mask_h, mask_w "
-                                     "FROM questions ORDER BY image_id, id"):
+        for r in self._con().execute("SELECT o.image_id, o.id, o.uid, o.question, c.name AS category, o.accepted, "
+                                     "o.mask_area, o.mask_h, o.mask_w FROM objects o LEFT JOIN categories c "
+                                     "ON c.id = o.category_id ORDER BY o.image_id, o.draw_order, o.id"):
             out.setdefault(r["image_id"], []).append(r)
         return out
+
+    def review_queue(self, limit: int = 100) -> list[tuple[int, str, float]]:
+        """The objects most in need of a person, ``(image id, object uid, need)``, highest first
+        (accepted objects need none)."""
+        return [(r[0], r[1], float(r[2])) for r in self._read(
+            "SELECT image_id, uid, review FROM objects WHERE NOT accepted ORDER BY review DESC, id LIMIT ?",
+            (int(limit),))]
 
     @property
     def categories(self) -> list[Category]:
         return [category_from_row(r) for r in self._read("SELECT * FROM categories ORDER BY id")]
+
+    def category_counts(self) -> dict[int, int]:
+        """Per category id, how many objects have it."""
+        return {int(r[0]): int(r[1]) for r in self._read(
+            "SELECT category_id, COUNT(*) FROM objects WHERE category_id IS NOT NULL GROUP BY category_id")}
 
     def category(self, name: str | None) -> Category | None:
         rows = self._read("SELECT * FROM categories WHERE name = ?", (name,))
@@ -315,7 +346,7 @@ class Project(ProjectWrites):
         return {r["key"]: r["value"] for r in self._read("SELECT key, value FROM meta")}
 
     def count_accepted(self, ids: list[int] | None = None) -> int:
-        """Images with an accepted mask: all of them, or among ``ids``."""
+        """Images whose every object is accepted (done): all of them, or among ``ids``."""
         if ids is None or len(ids) >= self.count_images():
             return int(self._read("SELECT COUNT(*) FROM images WHERE accepted")[0][0])
         total = 0
@@ -328,13 +359,14 @@ class Project(ProjectWrites):
     def summary(self) -> dict[str, int]:
         r = self._read("SELECT COUNT(*), SUM(status = 'ok'), SUM(status = 'failed'), SUM(status = 'pending') "
                        "FROM images")[0]
-        q = self._read("SELECT COUNT(*), SUM(accepted) FROM questions")[0]
+        o = self._read("SELECT COUNT(*), SUM(accepted) FROM objects")[0]
+        q = self._read("SELECT COUNT(*) FROM runs")[0]
         return {"images": r[0], "ok": r[1] or 0, "failed": r[2] or 0, "pending": r[3] or 0,
-                "questions": q[0], "accepted": q[1] or 0}
+                "objects": o[0], "accepted": o[1] or 0, "questions": q[0]}
 
     def missing_images(self) -> list[ImageRecord]:
-        """Records whose file is not where the project says (reads every image row, not their questions)."""
-        return [img for img in self.iter_images(questions=False) if not self.abs_path(img).is_file()]
+        """Records whose file is not where the project says (reads every image row, not their objects)."""
+        return [img for img in self.iter_images(records=False) if not self.abs_path(img).is_file()]
 
     def edits_for(self, image_ids: list[int]) -> dict[int, list[Edit]]:
         """The edit logs of these images, a chunk per query (exports read them alongside records)."""

@@ -1,25 +1,25 @@
 """The project store's writes: every method one short transaction where the change happens.
 
 Each write bumps the image's change number (``seq``, so other processes find what changed),
-refreshes the image row's list columns from its latest question (so the list never reads
-records) and appends to the edit log: what changed, from which source (chain, user, import),
-by which writer, when. :class:`ProjectWrites` is a part of :class:`engine.project.store.Project`.
+refreshes the image row's list columns from its objects and latest run (so the list never reads
+them) and appends to the edit log: what changed (which object, which question), from which
+source (chain, user, import), by which writer, when. :class:`ProjectWrites` is a part of :class:`engine.project.store.Project`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Iterable, Literal
 
 from ..errors import InputError, ProjectError
-from .records import (Category, ImageRecord, QuestionRecord, RelocateReport, clean_label, displayed_size,
-                      normalise_question, record_from_chain)
-from .rows import category_from_row, list_state, question_row
+from . import tables as T
+from .objects import ObjectRecord
+from .from_chain import proposals_from_chain
+from .records import Category, ImageRecord, RelocateReport, clean_label, displayed_size, normalise_question
+from .runs import QuestionRun
 
 __all__ = ["ProjectWrites", "Source", "ORDERS"]
 
@@ -66,7 +66,7 @@ class ProjectWrites:
         now = time.time()
         for i in range(0, len(rels), _CHUNK):
             with self._write() as con:
-                seq = self._next_seq(con)
+                seq = T.next_seq(con)
                 for rel in rels[i:i + _CHUNK]:
                     w, h = (sizes or {}).get(rel, (None, None))
                     cur = con.execute("INSERT OR IGNORE INTO images (path, name, width, height, sha256, added, seq) "
@@ -84,87 +84,138 @@ class ProjectWrites:
                         "error = ? WHERE id = ?",
                         (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error, img.id))
             self._bump(con, img.id)
-            self._refresh_summary(con, img.id)
+            T.refresh_summary(con, img.id)
 
-    def put_question(self, img: ImageRecord, record: QuestionRecord, *, source: Source = "user",
-                     action: str = "edit") -> QuestionRecord:
-        """Insert or replace the record of ``record.question`` on this image, with an edit-log entry."""
+    def put_object(self, img: ImageRecord, obj: ObjectRecord, *, source: Source = "user",
+                   action: str = "edit") -> ObjectRecord:
+        """Insert or update one object of this image, with an edit-log entry (one transaction)."""
+        return self.put_changes(img, objects=[obj], source=source, action=action)[0]
+
+    def put_changes(self, img: ImageRecord, *, objects: Iterable[ObjectRecord] = (),
+                    removed: Iterable[str] = (), runs: Iterable[QuestionRun] = (), source: Source = "user",
+                    action: str = "edit") -> list[ObjectRecord]:
+        """Several changes of one image in one transaction: runs written (a run replaces the
+        image's run of the same question), objects written, objects removed (by uid); each object
+        change and removal logged. Returns the objects written (their review need filled in)."""
         if img.id is None:
             raise ProjectError(f"{img.path} is not in the project {self.path.name}.")
-        row = question_row(record)
-        cols = ", ".join(row)
+        objects, removed, runs = list(objects), list(removed), list(runs)
         with self._write() as con:
-            con.execute(f"INSERT INTO questions (image_id, {cols}) VALUES (?, {', '.join('?' * len(row))}) "
-                        f"ON CONFLICT (image_id, key) DO UPDATE SET "
-                        + ", ".join(f"{c} = excluded.{c}" for c in row if c != "created"),
-                        (img.id, *row.values()))
-            self._log(con, img.id, record.key, source, action, _edit_detail(record, source))
+            for run in runs:
+                T.upsert_run(con, img.id, run)
+                T.log_edit(con, img.id, self.writer, source if source != "user" else "chain", action,
+                           {"answer": run.answer, "models": run.models}, question_key=run.key)
+            affected = {r.key for r in runs}
+            for obj in objects:
+                key = None if obj.question is None else normalise_question(obj.question)
+                T.upsert_object(con, img.id, obj)
+                T.log_edit(con, img.id, self.writer, source, action, _edit_detail(obj, source),
+                           question_key=key, object_uid=obj.uid)
+            if removed:
+                affected |= {r[0] for r in con.execute(
+                    f"SELECT DISTINCT run_key FROM objects WHERE image_id = ? AND uid IN ({','.join('?' * len(removed))})",
+                    (img.id, *removed)) if r[0] is not None}
+                T.delete_objects(con, img.id, removed)
+                for uid in removed:
+                    T.log_edit(con, img.id, self.writer, source, "remove", {}, object_uid=uid)
+            if len(objects) > 1 or removed or runs:
+                affected |= {normalise_question(o.question) for o in objects if o.question is not None}
+                for key in affected:
+                    T.refresh_run_reviews(con, img.id, key)
             self._bump(con, img.id)
-            self._refresh_summary(con, img.id)
-        img.upsert_question(record)
-        return record
+            T.refresh_summary(con, img.id)
+        for run in runs:
+            img.runs = [r for r in img.runs if r.key != run.key] + [run]
+        gone = set(removed)
+        kept = {o.uid: o for o in img.objects if o.uid not in gone}
+        kept.update({o.uid: o for o in objects})
+        img.objects = sorted(kept.values(), key=lambda o: o.order)
+        return objects
 
-    def remove_question(self, img: ImageRecord, question: str, *, source: Source = "user") -> bool:
+    def remove_objects(self, img: ImageRecord, uids: Iterable[str], *, source: Source = "user") -> None:
+        self.put_changes(img, removed=list(uids), source=source, action="remove")
+
+    def put_run(self, img: ImageRecord, run: QuestionRun, *, source: Source = "chain", action: str = "run") -> None:
+        """Insert or replace the image's run of ``run.question`` (one transaction)."""
+        self.put_changes(img, runs=[run], source=source, action=action)
+
+    def remove_run(self, img: ImageRecord, question: str, *, source: Source = "user") -> bool:
+        """Drop the run of ``question`` (the objects it proposed stay: they are the image's)."""
         key = normalise_question(question)
         with self._write() as con:
-            gone = con.execute("DELETE FROM questions WHERE image_id = ? AND key = ?", (img.id, key)).rowcount
+            gone = con.execute("DELETE FROM runs WHERE image_id = ? AND key = ?", (img.id, key)).rowcount
             if gone:
-                self._log(con, img.id, key, source, "remove", {})
+                T.log_edit(con, img.id, self.writer, source, "remove run", {}, question_key=key)
                 self._bump(con, img.id)
-                self._refresh_summary(con, img.id)
-        img.remove_question(question)
+                T.refresh_summary(con, img.id)
+        img.runs = [r for r in img.runs if r.key != key]
         return bool(gone)
 
-    def record_chain(self, image_path: str | os.PathLike[str], chain: Any, *, label: str | None = None,
-                     sha256: str | None = None) -> QuestionRecord:
-        """Store a ChainResult for an image (added if new), replacing an older run of the same question."""
-        return self.record_result(image_path, record_from_chain(chain, label=label), chain.image_size, sha256=sha256)
+    def record_chain(self, image_path: str | os.PathLike[str], chain: Any, *, category: str | None = None,
+                     sha256: str | None = None, source: str = "batch") -> tuple[QuestionRun, list[ObjectRecord]]:
+        """Store a ChainResult for an image (added if new): its run, and its proposals as objects."""
+        run, objects = proposals_from_chain(chain, category=category, source=source)  # type: ignore[arg-type]
+        self.record_run(image_path, run, objects, chain.image_size, sha256=sha256)
+        return run, objects
 
-    def record_result(self, image_path: str | os.PathLike[str], record: QuestionRecord, size: tuple[int, int], *,
-                      sha256: str | None = None) -> QuestionRecord:
-        """:meth:`record_chain` for a record already made from the chain (``record_from_chain``, as
-        ``qmask batch`` does: a Ray worker sends the record, not the chain's arrays); ``size`` (W, H)."""
+    def record_run(self, image_path: str | os.PathLike[str], run: QuestionRun, objects: list[ObjectRecord],
+                   size: tuple[int, int], *, sha256: str | None = None) -> list[ObjectRecord]:
+        """:meth:`record_chain` for a run and objects already made from the chain (as ``qmask batch``
+        does: a Ray worker sends these, not the chain's arrays); ``size`` (W, H). An earlier run
+        of the same question is replaced, and of the objects it proposed those nobody touched
+        (kept, edited, labelled, accepted) are replaced by the new proposals; the others stay.
+        Returns the objects now on the image from this run."""
         w, h = size
-        label = record.label
-        img = self.find_image(image_path, questions=False) or self.add_image(image_path)
+        img = self.find_image(image_path) or self.add_image(image_path)
         img.mark_ok(w, h)
         img.sha256 = sha256 or img.sha256
-        row = question_row(record)
-        cols = ", ".join(row)
-        with self._write() as con:  # the image, its category and its record in one transaction
-            if label is not None:
-                self._ensure_category(con, label)
+        stale = [o.uid for o in img.objects if o.question is not None
+                 and normalise_question(o.question) == run.key and not o.touched]
+        top = max((o.order for o in img.objects if o.uid not in stale), default=-1)
+        for i, obj in enumerate(objects):
+            obj.order = top + 1 + i
+        run.object_uids = [o.uid for o in objects] + [o.uid for o in img.objects
+                                                      if o.question is not None and o.uid not in stale
+                                                      and normalise_question(o.question) == run.key]
+        with self._write() as con:  # the image, its run and its objects in one transaction
             con.execute("UPDATE images SET width = ?, height = ?, sha256 = ?, status = 'ok', error = NULL WHERE id = ?",
                         (img.width, img.height, img.sha256, img.id))
-            con.execute(f"INSERT OR REPLACE INTO questions (image_id, {cols}) VALUES (?, {', '.join('?' * len(row))})",
-                        (img.id, *row.values()))
-            self._log(con, img.id, record.key, "chain", "chain", _edit_detail(record, "chain"))
+            T.upsert_run(con, img.id, run)
+            T.log_edit(con, img.id, self.writer, "chain", "chain", {"answer": run.answer, "models": run.models},
+                       question_key=run.key)
+            T.delete_objects(con, img.id, stale)
+            for obj in objects:
+                T.upsert_object(con, img.id, obj, review=(0.0, []))
+            T.refresh_run_reviews(con, img.id, run.key)
             self._bump(con, img.id)
-            self._refresh_summary(con, img.id)
-        return record
+            T.refresh_summary(con, img.id)
+        return objects
 
-    def clear_questions(self, img: ImageRecord, *, source: Source = "chain", reason: str = "") -> None:
-        """Drop every question of an image (its file changed: the masks no longer fit)."""
+    def clear_annotations(self, img: ImageRecord, *, source: Source = "chain", reason: str = "") -> None:
+        """Drop every object and run of an image (its file changed: the masks no longer fit)."""
         with self._write() as con:
-            con.execute("DELETE FROM questions WHERE image_id = ?", (img.id,))
-            self._log(con, img.id, None, source, "clear", {"reason": reason})
+            con.execute("DELETE FROM objects WHERE image_id = ?", (img.id,))
+            con.execute("DELETE FROM runs WHERE image_id = ?", (img.id,))
+            T.log_edit(con, img.id, self.writer, source, "clear", {"reason": reason})
             self._bump(con, img.id)
-            self._refresh_summary(con, img.id)
-        img.questions.clear()
+            T.refresh_summary(con, img.id)
+        img.objects.clear()
+        img.runs.clear()
 
     def import_records(self, images: list[ImageRecord], categories: Iterable[Category] = ()) -> None:
-        """Add images with their (new) question records, a chunk of images per transaction.
+        """Add images with their (new) objects and runs.
 
         Categories first (their ``id`` is kept when free). An image already in the project gets
-        the new size, status and hash; a question it already has is kept as it is.
+        the new size, status and hash; an object whose uid it already has, or a run of a question
+        it already has, is kept as it is.
         """
         with self._write() as con:
             for c in categories:
-                self._ensure_category(con, c.name, c.id or None)
+                T.ensure_category(con, c.name, c.id or None, c.color)
         for i in range(0, len(images), _CHUNK // 2):
             with self._write() as con:
                 for img in images[i:i + _CHUNK // 2]:
-                    seq = self._next_seq(con)
+                    seq = T.next_seq(con)
                     con.execute("INSERT INTO images (path, name, width, height, sha256, status, error, added, seq) "
                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                                 "width = excluded.width, height = excluded.height, status = excluded.status, "
@@ -173,13 +224,26 @@ class ProjectWrites:
                                 (img.path, img.name, img.width, img.height, img.sha256, img.status, img.error,
                                  img.added, seq))
                     img.id = con.execute("SELECT id FROM images WHERE path = ?", (img.path,)).fetchone()[0]
-                    for q in img.questions:
-                        row = question_row(q)
-                        cur = con.execute(f"INSERT OR IGNORE INTO questions (image_id, {', '.join(row)}) "
-                                          f"VALUES (?, {', '.join('?' * len(row))})", (img.id, *row.values()))
-                        if cur.rowcount:
-                            self._log(con, img.id, q.key, "import", "import", _edit_detail(q, "import"))
-                    self._refresh_summary(con, img.id)
+                    top = con.execute("SELECT COALESCE(MAX(draw_order), -1) FROM objects WHERE image_id = ?",
+                                      (img.id,)).fetchone()[0]
+                    for run in img.runs:
+                        if not con.execute("SELECT 1 FROM runs WHERE image_id = ? AND key = ?",
+                                           (img.id, run.key)).fetchone():
+                            T.upsert_run(con, img.id, run)
+                    runs = {r.key: r for r in img.runs}
+                    kept = {k: sum(1 for o in img.objects if o.question and normalise_question(o.question) == k)
+                            for k in runs}
+                    for obj in img.objects:
+                        if con.execute("SELECT 1 FROM objects WHERE uid = ?", (obj.uid,)).fetchone():
+                            continue
+                        top += 1
+                        obj.order = top
+                        key = normalise_question(obj.question) if obj.question else None
+                        review = T.object_review(obj, runs[key], kept[key]) if key in runs else None
+                        T.upsert_object(con, img.id, obj, review=review)
+                        T.log_edit(con, img.id, self.writer, "import", "import", _edit_detail(obj, "import"),
+                                   object_uid=obj.uid)
+                    T.refresh_summary(con, img.id)
 
     def move_images(self, moves: list[tuple[int, str]]) -> None:
         """New stored paths for images (id, relative path), in one transaction (a relocation)."""
@@ -188,7 +252,7 @@ class ProjectWrites:
                 old = con.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
                 con.execute("UPDATE images SET path = ?, name = ? WHERE id = ?", (rel, PurePosixPath(rel).name, image_id))
                 self._bump(con, image_id)
-                self._log(con, image_id, None, "user", "relocate", {"from": old[0] if old else None, "to": rel})
+                T.log_edit(con, image_id, self.writer, "user", "relocate", {"from": old[0] if old else None, "to": rel})
 
     def relocate(self, new_folder: str | os.PathLike[str], **options: Any) -> "RelocateReport":
         """See :func:`engine.project.relocate.relocate`."""
@@ -196,84 +260,59 @@ class ProjectWrites:
 
         return relocate(self, new_folder, **options)
 
-    def ensure_category(self, name: str) -> Category:
+    def ensure_category(self, name: str, color: tuple[int, int, int] | None = None) -> Category:
         """The category called ``name``, created with the next free id if new."""
         with self._write() as con:
-            return self._ensure_category(con, name)
+            return T.ensure_category(con, name, color=color)
+
+    def set_classes(self, names: Iterable[str]) -> list[Category]:
+        """Add these classes to the class list, in order (those it has keep their ids and colours)."""
+        with self._write() as con:
+            return [T.ensure_category(con, n) for n in names if clean_label(n)]
+
+    def rename_category(self, old: str, new: str) -> Category:
+        """Rename a class; its objects follow (they refer to it by id). Refuses a name in use."""
+        new = clean_label(new)
+        if not new:
+            raise InputError("A class needs a name.")
+        with self._write() as con:
+            row = con.execute("SELECT id FROM categories WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                raise InputError(f"There is no class called {old!r}.")
+            if new != old and con.execute("SELECT 1 FROM categories WHERE name = ?", (new,)).fetchone():
+                raise InputError(f"There is a class called {new!r} already.")
+            con.execute("UPDATE categories SET name = ? WHERE id = ?", (new, row[0]))
+            for (image_id,) in con.execute("SELECT DISTINCT image_id FROM objects WHERE category_id = ?",
+                                           (row[0],)).fetchall():
+                self._bump(con, image_id)
+            return Category(id=int(row[0]), name=new)
+
+    def set_category_color(self, name: str, color: tuple[int, int, int] | None) -> None:
+        with self._write() as con:
+            con.execute("UPDATE categories SET color = ? WHERE name = ?",
+                        (None if color is None else ",".join(str(int(c)) for c in color), name))
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (str(key), str(value)))
 
     # -- internals ------------------------------------------------------------------------
-    def _ensure_category(self, con: sqlite3.Connection, name: str, cat_id: int | None = None) -> Category:
-        name = clean_label(name)
-        if not name:
-            raise InputError("A label needs a name.")
-        row = con.execute("SELECT * FROM categories WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            return category_from_row(row)
-        if cat_id is None or con.execute("SELECT 1 FROM categories WHERE id = ?", (cat_id,)).fetchone():
-            cat_id = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM categories").fetchone()[0]
-        con.execute("INSERT INTO categories (id, name) VALUES (?, ?)", (cat_id, name))
-        return Category(id=int(cat_id), name=name)
-
-    @staticmethod
-    def _next_seq(con: sqlite3.Connection) -> int:
-        return int(con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM images").fetchone()[0])
-
     def _bump(self, con: sqlite3.Connection, image_id: int | None) -> None:
         """Give the image the next change number, remembered as this Project's own change."""
-        seq = self._next_seq(con)
+        seq = T.next_seq(con)
         con.execute("UPDATE images SET seq = ? WHERE id = ?", (seq, image_id))
         with self._lock:
             self._own_seqs.add(seq)
 
-    def _log(self, con: sqlite3.Connection, image_id: int, key: str | None, source: str, action: str,
-             detail: dict) -> None:
-        con.execute("INSERT INTO edits (time, image_id, question_key, source, action, writer, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (time.time(), image_id, key, source, action, self.writer,
-                     json.dumps(detail, ensure_ascii=False, separators=(",", ":"))))
 
-    @staticmethod
-    def _refresh_summary(con: sqlite3.Connection, image_id: int) -> None:
-        """The image row's list columns from its latest question (the list never reads records)."""
-        status = con.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()[0]
-        latest = con.execute("SELECT question, answer, accepted, mask_source, heatmap IS NOT NULL AS asked "
-                             "FROM questions WHERE image_id = ? ORDER BY updated DESC, id DESC LIMIT 1",
-                             (image_id,)).fetchone()
-        review, accepted = con.execute("SELECT COALESCE(MAX(review), 0), COALESCE(MAX(accepted), 0) "
-                                       "FROM questions WHERE image_id = ?", (image_id,)).fetchone()
-        state = list_state(status, None if latest is None else _Latest(*latest))
-        con.execute("UPDATE images SET state = ?, review = ?, question = ?, answer = ?, accepted = ? WHERE id = ?",
-                    (state, review, None if latest is None else latest[0], None if latest is None else latest[1],
-                     accepted, image_id))
-
-
-
-
-@dataclass
-class _Latest:  # the columns list_state needs, as record attributes
-    question: str
-    answer: str | None
-    accepted: int
-    mask_source: str
-    asked: int
-
-    @property
-    def heatmap(self) -> object | None:
-        return True if self.asked else None
-
-
-def _edit_detail(record: QuestionRecord, source: str) -> dict:
-    """What the edit log keeps of a change: a person's or an import's work whole (points, mask,
-    label, acceptance), the chain's by reference (its answer and models)."""
+def _edit_detail(obj: ObjectRecord, source: str) -> dict:
+    """What the edit log keeps of an object's change: a person's or an import's work whole
+    (points, box, mask, category, acceptance), the chain's by reference."""
     if source == "chain":
-        return {"answer": record.answer, "models": record.models}
+        return {"question": obj.question, "category": obj.category}
     from .codec import box_to_json, point_to_json
 
-    return {"points": [point_to_json(p) for p in record.points],
-            "box": None if record.box is None else box_to_json(record.box), "mask": record.mask_rle,
-            "mask_source": record.mask_source, "label": record.label, "accepted": record.accepted,
-            "alpha": record.alpha, "answer": record.answer}
+    return {"points": [point_to_json(p) for p in obj.points],
+            "box": None if obj.box is None else box_to_json(obj.box), "mask": obj.mask_rle,
+            "mask_source": obj.mask_source, "category": obj.category, "accepted": obj.accepted,
+            "proposal": obj.proposal, "order": obj.order}
