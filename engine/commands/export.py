@@ -4,7 +4,8 @@ Each format is written in its readers' convention: COCO polygons on pixel edges 
 YOLO and LabelMe polygons through pixel centres (Ultralytics, supervision, labelme), LabelMe
 files named after their images, data.yaml without an absolute path. --copy-images makes a
 self-contained dataset in the format's standard layout (images copied upright, relative
-paths), split into train and val with --val.
+paths), split into train and val with --val. --grounded-vqa adds, beside a COCO file, each
+question with its answer, captions and the instances it grounds (JSON Lines).
 
 Every export also writes provenance/qmask-provenance.json (where no dataset reader looks):
 questions, answers, automatic points versus user edits, the IoU between the automatic and the
@@ -56,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="COCO: also write question, answer and acceptance as CVAT-style 'attributes' "
                              "(datumaro's validators report them as undefined; they are always in each "
                              "annotation's 'qmask' field, which readers ignore)")
+    parser.add_argument("--grounded-vqa", action="store_true",
+                        help="COCO: also write, beside each COCO file, <stem>.grounded_vqa.jsonl: per image, each "
+                             "question with its answer, the captions it used and the instances it grounds "
+                             "(COCO annotation ids and RLE masks), for training and evaluating grounded VQA")
     parser.add_argument("--no-copy-images", action="store_true",
                         help="YOLO without --copy-images: do not link the images into OUT/images")
     parser.add_argument("--images", metavar="DIR",
@@ -99,6 +104,6 @@ def _export(project: "Project", args: argparse.Namespace) -> int:
                             only_accepted=args.only_accepted, tolerance=args.tolerance,
                             labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images,
                             self_contained=args.copy_images, val_fraction=args.val, seed=args.seed,
-                            coco_attributes=args.coco_attributes)
+                            coco_attributes=args.coco_attributes, grounded_vqa=args.grounded_vqa)
     print(report)
     return 0

@@ -14,7 +14,8 @@ nothing new behind. Layouts, per format (``SPLIT`` is ``train``/``val`` with a s
 
 - ``coco``: ``out`` is a ``.json`` file, or a folder receiving ``annotations.json``; RLE by
   default, ``polygons=True`` for exact (keyhole) polygons. Self-contained: ``images/[SPLIT/]``
-  and ``annotations/instances_{default|SPLIT}.json``.
+  and ``annotations/instances_{default|SPLIT}.json``. ``grounded_vqa=True``: each COCO file's
+  questions, answers, captions and grounded instances in ``<stem>.grounded_vqa.jsonl`` beside it.
 - ``yolo``: ``images/[SPLIT/]``, ``labels/[SPLIT/]``, ``classes.txt``, ``data.yaml``.
 - ``labelme``: one ``<image stem>.json`` per image, in the images' subfolders (where labelme
   looks with ``--output``); self-contained: each image beside its JSON, in ``[SPLIT/]``.
@@ -66,7 +67,7 @@ def export_project(project: Project, fmt: str, out: str | Path,
                    polygons: bool = False, only_accepted: bool = False, tolerance: float = 0.0,
                    labelme_force_mask: bool = False, copy_images: bool = True,
                    self_contained: bool = False, val_fraction: float = 0.0, seed: int = 0,
-                   coco_attributes: bool = False) -> ExportReport:
+                   coco_attributes: bool = False, grounded_vqa: bool = False) -> ExportReport:
     """Export ``project`` (or the images ``image_filter`` selects) in format ``fmt`` to ``out``.
 
     ``polygons``: COCO only (YOLO and LabelMe are always polygons, LabelMe optionally masks).
@@ -77,6 +78,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
     ``coco_attributes``: COCO: also write question, answer and acceptance as CVAT-style
     ``attributes`` (datumaro's validators report them as undefined; by default they are in
     each annotation's ``qmask`` field, which readers ignore).
+    ``grounded_vqa``: COCO: also each question with its answer, captions and the instances it
+    grounds, as JSON Lines beside each COCO file (:mod:`engine.export.grounded_vqa`).
     Raises ExportError when nothing can be exported or the output cannot be written.
     """
     fmt = str(fmt).lower()
@@ -84,6 +87,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
         raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if tolerance < 0:
         raise ExportError("The polygon tolerance must be 0 or more pixels.")
+    if grounded_vqa and fmt != "coco":
+        raise ExportError("The grounded-VQA file goes beside a COCO file: export --format coco.")
     out = Path(out).expanduser().absolute()
     coco_file = fmt == "coco" and out.suffix.lower() == ".json"
     if self_contained and coco_file:
@@ -110,7 +115,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
             try:
                 files = _write(fmt, project, plan, layout, stage.root, final_dir, out, coco_file,
                                polygons=polygons, tolerance=tolerance, refs=refs, copy_images=copy_images,
-                               labelme_force_mask=labelme_force_mask, coco_attributes=coco_attributes)
+                               labelme_force_mask=labelme_force_mask, coco_attributes=coco_attributes,
+                               grounded_vqa=grounded_vqa)
             except BaseException as err:
                 sidecar.close(err)
                 raise
@@ -129,7 +135,7 @@ def export_project(project: Project, fmt: str, out: str | Path,
 
 def _write(fmt: str, project: Project, plan: ExportPlan, layout: Layout, root: Path, final_dir: Path,
            out: Path, coco_file: bool, *, polygons: bool, tolerance: float, refs: dict, copy_images: bool,
-           labelme_force_mask: bool, coco_attributes: bool) -> list[str]:
+           labelme_force_mask: bool, coco_attributes: bool, grounded_vqa: bool = False) -> list[str]:
     """Write format ``fmt`` into the staging folder ``root``; returns the file names (the
     annotation file(s) first)."""
     if fmt == "coco":
@@ -140,7 +146,7 @@ def _write(fmt: str, project: Project, plan: ExportPlan, layout: Layout, root: P
         else:
             names = {s: out.name if coco_file else "annotations.json" for s in layout.splits}
         export_coco(project, plan, {s: root / n for s, n in names.items()}, layout, polygons=polygons,
-                    tolerance=tolerance, refs=refs, attributes=coco_attributes, root=root)
+                    tolerance=tolerance, refs=refs, attributes=coco_attributes, root=root, grounded_vqa=grounded_vqa)
         return list(names.values())
     if fmt == "yolo":
         from .yolo import export_yolo

@@ -34,6 +34,7 @@ from ..imaging.masks import mask_to_keyhole_polygons, rle_area, rle_bbox
 from ..project import Project
 from ..runtime.atomic import atomic_writer
 from .common import ExportPlan, rel_to
+from .grounded_vqa import GROUNDED_SUFFIX, grounded_line, grounded_questions
 from .layout import Layout
 
 
@@ -55,11 +56,12 @@ def _annotation(it: Any, ann_id: int, image_id: int, polygons: bool, tolerance: 
 def export_coco(project: Project, plan: ExportPlan, outs: dict[str, Path], layout: Layout, *,
                 polygons: bool = False, tolerance: float = 0.0,
                 refs: dict[tuple[int, str], dict[str, Any]] | None = None, attributes: bool = False,
-                root: Path | None = None) -> dict[tuple[int, str], dict[str, Any]]:
+                root: Path | None = None, grounded_vqa: bool = False) -> dict[tuple[int, str], dict[str, Any]]:
     """Write one COCO JSON per split (``outs``: split name -> file), streamed: annotations as
     their records are read, then the image lists and categories (small). A self-contained
-    ``layout`` copies each image into ``root/images[/SPLIT]``. Returns per annotation its COCO
-    ids and file (for the provenance file)."""
+    ``layout`` copies each image into ``root/images[/SPLIT]``; ``grounded_vqa`` also writes each
+    file's questions as JSON Lines beside it (:mod:`engine.export.grounded_vqa`). Returns per
+    annotation its COCO ids and file (for the provenance file)."""
     refs = {} if refs is None else refs
     root = next(iter(outs.values())).parent if root is None else root
     enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -67,10 +69,12 @@ def export_coco(project: Project, plan: ExportPlan, outs: dict[str, Path], layou
     images: dict[str, list[dict]] = {s: [] for s in outs}
     counts = {s: 0 for s in outs}
     with ExitStack() as stack:
-        files = {}
+        files, vqa = {}, {}
         for split, path in outs.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             f = files[split] = stack.enter_context(atomic_writer(path))
+            if grounded_vqa:
+                vqa[split] = stack.enter_context(atomic_writer(path.with_name(path.stem + GROUNDED_SUFFIX)))
             if layout.self_contained:
                 images_root = "../images" + (f"/{split}" if layout.is_split else "")
             else:
@@ -89,8 +93,11 @@ def export_coco(project: Project, plan: ExportPlan, outs: dict[str, Path], layou
             else:
                 file_name = rel_to(e.abs_path, plan.images_root)
             layout.note(e, annotations=outs[split].relative_to(root).as_posix())
-            images[split].append({"id": image_id, "file_name": file_name,
-                                  "width": e.image.width, "height": e.image.height})
+            entry = {"id": image_id, "file_name": file_name, "width": e.image.width, "height": e.image.height}
+            images[split].append(entry)
+            line = grounded_line(entry, grounded_questions(e)) if grounded_vqa else None
+            if line is not None:
+                vqa[split].write(enc.encode(line) + "\n")
             for it in e.items:
                 ann_id = it.ann_id
                 f.write(("," if counts[split] else "") + enc.encode(
