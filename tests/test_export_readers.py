@@ -235,3 +235,21 @@ def test_yolo_coordinates_land_inside_their_pixel(size):
     np.testing.assert_array_equal(xy.astype(np.int32)[:, 0], c)
     np.testing.assert_array_equal(np.round(xy).astype(np.int32)[:, 1], c[::-1])
     assert float(np.abs(xy[:, 0] - (c + 0.25)).max()) < 0.1 and float(xy.max()) < size
+
+
+def test_yolo_parts_option_is_exact_for_speckles(project, tmp_path):
+    """One row per part: every pixel as Ultralytics reads it, each part an instance of its own."""
+    out = export_project(project, "yolo", tmp_path / "y", self_contained=True, yolo_split_parts=True).out
+    classes = (out / "classes.txt").read_text().splitlines()
+    union: dict[str, np.ndarray] = {}
+    for label in (out / "labels").glob("*.txt"):
+        with Image.open(next((out / "images").glob(label.stem + ".*"))) as im:
+            w, h = im.size
+        for cls, got in ultralytics_instances(label, w, h):
+            union[classes[cls]] = union.get(classes[cls], np.zeros((h, w), bool)) | got
+    for name, got in union.items():
+        _check(name, got, exact_all=True)
+    rows = (out / "labels" / "specks.txt").read_text().splitlines()
+    import cv2
+
+    assert len(rows) == cv2.connectedComponents(_speckles().astype(np.uint8), connectivity=8)[0] - 1

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="COCO: also write question, answer and acceptance as CVAT-style 'attributes' "
                              "(datumaro's validators report them as undefined; they are always in each "
                              "annotation's 'qmask' field, which readers ignore)")
+    parser.add_argument("--yolo-parts", action="store_true",
+                        help="YOLO: one row per connected part of a mask instead of one per object (every pixel "
+                             "exact, but each part reads as an instance; by default parts are joined by bridges, "
+                             "whose background pixels a reader fills)")
     parser.add_argument("--grounded-vqa", action="store_true",
                         help="COCO: also write, beside each COCO file, <stem>.grounded_vqa.jsonl: per image, each "
                              "question with its answer, the captions it used and the instances it grounds "
@@ -104,6 +108,7 @@ def _export(project: "Project", args: argparse.Namespace) -> int:
                             only_accepted=args.only_accepted, tolerance=args.tolerance,
                             labelme_force_mask=args.labelme_masks, copy_images=not args.no_copy_images,
                             self_contained=args.copy_images, val_fraction=args.val, seed=args.seed,
-                            coco_attributes=args.coco_attributes, grounded_vqa=args.grounded_vqa)
+                            coco_attributes=args.coco_attributes, grounded_vqa=args.grounded_vqa,
+                            yolo_split_parts=args.yolo_parts)
     print(report)
     return 0

@@ -67,7 +67,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
                    polygons: bool = False, only_accepted: bool = False, tolerance: float = 0.0,
                    labelme_force_mask: bool = False, copy_images: bool = True,
                    self_contained: bool = False, val_fraction: float = 0.0, seed: int = 0,
-                   coco_attributes: bool = False, grounded_vqa: bool = False) -> ExportReport:
+                   coco_attributes: bool = False, grounded_vqa: bool = False,
+                   yolo_split_parts: bool = False) -> ExportReport:
     """Export ``project`` (or the images ``image_filter`` selects) in format ``fmt`` to ``out``.
 
     ``polygons``: COCO only (YOLO and LabelMe are always polygons, LabelMe optionally masks).
@@ -78,6 +79,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
     ``coco_attributes``: COCO: also write question, answer and acceptance as CVAT-style
     ``attributes`` (datumaro's validators report them as undefined; by default they are in
     each annotation's ``qmask`` field, which readers ignore).
+    ``yolo_split_parts``: YOLO: one row per connected part, not per object (exact pixels; each
+    part reads as an instance).
     ``grounded_vqa``: COCO: also each question with its answer, captions and the instances it
     grounds, as JSON Lines beside each COCO file (:mod:`engine.export.grounded_vqa`).
     Raises ExportError when nothing can be exported or the output cannot be written.
@@ -116,7 +119,7 @@ def export_project(project: Project, fmt: str, out: str | Path,
                 files = _write(fmt, project, plan, layout, stage.root, final_dir, out, coco_file,
                                polygons=polygons, tolerance=tolerance, refs=refs, copy_images=copy_images,
                                labelme_force_mask=labelme_force_mask, coco_attributes=coco_attributes,
-                               grounded_vqa=grounded_vqa)
+                               grounded_vqa=grounded_vqa, yolo_split_parts=yolo_split_parts)
             except BaseException as err:
                 sidecar.close(err)
                 raise
@@ -135,7 +138,8 @@ def export_project(project: Project, fmt: str, out: str | Path,
 
 def _write(fmt: str, project: Project, plan: ExportPlan, layout: Layout, root: Path, final_dir: Path,
            out: Path, coco_file: bool, *, polygons: bool, tolerance: float, refs: dict, copy_images: bool,
-           labelme_force_mask: bool, coco_attributes: bool, grounded_vqa: bool = False) -> list[str]:
+           labelme_force_mask: bool, coco_attributes: bool, grounded_vqa: bool = False,
+           yolo_split_parts: bool = False) -> list[str]:
     """Write format ``fmt`` into the staging folder ``root``; returns the file names (the
     annotation file(s) first)."""
     if fmt == "coco":
@@ -151,7 +155,8 @@ def _write(fmt: str, project: Project, plan: ExportPlan, layout: Layout, root: P
     if fmt == "yolo":
         from .yolo import export_yolo
 
-        return export_yolo(plan, root, layout, tolerance=tolerance, link_images=copy_images, refs=refs)
+        return export_yolo(plan, root, layout, tolerance=tolerance, link_images=copy_images, refs=refs,
+                           split_parts=yolo_split_parts)
     if fmt == "labelme":
         from .labelme import export_labelme
 

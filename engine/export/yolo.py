@@ -9,7 +9,9 @@ then takes the file's own folder as the dataset root, so the folder can be moved
 Each annotation is one row, ``<class> x1 y1 x2 y2 ...``: YOLO has one polygon per instance
 and no holes, so the mask's parts and holes are joined into one polygon by zero-width bridges
 (:func:`engine.imaging.centre_polygons.centre_polygon`; a bridge between parts adds the
-background pixels it crosses, as in Ultralytics' own COCO converter). The polygon runs
+background pixels it crosses, as in Ultralytics' own COCO converter). ``split_parts`` writes
+one row per connected part instead (holes still joined): every pixel exact, but each part
+reads as an instance of its own (for speckled masks, where bridges would add many pixels). The polygon runs
 through pixel centres, which is how Ultralytics (``polygon2mask``: ``cv2.fillPoly`` after an
 ``int32`` cast) and supervision (``cv2.fillPoly`` after rounding) fill it. Every row has at
 least three vertices (a 1-px line or a single pixel repeats them), since Ultralytics takes a
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..imaging.centre_polygons import centre_polygon
+from ..imaging.centre_polygons import centre_parts, centre_polygon
 from ..runtime.atomic import atomic_write_text
 from .common import ExportImage, ExportPlan, link_or_copy, prepare_dir
 from .layout import Layout
@@ -62,15 +64,17 @@ def row_digest(row: str) -> str:
     return hashlib.sha1(row.strip().encode("utf-8")).hexdigest()[:12]
 
 
-def yolo_lines(plan_image: ExportImage, class_index: dict[int, int], tolerance: float = 0.0) -> list[str]:
-    """One row per item (every item has a non-empty mask)."""
+def yolo_lines(plan_image: ExportImage, class_index: dict[int, int], tolerance: float = 0.0,
+               split_parts: bool = False) -> list[list[str]]:
+    """Each item's rows: one (its parts joined), or with ``split_parts`` one per connected part
+    (every pixel exact, but a reader counts each part as an instance of its own)."""
     w, h = int(plan_image.image.width), int(plan_image.image.height)  # type: ignore[arg-type]
-    lines = []
+    out = []
     for it in plan_image.items:
-        polygon = centre_polygon(it.mask, tolerance)
-        if polygon is not None:
-            lines.append(yolo_row(class_index[it.category.id], polygon, w, h))
-    return lines
+        cls = class_index[it.category.id]
+        polygons = centre_parts(it.mask, tolerance) if split_parts else [centre_polygon(it.mask, tolerance)]
+        out.append([yolo_row(cls, polygon, w, h) for polygon in polygons if polygon is not None])
+    return out
 
 
 def data_yaml(plan: ExportPlan, layout: Layout) -> str:
@@ -85,7 +89,7 @@ def data_yaml(plan: ExportPlan, layout: Layout) -> str:
 
 
 def export_yolo(plan: ExportPlan, out: Path, layout: Layout, *, tolerance: float = 0.0, link_images: bool = True,
-                refs: dict[tuple[int, str], dict[str, Any]] | None = None) -> list[str]:
+                refs: dict[tuple[int, str], dict[str, Any]] | None = None, split_parts: bool = False) -> list[str]:
     """Write into ``out`` (a staging folder) the dataset; returns file names (relative to ``out``)."""
     class_index = {c.id: i for i, c in enumerate(plan.categories)}
     written: list[str] = []
@@ -94,12 +98,15 @@ def export_yolo(plan: ExportPlan, out: Path, layout: Layout, *, tolerance: float
         label_dir = layout.folder("labels", e)
         rel = f"{label_dir}/{layout.image_stem(e)}.txt"
         prepare_dir(out / label_dir)
-        lines = yolo_lines(e, class_index, tolerance)
-        atomic_write_text(out / rel, "".join(line + "\n" for line in lines))
+        per_item = yolo_lines(e, class_index, tolerance, split_parts)
+        atomic_write_text(out / rel, "".join(line + "\n" for rows in per_item for line in rows))
         written.append(rel)
         layout.note(e, labels=rel)
-        for row, (it, line) in enumerate(zip(e.items, lines), start=1):
-            refs[it.key] = {"yolo_label": rel, "yolo_row": row, "yolo_row_sha1": row_digest(line)}
+        row = 1
+        for it, rows in zip(e.items, per_item):
+            refs[it.key] = {"yolo_label": rel, "yolo_row": row, "yolo_rows": len(rows),
+                            "yolo_row_sha1": row_digest(rows[0])}
+            row += len(rows)
         if layout.self_contained:
             written.append(layout.copy_image(e, out, "images"))
         elif link_images and e.abs_path.is_file():
