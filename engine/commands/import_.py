@@ -5,9 +5,10 @@ SOURCE is a COCO .json file or a folder in COCO's standard layout (annotations/i
 images/), a YOLO data.yaml or dataset folder (labels/ with classes.txt), a folder of LabelMe
 .json files, or a folder with masks/ (QMask's PNG export); --format says which when the
 guess is wrong. Each is read as its own tools read it (YOLO polygons as Ultralytics fills them,
-LabelMe shapes as labelme does). Category names become labels; images are found where the
-dataset says (COCO file_name under --images, then by file name anywhere below it; YOLO and
-LabelMe beside their labels; --images to look elsewhere). Bad input stops the import with the
+LabelMe shapes as labelme does). Each annotation becomes an object of its class (category names
+join the project's class list); images are found where the dataset says (COCO file_name under
+--images, then by file name anywhere below it; YOLO and LabelMe beside their labels; --images to
+look elsewhere). Bad input stops the import with the
 file (and line) named, and the project is left as it was. Images not found are kept: relocate
 them later with ``qmask export PROJECT ... --images DIR``, or open the project in the app and
 use "Locate folder…".
