@@ -31,6 +31,7 @@ class ExportOptions:
     only_accepted: bool = True
     images: tuple[ImageRecord, ...] | None = None  # None: every image of the project
     overwrite: bool = False  # replace a format's folder even when it holds files of something else
+    self_contained: bool = False  # copy the images (upright) into each dataset; COCO goes to coco/
 
 
 @dataclass
@@ -50,24 +51,27 @@ def run_export(project: Project, options: ExportOptions, say: Callable[[str], No
     out = Path(options.out_dir).expanduser()
     summary = ExportSummary()
     selection = list(options.images) if options.images is not None else None
+    copy = options.self_contained
     if options.coco:
         say("writing COCO annotations")
-        report = export_project(project, "coco", out / "annotations.json", image_filter=selection,
-                                polygons=options.coco_polygons, only_accepted=options.only_accepted)
+        report = export_project(project, "coco", out / "coco" if copy else out / "annotations.json",
+                                image_filter=selection, polygons=options.coco_polygons,
+                                only_accepted=options.only_accepted, self_contained=copy, overwrite=options.overwrite)
         summary.lines.append(str(report))
         summary.files += report.files
         summary.coco_file = report.out
     if options.png_masks:
         say("writing PNG masks")
         report = export_project(project, "png", out / "png_masks", image_filter=selection,
-                                only_accepted=options.only_accepted, overwrite=options.overwrite)
+                                only_accepted=options.only_accepted, self_contained=copy, overwrite=options.overwrite)
         summary.lines.append(str(report))
         summary.files += report.files
     for fmt, wanted, folder in (("yolo", options.yolo, "yolo"), ("labelme", options.labelme, "labelme")):
         if wanted:
             say(f"writing {fmt.upper() if fmt == 'yolo' else 'LabelMe'} files")
             report = export_project(project, fmt, out / folder, image_filter=selection,
-                                    only_accepted=options.only_accepted, overwrite=options.overwrite)
+                                    only_accepted=options.only_accepted, self_contained=copy,
+                                    overwrite=options.overwrite)
             summary.lines.append(str(report))
             summary.files += report.files
     if options.overlays:

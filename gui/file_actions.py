@@ -1,4 +1,4 @@
-"""Menu commands that open a dialog: open images/folder/project, export, models, help.
+"""Menu commands that open a dialog: open images/folder/project, export, import, models, help.
 
 Dialogs are shown non-modally (``show``/``open``), never with ``exec``, so nothing blocks the
 event loop (and tests can drive them). The last dialog of each kind is kept on the instance.
@@ -17,6 +17,7 @@ from engine.project import PROJECT_SUFFIX, Project
 from .controller import Controller
 from .dialogs.export_dialog import ExportDialog
 from .dialogs.help_dialog import HelpDialog
+from .dialogs.import_dialog import ImportDialog
 from .dialogs.models_dialog import ModelsDialog
 
 
@@ -28,6 +29,7 @@ class FileActions(QtCore.QObject):
         self.controller = controller
         self.window = controller.window
         self.export_dialog: ExportDialog | None = None
+        self.import_dialog: ImportDialog | None = None
         self.models_dialog: ModelsDialog | None = None
         self.help_dialog: HelpDialog | None = None
         a = self.window.action_map
@@ -35,6 +37,7 @@ class FileActions(QtCore.QObject):
         a["open_folder"].triggered.connect(self.open_folder)
         a["open_project"].triggered.connect(self.open_project)
         a["export"].triggered.connect(self.show_export)
+        a["import_dataset"].triggered.connect(self.show_import)
         a["models"].triggered.connect(self.show_models)
         a["help"].triggered.connect(self.show_help)
         self.window.image_list.open_files_requested.connect(self.open_images)
@@ -91,6 +94,23 @@ class FileActions(QtCore.QObject):
         self.export_dialog.exported.connect(lambda s: self.controller.show_message(str(s), "info"))
         self.export_dialog.show()
         return self.export_dialog
+
+    def show_import(self) -> ImportDialog:
+        self.import_dialog = ImportDialog(self.controller.workspace, Path(self._start_dir()), self.window)
+        self.import_dialog.imported.connect(self._imported)
+        self.import_dialog.show()
+        return self.import_dialog
+
+    def _imported(self, report) -> None:
+        """Open the imported images (those not found are listed too, for "Locate folder…")."""
+        present = [p for p in report.paths if p.is_file()]
+        missing = [p for p in report.paths if not p.is_file()]
+        if present:
+            self.controller.open_paths(present)
+        if missing:
+            self.controller.workspace.add_paths(missing)
+            self.controller.relocator.check()
+        self.controller.show_message(str(report), "info")
 
     def show_models(self) -> ModelsDialog:
         c = self.controller

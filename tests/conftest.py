@@ -1,7 +1,7 @@
 """Shared test fixtures.
 
-Qt runs offscreen (set before anything imports Qt). Reference vectors come from
-``../shared/fixtures`` when present; tests that need them skip with a reason otherwise.
+Qt runs offscreen (set before anything imports Qt). Reference vectors live in
+``tests/fixtures`` (in the repository, so every clone runs the parity tests).
 Random tiny models are written once per session by ``qmask models make-random --size tiny``'s
 code and loaded through the product's own loading path.
 """
@@ -28,14 +28,14 @@ os.environ["QMASK_DATA_DIR"] = str(_SANDBOX / "qmask-data")
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"reference fixtures not found at {SHARED_FIXTURES} (they ship with the development checkout)")
-    return SHARED_FIXTURES
+    """The reference vectors (``tests/fixtures``, see its README.md); never skipped."""
+    assert FIXTURES.is_dir(), f"the reference fixtures are missing from {FIXTURES}"
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")

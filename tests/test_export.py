@@ -1,4 +1,5 @@
-"""Exports: COCO (RLE, polygons) read back by pycocotools, YOLO, LabelMe, PNG, sidecar."""
+"""Exports: COCO (RLE, polygons) read back by pycocotools, YOLO (as Ultralytics reads it), LabelMe (as
+labelme reads it), PNG, the provenance file. Every shape kind against every reader: test_export_readers.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from engine.commands import cli
@@ -15,9 +17,12 @@ from engine.commands import export as export_cmd
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.labelme import decode_mask_shape
-from engine.imaging.masks import mask_area, mask_bbox, mask_has_holes, polygons_to_mask
-from engine.project import Project, QuestionRecord
+from engine.imaging.masks import mask_area, mask_bbox, mask_has_holes
+from engine.project import Project
 from engine.prompts import Point
+
+from annotation_support import put_answered
+from dataset_readers import labelme_instances, labelme_label_file, ultralytics_instances
 
 pycoco = pytest.importorskip("pycocotools.coco")
 pycocoeval = pytest.importorskip("pycocotools.cocoeval")
@@ -55,35 +60,25 @@ def project(tmp_path) -> Project:
         img.status = "ok"
         p.update_image(img)
     a, b, c, broken = p.iter_images()
-    q = QuestionRecord(question="where is the cat?", label="cat", answer="on the mat",
-                       itm_probability=0.8, models={"itm": "tiny"}, random_weights=True,
-                       auto_points=[Point(10, 10, source="auto", score=0.9)],
-                       points=[Point(10, 10, source="auto", score=0.9)])
-    q.set_mask(ring_with_hole(30, 32), source="auto", score=0.9)
-    q.auto_mask_rle = dict(q.mask_rle)
-    p.put_question(a, q, source="chain")
-    q2 = QuestionRecord(question="what is this?")
-    q2.set_mask(blob(30, 32), source="auto")
-    p.put_question(a, q2, source="chain")
-    q3 = QuestionRecord(question="dog?", label="dog", accepted=True,
-                        auto_points=[Point(3, 3, source="auto")],
-                        points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
-    q3.set_mask(blob(20, 16), source="auto")
-    q3.auto_mask_rle = dict(q3.mask_rle)
+    put_answered(p, a, "where is the cat?", ring_with_hole(30, 32), label="cat", answer="on the mat",
+                 run={"itm_probability": 0.8, "models": {"itm": "tiny"}, "random_weights": True},
+                 obj={"auto_points": [Point(10, 10, source="auto", score=0.9)],
+                      "points": [Point(10, 10, source="auto", score=0.9)]})
+    put_answered(p, a, "what is this?", blob(30, 32))
     edited = blob(20, 16)
     edited[14:18, 3:5] = True
-    q3.set_mask(edited, source="user")
-    p.put_question(b, q3, source="user")
-    q4 = QuestionRecord(question="empty?")  # no mask: skipped
-    p.put_question(c, q4, source="chain")
+    put_answered(p, b, "dog?", blob(20, 16), label="dog", accepted=True, edited=edited, source="user",
+                 obj={"auto_points": [Point(3, 3, source="auto")],
+                      "points": [Point(3, 3, source="auto"), Point(8, 8, label=0)]})
+    put_answered(p, c, "empty?", None)  # no mask: skipped
     broken.mark_failed("broken.png is truncated")
     p.update_image(broken)
     return p
 
 
 def _masks_by_question(project):
-    return {(img.path, q.question): q.mask() for img in project.iter_images() for q in img.questions
-            if q.mask() is not None}
+    return {(img.path, o.question): o.mask() for img in project.iter_images() for o in img.objects
+            if o.mask() is not None}
 
 
 @pytest.mark.parametrize("polygons", [False, True])
@@ -91,7 +86,7 @@ def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
     out = tmp_path / "coco" / "instances.json"
     report = export_project(project, "coco", out, polygons=polygons)
     assert report.out == out and report.annotations == 3 and report.images == 3
-    assert any("broken.png" in s for s in report.skipped) and any("empty?" in s for s in report.skipped)
+    assert any("broken.png" in s for s in report.skipped) and any("has no mask" in s for s in report.skipped)
     coco = pycoco.COCO(str(out))
     expected = _masks_by_question(project)
     root = Path(json.loads(out.read_text())["info"]["qmask"]["images_root"])
@@ -101,17 +96,18 @@ def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
         im = coco.imgs[ann["image_id"]]
         assert (root / im["file_name"]).is_file()
         rel = project.rel_path(root / im["file_name"])
-        mask = expected[(rel, ann["attributes"]["question"])]
+        mask = expected[(rel, ann["qmask"]["question"])]
+        assert "attributes" not in ann  # datumaro's validators call each key an undefined attribute
         np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), mask)
         assert ann["area"] == mask_area(mask) and ann["bbox"] == mask_bbox(mask)
         assert ann["iscrowd"] == 0
-        assert isinstance(ann["attributes"]["accepted"], bool)  # a boolean, not the string 'False'
+        assert isinstance(ann["qmask"]["accepted"], bool)  # a boolean, not the string 'False'
         assert (im["height"], im["width"]) == mask.shape
         if polygons:
             assert isinstance(ann["segmentation"], list)
         else:
             assert isinstance(ann["segmentation"]["counts"], str)
-    cat_ann = next(a for a in coco.dataset["annotations"] if a["attributes"]["question"] == "where is the cat?")
+    cat_ann = next(a for a in coco.dataset["annotations"] if a["qmask"]["question"] == "where is the cat?")
     assert names[cat_ann["category_id"]] == "cat"
     if polygons:
         assert len(cat_ann["segmentation"]) == 3  # ring (keyhole), island, second part
@@ -129,7 +125,7 @@ def test_coco_into_folder_and_filters(project, tmp_path):
     report = export_project(project, "coco", tmp_path / "out", only_accepted=True)
     assert report.out == tmp_path / "out" / "annotations.json"
     doc = json.loads(report.out.read_text())
-    assert [a["attributes"]["question"] for a in doc["annotations"]] == ["dog?"]
+    assert [a["qmask"]["question"] for a in doc["annotations"]] == ["dog?"]
     assert len(doc["images"]) == 1
     one = export_project(project, "coco", tmp_path / "one.json", image_filter=[next(project.iter_images())])
     assert one.annotations == 2 and one.images == 1
@@ -137,79 +133,84 @@ def test_coco_into_folder_and_filters(project, tmp_path):
     assert pred.annotations == 1
 
 
+def test_coco_attributes_only_when_asked(project, tmp_path):
+    doc = json.loads(export_project(project, "coco", tmp_path / "c.json", coco_attributes=True).out.read_text())
+    assert all(a["attributes"] == a["qmask"] for a in doc["annotations"])  # CVAT-style, for CVAT users
+
+
 def test_sidecar_provenance(project, tmp_path):
     report = export_project(project, "coco", tmp_path / "c.json")
-    assert report.sidecar == tmp_path / "c.qmask_provenance.json"
+    # never beside the COCO file, where a folder scan would take it for another annotation file
+    assert report.sidecar == tmp_path / "provenance" / "c" / "qmask-provenance.json"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("p.qmask")) == [
+        "c.json", "images", "provenance"]
     side = json.loads(report.sidecar.read_text())
     assert side["schema"] == "qmask.provenance" and side["random_weights"] is True
     anns = {a["question"]: a for img in side["images"] for a in img["annotations"]}
     dog = anns["dog?"]
     assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"]
     assert len(dog["auto_points"]) == 1 and len(dog["user_points"]) == 1 and dog["user_points"][0]["label"] == 0
-    auto, final = blob(20, 16), project.find_image("images/b.jpg").questions[0].mask()
+    auto, final = blob(20, 16), project.find_image("images/b.jpg").objects[0].mask()
     assert dog["auto_vs_final_iou"] == pytest.approx(auto.sum() / final.sum(), abs=1e-6)
     cat = anns["where is the cat?"]
     assert cat["auto_vs_final_iou"] == 1.0 and cat["models"] == {"itm": "tiny"} and cat["answer"] == "on the mat"
     assert "coco_annotation_id" in cat
     # each annotation's edit log, from the project: who wrote it, from which source
-    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("user", "edit")]
-    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "edit")]
+    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("chain", "run"), ("user", "edit")]
+    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "run"), ("chain", "edit")]
     assert all(e["writer"].startswith("qmask@") for e in cat["edits"] + dog["edits"])
     assert any("broken.png" in s for s in side["skipped"])
 
 
 def test_yolo(project, tmp_path):
+    """One row per instance, read as Ultralytics reads it: exact for one-part masks; the
+    cat (a ring with a hole and an island in it, and a second part) keeps everything and gains
+    only its two bridges' background pixels."""
     report = export_project(project, "yolo", tmp_path / "y")
     out = report.out
     classes = (out / "classes.txt").read_text().splitlines()
     assert classes == ["cat", "dog", "object"]
-    assert "names:" in (out / "data.yaml").read_text()
-    side = json.loads((out / "qmask_provenance.json").read_text())
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert "path" not in data and data["train"] == data["val"] == "images" and data["names"] == dict(enumerate(classes))
+    side = json.loads(report.sidecar.read_text())
+    assert report.sidecar == out / "provenance" / "qmask-provenance.json"
     stems = {i["path"]: i["stem"] for i in side["images"]}
-    # a.png and sub/a.png got different stems
-    assert len(set(stems.values())) == 3
+    assert len(set(stems.values())) == 3 and stems["images/sub/a.png"] == "a_2"  # a.png and sub/a.png
     for img in list(project.iter_images())[:3]:
-        lines = (out / "labels" / f"{stems[img.path]}.txt").read_text().splitlines()
         assert (out / "images" / (stems[img.path] + Path(img.path).suffix)).is_file()
-        by_class: dict[str, np.ndarray] = {}
-        for line in lines:
-            parts = line.split()
-            cls = classes[int(parts[0])]
-            xy = np.array(parts[1:], float).reshape(-1, 2) * [img.width, img.height]
-            m = polygons_to_mask([xy.ravel().tolist()], img.height, img.width)
-            by_class[cls] = by_class.get(cls, np.zeros_like(m)) | m
-        expected: dict[str, np.ndarray] = {}
-        for q in img.questions:
-            if q.mask() is not None:
-                name = q.label or "object"
-                expected[name] = expected.get(name, np.zeros_like(q.mask())) | q.mask()
-        assert by_class.keys() == expected.keys()
-        for k in expected:
-            np.testing.assert_array_equal(by_class[k], expected[k])  # holes kept (keyhole)
+        rows = ultralytics_instances(out / "labels" / f"{stems[img.path]}.txt", img.width, img.height)
+        expected = [(o.category or "object", o.mask()) for o in img.objects if o.mask() is not None]
+        assert [classes[c] for c, _m in rows] == [name for name, _m in expected]
+        for (_c, got), (name, want) in zip(rows, expected):
+            assert not (want & ~got).any()  # nothing lost
+            extra = int((got & ~want).sum())
+            assert extra == (0 if name != "cat" else extra) and extra <= 6, (name, extra)
 
 
 def test_labelme(project, tmp_path):
     report = export_project(project, "labelme", tmp_path / "lm")
     masks = _masks_by_question(project)
-    side = json.loads((report.out / "qmask_provenance.json").read_text())
-    stems = {i["path"]: i["stem"] for i in side["images"]}
     a = next(project.iter_images())
-    doc = json.loads((report.out / f"{stems[a.path]}.json").read_text())
+    # labelme opening the images folder with --output finds every image's file
+    for img in list(project.iter_images())[:3]:
+        found = labelme_label_file(project.abs_path(img), report.out, tmp_path / "images")
+        assert found == report.out / (str(Path(img.path).relative_to("images").with_suffix(".json")))
+    doc = json.loads((report.out / "a.json").read_text())
     assert (report.out / doc["imagePath"]).resolve() == project.abs_path(a).resolve()
     assert (doc["imageWidth"], doc["imageHeight"]) == (a.width, a.height)
     cat_shapes = [s for s in doc["shapes"] if s["description"] == "where is the cat?"]
-    assert len(cat_shapes) == 1 and cat_shapes[0]["shape_type"] == "mask"  # it has a hole
+    assert {s["shape_type"] for s in cat_shapes} == {"polygon"} and len({s["group_id"] for s in cat_shapes}) == 1
     assert mask_has_holes(masks[(a.path, "where is the cat?")])
-    np.testing.assert_array_equal(decode_mask_shape(cat_shapes[0], a.height, a.width),
-                                  masks[(a.path, "where is the cat?")])
-    blob_shapes = [s for s in doc["shapes"] if s["description"] == "what is this?"]
-    assert {s["shape_type"] for s in blob_shapes} == {"polygon"}
-    assert len({s["group_id"] for s in blob_shapes}) == 1
-    polys = [np.asarray(s["points"]).ravel().tolist() for s in blob_shapes]
-    np.testing.assert_array_equal(polygons_to_mask(polys, a.height, a.width), masks[(a.path, "what is this?")])
+    got = {desc: m for _label, desc, m in labelme_instances(doc)}
+    for question in ("where is the cat?", "what is this?"):
+        np.testing.assert_array_equal(got[question], masks[(a.path, question)])  # the hole too
     forced = export_project(project, "labelme", tmp_path / "lm2", labelme_force_mask=True)
-    doc2 = json.loads((forced.out / f"{stems[a.path]}.json").read_text())
+    doc2 = json.loads((forced.out / "a.json").read_text())
     assert {s["shape_type"] for s in doc2["shapes"]} == {"mask"}
+    cat = next(s for s in doc2["shapes"] if s["description"] == "where is the cat?")
+    np.testing.assert_array_equal(decode_mask_shape(cat, a.height, a.width), masks[(a.path, "where is the cat?")])
+    got = {desc: m for _label, desc, m in labelme_instances(doc2)}
+    np.testing.assert_array_equal(got["where is the cat?"], masks[(a.path, "where is the cat?")])
 
 
 def test_png(project, tmp_path):
@@ -217,7 +218,7 @@ def test_png(project, tmp_path):
     out = report.out
     classes = (out / "classes.txt").read_text().splitlines()
     assert classes[0] == "background"
-    side = json.loads((out / "qmask_provenance.json").read_text())
+    side = json.loads(report.sidecar.read_text())
     a = next(project.iter_images())
     entry = next(i for i in side["images"] if i["path"] == a.path)
     masks = _masks_by_question(project)
@@ -261,3 +262,21 @@ def test_cli(project, tmp_path, capsys):
     pycoco.COCO(str(tmp_path / "d.json"))
     rc = _run(export_cmd, [str(tmp_path / "nope.qmask"), "--format", "coco", "--out", str(tmp_path / "e.json")])
     assert rc == 1 and "No project file" in capsys.readouterr().err
+
+
+def test_cli_self_contained_split(project, tmp_path, capsys):
+    out = tmp_path / "ds"
+    rc = _run(export_cmd, [str(project.path), "--format", "yolo", "--out", str(out), "--copy-images",
+                           "--val", "0.5", "--seed", "4"])
+    assert rc == 0 and "Exported 3 annotation(s) of 3 image(s)" in capsys.readouterr().out
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert (data["train"], data["val"]) == ("images/train", "images/val")
+    images = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*.*"))
+    labels = sorted(p.relative_to(out).as_posix() for p in (out / "labels").rglob("*.txt"))
+    assert len(images) == 3 and [Path(i).parent.name for i in images].count("val") in (1, 2)
+    assert [str(Path(i).with_suffix("")).replace("images/", "labels/", 1) for i in images] == \
+        [str(Path(x).with_suffix("")) for x in labels]
+    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "x.json"), "--copy-images"])
+    assert rc == 1 and "is a folder" in capsys.readouterr().err
+    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "y"), "--val", "0.3"])
+    assert rc == 1 and "--copy-images" in capsys.readouterr().err

@@ -131,6 +131,15 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     ann, = coco.loadAnns(coco.getAnnIds())
     assert isinstance(ann["segmentation"]["counts"], str)
     assert np.array_equal(coco.annToMask(ann).astype(bool), session.mask)
+    # self-contained datasets: the images copied, COCO in its standard layout
+    dialog.self_contained.setChecked(True)
+    dialog.folder.setText(str(tmp_path / "export-copy"))
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        dialog.export_button.click()
+    copy = tmp_path / "export-copy"
+    assert blocker.args[0].coco_file == copy / "coco" / "annotations" / "instances_default.json"
+    assert (copy / "coco" / "images" / "photo.png").is_file() and (copy / "yolo" / "images" / "photo.png").is_file()
+    assert (copy / "labelme" / "photo.png").is_file() and (copy / "labelme" / "photo.json").is_file()
     dialog.close()
 
 

@@ -14,9 +14,11 @@ from PIL import Image
 
 from engine.errors import ExportError
 from engine.export import export_project
-from engine.imaging.masks import encode_rle, mask_area, mask_bbox, polygons_to_mask
+from engine.imaging.masks import encode_rle, mask_area, mask_bbox
 from engine.project import Project
 from engine.project.codec import heatmap_to_json, question_to_json
+
+from dataset_readers import ultralytics_instances
 
 pycoco = pytest.importorskip("pycocotools.coco")
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +76,7 @@ def _coco_masks(coco_file: Path) -> dict[tuple[str, str], tuple[str, np.ndarray,
     out = {}
     for ann in coco.dataset["annotations"]:
         im = coco.imgs[ann["image_id"]]
-        key = (Path(im["file_name"]).name, ann["attributes"]["question"])
+        key = (Path(im["file_name"]).name, ann["qmask"]["question"])
         assert key not in out
         out[key] = (cats[ann["category_id"]], coco.annToMask(ann).astype(bool), ann)
     return out
@@ -100,7 +102,7 @@ def test_v1_json_converts_once_and_exports_the_same_coco(tmp_path):
         assert got[key][0] == cat
         np.testing.assert_array_equal(got[key][1], mask)
         assert got[key][2]["area"] == mask_area(mask) and got[key][2]["bbox"] == mask_bbox(mask)
-    side = json.loads((tmp_path / "new.qmask_provenance.json").read_text())
+    side = json.loads((tmp_path / "provenance" / "new" / "qmask-provenance.json").read_text())
     assert any("gone.png" in s for s in side["skipped"])
     assert {c["name"]: c["id"] for c in side["categories"]} == {"cat": 4, "dog": 9, "object": 10}
 
@@ -186,11 +188,10 @@ def test_exports_stream_every_image_and_validate(tmp_path):
     classes = (yolo / "classes.txt").read_text().splitlines()
     assert classes == ["box", "object"] and len(list((yolo / "labels").iterdir())) == 230
     for name, mask in expected.items():
-        parts = (yolo / "labels" / f"{Path(name).stem}.txt").read_text().split()
-        xy = np.array(parts[1:], float).reshape(-1, 2) * [16, 12]
-        np.testing.assert_array_equal(polygons_to_mask([xy.ravel().tolist()], 12, 16), mask)
+        [(_cls, got)] = ultralytics_instances(yolo / "labels" / f"{Path(name).stem}.txt", 16, 12)
+        np.testing.assert_array_equal(got, mask)
     lm = export_project(p, "labelme", tmp_path / "lm").out
-    assert len(list(lm.glob("i*.json"))) == 230 and (lm / "qmask_provenance.json").is_file()
+    assert len(list(lm.glob("i*.json"))) == 230 and (lm / "provenance" / "qmask-provenance.json").is_file()
     doc = json.loads((lm / "i007.json").read_text())
     assert (lm / doc["imagePath"]).resolve() == (tmp_path / "imgs" / "i007.png").resolve()
     png = export_project(p, "png", tmp_path / "png").out

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("engine.commands.batch", "pre-annotate a folder of images into a project, resumably"),
     "models": ("engine.commands.models", "list, download or make random models"),
     "export": ("engine.commands.export", "export a project as COCO, YOLO, LabelMe or PNG masks"),
-    "import": ("engine.commands.import_", "import a COCO dataset into a project for correction"),
+    "import": ("engine.commands.import_", "import a COCO, YOLO, LabelMe or PNG-mask dataset into a project for correction"),
     "classes": ("engine.commands.classes", "show or define a project's class list"),
     "bench": ("engine.commands.bench", "benchmark segmentation or the whole pipeline"),
 }

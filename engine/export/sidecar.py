@@ -1,9 +1,12 @@
-"""QMask provenance sidecar: how each exported annotation came to be.
+"""QMask provenance file: how each exported annotation came to be.
 
-Written next to every export as ``qmask_provenance.json`` (``<name>.qmask_provenance.json``
-beside a COCO file). Datasets formats have no room for it: the question and answer, the
-automatic points versus the person's edits, the IoU between the automatic mask and the final
-one (1.0 = untouched), the models (and whether their weights were random), and the edit log.
+Written with every export, where no dataset reader looks (``provenance/qmask-provenance.json``
+in the output folder, ``provenance/NAME/qmask-provenance.json`` beside a COCO file ``NAME.json``:
+:mod:`engine.export.layout`). Dataset formats have no room for it: the question and answer,
+the automatic points versus the person's edits, the IoU between the automatic mask and the
+final one (1.0 = untouched), the models (and whether their weights were random), the edit
+log, and each image's files in the dataset (``files``: ``image``, ``annotations``/``labels``,
+paths relative to the output folder) and split.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from ..project import Project
 from ..project.codec import box_to_json, category_to_json, point_to_json, previous_answer_to_json
 from ..vqa.question import normalise_question
 from .common import ExportItem, ExportPlan
+from .layout import Layout
 
 
 def _key(question: str | None) -> str | None:
     return None if question is None else normalise_question(question)
-
-SIDECAR_NAME = "qmask_provenance.json"
 
 
 def item_provenance(item: ExportItem) -> dict[str, Any]:
@@ -66,8 +68,10 @@ class SidecarWriter:
     project's log (when, by whom, from which source: chain, user or import)."""
 
     def __init__(self, path: Path, project: Project, plan: ExportPlan, fmt: str,
-                 refs: dict[tuple[int, str], dict[str, Any]]) -> None:
+                 refs: dict[tuple[int, str], dict[str, Any]], layout: Layout | None = None) -> None:
         self.path, self.refs = path, refs
+        self.layout = layout or Layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._enc = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         self._random = False
         self._count = 0
@@ -75,6 +79,7 @@ class SidecarWriter:
         self._file = self._writer.__enter__()
         head = {"schema": "qmask.provenance", "version": 1, "qmask_version": __version__, "format": fmt,
                 "exported": time.time(), "project": str(project.path),
+                "self_contained": self.layout.self_contained, "splits": self.layout.splits,
                 "categories": [category_to_json(c) for c in plan.categories], "skipped": list(plan.skipped)}
         self._file.write(self._enc.encode(head)[:-1] + ',"images":[')
 
@@ -88,9 +93,12 @@ class SidecarWriter:
             d.update(self.refs.pop(it.key, {}))
             anns.append(d)
             self._random = self._random or bool(it.run is not None and it.run.random_weights)
+        image_id = int(e.image.id or 0)
         self._file.write(("," if self._count else "") + self._enc.encode(
-            {"path": e.image.path, "stem": e.stem, "width": e.image.width, "height": e.image.height,
-             "sha256": e.image.sha256, "annotations": anns}))
+            {"path": e.image.path, "source": str(e.abs_path),
+             "stem": self.layout.image_stem(e) if image_id in self.layout.names else e.stem,
+             "split": self.layout.split(e), "files": self.layout.files.get(image_id, {}),
+             "width": e.image.width, "height": e.image.height, "sha256": e.image.sha256, "annotations": anns}))
         self._count += 1
 
     def close(self, error: BaseException | None = None) -> None:

@@ -47,14 +47,18 @@ def short_name(stem: str, suffix: str = "", limit: int = MAX_NAME_BYTES) -> str:
 
 
 def _is_export(folder: Path) -> bool:
-    """``folder`` holds an earlier QMask export (its marker, or the provenance sidecar of one)."""
+    """``folder`` holds an earlier QMask export (its marker, or the provenance file of one: in
+    ``provenance/`` since QMask writes it where no dataset reader looks, at the top before)."""
     if (folder / EXPORT_MARKER).is_file():
         return True
-    try:
-        with open(folder / "qmask_provenance.json", "rb") as f:
-            return _SIDECAR_HEAD in f.read(200)
-    except OSError:
-        return False
+    for sidecar in (folder / "provenance" / "qmask-provenance.json", folder / "qmask_provenance.json"):
+        try:
+            with open(sidecar, "rb") as f:
+                if _SIDECAR_HEAD in f.read(200):
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def _stray(folder: Path) -> list[str]:

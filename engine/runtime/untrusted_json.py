@@ -28,7 +28,12 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
 class UntrustedJSONError(ValueError):
-    """A document outside the limits, or not JSON; ``str(err)`` says what (callers add the file)."""
+    """A document outside the limits, or not JSON; ``str(err)`` says what (callers add the file).
+    ``lineno`` / ``colno`` (1-based) where the text stops being JSON, when that is what is wrong."""
+
+    def __init__(self, message: str, lineno: int | None = None, colno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno, self.colno = lineno, colno
 
 
 def nesting_depth(raw: bytes) -> int:
@@ -77,7 +82,7 @@ def load_untrusted(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except UntrustedJSONError:
         raise
     except json.JSONDecodeError as err:
-        raise UntrustedJSONError(f"broken JSON: {err}") from None
+        raise UntrustedJSONError(f"broken JSON: {err}", err.lineno, err.colno) from None
     except (ValueError, RecursionError) as err:  # depth checked above; a number Python will not convert
         raise UntrustedJSONError(f"broken JSON: {err}") from None
     if _SURROGATE_ESCAPE.search(data):  # rare: only then look at every string (emoji pairs are fine)

@@ -43,6 +43,10 @@ class ExportDialog(QtWidgets.QDialog):
         self.labelme = QtWidgets.QCheckBox("LabelMe JSON (one file per image)")
         self.overlays = QtWidgets.QCheckBox("Overlay PNGs (image with heat map, mask, points)")
         self.overlays.setChecked(True)
+        self.self_contained = QtWidgets.QCheckBox("Copy the images into each dataset (self-contained, upright)")
+        self.self_contained.setToolTip("Each dataset gets its images, EXIF orientation applied, in its format's "
+                                       "standard layout with relative paths, so it can be moved or shared; "
+                                       "COCO then goes to coco/ (images/, annotations/instances_default.json)")
         self.folder = QtWidgets.QLineEdit(str(default_dir or Path.home() / "qmask-export"))
         browse = QtWidgets.QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -71,6 +75,7 @@ class ExportDialog(QtWidgets.QDialog):
         form.addRow("", self.yolo)
         form.addRow("", self.labelme)
         form.addRow("", self.overlays)
+        form.addRow("", self.self_contained)
         form.addRow("Folder", folder)
         form.addRow(self.status)
         form.addRow(self.buttons)
@@ -84,7 +89,7 @@ class ExportDialog(QtWidgets.QDialog):
                              coco_polygons=self.coco_polygons.currentIndex() == 1, png_masks=self.png.isChecked(),
                              yolo=self.yolo.isChecked(), labelme=self.labelme.isChecked(),
                              overlays=self.overlays.isChecked(), only_accepted=self.only_accepted.isChecked(),
-                             images=images)
+                             images=images, self_contained=self.self_contained.isChecked())
 
     def start(self) -> None:
         """Run the export in a background thread (the window stays usable)."""

@@ -98,7 +98,8 @@ def test_coco_shares_its_folder(tmp_path):
     export_project(p, "coco", tmp_path / "data" / "ann.json")
     export_project(p, "coco", tmp_path / "data")
     assert sorted(x.name for x in (tmp_path / "data").iterdir()) == [
-        "ann.json", "ann.qmask_provenance.json", "annotations.json", "qmask_provenance.json", "readme.txt"]
+        "ann.json", "annotations.json", "provenance", "readme.txt"]
+    assert sorted(x.name for x in (tmp_path / "data" / "provenance").iterdir()) == ["ann", "qmask-provenance.json"]
 
 
 def test_the_command_refuses_and_forces(tmp_path):
