@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .rle import rle_counts
+from .rle import rle_counts, rle_crop  # noqa: F401 (rle_crop: this module's crops come from it)
 
 __all__ = ["Crop", "Window", "rle_crop", "crop_of", "crop_to_mask", "LabelMap"]
 
@@ -47,46 +47,6 @@ Window = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1 and y1 exclusive
 
 _LOG = 256  # windows kept for changes_since (a reader further behind gets None: redraw all)
 TILE = 128  # a mask change is repainted in windows made of tiles this size (pixels)
-
-
-def rle_crop(rle: Mapping[str, Any]) -> Crop | None:
-    """A COCO RLE (``{"size": [H, W], "counts": ...}``, column-major runs) as its bounding-box
-    crop ``(y0, x0, [h, w] bool)``; None for an empty mask. InputError for a malformed RLE.
-
-    Works from the runs: no ``[H, W]`` array is made, the cost is the runs plus the crop's area.
-    Every run lies in one column, unless the crop spans all H rows (a run from one column into
-    the next covers its last and the next one's first row); either way a run's pixels are
-    consecutive in the crop's column-major order, from ``(col - x0) * h + (row - y0)``.
-    """
-    h_img, _w_img, runs = rle_counts(rle)
-    ends = np.cumsum(runs)
-    starts = ends - runs
-    fg = np.zeros(runs.size, dtype=bool)
-    fg[1::2] = True
-    fg &= runs > 0
-    if not fg.any():
-        return None
-    first, length = starts[fg], runs[fg]
-    last = first + length - 1
-    c_first, c_last = first // h_img, last // h_img
-    x0, x1 = int(c_first.min()), int(c_last.max()) + 1
-    one_column = c_first == c_last
-    if one_column.all():
-        y0, y1 = int((first % h_img).min()), int((last % h_img).max()) + 1
-    else:
-        y0, y1 = 0, h_img
-    h, w = y1 - y0, x1 - x0
-    local = (c_first - x0) * h + (first % h_img - y0)  # where each run starts in the crop (column-major)
-    # the crop's column-major pixels as alternating runs: gap, run, gap, run, ..., tail gap
-    gaps = np.diff(local, prepend=0)
-    gaps[1:] -= length[:-1]
-    tail = w * h - int(local[-1] + length[-1])
-    lengths = np.empty(2 * local.size + 1, dtype=np.int64)
-    lengths[0:-1:2], lengths[1::2], lengths[-1] = gaps, length, tail
-    values = np.zeros(lengths.size, dtype=np.uint8)
-    values[1::2] = 1
-    flat = np.repeat(values, lengths)
-    return y0, x0, cv2.transpose(flat.reshape(w, h)).view(bool)  # column-major -> [h, w], C order
 
 
 def crop_of(mask: np.ndarray) -> Crop | None:
