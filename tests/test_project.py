@@ -501,3 +501,26 @@ def test_own_writes_are_told_from_others_even_while_the_next_one_is_in_its_trans
     assert not any(p.is_own_write(s) for s in range(newest + 1))
     other.close()
     p.close()
+
+
+@pytest.mark.parametrize("table, part, bad", [("objects", "strokes", {"add": [1, 2, 3]}), ("objects", "box", [1, 2]),
+                                              ("runs", "previous_answers", [{"alpha": 0.5}]),
+                                              ("runs", "points_asked", -2)])
+def test_a_damaged_part_of_a_row_is_refused_as_damaged_naming_it(tmp_path, table, part, bad):
+    """Another program wrote nonsense into a row's ``extra``: reading the image says the project is
+    damaged and which part, never a bare validation message."""
+    p = Project.create(tmp_path / "p.qmask")
+    img = p.add_image("a.png", width=40, height=30)
+    p.put_changes(img, objects=[_object(mask=_mask())], runs=[_run()])
+    p.close()
+    con = sqlite3.connect(tmp_path / "p.qmask")
+    extra = json.loads(con.execute(f"SELECT extra FROM {table}").fetchone()[0])
+    extra[part] = bad
+    con.execute(f"UPDATE {table} SET extra = ?", (json.dumps(extra),))
+    con.commit()
+    con.close()
+    what = "An object" if table == "objects" else "A question run"
+    with Project.open(tmp_path / "p.qmask") as damaged, \
+            pytest.raises(ProjectError, match=f"{what} of the project is damaged") as err:
+        damaged.find_image("a.png")
+    assert part in str(err.value)
