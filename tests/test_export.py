@@ -1,4 +1,4 @@
-"""Exports: COCO (RLE, polygons) read back by pycocotools, YOLO, LabelMe, PNG, sidecar."""
+"""Exports, one instance per object: COCO (RLE, polygons) read back by pycocotools, YOLO, LabelMe, PNG, sidecar."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.labelme import decode_mask_shape
 from engine.imaging.masks import mask_area, mask_bbox, mask_has_holes, polygons_to_mask
-from engine.project import Project, QuestionRecord
+from engine.project import ObjectRecord, Project, QuestionRun
 from engine.prompts import Point
 
 pycoco = pytest.importorskip("pycocotools.coco")
@@ -39,15 +39,22 @@ def blob(h, w):
     return m
 
 
+def _object(mask, question=None, **kw) -> ObjectRecord:
+    o = ObjectRecord(question=question, source="question" if question else "manual", **kw)
+    o.set_mask(mask, source="auto", score=0.9 if question else None)
+    o.auto_mask_rle = dict(o.mask_rle)
+    return o
+
+
 @pytest.fixture()
 def project(tmp_path) -> Project:
-    """Four images: holes + parts (labelled), a plain blob (no label), an edited accepted
-    annotation, a failed image; one image in a sub-folder with a name clash."""
+    """Four images: holes + parts (labelled) under a plain blob (no class), an edited accepted
+    object beside a manual one, an object without a mask, a failed image; one image in a
+    sub-folder with a name clash."""
     imgs = tmp_path / "images"
     (imgs / "sub").mkdir(parents=True)
     p = Project.create(tmp_path / "p.qmask")
-    p.ensure_category("cat")
-    p.ensure_category("dog")
+    p.set_classes(["cat", "dog"])
     sizes = {"a.png": (30, 32), "b.jpg": (20, 16), "sub/a.png": (18, 24), "broken.png": (8, 8)}
     for name, (h, w) in sizes.items():
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(imgs / name)
@@ -55,43 +62,44 @@ def project(tmp_path) -> Project:
         img.status = "ok"
         p.update_image(img)
     a, b, c, broken = p.iter_images()
-    q = QuestionRecord(question="where is the cat?", label="cat", answer="on the mat",
-                       itm_probability=0.8, models={"itm": "tiny"}, random_weights=True,
-                       auto_points=[Point(10, 10, source="auto", score=0.9)],
-                       points=[Point(10, 10, source="auto", score=0.9)])
-    q.set_mask(ring_with_hole(30, 32), source="auto", score=0.9)
-    q.auto_mask_rle = dict(q.mask_rle)
-    p.put_question(a, q, source="chain")
-    q2 = QuestionRecord(question="what is this?")
-    q2.set_mask(blob(30, 32), source="auto")
-    p.put_question(a, q2, source="chain")
-    q3 = QuestionRecord(question="dog?", label="dog", accepted=True,
-                        auto_points=[Point(3, 3, source="auto")],
-                        points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
-    q3.set_mask(blob(20, 16), source="auto")
-    q3.auto_mask_rle = dict(q3.mask_rle)
+    p.put_run(a, QuestionRun(question="where is the cat?", answer="on the mat", itm_probability=0.8,
+                             models={"itm": "tiny"}, random_weights=True,
+                             auto_points=[Point(10, 10, source="auto", score=0.9)]))
+    cat = _object(ring_with_hole(30, 32), "where is the cat?", category="cat", order=0,
+                  auto_points=[Point(10, 10, source="auto", score=0.9)], points=[Point(10, 10, source="auto", score=0.9)])
+    p.put_object(a, cat, source="chain")
+    p.put_run(a, QuestionRun(question="what is this?"))
+    p.put_object(a, _object(blob(30, 32), "what is this?", order=1), source="chain")  # drawn on top of the cat
+    p.put_run(b, QuestionRun(question="dog?", answer="yes"))
+    dog = _object(blob(20, 16), "dog?", category="dog", accepted=True, order=0, auto_points=[Point(3, 3, source="auto")],
+                  points=[Point(3, 3, source="auto"), Point(8, 8, label=0)])
     edited = blob(20, 16)
     edited[14:18, 3:5] = True
-    q3.set_mask(edited, source="user")
-    p.put_question(b, q3, source="user")
-    q4 = QuestionRecord(question="empty?")  # no mask: skipped
-    p.put_question(c, q4, source="chain")
+    dog.set_mask(edited, source="user")
+    p.put_object(b, dog, source="user")
+    manual = np.zeros((20, 16), bool)
+    manual[1:4, 10:15] = True
+    p.put_object(b, _object(manual, category="dog", order=1), source="user")  # drawn by hand: no question
+    p.put_run(c, QuestionRun(question="empty?"))
+    p.put_object(c, ObjectRecord(question="empty?", source="question"), source="chain")  # no mask: skipped
     broken.mark_failed("broken.png is truncated")
     p.update_image(broken)
     return p
 
 
 def _masks_by_question(project):
-    return {(img.path, q.question): q.mask() for img in project.iter_images() for q in img.questions
-            if q.mask() is not None}
+    """(image path, question) -> mask of every object with a mask (a manual one's question is None)."""
+    return {(img.path, o.question): o.mask() for img in project.iter_images() for o in img.objects
+            if o.mask() is not None}
 
 
 @pytest.mark.parametrize("polygons", [False, True])
 def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
     out = tmp_path / "coco" / "instances.json"
     report = export_project(project, "coco", out, polygons=polygons)
-    assert report.out == out and report.annotations == 3 and report.images == 3
-    assert any("broken.png" in s for s in report.skipped) and any("empty?" in s for s in report.skipped)
+    assert report.out == out and report.annotations == 4 and report.images == 3
+    assert any("broken.png" in s for s in report.skipped)
+    assert "images/sub/a.png: object 1 has no mask" in report.skipped
     coco = pycoco.COCO(str(out))
     expected = _masks_by_question(project)
     root = Path(json.loads(out.read_text())["info"]["qmask"]["images_root"])
@@ -115,6 +123,14 @@ def test_coco_loads_in_pycocotools_pixel_exact(project, tmp_path, polygons):
     assert names[cat_ann["category_id"]] == "cat"
     if polygons:
         assert len(cat_ann["segmentation"]) == 3  # ring (keyhole), island, second part
+    # one instance per object, its id the object's row id: the same from one export to the next
+    rows = {r["uid"]: r["id"] for rs in project.object_summaries().values() for r in rs}
+    side = json.loads(report.sidecar.read_text())
+    ids = {a["object"]: a["coco_annotation_id"] for img in side["images"] for a in img["annotations"]}
+    assert ids == {uid: rows[uid] for uid in ids} and len(ids) == 4
+    again = export_project(project, "coco", tmp_path / "again.json", polygons=polygons)
+    assert [a["id"] for a in json.loads(again.out.read_text())["annotations"]] == \
+        [a["id"] for a in coco.dataset["annotations"]]
     # Evaluating the ground truth against itself gives AP 1: pycocotools reads every part.
     dets = [dict(a, score=1.0) for a in coco.dataset["annotations"]]
     res = coco.loadRes(dets)
@@ -134,7 +150,7 @@ def test_coco_into_folder_and_filters(project, tmp_path):
     one = export_project(project, "coco", tmp_path / "one.json", image_filter=[next(project.iter_images())])
     assert one.annotations == 2 and one.images == 1
     pred = export_project(project, "coco", tmp_path / "pred.json", image_filter=lambda img: img.name == "b.jpg")
-    assert pred.annotations == 1
+    assert pred.annotations == 2
 
 
 def test_sidecar_provenance(project, tmp_path):
@@ -144,16 +160,21 @@ def test_sidecar_provenance(project, tmp_path):
     assert side["schema"] == "qmask.provenance" and side["random_weights"] is True
     anns = {a["question"]: a for img in side["images"] for a in img["annotations"]}
     dog = anns["dog?"]
-    assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"]
+    assert dog["mask_source"] == "user" and dog["edited"] and dog["accepted"] and dog["label"] == "dog"
     assert len(dog["auto_points"]) == 1 and len(dog["user_points"]) == 1 and dog["user_points"][0]["label"] == 0
-    auto, final = blob(20, 16), project.find_image("images/b.jpg").questions[0].mask()
+    b = project.find_image("images/b.jpg")
+    auto, final = blob(20, 16), b.objects[0].mask()
     assert dog["auto_vs_final_iou"] == pytest.approx(auto.sum() / final.sum(), abs=1e-6)
+    assert (dog["object"], dog["source"], dog["answer"]) == (b.objects[0].uid, "question", "yes")
     cat = anns["where is the cat?"]
     assert cat["auto_vs_final_iou"] == 1.0 and cat["models"] == {"itm": "tiny"} and cat["answer"] == "on the mat"
     assert "coco_annotation_id" in cat
-    # each annotation's edit log, from the project: who wrote it, from which source
-    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("user", "edit")]
-    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "edit")]
+    manual = anns[None]  # an object drawn by hand: no run behind it
+    assert (manual["source"], manual["label"], manual["answer"], manual["models"]) == ("manual", "dog", None, {})
+    # each annotation's edit log, from the project: who wrote it, from which source (its run's and its own)
+    assert [(e["source"], e["action"]) for e in dog["edits"]] == [("chain", "run"), ("user", "edit")]
+    assert [(e["source"], e["action"]) for e in cat["edits"]] == [("chain", "run"), ("chain", "edit")]
+    assert [(e["source"], e["action"]) for e in manual["edits"]] == [("user", "edit")]
     assert all(e["writer"].startswith("qmask@") for e in cat["edits"] + dog["edits"])
     assert any("broken.png" in s for s in side["skipped"])
 
@@ -179,10 +200,10 @@ def test_yolo(project, tmp_path):
             m = polygons_to_mask([xy.ravel().tolist()], img.height, img.width)
             by_class[cls] = by_class.get(cls, np.zeros_like(m)) | m
         expected: dict[str, np.ndarray] = {}
-        for q in img.questions:
-            if q.mask() is not None:
-                name = q.label or "object"
-                expected[name] = expected.get(name, np.zeros_like(q.mask())) | q.mask()
+        for o in img.objects:
+            if o.mask() is not None:
+                name = o.category or "object"
+                expected[name] = expected.get(name, np.zeros_like(o.mask())) | o.mask()
         assert by_class.keys() == expected.keys()
         for k in expected:
             np.testing.assert_array_equal(by_class[k], expected[k])  # holes kept (keyhole)
@@ -231,10 +252,20 @@ def test_png(project, tmp_path):
         values = np.asarray(label)
     cat = masks[(a.path, "where is the cat?")]
     obj = masks[(a.path, "what is this?")]
-    # the later annotation ("what is this?") wins where they overlap
+    # the object drawn on top ("what is this?") wins where they overlap
+    assert (cat & obj).any()
     assert (values[obj] == classes.index("object")).all()
     assert (values[cat & ~obj] == classes.index("cat")).all()
     assert (values[~cat & ~obj] == 0).all()
+    # brought to the top, the cat wins instead
+    img = project.find_image(a.path)
+    cat_obj = next(o for o in img.objects if o.category == "cat")
+    cat_obj.order = 5
+    project.put_object(img, cat_obj)
+    again = export_project(project, "png", tmp_path / "png2")
+    with Image.open(again.out / "labels" / f"{entry['stem']}.png") as label:
+        values = np.asarray(label)
+    assert (values[cat] == classes.index("cat")).all() and (values[obj & ~cat] == classes.index("object")).all()
 
 
 def test_errors(project, tmp_path):
@@ -257,7 +288,7 @@ def _run(module, argv):
 
 def test_cli(project, tmp_path, capsys):
     rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "d.json"), "--polygons"])
-    assert rc == 0 and "Exported 3 annotation(s)" in capsys.readouterr().out
+    assert rc == 0 and "Exported 4 annotation(s)" in capsys.readouterr().out
     pycoco.COCO(str(tmp_path / "d.json"))
     rc = _run(export_cmd, [str(tmp_path / "nope.qmask"), "--format", "coco", "--out", str(tmp_path / "e.json")])
     assert rc == 1 and "No project file" in capsys.readouterr().err
