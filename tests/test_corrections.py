@@ -268,11 +268,40 @@ def test_an_image_no_longer_shown_keeps_its_strokes_packed(image):
     assert ann.corrections._add is None
     assert np.array_equal(ann.mask, final) and np.array_equal(ann.corrections.add, add)
     ann.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
-    assert ann.needs_segmentation(uid)  # shown again: the decoder runs for its prompts
-    ann.accept_segmentation(ann.prompts, ann.generation, fake_segmentation(ann.prompts), uid=uid)
-    assert np.array_equal(ann.mask, final)
-    history.undo()
+    history.undo()  # before the decoder runs again: the model's mask under the strokes was kept
     assert np.array_equal(ann.mask, model | add)
+    assert np.array_equal(stored(project, ann, uid).mask(), model | add)
+    assert ann.needs_segmentation(uid)  # shown again: the decoder runs for its prompts, and agrees
+    ann.accept_segmentation(ann.prompts, ann.generation, fake_segmentation(ann.prompts), uid=uid)
+    assert np.array_equal(ann.mask, model | add)
+    history.undo()
+    assert np.array_equal(ann.mask, model)
+
+
+def test_a_stroke_undone_after_another_object_was_selected_gives_its_pixels_back(image):
+    """Selecting another object releases the first one's decoded masks; undoing a stroke (or
+    clearing the strokes) on it afterwards must give back the model's pixels under the stroke,
+    not keep them from the corrected mask."""
+    ann, project, history, uid = image
+    model = ann.model_mask.copy()
+    eraser, brush = [(10, 8), (10, 12)], [(30, 25)]
+    history.push(PaintStroke(ann, uid, eraser, 2, erase=True))
+    history.push(PaintStroke(ann, uid, brush, 3))
+    assert (model & under_brush(eraser, 2)).any()  # the eraser took some of the model's pixels
+    other = add_object(ann, history, [Point(30, 20)])
+    assert ann.selected == other
+    history.undo()
+    history.undo()  # the other object is gone; the next undo selects the first one again
+    history.undo()
+    assert ann.selected == uid and np.array_equal(ann.mask, model & ~under_brush(eraser, 2))
+    assert other not in ann.objects
+    history.undo()
+    assert np.array_equal(ann.mask, model) and np.array_equal(stored(project, ann, uid).mask(), model)
+    history.redo()
+    history.redo()
+    ann.select(None)  # released again, its strokes back on it
+    history.push(ClearStrokes(ann, uid))
+    assert np.array_equal(ann.mask, model) and np.array_equal(stored(project, ann, uid).mask(), model)
 
 
 def test_strokes_come_back_with_the_project_and_its_json(image, tmp_path):
