@@ -209,7 +209,8 @@ class AskFlow:
             image.objects[state.uid] = state
         before.added.extend(s.uid for s in added)
         kept = [o.uid for o in image.run_objects(run) if o.uid not in {s.uid for s in added}]
-        run.record.object_uids = [s.uid for s in added] + [u for u in kept + linked if u in image.objects]
+        run.record.object_uids = list(dict.fromkeys(  # (a twin within the ask is linked to the one added)
+            [s.uid for s in added] + [u for u in kept + linked if u in image.objects]))
         image.save_changes(objects=added, removed=[o.uid for o in stale], runs=[run], action="ask", source="chain")
         for obj in stale:
             image.notify_object(obj.uid, "removed")
