@@ -69,8 +69,8 @@ def _records(path: Path) -> dict[str, tuple]:
         for img in project.iter_images():
             assert img.status == "ok", (img.path, img.error)
             runs = tuple((r.question, r.answer, tuple(r.captions), r.instances, len(r.object_uids)) for r in img.runs)
-            objects = tuple((o.question, o.category, o.source, repr(o.mask_rle), o.mask_score, repr(o.points), o.order)
-                            for o in img.objects)
+            objects = tuple((o.question, o.category, o.source, repr(o.mask_rle), o.mask_score, o.order,
+                             tuple((p.x, p.y, p.label, p.score, p.source) for p in o.points)) for o in img.objects)
             out[img.path] = (runs, objects)
         return out
 
