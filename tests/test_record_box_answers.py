@@ -3,7 +3,6 @@ rows, in the JSON interchange, and taken back up when the image is opened again 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from annotation_support import ask, open_annotation, reopened
