@@ -1,7 +1,7 @@
 """Processes that write a project, for the multi-process and kill tests (run as a script).
 
     python tests/project_writers.py chain PROJECT PREFIX N          # N images, one transaction each
-    python tests/project_writers.py edit PROJECT NAME ROUNDS IMAGE  # ROUNDS user edits of one record
+    python tests/project_writers.py edit PROJECT NAME ROUNDS IMAGE  # ROUNDS user edits of one object
     python tests/project_writers.py batch PROJECT FOLDER QUESTION    # run_batch with a stand-in chain
 
 Each waits for ``PROJECT.go`` to exist before writing (so that two start together), prints
@@ -20,12 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.project import Project, QuestionRecord, normalise_question  # noqa: E402
+from engine.project import ObjectRecord, Project, normalise_question  # noqa: E402
 from engine.prompts import Point  # noqa: E402
 from engine.results import (  # noqa: E402
     AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
     SegmentationResult,
 )
+
+
+SHARED_UID = "5a4ed0b1ec7000aa"  # the one object the "edit" writers all write
 
 
 def chain_result(mask: np.ndarray, question: str, answer: str = "thing") -> ChainResult:
@@ -53,7 +56,7 @@ class BrightPixels:
     def check_models(self):
         pass
 
-    def run(self, question, cancel=None):
+    def run(self, question, cancel=None, instances="one"):
         return chain_result(self.rgb.mean(axis=2) > 128, question)
 
 
@@ -75,7 +78,7 @@ def main(argv: list[str]) -> int:
         for i in range(n):
             path = project_path.parent / f"{prefix}{i:04d}.png"
             done = project.find_image(path)
-            if done is not None and done.questions:  # resumed: already committed
+            if done is not None and done.runs:  # resumed: already committed
                 continue
             project.record_chain(path, chain_result(mask, "what is it?", answer=f"{prefix}{i}"))
             print(f"done {i}", flush=True)
@@ -85,8 +88,9 @@ def main(argv: list[str]) -> int:
         project = Project.open(project_path, writer=f"edit-{name}")
         img = project.find_image(image)
         for r in range(rounds):
-            record = QuestionRecord(question="shared?", answer=f"{name}-{r}", label=name)
-            project.put_question(img, record, source="user")
+            # the same object (uid) each time: its class names the writer, its point the round
+            obj = ObjectRecord(uid=SHARED_UID, category=name, points=[Point(float(r), 0.0)], source="manual")
+            project.put_object(img, obj, source="user")
             print(f"done {r}", flush=True)
         project.close()
     elif mode == "batch":

@@ -1,4 +1,5 @@
-"""Batch pre-annotation: awkward image files, resume without duplicates, review order, export.
+"""Batch pre-annotation: awkward image files, resume without duplicates (one run per image and
+question, its proposals as objects), review order, export.
 
 Most tests drive the batch with a small stand-in pipeline (same interface as
 ``engine.annotation.pipeline.Pipeline``: ``set_image`` + ``run``) whose mask is "the bright pixels", so
@@ -31,6 +32,7 @@ class StandInPipeline:
 
     def __init__(self, fail_at_call: int | None = None):
         self.calls: list[tuple[str, str]] = []
+        self.instances: list[str] = []  # what each call asked for: "one", "several" or "auto"
         self.fail_at_call = fail_at_call
         self.rgb = None
         self.image_id = None
@@ -39,16 +41,24 @@ class StandInPipeline:
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
         self.rgb, self.image_id = rgb, image_id
 
-    def run(self, question, cancel=None):
+    def run(self, question, cancel=None, instances="auto"):
         if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
             raise RuntimeError("injected failure")
         self.calls.append((self.image_id, question))
+        self.instances.append(instances)
         h, w = self.rgb.shape[:2]
         mask = self.rgb.mean(axis=2) > 128
         heat = np.zeros((4, 4), np.float32)
         heat[0, 0] = 1.0
         pts = (Point(w / 2, h / 2, score=1.0, source="auto"),)
         cand = MaskCandidate(mask=mask, low_res_logits=np.zeros((256, 256), np.float32), iou=0.5)
+        proposals = ()
+        if instances == "several":  # one proposal per bright region, as the chain makes one per hot region
+            import cv2
+
+            n, labels = cv2.connectedComponents(mask.astype(np.uint8))
+            proposals = tuple(SegmentationResult(candidates=(MaskCandidate(labels == k, np.zeros((4, 4), np.float32),
+                                                                           0.6),), points=pts) for k in range(1, n))
         return ChainResult(
             image_id=self.image_id, image_size=(w, h), question=normalise_question(question),
             heatmap=HeatmapResult(question=question, question_map=heat, token_maps=heat[None],
@@ -56,7 +66,8 @@ class StandInPipeline:
             points=pts, segmentation=SegmentationResult(candidates=(cand,), points=pts), chosen=0,
             fusion=FusionResult(fused_map=heat, alpha=0.5),
             captions=CaptionsResult(captions=("a thing",), rounds=1, complete=True),
-            answer=AnswerResult(answer="thing"), models={"itm": "stand-in"}, random_weights=True)
+            answer=AnswerResult(answer="thing"), models={"itm": "stand-in"}, random_weights=True,
+            proposals=proposals, instances="several" if proposals else "one")
 
 
 def _bright_square(h, w, y0, x0, size):
@@ -103,21 +114,24 @@ def test_awkward_files(tmp_path):
     assert project.summary()["failed"] == 3 and project.summary()["ok"] == 5
     for rel, reason in failed.items():
         img = project.find_image(rel)
-        assert img.status == "failed" and img.error == reason and not img.questions
+        assert img.status == "failed" and img.error == reason and not img.runs and not img.objects
     rot = project.find_image("imgs/05_rotated.jpg")
     assert (rot.width, rot.height) == (32, 48)  # as displayed: the EXIF rotation swaps the sides
     with Image.open(folder / "05_rotated.jpg") as im:
         shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    mask = rot.questions[0].mask()
+    mask = rot.objects[0].mask()
     assert mask.shape == shown.shape[:2]
     np.testing.assert_array_equal(mask, shown.mean(axis=2) > 128)  # lines up with the displayed image
     assert mask.any()
-    deep = project.find_image("imgs/04_deep16.png").questions[0].mask()
+    deep = project.find_image("imgs/04_deep16.png").objects[0].mask()
     assert deep.sum() == 25  # the 16-bit image was scaled, not clipped to white
     for img in project.iter_images():
         if img.status == "ok":
-            assert img.sha256 and len(img.questions) == 1
-
+            assert img.sha256 and len(img.runs) == 1 and len(img.objects) == 1
+            obj = img.objects[0]
+            assert (obj.source, obj.question, obj.proposal, img.runs[0].object_uids) == \
+                ("batch", "what is bright?", True, [obj.uid])
+    assert set(pipe.instances) == {"auto"}  # a plain question: the chain decides how many
 
 def test_interrupt_and_resume_without_duplicates(tmp_path):
     folder = make_folder(tmp_path / "imgs")
@@ -127,7 +141,8 @@ def test_interrupt_and_resume_without_duplicates(tmp_path):
         run_batch(folder, questions, tmp_path / "p.qmask", pipeline=broken,
                   max_pixels=MAX_PIXELS, show_progress=False)
     saved = Project.open(tmp_path / "p.qmask")
-    done = {img.path: [q.question for q in img.questions] for img in saved.iter_images() if img.status == "ok"}
+    done = {img.path: [r.question for r in img.runs] for img in saved.iter_images() if img.status == "ok"}
+    assert all([o.question for o in img.objects] == done[img.path] for img in saved.iter_images() if img.status == "ok")
     # every chain result is committed as it comes: the 3rd image keeps its first question
     assert done == {"imgs/01_rgb.png": ["what is bright?", "where is it?"],
                     "imgs/02_gray.png": ["what is bright?", "where is it?"],
@@ -145,14 +160,37 @@ def test_interrupt_and_resume_without_duplicates(tmp_path):
     project = Project.open(tmp_path / "p.qmask")
     for img in project.iter_images():
         if img.status == "ok":
-            assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
-            assert img.find_question("where is it?").label == "thing"
+            assert sorted(r.question for r in img.runs) == ["what is bright?", "where is it?"]
+            assert sorted(o.question for o in img.objects) == ["what is bright?", "where is it?"]
+            assert [o.category for o in img.objects if o.question == "where is it?"] == ["thing"]
     assert project.category("thing") is not None
     # a third run has nothing left to do (failed images are retried and fail again)
     again = StandInPipeline()
     report = run_batch(folder, questions, tmp_path / "p.qmask", pipeline=again,
                        max_pixels=MAX_PIXELS, show_progress=False)
     assert again.calls == [] and report.processed == 0 and report.already_done == 10 and len(report.failed) == 3
+
+
+def test_a_question_about_several_things_writes_one_object_each(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    a = np.full((30, 40, 3), 20, np.uint8)
+    for y, x in ((2, 2), (2, 25), (18, 10)):
+        a[y:y + 6, x:x + 6] = 240
+    Image.fromarray(a).save(folder / "three.png")
+    pipe = StandInPipeline()
+    question = BatchQuestion("where are the squares?", label="square", instances="several")
+    report = run_batch(folder, [question], tmp_path / "p.qmask", pipeline=pipe, show_progress=False)
+    assert pipe.instances == ["several"] and report.annotations == 3 and "3 object(s) written" in str(report)
+    with Project.open(tmp_path / "p.qmask") as project:
+        img = project.find_image("imgs/three.png")
+        assert len(img.runs) == 1 and img.runs[0].instances == "several"
+        assert img.runs[0].object_uids == [o.uid for o in img.objects] and len(img.objects) == 3
+        assert {o.category for o in img.objects} == {"square"} and all(o.mask().sum() == 36 for o in img.objects)
+        union = np.logical_or.reduce([o.mask() for o in img.objects])
+        np.testing.assert_array_equal(union, a.mean(axis=2) > 128)
+    again = run_batch(folder, [question], tmp_path / "p.qmask", pipeline=StandInPipeline(), show_progress=False)
+    assert again.already_done == 1 and again.annotations == 0
 
 
 def test_cancel_and_progress_callback(tmp_path):
@@ -242,12 +280,13 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     ok = [img for img in project.iter_images() if img.status == "ok"]
     assert len(ok) == 3 and project.summary()["failed"] == 3
     for img in ok:
-        assert len(img.questions) == 1
-        q = img.questions[0]
-        assert q.random_weights and q.models and q.answer is not None and len(q.captions) <= 3
-        assert q.heatmap is not None and q.itm_probability is not None
-        if q.mask_rle is not None:
-            assert q.mask().shape == (img.height, img.width)
+        assert len(img.runs) == 1
+        run = img.runs[0]
+        assert run.random_weights and run.models and run.answer is not None and len(run.captions) <= 3
+        assert run.heatmap is not None and run.itm_probability is not None and run.instances == "one"
+        assert [o.uid for o in img.objects] == run.object_uids
+        for o in img.objects:
+            assert o.mask().shape == (img.height, img.width) and o.question == "what is bright?"
     rot = project.find_image("imgs/05_rotated.jpg")
     assert (rot.width, rot.height) == (32, 48)
     ids = project.image_ids("review")
@@ -255,14 +294,14 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     assert [rows[i].status for i in ids][-3:] == ["failed"] * 3
 
     # the tiny models (seed 0) give non-empty masks; the export must read back pixel-exact
-    assert all(img.questions[0].mask_rle is not None and img.questions[0].mask().any() for img in ok)
+    assert all(len(img.objects) == 1 and img.objects[0].mask().any() for img in ok)
     out = export_project(project, "coco", tmp_path / "coco.json")
     coco = COCO(str(out.out))
     by_name = {img.name: img for img in ok}
     assert len(coco.dataset["annotations"]) == 3
     for ann in coco.dataset["annotations"]:
         img = by_name[coco.imgs[ann["image_id"]]["file_name"]]
-        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), img.questions[0].mask())
+        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), img.objects[0].mask())
     assert json.loads(out.sidecar.read_text())["random_weights"] is True
 
 
@@ -272,10 +311,10 @@ def test_an_image_the_models_cannot_take_is_recorded_and_the_batch_goes_on(tmp_p
     folder = make_folder(tmp_path / "imgs")
 
     class OutOfMemoryOnGray(StandInPipeline):
-        def run(self, question, cancel=None):
+        def run(self, question, cancel=None, instances="auto"):
             if self.rgb.shape == (30, 40, 3) and self.rgb[12, 22, 0] == self.rgb[12, 22, 1] and len(self.calls) == 1:
                 raise ResourceError("Out of GPU memory on this image.")
-            return super().run(question, cancel)
+            return super().run(question, cancel, instances)
 
     report = run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=OutOfMemoryOnGray(),
                        max_pixels=MAX_PIXELS, show_progress=False)

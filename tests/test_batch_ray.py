@@ -68,16 +68,21 @@ def _records(path: Path) -> dict[str, tuple]:
         out = {}
         for img in project.iter_images():
             assert img.status == "ok", (img.path, img.error)
-            out[img.path] = tuple((q.question, q.answer, tuple(q.captions), repr(q.mask_rle)) for q in img.questions)
+            runs = tuple((r.question, r.answer, tuple(r.captions), r.instances, len(r.object_uids)) for r in img.runs)
+            objects = tuple((o.question, o.category, o.source, repr(o.mask_rle), o.mask_score, o.order,
+                             tuple((p.x, p.y, p.label, p.score, p.source) for p in o.points)) for o in img.objects)
+            out[img.path] = (runs, objects)
         return out
 
 
 def _written_once(path: Path, n: int) -> None:
-    """Every image ok with one record per question, and one chain write each in the edit log."""
+    """Every image ok with one run per question (its proposals its objects, once), and one chain
+    write each in the edit log."""
     with Project.open(path) as project:
         assert project.summary()["ok"] == n
         for img in project.iter_images():
-            assert sorted(q.question for q in img.questions) == QUESTIONS
+            assert sorted(r.question for r in img.runs) == QUESTIONS
+            assert sorted(u for r in img.runs for u in r.object_uids) == sorted(o.uid for o in img.objects)
             assert [e.action for e in project.edits(img.id)] == ["chain"] * len(QUESTIONS), img.path
 
 
@@ -92,7 +97,7 @@ def test_same_project_as_the_local_batch(tmp_path, tiny_models_dir, ray_instance
     ours, theirs = _records(tmp_path / "ray.qmask"), _records(tmp_path / "local.qmask")
     assert ours == theirs
     # the seed is per image: two images do not share their captions
-    assert len({r[0][2] for r in ours.values()}) == 6
+    assert len({r[0][0][2] for r in ours.values()}) == 6
     _written_once(tmp_path / "ray.qmask", 6)
 
 

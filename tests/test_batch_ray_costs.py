@@ -51,7 +51,8 @@ def test_a_worker_sends_what_the_project_stores(tmp_path, tiny_models_dir):
     # no mask, logits or image sized array: only the heat maps (the grid, far smaller than the image)
     sizes = [arr.size for arr in _arrays(result)]
     assert sizes and max(sizes) < 320 * 240 / 8, sizes
-    assert all(r.mask_rle is not None for r in result.records)
+    assert all(found.objects and all(o.mask_rle is not None for o in found.objects) for found in result.records)
+    assert all(found.run.object_uids == [o.uid for o in found.objects] for found in result.records)
     sent = pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     assert isinstance(sent, ImageResult)
     with Project.open_or_create(tmp_path / "p.qmask") as project:  # the driver writes it as it came
@@ -59,9 +60,11 @@ def test_a_worker_sends_what_the_project_stores(tmp_path, tiny_models_dir):
         write_image(project, sent)
         img = project.find_image(tmp_path / "img.png")
         assert (img.status, img.width, img.height) == ("ok", 320, 240)
-        assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
-        mask = next(q for q in img.questions if q.question == "what is bright?").mask()
-        assert mask.shape == (240, 320) and [c.name for c in project.categories] == ["thing"]
+        assert sorted(r.question for r in img.runs) == ["what is bright?", "where is it?"]
+        bright = [o for o in img.objects if o.question == "what is bright?"]
+        assert bright and all(o.category == "thing" and o.mask().shape == (240, 320) for o in bright)
+        assert [c.name for c in project.categories] == ["thing"]
+        assert {o.uid for o in img.objects} == {o.uid for found in sent.records for o in found.objects}
 
 
 BURN = """

@@ -21,9 +21,9 @@ class SeedRecorder(StandInPipeline):
         self.settings = SimpleNamespace(seed=seed)
         self.seeds: dict[str, int | None] = {}
 
-    def run(self, question, cancel=None):
+    def run(self, question, cancel=None, instances="auto"):
         self.seeds[self.image_id] = self.settings.seed
-        return super().run(question, cancel)
+        return super().run(question, cancel, instances)
 
 
 def _folder(root, n=4):

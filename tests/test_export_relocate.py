@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.commands import cli
-from engine.project import Project, QuestionRecord, file_sha256
+from engine.project import ObjectRecord, Project, QuestionRun, file_sha256
 
 
 @pytest.fixture()
@@ -25,12 +25,12 @@ def moved(tmp_path):
         img = project.add_image(images / name, width=16, height=12, sha256=file_sha256(images / name))
         img.status = "ok"
         project.update_image(img)
-        q = QuestionRecord(question="what is it?", answer="box", label="box")
+        obj = ObjectRecord(question="what is it?", source="question", category="box")
         mask = np.zeros((12, 16), bool)
         mask[2:8, 3:10] = True
-        q.set_mask(mask, source="auto")
-        project.put_question(img, q, source="chain")
-    project.ensure_category("box")
+        obj.set_mask(mask, source="auto")
+        project.put_changes(img, runs=[QuestionRun(question="what is it?", answer="box")], objects=[obj],
+                            source="chain")
     project.close()
     new = tmp_path / "elsewhere" / "pics"
     new.parent.mkdir()

@@ -1,4 +1,5 @@
-"""COCO import: round trips with our export, third-party datasets, CLI."""
+"""COCO import: one object per annotation; round trips with our export, third-party datasets, CLI; an
+imported object edited and undone keeps its mask."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from engine.errors import ExportError, ProjectError
 from engine.export import export_project
 from engine.export.coco_import import coco_segmentation_to_mask, import_coco, import_coco_to_project
 from engine.imaging.masks import encode_rle
-from engine.project import Project, QuestionRecord
+from engine.project import ObjectRecord, Project, QuestionRun
 
 
 def _random_mask(rng, h, w):
@@ -39,11 +40,10 @@ def source(tmp_path):
         img.status = "ok"
         p.update_image(img)
         for k, label in enumerate(["cat", "dog"]):
-            q = QuestionRecord(question=f"where is the {label}?", label=label, answer=f"a {label}",
-                               accepted=(k == 0))
-            q.set_mask(_random_mask(rng, h, w))
-            p.put_question(img, q)
-            p.ensure_category(label)
+            obj = ObjectRecord(question=f"where is the {label}?", source="question", category=label,
+                               accepted=(k == 0), order=k)
+            obj.set_mask(_random_mask(rng, h, w))
+            p.put_changes(img, runs=[QuestionRun(question=obj.question, answer=f"a {label}")], objects=[obj])
     return p
 
 
@@ -59,16 +59,20 @@ def test_round_trip_is_pixel_exact(source, tmp_path, polygons):
         img = dest.find_image(source.abs_path(src_img))
         assert img is not None and img.status == "ok" and (img.width, img.height) == (src_img.width, src_img.height)
         assert img.sha256
-        for q in src_img.questions:
-            got = img.find_question(q.question)
-            np.testing.assert_array_equal(got.mask(), q.mask())
-            assert (got.label, got.answer, got.accepted, got.mask_source) == (q.label, q.answer, q.accepted, "import")
-            assert got.provenance_iou() == 1.0
+        assert len(img.objects) == len(src_img.objects) == 2 and len(img.runs) == 2
+        for o in src_img.objects:
+            got = next(g for g in img.objects if g.question == o.question)  # one object per annotation
+            np.testing.assert_array_equal(got.mask(), o.mask())
+            assert (got.category, got.accepted, got.mask_source, got.source) == (o.category, o.accepted, "import", "import")
+            assert img.find_run(o.question).answer == src_img.find_run(o.question).answer  # its run, with the answer
+            assert got.provenance_iou() == 1.0 and got.uid != o.uid
     # importing again adds nothing
     again = import_coco(out, tmp_path / "images", dest)
     assert again.annotations == 0 and len(again.skipped) == 6
-    assert sum(len(i.questions) for i in dest.iter_images()) == 6 == dest.summary()["questions"]
+    assert sum(len(i.objects) for i in dest.iter_images()) == 6 == dest.summary()["objects"]
+    assert dest.summary()["questions"] == 6
     assert {e.source for e in dest.edits()} == {"import"} and len(dest.edits()) == 6
+    assert {e.object_uid for e in dest.edits()} == {o.uid for i in dest.iter_images() for o in i.objects}
 
 
 def test_third_party_dataset(tmp_path):
@@ -113,15 +117,16 @@ def test_third_party_dataset(tmp_path):
     assert any("unknown category 99" in s for s in report.skipped)
     assert any("cover 3 pixels" in s for s in report.skipped)
     x = dest.find_image(imgs / "nested" / "x.jpg")
-    assert [q.question for q in x.questions] == ["person", "person (2)", "bike"]
-    np.testing.assert_array_equal(x.find_question("person").mask(), m1)
-    np.testing.assert_array_equal(x.find_question("person (2)").mask(), m2)
-    bike = x.find_question("bike").mask()
+    assert [o.category for o in x.objects] == ["person", "person", "bike"]  # in the file's order, bottom first
+    assert all(o.question is None and o.source == "import" and not o.accepted for o in x.objects) and x.runs == []
+    np.testing.assert_array_equal(x.objects[0].mask(), m1)
+    np.testing.assert_array_equal(x.objects[1].mask(), m2)
+    bike = x.objects[2].mask()
     ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([poly], 10, 12))).astype(bool)
     np.testing.assert_array_equal(bike, ref)
     assert {c.name: c.id for c in dest.categories} == {"person": 3, "bike": 5}
     gone = dest.find_image(imgs / "gone.png")
-    assert gone.status == "pending" and gone.id in [m.id for m in dest.missing_images()] and len(gone.questions) == 1
+    assert gone.status == "pending" and gone.id in [m.id for m in dest.missing_images()] and len(gone.objects) == 1
     assert dest.find_image(imgs / "wrong_size.png").status == "failed"
 
 
@@ -168,6 +173,51 @@ def test_cli(source, tmp_path, capsys):
     assert "--merge" in capsys.readouterr().err
     assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj), "--merge"]) == 0
     assert "Imported 0 annotation(s) on 3 image(s)" in capsys.readouterr().out  # merged: no duplicates
-    assert Project.open(proj).summary()["questions"] == 6
+    assert Project.open(proj).summary()["objects"] == 6
     with pytest.raises(ProjectError):
         import_coco_to_project(out, tmp_path / "images", proj)
+
+
+def test_an_imported_object_keeps_its_mask_through_a_click_and_its_undo_and_exports_after(tmp_path):
+    """Issue 23: a click on an imported COCO object decoded a mask from the click, and undoing it
+    deleted the object's mask. The imported mask is the object's base: the click's undo gives it
+    back, in the app and the project, also after the project is reopened; it exports as imported."""
+    from annotation_support import Decoding, open_annotation
+    from engine.annotation import History, PromptState, SetPrompts
+    from engine.prompts import Point
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(imgs / "a.png")
+    poly = [4.0, 3.0, 30.0, 3.0, 30.0, 20.0, 4.0, 20.0]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [poly]}],
+            "categories": [{"id": 1, "name": "box"}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    project, _ = import_coco_to_project(tmp_path / "c.json", imgs, tmp_path / "p.qmask")
+    imported = coco_segmentation_to_mask([poly], 30, 40)
+    uid = project.find_image(imgs / "a.png").objects[0].uid
+
+    def click_and_undo(project: Project) -> None:
+        ann = open_annotation(project, imgs / "a.png", Decoding)
+        ann.select(uid)
+        assert np.array_equal(ann.mask, imported)
+        history = History()
+        history.push(SetPrompts(ann, uid, ann.prompts, PromptState((Point(35, 25),)), "Add point"))
+        assert not np.array_equal(ann.mask, imported)  # the click decoded a mask of its own
+        assert history.undo()
+        assert np.array_equal(ann.mask, imported) and ann.prompts.empty
+        with Project.open(project.path) as other:  # and the project holds it, as imported
+            obj = other.find_image(imgs / "a.png").find_object(uid)
+            assert np.array_equal(obj.mask(), imported) and obj.mask_source == "import" and obj.points == []
+
+    click_and_undo(project)
+    project.close()
+    with Project.open(tmp_path / "p.qmask") as again:  # reopened: the base is the stored mask
+        click_and_undo(again)
+        report = export_project(again, "coco", tmp_path / "out.json")
+    assert report.annotations == 1
+    doc = json.loads((tmp_path / "out.json").read_text())
+    (ann,) = doc["annotations"]
+    assert [c["name"] for c in doc["categories"] if c["id"] == ann["category_id"]] == ["box"]
+    np.testing.assert_array_equal(coco_segmentation_to_mask(ann["segmentation"], 30, 40), imported)

@@ -1,5 +1,6 @@
-"""Category names: control characters never reach a class list; every accepted name round-trips
-through every export (YOLO's classes.txt and data.yaml, PNG's classes.txt, COCO, LabelMe)."""
+"""Class names: control characters never reach a class list; every accepted name round-trips
+through every export (YOLO's classes.txt and data.yaml, PNG's classes.txt, COCO, LabelMe); the
+class list is kept in order, renamed in place, and never made of answers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import yaml
 from engine.export import export_project
 from engine.export.coco_import import import_coco_to_project
 from engine.imaging.masks import encode_rle
-from engine.project import ImageRecord, Project, QuestionRecord, clean_label
+from engine.errors import InputError
+from engine.project import ImageRecord, ObjectRecord, Project, clean_label
 from PIL import Image
 
 NAMES = ["cat", "café au lait", "猫", "a: b # c", "\"quoted\"", "emoji 👩‍💻", "x" * 200, "- dash"]
@@ -32,7 +34,7 @@ def _project(tmp_path, labels):
     for i, label in enumerate(labels):
         m = np.zeros((20, 30), bool)
         m[i:i + 3, i:i + 4] = True
-        img.questions.append(QuestionRecord(question=f"q{i}", label=label, mask_rle=encode_rle(m)))
+        img.objects.append(ObjectRecord(category=label, mask_rle=encode_rle(m), order=i))
     p.import_records([img])
     for label in labels:
         p.ensure_category(label)
@@ -79,10 +81,23 @@ def test_every_accepted_name_round_trips_through_every_class_list(tmp_path):
     project.close()
 
 
-@pytest.mark.parametrize("answer, label", [
-    ("a box", "a box"), ("coffee " * 19, "coffee coffee coffee"), ("  Red\nUmbrella ", "Red Umbrella"),
-    ("x" * 60, "x" * 40), ("", ""), (None, "")])
-def test_the_default_label_is_the_answers_first_words(answer, label):
-    from engine.project import default_label
-
-    assert default_label(answer) == label
+def test_the_class_list_keeps_its_order_and_ids_and_renames_in_place(tmp_path):
+    project = _project(tmp_path, ["cat", "dog"])
+    assert [(c.id, c.name) for c in project.set_classes(["bird", "cat\nfish", "  ", "dog", "bird"])] == \
+        [(3, "bird"), (4, "cat fish"), (2, "dog"), (3, "bird")]  # new ones get the next ids; known ones keep theirs
+    assert [c.name for c in project.categories] == ["cat", "dog", "bird", "cat fish"]
+    renamed = project.rename_category("dog", "hound\tdog")
+    assert (renamed.id, renamed.name) == (2, "hound dog")
+    img = project.find_image("a.png")
+    assert [o.category for o in img.objects] == ["cat", "hound dog"]  # its objects follow
+    with pytest.raises(InputError, match="already"):
+        project.rename_category("cat", "bird")
+    with pytest.raises(InputError, match="no class"):
+        project.rename_category("wolf", "x")
+    export_project(project, "yolo", tmp_path / "yolo", copy_images=False)
+    assert (tmp_path / "yolo" / "classes.txt").read_text(encoding="utf-8").splitlines() == \
+        ["cat", "hound dog", "bird", "cat fish"]  # same indices as before the rename
+    lines = (tmp_path / "yolo" / "labels" / "a.txt").read_text().splitlines()
+    assert sorted(int(line.split()[0]) for line in lines) == [0, 1]
+    assert project.category_counts() == {1: 1, 2: 1}
+    project.close()

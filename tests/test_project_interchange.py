@@ -1,5 +1,6 @@
-"""Version-1 JSON projects convert once and export as before; qmask-json round trips; exports
-stream and leave nothing when they fail; a failed import creates no project."""
+"""Version-1 JSON projects convert once (each question record a run and an object) and export as
+before; qmask-json (version 2) round trips; exports stream and leave nothing when they fail; a
+failed import creates no project."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from engine.errors import ExportError
 from engine.export import export_project
 from engine.imaging.masks import encode_rle, mask_area, mask_bbox
 from engine.project import Project
-from engine.project.codec import heatmap_to_json, question_to_json
+from engine.project.codec import heatmap_to_json, object_to_json, run_to_json
 
 from dataset_readers import ultralytics_instances
 
@@ -122,24 +123,34 @@ def test_qmask_json_round_trip_is_equal(tmp_path):
     r = _qmask("export", str(p.path), "--format", "qmask-json", "--out", str(out))
     assert r.returncode == 0, r.stderr
     back = json.loads(out.read_text())
-    assert (back["schema"], back["version"], back["created"], back["meta"]) == ("qmask.project", 1, 1.5, {"preset": "base"})
+    assert (back["schema"], back["version"], back["created"], back["meta"]) == ("qmask.project", 2, 1.5, {"preset": "base"})
     assert back["categories"] == doc["categories"]
     by_path = {img["path"]: img for img in back["images"]}
-    for img in doc["images"]:  # every field of every record, as it was
+    object_fields = {"mask": "mask", "auto_mask": "auto_mask", "mask_score": "mask_score", "mask_source": "mask_source",
+                     "points": "points", "auto_points": "auto_points", "accepted": "accepted",
+                     "created": "created", "updated": "updated"}
+    run_fields = ("question", "answer", "captions", "itm_probability", "auto_points", "alpha", "models",
+                  "random_weights", "created", "updated")
+    for img in doc["images"]:  # every field of every record, as it was, now in a run and an object
         got = dict(by_path[img["path"]])
         assert {k: got[k] for k in img if k != "questions"} == {k: v for k, v in img.items() if k != "questions"}
-        assert len(got["questions"]) == len(img["questions"])
-        for q, g in zip(img["questions"], got["questions"]):
-            for field in ("heatmap",):
-                np.testing.assert_allclose(np.frombuffer(__import__("base64").b64decode(g[field]["f16"]), "<f2"),
-                                           np.frombuffer(__import__("base64").b64decode(q[field]["f16"]), "<f2"))
-            assert {k: v for k, v in g.items() if k != "heatmap"} == {k: v for k, v in q.items() if k != "heatmap"}
+        assert len(got["runs"]) == len(got["objects"]) == len(img["questions"])
+        for q, run, obj in zip(img["questions"], got["runs"], got["objects"]):
+            np.testing.assert_allclose(np.frombuffer(__import__("base64").b64decode(run["heatmap"]["f16"]), "<f2"),
+                                       np.frombuffer(__import__("base64").b64decode(q["heatmap"]["f16"]), "<f2"))
+            assert {k: run[k] for k in run_fields} == {k: q[k] for k in run_fields}
+            assert run["object_uids"] == [obj["uid"]] and run["instances"] == "one"
+            assert {k: obj[v] for k, v in object_fields.items()} == {k: q[k] for k in object_fields}
+            assert (obj["category"], obj["question"], obj["source"], obj["proposal"]) == \
+                (q["label"], q["question"], "question", False)  # "cat" and "dog" are classes: kept
     # and it converts back into an equal project
     q = Project.open(out)
     assert q.path == tmp_path / "copy.qmask"
-    a = [(i.path, i.status, [question_to_json(x) for x in i.questions]) for i in p.iter_images()]
-    b = [(i.path, i.status, [question_to_json(x) for x in i.questions]) for i in q.iter_images()]
-    assert a == b and [c.name for c in q.categories] == ["cat", "dog"]
+    a = [(i.path, i.status, [object_to_json(x) for x in i.objects], [run_to_json(x) for x in i.runs])
+         for i in p.iter_images()]
+    b = [(i.path, i.status, [object_to_json(x) for x in i.objects], [run_to_json(x) for x in i.runs])
+         for i in q.iter_images()]
+    assert a == b and [(c.id, c.name) for c in q.categories] == [(4, "cat"), (9, "dog")]
 
 
 def test_a_batch_given_a_v1_json_works_in_the_converted_project(tmp_path):
@@ -149,12 +160,13 @@ def test_a_batch_given_a_v1_json_works_in_the_converted_project(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "project_writers.py"), "batch", str(path),
                         str(tmp_path / "images"), "is it bright?"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "4 image(s) processed, 4 annotation(s) written" in r.stdout
+    assert "4 image(s) processed, 4 object(s) written" in r.stdout
     assert path.read_bytes() == raw
     p = Project.open(tmp_path / "old.qmask")
     im0 = p.find_image("images/im0.png")
-    assert [q.question for q in im0.questions] == ["where is thing 0?", "is it bright?"]
-    assert p.summary()["questions"] == 7 + 4
+    assert [r.question for r in im0.runs] == ["where is thing 0?", "is it bright?"]
+    assert [o.question for o in im0.objects] == ["where is thing 0?", "is it bright?"]
+    assert p.summary()["questions"] == 7 + 4 == p.summary()["objects"]
 
 
 def _many(tmp_path: Path, n: int = 230) -> Project:
@@ -163,23 +175,24 @@ def _many(tmp_path: Path, n: int = 230) -> Project:
     imgs.mkdir()
     p = Project.create(tmp_path / "p.qmask")
     p.ensure_category("box")
-    from engine.project import ImageRecord, QuestionRecord
+    from engine.project import ImageRecord, ObjectRecord, QuestionRun
 
     records = []
     for i in range(n):
         Image.fromarray(np.full((12, 16, 3), i % 255, np.uint8)).save(imgs / f"i{i:03d}.png")
         m = np.zeros((12, 16), bool)
         m[1 + i % 5:9, 2 + i % 7:14] = True
-        q = QuestionRecord(question="box?", label="box" if i % 2 else None)
-        q.set_mask(m, source="auto")
-        records.append(ImageRecord(path=f"imgs/i{i:03d}.png", width=16, height=12, status="ok", questions=[q]))
+        o = ObjectRecord(question="box?", source="question", category="box" if i % 2 else None)
+        o.set_mask(m, source="auto")
+        records.append(ImageRecord(path=f"imgs/i{i:03d}.png", width=16, height=12, status="ok", objects=[o],
+                                   runs=[QuestionRun(question="box?")]))
     p.import_records(records)
     return p
 
 
 def test_exports_stream_every_image_and_validate(tmp_path):
     p = _many(tmp_path)
-    expected = {img.name: img.questions[0].mask() for img in p.iter_images()}
+    expected = {img.name: img.objects[0].mask() for img in p.iter_images()}
     coco = _coco_masks(export_project(p, "coco", tmp_path / "c.json").out)
     assert len(coco) == 230
     for (name, _q), (cat, mask, _ann) in coco.items():
@@ -261,4 +274,4 @@ def test_a_failed_import_creates_no_project_and_the_retry_works(tmp_path):
     assert _listing(tmp_path) == sorted(before + ["p.qmask"])
     p = Project.open(tmp_path / "p.qmask")
     img = p.find_image("imgs/a.png")
-    assert img.status == "ok" and img.questions[0].label == "box" and img.questions[0].mask().sum() == 20
+    assert img.status == "ok" and img.objects[0].category == "box" and img.objects[0].mask().sum() == 20

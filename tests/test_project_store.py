@@ -59,23 +59,28 @@ def test_two_batches_on_one_new_project_keep_both(tmp_path):
     time.sleep(0.3)  # both are waiting for the go file
     _go(project)
     for proc in (first, second):
-        assert "6 image(s) processed, 6 annotation(s) written" in _finish(proc)
+        assert "6 image(s) processed, 6 object(s) written" in _finish(proc)
     p = Project.open(project)
     images = list(p.iter_images())
-    assert len(images) == 6 and p.summary()["questions"] == 12
+    assert len(images) == 6 and p.summary()["questions"] == 12 and p.summary()["objects"] == 12
     for img in images:
-        assert sorted(q.question for q in img.questions) == ["what is bright?", "where is it?"]
+        assert sorted(r.question for r in img.runs) == ["what is bright?", "where is it?"]
+        assert sorted(o.question for o in img.objects) == ["what is bright?", "where is it?"]
         assert img.status == "ok"
         h = int(img.name[2]) + 2
-        for q in img.questions:
-            assert q.mask().sum() == h * 6  # each run's own result, not the other's
+        for o in img.objects:
+            assert o.mask().sum() == h * 6  # each run's own result, not the other's
+        for r in img.runs:
+            assert r.object_uids and set(r.object_uids) <= {o.uid for o in img.objects if o.question == r.question}
     writers = {e.writer.split("@")[0] for e in p.edits()}
     assert writers == {"batch"} and len({e.writer for e in p.edits()}) == 2  # two processes
     p.close()
     assert _leftovers(tmp_path, {"imgs", "p.qmask", "p.qmask.go"}) == []
 
 
-def test_two_writers_on_one_record_the_later_wins_and_the_log_keeps_both(tmp_path):
+def test_two_writers_on_one_object_the_later_wins_and_the_log_keeps_both(tmp_path):
+    from project_writers import SHARED_UID
+
     project = tmp_path / "p.qmask"
     p = Project.create(project)
     p.add_image(tmp_path / "shared.png", width=16, height=12)
@@ -90,19 +95,20 @@ def test_two_writers_on_one_record_the_later_wins_and_the_log_keeps_both(tmp_pat
         assert out.count("done") == (30 if proc is c else rounds)  # every write landed
     p = Project.open(project)
     shared = p.find_image("shared.png")
-    log = [e for e in p.edits(shared.id) if e.question_key == "shared?"]
+    log = [e for e in p.edits(shared.id) if e.object_uid == SHARED_UID]
     assert len(log) == 2 * rounds  # nothing dropped
     by_writer = {}
     for e in log:
-        by_writer.setdefault(e.writer.split("@")[0], []).append(e.detail["answer"])
-    assert by_writer == {"edit-alice": [f"alice-{r}" for r in range(rounds)],
-                         "edit-bob": [f"bob-{r}" for r in range(rounds)]}  # each in its own order
+        by_writer.setdefault(e.writer.split("@")[0], []).append((e.detail["category"], e.detail["points"][0]["x"]))
+    assert by_writer == {"edit-alice": [("alice", float(r)) for r in range(rounds)],
+                         "edit-bob": [("bob", float(r)) for r in range(rounds)]}  # each in its own order
     assert {e.source for e in log} == {"user"}
     last = log[-1]
-    assert shared.questions[0].answer == last.detail["answer"]  # the later write won
-    assert shared.questions[0].label == last.writer.split("@")[0].split("-")[1]
-    assert len(shared.questions) == 1
-    assert p.count_images() == 31 and p.summary()["questions"] == 31
+    assert len(shared.objects) == 1 and shared.objects[0].uid == SHARED_UID
+    assert shared.objects[0].category == last.writer.split("@")[0].split("-")[1]  # the later write won
+    assert shared.objects[0].points[0].x == last.detail["points"][0]["x"]
+    assert p.count_images() == 31 and p.summary()["questions"] == 30 and p.summary()["objects"] == 31
+    assert sorted(c.name for c in p.categories) == ["alice", "bob"]
     p.close()
 
 
@@ -142,10 +148,11 @@ def test_kill_9_mid_batch_keeps_every_committed_image(tmp_path):
     names = {img.name: img for img in p.iter_images()}
     for i in committed:
         img = names[f"k{i:04d}.png"]
-        assert img.status == "ok" and [q.answer for q in img.questions] == [f"k{i}"]
-    assert all(len(img.questions) <= 1 for img in names.values())
+        assert img.status == "ok" and [r.answer for r in img.runs] == [f"k{i}"]
+        assert [o.question for o in img.objects] == ["what is it?"] and img.runs[0].object_uids == [img.objects[0].uid]
+    assert all(len(img.runs) <= 1 and len(img.objects) <= 1 for img in names.values())
     assert p.count_images() == len(names)  # paths are unique: no image twice
-    # the edit log has one chain entry per committed record, never more than one per image
+    # the edit log has one chain entry per committed run, never more than one per image
     per_image: dict[int, int] = {}
     for e in p.edits():
         per_image[e.image_id] = per_image.get(e.image_id, 0) + 1
@@ -155,7 +162,7 @@ def test_kill_9_mid_batch_keeps_every_committed_image(tmp_path):
     out = _finish(_start("chain", project, "k", n))
     assert {int(line.split()[1]) for line in out.splitlines()}.isdisjoint(committed)
     p = Project.open(project)
-    assert p.count_images() == n and p.summary()["questions"] == n
+    assert p.count_images() == n and p.summary()["questions"] == n == p.summary()["objects"]
     p.close()
     assert _leftovers(tmp_path, {"p.qmask", "p.qmask.go"}) == []  # no journal, temp or debris
 

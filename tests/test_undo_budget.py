@@ -1,4 +1,4 @@
-"""The memory an image's undo history keeps for its stroke-layer edits is bounded, without Qt:
+"""The memory an image's undo history keeps for its objects' stroke-layer edits is bounded, without Qt:
 each edit's before/after windows kept packed 8 pixels a byte, and a byte budget per history past
 which the oldest steps are dropped; undo and redo still give back exact pixels."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.annotation import History, ImageAnnotation, ProjectStore
+from engine.annotation import History, ImageAnnotation, ProjectStore, new_object
 from engine.annotation.corrections import ClearStrokes, PaintStroke, ReplaceMask
 from engine.annotation.edits import steps_over_budget
 from engine.annotation.layer_change import LayerChange
@@ -20,12 +20,14 @@ H, W = 240, 320
 
 @pytest.fixture
 def ann(tmp_path):
+    """An image with one new, empty object (drawn by brush and clean-up only), selected."""
     path = tmp_path / "a.png"
     path.write_bytes(b"")
     with Project.create(tmp_path / "p.qmask") as project:
         annotation = ImageAnnotation(ProjectStore(project), path, project.add_image(path).id)
         annotation.set_image(image_from_array(np.zeros((H, W, 3), np.uint8)))
-        annotation.start_question("what is it?")
+        state = new_object(annotation)
+        annotation.add_objects([state], select=state.uid)
         yield annotation
 
 
@@ -51,13 +53,13 @@ def test_undo_and_redo_give_back_exact_pixels_through_strokes_and_clean_ups(ann)
         if i % 4 == 3:  # a whole-image change: its hole filled, its specks removed, a band toggled
             target = remove_islands(fill_holes(ann.mask), 20) if ann.mask is not None else np.zeros((H, W), bool)
             target[:, i * 10:i * 10 + 7] ^= True
-            edit = ReplaceMask(ann, target, "Clean-up", "cleanup")
+            edit = ReplaceMask(ann, ann.selected, target, "Clean-up", "cleanup")
         else:
             points = rng.uniform((0, 0), (W, H), size=(int(rng.integers(1, 5)), 2))
-            edit = PaintStroke(ann, points, float(rng.uniform(2, 30)), erase=bool(i % 3 == 2))
+            edit = PaintStroke(ann, ann.selected, points, float(rng.uniform(2, 30)), erase=bool(i % 3 == 2))
         history.push(edit)
         masks.append(_mask(ann))
-    history.push(ClearStrokes(ann))
+    history.push(ClearStrokes(ann, ann.selected))
     masks.append(_mask(ann))
     assert not masks[-1].any() and len(history) == 13 and history.dropped == 0
     for want in reversed(masks[:-1]):
@@ -73,10 +75,10 @@ def test_past_its_byte_budget_the_history_drops_its_oldest_steps(ann):
     history = History(budget=3 * whole + 10)
     masks = [_mask(ann)]
     for i in range(3):
-        history.push(ReplaceMask(ann, ~_mask(ann), f"Invert {i}"))
+        history.push(ReplaceMask(ann, ann.selected, ~_mask(ann), f"Invert {i}"))
         masks.append(_mask(ann))
     assert len(history) == 3 and history.dropped == 0 and history.nbytes == 3 * whole
-    history.push(ReplaceMask(ann, ~_mask(ann), "Invert 3"))  # over the budget: down to 3/4 of it
+    history.push(ReplaceMask(ann, ann.selected, ~_mask(ann), "Invert 3"))  # over the budget: down to 3/4 of it
     masks.append(_mask(ann))
     assert history.dropped == 2 and len(history) == 2 and history.nbytes <= history.budget * 3 // 4
     assert history.undo_text == "Invert 3"
@@ -88,10 +90,10 @@ def test_past_its_byte_budget_the_history_drops_its_oldest_steps(ann):
 
 def test_a_clean_up_keeps_no_image_sized_array_for_undo(ann):
     history = History()
-    history.push(PaintStroke(ann, [(20, 20)], 8))
+    history.push(PaintStroke(ann, ann.selected, [(20, 20)], 8))
     target = _mask(ann)
     target[200:210, 300:310] = True
-    edit = ReplaceMask(ann, target, "Clean-up", "cleanup")
+    edit = ReplaceMask(ann, ann.selected, target, "Clean-up", "cleanup")
     history.push(edit)
     assert edit.target_mask is None and edit.nbytes == 4 * -(-10 * 10 // 8)  # the changed 10 x 10 window, packed
 

@@ -61,6 +61,8 @@ class Annotator:
         self.image.history = self.history
         self.image.set_image(loaded)
         pipeline.set_image(loaded.rgb, image_id=loaded.image_id)
+        self._made: dict[str, tuple] = {}  # uid -> the prompts its mask was made from
+        self._seen()
 
     @classmethod
     def open(cls, project: str | Path, image_path: str | Path, *, models_dir: str | Path | None = None,
@@ -116,8 +118,10 @@ class Annotator:
                       prepare_candidates=prepare_candidates)
         except BaseException:
             self.image.asks.abandon(ask_id)
+            self._seen()
             raise
         self.image.asks.finish(ask_id)
+        self._seen()
         return self.image.runs[request.question and self.image.run_key].record  # type: ignore[index]
 
     # ------------------------------------------------------------------ objects
@@ -194,9 +198,20 @@ class Annotator:
         self._decode()
         return done
 
+    def _seen(self) -> None:
+        """Objects come with the mask of their prompts (opened, proposed by an ask)."""
+        for obj in self.image.objects.values():
+            self._made.setdefault(obj.uid, obj.prompts.key())
+
     def _decode(self) -> None:
-        """Decode every object whose prompts have no mask yet (the one just edited)."""
+        """Decode every object whose prompts changed since its mask was made (the one just edited,
+        or whose edit was undone); an object whose decoded masks were only released (another one
+        was selected) keeps its mask, and is neither decoded nor written again."""
+        self._seen()
         for obj in list(self.image.objects.values()):
+            key = obj.prompts.key()
+            if self._made[obj.uid] == key:
+                continue
             if obj.needs_segmentation():
                 prompts, generation = obj.prompts, obj.generation
                 if len(prompts.points) > 6:
@@ -204,3 +219,4 @@ class Annotator:
                 seg = self.pipeline.segment(prompts.points, box=prompts.box)
                 grid = self.image.question_map.shape if self.image.question_map is not None else (24, 24)
                 self.image.accept_segmentation(prompts, generation, prepare_candidates(seg, grid), uid=obj.uid)
+            self._made[obj.uid] = key

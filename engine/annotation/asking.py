@@ -29,7 +29,7 @@ from .chain import AutoPoints
 from .object_state import ObjectState
 from .run_state import RunState
 
-__all__ = ["AskFlow", "DUPLICATE_IOU"]
+__all__ = ["AskFlow", "DUPLICATE_IOU", "forget_steps"]
 
 DUPLICATE_IOU = 0.85  # a proposal this close to an object already there is that object
 
@@ -138,8 +138,8 @@ class AskFlow:
 
     def abandon(self, ask_id: object = None) -> bool:
         """The ask ``ask_id`` was cancelled or failed before its answer: its run is put back as it
-        was, its proposals that nobody touched go, the proposals it replaced come back, and the
-        project follows. True when something was put back."""
+        was, its proposals that nobody touched go (with the undo steps about them), the proposals it
+        replaced come back, and the project follows. True when something was put back."""
         before = self._before
         if ask_id != self.asking or before is None:
             return False
@@ -148,6 +148,7 @@ class AskFlow:
             return False
         image = self.image
         gone = [uid for uid in before.added if uid in image.objects and not image.objects[uid].record.touched]
+        forget_steps(image, gone)
         for uid in gone:
             del image.objects[uid]
         for obj in before.removed:
@@ -179,6 +180,7 @@ class AskFlow:
         for obj in stale:
             del image.objects[obj.uid]
         before.removed.extend(stale)
+        forget_steps(image, [o.uid for o in stale])
         existing = list(image.objects.values())
         top = max((o.record.order for o in existing), default=-1) + 1
         category = _match(image, run.question, None)
@@ -207,7 +209,8 @@ class AskFlow:
             image.objects[state.uid] = state
         before.added.extend(s.uid for s in added)
         kept = [o.uid for o in image.run_objects(run) if o.uid not in {s.uid for s in added}]
-        run.record.object_uids = [s.uid for s in added] + [u for u in kept + linked if u in image.objects]
+        run.record.object_uids = list(dict.fromkeys(  # (a twin within the ask is linked to the one added)
+            [s.uid for s in added] + [u for u in kept + linked if u in image.objects]))
         image.save_changes(objects=added, removed=[o.uid for o in stale], runs=[run], action="ask", source="chain")
         for obj in stale:
             image.notify_object(obj.uid, "removed")
@@ -216,6 +219,28 @@ class AskFlow:
         image.notify("objects")
         image.select(added[0].uid if added else (linked[0] if linked else None))
         image.update_fusion(run)
+
+
+def forget_steps(image: Any, uids: list[str]) -> None:
+    """Drop the steps of the image's undo history (if it keeps one) that are about objects an ask
+    took away (untouched proposals: replaced, or taken back with a cancelled ask): they could be
+    neither done nor undone again (their object is gone), and a redo of one would fail."""
+    history, gone = getattr(image, "history", None), set(uids)
+    if history is None or not gone:
+        return
+    edits, index = history.snapshot()
+    keep = [not (_uids_of(e) & gone) for e in edits]
+    if not all(keep):
+        history.restore((tuple(e for e, k in zip(edits, keep) if k), sum(keep[:index])))
+
+
+def _uids_of(edit: Any) -> set[str]:
+    """The objects an edit (or a group of edits) is about."""
+    found = {edit.uid} if getattr(edit, "uid", None) is not None else set()
+    found.update(getattr(edit, "uids", None) or ())
+    for part in getattr(edit, "edits", None) or ():
+        found |= _uids_of(part)
+    return found
 
 
 def _encode(mask: Any) -> dict:

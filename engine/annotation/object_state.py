@@ -46,6 +46,13 @@ class ObjectState:
             else None
         self.base_source = record.mask_source
         self._base_mask: np.ndarray | None = None
+        # The model's mask for the prompts while no segmentation is held (reopened, or released):
+        # (prompts key, chosen, RLE). Strokes lie over it, so a stroke's undo gives back its pixels.
+        self._released: tuple[tuple, int, dict] | None = None
+        self._released_mask: np.ndarray | None = None
+        written = record.__dict__.get("_mask_rle_value")  # (a mask still waiting to be encoded is not read here)
+        if isinstance(written, dict) and self.base_rle is None:
+            self._released = (self.prompts.key(), 0, written)  # as written (strokes applied: all it knows)
         self._seg_cache: OrderedDict[tuple, SegmentationResult] = OrderedDict()
 
     @property
@@ -73,6 +80,14 @@ class ObjectState:
                 self._base_mask = decode_rle(self.base_rle)
                 self._base_mask.flags.writeable = False
             return self._base_mask
+        kept = self._released
+        if self.segmentation is None and kept is not None and kept[:2] == (self.prompts.key(), self.chosen):
+            if self._released_mask is None:
+                from ..imaging.rle import decode_rle
+
+                self._released_mask = decode_rle(kept[2])
+                self._released_mask.flags.writeable = False
+            return self._released_mask
         if self.segmentation is None and not self.prompts.empty and self.record.has_mask:
             return self.record.mask()  # the final mask, not decoded again yet: strokes applied again change nothing
         return None
@@ -126,6 +141,13 @@ class ObjectState:
         """Forget decoded arrays (another object is edited now): the record keeps the mask as RLE."""
         self.record._mask_cache = None
         self._base_mask = None
+        self._released_mask = None
+        chosen = self.candidate
+        if chosen is not None:  # its model mask is kept, compact, for the strokes over it
+            from ..imaging.rle import encode_rle
+
+            rle = dict(chosen.rle) if chosen.rle is not None else encode_rle(chosen.mask)
+            self._released = (self.prompts.key(), self.chosen, rle)
         self._seg_cache.clear()
         if self.segmentation is not None and not self.corrections.empty:
             self.corrections.pack(self.record_layers())

@@ -58,7 +58,7 @@ class RunState:
             self.points_note = point_count_note(record.heatmap, found, record.points_asked)
         if record.answer is not None:
             self.answer = AnswerView(record.answer, self.captions, record.alpha, False, record.updated)
-        if record.previous_answers:
+        if record.previous_answers and record.answer is not None:  # (beside an answer: an ask anew has none yet)
             self.previous_answer = AnswerView.of_previous(record.previous_answers[-1])
 
     @property

@@ -86,7 +86,7 @@ def run_from_row(row: Any) -> QuestionRun:
                           random_weights=bool(row["random_weights"]),
                           created=float(row["created"]), updated=float(row["updated"]))
         return run_extras_from_json(run, json.loads(row["extra"] or "{}"), "run")
-    except (ValueError, TypeError, KeyError, zlib.error) as err:
+    except (ValueError, TypeError, KeyError, zlib.error, ProjectError) as err:
         raise ProjectError(f"A question run of the project is damaged ({err}).") from err
 
 
@@ -129,7 +129,7 @@ def object_from_row(row: Any) -> ObjectRecord:
                            reasons=[str(r) for r in json.loads(row["reasons"] or "[]")],
                            created=float(row["created"]), updated=float(row["updated"]))
         return object_extras_from_json(obj, json.loads(row["extra"] or "{}"), "object")
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError, ProjectError) as err:  # (a bad part of ``extra`` names its field)
         raise ProjectError(f"An object of the project is damaged ({err}).") from err
 
 
