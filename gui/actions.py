@@ -87,6 +87,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Objects"),
     ActionSpec("next_object", "Next object", ("J",), "Select the next object (drawing order, top first)", "Objects"),
     ActionSpec("prev_object", "Previous object", ("K",), "Select the previous object", "Objects"),
+    ActionSpec("review_next", "Next object to review", ("Ctrl+J",), "Go to the object of the project that most "
+               "needs a look (its review need: see the Objects panel), on whichever image it is", "Objects"),
     ActionSpec("pick_class", "Class…", ("L",), "Pick the selected object's class from the class list (type to "
                "search; a new name adds a class)", "Objects"),
     ActionSpec("classes", "Class list…", (), "Define the project's classes: add, rename, colours, or load a "

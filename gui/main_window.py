@@ -166,7 +166,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", "tool_polygon", None, "clear_points",
                       "reset_points"],
             "&Objects": ["new_object", "delete_object", "keep_proposal", None, "accept", "accept_all", None,
-                         "next_object", "prev_object", None, "pick_class", "classes",
+                         "next_object", "prev_object", "review_next", None, "pick_class", "classes",
                          *(f"class_{k}" for k in range(1, 10))],
             "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
                       "toggle_points", "next_colormap", "more_opacity", "less_opacity"],

@@ -58,6 +58,7 @@ class ObjectsView(QtCore.QObject):
         a["classes"].triggered.connect(self.edit_classes)
         a["next_object"].triggered.connect(lambda: self.step(+1))
         a["prev_object"].triggered.connect(lambda: self.step(-1))
+        a["review_next"].triggered.connect(self.review_next)
         controller.workspace.current_changed.connect(self.show)
         controller.workspace.classes_changed.connect(self._on_classes)
         self.window.canvas.editor.select_requested.connect(self.select_at)
@@ -231,6 +232,25 @@ class ObjectsView(QtCore.QObject):
         order = [o.uid for o in reversed(s.ordered())]
         i = order.index(s.selected) if s.selected in order else (-1 if delta > 0 else 0)
         s.select(order[(i + delta) % len(order)])
+
+    def review_next(self) -> None:
+        """Show the object the project's review queue ranks first (objects, not only images: the
+        highest review need not accepted), on its image; the selected one is passed over."""
+        ws = self.c.workspace
+        ws.drain()  # the needs written so far
+        current = self.session
+        for image_id, uid, _need in ws._read(lambda: ws.project.review_queue(50), []):
+            if current is not None and image_id == current.image_id and uid == current.selected:
+                continue
+            row = ws.row_of_id.get(image_id)
+            if row is None:
+                continue
+            ws.set_index(row)
+            session = ws.current
+            if session is not None and uid in session.objects:
+                session.select(uid)
+                return
+        self.c.show_message("No object needs a review: every object is accepted.", "info")
 
     def select_at(self, x: float, y: float) -> None:
         """Select the top-most object under (x, y) image pixels (none there: deselect)."""
