@@ -13,7 +13,8 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.project import Project
-from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco, wait_shown,
+from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco, select_object_row,
+                         wait_shown,
                          harness_fixture, write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 from test_corrections import under_brush
@@ -234,6 +235,7 @@ def test_a_stroke_unaccepts_undoably_and_export_and_reopen_have_the_corrected_ma
     restored = again.workspace.sessions[again.workspace.find(img)]
     again.workspace.set_index(again.workspace.find(img))
     qtbot.waitUntil(lambda: restored.image is not None, timeout=WAIT_MS)
+    select_object_row(qtbot, again)  # a reopened image selects nothing: its one object, from the panel
     assert np.array_equal(restored.mask, final) and np.array_equal(again.window.canvas.mask_layer.mask, final)
     assert np.array_equal(restored.corrections.add, add)
     click_image(again.window.canvas, 30.5, 30.5)  # a point edit after reopening: the stroke still applies

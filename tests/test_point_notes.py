@@ -58,21 +58,25 @@ def harness(qtbot, tmp_path, tiny_models_dir):
 
 @pytest.mark.parametrize("found", [0, 1])
 def test_the_app_says_why_and_describes_each_point(harness, qtbot, tmp_path, found):
-    from engine.annotation import PromptState, SetPrompts
-    from engine.results import HeatmapResult
+    from engine.annotation import PromptState
+    from engine.annotation.chain import AutoPoints
+    from engine.results import HeatmapResult, ProposalsResult
+    from fakes import fake_segmentation
 
     app = harness.build([write_photo(tmp_path / "photo.png", w=240, h=240)])
     qtbot.waitUntil(lambda: app.workspace.current.image is not None, timeout=WAIT_MS)
     session, w = app.workspace.current, app.window
     # The stages of an ask as the controller applies them, with a map that has one hot spot (or none).
     heat = _spots((5, 5)) if found else np.zeros((24, 24), np.float32)
-    session.start_question("where is it?")
-    session.set_heatmap(HeatmapResult(question="where is it?", question_map=heat, token_maps=heat[None],
-                                      tokens=("it",), itm_probability=0.5))
+    session.asks.start("where is it?")
+    session.asks.take(HeatmapResult(question="where is it?", question_map=heat, token_maps=heat[None],
+                                    tokens=("it",), itm_probability=0.5))
     points = auto_points(heat, (240, 240), num_points=5)
     assert len(points) == found
-    session.set_auto_points(points, asked=5)
-    app.controller._push(session, SetPrompts(session, session.prompts, PromptState(points), "Automatic points"))
+    session.asks.take(AutoPoints(points, asked=5))
+    if points:  # (the chain segments only when the map gave points) its proposal is selected
+        session.asks.take(ProposalsResult((fake_segmentation(PromptState(points)),)))
+        assert session.selected is not None and session.prompts.points == points
     summary = w.candidates_panel.summary.text()
     assert f"{found} of 5 automatic points" in summary
     assert ("no other separate hot spot" if found else "same everywhere") in summary

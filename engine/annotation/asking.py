@@ -100,6 +100,7 @@ class AskFlow:
             image.notify("heatmap")
         elif isinstance(result, AutoPoints):
             run.set_auto_points(tuple(result.points), result.asked)
+            image.notify("prompts")  # (the points and why fewer came are shown with the prompts)
         elif isinstance(result, ProposalsResult):
             self._propose(run, result)
         elif isinstance(result, FusionResult):
