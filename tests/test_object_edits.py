@@ -59,7 +59,7 @@ def test_accept_all_accepts_every_object_of_the_image_in_one_step(image):
     report = export_project(project, "coco", ann.path.parent / "accepted.json", only_accepted=True)
     doc = json.loads(report.out.read_text())
     assert report.annotations == 4 and len(doc["annotations"]) == 4 and len(doc["images"]) == 1
-    assert sorted(a["attributes"]["question"] or "" for a in doc["annotations"]) == \
+    assert sorted(a["qmask"]["question"] or "" for a in doc["annotations"]) == \
         ["", "where are the cats?", "where are the cats?", "where is the dog?"]
     history.undo()  # one step back: the three accepted by it are not any more, the first one still is
     assert [o.record.accepted for o in ann.ordered()] == [True, False, False, False]

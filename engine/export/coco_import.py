@@ -72,7 +72,7 @@ def coco_segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.
 
 
 def _load_json(path: Path) -> dict:
-    doc = read_json(path, "not a readable COCO JSON file")
+    doc = read_json(path, "not a readable COCO JSON file", kind="COCO")
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("annotations", []), list) or not isinstance(doc.get("categories", []), list):
         raise ExportError(f"{path} is not a COCO instances file (needs 'images', 'annotations', 'categories' lists).")

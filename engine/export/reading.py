@@ -17,16 +17,17 @@ __all__ = ["list_images", "provenance_annotations", "fill_int_polygon", "read_js
 JSON_NOT_READ = "not readable JSON"
 
 
-def read_json(path: Path, what: str = JSON_NOT_READ) -> Any:
+def read_json(path: Path, what: str = JSON_NOT_READ, kind: str = "") -> Any:
     """A dataset's JSON file, parsed with limits (:mod:`engine.runtime.untrusted_json`: nesting,
-    numbers, text); ExportError naming the file, and the line where it stops being JSON."""
+    numbers, text); ExportError naming the file, and the line where it stops being JSON.
+    ``kind`` names the format in the missing-file message ("No COCO file at ...")."""
     from ..errors import ExportError
     from ..runtime.untrusted_json import UntrustedJSONError, load_untrusted
 
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ExportError(f"No file at {path}.") from None
+        raise ExportError(f"No {kind + ' ' if kind else ''}file at {path}.") from None
     except OSError as err:
         raise ExportError(f"Cannot read {path}: {err.strerror or err}.") from err
     try:
