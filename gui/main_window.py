@@ -1,7 +1,7 @@
 """The main window: composition only (widgets, docks, toolbar, menus). Behaviour lives in the
 controller (``gui.controller``) and the presenter (``gui.presenter``).
 
-Layout: the canvas fills the centre under a message banner; the image list is docked left;
+Layout: the canvas fills the centre, a message banner floating over its top edge; the image list is docked left;
 question, answer and mask candidates are docked right; files, tools, undo and export in the
 first tool bar row, what the canvas shows in the second; engine state and progress with Cancel
 in the status bar.
@@ -53,15 +53,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks
                             | QtWidgets.QMainWindow.DockOption.AllowTabbedDocks)
 
-        # centre: message banner over the canvas
+        # centre: the message banner floats over the canvas's top edge (one grid cell for both), so
+        # a message coming or going never resizes the canvas: the image stays put under the cursor
         self.canvas = Canvas()
         self.messages = MessageArea()
         centre = QtWidgets.QWidget()
-        centre_layout = QtWidgets.QVBoxLayout(centre)
+        centre_layout = QtWidgets.QGridLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
-        centre_layout.setSpacing(0)
-        centre_layout.addWidget(self.messages)
-        centre_layout.addWidget(self.canvas, 1)
+        centre_layout.addWidget(self.canvas, 0, 0)
+        centre_layout.addWidget(self.messages, 0, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+        self.messages.raise_()
         self.setCentralWidget(centre)
 
         # docks
