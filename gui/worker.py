@@ -40,6 +40,7 @@ from typing import Any, Callable
 from PySide6 import QtCore
 
 from engine.annotation.candidates import prepare_candidates
+from engine.annotation.pipeline_protocol import PipelineProtocol
 from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
 
 from .requests import (Answer, Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels, OpenImage,
@@ -49,10 +50,10 @@ from .worker_jobs import EngineJobs
 
 log = logging.getLogger(__name__)
 
-PipelineFactory = Callable[[Any, "str | None"], Any]
+PipelineFactory = Callable[[Any, "str | None"], PipelineProtocol]
 
 
-def default_pipeline_factory(settings, models_dir):
+def default_pipeline_factory(settings, models_dir) -> PipelineProtocol:
     from engine.annotation.pipeline import Pipeline
 
     return Pipeline.from_settings(settings, models_dir=models_dir)
@@ -85,7 +86,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
     def __init__(self, pipeline_factory: PipelineFactory = default_pipeline_factory) -> None:
         super().__init__()
         self._factory = pipeline_factory
-        self.pipeline: Any = None
+        self.pipeline: PipelineProtocol | None = None
         self._image_id: str | None = None  # the image the pipeline holds now
         self._lock = threading.Lock()
         self._cancel_below = 0  # requests with id <= this are cancelled
@@ -227,7 +228,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
 
     def release(self) -> None:
         """Release the pipeline's models and cached embeddings."""
-        if self.pipeline is not None and callable(getattr(self.pipeline, "close", None)):
+        if self.pipeline is not None:
             try:
                 self.pipeline.close()
             except Exception:  # noqa: BLE001 - shutting down: never keep the thread alive for this
@@ -258,17 +259,16 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         with self._lock:
             pending = self._mailbox
         pipe = self.pipeline
-        if pending is None or pipe is None or getattr(pipe, "image_id", None) != pending.image.image_id:
+        if pending is None or pipe is None or pipe.image_id != pending.image.image_id:
             return
-        is_encoded = getattr(pipe, "is_encoded", None)
-        if callable(is_encoded) and is_encoded("efficient_sam"):
+        if pipe.is_encoded("efficient_sam"):
             self.service_mailbox()
 
     def _edit_waiting(self) -> bool:
         with self._lock:
             return self._mailbox is not None
 
-    def _need_pipeline(self) -> Any:
+    def _need_pipeline(self) -> PipelineProtocol:
         if self.pipeline is None:
             raise ModelMissingError("The models are not loaded yet: choose a models folder (Engine > Models...).")
         return self.pipeline

@@ -12,8 +12,9 @@ from typing import Any
 
 from engine.annotation.candidates import prepare_candidates
 from engine.annotation.chain import ChainRequest, run_chain
+from engine.annotation.pipeline_protocol import PipelineProtocol
 from engine.errors import CancelledError
-from engine.results import HeatmapResult
+from engine.results import HeatmapResult, PrepareResult
 
 from .requests import (Answer, Ask, EncodeImage, EncodeNext, ImageRef, LoadModels, ModelsInfo, Notice, OpenImage,
                        Progress, Reply)
@@ -29,9 +30,7 @@ class EngineJobs:
         self.pipeline = None
         self._image_id = None
         pipe = self._factory(request.settings, request.models_dir)
-        check = getattr(pipe, "check_models", None)
-        if callable(check):
-            check()  # a missing model is reported now, not halfway through the first question
+        pipe.check_models()  # a missing model is reported now, not halfway through the first question
         notes = load_eagerly(pipe, progress, cancel)
         self.pipeline = pipe
         for note in notes:  # before "models ready": whoever waits for that sees them already shown
@@ -57,14 +56,13 @@ class EngineJobs:
                 raise CancelledError("cancelled")
         self._use_image(image)
         result = self._prepare(None, cancel, progress)
-        if result is not None and isinstance(request, EncodeImage):  # (the next image: its end is enough)
+        if isinstance(request, EncodeImage):  # (the next image: its end is enough)
             self.reply.emit(Reply(request, result))
 
-    def _prepare(self, roles: tuple[str, ...] | None, cancel, progress=None) -> Any:
+    def _prepare(self, roles: tuple[str, ...] | None, cancel, progress=None) -> PrepareResult:
         """Encoders a stage is about to need (None: all), stoppable between blocks (a stage alone
-        is not). Returns the pipeline's PrepareResult; None for a stand-in without ``prepare``."""
-        prepare = getattr(self.pipeline, "prepare", None)
-        return prepare(roles=roles, progress=progress, cancel=cancel) if callable(prepare) else None
+        is not). Returns the pipeline's PrepareResult."""
+        return self._need_pipeline().prepare(roles=roles, progress=progress, cancel=cancel)
 
     # Each chain stage of an Ask as the status bar names it, and the part of the bar it fills.
     ASK_PROGRESS = {"heatmap": ("heat map", 0.0, 0.2), "segment": ("mask", 0.2, 0.3),
@@ -98,13 +96,11 @@ class EngineJobs:
                                                   "in Engine > Models… to get masks again.", "error")))
         progress("done", 1.0)
 
-    def _tell_question_use(self, request: Ask, pipe: Any) -> None:
+    def _tell_question_use(self, request: Ask, pipe: PipelineProtocol) -> None:
         """A notice when the models read only part of the question (engine.vqa.question_use)."""
-        use = getattr(pipe, "question_use", None)
-        if callable(use):
-            note = use(request.question).note()
-            if note:
-                self.reply.emit(Reply(request, Notice(note, "warning")))
+        note = pipe.question_use(request.question).note()
+        if note:
+            self.reply.emit(Reply(request, Notice(note, "warning")))
 
     def _answer(self, request: Answer) -> None:
         progress, cancel = self._callbacks(request)
@@ -122,7 +118,7 @@ class EngineJobs:
         self._prepare(("caption",), cancel)
         caps = pipe.captions(fused_map, progress=caption_progress, cancel=cancel)
         self.reply.emit(Reply(request, caps))
-        if getattr(caps, "cancelled", False) or cancel():
+        if caps.cancelled or cancel():
             raise CancelledError("cancelled")
         progress("answer", 0.92)
         self.reply.emit(Reply(request, pipe.answer(question, caps.captions, cancel=cancel)))
@@ -134,22 +130,16 @@ def _next_image_stages(progress):
     return lambda stage, fraction: progress(stage.replace("image", "the next image", 1), fraction)
 
 
-def load_eagerly(pipe: Any, progress, cancel) -> list[str]:
+def load_eagerly(pipe: PipelineProtocol, progress, cancel) -> list[str]:
     """Load every model now, with progress and cancel between models (the pipeline is lazy).
 
     A segmentation model that cannot be loaded does not stop the others (the heat map and the
-    answer do not need it): the returned notes say why it is missing. A pipeline without
-    ``load`` (a stand-in in tests) loads on first use instead.
+    answer do not need it): the returned notes say why it is missing.
     """
-    load = getattr(pipe, "load", None)
-    if not callable(load):
-        return []
-    return list(load(progress=progress, cancel=cancel, optional=("efficient_sam",)) or ())
+    return list(pipe.load(progress=progress, cancel=cancel, optional=("efficient_sam",)))
 
 
-def models_info(pipe: Any, settings) -> ModelsInfo:
+def models_info(pipe: PipelineProtocol, settings) -> ModelsInfo:
     """What the status bar shows: device, preset, model ids, random weights."""
-    ids = getattr(pipe, "model_ids", None)
-    models = dict(ids() if callable(ids) else ids or {})
-    return ModelsInfo(device=str(getattr(pipe, "device", settings.device)), preset=settings.preset,
-                      models=models, random_weights=bool(getattr(pipe, "random_weights", False)))
+    return ModelsInfo(device=pipe.device, preset=settings.preset, models=dict(pipe.model_ids()),
+                      random_weights=pipe.random_weights)

@@ -26,6 +26,7 @@ from engine.results import (  # noqa: E402
     AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, MaskCandidate,
     SegmentationResult,
 )
+from fakes import PipelineStandIn  # noqa: E402
 
 
 SHARED_UID = "5a4ed0b1ec7000aa"  # the one object the "edit" writers all write
@@ -47,17 +48,12 @@ def chain_result(mask: np.ndarray, question: str, answer: str = "thing") -> Chai
         answer=AnswerResult(answer=answer), models={"itm": "stand-in"}, random_weights=True)
 
 
-class BrightPixels:
-    """Stand-in pipeline (``set_image`` + ``run``): the mask is the image's bright pixels."""
+class BrightPixels(PipelineStandIn):
+    """Stand-in pipeline whose chain is one object, the image's bright pixels."""
 
-    def set_image(self, rgb, image_id=None):
-        self.rgb = rgb
-
-    def check_models(self):
-        pass
-
-    def run(self, question, cancel=None, instances="one"):
-        return chain_result(self.rgb.mean(axis=2) > 128, question)
+    def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
+            instances="auto"):
+        return chain_result(self.bright(), question)
 
 
 def _wait_for_go(project: Path) -> None:

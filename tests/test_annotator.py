@@ -11,20 +11,23 @@ from engine.annotation import Annotator
 from engine.prompts import Point
 from engine.project import ObjectRecord, Project
 from engine.results import MaskCandidate, SegmentationResult
+from fakes import PipelineStandIn
 
 H, W = 60, 80
 
 
-class CountingDecoder:
-    """The Pipeline's set_image + segment: a 12 x 12 square on the positive points' mean; counts calls."""
+class CountingDecoder(PipelineStandIn):
+    """A stand-in pipeline whose decoder gives a 12 x 12 square on the positive points' mean; counts calls."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple] = []
 
     def set_image(self, rgb, image_id=None) -> None:
         assert rgb.shape == (H, W, 3)
+        super().set_image(rgb, image_id)
 
-    def segment(self, points=(), box=None) -> SegmentationResult:
+    def segment(self, points=(), box=None, multimask=True) -> SegmentationResult:
         self.calls.append(tuple(points))
         pos = [p for p in points if p.label == 1]
         x, y = int(np.mean([p.x for p in pos])), int(np.mean([p.y for p in pos]))

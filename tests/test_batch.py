@@ -1,9 +1,9 @@
 """Batch pre-annotation: awkward image files, resume without duplicates (one run per image and
 question, its proposals as objects), review order, export.
 
-Most tests drive the batch with a small stand-in pipeline (same interface as
-``engine.annotation.pipeline.Pipeline``: ``set_image`` + ``run``) whose mask is "the bright pixels", so
-alignment with the displayed image can be checked exactly. One test runs the real chain on the
+Most tests drive the batch with a small stand-in pipeline (the whole
+``engine.annotation.pipeline_protocol.PipelineProtocol``, tests/fakes.py) whose mask is "the bright
+pixels", so alignment with the displayed image can be checked exactly. One test runs the real chain on the
 tiny random models.
 """
 
@@ -25,23 +25,24 @@ from engine.results import (
     SegmentationResult,
 )
 from engine.prompts import Point
+from fakes import PipelineStandIn
 
 
-class StandInPipeline:
+class StandInPipeline(PipelineStandIn):
     """Mask = bright pixels of the image it was given; counts calls; can fail on demand."""
 
     def __init__(self, fail_at_call: int | None = None):
+        super().__init__()
         self.calls: list[tuple[str, str]] = []
         self.instances: list[str] = []  # what each call asked for: "one", "several" or "auto"
         self.fail_at_call = fail_at_call
-        self.rgb = None
-        self.image_id = None
 
     def set_image(self, rgb, image_id=None):
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
         self.rgb, self.image_id = rgb, image_id
 
-    def run(self, question, cancel=None, instances="auto"):
+    def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
+            instances="auto"):
         if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
             raise RuntimeError("injected failure")
         self.calls.append((self.image_id, question))
@@ -311,10 +312,11 @@ def test_an_image_the_models_cannot_take_is_recorded_and_the_batch_goes_on(tmp_p
     folder = make_folder(tmp_path / "imgs")
 
     class OutOfMemoryOnGray(StandInPipeline):
-        def run(self, question, cancel=None, instances="auto"):
+        def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
+                instances="auto"):
             if self.rgb.shape == (30, 40, 3) and self.rgb[12, 22, 0] == self.rgb[12, 22, 1] and len(self.calls) == 1:
                 raise ResourceError("Out of GPU memory on this image.")
-            return super().run(question, cancel, instances)
+            return super().run(question, cancel=cancel, instances=instances)
 
     report = run_batch(folder, ["q?"], tmp_path / "p.qmask", pipeline=OutOfMemoryOnGray(),
                        max_pixels=MAX_PIXELS, show_progress=False)

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from engine.annotation.batch import run_batch
+from engine.annotation.pipeline import Pipeline
 from engine.errors import ModelMissingError
 from engine.project import Project
 
@@ -101,27 +102,24 @@ def test_same_project_as_the_local_batch(tmp_path, tiny_models_dir, ray_instance
     _written_once(tmp_path / "ray.qmask", 6)
 
 
-class DiesOnSecondImage:
+class DiesOnSecondImage(Pipeline):
     """A pipeline whose process exits (as if killed) on its 2nd image, once per test (marker file)."""
 
-    def __init__(self, pipeline, marker: str):
-        self._pipeline, self._marker, self._images = pipeline, marker, 0
-
-    def __getattr__(self, name):
-        return getattr(self._pipeline, name)
+    marker = ""
+    images = 0
 
     def set_image(self, rgb, image_id=None):
-        self._images += 1
-        if self._images == 2 and not os.path.exists(self._marker):
-            Path(self._marker).write_text(str(os.getpid()))
+        self.images += 1
+        if self.images == 2 and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
             os._exit(9)
-        return self._pipeline.set_image(rgb, image_id=image_id)
+        super().set_image(rgb, image_id=image_id)
 
 
 def _dying_pipeline(settings, models_dir, marker):
-    from engine.annotation.pipeline import Pipeline
-
-    return DiesOnSecondImage(Pipeline.from_settings(settings, models_dir=models_dir), marker)
+    pipe = DiesOnSecondImage.from_settings(settings, models_dir=models_dir)
+    pipe.marker = marker
+    return pipe
 
 
 def test_a_worker_that_dies_is_replaced_and_each_image_lands_once(tmp_path, tiny_models_dir, ray_instance):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.annotation.batch import BatchQuestion, ImageResult, process_image, write_image
+from engine.annotation.batch import BatchQuestion
+from engine.annotation.batch_image import ImageResult, process_image, write_image
 from engine.bench import proc_cpu
 from engine.errors import InputError
 from engine.project import Project

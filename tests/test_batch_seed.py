@@ -4,12 +4,12 @@ settings and given back as it was."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 from PIL import Image
 
-from engine.annotation.batch import image_seed, run_batch
+from engine.annotation.batch import run_batch
+from engine.annotation.batch_image import image_seed
+from engine.annotation.settings import PipelineSettings
 from engine.project import Project, file_sha256
 
 from test_batch import StandInPipeline
@@ -18,12 +18,13 @@ from test_batch import StandInPipeline
 class SeedRecorder(StandInPipeline):
     def __init__(self, seed):
         super().__init__()
-        self.settings = SimpleNamespace(seed=seed)
+        self.settings = PipelineSettings(device="cpu", seed=seed)
         self.seeds: dict[str, int | None] = {}
 
-    def run(self, question, cancel=None, instances="auto"):
+    def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
+            instances="auto"):
         self.seeds[self.image_id] = self.settings.seed
-        return super().run(question, cancel, instances)
+        return super().run(question, cancel=cancel, instances=instances)
 
 
 def _folder(root, n=4):

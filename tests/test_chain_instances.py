@@ -1,25 +1,24 @@
 """The chain proposes objects (issue 23): with ``instances="several"`` (or "auto" for a plural or
 count question) one proposal per separate hot region of the heat map, else one from all the
 points; the proposals become objects in the project (batch) and in an image (the app's ask).
-A stand-in pipeline with the Pipeline's stage methods: its heat map has three separate hot blobs,
-its decoder gives a disk around the positive points (what EfficientSAM does on a round object)."""
+A stand-in pipeline (tests/fakes.py): its heat map has three separate hot blobs, its decoder
+gives a disk around the positive points (what EfficientSAM does on a round object)."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 
 from annotation_support import open_annotation
 from engine.annotation.candidates import prepare_candidates
 from engine.annotation.chain import ChainRequest, instances_for, run_chain
-from engine.imaging.fusion import fuse, fuse_coverage
-from engine.imaging.points import auto_points
+from engine.annotation.settings import PipelineSettings
+from engine.imaging.fusion import fuse
 from engine.imaging.regions import hot_regions
 from engine.project import Project, proposals_from_chain
 from engine.prompts import POSITIVE
-from engine.results import (AnswerResult, CaptionsResult, FusionResult, HeatmapResult, MaskCandidate,
-                            ProposalsResult, SegmentationResult)
+from engine.results import (AnswerResult, CaptionsResult, HeatmapResult, MaskCandidate, ProposalsResult,
+                            SegmentationResult)
+from fakes import PipelineStandIn
 
 SIZE = (160, 120)  # W, H of the image (W != H)
 BLOBS = [(4, 4, 1.0), (4, 18, 0.8), (18, 11, 0.6)]  # (row, col, peak) on the 24 x 24 grid
@@ -38,30 +37,23 @@ def _blob_pixel(r: int, c: int) -> tuple[int, int]:
     return int((r + 0.5) * SIZE[1] / 24), int((c + 0.5) * SIZE[0] / 24)
 
 
-class DiskPipeline:
-    """The Pipeline's stage methods over a synthetic three-blob heat map; segment() is a disk of
-    18 pixels around the positive points' mean."""
+class DiskPipeline(PipelineStandIn):
+    """A stand-in pipeline over a synthetic three-blob heat map; segment() is a disk of 18 pixels
+    around the positive points' mean."""
 
-    random_weights = True
     image_id = "three-blobs"
     image_size = SIZE
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(segment=True, num_points=5, num_captions=2, alpha=0.5)
+        super().__init__(PipelineSettings(device="cpu", segment=True, num_points=5, num_captions=2, alpha=0.5))
         self.decoded: list[tuple] = []
-
-    def model_ids(self) -> dict[str, str]:
-        return {"itm": "stand-in"}
 
     def heatmap(self, question: str) -> HeatmapResult:
         heat = _heat()
         return HeatmapResult(question=question, question_map=heat, token_maps=heat[None], tokens=("dogs",),
                              itm_probability=0.9)
 
-    def auto_points(self, heat: HeatmapResult, num_points: int | None = None):
-        return auto_points(heat.question_map, SIZE, num_points=num_points or 5)
-
-    def segment(self, points=(), box=None) -> SegmentationResult:
+    def segment(self, points=(), box=None, multimask=True) -> SegmentationResult:
         self.decoded.append(tuple(points))
         pos = [p for p in points if p.label == POSITIVE]
         cx, cy = np.mean([p.x for p in pos]), np.mean([p.y for p in pos])
@@ -70,11 +62,7 @@ class DiskPipeline:
         return SegmentationResult(candidates=(MaskCandidate(mask, np.zeros((4, 4), np.float32), 0.9),),
                                   points=tuple(points))
 
-    def fuse(self, heat_map, mask, alpha=None, coverage=None) -> FusionResult:
-        a = 0.5 if alpha is None else alpha
-        return FusionResult(fuse(heat_map, mask, a) if coverage is None else fuse_coverage(heat_map, coverage, a), a)
-
-    def captions(self, sampling_map, progress=None, cancel=None) -> CaptionsResult:
+    def captions(self, sampling_map, progress=None, cancel=None, num_captions=None, seed="settings") -> CaptionsResult:
         return CaptionsResult(captions=("three dogs", "dogs on grass"), rounds=1, complete=True)
 
     def answer(self, question, captions, cancel=None) -> AnswerResult:

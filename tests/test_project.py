@@ -485,8 +485,8 @@ def test_own_writes_are_told_from_others_even_while_the_next_one_is_in_its_trans
     seen = p.last_seq()
     p.put_changes(img, objects=[_object()], runs=[_run()])
     rows: list = []
-    with p._write() as con:  # the next write of the same image, not committed yet
-        p._bump(con, img.id)
+    with p._db.write() as con:  # the next write of the same image, not committed yet
+        p._db.bump(con, img.id)
         # the watcher reads on its own thread (its own connection): it sees only the committed write
         t = threading.Thread(target=lambda: rows.extend(p.changed_since(seen)[0]))
         t.start()

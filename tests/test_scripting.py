@@ -104,7 +104,7 @@ def _three_dogs(heatmap, captions):
 def _outline(self, points=(), box=None, multimask=True) -> SegmentationResult:
     """Pipeline.segment as a trained EfficientSAM gives it here: the patch of the photo's colour
     under the first positive point."""
-    rgb = self._entry().rgb  # the image set on the pipeline
+    rgb = self.encoders.rgb  # the image set on the pipeline
     p = next(p for p in points if p.label == POSITIVE)
     colour = rgb[int(p.y), int(p.x)].astype(int)
     alike = (np.abs(rgb.astype(int) - colour).max(axis=2) < 25).astype(np.uint8)  # (noise: 0 to 19)

@@ -9,8 +9,9 @@
 - :mod:`.corrections`: each object's brush add and erase layers over the model's mask (the
   final mask is ``(model | add) & ~erase``) and their edits (stroke, whole new mask, clear);
 - :mod:`.annotator`: :class:`Annotator`, the same pieces driven from a script or notebook;
-- :mod:`.chain`, :mod:`.pipeline`: the chain and the models; :mod:`.proposals`: one object per
-  hot region of a heat map; :mod:`.class_match`: the class a question names.
+- :mod:`.chain`, :mod:`.pipeline`: the chain and the models (:mod:`.pipeline_protocol`: what the
+  chain and its callers call on a pipeline); :mod:`.proposals`: one object per hot region of a
+  heat map; :mod:`.class_match`: the class a question names.
 
 The app wraps these thinly (a QObject that emits what changed, a QUndoStack around the edits);
 scripts and tests use them as they are.

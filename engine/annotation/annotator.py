@@ -31,6 +31,7 @@ from .chain import ChainRequest, run_chain
 from .corrections import PaintStroke, ReplaceMask
 from .edits import History, SetAccepted, SetCategory, SetPrompts
 from .object_edits import AddObject, DeleteObjects, KeepProposal, accept_all, merge_objects, new_object
+from .pipeline_protocol import PipelineProtocol
 from .prompts import PromptState
 from .state import ImageAnnotation
 from .stores import ProjectStore
@@ -43,11 +44,12 @@ _ASK_IDS = itertools.count(1)
 class Annotator:
     """One image of a project, annotated from code; see the module docstring.
 
-    ``pipeline``: an :class:`~engine.annotation.pipeline.Pipeline` (or a stand-in with its stage
-    methods); the image is set on it when the annotator opens. Objects are addressed by uid.
+    ``pipeline``: a :class:`~engine.annotation.pipeline_protocol.PipelineProtocol` (the
+    :class:`~engine.annotation.pipeline.Pipeline`, or a test's stand-in); the image is set on it
+    when the annotator opens. Objects are addressed by uid.
     """
 
-    def __init__(self, project: Project, image_path: str | Path, pipeline: Any) -> None:
+    def __init__(self, project: Project, image_path: str | Path, pipeline: PipelineProtocol) -> None:
         from ..imaging.images import load_image
 
         self.project = project
@@ -66,7 +68,7 @@ class Annotator:
 
     @classmethod
     def open(cls, project: str | Path, image_path: str | Path, *, models_dir: str | Path | None = None,
-             settings: Any = None, pipeline: Any = None) -> "Annotator":
+             settings: Any = None, pipeline: PipelineProtocol | None = None) -> "Annotator":
         """Open (or create) the project and the image; the models load on first use."""
         from .pipeline import Pipeline
 

@@ -4,9 +4,9 @@
 
 - Ray Data reads the list of images still to do (one row per image: its path, the questions
   it lacks, its stored hash) and maps it through a pool of :class:`ChainWorker` actors. Each
-  actor is a process that loads the models once and runs :func:`engine.annotation.batch.process_image`,
-  the same per-image code as the local batch; it sends back a pickled
-  :class:`engine.annotation.batch.ImageResult`.
+  actor is a process that loads the models once and runs
+  :func:`engine.annotation.batch_image.process_image`, the same per-image code as the local batch;
+  it sends back a pickled :class:`engine.annotation.batch_image.ImageResult`.
 - This process (the driver) takes results as they come and writes each image into the project
   (one transaction per chain); nothing waits for the end, so Ctrl-C keeps everything written
   and a rerun skips it. The driver writes each image once: a result that arrives twice (Ray
@@ -31,8 +31,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .batch import BatchProgress, BatchQuestion, BatchReport, ImageResult, base_seed, process_image, write_image
 from ..errors import InputError, QMaskError
+from .batch import BatchProgress, BatchQuestion, BatchReport
+from .batch_image import ImageResult, base_seed, process_image, write_image
+from .pipeline_protocol import PipelineProtocol
 
 __all__ = ["ClusterOptions", "ChainWorker", "parse_workers", "import_ray", "plan_workers", "run_on_ray"]
 
@@ -52,7 +54,7 @@ class ClusterOptions:
     cpus_per_worker: float | None = None  # None: 1 with GPUs, else up to 4 (half the CPUs, at least 1)
     # Builds a worker's pipeline from (settings, models_dir); None: Pipeline.from_settings. Tests
     # give one that dies on purpose.
-    pipeline_factory: Callable[[Any, Any], Any] | None = None
+    pipeline_factory: Callable[[Any, Any], PipelineProtocol] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class ChainWorker:
 
     def __init__(self, questions: list[BatchQuestion], settings: Any, models_dir: str | None,
                  max_pixels: int | None, seed: int | None, threads: int,
-                 factory: Callable[[Any, Any], Any] | None = None, classes: tuple[str, ...] = ()) -> None:
+                 factory: Callable[[Any, Any], PipelineProtocol] | None = None, classes: tuple[str, ...] = ()) -> None:
         from ..runtime.cpu_tuning import configure_openmp_wait, keep_freed_memory
 
         configure_openmp_wait()
@@ -133,12 +135,11 @@ class ChainWorker:
         self.questions, self.max_pixels, self.seed, self.classes = questions, max_pixels, seed, tuple(classes)
         self.node = socket.gethostname()
         self.fatal: BaseException | None = None
-        self.pipeline: Any = None
+        self.pipeline: PipelineProtocol | None = None
         try:
             self.pipeline = (factory or _default_factory)(settings, models_dir)
             self.pipeline.check_models()
-            if hasattr(self.pipeline, "load"):
-                self.pipeline.load()  # once per actor, not on the first image
+            self.pipeline.load()  # once per actor, not on the first image
         except QMaskError as err:  # models missing or broken on this node: say so for every row
             self.fatal = type(err)(f"On the Ray node {self.node}: {err}")
             if hasattr(err, "role"):
@@ -165,7 +166,7 @@ class ChainWorker:
         return {"index": np.asarray(batch["index"]), "result": np.array(out, dtype=object)}
 
 
-def _default_factory(settings: Any, models_dir: Any) -> Any:
+def _default_factory(settings: Any, models_dir: Any) -> PipelineProtocol:
     from .pipeline import Pipeline
 
     return Pipeline.from_settings(settings, models_dir=models_dir)

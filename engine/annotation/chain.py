@@ -16,8 +16,8 @@ The failure policy, the same everywhere:
 - Anything else (no heat map, no captions, no answer, cancel) raises, and what was reported
   through ``on_result`` so far is the caller's to keep.
 
-``pipe`` is an :class:`engine.annotation.pipeline.Pipeline` with its image set (or a stand-in with the same
-stage methods).
+``pipe`` is a :class:`~engine.annotation.pipeline_protocol.PipelineProtocol` (the
+:class:`engine.annotation.pipeline.Pipeline`, or a test's stand-in) with its image set.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Callable
 from ..errors import CancelledError, CheckpointError, ModelMissingError, PromptError, ResourceError
 from ..prompts import Box, Point
 from ..results import ChainResult, ProposalsResult, SegmentationResult
+from .pipeline_protocol import CancelFn, PipelineProtocol, ProgressFn
 
 __all__ = ["ChainRequest", "AutoPoints", "run_chain", "SEGMENTATION_FAULTS", "segmentation_message",
            "raise_segmentation_error"]
@@ -39,8 +40,6 @@ SEGMENTATION_FAULTS = (CheckpointError, ModelMissingError, ResourceError, Prompt
 ResultFn = Callable[[Any], None]
 # (segmentation, heat-map grid shape) -> the same result with each candidate's coverage filled in.
 PrepareFn = Callable[[SegmentationResult, tuple[int, int]], SegmentationResult]
-ProgressFn = Callable[[str, float], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def raise_segmentation_error(result: ChainResult) -> None:
                "(qmask ask/batch --no-segment).")
 
 
-def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = None,
+def run_chain(pipe: PipelineProtocol, request: ChainRequest, *, on_result: ResultFn | None = None,
               progress: ProgressFn | None = None, cancel: CancelFn | None = None,
               prepare_candidates: PrepareFn | None = None) -> ChainResult:
     """Run every stage of ``request`` on ``pipe``'s current image; see the module docstring.
@@ -114,10 +113,7 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
 
     def prepare(*roles: str) -> None:
         # The image's encoders for the next stage, stoppable between blocks (a stage alone is not).
-        ready = getattr(pipe, "prepare", None)
-        if callable(ready):
-            result = ready(roles=roles, cancel=cancel)
-            notes.extend(getattr(result, "notes", ()) or ())
+        notes.extend(pipe.prepare(roles=roles, cancel=cancel).notes)
 
     step("heatmap", 0.0)
     prepare("itm")
@@ -190,11 +186,11 @@ def run_chain(pipe: Any, request: ChainRequest, *, on_result: ResultFn | None = 
     timings["answer"] = answer.seconds
     report(answer)
     step("answer", 1.0)
-    use = getattr(pipe, "question_use", None)
-    if callable(use) and use(question).truncated:
-        notes.insert(0, use(question).note())
+    use = pipe.question_use(question)
+    if use.truncated:
+        notes.insert(0, use.note())
     timings["total"] = time.perf_counter() - start_all
-    return ChainResult(image_id=str(getattr(pipe, "image_id", "")), image_size=pipe.image_size, question=question,
+    return ChainResult(image_id=str(pipe.image_id or ""), image_size=pipe.image_size, question=question,
                        heatmap=heat, points=points, segmentation=seg, chosen=0, fusion=fusion, captions=caps,
                        answer=answer, timings=timings, models=pipe.model_ids(),
                        random_weights=bool(pipe.random_weights), notes=tuple(notes),
@@ -211,7 +207,7 @@ def instances_for(request: ChainRequest) -> str:
     return "several" if plural_question(request.question) else "one"
 
 
-def several_proposals(pipe: Any, heat_map: Any, settings: Any, asked: int | None,
+def several_proposals(pipe: PipelineProtocol, heat_map: Any, settings: Any, asked: int | None,
                       prepare_candidates: PrepareFn | None) -> tuple[tuple[SegmentationResult, ...], int]:
     """One segmentation per separate hot region of the heat map (:mod:`.proposals`: points per
     region, decoded per region, duplicates merged by mask overlap), in heat order; and how many
@@ -247,7 +243,8 @@ def _points_key(points: Any) -> tuple:
     return tuple((round(p.x, 3), round(p.y, 3), p.label) for p in points)
 
 
-def _fuse_proposals(pipe: Any, heat_map: Any, proposals: tuple[SegmentationResult, ...], alpha: float | None) -> Any:
+def _fuse_proposals(pipe: PipelineProtocol, heat_map: Any, proposals: tuple[SegmentationResult, ...],
+                    alpha: float | None) -> Any:
     """The heat map fused with the proposals' masks: their best candidates' union on the grid (the
     largest coverage per cell; one proposal: exactly its mask's coverage, as the published chain)."""
     import numpy as np

@@ -1,4 +1,4 @@
-"""The current image and its encoders' outputs, for :class:`~engine.annotation.pipeline.Pipeline`.
+"""The current image and its encoders' outputs, held by a :class:`~engine.annotation.pipeline.Pipeline`.
 
 Like segment-anything's ``SamPredictor``: ``set_image`` once, then the vision encoders (BLIP ITM,
 BLIP captioning, EfficientSAM) run at most once per image, lazily or ahead of time
@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,12 +20,11 @@ import numpy as np
 from ..errors import CancelledError, CheckpointError, InputError, ModelMissingError
 from ..imaging.images import check_rgb
 from ..results import PrepareResult
-from .settings import ENCODERS, PREPARE_ORDER, ROLE_LABELS
+from .pipeline_protocol import CancelFn, ProgressFn
+from .settings import ENCODERS, PREPARE_ORDER, ROLE_LABELS, PipelineSettings
 
-__all__ = ["ImageEncoders"]
+__all__ = ["ImageEncoders", "role_model", "memory_guard"]
 
-ProgressFn = Callable[[str, float], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass
@@ -39,27 +39,41 @@ def _check_encoder(role: str) -> None:
         raise InputError(f"Unknown encoder {role!r}; choose from {', '.join(ENCODERS)}.")
 
 
-class ImageEncoders:
-    """The image half of a :class:`~engine.annotation.pipeline.Pipeline` (a base class of it).
+def memory_guard(manager: Any, what: str) -> AbstractContextManager[None]:
+    """Out of memory while doing ``what`` on the manager's device, raised as a ResourceError."""
+    from ..runtime.devices import out_of_memory_as_resource_error
 
-    The pipeline provides ``settings``, ``_load(role)`` (a role's model), ``_guard(what)`` (out of
-    memory as a ResourceError) and ``_kv`` (its ITM cross-attention cache, dropped for an image
-    that changed). ``encode_count`` counts vision-encoder runs per encoder (``itm``, ``caption``,
+    return out_of_memory_as_resource_error(manager.device, what)
+
+
+def role_model(manager: Any, role: str) -> Any:
+    """A role's model (``itm``, ``caption``, ``qa``, ``efficient_sam``) from an
+    :class:`~engine.models.manager.ModelManager`, loaded on first use (its load time is in
+    ``manager.stats``, outside any stage timer)."""
+    with memory_guard(manager, f"loading the {role} model"):
+        return {"itm": manager.itm, "caption": manager.caption, "qa": manager.qa,
+                "efficient_sam": manager.sam}[role]()
+
+
+class ImageEncoders:
+    """The images a pipeline was given and their vision encoders' cached outputs.
+
+    ``manager``: the pipeline's :class:`~engine.models.manager.ModelManager` (the encoders'
+    models). ``encode_count`` counts vision-encoder runs per encoder (``itm``, ``caption``,
     ``efficient_sam``): a new question on a cached image must not change it; ``encode_seconds``
     holds each encoder's last run time.
     """
 
-    settings: Any
-    _kv: Any
-
-    def _init_images(self) -> None:
+    def __init__(self, settings: PipelineSettings, manager: Any) -> None:
+        self.settings = settings
+        self.manager = manager
         self.encode_count: dict[str, int] = {e: 0 for e in ENCODERS}
         self.encode_seconds: dict[str, float] = {e: 0.0 for e in ENCODERS}
         self._images: OrderedDict[str, _ImageEntry] = OrderedDict()
         self._current: str | None = None
         self._segmenter: Any = None
 
-    def _drop_images(self) -> None:
+    def clear(self) -> None:
         """Forget every image and the segmenter (with its cached encodings)."""
         self._images.clear()
         self._segmenter = None
@@ -74,9 +88,15 @@ class ImageEncoders:
         rgb = self._entry().rgb
         return int(rgb.shape[1]), int(rgb.shape[0])
 
-    def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> None:
+    @property
+    def rgb(self) -> np.ndarray:
+        """The current image, [H, W, 3] uint8 (InputError when there is none)."""
+        return self._entry().rgb
+
+    def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> bool:
         """Make an image current. Encoders run lazily (on the first stage that needs them) and
-        their outputs are kept per ``image_id`` (LRU, ``image_cache_size`` images)."""
+        their outputs are kept per ``image_id`` (LRU, ``image_cache_size`` images). True when
+        the image is new to the cache (or its size changed): nothing is cached for it."""
         # Our own writable copy: decoded images are often read-only (torch warns on those), and a
         # caller reusing its buffer must not change a cached image.
         arr = check_rgb(rgb).copy()
@@ -87,15 +107,18 @@ class ImageEncoders:
         if not isinstance(image_id, str) or not image_id:
             raise InputError("set_image needs a non-empty image_id string.")
         entry = self._images.get(image_id)
-        if entry is None or entry.rgb.shape != arr.shape:
-            entry = _ImageEntry(rgb=arr)
-            self._images[image_id] = entry
-            if self._kv is not None:
-                self._kv.drop(image_id)
+        new = entry is None or entry.rgb.shape != arr.shape
+        if new:
+            self._images[image_id] = _ImageEntry(rgb=arr)
         self._images.move_to_end(image_id)
         while len(self._images) > self.settings.image_cache_size:
             self._images.popitem(last=False)
         self._current = image_id
+        return new
+
+    def require_image(self) -> None:
+        """InputError unless an image is current."""
+        self._entry()
 
     def _entry(self) -> _ImageEntry:
         if self._current is None or self._current not in self._images:
@@ -116,7 +139,7 @@ class ImageEncoders:
         """
         from ..runtime.interrupt import stop_between
 
-        entry = self._entry()
+        self._entry()
         wanted = tuple(ENCODERS) if roles is None else tuple(roles)
         for role in wanted:
             _check_encoder(role)
@@ -133,16 +156,17 @@ class ImageEncoders:
             message = f"Cancelled while encoding the image for the {ROLE_LABELS[role]}."
             if role == "efficient_sam":
                 try:
-                    seg = self._get_segmenter()
+                    seg = self.segmenter()
                 except (CheckpointError, ModelMissingError) as err:
                     notes.append(f"Segmentation model not available ({err}).")
                     continue
-                with self._guard("encoding the image"), stop_between(seg.model.image_encoder.blocks, cancel, message):
-                    self._sam_set_image(seg, entry)
+                with memory_guard(self.manager, "encoding the image"), \
+                        stop_between(seg.model.image_encoder.blocks, cancel, message):
+                    self.sam_set_image(seg)
             else:
-                blip = self._load(role)
-                embeds = self._itm_embeds if role == "itm" else self._caption_embeds
-                with self._guard("encoding the image"), \
+                blip = role_model(self.manager, role)
+                embeds = self.itm_embeds if role == "itm" else self.caption_embeds
+                with memory_guard(self.manager, "encoding the image"), \
                         stop_between(blip.model.vision_model.encoder.layers, cancel, message):
                     embeds(blip)
         if progress is not None:
@@ -159,12 +183,14 @@ class ImageEncoders:
             return self._segmenter is not None and self._segmenter.is_cached(str(self._current))
         return getattr(entry, f"{role}_embeds") is not None
 
-    def _itm_embeds(self, itm: Any) -> Any:
+    def itm_embeds(self, itm: Any) -> Any:
+        """The current image's BLIP ITM vision output (``[1, 1 + G*G, D]``), encoded once."""
         from ..vqa.gradcam import encode_image_itm
 
         return self._vision_embeds("itm", itm, encode_image_itm)
 
-    def _caption_embeds(self, cap: Any) -> Any:
+    def caption_embeds(self, cap: Any) -> Any:
+        """The current image's BLIP captioning vision output, encoded once."""
         from ..vqa.captions import encode_image_caption
 
         return self._vision_embeds("caption", cap, encode_image_caption)
@@ -188,8 +214,9 @@ class ImageEncoders:
         setattr(entry, attr, embeds)
         return embeds
 
-    def _get_segmenter(self) -> Any:
-        sam = self._load("efficient_sam")
+    def segmenter(self) -> Any:
+        """The EfficientSAM :class:`~engine.sam.segmenter.Segmenter` (its model loaded on first use)."""
+        sam = role_model(self.manager, "efficient_sam")
         if self._segmenter is None or self._segmenter.model is not sam.model:
             from ..sam.segmenter import Segmenter
 
@@ -197,8 +224,8 @@ class ImageEncoders:
                                         cache_size=self.settings.image_cache_size)
         return self._segmenter
 
-    def _sam_set_image(self, seg: Any, entry: _ImageEntry) -> None:
+    def sam_set_image(self, seg: Any) -> None:
         """Make the current image EfficientSAM's (encoding it unless cached), counting encodes."""
-        if seg.set_image(entry.rgb, str(self._current)):
+        if seg.set_image(self._entry().rgb, str(self._current)):
             self.encode_count["efficient_sam"] += 1
             self.encode_seconds["efficient_sam"] = seg.last_encode_seconds

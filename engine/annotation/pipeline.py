@@ -34,38 +34,40 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import CancelledError, CheckpointError, InputError, ModelMissingError
 from ..vqa.question import clean_question_text
+from ..vqa.question_use import QuestionUse, question_use
 from ..prompts import Box, Point
-from ..results import AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, SegmentationResult
-from .image_encoders import ImageEncoders
+from ..results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult, PrepareResult,
+                       SegmentationResult)
+from .image_encoders import ImageEncoders, memory_guard, role_model
+from .pipeline_protocol import CancelFn, ProgressFn
 from .settings import ENCODERS, ROLE_LABELS, PipelineSettings, caption_batch_size_for
-
-ProgressFn = Callable[[str, float], None]
-CancelFn = Callable[[], bool]
 
 
 def _now() -> float:
     return time.perf_counter()
 
 
-class Pipeline(ImageEncoders):
-    """The QMask chain on one image at a time; see the module docstring for the contract.
+class Pipeline:
+    """The QMask chain on one image at a time; see the module docstring for the contract. It
+    implements :class:`~engine.annotation.pipeline_protocol.PipelineProtocol`.
 
-    The image, its encoders and their cached outputs (``set_image``, ``prepare``, ``is_encoded``,
-    ``encode_count``) are :class:`~engine.annotation.image_encoders.ImageEncoders`'.
+    ``encoders`` (:class:`~engine.annotation.image_encoders.ImageEncoders`) holds the images and
+    their cached encoder outputs; ``set_image``, ``prepare``, ``is_encoded``, ``image_id``,
+    ``image_size`` and ``encode_count`` are its, through the pipeline.
     """
 
     def __init__(self, settings: PipelineSettings, manager: Any):
         self.settings = settings.check()
         self.manager = manager
-        self._init_images()
+        self.encoders = ImageEncoders(self.settings, manager)
         self.last_notes: list[str] = []
-        self.last_question_use: Any = None  # engine.vqa.question_use.QuestionUse of the last run()
+        self.last_question_use: QuestionUse | None = None  # of the last run()
         self._kv: Any = None  # engine.runtime.accelerate.CrossAttentionKVCache of the ITM model
 
     @classmethod
@@ -79,6 +81,37 @@ class Pipeline(ImageEncoders):
                                dtype=settings.dtype, models_dir=models_dir, hf_cache_dir=hf_cache_dir,
                                offload=settings.offload)
         return cls(settings, manager)
+
+    # -- the image (the encoders') ----------------------------------------------------------
+
+    @property
+    def image_id(self) -> str | None:
+        return self.encoders.image_id
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(W, H) of the current image."""
+        return self.encoders.image_size
+
+    @property
+    def encode_count(self) -> dict[str, int]:
+        """Vision-encoder runs so far, per encoder (a question on a cached image adds none)."""
+        return self.encoders.encode_count
+
+    def set_image(self, rgb: np.ndarray, image_id: str | None = None) -> None:
+        """Make an image current (see :meth:`ImageEncoders.set_image`); ``image_id`` None: a
+        hash of the pixels."""
+        if self.encoders.set_image(rgb, image_id) and self._kv is not None:
+            self._kv.drop(str(self.encoders.image_id))  # the ITM cross-attention of older pixels
+
+    def prepare(self, roles: Sequence[str] | None = None, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None) -> PrepareResult:
+        """Run the current image's encoders now (see :meth:`ImageEncoders.prepare`)."""
+        return self.encoders.prepare(roles, progress=progress, cancel=cancel)
+
+    def is_encoded(self, role: str) -> bool:
+        """Whether the current image's ``role`` encoder output is cached."""
+        return self.encoders.is_encoded(role)
 
     # -- facts -------------------------------------------------------------------------
 
@@ -139,21 +172,19 @@ class Pipeline(ImageEncoders):
 
     def close(self) -> None:
         """Release every model and cached embedding."""
-        self._drop_images()
+        self.encoders.clear()
         self._kv = None
         self.manager.release_all()
 
     def _guard(self, what: str) -> Any:
-        from ..runtime.devices import out_of_memory_as_resource_error
-
-        return out_of_memory_as_resource_error(self.manager.device, what)
+        return memory_guard(self.manager, what)
 
     # -- stages ------------------------------------------------------------------------
 
     def heatmap(self, question: str) -> HeatmapResult:
         """BLIP ITM Grad-CAM of ``question`` on the current image (vision encoder cached)."""
         text = clean_question_text(question)
-        self._entry()
+        self.encoders.require_image()
         from ..vqa.gradcam import compute_gradcam
 
         itm = self._load("itm")
@@ -162,20 +193,18 @@ class Pipeline(ImageEncoders):
 
             self._kv = CrossAttentionKVCache(itm.model)
         start = _now()
-        with self._guard("computing the heat map"), self._kv.active(str(self._current)):
-            embeds = self._itm_embeds(itm)
+        with self._guard("computing the heat map"), self._kv.active(str(self.image_id)):
+            embeds = self.encoders.itm_embeds(itm)
             res = compute_gradcam(itm.model, itm.processor, None, [text], block_num=self.settings.block_num,
                                   image_embeds=embeds)
         tokens, maps = res.question_token_maps(0)
         return HeatmapResult(question=text, question_map=res.question_maps[0], token_maps=maps, tokens=tokens,
                              itm_probability=float(res.itm_probabilities()[0]), seconds=_now() - start)
 
-    def question_use(self, question: str) -> Any:
+    def question_use(self, question: str) -> QuestionUse:
         """Which part of ``question`` the heat map follows and whether the answer model reads it
         whole (an ``engine.vqa.question_use.QuestionUse``; its ``note()`` is "" when nothing is cut).
         Loads the heat-map and answer models if they are not loaded yet."""
-        from ..vqa.question_use import question_use
-
         text = clean_question_text(question)
         qa = self._load("qa")
         return question_use(self._load("itm").processor, text, qa.tokenizer)
@@ -190,18 +219,16 @@ class Pipeline(ImageEncoders):
 
     def _load(self, role: str) -> Any:
         """A role's model, loaded outside the stage timers (load time is in ``manager.stats``)."""
-        with self._guard(f"loading the {role} model"):
-            return {"itm": self.manager.itm, "caption": self.manager.caption, "qa": self.manager.qa,
-                    "efficient_sam": self.manager.sam}[role]()
+        return role_model(self.manager, role)
 
     def segment(self, points: Sequence[Point] = (), box: Box | None = None, multimask: bool = True
                 ) -> SegmentationResult:
         """EfficientSAM masks from prompts (the image encoder runs once per image, cached)."""
-        entry = self._entry()
-        seg = self._get_segmenter()
+        self.encoders.require_image()
+        seg = self.encoders.segmenter()
         start = _now()
         with self._guard("segmenting"):
-            self._sam_set_image(seg, entry)
+            self.encoders.sam_set_image(seg)
             result = seg.predict(points, box=box, multimask=multimask)
         return dataclasses.replace(result, seconds=_now() - start)
 
@@ -231,7 +258,7 @@ class Pipeline(ImageEncoders):
         """Question-guided captions sampled from ``sampling_map`` ([G, G], >= 0)."""
         from ..vqa.captions import generate_captions
 
-        self._entry()
+        self.encoders.require_image()
         n = self.settings.num_captions if num_captions is None else int(num_captions)
         use_seed = self.settings.seed if seed == "settings" else seed
         cap = self._load("caption")
@@ -251,7 +278,7 @@ class Pipeline(ImageEncoders):
             report(expected / n)
 
         with self._guard("writing captions"):
-            embeds = self._caption_embeds(cap)
+            embeds = self.encoders.caption_embeds(cap)
             result = generate_captions(cap.model, cap.processor, embeds, sampling_map, num_captions=n,
                                        num_patches=self.settings.num_patches, top_k=self.settings.top_k,
                                        batch_size=self.caption_batch_size(n), seed=use_seed,
@@ -295,7 +322,7 @@ class Pipeline(ImageEncoders):
         from .chain import ChainRequest, raise_segmentation_error, run_chain
 
         text = clean_question_text(question)
-        self._entry()
+        self.encoders.require_image()
         encodes_before = dict(self.encode_count)
         loads_before = dict(self.manager.stats.loads)
         request = ChainRequest(text, points=None if points is None else tuple(points), box=box, alpha=alpha,
@@ -304,7 +331,7 @@ class Pipeline(ImageEncoders):
         timings = dict(result.timings)
         for enc in ENCODERS:
             if self.encode_count[enc] > encodes_before[enc]:
-                timings[f"encode_{enc}"] = self.encode_seconds[enc]
+                timings[f"encode_{enc}"] = self.encoders.encode_seconds[enc]
         for role, count in self.manager.stats.loads.items():
             if count > loads_before.get(role, 0):
                 timings[f"load_{role}"] = self.manager.stats.load_seconds[role]
@@ -315,4 +342,4 @@ class Pipeline(ImageEncoders):
         return result
 
 
-__all__ = ["Pipeline", "ProgressFn", "CancelFn"]
+__all__ = ["Pipeline"]

@@ -169,15 +169,15 @@ def bench_device(models_dir: str | Path | None, device: str, preset: str = "base
         times["gradcam_new_question"].append(t)
         # The pipeline's own caption encoding of this image (cached), so that "captions" below
         # times the sampling alone.
-        t, _ = _timed(dev, lambda: pipe._caption_embeds(cap))
+        t, _ = _timed(dev, lambda: pipe.encoders.caption_embeds(cap))
         times["caption_vit"].append(t)
         t, caps = _timed(dev, lambda: pipe.captions(heat.question_map))
         times["captions"].append(t)
         t, _ = _timed(dev, lambda: pipe.answer(q2, caps.captions))
         times["answer"].append(t)
         points = pipe.auto_points(heat)
-        seg = pipe._get_segmenter()
-        t, _ = _timed(dev, lambda: seg.set_image(pipe._entry().rgb, f"bench-sam-{r}"))
+        seg = pipe.encoders.segmenter()
+        t, _ = _timed(dev, lambda: seg.set_image(pipe.encoders.rgb, f"bench-sam-{r}"))
         times["sam_encode"].append(t)
         if points:
             t, _ = _timed(dev, lambda: seg.predict(points))

@@ -3,6 +3,8 @@
 - :mod:`.records`: images and categories as plain Python values; :mod:`.objects`: an image's
   objects (labelled instances); :mod:`.runs`: question runs, the evidence that proposes objects;
 - :mod:`.store`: :class:`Project`, the SQLite store (reads, one-transaction writes, edit log);
+  :mod:`.writes`: its writes, on records; :mod:`.database`: the file, its connections and
+  transactions;
 - :mod:`.schema`: the file's schema, its checks and migrations (:mod:`.legacy`: version-1
   question records converted into objects); :mod:`.tables`: the SQL of each kind of row;
 - :mod:`.rows`: records to rows and back; :mod:`.codec`: records to JSON and back;

@@ -19,82 +19,49 @@ One :class:`Project` may be used from several threads: each thread gets its own 
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from ..errors import InputError, ProjectError
 from . import schema
+from .database import CHUNK, ProjectDatabase
+from .from_chain import proposals_from_chain
 from .objects import ObjectRecord
-from .records import Category, Edit, ImageRecord, ImageRow
+from .records import Category, Edit, ImageRecord, ImageRow, RelocateReport, displayed_size
 from .rows import RUN_COLUMNS, category_from_row, edit_from_row, image_from_row, object_from_row, run_from_row
 from .runs import QuestionRun
-from .schema import build_new
 from .tables import OBJECT_SELECT
-from .writes import ORDERS, ProjectWrites, _storable
+from .writes import NOT_UTF8, ORDERS, ProjectWriter, Source, _storable, shown_path
 
 __all__ = ["Project", "ImageRow", "Edit", "PROJECT_SUFFIX", "ORDERS"]
 
 PROJECT_SUFFIX = ".qmask"
-_CHUNK = 500
 
 
-class Project(ProjectWrites):
+class Project:
     """A project file; see the module docstring. Open with :meth:`open`, :meth:`create` or
-    :meth:`open_or_create` (which also take a version-1 ``.qmask.json``)."""
+    :meth:`open_or_create` (which also take a version-1 ``.qmask.json``).
 
-    def __init__(self, path: Path, *, writer: str = "qmask", read_only: bool = False) -> None:
-        self.path = Path(path)
-        self._db = self.path  # the file SQLite opens: the project's, or an updated copy (_updated_copy)
-        self._scratch: Path | None = None  # a temporary folder removed on close
-        self.read_only = read_only  # opened to read only (an export): every write is refused
-        self._verified: str | None = None  # "ok", or why the file is damaged (see verify)
-        self.writer = f"{writer}@{socket.gethostname()}:{os.getpid()}"
-        self.notice = ""  # a message for the user about how the project was opened (e.g. converted)
+    It reads through its :class:`~engine.project.database.ProjectDatabase` and writes through a
+    :class:`~engine.project.writes.ProjectWriter` on it; the methods that take image files
+    (``add_image``, ``record_chain``, ...) find or add their records here first.
+    """
+
+    def __init__(self, db: ProjectDatabase) -> None:
+        self._db = db
+        self._writes = ProjectWriter(db)
+        self.path = db.path
+        self.read_only = db.read_only  # opened to read only (an export): every write is refused
+        self.writer = db.writer  # this process, as the edit log names it
+        self.notice = db.notice  # a message for the user about how the project was opened (e.g. converted)
         self.reads = {"images": 0, "objects": 0, "runs": 0}  # records read (tests count what the app reads)
-        # Change numbers of this Project's own writes, to tell them from other processes' writes.
-        # A set, not the last number per image: a write still in its transaction has the next
-        # number already, and the one before, committed, must still read as ours.
-        self._own_seqs: set[int] = set()
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
 
-    def is_own_write(self, seq: int) -> bool:
-        """The change number ``seq`` is one of this Project's own writes."""
-        return seq in self._own_seqs
-
-    def forget_own_writes(self, up_to: int) -> None:
-        """Own change numbers up to ``up_to`` will not be asked about again (a reader has seen them)."""
-        with self._lock:
-            self._own_seqs = {s for s in self._own_seqs if s > up_to}
-
-    # -- opening --------------------------------------------------------------------------
+    # -- opening and the file -------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike[str], *, overwrite: bool = False, writer: str = "qmask") -> "Project":
         """A new, empty project file."""
-        p = Path(path).expanduser().absolute()
-        if p.name.endswith(".qmask.json"):
-            p = p.with_name(p.name[: -len(".json")])
-        if p.exists() and not overwrite:
-            raise ProjectError(f"{p} already exists; open it instead, or choose another name.")
-        if not p.parent.is_dir():
-            raise ProjectError(f"The folder {p.parent} does not exist.")
-        if not os.access(p.parent, os.W_OK | os.X_OK):
-            raise ProjectError(f"Cannot create the project {p}: the folder {p.parent} is not writable "
-                               "(permission denied). Choose another folder.")
-        try:
-            build_new(p, lambda con: con.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),)),
-                      overwrite=overwrite)
-        except FileExistsError:  # another process created it meanwhile
-            raise ProjectError(f"{p} already exists; open it instead, or choose another name.") from None
-        except (OSError, sqlite3.Error) as err:
-            raise ProjectError(f"Cannot create the project {p}: {schema.reason(err)}. Nothing was written.") from err
-        return cls._opened(p, writer)
+        return cls(ProjectDatabase.create(Path(path), overwrite=overwrite, writer=writer))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, writer: str = "qmask", read_only: bool = False) -> "Project":
@@ -107,34 +74,7 @@ class Project(ProjectWrites):
             from .interchange import convert_json_project
 
             return convert_json_project(p, writer=writer, read_only=read_only)
-        schema.check_file(p)
-        if read_only and schema.header_version(p) < schema.SCHEMA_VERSION:
-            return cls._updated_copy(p, writer)
-        return cls._opened(p, writer, read_only)
-
-    @classmethod
-    def _updated_copy(cls, path: Path, writer: str) -> "Project":
-        """A project of an older schema opened to read only: its file is left as it is, and read
-        from an updated copy in a temporary folder (removed when the project is closed)."""
-        import shutil
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="qmask-read-"))
-        copy = folder / path.name
-        try:
-            shutil.copyfile(path, copy)
-            for suffix in ("-wal", "-shm"):
-                if Path(f"{path}{suffix}").exists():
-                    shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
-            cls._opened(copy, writer).close()
-            project = cls(path, writer=writer, read_only=True)
-            project._db, project._scratch = copy, folder
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        project.notice = (f"{path.name} has an older project schema: it was read from an updated copy and left as "
-                          "it was (open it once in the app or with qmask batch to update it for good).")
-        return project
+        return cls(ProjectDatabase.open(p, writer=writer, read_only=read_only))
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], *, writer: str = "qmask") -> "Project":
@@ -149,44 +89,14 @@ class Project(ProjectWrites):
                 return cls.open(target, writer=writer)
             raise
 
-    @classmethod
-    def _opened(cls, path: Path, writer: str, read_only: bool = False) -> "Project":
-        project = cls(path, writer=writer, read_only=read_only)
-        try:
-            schema.migrate(project._con(), path, read_only=read_only)
-        except BaseException:
-            project.close()
-            raise
-        return project
-
     def verify(self) -> None:
-        """SQLite's quick check of the whole file, once (:func:`schema.check_integrity`): every
-        write runs it first, so a damaged project is refused before anything is written to it
-        (the app starts it in the background when it opens a project). Raises ProjectError."""
-        if self._verified is None:
-            try:
-                schema.check_integrity(self._con(), self.path)
-                self._verified = "ok"
-            except ProjectError as err:
-                self._verified = str(err)
-        if self._verified != "ok":
-            raise ProjectError(self._verified)
+        """SQLite's quick check of the whole file, once (every write runs it first; the app, in
+        the background when it opens a project). Raises ProjectError."""
+        self._db.verify()
 
     def close(self) -> None:
         """Close every connection (the last one out checkpoints the WAL and removes it)."""
-        with self._lock:
-            for con in self._connections:
-                try:
-                    con.close()
-                except sqlite3.Error:
-                    pass
-            self._connections.clear()
-        self._local = threading.local()
-        if self._scratch is not None:
-            import shutil
-
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        self._db.close()
 
     def __enter__(self) -> "Project":
         return self
@@ -194,61 +104,24 @@ class Project(ProjectWrites):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = schema.connect(self._db, read_only=self.read_only)
-            con.row_factory = sqlite3.Row
-            self._local.con = con
-            with self._lock:
-                self._connections.append(con)
-        return con
-
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        try:
-            return self._con().execute(sql, tuple(args)).fetchall()
-        except sqlite3.DatabaseError as err:
-            raise schema.read_error(err, self.path) from err
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; waits for other writers (busy timeout), never drops the change silently."""
-        if self.read_only:
-            raise ProjectError(f"The project {self.path} was opened to read only; nothing was written.")
-        self.verify()
-        con = self._con()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            raise ProjectError(f"The project {self.path} stayed busy (another QMask is writing it) for "
-                               f"{schema.BUSY_TIMEOUT_S:.0f} s; your change was not saved: try again ({err}).") from err
-        except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
-        try:
-            yield con
-            con.execute("COMMIT")
-        except BaseException as err:
-            try:
-                con.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            if isinstance(err, sqlite3.Error):
-                raise ProjectError(f"Cannot save to the project {self.path}: {schema.reason(err)}. Nothing of "
-                                   "this change was written.") from err
-            raise
-
     def checkpoint(self) -> None:
         """Copy the write-ahead journal into the project file (SQLite also does this by itself)."""
-        if self.read_only:
-            return
-        try:
-            self._con().execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.DatabaseError as err:
-            raise ProjectError(f"Cannot write the project {self.path}: {schema.reason(err)}.") from err
+        self._db.checkpoint()
 
     def data_version(self) -> int:
         """Changes when another connection (another process) commits: cheap to poll."""
         return int(self._read("PRAGMA data_version")[0][0])
+
+    def is_own_write(self, seq: int) -> bool:
+        """The change number ``seq`` is one of this Project's own writes."""
+        return self._db.is_own_write(seq)
+
+    def forget_own_writes(self, up_to: int) -> None:
+        """Own change numbers up to ``up_to`` will not be asked about again (a reader has seen them)."""
+        self._db.forget_own_writes(up_to)
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self._db.read(sql, args)
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -288,12 +161,7 @@ class Project(ProjectWrites):
 
     def image_paths(self, ids: Iterable[int]) -> dict[int, str]:
         """Stored paths of these images (``reads["paths"]`` counts them)."""
-        out: dict[int, str] = {}
-        ids = list(ids)
-        for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            out.update((r[0], r[1]) for r in self._read(f"SELECT id, path FROM images WHERE id IN "
-                                                        f"({','.join('?' * len(part))})", part))
+        out = {r[0]: r[1] for r in self._db.read_in("SELECT id, path FROM images WHERE id", list(ids))}
         self.reads["paths"] = self.reads.get("paths", 0) + len(out)
         return out
 
@@ -308,15 +176,11 @@ class Project(ProjectWrites):
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no objects, no runs)."""
         out: dict[int, ImageRow] = {}
-        ids = list(ids)
-        for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            rows = self._read("SELECT id, path, status, error, state, review, question, answer, accepted, seq, "
-                              f"objects, accepted_objects FROM images WHERE id IN ({','.join('?' * len(part))})", part)
-            for r in rows:
-                out[r["id"]] = ImageRow(r["id"], r["path"], r["status"], r["error"], r["state"], r["review"],
-                                        r["question"], r["answer"], bool(r["accepted"]), r["seq"], r["objects"],
-                                        r["accepted_objects"])
+        for r in self._db.read_in("SELECT id, path, status, error, state, review, question, answer, accepted, seq, "
+                                  "objects, accepted_objects FROM images WHERE id", list(ids)):
+            out[r["id"]] = ImageRow(r["id"], r["path"], r["status"], r["error"], r["state"], r["review"],
+                                    r["question"], r["answer"], bool(r["accepted"]), r["seq"], r["objects"],
+                                    r["accepted_objects"])
         self.reads["images"] += len(out)
         return out
 
@@ -331,23 +195,18 @@ class Project(ProjectWrites):
 
     def _objects(self, image_ids: list[int]) -> dict[int, list[ObjectRecord]]:
         out: dict[int, list[ObjectRecord]] = {i: [] for i in image_ids}
-        for i in range(0, len(image_ids), _CHUNK):
-            part = image_ids[i:i + _CHUNK]
-            for r in self._read(f"{OBJECT_SELECT} WHERE o.image_id IN ({','.join('?' * len(part))}) "
-                                "ORDER BY o.image_id, o.draw_order, o.id", part):
-                out[r["image_id"]].append(object_from_row(r))
-                self.reads["objects"] += 1
+        for r in self._db.read_in(f"{OBJECT_SELECT} WHERE o.image_id", image_ids,
+                                  " ORDER BY o.image_id, o.draw_order, o.id"):
+            out[r["image_id"]].append(object_from_row(r))
+            self.reads["objects"] += 1
         return out
 
     def _runs(self, image_ids: list[int]) -> dict[int, list[QuestionRun]]:
         out: dict[int, list[QuestionRun]] = {i: [] for i in image_ids}
-        cols = ", ".join(RUN_COLUMNS)
-        for i in range(0, len(image_ids), _CHUNK):
-            part = image_ids[i:i + _CHUNK]
-            for r in self._read(f"SELECT image_id, {cols} FROM runs WHERE image_id IN "
-                                f"({','.join('?' * len(part))}) ORDER BY id", part):
-                out[r["image_id"]].append(run_from_row(r))
-                self.reads["runs"] += 1
+        for r in self._db.read_in(f"SELECT image_id, {', '.join(RUN_COLUMNS)} FROM runs WHERE image_id", image_ids,
+                                  " ORDER BY id"):
+            out[r["image_id"]].append(run_from_row(r))
+            self.reads["runs"] += 1
         return out
 
     def get_image(self, image_id: int, *, records: bool = True) -> ImageRecord | None:
@@ -374,9 +233,9 @@ class Project(ProjectWrites):
         memory does not grow with the project."""
         clause = f"WHERE {where}" if where else ""
         ids = [r[0] for r in self._read(f"SELECT id FROM images {clause} ORDER BY {ORDERS[order]}", args)]
-        for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            rows = {r["id"]: r for r in self._read(f"SELECT * FROM images WHERE id IN ({','.join('?' * len(part))})", part)}
+        for i in range(0, len(ids), CHUNK):
+            part = ids[i:i + CHUNK]
+            rows = {r["id"]: r for r in self._db.read_in("SELECT * FROM images WHERE id", part)}
             objs = self._objects(part) if records else {}
             runs = self._runs(part) if records else {}
             for image_id in part:
@@ -395,9 +254,10 @@ class Project(ProjectWrites):
         objects."""
         out: dict[int, list[sqlite3.Row]] = {}
         try:
-            for r in self._con().execute("SELECT o.image_id, o.id, o.uid, o.question, c.name AS category, "
-                                         "o.accepted, o.mask_area, o.mask_h, o.mask_w FROM objects o LEFT JOIN "
-                                         "categories c ON c.id = o.category_id ORDER BY o.image_id, o.draw_order, o.id"):
+            for r in self._db.con().execute("SELECT o.image_id, o.id, o.uid, o.question, c.name AS category, "
+                                            "o.accepted, o.mask_area, o.mask_h, o.mask_w FROM objects o LEFT JOIN "
+                                            "categories c ON c.id = o.category_id "
+                                            "ORDER BY o.image_id, o.draw_order, o.id"):
                 out.setdefault(r["image_id"], []).append(r)
         except sqlite3.DatabaseError as err:
             raise schema.read_error(err, self.path) from err
@@ -431,12 +291,7 @@ class Project(ProjectWrites):
         """Images whose every object is accepted (done): all of them, or among ``ids``."""
         if ids is None or len(ids) >= self.count_images():
             return int(self._read("SELECT COUNT(*) FROM images WHERE accepted")[0][0])
-        total = 0
-        for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            total += self._read(f"SELECT COUNT(*) FROM images WHERE accepted AND id IN ({','.join('?' * len(part))})",
-                                part)[0][0]
-        return int(total)
+        return sum(int(r[0]) for r in self._db.read_in("SELECT COUNT(*) FROM images WHERE accepted AND id", ids))
 
     def summary(self) -> dict[str, int]:
         r = self._read("SELECT COUNT(*), SUM(status = 'ok'), SUM(status = 'failed'), SUM(status = 'pending') "
@@ -453,14 +308,130 @@ class Project(ProjectWrites):
     def edits_for(self, image_ids: list[int]) -> dict[int, list[Edit]]:
         """The edit logs of these images, a chunk per query (exports read them alongside records)."""
         out: dict[int, list[Edit]] = {}
-        for i in range(0, len(image_ids), _CHUNK):
-            part = image_ids[i:i + _CHUNK]
-            for r in self._read(f"SELECT * FROM edits WHERE image_id IN ({','.join('?' * len(part))}) ORDER BY id",
-                                part):
-                out.setdefault(r["image_id"], []).append(edit_from_row(r))
+        for r in self._db.read_in("SELECT * FROM edits WHERE image_id", image_ids, " ORDER BY id"):
+            out.setdefault(r["image_id"], []).append(edit_from_row(r))
         return out
 
     def edits(self, image_id: int | None = None) -> list[Edit]:
         rows = self._read("SELECT * FROM edits" + (" WHERE image_id = ?" if image_id is not None else "")
                           + " ORDER BY id", () if image_id is None else (image_id,))
         return [edit_from_row(r) for r in rows]
+
+    # -- writing (each method one transaction: ProjectWriter's, on records) ------------------
+    def add_image(self, path: str | os.PathLike[str], *, width: int | None = None,
+                  height: int | None = None, sha256: str | None = None, read_size: bool = False) -> ImageRecord:
+        """Add an image (or return the existing record, with its questions). ``read_size`` reads W x H."""
+        rel = self.rel_path(path)
+        existing = self.find_image(self.abs_path(rel))
+        if existing is not None:
+            if (width is not None and height is not None and existing.width is None) or (sha256 and not existing.sha256):
+                if existing.width is None and width is not None and height is not None:
+                    existing.width, existing.height = int(width), int(height)
+                existing.sha256 = existing.sha256 or sha256
+                self.update_image(existing)
+            return existing
+        if read_size and (width is None or height is None):
+            width, height = displayed_size(self.abs_path(rel))
+        self.add_images([self.abs_path(rel)],
+                        sizes={rel: (int(width), int(height))} if width is not None and height is not None else None,
+                        sha256={rel: sha256} if sha256 else None)
+        return self.find_image(self.abs_path(rel))  # type: ignore[return-value]
+
+    def add_images(self, paths: Iterable[str | os.PathLike[str]], *, sizes: dict[str, tuple[int, int]] | None = None,
+                   sha256: dict[str, str] | None = None) -> int:
+        """Add many images (existing ones untouched), a chunk per transaction; returns how many were new.
+
+        ``sizes`` and ``sha256`` are keyed by the stored (relative) path. A path whose name is not
+        UTF-8 cannot be stored (InputError, nothing added; :meth:`unstorable` finds them first)."""
+        paths = list(paths)
+        rels = [self.rel_path(p) for p in paths]
+        bad = [p for p, rel in zip(paths, rels) if not _storable(rel)]
+        if bad:
+            raise InputError(f"{shown_path(bad[0])}: {NOT_UTF8}. No image was added.")
+        return self._writes.add_images(rels, sizes=sizes, sha256=sha256)
+
+    def unstorable(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+        """``(path as shown, reason)`` of the paths a project cannot store (a name that is not UTF-8)."""
+        return [(shown_path(p), NOT_UTF8) for p in paths if not _storable(self.rel_path(p))]
+
+    def update_image(self, img: ImageRecord) -> None:
+        """Write an image's own fields (size, hash, status, error; and path after a relocation)."""
+        self._writes.update_image(img)
+
+    def put_changes(self, img: ImageRecord, *, objects: Iterable[ObjectRecord] = (),
+                    removed: Iterable[str] = (), runs: Iterable[QuestionRun] = (), source: Source = "user",
+                    action: str = "edit") -> dict[str, tuple[float, list[str]]]:
+        """Runs, objects and removals of one image in one transaction (:meth:`ProjectWriter.put_changes`)."""
+        return self._writes.put_changes(img, objects=objects, removed=removed, runs=runs, source=source,
+                                        action=action)
+
+    def put_object(self, img: ImageRecord, obj: ObjectRecord, *, source: Source = "user",
+                   action: str = "edit") -> ObjectRecord:
+        """Insert or update one object of this image, with an edit-log entry (one transaction); its
+        review need and reasons are filled in."""
+        self.put_changes(img, objects=[obj], source=source, action=action)
+        return obj
+
+    def remove_objects(self, img: ImageRecord, uids: Iterable[str], *, source: Source = "user") -> None:
+        self.put_changes(img, removed=list(uids), source=source, action="remove")
+
+    def put_run(self, img: ImageRecord, run: QuestionRun, *, source: Source = "chain", action: str = "run") -> None:
+        """Insert or replace the image's run of ``run.question`` (one transaction)."""
+        self.put_changes(img, runs=[run], source=source, action=action)
+
+    def remove_run(self, img: ImageRecord, question: str, *, source: Source = "user") -> bool:
+        """Drop the run of ``question`` (the objects it proposed stay: they are the image's)."""
+        return self._writes.remove_run(img, question, source=source)
+
+    def record_chain(self, image_path: str | os.PathLike[str], chain: Any, *, category: str | None = None,
+                     sha256: str | None = None, source: str = "batch") -> tuple[QuestionRun, list[ObjectRecord]]:
+        """Store a ChainResult for an image (added if new): its run, and its proposals as objects."""
+        run, objects = proposals_from_chain(chain, category=category, source=source)  # type: ignore[arg-type]
+        self.record_run(image_path, run, objects, chain.image_size, sha256=sha256)
+        return run, objects
+
+    def record_run(self, image_path: str | os.PathLike[str], run: QuestionRun, objects: list[ObjectRecord],
+                   size: tuple[int, int], *, sha256: str | None = None) -> list[ObjectRecord]:
+        """:meth:`record_chain` for a run and objects already made from the chain (as ``qmask batch``
+        does: a Ray worker sends these, not the chain's arrays); ``size`` (W, H). An earlier run
+        of the same question is replaced, and of the objects it proposed those nobody touched
+        (kept, edited, labelled, accepted) are replaced by the new proposals; the others stay.
+        Returns the objects now on the image from this run."""
+        img = self.find_image(image_path) or self.add_image(image_path)
+        return self._writes.record_run(img, run, objects, size, sha256=sha256)
+
+    def clear_annotations(self, img: ImageRecord, *, source: Source = "chain", reason: str = "") -> None:
+        """Drop every object and run of an image (its file changed: the masks no longer fit)."""
+        self._writes.clear_annotations(img, source=source, reason=reason)
+
+    def import_records(self, images: list[ImageRecord], categories: Iterable[Category] = ()) -> None:
+        """Add images with their new objects and runs in one transaction (:meth:`ProjectWriter.import_records`)."""
+        self._writes.import_records(images, categories)
+
+    def move_images(self, moves: list[tuple[int, str]]) -> None:
+        """New stored paths for images (id, relative path), in one transaction (a relocation)."""
+        self._writes.move_images(moves)
+
+    def relocate(self, new_folder: str | os.PathLike[str], **options: Any) -> RelocateReport:
+        """See :func:`engine.project.relocate.relocate`."""
+        from .relocate import relocate
+
+        return relocate(self, new_folder, **options)
+
+    def ensure_category(self, name: str, color: tuple[int, int, int] | None = None) -> Category:
+        """The category called ``name``, created with the next free id if new."""
+        return self._writes.ensure_category(name, color)
+
+    def set_classes(self, names: Iterable[str]) -> list[Category]:
+        """Add these classes to the class list, in order (those it has keep their ids and colours)."""
+        return self._writes.set_classes(names)
+
+    def rename_category(self, old: str, new: str) -> Category:
+        """Rename a class; its objects follow (they refer to it by id). Refuses a name in use."""
+        return self._writes.rename_category(old, new)
+
+    def set_category_color(self, name: str, color: tuple[int, int, int] | None) -> None:
+        self._writes.set_category_color(name, color)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._writes.set_meta(key, value)

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import PipelineStandIn
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,13 +67,11 @@ def unprivileged() -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
-class StandInPipeline:
-    """The pipeline's interface (``set_image`` + ``run``) without models: the mask is the bright pixels."""
+class StandInPipeline(PipelineStandIn):
+    """The pipeline without models (tests/fakes.py): its chain is one object, the bright pixels."""
 
-    def set_image(self, rgb, image_id=None):
-        self.rgb, self.image_id = rgb, image_id
-
-    def run(self, question, cancel=None, instances="auto"):
+    def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
+            instances="auto"):
         from engine.project import normalise_question
         from engine.prompts import Point
         from engine.results import (AnswerResult, CaptionsResult, ChainResult, FusionResult, HeatmapResult,

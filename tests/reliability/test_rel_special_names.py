@@ -1,6 +1,6 @@
 """Reliability: file names a user may have. A name that is not UTF-8 (bytes Python reads with
 surrogateescape) in a batch folder is skipped with a message naming it and the batch goes on
-(before: UnicodeEncodeError in ProjectWrites.add_images); names with control characters,
+(before: UnicodeEncodeError in Project.add_images); names with control characters,
 emoji or a leading dash go through a batch and every export."""
 
 from __future__ import annotations
