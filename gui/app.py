@@ -7,7 +7,7 @@ launcher. Tests build it the same way (with tiny models and fewer captions) and 
 
 Project file: ``--project FILE`` when given (created if new; a batch project's images open
 sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
-(see :func:`gui.session.default_project_path`), so reopening a folder resumes the work.
+(see :func:`gui.data_paths.default_project_path`), so reopening a folder resumes the work.
 
 A project whose images moved opens all the same: the banner offers "Locate folder…"
 (``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
@@ -40,7 +40,8 @@ from .main_window import MainWindow
 from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
 from .requests import LoadModels
-from .session import Workspace, default_project_path
+from .data_paths import default_project_path
+from .session import Workspace
 from . import gui_thread_gc
 from .engine_client import EngineClient
 from .worker import default_pipeline_factory

@@ -52,12 +52,12 @@ class FileActions(QtCore.QObject):
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(self.window, "Open images", self._start_dir(),
                                                           f"Images ({patterns});;All files (*)")
         if files:
-            self.controller.open_paths(files)
+            self.controller.open_paths(files, background=True)
 
     def open_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Open folder", self._start_dir())
         if folder:
-            self.controller.open_paths([folder])
+            self.controller.open_paths([folder], background=True)
 
     def open_project(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Open project", self._start_dir(),
@@ -106,7 +106,7 @@ class FileActions(QtCore.QObject):
         present = [p for p in report.paths if p.is_file()]
         missing = [p for p in report.paths if not p.is_file()]
         if present:
-            self.controller.open_paths(present)
+            self.controller.open_paths(present, background=True)
         if missing:
             self.controller.workspace.add_paths(missing)
             self.controller.relocator.check()

@@ -4,7 +4,7 @@ Remembered: the models folder chosen in the Models dialog, the Engine menu's "En
 shown", the view (which layers show, the heat map's opacity and colours) and the window's size
 and dock layout. Work on images is not a preference: it lives in the project.
 
-Where: ``preferences.json`` in QMask's data folder (:func:`gui.session.data_folder`), written
+Where: ``preferences.json`` in QMask's data folder (:func:`gui.data_paths.data_folder`), written
 atomically (``engine.runtime.atomic``). Every value is checked when read: a missing, mistyped or
 out-of-range value reads as "not remembered" and the window keeps its built-in default, so a
 hand-edited or damaged file never stops the app. A file that is not JSON at all is moved aside
@@ -32,7 +32,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.runtime.atomic import atomic_write_json
 
 from .layers import HEATMAP_COLORMAPS
-from .session import data_folder
+from .data_paths import data_folder
 
 log = logging.getLogger(__name__)
 

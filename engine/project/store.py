@@ -305,6 +305,18 @@ class Project(ProjectWrites):
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
         return int(rows[0][0]) if rows else None
 
+    def image_index_of(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[int, str] | None]:
+        """``(id, stored path)`` of each of these image paths (absolute or cwd-relative), None where
+        the project has no such image: a query per chunk, not per path."""
+        rels = [self.rel_path(p) for p in paths]
+        found: dict[str, int] = {}
+        wanted = list(dict.fromkeys(r for r in rels if _storable(r)))
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i:i + _CHUNK]
+            found.update((r[1], r[0]) for r in self._read(f"SELECT id, path FROM images WHERE path IN "
+                                                          f"({','.join('?' * len(part))})", part))
+        return [(found[r], r) if r in found else None for r in rels]
+
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no objects, no runs)."""
         out: dict[int, ImageRow] = {}

@@ -95,6 +95,7 @@ class ProjectWrites:
                                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                       (rel, PurePosixPath(rel).name, w, h, (sha256 or {}).get(rel), now, seq))
                     added += cur.rowcount
+            self._own(seq)  # a reader watching for other processes' changes skips this one
         return added
 
     def unstorable(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
@@ -335,6 +336,9 @@ class ProjectWrites:
         """Give the image the next change number, remembered as this Project's own change."""
         seq = T.next_seq(con)
         con.execute("UPDATE images SET seq = ? WHERE id = ?", (seq, image_id))
+        self._own(seq)
+
+    def _own(self, seq: int) -> None:
         with self._lock:
             self._own_seqs.add(seq)
 
