@@ -285,6 +285,16 @@ class Workspace(QtCore.QObject):
         missing = [s for s in self._sessions.values() if s.missing]  # only shown images are known missing
         return sorted(missing, key=lambda s: self.row_of_id.get(s.image_id, -1))
 
+    def done_count(self) -> int:
+        """How many listed images are done (every object accepted): the project's count, with the
+        live state of the images that have a session (their writes may still be queued)."""
+        done = self._read(lambda: self.project.count_accepted(self.ids), 0)
+        if self._sessions:
+            made = list(self._sessions)
+            done += sum(s.done for s in self._sessions.values()) - self._read(
+                lambda: self.project.count_accepted(made), 0)
+        return done
+
     def relocate(self, folder: str | os.PathLike[str]) -> tuple[RelocateReport, list[tuple[ImageSession, str]]]:
         """Find the missing images under ``folder`` (by their old relative path, then by name; a
         recorded SHA-256 must match), update the project (one transaction) and the sessions.

@@ -312,7 +312,7 @@ class ImageListPanel(QtWidgets.QWidget):
         self._updating = False
 
     def update_count(self) -> None:
-        """"N images, K done[, M missing]" (done: every object accepted, from the project; missing among
+        """"N images, K done[, M missing]" (done: every object accepted, as shown; missing among
         those seen)."""
         self._count_soon.stop()
         ws = self.model.workspace
@@ -320,7 +320,7 @@ class ImageListPanel(QtWidgets.QWidget):
         if not n:
             self.count_label.setText("No images")
             return
-        done = ws._read(lambda: ws.project.count_accepted(ws.ids), 0)
+        done = ws.done_count()
         missing = len(ws.missing_sessions())
         text = f"{n} image{'s' if n != 1 else ''}, {done} done"
         self.count_label.setText(text + (f", {missing} missing" if missing else ""))
