@@ -8,6 +8,7 @@ launcher. Tests build it the same way (with tiny models and fewer captions) and 
 Project file: ``--project FILE`` when given (created if new; a batch project's images open
 sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
 (see :func:`gui.data_paths.default_project_path`), so reopening a folder resumes the work.
+File > Open project… moves the window to another project (``Controller.use_project``).
 
 A project whose images moved opens all the same: the banner offers "Locate folder…"
 (``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.errors import ProjectError
 from engine.annotation.settings import PipelineSettings
 from engine.project import Project
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
@@ -40,7 +40,7 @@ from .main_window import MainWindow
 from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
 from .requests import LoadModels
-from .data_paths import default_project_path
+from .data_paths import open_project
 from .session import Workspace
 from . import gui_thread_gc
 from .engine_client import EngineClient
@@ -146,8 +146,8 @@ class QMaskApp(QtCore.QObject):
         self.qapp = ensure_qapp()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         first = Path(options.images[0]) if options.images else None
-        self.project, project_note = open_project(options.project, first)
-        self.workspace = Workspace(self.project, default_alpha=options.settings.alpha)
+        project, project_note = open_project(options.project, first)
+        self.workspace = Workspace(project, default_alpha=options.settings.alpha)
         self.window = MainWindow()
         self.client = EngineClient(pipeline_factory)
         priority = self.client.priority
@@ -160,6 +160,7 @@ class QMaskApp(QtCore.QObject):
         prefs = self.preferences.load()
         models_dir, models_note = models_folder(options.models_dir, prefs)
         self.controller = Controller(self.window, self.workspace, self.client, options.settings, models_dir)
+        self.controller.automatic_project = options.project is None
         apply(prefs, self.window, layout=not options.screenshot)
         if choose_folder is not None:
             self.controller.relocator.choose_folder = choose_folder
@@ -167,7 +168,7 @@ class QMaskApp(QtCore.QObject):
         self.files.models_folder_chosen.connect(self._remember_models_folder)
         self.window.closing.connect(self.shutdown)
         self._closed = False
-        if project_note and project_note == self.project.notice:
+        if project_note and project_note == project.notice:
             self.controller.show_message(project_note, "info")  # converted from an older project file
         elif project_note:
             self.controller.show_error(project_note)
@@ -179,6 +180,11 @@ class QMaskApp(QtCore.QObject):
         if warning:
             log.warning("%s", warning)
             self.controller.show_message(warning, "warning")
+
+    @property
+    def project(self) -> Project:
+        """The project the window works on (File > Open project… changes it)."""
+        return self.workspace.project
 
     def _settle_after_loading(self, done) -> None:
         # The heap has just grown by the models: settle it now, before the user works, not at
@@ -234,32 +240,6 @@ class QMaskApp(QtCore.QObject):
     def _remember_models_folder(self, folder: str) -> None:
         if not self.options.screenshot:
             self.preferences.save(Preferences(models_dir=folder))
-
-
-def open_project(path: str | None, first_image: Path | None) -> tuple[Project, str]:
-    """(project, message): ``path`` or the default one; a broken file is left alone and a fresh
-    project next to it is used instead, with a message saying so. A version-1 ``.qmask.json``
-    is converted once into a ``.qmask`` beside it (the message says so)."""
-    target = Path(path).expanduser() if path else default_project_path(first_image)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        project = Project.open_or_create(target, writer="app")
-        return project, project.notice
-    except (ProjectError, OSError) as err:
-        stem = target.name.removesuffix(".json").removesuffix(".qmask")
-        fallback = target.with_name(stem + "-recovered.qmask")
-        k = 1
-        while fallback.exists():
-            k += 1
-            fallback = target.with_name(stem + f"-recovered{k}.qmask")
-        try:
-            fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback, writer="app")
-        except (ProjectError, OSError):
-            fallback = default_project_path(None).with_name(fallback.name)
-            fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback, overwrite=True, writer="app")
-        return project, f"{err} Your work now goes to {fallback}; the old file was not touched."
 
 
 def run_app(args: argparse.Namespace) -> int:

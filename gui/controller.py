@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from engine.errors import InputError
+from engine.project import Project
 from engine.annotation.settings import PipelineSettings
 from engine.vqa.question import clean_question_text
 
@@ -61,6 +62,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
+        self.automatic_project = False  # the window works on a folder's own project (no --project, no Open project…)
         self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()
         connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
@@ -172,6 +174,22 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
                 self._on_current(self.workspace.current)
             self.workspace.set_index(opened.first)
         self.paths_opened.emit(opened)
+
+    def use_project(self, project: Project, automatic: bool = False) -> None:
+        """Work on ``project`` from now on: its images listed (most in need of review first), each
+        shown with its objects and runs; every change is written to it. What the engine was doing
+        for the project before is cancelled."""
+        if self.client.busy:
+            self.client.cancel()
+        self._pending_questions.clear()
+        self.workspace.use_project(project)
+        self.automatic_project = automatic
+        self.workspace.add_project_images()
+        if self.workspace.ids:
+            self.workspace.set_index(0)
+        if project.notice:
+            self.show_message(project.notice, "info")
+        self.relocator.check()  # images not where the project says: the banner offers to locate them
 
     def _on_current(self, session: ImageSession | None) -> None:
         self.client.show(None if session is None else session.key)

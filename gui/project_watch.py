@@ -9,6 +9,7 @@ a pass over what changed, never over the list, and no read of its own.
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -72,8 +73,11 @@ class ProjectWatch(QtCore.QObject):
         self._timer.start()
 
     def restart(self) -> None:
-        """Watch the workspace's project (again) from its newest change on."""
+        """Watch the workspace's project (again) from its newest change on. A look on its way
+        is waited for (it may be reading the project before) and its reply dropped."""
+        self._pool.submit(lambda: None).result()  # (one thread: every look before this one is done)
         self._generation += 1
+        self._pending = None
         # The data version is per connection: the first look reads it on the watch's own.
         self.seen_version = -1
         self.seen_seq = self._ws._read(self._ws.project.last_seq, 0)
@@ -109,6 +113,8 @@ class ProjectWatch(QtCore.QObject):
             changes: Changes | ProjectError = read_changes(project, seen_version, since, made)
         except ProjectError as err:
             changes = err
+        except sqlite3.Error as err:  # the project was closed under it (the window closed): said, never lost
+            changes = ProjectError(f"Could not look for other programs' changes to {project.path}: {err}")
         self.looks += 1
         result = (ticket, settled, changes)
         self._looked.emit(result)

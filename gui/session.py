@@ -245,6 +245,27 @@ class Workspace(QtCore.QObject):
             then(opened)
         return opened
 
+    def use_project(self, project: Project) -> None:
+        """Work on ``project`` from now on (File > Open project…, a folder's own project): every
+        change to the one before is written, then it is closed; the list, the sessions and their
+        undo histories start anew (empty: :meth:`add_project_images` lists the new one's)."""
+        self.drain()
+        for session in self.made_sessions():
+            session.undo_stack.clear()  # (as in close: Qt deletes the commands while all is alive)
+            self.undo_group.removeStack(session.undo_stack)
+        old, self.project = self.project, project
+        self.ids, self.row_of_id, self.index = [], {}, -1
+        self.paths = PathColumn(self)
+        self._sessions, self._records, self._recent = {}, {}, []
+        self._openings.clear()  # what an opening on its way lists belongs to the project before
+        self._categories = None
+        self.watch.restart()
+        old.close()
+        self.sessions_changed.emit()
+        self.classes_changed.emit()
+        self.current_changed.emit(None)
+        QtCore.QTimer.singleShot(VERIFY_AFTER_MS, self, lambda: self.write(lambda p: p.verify()))
+
     def add_project_images(self) -> None:
         """Every image of the project, most in need of review first (ids only: paths are read as
         rows are shown, see :class:`PathColumn`)."""

@@ -317,6 +317,13 @@ class Project(ProjectWrites):
                                                           f"({','.join('?' * len(part))})", part))
         return [(found[r], r) if r in found else None for r in rels]
 
+    def holds_images_under(self, folder: str | os.PathLike[str]) -> bool:
+        """Whether an image of the project lies in ``folder`` or below it (absolute or cwd-relative)."""
+        prefix = self.rel_path(folder).rstrip("/") + "/"
+        if not _storable(prefix):
+            return False
+        return bool(self._read("SELECT 1 FROM images WHERE substr(path, 1, ?) = ? LIMIT 1", (len(prefix), prefix)))
+
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no objects, no runs)."""
         out: dict[int, ImageRow] = {}
