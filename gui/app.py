@@ -145,7 +145,14 @@ class QMaskApp(QtCore.QObject):
         self.options = options
         self.qapp = ensure_qapp()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        first = Path(options.images[0]) if options.images else None
+        self.preferences = PreferencesStore()
+        prefs = self.preferences.load()
+        self.images, reopened = list(options.images), None
+        if not self.images and not options.project and not options.screenshot and prefs.last_folder \
+                and Path(prefs.last_folder).is_dir():
+            # `qmask` alone goes on where the annotator stopped: the folder opened last, its project
+            self.images = reopened = [prefs.last_folder]
+        first = Path(self.images[0]) if self.images else None
         project, project_note = open_project(options.project, first)
         self.workspace = Workspace(project, default_alpha=options.settings.alpha)
         self.window = MainWindow()
@@ -156,11 +163,11 @@ class QMaskApp(QtCore.QObject):
         gui_thread_gc.collector().quiet = lambda: not priority.recent(gui_thread_gc.QUIET_S)
         self.client.finished.connect(self._settle_after_loading)
         QtCore.QTimer.singleShot(0, self.client.worker, lower_engine_priority)  # first thing in its thread
-        self.preferences = PreferencesStore()
-        prefs = self.preferences.load()
         models_dir, models_note = models_folder(options.models_dir, prefs)
         self.controller = Controller(self.window, self.workspace, self.client, options.settings, models_dir)
         self.controller.automatic_project = options.project is None
+        if prefs.last_folder:
+            self.controller.last_folder = Path(prefs.last_folder)  # File > Open starts there
         apply(prefs, self.window, layout=not options.screenshot)
         if choose_folder is not None:
             self.controller.relocator.choose_folder = choose_folder
@@ -174,6 +181,9 @@ class QMaskApp(QtCore.QObject):
             self.controller.show_error(project_note)
         if models_note:
             self.controller.show_message(models_note, "warning")
+        if reopened:
+            self.controller.show_message(f"Reopened {reopened[0]}, the folder opened last (File > Open folder… "
+                                         "opens another).", "info")
         from .qt_compat import binding_warning
 
         warning = binding_warning()
@@ -205,14 +215,14 @@ class QMaskApp(QtCore.QObject):
             self.files.show_models()
         else:
             self.controller.load_models()
-        images = list(self.options.images)
+        images = list(self.images)
         has_images = self.project.count_images() > 0
         if has_images:
             self.workspace.add_project_images()
-        if not images and not has_images:
-            images = [str(SAMPLE_IMAGE)]
         if images:
             self.controller.open_paths(images)
+        elif not has_images:
+            self.controller.open_paths([str(SAMPLE_IMAGE)], remember=False)
         elif self.workspace.ids:
             self.workspace.set_index(0)
         if self.workspace.missing_sessions():
@@ -233,7 +243,10 @@ class QMaskApp(QtCore.QObject):
             return
         self._closed = True
         if not self.options.screenshot:
-            self.preferences.save(capture(self.window))
+            prefs = capture(self.window)
+            last = self.controller.last_folder
+            prefs.last_folder = str(last) if last is not None else None
+            self.preferences.save(prefs)
         self.client.shutdown()
         self.workspace.close()
 

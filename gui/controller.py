@@ -29,6 +29,7 @@ from .presenter import Presenter
 from .objects_view import ObjectsView
 from .relocate import ImageRelocator
 from .requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
+from .data_paths import image_folder
 from .opening import Opened
 from .session import ImageSession, Workspace
 from .brush_actions import connect_brush
@@ -63,6 +64,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self.automatic_project = False  # the window works on a folder's own project (no --project, no Open project…)
+        self.last_folder: Path | None = None  # the folder of the images opened last (remembered: gui.preferences)
         self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()
         connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
@@ -156,10 +158,14 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.client.submit(LoadModels(settings=self.settings, models_dir=self.models_dir))
 
     # ------------------------------------------------------------------ images
-    def open_paths(self, paths: list[str | Path], select_first: bool = True, background: bool = False) -> Opened | None:
+    def open_paths(self, paths: list[str | Path], select_first: bool = True, background: bool = False,
+                   remember: bool = True) -> Opened | None:
         """Add image files and folders to the list and show the first one found. The folders are
         listed and the images added on the store's thread; ``background``: the GUI thread goes on
-        at once (``paths_opened`` says when they are in), else it waits and gets the Opened back."""
+        at once (``paths_opened`` says when they are in), else it waits and gets the Opened back.
+        ``remember``: the first path's folder is the folder opened last (File > Open starts there)."""
+        if remember and paths and Path(paths[0]).exists():
+            self.last_folder = image_folder(Path(paths[0]))
         return self.workspace.open_paths([Path(p) for p in paths], lambda opened: self._opened(opened, select_first),
                                          wait=not background)
 

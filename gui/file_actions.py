@@ -45,6 +45,11 @@ class FileActions(QtCore.QObject):
         self.window.image_list.open_folder_requested.connect(self.open_folder)
 
     def _start_dir(self) -> str:
+        """Where the file dialogs open: the folder opened last (remembered between runs), else
+        the shown image's folder, else the home folder."""
+        last = self.controller.last_folder
+        if last is not None and last.is_dir():
+            return str(last)
         current = self.controller.workspace.current
         return str(current.path.parent) if current is not None else str(Path.home())
 
