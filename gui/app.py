@@ -202,8 +202,11 @@ class QMaskApp(QtCore.QObject):
         if isinstance(done.request, LoadModels):
             gui_thread_gc.settle()
 
-    def start(self, check_models: bool = True) -> None:
-        """Load the models (or ask for them), open the images, ask the question if one was given."""
+    def start(self, check_models: bool = True, background: bool = False) -> None:
+        """Load the models (or ask for them), open the images, ask the question if one was given.
+        ``background``: the images are listed and added while the window goes on (``qmask``
+        itself: a folder of thousands does not hold the window), then the question is asked;
+        else this returns with them listed (tests, benchmarks)."""
         missing: list[str] = []
         if check_models:
             from .dialogs.models_dialog import missing_roles
@@ -219,12 +222,16 @@ class QMaskApp(QtCore.QObject):
         has_images = self.project.count_images() > 0
         if has_images:
             self.workspace.add_project_images()
-        if images:
-            self.controller.open_paths(images)
-        elif not has_images:
-            self.controller.open_paths([str(SAMPLE_IMAGE)], remember=False)
+        if images or not has_images:
+            self.controller.open_paths(images or [str(SAMPLE_IMAGE)], remember=bool(images), background=background,
+                                       then=lambda _opened: self._opened())  # the rest once they are in
+            return
         elif self.workspace.ids:
             self.workspace.set_index(0)
+        self._opened()
+
+    def _opened(self) -> None:
+        """The images given are in the list: say which are missing, ask the question given."""
         if self.workspace.missing_sessions():
             self.controller.relocator.check()  # banner: "N images ... not where they were: Locate folder…"
         question = self.options.question
@@ -278,7 +285,7 @@ def run_app(args: argparse.Namespace) -> int:
     app.window.closing.connect(qapp.quit)
     try:
         app.window.show()
-        app.start(check_models=runner is None)
+        app.start(check_models=runner is None, background=runner is None)
         code = qapp.exec()
         app.window.closing.disconnect(qapp.quit)
         app.window.close()

@@ -159,17 +159,19 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
 
     # ------------------------------------------------------------------ images
     def open_paths(self, paths: list[str | Path], select_first: bool = True, background: bool = False,
-                   remember: bool = True) -> Opened | None:
+                   remember: bool = True, then=None) -> Opened | None:
         """Add image files and folders to the list and show the first one found. The folders are
         listed and the images added on the store's thread; ``background``: the GUI thread goes on
-        at once (``paths_opened`` says when they are in), else it waits and gets the Opened back.
-        ``remember``: the first path's folder is the folder opened last (File > Open starts there)."""
+        at once (``paths_opened``, and ``then(opened)``, say when they are in), else it waits and
+        gets the Opened back. ``remember``: the first path's folder is the folder opened last
+        (File > Open starts there)."""
         if remember and paths and Path(paths[0]).exists():
             self.last_folder = image_folder(Path(paths[0]))
-        return self.workspace.open_paths([Path(p) for p in paths], lambda opened: self._opened(opened, select_first),
+        return self.workspace.open_paths([Path(p) for p in paths], lambda opened: self._opened(opened, select_first,
+                                                                                              then),
                                          wait=not background)
 
-    def _opened(self, opened: Opened, select_first: bool) -> None:
+    def _opened(self, opened: Opened, select_first: bool, then=None) -> None:
         for error in opened.errors:
             self.show_error(error)
         if not opened.found:
@@ -179,6 +181,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
             if opened.first == self.workspace.index:
                 self._on_current(self.workspace.current)
             self.workspace.set_index(opened.first)
+        if then is not None:
+            then(opened)
         self.paths_opened.emit(opened)
 
     def use_project(self, project: Project, automatic: bool = False) -> None:

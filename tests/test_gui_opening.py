@@ -224,3 +224,25 @@ def test_a_folder_whose_work_is_in_the_earlier_parent_named_project_keeps_using_
     other = _start_on_folder_project(harness, qtbot, [new])  # a folder the earlier project never held
     assert other.project.path != earlier and other.project.path.name.startswith("new-")
     assert _listed(other) == ["c.png"]
+
+
+def test_qmask_on_a_folder_lists_it_while_the_window_goes_on_then_asks(harness, qtbot, tmp_path):
+    """``qmask FOLDER --question Q`` (what run_app does): start() returns before the folder is
+    listed; once its images are in, the first is shown and the question asked."""
+    from gui.app import AppOptions, QMaskApp
+    from gui_support import fast_settings
+
+    folder = _jpeg_folder(tmp_path / "big", FOLDER_IMAGES)
+    app = QMaskApp(AppOptions(images=[str(folder)], question="what is it?", models_dir=str(harness.models_dir),
+                              settings=fast_settings(), project=str(tmp_path / "p.qmask")))
+    harness.apps.append(app)
+    qtbot.addWidget(app.window)
+    app.window.show()
+    with qtbot.waitSignal(app.controller.paths_opened, timeout=WAIT_MS):
+        app.start(check_models=False, background=True)
+        assert app.window.image_list.list.count() == 0  # not yet: listed on the store's thread
+    assert app.window.image_list.list.count() == FOLDER_IMAGES
+    with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as finished:
+        pass
+    session, completed = finished.args
+    assert completed and session.name == "img0000.jpg" and session.question == "what is it?"
