@@ -206,7 +206,8 @@ class Workspace(QtCore.QObject):
     def add_paths(self, paths: list[Path]) -> SessionList:
         """Add image files (already listed ones are skipped, missing ones listed all the same);
         returns the new ones' sessions (made as they are used). Waits for the store's thread."""
-        return self.open_paths(paths, folders=False, wait=True).added
+        opened = self.open_paths(paths, folders=False, wait=True)
+        return opened.added if opened is not None else SessionList(self, [])  # (None: the window closed)
 
     def open_paths(self, paths: list[Path], then=None, folders: bool = True, wait: bool = False) -> Opened | None:
         """List ``paths`` (a folder's images in natural order) and add them to the project on the
