@@ -30,7 +30,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                icon="SP_DialogOpenButton", short="Open"),
     ActionSpec("open_folder", "Open folder…", ("Ctrl+Shift+O",), "Open every image of a folder", "Files",
                icon="SP_DirOpenIcon", short="Folder"),
-    ActionSpec("open_project", "Open project…", (), "Add a project's images (e.g. from qmask batch)", "Files"),
+    ActionSpec("open_project", "Open project…", (), "Work on a project (e.g. from qmask batch): its images with their objects and runs", "Files"),
     ActionSpec("save", "Save project", ("Ctrl+S",), "Every change is already written; this also folds the "
                "journal into the project file",
                "Files", icon="SP_DialogSaveButton"),

@@ -7,7 +7,8 @@ launcher. Tests build it the same way (with tiny models and fewer captions) and 
 
 Project file: ``--project FILE`` when given (created if new; a batch project's images open
 sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
-(see :func:`gui.session.default_project_path`), so reopening a folder resumes the work.
+(see :func:`gui.data_paths.default_project_path`), so reopening a folder resumes the work.
+File > Open project… moves the window to another project (``Controller.use_project``).
 
 A project whose images moved opens all the same: the banner offers "Locate folder…"
 (``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.errors import ProjectError
 from engine.annotation.settings import PipelineSettings
 from engine.project import Project
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
@@ -40,7 +40,8 @@ from .main_window import MainWindow
 from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from .relocate import FolderChooser
 from .requests import LoadModels
-from .session import Workspace, default_project_path
+from .data_paths import open_project
+from .session import Workspace
 from . import gui_thread_gc
 from .engine_client import EngineClient
 from .worker import default_pipeline_factory
@@ -144,9 +145,16 @@ class QMaskApp(QtCore.QObject):
         self.options = options
         self.qapp = ensure_qapp()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        first = Path(options.images[0]) if options.images else None
-        self.project, project_note = open_project(options.project, first)
-        self.workspace = Workspace(self.project, default_alpha=options.settings.alpha)
+        self.preferences = PreferencesStore()
+        prefs = self.preferences.load()
+        self.images, reopened = list(options.images), None
+        if not self.images and not options.project and not options.screenshot and prefs.last_folder \
+                and Path(prefs.last_folder).is_dir():
+            # `qmask` alone goes on where the annotator stopped: the folder opened last, its project
+            self.images = reopened = [prefs.last_folder]
+        first = Path(self.images[0]) if self.images else None
+        project, project_note = open_project(options.project, first)
+        self.workspace = Workspace(project, default_alpha=options.settings.alpha)
         self.window = MainWindow()
         self.client = EngineClient(pipeline_factory)
         priority = self.client.priority
@@ -155,10 +163,11 @@ class QMaskApp(QtCore.QObject):
         gui_thread_gc.collector().quiet = lambda: not priority.recent(gui_thread_gc.QUIET_S)
         self.client.finished.connect(self._settle_after_loading)
         QtCore.QTimer.singleShot(0, self.client.worker, lower_engine_priority)  # first thing in its thread
-        self.preferences = PreferencesStore()
-        prefs = self.preferences.load()
         models_dir, models_note = models_folder(options.models_dir, prefs)
         self.controller = Controller(self.window, self.workspace, self.client, options.settings, models_dir)
+        self.controller.automatic_project = options.project is None
+        if prefs.last_folder:
+            self.controller.last_folder = Path(prefs.last_folder)  # File > Open starts there
         apply(prefs, self.window, layout=not options.screenshot)
         if choose_folder is not None:
             self.controller.relocator.choose_folder = choose_folder
@@ -166,12 +175,15 @@ class QMaskApp(QtCore.QObject):
         self.files.models_folder_chosen.connect(self._remember_models_folder)
         self.window.closing.connect(self.shutdown)
         self._closed = False
-        if project_note and project_note == self.project.notice:
+        if project_note and project_note == project.notice:
             self.controller.show_message(project_note, "info")  # converted from an older project file
         elif project_note:
             self.controller.show_error(project_note)
         if models_note:
             self.controller.show_message(models_note, "warning")
+        if reopened:
+            self.controller.show_message(f"Reopened {reopened[0]}, the folder opened last (File > Open folder… "
+                                         "opens another).", "info")
         from .qt_compat import binding_warning
 
         warning = binding_warning()
@@ -179,14 +191,22 @@ class QMaskApp(QtCore.QObject):
             log.warning("%s", warning)
             self.controller.show_message(warning, "warning")
 
+    @property
+    def project(self) -> Project:
+        """The project the window works on (File > Open project… changes it)."""
+        return self.workspace.project
+
     def _settle_after_loading(self, done) -> None:
         # The heap has just grown by the models: settle it now, before the user works, not at
         # the first full collection in the middle of a click (gui.gui_thread_gc).
         if isinstance(done.request, LoadModels):
             gui_thread_gc.settle()
 
-    def start(self, check_models: bool = True) -> None:
-        """Load the models (or ask for them), open the images, ask the question if one was given."""
+    def start(self, check_models: bool = True, background: bool = False) -> None:
+        """Load the models (or ask for them), open the images, ask the question if one was given.
+        ``background``: the images are listed and added while the window goes on (``qmask``
+        itself: a folder of thousands does not hold the window), then the question is asked;
+        else this returns with them listed (tests, benchmarks)."""
         missing: list[str] = []
         if check_models:
             from .dialogs.models_dialog import missing_roles
@@ -198,16 +218,20 @@ class QMaskApp(QtCore.QObject):
             self.files.show_models()
         else:
             self.controller.load_models()
-        images = list(self.options.images)
+        images = list(self.images)
         has_images = self.project.count_images() > 0
         if has_images:
             self.workspace.add_project_images()
-        if not images and not has_images:
-            images = [str(SAMPLE_IMAGE)]
-        if images:
-            self.controller.open_paths(images)
+        if images or not has_images:
+            self.controller.open_paths(images or [str(SAMPLE_IMAGE)], remember=bool(images), background=background,
+                                       then=lambda _opened: self._opened())  # the rest once they are in
+            return
         elif self.workspace.ids:
             self.workspace.set_index(0)
+        self._opened()
+
+    def _opened(self) -> None:
+        """The images given are in the list: say which are missing, ask the question given."""
         if self.workspace.missing_sessions():
             self.controller.relocator.check()  # banner: "N images ... not where they were: Locate folder…"
         question = self.options.question
@@ -226,39 +250,16 @@ class QMaskApp(QtCore.QObject):
             return
         self._closed = True
         if not self.options.screenshot:
-            self.preferences.save(capture(self.window))
+            prefs = capture(self.window)
+            last = self.controller.last_folder
+            prefs.last_folder = str(last) if last is not None else None
+            self.preferences.save(prefs)
         self.client.shutdown()
         self.workspace.close()
 
     def _remember_models_folder(self, folder: str) -> None:
         if not self.options.screenshot:
             self.preferences.save(Preferences(models_dir=folder))
-
-
-def open_project(path: str | None, first_image: Path | None) -> tuple[Project, str]:
-    """(project, message): ``path`` or the default one; a broken file is left alone and a fresh
-    project next to it is used instead, with a message saying so. A version-1 ``.qmask.json``
-    is converted once into a ``.qmask`` beside it (the message says so)."""
-    target = Path(path).expanduser() if path else default_project_path(first_image)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        project = Project.open_or_create(target, writer="app")
-        return project, project.notice
-    except (ProjectError, OSError) as err:
-        stem = target.name.removesuffix(".json").removesuffix(".qmask")
-        fallback = target.with_name(stem + "-recovered.qmask")
-        k = 1
-        while fallback.exists():
-            k += 1
-            fallback = target.with_name(stem + f"-recovered{k}.qmask")
-        try:
-            fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback, writer="app")
-        except (ProjectError, OSError):
-            fallback = default_project_path(None).with_name(fallback.name)
-            fallback.parent.mkdir(parents=True, exist_ok=True)
-            project = Project.create(fallback, overwrite=True, writer="app")
-        return project, f"{err} Your work now goes to {fallback}; the old file was not touched."
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -284,7 +285,7 @@ def run_app(args: argparse.Namespace) -> int:
     app.window.closing.connect(qapp.quit)
     try:
         app.window.show()
-        app.start(check_models=runner is None)
+        app.start(check_models=runner is None, background=runner is None)
         code = qapp.exec()
         app.window.closing.disconnect(qapp.quit)
         app.window.close()

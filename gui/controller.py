@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.errors import InputError, QMaskError
-from engine.imaging.images import list_images
+from engine.errors import InputError
+from engine.project import Project
 from engine.annotation.settings import PipelineSettings
 from engine.vqa.question import clean_question_text
 
@@ -29,6 +29,8 @@ from .presenter import Presenter
 from .objects_view import ObjectsView
 from .relocate import ImageRelocator
 from .requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
+from .data_paths import image_folder
+from .opening import Opened
 from .session import ImageSession, Workspace
 from .brush_actions import connect_brush
 from .edit_intents import EditIntents
@@ -44,6 +46,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
     ask_finished = QtCore.Signal(object, bool)  # ImageSession, completed (False: failed or cancelled)
     answer_ready = QtCore.Signal(object)  # ImageSession
     error_shown = QtCore.Signal(str)
+    paths_opened = QtCore.Signal(object)  # Opened: images and folders are in the list (see open_paths)
 
     def __init__(self, window: MainWindow, workspace: Workspace, client: EngineClient,
                  settings: PipelineSettings, models_dir: str | None = None) -> None:
@@ -60,6 +63,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
+        self.automatic_project = False  # the window works on a folder's own project (no --project, no Open project…)
+        self.last_folder: Path | None = None  # the folder of the images opened last (remembered: gui.preferences)
         self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()
         connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
@@ -153,27 +158,48 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.client.submit(LoadModels(settings=self.settings, models_dir=self.models_dir))
 
     # ------------------------------------------------------------------ images
-    def open_paths(self, paths: list[str | Path], select_first: bool = True) -> list[ImageSession]:
-        """Add image files and folders to the list; shows the first added one."""
-        files: list[Path] = []
-        failed = False
-        for p in paths:  # the user's order; a folder's files in natural order
-            try:
-                files += [f for f in list_images(Path(p)) if f not in files]
-            except QMaskError as err:
-                failed = True
-                self.show_error(str(err))
-        added = self.workspace.add_paths(files)
-        if not files:
-            if not failed:
+    def open_paths(self, paths: list[str | Path], select_first: bool = True, background: bool = False,
+                   remember: bool = True, then=None) -> Opened | None:
+        """Add image files and folders to the list and show the first one found. The folders are
+        listed and the images added on the store's thread; ``background``: the GUI thread goes on
+        at once (``paths_opened``, and ``then(opened)``, say when they are in), else it waits and
+        gets the Opened back. ``remember``: the first path's folder is the folder opened last
+        (File > Open starts there)."""
+        if remember and paths and Path(paths[0]).exists():
+            self.last_folder = image_folder(Path(paths[0]))
+        return self.workspace.open_paths([Path(p) for p in paths], lambda opened: self._opened(opened, select_first,
+                                                                                              then),
+                                         wait=not background)
+
+    def _opened(self, opened: Opened, select_first: bool, then=None) -> None:
+        for error in opened.errors:
+            self.show_error(error)
+        if not opened.found:
+            if not opened.errors:
                 self.show_message("No images found there.", "warning")
-        elif select_first:
-            target = self.workspace.find(files[0])
-            if target >= 0:
-                if target == self.workspace.index:
-                    self._on_current(self.workspace.current)
-                self.workspace.set_index(target)
-        return added
+        elif select_first and opened.first >= 0:
+            if opened.first == self.workspace.index:
+                self._on_current(self.workspace.current)
+            self.workspace.set_index(opened.first)
+        if then is not None:
+            then(opened)
+        self.paths_opened.emit(opened)
+
+    def use_project(self, project: Project, automatic: bool = False) -> None:
+        """Work on ``project`` from now on: its images listed (most in need of review first), each
+        shown with its objects and runs; every change is written to it. What the engine was doing
+        for the project before is cancelled."""
+        if self.client.busy:
+            self.client.cancel()
+        self._pending_questions.clear()
+        self.workspace.use_project(project)
+        self.automatic_project = automatic
+        self.workspace.add_project_images()
+        if self.workspace.ids:
+            self.workspace.set_index(0)
+        if project.notice:
+            self.show_message(project.notice, "info")
+        self.relocator.check()  # images not where the project says: the banner offers to locate them
 
     def _on_current(self, session: ImageSession | None) -> None:
         self.client.show(None if session is None else session.key)

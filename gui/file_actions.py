@@ -15,6 +15,7 @@ from engine.imaging.images import IMAGE_EXTENSIONS
 from engine.project import PROJECT_SUFFIX, Project
 
 from .controller import Controller
+from .data_paths import earlier_project_path, open_project
 from .dialogs.export_dialog import ExportDialog
 from .dialogs.help_dialog import HelpDialog
 from .dialogs.import_dialog import ImportDialog
@@ -44,6 +45,11 @@ class FileActions(QtCore.QObject):
         self.window.image_list.open_folder_requested.connect(self.open_folder)
 
     def _start_dir(self) -> str:
+        """Where the file dialogs open: the folder opened last (remembered between runs), else
+        the shown image's folder, else the home folder."""
+        last = self.controller.last_folder
+        if last is not None and last.is_dir():
+            return str(last)
         current = self.controller.workspace.current
         return str(current.path.parent) if current is not None else str(Path.home())
 
@@ -52,12 +58,26 @@ class FileActions(QtCore.QObject):
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(self.window, "Open images", self._start_dir(),
                                                           f"Images ({patterns});;All files (*)")
         if files:
-            self.controller.open_paths(files)
+            self.controller.open_paths(files, background=True)
 
     def open_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Open folder", self._start_dir())
         if folder:
-            self.controller.open_paths([folder])
+            self.open_folder_path(Path(folder))
+
+    def open_folder_path(self, folder: Path) -> None:
+        """Show a folder's images. On a folder's own project (no --project, no Open project…)
+        the window moves to this folder's own project first, so each folder keeps its own list
+        and work; on a project the user chose, the images are added to it."""
+        c = self.controller
+        if c.automatic_project:
+            target, _note = earlier_project_path(folder)
+            if target.resolve() != c.workspace.project.path.resolve():
+                project, note = open_project(None, folder)
+                c.use_project(project, automatic=True)
+                if note and note != project.notice:
+                    c.show_error(note)
+        c.open_paths([folder], background=True)
 
     def open_project(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Open project", self._start_dir(),
@@ -66,23 +86,18 @@ class FileActions(QtCore.QObject):
             self.load_project(Path(path))
 
     def load_project(self, path: Path) -> bool:
-        """Add a project's images (most in need of review first). The window keeps saving to its own project."""
+        """Work on the project at ``path`` (made by ``qmask batch``, an import, another window):
+        its images, most in need of review first, each with its objects and runs; the window's
+        changes are written to it from now on (the project before is closed, all of it saved)."""
+        c = self.controller
+        if Path(path).expanduser().resolve() == c.workspace.project.path.resolve():
+            return True  # (the one the window works on)
         try:
-            with Project.open(path, read_only=True) as other:  # only read: never written
-                images = [other.abs_path(rel) for _id, rel in other.image_index("review")]
+            project = Project.open(path, writer="app")
         except ProjectError as err:
-            self.controller.show_error(str(err))
+            c.show_error(str(err))
             return False
-        present = [p for p in images if p.is_file()]
-        missing = [p for p in images if not p.is_file()]
-        if present:
-            self.controller.open_paths(present)
-        if missing:
-            # Listed (greyed) all the same; the banner offers to locate their folder.
-            added = self.controller.workspace.add_paths(missing)
-            if not present and added:
-                self.controller.workspace.set_index(self.controller.workspace.find(added[0].path))
-            self.controller.relocator.check()
+        c.use_project(project)
         return True
 
     def show_export(self) -> ExportDialog:
@@ -106,7 +121,7 @@ class FileActions(QtCore.QObject):
         present = [p for p in report.paths if p.is_file()]
         missing = [p for p in report.paths if not p.is_file()]
         if present:
-            self.controller.open_paths(present)
+            self.controller.open_paths(present, background=True)
         if missing:
             self.controller.workspace.add_paths(missing)
             self.controller.relocator.check()

@@ -1,10 +1,11 @@
 """What the app remembers between runs, and where.
 
 Remembered: the models folder chosen in the Models dialog, the Engine menu's "Encode images when
-shown", the view (which layers show, the heat map's opacity and colours) and the window's size
-and dock layout. Work on images is not a preference: it lives in the project.
+shown", the view (which layers show, the heat map's opacity and colours), the window's size
+and dock layout, the folder opened last and the questions asked last (:data:`QUESTIONS_KEPT`,
+newest first). Work on images is not a preference: it lives in the project.
 
-Where: ``preferences.json`` in QMask's data folder (:func:`gui.session.data_folder`), written
+Where: ``preferences.json`` in QMask's data folder (:func:`gui.data_paths.data_folder`), written
 atomically (``engine.runtime.atomic``). Every value is checked when read: a missing, mistyped or
 out-of-range value reads as "not remembered" and the window keeps its built-in default, so a
 hand-edited or damaged file never stops the app. A file that is not JSON at all is moved aside
@@ -31,8 +32,9 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.runtime.atomic import atomic_write_json
 
+from .data_paths import data_folder
 from .layers import HEATMAP_COLORMAPS
-from .session import data_folder
+from .panels.question_panel import QUESTIONS_KEPT
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class Preferences:
     colormap: str | None = None  # one of HEATMAP_COLORMAPS
     geometry: bytes | None = None  # QWidget.saveGeometry()
     window_state: bytes | None = None  # QMainWindow.saveState(): docks and toolbar
+    last_folder: str | None = None  # the folder of the images opened last
+    questions: list[str] | None = None  # the question history, newest first
 
 
 def default_path() -> Path:
@@ -132,15 +136,18 @@ def to_json(prefs: Preferences) -> dict[str, Any]:
         "view": {"layers": {name.removeprefix("toggle_"): shown for name, shown in prefs.layers.items()},
                  "heat_opacity": prefs.heat_opacity, "colormap": prefs.colormap},
         "window": {"geometry": b64(prefs.geometry), "state": b64(prefs.window_state)},
+        "files": {"last_folder": prefs.last_folder},
+        "questions": {"history": prefs.questions},
     }
-    for section in ("engine", "view", "window"):  # None = not remembered: not written
+    for section in ("engine", "view", "window", "files", "questions"):  # None = not remembered: not written
         obj[section] = {k: v for k, v in obj[section].items() if v is not None}
     return obj
 
 
 def parse(obj: Mapping[str, Any]) -> Preferences:
     """Checked values from the file's JSON object (anything odd reads as not remembered)."""
-    engine, view, window = (_section(obj, name) for name in ("engine", "view", "window"))
+    engine, view, window, files, questions = (_section(obj, name) for name in
+                                              ("engine", "view", "window", "files", "questions"))
     prefs = Preferences()
     folder = engine.get("models_dir")
     if isinstance(folder, str) and folder.strip():
@@ -160,6 +167,13 @@ def parse(obj: Mapping[str, Any]) -> Preferences:
         prefs.colormap = view["colormap"]
     prefs.geometry = _unb64(window.get("geometry"))
     prefs.window_state = _unb64(window.get("state"))
+    folder = files.get("last_folder")
+    if isinstance(folder, str) and folder.strip():
+        prefs.last_folder = folder.strip()
+    history = questions.get("history")
+    if isinstance(history, list):
+        kept = [q.strip() for q in history if isinstance(q, str) and q.strip()]
+        prefs.questions = list(dict.fromkeys(kept))[:QUESTIONS_KEPT]
     return prefs
 
 
@@ -178,8 +192,8 @@ def _unb64(value: Any) -> bytes | None:
 
 
 def capture(window: QtWidgets.QMainWindow) -> Preferences:
-    """The window's current view, Engine toggle and layout (not the models folder: that one is
-    saved when it is chosen)."""
+    """The window's current view, Engine toggle, layout and question history (not the models
+    folder: that one is saved when it is chosen; nor the folder opened last: the app's)."""
     actions = window.action_map
     return Preferences(
         encode_on_show=actions["encode_on_show"].isChecked(),
@@ -188,6 +202,7 @@ def capture(window: QtWidgets.QMainWindow) -> Preferences:
         colormap=window.colormap_box.currentText() or None,
         geometry=bytes(window.saveGeometry().data()),
         window_state=bytes(window.saveState().data()),
+        questions=window.question_panel.history(),
     )
 
 
@@ -203,6 +218,8 @@ def apply(prefs: Preferences, window: QtWidgets.QMainWindow, layout: bool = True
         window.opacity_slider.setValue(prefs.heat_opacity)
     if prefs.colormap is not None:
         window.colormap_box.setCurrentText(prefs.colormap)
+    if prefs.questions is not None:
+        window.question_panel.set_history(prefs.questions)
     if layout:
         if prefs.geometry is not None and not window.restoreGeometry(QtCore.QByteArray(prefs.geometry)):
             log.info("The remembered window size could not be restored; using the default.")

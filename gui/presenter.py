@@ -64,7 +64,9 @@ class Presenter(QtCore.QObject):
         self._listen()
 
     def _listen(self) -> None:
-        for session in self.workspace.made_sessions():
+        made = self.workspace.made_sessions()
+        self._listed.intersection_update(made)  # (another project's sessions are gone)
+        for session in made:
             if session not in self._listed:
                 self._listed.add(session)
                 session.changed.connect(self._on_any_changed)

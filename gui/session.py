@@ -13,7 +13,6 @@ points the project at the folder it moved to and the sessions follow.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +26,9 @@ from engine.errors import ProjectError
 from engine.project import Category, ImageRecord, Project, RelocateReport
 
 from .input_priority import InputPriority
+from .opening import Listing, Opened, list_and_add
 from .path_column import PathColumn
+from .project_watch import Changes, ProjectWatch
 from .undo_commands import StackHistory
 
 IMAGES_IN_MEMORY = 4  # pixels and cached masks kept for the most recently shown images only
@@ -64,48 +65,22 @@ class ImageSession(QtCore.QObject, ImageAnnotation):
         self.object_changed.emit(uid, what)
 
 
-def data_folder() -> Path:
-    """QMask's per-user data folder (default projects, preferences): ``$QMASK_DATA_DIR``, else
-    Qt's per-user app data folder, else ``~/.qmask``. Not created here."""
-    env = os.environ.get("QMASK_DATA_DIR", "").strip()
-    if env:
-        return Path(env).expanduser()
-    loc = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(loc or Path.home() / ".qmask")
-
-
-def default_project_path(first_image: Path | None, data_dir: Path | None = None) -> Path:
-    """Where the app keeps its project when ``--project`` is not given.
-
-    In QMask's data folder (:func:`data_folder`), named after the folder of the first image plus
-    a short hash of its full path, so opening the same folder again resumes its work, and
-    nothing is written next to the user's images unasked. (A ``.qmask.json`` kept there by an
-    older QMask is converted on first use.)
-    """
-    if data_dir is None:
-        data_dir = data_folder()
-    folder = (first_image.parent if first_image is not None else Path.cwd()).resolve()
-    digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in folder.name) or "images"
-    path = data_dir / "projects" / f"{name}-{digest}.qmask"
-    old = path.with_name(path.name + ".json")
-    return old if old.exists() and not path.exists() else path
-
-
 class SessionList(Sequence):
-    """The workspace's images as sessions, made on first access (a list of 100,000 images makes
-    none until they are shown). Iterating makes every session: only for small lists and tests."""
+    """The workspace's images as sessions (or those of some ``rows``), made on first access (a
+    list of 100,000 images makes none until they are shown). Iterating makes every session: only
+    for small lists and tests."""
 
-    def __init__(self, workspace: "Workspace") -> None:
+    def __init__(self, workspace: "Workspace", rows: list[int] | None = None) -> None:
         self._ws = workspace
+        self._rows = rows
 
     def __len__(self) -> int:
-        return len(self._ws.ids)
+        return len(self._ws.ids) if self._rows is None else len(self._rows)
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return self._ws.session_at(index)
+        return self._ws.session_at(index if self._rows is None else self._rows[index])
 
     def index(self, session, start: int = 0, stop: int | None = None) -> int:  # type: ignore[override]
         row = self._ws.row_of_id.get(getattr(session, "image_id", -1), -1)
@@ -127,6 +102,7 @@ class Workspace(QtCore.QObject):
     prompts_changed = QtCore.Signal(object)  # ImageSession whose points or box changed (edit, undo, drag)
     rows_changed = QtCore.Signal(list)  # list rows whose data changed (another process wrote them, files gone)
     save_failed = QtCore.Signal(str)
+    _listed = QtCore.Signal(object)  # (number, Listing), from the store's thread (see open_paths)
     classes_changed = QtCore.Signal()  # the project's class list changed (a new class, a rename, a colour)
 
     def __init__(self, project: Project, default_alpha: float = 0.5, watch_interval_s: float = 1.0) -> None:
@@ -150,12 +126,12 @@ class Workspace(QtCore.QObject):
         self._categories: list[Category] | None = None  # the class list, read once until it changes
         self.classes_changed.connect(self._forget_categories)
         self._waited_on = 0  # the GUI thread is blocked on the store (a write with wait, drain)
-        self._seen_version = self._read(project.data_version, -1)
-        self._seen_seq = self._read(project.last_seq, 0)
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(int(watch_interval_s * 1000))
-        self._timer.timeout.connect(self.check_external)
-        self._timer.start()
+        self.writes_submitted = 0  # writes queued, and done (by the store's thread), so far
+        self.writes_done = 0
+        self._openings: dict[int, object] = {}  # number -> what to call once its rows are in
+        self._opening_count = 0
+        self._listed.connect(self._on_listed, QtCore.Qt.ConnectionType.QueuedConnection)
+        self.watch = ProjectWatch(self, watch_interval_s)  # other processes' changes
         # SQLite's check of the whole file (under a second at 100,000 images) on the store's
         # thread, once the window is up: a damaged project is said even before an edit (every
         # write runs it first anyway, so nothing is ever written to one).
@@ -174,6 +150,14 @@ class Workspace(QtCore.QObject):
             self._sessions[image_id] = session
             self.undo_group.addStack(session.undo_stack)
         return session
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def session_ids(self) -> list[int]:
+        """Image ids of the sessions made so far."""
+        return list(self._sessions)
 
     def made_sessions(self) -> list[ImageSession]:
         """The sessions made so far (images shown or worked on), in no particular order."""
@@ -219,27 +203,69 @@ class Workspace(QtCore.QObject):
         if path is not None:
             self.paths.set(image_id, path)
 
-    def add_paths(self, paths: list[Path]) -> list[ImageSession]:
-        """Add images (already listed ones are skipped); returns the new sessions."""
-        fresh = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if self.find(Path(p)) < 0]
-        unnamed = self.project.unstorable(fresh)  # names that are not UTF-8: said, the others added
-        if unnamed:
-            fresh = [p for p in fresh if not self.project.unstorable([p])]
-            self.save_failed.emit(f"{len(unnamed)} image(s) not added: "
-                                  + "; ".join(f"{name}: {why}" for name, why in unnamed[:3]) + ".")
-        if not fresh:
-            return []
-        self.write(lambda p: p.add_images(fresh), wait=True)  # read back just below
-        added = []
-        for p in fresh:
-            image_id = self._read(lambda: self.project.image_id(p), None)
-            if image_id is None or image_id in self.row_of_id:
-                continue
-            self._append(image_id, self.project.abs_path(self.project.rel_path(p)))
-            added.append(self.session_at(len(self.ids) - 1))
-        if added:
+    def add_paths(self, paths: list[Path]) -> SessionList:
+        """Add image files (already listed ones are skipped, missing ones listed all the same);
+        returns the new ones' sessions (made as they are used). Waits for the store's thread."""
+        opened = self.open_paths(paths, folders=False, wait=True)
+        return opened.added if opened is not None else SessionList(self, [])  # (None: the window closed)
+
+    def open_paths(self, paths: list[Path], then=None, folders: bool = True, wait: bool = False) -> Opened | None:
+        """List ``paths`` (a folder's images in natural order) and add them to the project on the
+        store's thread, a chunk per query; then append the new rows and call ``then(opened)`` on
+        the GUI thread. ``wait``: the GUI thread waits and gets the :class:`Opened` back (the
+        command line's images, as the window starts); else nothing is returned."""
+        paths = [Path(p) for p in paths]
+        self._opening_count += 1
+        number = self._opening_count
+        self._openings[number] = then
+        box: list[Listing] = []
+        if wait:
+            self.write(lambda p: box.append(list_and_add(p, paths, folders)), wait=True)
+            return self._on_listed((number, box[0] if box else Listing()))
+        self.write(lambda p: self._listed.emit((number, list_and_add(p, paths, folders))))
+        return None
+
+    def _on_listed(self, done: tuple[int, Listing]) -> Opened | None:
+        number, listing = done
+        if number not in self._openings or self._closed:
+            return None
+        then = self._openings.pop(number)
+        rows = []
+        for image_id, _rel in listing.index:
+            if image_id not in self.row_of_id:
+                rows.append(len(self.ids))
+                self._append(image_id)  # its path is read when its row is used
+        if listing.unnamed:
+            self.save_failed.emit(f"{len(listing.unnamed)} image(s) not added: "
+                                  + "; ".join(f"{name}: {why}" for name, why in listing.unnamed[:3]) + ".")
+        if rows:
             self.sessions_changed.emit()
-        return added
+        first = self.row_of_id.get(listing.index[0][0], -1) if listing.index else -1
+        opened = Opened(SessionList(self, rows), first, len(listing.index), listing.errors)
+        if then is not None:
+            then(opened)
+        return opened
+
+    def use_project(self, project: Project) -> None:
+        """Work on ``project`` from now on (File > Open project…, a folder's own project): every
+        change to the one before is written, then it is closed; the list, the sessions and their
+        undo histories start anew (empty: :meth:`add_project_images` lists the new one's)."""
+        self.drain()
+        for session in self.made_sessions():
+            session.undo_stack.clear()  # (as in close: Qt deletes the commands while all is alive)
+            self.undo_group.removeStack(session.undo_stack)
+        old, self.project = self.project, project
+        self.ids, self.row_of_id, self.index = [], {}, -1
+        self.paths = PathColumn(self)
+        self._sessions, self._records, self._recent = {}, {}, []
+        self._openings.clear()  # what an opening on its way lists belongs to the project before
+        self._categories = None
+        self.watch.restart()
+        old.close()
+        self.sessions_changed.emit()
+        self.classes_changed.emit()
+        self.current_changed.emit(None)
+        QtCore.QTimer.singleShot(VERIFY_AFTER_MS, self, lambda: self.write(lambda p: p.verify()))
 
     def add_project_images(self) -> None:
         """Every image of the project, most in need of review first (ids only: paths are read as
@@ -278,7 +304,18 @@ class Workspace(QtCore.QObject):
                     changed.append(row)
             if changed:
                 self.rows_changed.emit(changed)
-        return [self._sessions[i] for i in self.ids if i in self._sessions and self._sessions[i].missing]
+        missing = [s for s in self._sessions.values() if s.missing]  # only shown images are known missing
+        return sorted(missing, key=lambda s: self.row_of_id.get(s.image_id, -1))
+
+    def done_count(self) -> int:
+        """How many listed images are done (every object accepted): the project's count, with the
+        live state of the images that have a session (their writes may still be queued)."""
+        done = self._read(lambda: self.project.count_accepted(self.ids), 0)
+        if self._sessions:
+            made = list(self._sessions)
+            done += sum(s.done for s in self._sessions.values()) - self._read(
+                lambda: self.project.count_accepted(made), 0)
+        return done
 
     def relocate(self, folder: str | os.PathLike[str]) -> tuple[RelocateReport, list[tuple[ImageSession, str]]]:
         """Find the missing images under ``folder`` (by their old relative path, then by name; a
@@ -343,6 +380,7 @@ class Workspace(QtCore.QObject):
         if self._closed:
             log.info("project closed; a late change was not written")
             return False
+        self.writes_submitted += 1
         future = self._writer.submit(self._run_write, change)
         self._last_write = future
         return self._wait_for(future) if wait else True
@@ -366,6 +404,8 @@ class Workspace(QtCore.QObject):
         except ProjectError as err:
             self.save_failed.emit(str(err))  # (queued to the GUI thread)
             return False
+        finally:
+            self.writes_done += 1  # (only this thread counts it)
         return True
 
     def drain(self) -> None:
@@ -381,17 +421,16 @@ class Workspace(QtCore.QObject):
             return default
 
     def check_external(self) -> list[int]:
-        """Pick up what other processes wrote since the last look: new images join the list,
-        changed rows are announced, a shown image's records are read again. Returns the rows."""
-        version = self._read(self.project.data_version, self._seen_version)
-        if version == self._seen_version:
-            return []
-        self._seen_version = version
-        rows, self._seen_seq = self._read(lambda: self.project.changed_since(self._seen_seq), ([], self._seen_seq))
+        """Look for other processes' changes now (the watch does every second, in the background)
+        and put them in; returns the rows that changed."""
+        return self.watch.check_now()
+
+    def take_changes(self, changes: Changes) -> list[int]:
+        """Put in what other processes wrote (read by :mod:`gui.project_watch`): new images join
+        the list, changed rows are announced, sessions are reloaded from the records read. A pass
+        over the changes only; returns the rows that changed."""
         changed, grew = [], False
-        for r in rows:
-            if self.project.is_own_write(r.seq):
-                continue  # our own write
+        for r in changes.rows:
             if r.id not in self.row_of_id:
                 self._append(r.id, self.project.abs_path(r.path))
                 grew = True
@@ -399,9 +438,11 @@ class Workspace(QtCore.QObject):
             changed.append(self.row_of_id[r.id])
             self._records.pop(r.id, None)
             session = self._sessions.get(r.id)
-            if session is not None and session.asks.asking is None:
-                session.reload_from_project()  # (not while a question of ours runs on it)
-        self.project.forget_own_writes(self._seen_seq)
+            if session is not None and session.asks.asking is None:  # (not while a question of ours runs on it)
+                record = changes.records.get(r.id)
+                if record is not None:
+                    self._records[r.id] = record
+                session.reload_from_project(record)  # (read now only for a session made since the look)
         if grew:
             self.sessions_changed.emit()
         if changed:
@@ -415,7 +456,7 @@ class Workspace(QtCore.QObject):
 
     def close(self) -> bool:
         """Stop watching, drop the undo histories (see below) and close the project."""
-        self._timer.stop()
+        self.watch.stop()
         # The undo commands reference their session: reference cycles, left to Python's cyclic
         # collector once the window is gone. Its tp_clear (shiboken 6.11) hands a command's wrapper
         # ownership of the C++ command while the QUndoStack still holds it, so the command is

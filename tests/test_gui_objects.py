@@ -164,3 +164,28 @@ def test_the_review_queue_goes_to_the_object_most_in_need(harness, qtbot, tmp_pa
     first = session.selected
     QTest.keyClick(app.window.canvas, Key.Key_J, Mod.ControlModifier)  # the other one, next
     assert session.selected in uids[2:4] and session.selected != first
+
+
+def test_the_done_count_follows_space_and_shift_space_at_once(harness, qtbot, tmp_path):
+    """The image list's "N images, K done" counts the accept just made (it ran one behind: it
+    read the project before the accept's write was in)."""
+    app, _path, _uids = _open(harness, qtbot, tmp_path)
+    w = app.window
+    label = w.image_list.count_label
+    assert label.text() == "1 image, 0 done"
+    w.canvas.setFocus()
+    QTest.keyClick(w.canvas, Key.Key_Space, Mod.ShiftModifier)  # accept every object: the image is done
+    qtbot.waitUntil(lambda: label.text() == "1 image, 1 done", timeout=WAIT_MS)
+    QTest.keyClick(w.canvas, Key.Key_Z, Mod.ControlModifier)
+    qtbot.waitUntil(lambda: label.text() == "1 image, 0 done", timeout=WAIT_MS)
+    select_object_row(qtbot, app, 0)
+    w.canvas.setFocus()
+    for _ in range(len(OBJECTS) - 1):  # accept four of the five, one by one
+        QTest.keyClick(w.canvas, Key.Key_Space)
+        QTest.keyClick(w.canvas, Key.Key_J)
+    app.workspace.drain()
+    QtCore.QCoreApplication.processEvents()
+    assert label.text() == "1 image, 0 done"
+    QTest.keyClick(w.canvas, Key.Key_Space)  # the fifth: done
+    qtbot.waitUntil(lambda: label.text() == "1 image, 1 done", timeout=WAIT_MS)
+    assert app.workspace.current.done

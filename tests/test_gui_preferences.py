@@ -185,3 +185,92 @@ def test_a_screenshot_run_saves_nothing_and_keeps_the_default_layout(harness, qt
     app.window.close()
     app.shutdown()
     assert store.load().heat_opacity == 25
+
+
+def _start(harness, qtbot, images=()):
+    """The app as ``qmask [IMAGES]`` starts it (no --project), on the test's own data folder."""
+    from gui.app import AppOptions, QMaskApp
+    from gui_support import fast_settings
+
+    app = QMaskApp(AppOptions(images=[str(p) for p in images], models_dir=str(harness.models_dir),
+                              settings=fast_settings()))
+    harness.apps.append(app)
+    qtbot.addWidget(app.window)
+    app.window.show()
+    app.start(check_models=False)
+    return app
+
+
+def test_the_question_history_is_remembered_and_up_down_recall_it(harness, qtbot, tmp_path):
+    from PySide6.QtTest import QTest
+
+    from gui.panels.question_panel import QUESTIONS_KEPT
+    from gui_support import wait_shown, write_photo
+
+    photo = write_photo(tmp_path / "photo.png")
+    app = harness.build([photo])
+    wait_shown(qtbot, app)
+    edit = app.window.question_panel.edit
+    for question in ("what is on the left?", "where is the cup?"):
+        edit.setFocus()
+        edit.clear()
+        QTest.keyClicks(edit, question)
+        with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS):
+            QTest.keyClick(edit, QtCore.Qt.Key.Key_Return)
+    harness.close_all()
+
+    again = harness.build([photo])  # a new window, the same (test's own) data folder
+    edit = again.window.question_panel.edit
+    edit.setFocus()
+    edit.clear()
+    QTest.keyClicks(edit, "how ")  # typed, not asked
+    Key = QtCore.Qt.Key
+    QTest.keyClick(edit, Key.Key_Up)
+    assert edit.text() == "where is the cup?"  # the newest first
+    QTest.keyClick(edit, Key.Key_Up)
+    assert edit.text() == "what is on the left?"
+    QTest.keyClick(edit, Key.Key_Up)  # (the oldest stays)
+    assert edit.text() == "what is on the left?"
+    QTest.keyClick(edit, Key.Key_Down)
+    assert edit.text() == "where is the cup?"
+    QTest.keyClick(edit, Key.Key_Down)
+    assert edit.text() == "how "  # past the newest: what was typed
+    # Bounded: a long history keeps the newest QUESTIONS_KEPT.
+    store = again.preferences
+    store.save(Preferences(questions=[f"question {i}?" for i in range(QUESTIONS_KEPT + 20)]))
+    assert store.load().questions == [f"question {i}?" for i in range(QUESTIONS_KEPT)]
+
+
+def test_the_folder_opened_last_is_reopened_by_qmask_alone_and_offered_by_open_folder(harness, qtbot, tmp_path,
+                                                                                    monkeypatch):
+    from PySide6 import QtWidgets
+    from PySide6.QtTest import QTest
+
+    from gui_support import write_photo
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "b.png")):
+        write_photo(folder / name, seed=i)
+    first = _start(harness, qtbot, [write_photo(tmp_path / "first.png")])  # qmask first.png
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    (button,) = [b for b in first.window.image_list.findChildren(QtWidgets.QPushButton) if b.text() == "Open folder…"]
+    with qtbot.waitSignal(first.controller.paths_opened, timeout=WAIT_MS):
+        QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    folder_project = first.project.path
+    harness.close_all()
+
+    again = _start(harness, qtbot)  # qmask, nothing given: the folder opened last, with its project
+    lst = again.window.image_list.list
+    assert [lst.item(i).text() for i in range(lst.count())] == ["a.png", "b.png"]
+    assert again.project.path == folder_project
+    assert "Reopened" in again.window.messages.current_text and str(folder) in again.window.messages.current_text
+    offered = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
+                        lambda parent, caption, start, *args: offered.append(start) or "")
+    again.window.activateWindow()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is again.window, timeout=WAIT_MS)
+    again.window.canvas.setFocus()
+    QTest.keyClick(again.window.canvas, QtCore.Qt.Key.Key_O,
+                   QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert offered == [str(folder)]  # File > Open folder… opens there

@@ -14,7 +14,8 @@ from engine.project import Project
 from engine.prompts import NEGATIVE, Box, Point
 from engine.results import AnswerResult
 from fakes import fake_segmentation
-from gui.session import SEG_CACHE_SIZE, Workspace, default_project_path
+from gui.data_paths import default_project_path
+from gui.session import SEG_CACHE_SIZE, Workspace
 from gui.undo_commands import QtEdit
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

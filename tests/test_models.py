@@ -242,8 +242,34 @@ def test_cli_list(tmp_path, tiny_models_dir, monkeypatch, capsys):
     assert _models_cli("list", "--models", str(tiny_models_dir)) == 0
     out = capsys.readouterr().out
     assert out.count("[random weights]") == 4 and "KB" in out and "MISSING" not in out
-    assert _models_cli("list", "--models", str(tmp_path / "none"), "--preset", "3b", "--sam", "vits") == 0
+    assert _models_cli("list", "--models", str(tmp_path / "none"), "--preset", "3b", "--sam", "vits") == 1
     out = capsys.readouterr().out
     assert out.count("MISSING") == 4
     assert "qmask models download 3b --sam vits" in out
     assert "allenai/unifiedqa-v2-t5-3b-1363200" in out
+
+
+def test_models_list_exits_1_naming_what_is_missing_and_how_to_get_it(tmp_path, tiny_models_dir, monkeypatch,
+                                                                       capsys):
+    """``qmask models list`` through the command line's entry: an empty models folder and empty
+    caches give exit status 1 and a line naming the missing roles and the command that fetches
+    them (a script checking the models stops there); all four present give 0."""
+    import huggingface_hub.constants as hf_constants
+
+    from engine.commands import cli
+
+    empty = tmp_path / "empty-models"
+    empty.mkdir()
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setenv("QMASK_CACHE_DIR", str(tmp_path / "qmask-cache"))
+    assert cli.main(["models", "list", "--models", str(empty)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("MISSING") == 4
+    assert "4 of 4 model(s) missing (itm, caption, qa, efficient_sam)" in captured.err
+    assert "qmask models download base" in captured.err and "--models DIR" in captured.err
+    monkeypatch.setenv("QMASK_MODELS_DIR", str(empty))  # the environment's folder, no --models
+    assert cli.main(["models", "list"]) == 1
+    capsys.readouterr()
+    assert cli.main(["models", "list", "--models", str(tiny_models_dir)]) == 0
+    assert "missing" not in capsys.readouterr().err

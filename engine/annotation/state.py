@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..imaging.images import LoadedImage
-from ..project import ObjectRecord
+from ..project import ImageRecord, ObjectRecord
 from ..results import SegmentationResult
 from .asking import AskFlow
 from .object_state import SEG_CACHE_SIZE, ObjectState
@@ -522,22 +522,23 @@ class ImageAnnotation:
         return True
 
     # ------------------------------------------------------------------ from the project
-    def reload_from_project(self) -> None:
-        """Another process wrote this image (the later write wins): show what the project holds.
-        Every object and run is rebuilt from its record, so nothing live (a stale answer flag, a
-        selection of an object that is gone) outlives it."""
+    def reload_from_project(self, record: ImageRecord | None = None) -> None:
+        """Another process wrote this image (the later write wins): show what the project holds
+        (``record``, the image's record with its objects and runs, when the caller read it
+        already; else it is read now). Every object and run is rebuilt from its record, so
+        nothing live (a stale answer flag, a selection of an object that is gone) outlives it."""
         self.error = None if self.image is not None else self.error
         selected = self.selected
         self.objects, self.runs, self.selected, self.run_key = {}, {}, None, None
         self.asks.forget()
-        self._restore_from_project()
+        self._restore_from_project(record)
         if selected in self.objects:
             self.selected = selected
         for aspect in self.ASPECTS[1:]:
             self.notify(aspect)
 
-    def _restore_from_project(self) -> None:
-        img = self.store.image_record(self, refresh=True)
+    def _restore_from_project(self, record: ImageRecord | None = None) -> None:
+        img = record if record is not None else self.store.image_record(self, refresh=True)
         if img is None:
             return
         if img.status == "failed" and img.error:

@@ -1,6 +1,6 @@
 """List, download or make random models.
 
-  qmask models list [--models DIR] [--preset P] [--sam vitt|vits]
+  qmask models list [--models DIR] [--preset P] [--sam vitt|vits]   (exit status 1 when one is missing)
   qmask models download [PRESET] [--sam vitt|vits] [--to DIR]
   qmask models make-random DIR [--size tiny|full] [--seed N] [--preset P] [--sam vitt|vits]
 
@@ -20,7 +20,8 @@ SAMS = ("vitt", "vits")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
-    p_list = sub.add_parser("list", help="show where each model role was found, or how to fetch it")
+    p_list = sub.add_parser("list", help="show where each model role was found, or how to fetch it "
+                                               "(exit status 1 when one is missing)")
     p_list.add_argument("--models", metavar="DIR", help="models folder (default: $QMASK_MODELS_DIR)")
     p_list.add_argument("--preset", choices=PRESETS, default="base", help="UnifiedQA size (default: base)")
     p_list.add_argument("--sam", choices=SAMS, default="vitt", help="EfficientSAM variant (default: vitt)")
@@ -56,7 +57,7 @@ def _list(args: argparse.Namespace) -> int:
 
     models_dir = models_dir_from_env(args.models)
     print(f"preset {args.preset}, EfficientSAM {args.sam}; models folder: {models_dir or '(none)'}")
-    missing = 0
+    missing: list[str] = []
     any_random = False
     for role in ROLES:
         loc = locate(role, args.preset, args.sam, models_dir, use_env=False)
@@ -65,13 +66,17 @@ def _list(args: argparse.Namespace) -> int:
             any_random |= loc.random
             print(f"  {role:<14} {loc.model_id}{tag}\n  {'':<14} {loc.source}: {loc.path} ({format_size(loc.size_bytes)})")
         else:
-            missing += 1
+            missing.append(role)
             note = f" ({loc.note})" if loc.note else ""
             print(f"  {role:<14} {loc.model_id}: MISSING{note}\n  {'':<14} fetch with: {loc.fetch_command()}")
-    if missing:
-        print(f"{missing} role(s) missing; `{fetch_command(None, args.preset, args.sam)}` fetches all of them.")
     if any_random:
         print("Note: random weights are for tests and benchmarks; their answers mean nothing.")
+    if missing:
+        # Non-zero, so a script (or CI) that checks the models before a batch stops here.
+        print(f"qmask models list: {len(missing)} of {len(ROLES)} model(s) missing ({', '.join(missing)}): "
+              f"`{fetch_command(None, args.preset, args.sam)}` fetches them, or give a folder that holds them "
+              "with --models DIR or $QMASK_MODELS_DIR (itm/, caption/, qa/, efficient_sam/).", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -149,7 +149,7 @@ class ProjectDatabase:
         except sqlite3.DatabaseError as err:
             raise schema.read_error(err, self.path) from err
 
-    def read_in(self, sql: str, ids: Sequence[int], tail: str = "") -> Iterator[sqlite3.Row]:
+    def read_in(self, sql: str, ids: Sequence[Any], tail: str = "") -> Iterator[sqlite3.Row]:
         """The rows of ``{sql} IN (ids){tail}``, a query per chunk of ids (SQLite limits the
         number of variables in one statement)."""
         for i in range(0, len(ids), CHUNK):
@@ -211,6 +211,10 @@ class ProjectDatabase:
         this process's own change."""
         seq = next_seq(con)
         con.execute("UPDATE images SET seq = ? WHERE id = ?", (seq, image_id))
+        self.own(seq)
+
+    def own(self, seq: int) -> None:
+        """Remember change number ``seq`` as this process's own write (a watcher skips it)."""
         with self._lock:
             self._own_seqs.add(seq)
 

@@ -173,6 +173,22 @@ class Project:
             rows = self._read("SELECT id FROM images WHERE path = ?", (self.rel_path(path),))
         return int(rows[0][0]) if rows else None
 
+    def image_index_of(self, paths: Iterable[str | os.PathLike[str]]) -> list[tuple[int, str] | None]:
+        """``(id, stored path)`` of each of these image paths (absolute or cwd-relative), None where
+        the project has no such image: a query per chunk, not per path."""
+        rels = [self.rel_path(p) for p in paths]
+        found: dict[str, int] = {}
+        wanted = list(dict.fromkeys(r for r in rels if _storable(r)))
+        found.update((r[1], r[0]) for r in self._db.read_in("SELECT id, path FROM images WHERE path", wanted))
+        return [(found[r], r) if r in found else None for r in rels]
+
+    def holds_images_under(self, folder: str | os.PathLike[str]) -> bool:
+        """Whether an image of the project lies in ``folder`` or below it (absolute or cwd-relative)."""
+        prefix = self.rel_path(folder).rstrip("/") + "/"
+        if not _storable(prefix):
+            return False
+        return bool(self._read("SELECT 1 FROM images WHERE substr(path, 1, ?) = ? LIMIT 1", (len(prefix), prefix)))
+
     def image_rows(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         """List summaries of these images (no objects, no runs)."""
         out: dict[int, ImageRow] = {}

@@ -71,6 +71,7 @@ class ProjectWriter:
                                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                       (rel, PurePosixPath(rel).name, w, h, (sha256 or {}).get(rel), now, seq))
                     added += cur.rowcount
+            self._db.own(seq)  # a reader watching for other processes' changes skips this one
         return added
 
     def update_image(self, img: ImageRecord) -> None:

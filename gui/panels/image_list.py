@@ -282,6 +282,11 @@ class ImageListPanel(QtWidgets.QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.count_label)
         self._updating = False
+        # Rows change in bursts (another process wrote 3,000 images): the count follows once a burst.
+        self._count_soon = QtCore.QTimer(self)
+        self._count_soon.setSingleShot(True)
+        self._count_soon.setInterval(0)
+        self._count_soon.timeout.connect(self.update_count)
 
     def set_workspace(self, workspace) -> None:
         """The list shows ``workspace``'s images (rows read as they are shown)."""
@@ -298,7 +303,7 @@ class ImageListPanel(QtWidgets.QWidget):
 
     def update_rows(self, rows: list[int]) -> None:
         self.model.refresh_rows(rows)
-        self.update_count()
+        self._count_soon.start()
 
     def set_current(self, index: int) -> None:
         self._updating = True
@@ -307,14 +312,15 @@ class ImageListPanel(QtWidgets.QWidget):
         self._updating = False
 
     def update_count(self) -> None:
-        """"N images, K done[, M missing]" (done: every object accepted, from the project; missing among
+        """"N images, K done[, M missing]" (done: every object accepted, as shown; missing among
         those seen)."""
+        self._count_soon.stop()
         ws = self.model.workspace
         n = 0 if ws is None else len(ws.ids)
         if not n:
             self.count_label.setText("No images")
             return
-        done = ws._read(lambda: ws.project.count_accepted(ws.ids), 0)
+        done = ws.done_count()
         missing = len(ws.missing_sessions())
         text = f"{n} image{'s' if n != 1 else ''}, {done} done"
         self.count_label.setText(text + (f", {missing} missing" if missing else ""))

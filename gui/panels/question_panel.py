@@ -9,12 +9,15 @@ from engine.vqa.question import clean_question_text
 
 
 INSTANCE_CHOICES = (("auto", "objects: auto"), ("one", "one object"), ("several", "one per region"))
+QUESTIONS_KEPT = 50  # the question history's length (remembered between runs: gui.preferences)
 
 
 class QuestionPanel(QtWidgets.QWidget):
-    """Type a question, press Enter or Ask. Earlier questions complete as you type. The objects
-    choice: "auto" proposes one object per hot region of the heat map when the question asks for
-    several things ("where are the dogs?", "how many ..."), else one."""
+    """Type a question, press Enter or Ask. Earlier questions complete as you type, and Up / Down
+    in the box go back and forth through them (as a shell's history: Down past the newest gives
+    back what was typed). The objects choice: "auto" proposes one object per hot region of the
+    heat map when the question asks for several things ("where are the dogs?", "how many ..."),
+    else one."""
 
     ask_requested = QtCore.Signal(str)
     instances_changed = QtCore.Signal(str)  # "auto", "one" or "several"
@@ -30,6 +33,10 @@ class QuestionPanel(QtWidgets.QWidget):
         completer.setCaseSensitivity(QtCore.Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(QtCore.Qt.MatchFlag.MatchContains)
         self.edit.setCompleter(completer)
+        self.edit.installEventFilter(self)  # Up / Down: the history
+        self.edit.textEdited.connect(self._forget_place)
+        self._place = -1  # where Up / Down are in the history (-1: the text typed, kept in _draft)
+        self._draft = ""
         self.ask_button = QtWidgets.QPushButton("Ask")
         self.ask_button.setObjectName("askButton")
         self.ask_button.setDefault(True)
@@ -68,7 +75,39 @@ class QuestionPanel(QtWidgets.QWidget):
 
     def remember(self, question: str) -> None:
         items = [q for q in self._history.stringList() if q != question]
-        self._history.setStringList([question] + items[:49])
+        self._history.setStringList([question] + items[:QUESTIONS_KEPT - 1])
+        self._place = -1
+
+    def history(self) -> list[str]:
+        """The questions asked, newest first."""
+        return self._history.stringList()
+
+    def set_history(self, questions: list[str]) -> None:
+        self._history.setStringList(list(dict.fromkeys(questions))[:QUESTIONS_KEPT])
+        self._place = -1
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.edit and event.type() == QtCore.QEvent.Type.KeyPress and \
+                event.key() in (QtCore.Qt.Key.Key_Up, QtCore.Qt.Key.Key_Down) and \
+                event.modifiers() in (QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.KeyboardModifier.KeypadModifier):
+            popup = self.edit.completer().popup()
+            if not popup.isVisible():  # (the completer's list takes them while it is open)
+                self._step(1 if event.key() == QtCore.Qt.Key.Key_Up else -1)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _step(self, delta: int) -> None:
+        questions = self._history.stringList()
+        place = max(-1, min(self._place + delta, len(questions) - 1))
+        if place == self._place:
+            return
+        if self._place == -1:
+            self._draft = self.edit.text()
+        self._place = place
+        self.edit.setText(self._draft if place == -1 else questions[place])
+
+    def _forget_place(self, _text: str) -> None:
+        self._place = -1  # typing starts from the newest again
 
     def show_hint(self, text: str) -> None:
         self.hint.setText(text)
