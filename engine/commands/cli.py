@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("engine.commands.ask", "answer a question about an image (heat map, points, mask, answer)"),
     "batch": ("engine.commands.batch", "pre-annotate a folder of images into a project, resumably"),
     "models": ("engine.commands.models", "list, download or make random models"),
-    "export": ("engine.commands.export", "export a project as COCO, YOLO, LabelMe or PNG masks"),
+    "export": ("engine.commands.export", "export a project as COCO, YOLO, LabelMe, PNG masks or overlay images"),
     "import": ("engine.commands.import_", "import a COCO, YOLO, LabelMe or PNG-mask dataset into a project for correction"),
     "classes": ("engine.commands.classes", "show or define a project's class list"),
     "bench": ("engine.commands.bench", "benchmark segmentation or the whole pipeline"),
