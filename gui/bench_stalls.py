@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"smaller sizes to try it out: {QUICK.folder_images} images in the folder, "
                              f"{QUICK.project_images:,} in the project, {QUICK.photo[0]}x{QUICK.photo[1]} photos")
-    parser.add_argument("--folder-images", type=int, help=f"images in the opened folder (default {FULL.folder_images:,})")
+    parser.add_argument("--folder-images", type=int,
+                        help=f"images in the opened folder (default {FULL.folder_images:,})")
     parser.add_argument("--project-images", type=int,
                         help=f"images in the opened project (default {FULL.project_images:,})")
     parser.add_argument("--big-size", help="the large photos' size WxH (default 4000x3000, 12 MP)")
@@ -190,14 +191,15 @@ def _switch_images(bench: Bench, switches: int, photos: int) -> Row:
     app = bench.app
     wait_idle_until(lambda: _shown(app), 300)
 
+    keys, at, step = [], 0, 1  # back and forth among the large photos: D the next, A the previous
+    for _ in range(switches):
+        step = step if 0 <= at + step < photos else -step
+        at += step
+        keys.append(QtCore.Qt.Key.Key_D if step > 0 else QtCore.Qt.Key.Key_A)
+
     def action() -> str:
-        step = QtCore.Qt.Key.Key_D  # next; A: previous, back and forth among the large photos
-        at = 0
-        for _ in range(switches):
-            if not 0 <= at + (1 if step == QtCore.Qt.Key.Key_D else -1) < photos:
-                step = QtCore.Qt.Key.Key_A if step == QtCore.Qt.Key.Key_D else QtCore.Qt.Key.Key_D
-            at += 1 if step == QtCore.Qt.Key.Key_D else -1
-            QTest.keyClick(app.window.canvas, step)
+        for key in keys:
+            QTest.keyClick(app.window.canvas, key)
             wait_idle_until(lambda: _shown(app), 300)
             idle(100)
         return f"{switches} switches among {photos} photos"
