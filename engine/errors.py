@@ -54,3 +54,20 @@ class ExportError(QMaskError):
 
 class DownloadError(QMaskError):
     """A download that failed (network, server, disk); running it again resumes it."""
+
+
+def describe_error(err: BaseException) -> tuple[str, str, str | None]:
+    """(kind, user message, model role) for an exception raised by the engine: the one wording
+    the app's message area and the command line both show. Our own errors speak for themselves;
+    running out of memory (Python's or torch's, CPU or GPU) says what to try; anything else is
+    named as unexpected."""
+    if isinstance(err, ModelMissingError):
+        return "ModelMissingError", str(err), err.role
+    if isinstance(err, QMaskError):
+        return type(err).__name__, str(err), None
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        msg = ("Out of memory. Close other programs, choose a smaller preset (--preset base) or the CPU "
+               "(--device cpu), and try again. Your points and masks are kept.")
+        return ResourceError.__name__, msg, None
+    return type(err).__name__, (f"Unexpected error ({type(err).__name__}: {err}). Your work is kept; "
+                                "please report this with the log."), None

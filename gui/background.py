@@ -16,10 +16,9 @@ from typing import Any, Callable
 
 from PySide6 import QtCore
 
-from engine.errors import CancelledError, QMaskError
+from engine.errors import CancelledError, QMaskError, describe_error
 
 from . import gui_thread_gc
-from .worker import describe_error
 
 
 class BackgroundTask(QtCore.QThread):

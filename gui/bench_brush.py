@@ -19,10 +19,44 @@ import os
 import statistics
 import sys
 
-from gui.bench_support import (bench_folder, image_shown, models_folder, open_app, timed_move, timed_release, wait,
-                               wait_idle)
+from gui.bench_support import (bench_folder, click_at, image_shown, models_folder, open_app, timed_move,
+                               timed_release, wait, wait_idle)
 
 GOAL_MS = 16.0
+
+
+def gradient_photo(path, w: int, h: int, tint: int = 90) -> None:
+    """A ``w`` x ``h`` RGB photo file (its format by its suffix): red across, green down, blue
+    ``tint`` (smooth, so the model's mask is one blob)."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), np.full_like(xx, tint)], -1)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+
+
+def drag_stroke(qapp, app, moves: int, index: int = 0):
+    """Press the left button and drag ``moves`` real move events across the shown image (stroke
+    ``index`` takes its own path), each timed (:func:`gui.bench_support.timed_move`): (wall ms per
+    move, GUI-thread CPU ms per move, the viewport point to release at)."""
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    canvas = app.window.canvas
+    h, w = app.workspace.current.image.rgb.shape[:2]
+    path = [canvas.image_to_viewport(w * (0.15 + 0.7 * i / moves),
+                                     h * (0.5 + (0.3 - 0.1 * index) * math.sin(6.0 * i / moves)))
+            for i in range(moves + 1)]
+    vp = canvas.viewport()
+    QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, path[0])
+    wait_idle(qapp)
+    walls, cpus = [], []
+    for pos in path[1:]:
+        wall_ms, cpu_ms = timed_move(qapp, vp, pos)
+        walls.append(wall_ms)
+        cpus.append(cpu_ms)
+    return walls, cpus, path[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,23 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = bench_folder("brush")
 
-    import numpy as np
-    from PIL import Image
-    from PySide6 import QtCore
-    from PySide6.QtTest import QTest
-
     models = models_folder(work, args.models)
     w, h = (int(v) for v in args.size.lower().split("x"))
     photo = work / "photo.png"
-    yy, xx = np.mgrid[0:h, 0:w]
-    rgb = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), np.full_like(xx, 90)], -1)
-    Image.fromarray(rgb.astype(np.uint8)).save(photo)
-    del yy, xx, rgb
+    gradient_photo(photo, w, h)
     qapp, app = open_app(work, photo, models)
     wait(qapp, lambda: app.controller.models is not None and image_shown(app))
-    session, canvas = app.workspace.current, app.window.canvas  # Points tool: a click makes the model's mask
-    QTest.mouseClick(canvas.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
-                     canvas.image_to_viewport(w * 0.5, h * 0.5))
+    session, canvas = app.workspace.current, app.window.canvas
+    click_at(app, w * 0.5, h * 0.5)  # Points tool: a click makes an object and the model's mask
     wait(qapp, lambda: session.segmentation is not None)
     wait_idle(qapp)
     app.window.action_map["tool_eraser" if args.eraser else "tool_brush"].trigger()
@@ -60,17 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     release_cpu = []
     cpu = []  # the GUI thread's own CPU time per move: what other processes on a shared CPU do not inflate
     for s in range(args.strokes):
-        path = [canvas.image_to_viewport(w * (0.15 + 0.7 * i / args.moves),
-                                         h * (0.5 + (0.3 - 0.1 * s) * math.sin(6.0 * i / args.moves)))
-                for i in range(args.moves + 1)]
-        QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, path[0])
-        wait_idle(qapp)
-        for pos in path[1:]:
-            wall_ms, cpu_ms = timed_move(qapp, vp, pos)
-            moves.append(wall_ms)
-            cpu.append(cpu_ms)
+        walls, cpus, end = drag_stroke(qapp, app, args.moves, s)
+        moves += walls
+        cpu += cpus
         points = len(canvas.brush.points)
-        wall_ms, cpu_ms = timed_release(qapp, vp, path[-1])
+        wall_ms, cpu_ms = timed_release(qapp, vp, end)
         releases.append(wall_ms)
         release_cpu.append(cpu_ms)
         print(f"stroke {s + 1}: {args.moves} moves, {points} points drawn, applied in {releases[-1]:.0f} ms "

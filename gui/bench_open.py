@@ -22,7 +22,8 @@ from pathlib import Path
 from .bench_support import bench_folder
 
 
-def _light_project(path: Path, n: int) -> None:
+def light_project(path: Path, n: int) -> None:
+    """A new project at ``path`` of ``n`` image rows without objects, whose files are not there."""
     from engine.project import ImageRecord, Project
 
     with Project.create(path, writer="bench") as p:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     project = Path(args.project) if args.project else work / "light.qmask"
     if not args.project:
         t0 = time.perf_counter()
-        _light_project(project, args.images)
+        light_project(project, args.images)
         print(f"made {project} ({args.images:,} images) in {time.perf_counter() - t0:.1f} s")
     times = []
     for _ in range(args.rounds):

@@ -1,6 +1,7 @@
-"""What the GUI benchmarks (``python -m gui.bench_brush``, ``gui.bench_polygons``) share: the real
-window on one photo in a temporary folder (offscreen unless a display is set), tiny random
-models, waiting on the event loop, and real mouse moves timed on the GUI thread.
+"""What the GUI benchmarks (``python -m gui.bench_brush``, ``gui.bench_polygons``, ``gui.bench_clicks``)
+share: the real window on one photo in a temporary folder (offscreen unless a display is set),
+tiny random models, waiting on the event loop, real clicks and mouse moves timed on the GUI
+thread, and the GUI thread's longest stall (:class:`StallProbe`).
 
 Qt and the app are imported inside the functions: the environment (platform, data folder) is
 set first, by :func:`bench_folder`.
@@ -62,6 +63,17 @@ def open_app(work: Path, photo: Path, models: str, settings=None):
     return qapp, app
 
 
+def click_at(app, x: float, y: float) -> None:
+    """A real left click on the canvas at image pixel (x, y): with the Points tool and nothing
+    selected, a new object whose mask the model draws (wait for ``session.segmentation``)."""
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    canvas = app.window.canvas
+    QTest.mouseClick(canvas.viewport(), QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                     canvas.image_to_viewport(x, y))
+
+
 def image_shown(app) -> bool:
     return app.workspace.current is not None and app.workspace.current.image is not None
 
@@ -110,3 +122,66 @@ def timed_release(qapp, viewport, pos) -> tuple[float, float]:
     QTest.mouseRelease(viewport, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, pos)
     qapp.processEvents()
     return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
+
+
+def idle(ms: int) -> None:
+    """Wait in Qt's event loop, as the app does between events (QTest.qWait and processEvents loops
+    poll instead: the GUI thread would look busy, to the engine (gui.input_priority) and to a
+    :class:`StallProbe`)."""
+    from PySide6 import QtCore
+
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def wait_idle_until(cond, seconds: float = 600.0, give_up: bool = False) -> bool:
+    """Idle in the event loop (:func:`idle`), looking at ``cond()`` every 5 ms, until it holds.
+    After ``seconds``: False with ``give_up``, else TimeoutError."""
+    end = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > end:
+            if give_up:
+                return False
+            raise TimeoutError(f"the app did not get there in {seconds:.0f} s")
+        idle(5)
+    return True
+
+
+class StallProbe:
+    """The GUI thread's longest stall: a timer due every ``interval_ms`` on the GUI thread records
+    the gaps between its firings; a gap is how long the event loop could not run it (the
+    interval included). Used as ``with probe: ...``; :attr:`worst` is the longest gap, in ms."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from PySide6 import QtCore
+
+        self.gaps: list[float] = []
+        self._last = 0.0
+        self._timer = QtCore.QTimer()
+        self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000)
+        self._last = now
+
+    def __enter__(self) -> "StallProbe":
+        self.gaps = []
+        self._last = time.perf_counter()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tick()  # a stall that lasts until the end counts too
+        self._timer.stop()
+
+    @property
+    def worst(self) -> float:
+        return max(self.gaps, default=0.0)
+
+    def since_last_ms(self) -> float:
+        """ms since the last firing (another thread may ask: how long the GUI thread is blocked now)."""
+        return (time.perf_counter() - self._last) * 1000

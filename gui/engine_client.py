@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from PySide6 import QtCore
 
-from engine.errors import QMaskError
+from engine.errors import QMaskError, describe_error
 
 from . import gui_thread_gc
 from .requests import Failed, Finished, OpenImage, Reply, Request, Segment
-from .worker import EngineWorker, PipelineFactory, default_pipeline_factory, describe_error
+from .worker import EngineWorker, PipelineFactory, default_pipeline_factory
 
 log = logging.getLogger(__name__)
 

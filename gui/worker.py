@@ -41,7 +41,7 @@ from PySide6 import QtCore
 
 from engine.annotation.candidates import prepare_candidates
 from engine.annotation.pipeline_protocol import PipelineProtocol
-from engine.errors import CancelledError, ModelMissingError, QMaskError, ResourceError
+from engine.errors import CancelledError, ModelMissingError, QMaskError, describe_error
 
 from .requests import (Answer, Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, LoadModels, OpenImage,
                        Progress, Reply, Request, Segment)
@@ -57,20 +57,6 @@ def default_pipeline_factory(settings, models_dir) -> PipelineProtocol:
     from engine.annotation.pipeline import Pipeline
 
     return Pipeline.from_settings(settings, models_dir=models_dir)
-
-
-def describe_error(err: BaseException) -> tuple[str, str, str | None]:
-    """(kind, user message, model role) for an exception raised by the engine."""
-    if isinstance(err, ModelMissingError):
-        return "ModelMissingError", str(err), err.role
-    if isinstance(err, QMaskError):
-        return type(err).__name__, str(err), None
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        msg = ("Out of memory. Close other programs, choose a smaller preset (--preset base) or the CPU "
-               "(--device cpu), and try again. Your points and masks are kept.")
-        return ResourceError.__name__, msg, None
-    return type(err).__name__, (f"Unexpected error ({type(err).__name__}: {err}). Your work is kept; "
-                                "please report this with the log."), None
 
 
 class EngineWorker(EngineJobs, QtCore.QObject):

@@ -15,7 +15,7 @@ from engine.annotation.prompts import PromptState
 from gui.requests import (Answer, Ask, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                           OpenImage, Segment)
 from gui.engine_client import EngineClient
-from gui.worker import EngineWorker, describe_error
+from gui.worker import EngineWorker
 from gui_support import WAIT_MS, fast_settings, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -152,13 +152,6 @@ def test_answer_request_and_box_prompt(client, qtbot, tiny_models_dir):
     result = rec.payloads(seg.request_id)[0]
     assert result.box is not None and len(result.candidates) == 3
     assert result.candidates[0].mask.shape == (72, 96)
-
-
-def test_describe_error_says_what_to_do():
-    kind, message, _ = describe_error(MemoryError())
-    assert kind == "ResourceError" and "smaller preset" in message
-    kind, message, _ = describe_error(RuntimeError("boom"))
-    assert kind == "RuntimeError" and "boom" in message and "work is kept" in message
 
 
 def test_shutdown_with_a_long_job_running(qtbot, tiny_models_dir):

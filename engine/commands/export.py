@@ -1,4 +1,5 @@
-"""Export a project as a dataset: COCO (RLE or exact polygons), YOLO segmentation, LabelMe or PNG masks.
+"""Export a project as a dataset: COCO (RLE or exact polygons), YOLO segmentation, LabelMe or PNG masks;
+overlay images with --overlays DIR.
 
 Each format is written in its readers' convention: COCO polygons on pixel edges (pycocotools),
 YOLO and LabelMe polygons through pixel centres (Ultralytics, supervision, labelme), LabelMe
@@ -14,7 +15,11 @@ interchange file (for sharing, diffing, version control); any command that takes
 takes that file too (it is converted into a ``.qmask`` beside it). An export that fails
 leaves nothing new behind. The project is only read (unless --images relocates images).
 
-YOLO, LabelMe, PNG and self-contained exports own their output folder: an export into the
+--overlays DIR writes the overlay images the app's File > Export… writes: one PNG per exported
+object, the image with its question's heat map, its mask and its points. It goes with --format
+(both are written, or neither) or alone.
+
+YOLO, LabelMe, PNG, overlays and self-contained exports own their output folder: an export into the
 folder of an earlier one replaces it whole (no file of the earlier export stays); a folder
 holding other files is refused unless --force. Over-long file names are shortened (their
 beginning and a short hash).
@@ -37,11 +42,15 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", help="the project (*.qmask, or a *.qmask.json interchange file)")
-    parser.add_argument("--format", "-f", required=True, choices=("coco", "yolo", "labelme", "png", "qmask-json"),
-                        help="dataset format, or qmask-json: the project as a JSON interchange file")
-    parser.add_argument("--out", "-o", required=True,
+    parser.add_argument("--format", "-f", choices=("coco", "yolo", "labelme", "png", "qmask-json"),
+                        help="dataset format, or qmask-json: the project as a JSON interchange file (needs --out)")
+    parser.add_argument("--out", "-o",
                         help="output: a .json file or a folder for COCO (a folder with --copy-images); a .json "
                              "file for qmask-json; a folder for the others")
+    parser.add_argument("--overlays", metavar="DIR",
+                        help="also (or, without --format, only) write overlay images into the folder DIR: one PNG "
+                             "per exported object, the image with its heat map, mask and points, as the app's "
+                             "export writes them (--only-accepted and --force apply)")
     parser.add_argument("--polygons", action="store_true",
                         help="COCO: write polygons instead of RLE (exact, holes kept with a zero-width cut)")
     parser.add_argument("--only-accepted", action="store_true", help="export accepted annotations only")
@@ -85,7 +94,15 @@ RELOCATE_HINT = ("pass --images DIR (the folder they are in now) to relocate the
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..project import Project
+
+    if args.format is None and args.overlays is None:
+        raise InputError("Say what to export: --format FORMAT --out OUT, --overlays DIR, or both.")
+    if args.format is not None and args.out is None:
+        raise InputError(f"--format {args.format} needs --out: the file or folder to write.")
+    if args.format is None and args.out is not None:
+        raise InputError("--out is where --format writes; give --format too (overlays go to --overlays DIR).")
 
     # Only reading (unless --images relocates): a damaged project, or one in a read-only
     # folder, is read as it is and never written.
@@ -97,13 +114,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(project: "Project", args: argparse.Namespace) -> int:
-    from ..export import export_project
+    from ..export.overlays import staged_overlays
 
     if project.notice:
         print(f"qmask export: {project.notice}", file=sys.stderr)
     if args.images and project.missing_images():
         relocated = project.relocate(args.images)
         print(f"qmask export: relocated under {args.images}: {relocated}", file=sys.stderr)
+    if args.overlays is None:
+        return _dataset(project, args)
+    # Drawn first (reading every image: what fails most), put in place once the dataset is
+    # written: a failure of either leaves nothing new behind.
+    with staged_overlays(project, args.overlays, only_accepted=args.only_accepted, overwrite=args.force) as staged:
+        if args.format is not None:
+            _dataset(project, args)
+        files = staged.commit()
+    print(f"Wrote {len(files)} overlay image(s) to {staged.out}.")
+    return 0
+
+
+def _dataset(project: "Project", args: argparse.Namespace) -> int:
+    from ..export import export_project
+
     if args.format == "qmask-json":
         from ..project.interchange import write_json_project
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from engine.export.bundle import ExportOptions, ExportSummary, run_export
+
 from ..background import BackgroundTask
-from ..export_job import ExportOptions, ExportSummary, run_export
 
 
 class ExportDialog(QtWidgets.QDialog):

@@ -147,7 +147,7 @@ def test_short_name_is_deterministic_and_fits():
 
 
 def test_the_app_export_twice_into_one_folder_leaves_one_export(tmp_path):
-    from gui.export_job import ExportOptions, run_export
+    from engine.export.bundle import ExportOptions, run_export
 
     p = _project(tmp_path, [f"im{i}.png" for i in range(4)])
     options = ExportOptions(out_dir=tmp_path / "out", yolo=True, labelme=True, only_accepted=False)
