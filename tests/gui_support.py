@@ -184,6 +184,7 @@ def export_current_coco(qtbot, app, out: Path):
     dialog.folder.setText(str(out))
     dialog.scope_current.setChecked(True)
     with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
         dialog.export_button.click()
     coco = COCO(str(blocker.args[0].coco_file))
     (ann,) = coco.loadAnns(coco.getAnnIds())

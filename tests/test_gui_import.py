@@ -36,6 +36,7 @@ def test_import_dialog_adds_a_yolo_dataset_and_opens_its_images(harness, qtbot, 
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
     dialog.source.setText(str(root / "data.yaml"))
     with qtbot.waitSignal(dialog.imported, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.import_button.isEnabled)  # greyed until the last run's thread is over
         dialog.import_button.click()
     report = blocker.args[0]
     assert report.images == 1 and report.annotations == 1 and "Imported 1 annotation" in dialog.status.text()
@@ -48,6 +49,7 @@ def test_import_dialog_adds_a_yolo_dataset_and_opens_its_images(harness, qtbot, 
     # a bad row: the file and line are named, nothing more is written
     (root / "labels" / "street.txt").write_text("1 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n7 0.1 0.1 0.2 0.1 0.2 0.2\n")
     with qtbot.waitSignal(dialog.import_failed, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.import_button.isEnabled)  # greyed until the last run's thread is over
         dialog.import_button.click()
     assert "street.txt:2" in blocker.args[0] and "class 7" in blocker.args[0]
     qtbot.waitUntil(lambda: dialog.task is None, timeout=WAIT_MS)

@@ -93,6 +93,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     dialog.yolo.setChecked(True)  # every format the command line has
     dialog.labelme.setChecked(True)
     with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
         dialog.export_button.click()
     summary = blocker.args[0]
     coco = COCO(str(summary.coco_file))
@@ -126,6 +127,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     dialog.scope_all.setChecked(True)
     dialog.folder.setText(str(tmp_path / "export-rle"))
     with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
         dialog.export_button.click()
     coco = COCO(str(blocker.args[0].coco_file))
     ann, = coco.loadAnns(coco.getAnnIds())
@@ -135,6 +137,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     dialog.self_contained.setChecked(True)
     dialog.folder.setText(str(tmp_path / "export-copy"))
     with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
         dialog.export_button.click()
     copy = tmp_path / "export-copy"
     assert blocker.args[0].coco_file == copy / "coco" / "annotations" / "instances_default.json"
@@ -163,6 +166,7 @@ def test_the_export_reads_what_the_window_shows_even_with_writes_still_queued(ha
     ended: list[str] = []
     dialog.exported.connect(lambda s: ended.append("exported"))
     dialog.export_failed.connect(lambda m: ended.append(m))
+    qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
     dialog.export_button.click()
     qtbot.wait(1500)  # time enough for an export that did not wait to end
     gate.set()
@@ -178,6 +182,7 @@ def test_export_with_nothing_accepted_says_so(harness, qtbot, tmp_path):
     dialog = app.files.show_export()
     dialog.folder.setText(str(tmp_path / "out"))
     with qtbot.waitSignal(dialog.export_failed, timeout=WAIT_MS) as blocker:
+        qtbot.waitUntil(dialog.export_button.isEnabled)  # greyed until the last run's thread is over
         dialog.export_button.click()
     assert "Nothing" in blocker.args[0] and "accepted" in blocker.args[0]
     qtbot.waitUntil(lambda: dialog.task is None, timeout=WAIT_MS)

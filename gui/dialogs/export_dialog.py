@@ -117,16 +117,14 @@ class ExportDialog(QtWidgets.QDialog):
 
     def _done(self, summary: ExportSummary) -> None:
         self.summary = summary
-        self.export_button.setEnabled(True)
         self.status.setText(str(summary))
         self.exported.emit(summary)
 
     def _failed(self, message: str) -> None:
-        self.export_button.setEnabled(True)
         self.status.setText(message)
         self.export_failed.emit(message)
 
-    def _ended(self) -> None:
+    def _ended(self) -> None:  # the button again only once the thread is over: a click never finds it busy
         self.export_button.setEnabled(True)
         task, self.task = self.task, None
         if task is not None:

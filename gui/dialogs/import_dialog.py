@@ -97,16 +97,14 @@ class ImportDialog(QtWidgets.QDialog):
 
     def _done(self, report: ImportReport) -> None:
         self.report = report
-        self.import_button.setEnabled(True)
         self.status.setText(str(report))
         self.imported.emit(report)
 
     def _failed(self, message: str) -> None:
-        self.import_button.setEnabled(True)
         self.status.setText(message)
         self.import_failed.emit(message)
 
-    def _ended(self) -> None:
+    def _ended(self) -> None:  # the button again only once the thread is over: a click never finds it busy
         self.import_button.setEnabled(True)
         task, self.task = self.task, None
         if task is not None:
