@@ -22,7 +22,7 @@ from .undo_commands import QtEdit, keep_within_budget
 
 
 class EditIntents:
-    """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's).
+    """Needs ``self.workspace``, ``self.window``, ``show_message`` and ``ensure_models`` (the controller's).
 
     Every tool acts on the selected object. With none selected, a click, a box or a brush stroke
     starts a new object (one undo step makes it and gives it its first prompt or stroke)."""
@@ -225,6 +225,7 @@ class EditIntents:
         self.window.closing.connect(polygons.wait)  # a trace still running ends before the window goes
 
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
+        self.ensure_models()  # a click's mask needs the decoder (a load stopped with Esc starts again)
         session, obj = self._selected()
         if obj is not None:
             self._push(session, SetPrompts(session, obj.uid, before, after, text, obj.chosen))

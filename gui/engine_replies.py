@@ -37,7 +37,7 @@ class EngineReplies:
             self.show_message(payload.text, payload.level)
             return
         if isinstance(request, LoadModels):
-            self.models = payload
+            self.models, self.models_loading = payload, False
             self.window.status.set_models(payload)
             self.prefetch.models_ready = True
             self.prefetch.image_shown(self.workspace.current)
@@ -124,7 +124,7 @@ class EngineReplies:
                 session.set_failed(failed.message)
                 self._pending_questions.pop(session.key, None)
         if isinstance(request, LoadModels):
-            self.window.status.set_engine_text("models: not loaded")
+            self.models_not_loaded()
         if failed.details:
             log.error("%s", failed.details)
         if failed.kind == "ModelMissingError" or isinstance(request, LoadModels):
@@ -135,6 +135,11 @@ class EngineReplies:
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
+        if isinstance(request, LoadModels):
+            self.models_not_loaded("models: not loaded (Engine > Load models)")
+            self.show_message("Loading the models was stopped. Engine > Load models, or asking a question, "
+                              "loads them again.", "info", "Load models", self.load_models)
+            return
         restored = self._ask_ended(request, False, restore=not cancelled.superseded)
         if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
             kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \

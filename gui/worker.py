@@ -270,7 +270,8 @@ class EngineWorker(EngineJobs, QtCore.QObject):
 
     def _need_pipeline(self) -> Any:
         if self.pipeline is None:
-            raise ModelMissingError("The models are not loaded yet: choose a models folder (Engine > Models...).")
+            raise ModelMissingError("The models are not loaded: Engine > Load models loads them (Engine > Models… "
+                                    "shows which are installed and where).")
         return self.pipeline
 
     def _use_image(self, image) -> None:

@@ -29,10 +29,16 @@ class EngineJobs:
         self.pipeline = None
         self._image_id = None
         pipe = self._factory(request.settings, request.models_dir)
-        check = getattr(pipe, "check_models", None)
-        if callable(check):
-            check()  # a missing model is reported now, not halfway through the first question
-        notes = load_eagerly(pipe, progress, cancel)
+        try:
+            check = getattr(pipe, "check_models", None)
+            if callable(check):
+                check()  # a missing model is reported now, not halfway through the first question
+            notes = load_eagerly(pipe, progress, cancel)
+        except BaseException:
+            close = getattr(pipe, "close", None)
+            if callable(close):  # stopped or failed: the models loaded so far go now, not at the next load
+                close()
+            raise
         self.pipeline = pipe
         for note in notes:  # before "models ready": whoever waits for that sees them already shown
             self.reply.emit(Reply(request, Notice(note)))
