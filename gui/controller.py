@@ -74,7 +74,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         c.failed.connect(self._on_failed)
         c.cancelled.connect(self._on_cancelled)
         c.finished.connect(self._on_finished)
-        c.busy_changed.connect(self._on_busy)
+        c.busy_changed.connect(self.window.status.set_busy)  # progress and Cancel, background work too
+        c.user_busy_changed.connect(w.answer_panel.set_busy)  # never greyed for work the user did not ask for
         w.canvas.interacting.connect(c.note_input)  # (gui.input_priority)
         w.status.cancel_requested.connect(self.cancel)
         w.canvas.editor.edited.connect(self._on_edited)

@@ -1,7 +1,7 @@
 """The engine's replies, each put into the session of the image it is about.
 
 Mixed into :class:`~gui.controller.Controller`: the engine client's signals (reply, progress,
-failed, cancelled, finished, busy) land here. A reply is matched to its image by key and image
+failed, cancelled, finished) land here. A reply is matched to its image by key and image
 id, so one for an image the user has left still lands in that image's state, and one for an
 image read again (or a question since replaced) is dropped. An Ask that is cancelled or fails
 puts its image back to its last complete state (:mod:`engine.annotation.last_complete`).
@@ -84,10 +84,6 @@ class EngineReplies:
 
     def _on_progress(self, progress: Progress) -> None:
         self.window.status.set_progress(progress.stage, progress.fraction)
-
-    def _on_busy(self, busy: bool) -> None:
-        self.window.status.set_busy(busy)
-        self.window.answer_panel.set_busy(busy)
 
     def _on_finished(self, finished: Finished) -> None:
         self._ask_ended(finished.request, True)
