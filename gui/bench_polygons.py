@@ -1,8 +1,9 @@
 """The Polygon tool on a large mask: ``python -m gui.bench_polygons``.
 
 Opens the real window (offscreen unless a display is set) on a ``--size`` photo (default
-4000x3000, 12 megapixels) with tiny random models (made in a temporary folder), gives it a
-mask (an ellipse with three holes, written as one edit), then for each ``--tolerance`` picks
+4000x3000, 12 megapixels) with tiny random models (made in a temporary folder), gives it an
+object whose mask is an ellipse with three holes (``--noisy``: and 1% of the image's pixels
+flipped at random, specks and pinholes everywhere), then for each ``--tolerance`` picks
 the Polygon tool and prints: the time until the rings are shown (traced on a background
 thread), the longest the GUI thread was unavailable meanwhile (a 5 ms timer's worst gap), the
 GUI-thread time to show them and to repaint the canvas, and for one real vertex drag the
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="4000x3000", help="photo size WxH (default 4000x3000)")
     parser.add_argument("--tolerance", default="2,0.5", help="polygon tolerances in pixels, comma-separated")
     parser.add_argument("--moves", type=int, default=40, help="move events in the vertex drag")
+    parser.add_argument("--noisy", action="store_true", help="flip 1%% of the mask's pixels at random")
     args = parser.parse_args(argv)
     work = bench_folder("polygons")
 
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(3):  # three holes
         cv2.circle(mask, (int(w * (0.35 + 0.15 * k)), int(h * 0.5)), int(min(w, h) * 0.06), 0, -1)
     mask = mask.astype(bool)
+    if args.noisy:
+        flip = np.random.default_rng(0).random((h, w)) < 0.01
+        mask ^= flip
 
     qapp, app = open_app(work, photo, models)
     stalls: list[float] = []
@@ -61,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     def wait(cond) -> None:  # in short slices: the stall timer's ticks are what is measured
         bench_wait(qapp, cond, slice_ms=5)
 
-    wait(lambda: image_shown(app))
+    wait(lambda: image_shown(app) and app.controller.models is not None)
+    end = time.perf_counter() + 1.5  # the project watcher's first look (it re-reads a new image's records)
+    wait(lambda: time.perf_counter() > end)
     session, canvas, layer = app.workspace.current, app.window.canvas, app.window.canvas.polygons
-    app.controller.replace_mask(mask, "Set mask")
-    shown_ms = []
+    _give_object(app, session, mask)
+    shown_ms, seen = [], len(app.window.messages.history)
     layer.shapes_shown.connect(lambda: shown_ms.append(time.perf_counter()))
     for tolerance in (float(t) for t in args.tolerance.split(",")):
         app.window.action_map["tool_points"].trigger()
@@ -80,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         wait(lambda: bool(shown_ms))
         timer.stop()
         vertices = sum(len(s.outer) + sum(len(r) for r in s.holes) for s in layer.shapes)
+        notes = [m for level, m in app.window.messages.history[seen:]]
+        seen = len(app.window.messages.history)
         start = time.perf_counter()
         canvas.viewport().repaint()
         paint_ms = (time.perf_counter() - start) * 1000
@@ -87,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
               f"rings shown {(shown_ms[0] - chosen) * 1000:.0f} ms after choosing the tool")
         print(f"  GUI thread: tool switch {trigger_ms:.1f} ms, longest stall while tracing "
               f"{max(stalls or [0]):.0f} ms, canvas repaint with the rings {paint_ms:.1f} ms")
+        for note in notes:
+            print(f"  said: {note}")
         # one real vertex drag: the outer ring's first vertex, outwards
         ring = layer.shapes[0].outer
         vx, vy = ring[0]
@@ -107,6 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     app.shutdown()
     app.window.close()
     return 0
+
+
+def _give_object(app, session, mask) -> None:
+    """A new object whose mask is ``mask``, made as one undo step (as a brush stroke makes one)."""
+    from engine.annotation import AddObject, Group, new_object
+    from engine.annotation.corrections import ReplaceMask
+
+    state = new_object(session, None)
+    app.controller._push(session, Group(session, [AddObject(session, state),
+                                                  ReplaceMask(session, state.uid, mask, "Set mask", "polygon")],
+                                        "Set mask"))
 
 
 if __name__ == "__main__":

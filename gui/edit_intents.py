@@ -219,6 +219,7 @@ class EditIntents:
         polygons, a = self.window.canvas.polygons, self.window.action_map
         polygons.edited.connect(self.replace_mask)
         polygons.refused.connect(lambda text: self.show_message(text, "warning"))
+        polygons.noted.connect(lambda text: self.show_message(text, "info"))
         self.window.tolerance_box.valueChanged.connect(polygons.set_tolerance)
         a["tool_polygon"].triggered.connect(lambda: self.set_tool(Tool.POLYGON))
         self.window.tolerance_action.setVisible(False)
