@@ -30,6 +30,7 @@ from .objects_view import ObjectsView
 from .relocate import ImageRelocator
 from .requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
 from .session import ImageSession, Workspace
+from .stroke_stager import StrokeStager
 from .brush_actions import connect_brush
 from .edit_intents import EditIntents
 from .engine_replies import EngineReplies
@@ -60,6 +61,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.prefetch = ImagePrefetcher(client, workspace)  # encoders run while the user reads and types
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
+        self.strokes = StrokeStager(self)  # a brush stroke's array work, off the GUI thread
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()

@@ -166,6 +166,12 @@ def wait_shown(qtbot, app) -> None:
                     timeout=WAIT_MS)
 
 
+def wait_strokes(qtbot, app) -> None:
+    """Wait until every brush or eraser stroke drawn so far is applied (each is worked out off the
+    GUI thread, then pushed: gui/stroke_stager.py)."""
+    qtbot.waitUntil(lambda: not app.controller.strokes.pending, timeout=WAIT_MS)
+
+
 def ask_and_wait(qtbot, app, question: str = "what is in the picture?"):
     """Ask on the current image and wait until the whole chain has finished."""
     with qtbot.waitSignal(app.controller.ask_finished, timeout=WAIT_MS) as blocker:
