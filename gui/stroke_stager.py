@@ -71,6 +71,8 @@ class StrokeStager(QtCore.QObject):
 
     def _on_done(self, session, edit: PaintStroke, error) -> None:
         self._busy = False
+        if self._closed:  # the window closed meanwhile: nothing is pushed any more
+            return
         if error is None:
             self.staged.emit(session, edit)
         else:
