@@ -137,7 +137,8 @@ class EngineReplies:
                               "loads them again.", "info", "Load models", self.load_models)
             return
         restored = self._ask_ended(request, False, restore=not cancelled.superseded)
-        if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
+        # (one that gave way to the user's newer work needs no word, nor work nobody asked for)
+        if not cancelled.superseded and not request.background:
             kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \
                 "the results so far are kept"
             self.show_message(f"Cancelled {request.title}; {kept}.", "info")

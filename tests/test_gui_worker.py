@@ -233,11 +233,13 @@ def test_encode_image_gives_way_to_a_request_about_another_image(client, qtbot, 
     same = image_ref(6, "c")
     enc2 = client.submit(EncodeImage(image=same))
     ask2 = client.submit(Ask(image=same, question="what is here?", alpha=0.5))
-    assert isinstance(wait_end(qtbot, rec, enc2.request_id), Finished)
     assert isinstance(wait_end(qtbot, rec, ask2.request_id), Finished)
-    assert rec.events.index(("finished", rec.ended(ask2.request_id)[0])) < \
-        rec.events.index(("finished", rec.ended(enc2.request_id)[0]))
-    assert rec.payloads(enc2.request_id)[0].encoded == ()
+    end2 = wait_end(qtbot, rec, enc2.request_id)  # it gave way at its first check, or never started before
+    if isinstance(end2, Cancelled):
+        assert end2.superseded
+    else:  # it ran after the question, and found everything cached
+        assert rec.events.index(("finished", rec.ended(ask2.request_id)[0])) < rec.events.index(("finished", end2))
+        assert rec.payloads(enc2.request_id)[0].encoded == ()
 
 
 def test_encode_image_stops_between_blocks_when_the_user_moves_on(client, qtbot, tiny_models_dir):
