@@ -107,6 +107,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_colormap", "Next colour map", ("C",), "Cycle the heat map's colours", "View"),
     ActionSpec("more_opacity", "More heat opacity", ("}",), "", "View"),  # [ and ] size the brush
     ActionSpec("less_opacity", "Less heat opacity", ("{",), "", "View"),
+    ActionSpec("load_models", "Load models", (), "Load the models again (after Esc stopped their loading, or a "
+               "failed load); asking a question does it too", "Engine"),
     ActionSpec("models", "Models…", (), "See which models are installed, download or choose a folder", "Engine"),
     ActionSpec("encode_on_show", "Encode images when shown", (),
                "Run the vision encoders as soon as an image is shown, so that the question and the first "

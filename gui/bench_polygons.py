@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     click_at(app, w / 2, h / 2)  # an object, selected: the mask is its
     wait(lambda: session.segmentation is not None)
     app.controller.replace_mask(mask, "Set mask")
+    seen = len(app.window.messages.history)
     for tolerance in (float(t) for t in args.tolerance.split(",")):
         app.window.action_map["tool_points"].trigger()
         app.window.tolerance_box.setValue(tolerance)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         with probe:
             trigger_ms, shown_ms = choose_polygon_tool(app, wait)
         vertices = sum(len(s.outer) + sum(len(r) for r in s.holes) for s in layer.shapes)
+        notes = [m for level, m in app.window.messages.history[seen:]]
+        seen = len(app.window.messages.history)
         start = time.perf_counter()
         canvas.viewport().repaint()
         paint_ms = (time.perf_counter() - start) * 1000
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
               f"rings shown {shown_ms:.0f} ms after choosing the tool")
         print(f"  GUI thread: tool switch {trigger_ms:.1f} ms, longest stall while tracing "
               f"{probe.worst:.0f} ms, canvas repaint with the rings {paint_ms:.1f} ms")
+        for note in notes:
+            print(f"  said: {note}")
         # one real vertex drag: the outer ring's first vertex, outwards
         ring = layer.shapes[0].outer
         vx, vy = ring[0]

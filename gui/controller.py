@@ -32,6 +32,7 @@ from .requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
 from .data_paths import image_folder
 from .opening import Opened
 from .session import ImageSession, Workspace
+from .stroke_stager import StrokeStager
 from .brush_actions import connect_brush
 from .edit_intents import EditIntents
 from .engine_replies import EngineReplies
@@ -57,11 +58,13 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.settings = settings
         self.models_dir = models_dir
         self.models: ModelsInfo | None = None
+        self.models_loading = False  # a LoadModels sent and not yet ended
         self.presenter = Presenter(window, workspace)
         self.live = LiveSegmenter(client, workspace)
         self.prefetch = ImagePrefetcher(client, workspace)  # encoders run while the user reads and types
         self.relocator = ImageRelocator(self)  # moved images: banner + "Locate folder…"
         self.objects = ObjectsView(self)  # the objects panel, the objects layer and the class list
+        self.strokes = StrokeStager(self)  # a brush stroke's array work, off the GUI thread
         self._pending_questions: dict[str, str] = {}  # image key -> question to ask once it is read
         self.automatic_project = False  # the window works on a folder's own project (no --project, no Open project…)
         self.last_folder: Path | None = None  # the folder of the images opened last (remembered: gui.preferences)
@@ -78,7 +81,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         c.failed.connect(self._on_failed)
         c.cancelled.connect(self._on_cancelled)
         c.finished.connect(self._on_finished)
-        c.busy_changed.connect(self._on_busy)
+        c.busy_changed.connect(self.window.status.set_busy)  # progress and Cancel, background work too
+        c.user_busy_changed.connect(w.answer_panel.set_busy)  # never greyed for work the user did not ask for
         w.canvas.interacting.connect(c.note_input)  # (gui.input_priority)
         w.status.cancel_requested.connect(self.cancel)
         w.canvas.editor.edited.connect(self._on_edited)
@@ -113,6 +117,8 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         a["ask"].triggered.connect(self._on_ask_shortcut)
         a["rerun_answer"].triggered.connect(self.rerun_answer)
         a["cancel"].triggered.connect(self.cancel)
+        a["load_models"].triggered.connect(self.load_models)
+        a["load_models"].setEnabled(False)  # (loading at start; enabled when a load is cancelled or fails)
         a["encode_on_show"].toggled.connect(self.set_encode_on_show)
         a["clear_points"].triggered.connect(self.clear_points)
         a["reset_points"].triggered.connect(self.reset_points)
@@ -154,8 +160,24 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
 
     # ------------------------------------------------------------------ engine start
     def load_models(self) -> None:
-        self.window.status.set_engine_text("models: loading…")
+        """Load the models (at start, from Engine > Load models, or another folder chosen)."""
+        self.models, self.models_loading = None, True
+        self.prefetch.models_ready = False
+        self.window.action_map["load_models"].setEnabled(False)
+        self.window.status.set_engine_text("models: loading…", "Esc stops loading them")
         self.client.submit(LoadModels(settings=self.settings, models_dir=self.models_dir))
+
+    def ensure_models(self) -> None:
+        """Before model work the user asks for: load the models when they are neither loaded nor
+        loading (Esc stopped their loading, or it failed); the request then waits behind the load."""
+        if self.models is None and not self.models_loading:
+            self.load_models()
+
+    def models_not_loaded(self, text: str = "models: not loaded") -> None:
+        """A load ended without models (cancelled or failed): say how to load them again."""
+        self.models_loading = False
+        self.window.action_map["load_models"].setEnabled(True)
+        self.window.status.set_engine_text(text, "Engine > Load models, or asking a question, loads them again")
 
     # ------------------------------------------------------------------ images
     def open_paths(self, paths: list[str | Path], select_first: bool = True, background: bool = False,
@@ -254,6 +276,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         from engine.annotation.chain import ChainRequest, instances_for
 
         instances = instances_for(ChainRequest(question, instances=self.instances))
+        self.ensure_models()
         run = session.asks.start(question, instances)
         self.window.question_panel.remember(question)
         request = self.client.submit(Ask(image=self._ref(session), question=run.question, alpha=run.alpha,
@@ -266,6 +289,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         if session is None or session.image is None or run is None or run.fused_map is None:
             self.show_message("Ask a question first: the answer is written from its map.", "warning")
             return
+        self.ensure_models()
         self.client.submit(Answer(image=self._ref(session), question=run.question, fused_map=run.fused_map,
                                   run_key=run.key))
 

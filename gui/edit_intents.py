@@ -22,7 +22,8 @@ from .undo_commands import QtEdit, keep_within_budget
 
 
 class EditIntents:
-    """Needs ``self.workspace``, ``self.window`` and ``show_message`` (the controller's).
+    """Needs ``self.workspace``, ``self.window``, ``self.strokes`` (a :class:`~gui.stroke_stager.StrokeStager`),
+    ``show_message`` and ``ensure_models`` (the controller's).
 
     Every tool acts on the selected object. With none selected, a click, a box or a brush stroke
     starts a new object (one undo step makes it and gives it its first prompt or stroke)."""
@@ -157,9 +158,22 @@ class EditIntents:
             state = new_object(session, self._default_category(session))
             stroke = PaintStroke(session, state.uid, points, radius, erase)  # worked out once the object is there
             self._push(session, Group(session, [AddObject(session, state), stroke], "New object (brush)"))
-        elif obj is not None:
-            self._push_layers(session, PaintStroke(session, obj.uid, points, radius, erase))
+        elif obj is not None:  # worked out off the GUI thread, then pushed (_push_stroke); drawn until then
+            self.strokes.submit(session, PaintStroke(session, obj.uid, points, radius, erase))
+            return
         self.window.canvas.brush.stroke_applied()
+
+    def _push_stroke(self, session: ImageSession, stroke: PaintStroke) -> None:
+        """A stroke worked out by the stroke stager: one undo step (unless its object is gone)."""
+        if stroke.uid in session.objects:
+            self._push_layers(session, stroke)
+        if not self.strokes.pending:
+            self.window.canvas.brush.stroke_applied()
+
+    def _stroke_failed(self, session: ImageSession, text: str) -> None:
+        self.show_message(text, "warning")
+        if not self.strokes.pending:
+            self.window.canvas.brush.stroke_applied()
 
     def clear_strokes(self) -> None:
         session, obj = self._selected()
@@ -219,12 +233,17 @@ class EditIntents:
         polygons, a = self.window.canvas.polygons, self.window.action_map
         polygons.edited.connect(self.replace_mask)
         polygons.refused.connect(lambda text: self.show_message(text, "warning"))
+        polygons.noted.connect(lambda text: self.show_message(text, "info"))
         self.window.tolerance_box.valueChanged.connect(polygons.set_tolerance)
         a["tool_polygon"].triggered.connect(lambda: self.set_tool(Tool.POLYGON))
         self.window.tolerance_action.setVisible(False)
         self.window.closing.connect(polygons.wait)  # a trace still running ends before the window goes
+        self.strokes.staged.connect(self._push_stroke)
+        self.strokes.failed.connect(self._stroke_failed)
+        self.window.closing.connect(self.strokes.shutdown)  # (a stroke being worked out ends first)
 
     def _on_edited(self, before: PromptState, after: PromptState, text: str) -> None:
+        self.ensure_models()  # a click's mask needs the decoder (a load stopped with Esc starts again)
         session, obj = self._selected()
         if obj is not None:
             self._push(session, SetPrompts(session, obj.uid, before, after, text, obj.chosen))

@@ -30,22 +30,23 @@ class EngineClient(QtCore.QObject):
     finished = QtCore.Signal(object)
     failed = QtCore.Signal(object)
     cancelled = QtCore.Signal(object)
-    busy_changed = QtCore.Signal(bool)
-    _send = QtCore.Signal(object)
+    busy_changed = QtCore.Signal(bool)  # any request running or queued, background work too
+    user_busy_changed = QtCore.Signal(bool)  # a request the user asked for (not background work)
+    _send = QtCore.Signal()
     _wake = QtCore.Signal()
 
     def __init__(self, pipeline_factory: PipelineFactory = default_pipeline_factory,
                  parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self._next_id = 0
-        self._open: set[int] = set()  # long requests sent and not yet ended
+        self._open: dict[int, bool] = {}  # long requests sent and not yet ended -> background
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmask-read")  # image files
         self.thread = QtCore.QThread()
         self.thread.setObjectName("qmask-engine")
         self.worker = EngineWorker(pipeline_factory)
         self.worker.moveToThread(self.thread)
         self.thread.finished.connect(self.worker.deleteLater)
-        self._send.connect(self.worker.handle)  # queued: different threads
+        self._send.connect(self.worker.run_next)  # queued: different threads
         self._wake.connect(self.worker.service_mailbox)
         self.worker.progress.connect(self.progress)
         self.worker.reply.connect(self.reply)
@@ -71,6 +72,12 @@ class EngineClient(QtCore.QObject):
     def busy(self) -> bool:
         return bool(self._open)
 
+    @property
+    def user_busy(self) -> bool:
+        """A request the user asked for is running or queued (background work is not counted:
+        it never keeps the user from asking)."""
+        return not all(self._open.values())
+
     def _stamp(self, request: Request) -> Request:
         self._next_id += 1
         return replace(request, request_id=self._next_id)
@@ -83,15 +90,17 @@ class EngineClient(QtCore.QObject):
         if isinstance(request, Segment):
             return self.submit_segment(request)
         request = self._stamp(request)
-        was_busy = self.busy
-        self._open.add(request.request_id)
+        was_busy, was_user_busy = self.busy, self.user_busy
+        self._open[request.request_id] = request.background
         if not was_busy:
             self.busy_changed.emit(True)
+        if not was_user_busy and self.user_busy:
+            self.user_busy_changed.emit(True)
         if isinstance(request, OpenImage):
             self._reader.submit(self._read_image, request)
             return request
-        self.worker.note_sent(request)
-        self._send.emit(request)
+        self.worker.enqueue(request)
+        self._send.emit()
         return request
 
     def _read_image(self, request: OpenImage) -> None:
@@ -129,7 +138,10 @@ class EngineClient(QtCore.QObject):
 
     def _on_end(self, message) -> None:
         if message.request.request_id in self._open:
-            self._open.discard(message.request.request_id)
+            was_user_busy = self.user_busy
+            del self._open[message.request.request_id]
+            if was_user_busy and not self.user_busy:
+                self.user_busy_changed.emit(False)
             if not self._open:
                 self.busy_changed.emit(False)
 

@@ -1,7 +1,7 @@
 """The engine's replies, each put into the session of the image it is about.
 
 Mixed into :class:`~gui.controller.Controller`: the engine client's signals (reply, progress,
-failed, cancelled, finished, busy) land here. A reply is matched to its image by key and image
+failed, cancelled, finished) land here. A reply is matched to its image by key and image
 id, so one for an image the user has left still lands in that image's state, and one for an
 image read again (or a question since replaced) is dropped. An Ask that is cancelled or fails
 puts its image back to its last complete state (:mod:`engine.annotation.last_complete`).
@@ -37,7 +37,7 @@ class EngineReplies:
             self.show_message(payload.text, payload.level)
             return
         if isinstance(request, LoadModels):
-            self.models = payload
+            self.models, self.models_loading = payload, False
             self.window.status.set_models(payload)
             self.prefetch.models_ready = True
             self.prefetch.image_shown(self.workspace.current)
@@ -85,10 +85,6 @@ class EngineReplies:
     def _on_progress(self, progress: Progress) -> None:
         self.window.status.set_progress(progress.stage, progress.fraction)
 
-    def _on_busy(self, busy: bool) -> None:
-        self.window.status.set_busy(busy)
-        self.window.answer_panel.set_busy(busy)
-
     def _on_finished(self, finished: Finished) -> None:
         self._ask_ended(finished.request, True)
 
@@ -124,7 +120,7 @@ class EngineReplies:
                 session.set_failed(failed.message)
                 self._pending_questions.pop(session.key, None)
         if isinstance(request, LoadModels):
-            self.window.status.set_engine_text("models: not loaded")
+            self.models_not_loaded()
         if failed.details:
             log.error("%s", failed.details)
         if failed.kind == "ModelMissingError" or isinstance(request, LoadModels):
@@ -135,8 +131,14 @@ class EngineReplies:
 
     def _on_cancelled(self, cancelled: Cancelled) -> None:
         request = cancelled.request
+        if isinstance(request, LoadModels):
+            self.models_not_loaded("models: not loaded (Engine > Load models)")
+            self.show_message("Loading the models was stopped. Engine > Load models, or asking a question, "
+                              "loads them again.", "info", "Load models", self.load_models)
+            return
         restored = self._ask_ended(request, False, restore=not cancelled.superseded)
-        if not cancelled.superseded:  # (one that gave way to the user's newer work needs no word)
+        # (one that gave way to the user's newer work needs no word, nor work nobody asked for)
+        if not cancelled.superseded and not request.background:
             kept = f"{Path(request.image.key).name} shows its last complete state again" if restored else \
                 "the results so far are kept"
             self.show_message(f"Cancelled {request.title}; {kept}.", "info")

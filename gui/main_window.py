@@ -172,7 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
                       "toggle_points", "next_colormap", "more_opacity", "less_opacity"],
             "&Image": ["prev_image", "next_image", None, "ask", "rerun_answer", "cancel"],
-            "E&ngine": ["models", None, "encode_on_show"],
+            "E&ngine": ["load_models", "models", None, "encode_on_show"],
             "&Help": ["help"],
         }
         self.menus: dict[str, QtWidgets.QMenu] = {}  # by title, for modules that add to them

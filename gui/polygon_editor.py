@@ -1,9 +1,11 @@
 """The Polygon tool: the shown mask as polygon rings with vertex handles, edited with the mouse.
 
-With the tool on, the mask is traced into shapes (:func:`engine.imaging.polygons.mask_to_shapes`:
+With the tool on, the mask is traced into shapes (:func:`engine.imaging.polygons.editable_shapes`:
 outer rings and holes, simplified with the tolerance the user sets) on a background thread, so a
 12-megapixel mask never holds the window; the rings are drawn over the canvas in image pixels
-(corner convention, like every layer), the handles at a constant size on screen.
+(corner convention, like every layer), the handles at a constant size on screen. On a noisy mask
+its specks and pinholes are left out, the tolerance raised and at most ``MAX_EDIT_VERTICES``
+handles shown, so the handles stay usable; the message area says what was left out (``noted``).
 
 Gestures (left button unless said): drag a vertex (its ring follows live); double-click on an
 edge: add a vertex there; right click on a vertex, or select it (click) and press Delete: delete
@@ -25,7 +27,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from engine.errors import InputError
-from engine.imaging.polygons import (Outline, apply_shape_edit, deleted_vertex, inserted_vertex, mask_to_shapes,
+from engine.imaging.polygons import (Outline, apply_shape_edit, deleted_vertex, editable_shapes, inserted_vertex,
                                      moved_vertex, nearest_edge)
 
 from .background import BackgroundTask
@@ -44,6 +46,7 @@ class PolygonLayer(pg.GraphicsObject):
     edited = QtCore.Signal(object, str)  # (row0, col0, patch): the mask's new pixels in a window; the undo text
     shapes_shown = QtCore.Signal()  # traced shapes are drawn (tests, screenshots)
     refused = QtCore.Signal(str)  # an edit that cannot be made, and why
+    noted = QtCore.Signal(str)  # what the shapes shown leave out of a noisy mask, and why
 
     def __init__(self, z: float = 60) -> None:
         super().__init__()
@@ -51,6 +54,7 @@ class PolygonLayer(pg.GraphicsObject):
         self.setVisible(False)
         self.active = False
         self.tolerance = DEFAULT_TOLERANCE_PX
+        self.traced_tolerance = DEFAULT_TOLERANCE_PX  # the shapes shown were simplified with this (>= tolerance)
         self.mask: np.ndarray | None = None
         self.shapes: list[Outline] = []
         self.selected: tuple[int, int, int] | None = None  # (shape, ring (0 outer, 1.. holes), vertex)
@@ -114,7 +118,7 @@ class PolygonLayer(pg.GraphicsObject):
         if mask is None:
             self._set_shapes([])
             return
-        task = BackgroundTask(lambda _task: (mask, mask_to_shapes(mask, tolerance)))
+        task = BackgroundTask(lambda _task: (mask, editable_shapes(mask, tolerance)))
         task.done.connect(self._on_traced)
         task.failed.connect(self.refused)
         task.ended.connect(self._on_trace_ended)
@@ -122,10 +126,14 @@ class PolygonLayer(pg.GraphicsObject):
         task.start()
 
     def _on_traced(self, result) -> None:
-        mask, shapes = result
+        mask, editable = result
         if mask is self.mask and self._drag is None and self.active:
-            self._set_shapes(shapes)
+            self.traced_tolerance = editable.tolerance_px
+            self._set_shapes(editable.shapes)
             self.shapes_shown.emit()
+            note = editable.note()
+            if note:
+                self.noted.emit(note)
         else:
             self._trace_again = True  # traced a mask no longer shown
 
@@ -236,14 +244,15 @@ class PolygonLayer(pg.GraphicsObject):
         if not self.shapes:
             return None
         p = self.mapFromScene(scene_pos)
-        reach = HIT_RADIUS_PX / self._screen_scale()
-        best, best_d = None, reach
-        for i, j, ring in self._rings():
-            d = np.hypot(ring[:, 0] - p.x(), ring[:, 1] - p.y())
-            k = int(np.argmin(d))
-            if d[k] <= best_d:
-                best, best_d = (i, j, k), float(d[k])
-        return best
+        rings = list(self._rings())
+        xy = np.concatenate([ring for _, _, ring in rings])  # every handle at once: one distance each
+        d = np.hypot(xy[:, 0] - p.x(), xy[:, 1] - p.y())
+        n = int(np.argmin(d))
+        if d[n] > HIT_RADIUS_PX / self._screen_scale():
+            return None
+        ends = np.cumsum([len(ring) for _, _, ring in rings])
+        r = int(np.searchsorted(ends, n, side="right"))
+        return rings[r][0], rings[r][1], n - (int(ends[r - 1]) if r else 0)
 
     def edge_at(self, scene_pos: QtCore.QPointF) -> tuple[int, int, int, tuple[float, float]] | None:
         """(shape, ring, edge, foot) of the edge nearest ``scene_pos`` within HIT_RADIUS_PX screen pixels."""
@@ -326,7 +335,7 @@ class PolygonLayer(pg.GraphicsObject):
         """Rasterise the edit of shape ``i`` into the mask and hand it on (one undo step)."""
         if self.mask is None:
             return
-        patch = apply_shape_edit(self.mask, before, self.shapes[i], self.shapes, self.tolerance)
+        patch = apply_shape_edit(self.mask, before, self.shapes[i], self.shapes, self.traced_tolerance)
         if patch is None:
             return  # the rings crossed no pixel centre: the mask is the same
         self._writing = True  # the push is synchronous: the new mask is shown before emit returns

@@ -11,9 +11,9 @@ finds its encoders cached. Only that one image is read ahead; its pixels go to t
 image cache, not to a session.
 
 Both are background work: they show in the status bar and Cancel stops them, they give way to
-any request about another image and to a click (the worker checks between encoder blocks), and
-their errors are left for the user's own request to report. A job that gave way is sent again
-when the engine is idle again. Engine > "Encode images when shown" turns both off (``enabled``).
+any request the user makes (a question, Re-run answer, another image) and to a click (the worker
+checks between encoder blocks), they never grey out an action, and their errors are left for the
+user's own request to report. A job that gave way is sent again when the engine is idle again. Engine > "Encode images when shown" turns both off (``enabled``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class ImagePrefetcher(QtCore.QObject):
         self.sent_ahead = 0  # EncodeNext requests sent
         self._running: dict[str, int] = {}  # image_id -> request_id of its job, until it ends
         self._encoded: set[str] = set()  # image ids whose encode job finished
+        self._gave_way: set[str] = set()  # image ids whose encode job gave way to the user's work
         self._ahead: tuple[str, int] | None = None  # (key, request_id) of the EncodeNext in flight
         self._ahead_done: list[str] = []  # keys encoded ahead (or failed, or cancelled by the user)
         self._idle = QtCore.QTimer(self)
@@ -52,18 +53,19 @@ class ImagePrefetcher(QtCore.QObject):
         if workspace is not None:
             workspace.prompts_changed.connect(self._soon)  # an edit restarts the wait for quiet
 
-    def image_shown(self, session: ImageSession | None) -> None:
+    def image_shown(self, session: ImageSession | None) -> bool:
         """Encode ``session``'s image unless it is not read yet, the models are not loaded, or a
-        job for it is already on its way (the pipeline skips encoders it has cached)."""
+        job for it is already on its way (the pipeline skips encoders it has cached). True when sent."""
         if not (self.enabled and self.models_ready) or session is None or session.image is None:
-            return
+            return False
         image = session.image
         if image.image_id in self._running:
-            return
+            return False
         ref = ImageRef(session.key, image.rgb, image.image_id)
         request = self.client.submit(EncodeImage(image=ref))
         self._running[image.image_id] = request.request_id
         self.sent += 1
+        return True
 
     def _on_end(self, message: Finished | Failed | Cancelled) -> None:
         request = message.request
@@ -71,6 +73,8 @@ class ImagePrefetcher(QtCore.QObject):
             self._encoded.add(request.image.image_id)  # (a question encodes its image too)
         if isinstance(request, EncodeImage) and self._running.get(request.image.image_id) == request.request_id:
             del self._running[request.image.image_id]
+            if isinstance(message, Cancelled) and message.superseded:
+                self._gave_way.add(request.image.image_id)  # sent again once the engine is idle
         elif isinstance(request, EncodeNext) and self._ahead == (request.key, request.request_id):
             self._ahead = None
             gave_way = isinstance(message, Cancelled) and message.superseded
@@ -103,7 +107,14 @@ class ImagePrefetcher(QtCore.QObject):
         return str(path)
 
     def encode_next(self) -> bool:
-        """Send the next image's :class:`EncodeNext` if :meth:`next_image` says so; True when sent."""
+        """The engine is idle: encode the shown image again if its job gave way to the user's work,
+        else send the next image's :class:`EncodeNext` if :meth:`next_image` says so; True when sent."""
+        shown = None if self.workspace is None else self.workspace.current
+        if shown is not None and shown.image is not None and shown.image.image_id in self._gave_way \
+                and not self.client.busy:
+            self._gave_way.discard(shown.image.image_id)
+            if shown.image.image_id not in self._encoded and self.image_shown(shown):
+                return True
         path = self.next_image()
         if path is None:
             return False

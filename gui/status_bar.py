@@ -55,8 +55,9 @@ class EngineStatusBar(QtWidgets.QStatusBar):
         self.engine_label.setToolTip(names)
         self.random_badge.setVisible(info.random_weights)
 
-    def set_engine_text(self, text: str) -> None:
+    def set_engine_text(self, text: str, tip: str = "") -> None:
         self.engine_label.setText(text)
+        self.engine_label.setToolTip(tip)
 
     def set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)

@@ -11,10 +11,14 @@ What keeps the window responsive while the engine works:
 - **Cancel**: ``EngineClient.cancel`` marks every request issued so far as cancelled. The
   pipeline's ``cancel`` callback checks that mark between steps, and queued requests of that
   age are skipped. Thread-safe because it only writes one integer under a lock.
-- **Background encoding**: :class:`~gui.requests.EncodeImage` (sent when an image is shown)
-  gives way as soon as a request about another image is sent: its cancel check also asks
+- **The user's requests first**: requests wait in the worker's own queue (:meth:`EngineWorker.enqueue`,
+  filled at once from the GUI thread), and the next one run is the oldest the user asked for;
+  background work (:attr:`~gui.requests.Request.background`) runs only when none waits.
+- **Background encoding**: :class:`~gui.requests.EncodeImage` (sent when an image is shown) and
+  :class:`~gui.requests.EncodeNext` give way between encoder blocks as soon as a request of the
+  user waits, or one about another image is sent: their cancel check also asks
   :meth:`EngineWorker.superseded`, which sees every request the client has sent, queued or not.
-  A question about the same image just queues behind it and finds the encoders' output cached.
+  What they finished stays cached, and the prefetcher sends them again when the engine is idle.
 - **The shown image first**: a question about an image the window no longer shows stops between
   blocks (:meth:`EngineWorker.left_behind`); what it had finished was already sent and is kept.
 - **Live segmentation**: decoder requests do not queue behind a long job. They go into a
@@ -77,6 +81,7 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         self._lock = threading.Lock()
         self._cancel_below = 0  # requests with id <= this are cancelled
         self._mailbox: Segment | None = None
+        self._queue: list[Request] = []  # sent, not started: the user's run first (run_next)
         self._current: Request | None = None
         self._shown_key: str | None = None  # the image the window shows: questions about others give way
         # (request_id, image_id or None) of the latest requests sent, for superseded()
@@ -100,6 +105,15 @@ class EngineWorker(EngineJobs, QtCore.QObject):
         with self._lock:
             self._sent.append((request.request_id, _image_id(request)))
 
+    def enqueue(self, request: Request) -> None:
+        """Queue ``request`` (any thread); :meth:`run_next` runs it, once per request queued.
+        A background job running now gives way at its next check if ``request`` is the user's."""
+        with self._lock:
+            self._queue.append(request)
+        self.note_sent(request)
+        if not request.background:
+            self.input.wake()  # a job giving way to the GUI (InputPriority.give_way) looks again now
+
     def post_segment(self, request: Segment) -> None:
         with self._lock:
             self._mailbox = request  # latest wins: an older, undecoded edit is dropped here
@@ -111,13 +125,16 @@ class EngineWorker(EngineJobs, QtCore.QObject):
             return request.cancellable and request.request_id <= self._cancel_below
 
     def superseded(self, request: Request) -> bool:
-        """A background request that a later request about another image (or no image: opening
-        a file, loading models) has made moot, or that holds the pipeline while a click on
-        another image waits (the click's image could not be decoded until it ended)."""
+        """A background request that must give way: a request the user asked for waits in the
+        queue, a later request about another image (or no image: opening a file, loading models)
+        made it moot, or it holds the pipeline while a click on another image waits (the click's
+        image could not be decoded until it ended)."""
         if not request.background:
             return False
         mine = _image_id(request)
         with self._lock:
+            if any(not queued.background for queued in self._queue):
+                return True
             waiting = self._mailbox is not None and self._mailbox.image.image_id != mine
             return waiting or any(rid > request.request_id and other != mine for rid, other in self._sent)
 
@@ -135,8 +152,22 @@ class EngineWorker(EngineJobs, QtCore.QObject):
     def _should_stop(self, request: Request) -> bool:
         return self._is_cancelled(request) or self.superseded(request) or self.left_behind(request)
 
-    @QtCore.Slot(object)
     def handle(self, request: Request) -> None:
+        """Queue ``request`` and run the next one (synchronously, in the calling thread)."""
+        self.enqueue(request)
+        self.run_next()
+
+    @QtCore.Slot()
+    def run_next(self) -> None:
+        """Run the oldest queued request the user asked for, else the oldest background one."""
+        with self._lock:
+            if not self._queue:
+                return
+            index = next((i for i, r in enumerate(self._queue) if not r.background), 0)
+            request = self._queue.pop(index)
+        self._run(request)
+
+    def _run(self, request: Request) -> None:
         if isinstance(request, Segment):
             self.service_mailbox()
             return
@@ -256,7 +287,8 @@ class EngineWorker(EngineJobs, QtCore.QObject):
 
     def _need_pipeline(self) -> PipelineProtocol:
         if self.pipeline is None:
-            raise ModelMissingError("The models are not loaded yet: choose a models folder (Engine > Models...).")
+            raise ModelMissingError("The models are not loaded: Engine > Load models loads them (Engine > Models… "
+                                    "shows which are installed and where).")
         return self.pipeline
 
     def _use_image(self, image) -> None:

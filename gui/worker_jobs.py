@@ -30,8 +30,12 @@ class EngineJobs:
         self.pipeline = None
         self._image_id = None
         pipe = self._factory(request.settings, request.models_dir)
-        pipe.check_models()  # a missing model is reported now, not halfway through the first question
-        notes = load_eagerly(pipe, progress, cancel)
+        try:
+            pipe.check_models()  # a missing model is reported now, not halfway through the first question
+            notes = load_eagerly(pipe, progress, cancel)
+        except BaseException:
+            pipe.close()  # stopped or failed: the models loaded so far go now, not at the next load
+            raise
         self.pipeline = pipe
         for note in notes:  # before "models ready": whoever waits for that sees them already shown
             self.reply.emit(Reply(request, Notice(note)))

@@ -115,14 +115,15 @@ class AppHarness:
         self.apps = []
 
     def build(self, images=(), question=None, settings: PipelineSettings | None = None, project=None,
-              models_dir="default", start=True, wait_models=True, check_models=False):
+              models_dir="default", start=True, wait_models=True, check_models=False, pipeline_factory=None):
         from gui.app import AppOptions, QMaskApp
+        from gui.worker import default_pipeline_factory
 
         mdir = self.models_dir if models_dir == "default" else models_dir
         options = AppOptions(images=[str(p) for p in images], question=question,
                              models_dir=None if mdir is None else str(mdir), settings=settings or fast_settings(),
                              project=str(project or self.tmp_path / "test.qmask.json"))
-        app = QMaskApp(options)
+        app = QMaskApp(options, pipeline_factory or default_pipeline_factory)
         self.apps.append(app)
         self.qtbot.addWidget(app.window)
         app.window.resize(1200, 800)
@@ -163,6 +164,12 @@ def wait_shown(qtbot, app) -> None:
     """Wait until the window shows an image whose pixels are read."""
     qtbot.waitUntil(lambda: app.workspace.current is not None and app.workspace.current.image is not None,
                     timeout=WAIT_MS)
+
+
+def wait_strokes(qtbot, app) -> None:
+    """Wait until every brush or eraser stroke drawn so far is applied (each is worked out off the
+    GUI thread, then pushed: gui/stroke_stager.py)."""
+    qtbot.waitUntil(lambda: not app.controller.strokes.pending, timeout=WAIT_MS)
 
 
 def ask_and_wait(qtbot, app, question: str = "what is in the picture?"):

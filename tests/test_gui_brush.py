@@ -14,6 +14,7 @@ from PySide6.QtTest import QTest
 
 from engine.project import Project
 from gui_support import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_image, export_current_coco, select_object_row,
+                         wait_strokes,
                          wait_shown,
                          harness_fixture, write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
@@ -44,6 +45,7 @@ def stroke(qtbot, app, start, end, steps=6):
     """A real drag with the current tool; returns the stroke's points and radius as the brush sent them."""
     with qtbot.waitSignal(app.window.canvas.brush.stroke_finished, timeout=WAIT_MS) as blocker:
         drag_image(app.window.canvas, start, end, steps)
+    wait_strokes(qtbot, app)
     points, radius, _ = blocker.args
     assert np.hypot(*np.subtract(points[0], start)) < 1.5 and np.hypot(*np.subtract(points[-1], end)) < 1.5
     return points, radius
@@ -154,6 +156,7 @@ def test_screenshots_of_brush_and_eraser_in_use(harness, qtbot, tmp_path):
         shoot(w, f"{name}_during_stroke.png")
         before = session.mask.copy()
         QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, Mod.NoModifier, p1)
+        wait_strokes(qtbot, app)
         assert not np.array_equal(session.mask, before) and not c.brush.stroke_item.points
         shoot(w, f"{name}_applied.png")
 
@@ -168,7 +171,9 @@ def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
     click_image(c, 140, 15)  # an island
     QTest.keyClick(c, Key.Key_E)
     c.brush.set_radius(4)
+    wait_strokes(qtbot, app)  # (the disc made the object; the island is painted on it)
     click_image(c, 60, 60)  # a hole
+    wait_strokes(qtbot, app)
     mask = session.mask.copy()
     assert not mask[60, 60] and mask[15, 140] and mask[60, 40]
     assert "painted" in w.candidates_panel.summary.text()
@@ -263,3 +268,53 @@ def test_past_the_undo_budget_the_oldest_steps_go_with_a_status_message(harness,
     assert "the 3 oldest steps of photo.png can no longer be undone" in w.status.currentMessage()
     QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)
     assert np.array_equal(session.mask, before) and not w.action_map["undo"].isEnabled()
+
+
+def test_a_stroke_is_worked_out_off_the_gui_thread_and_strokes_apply_in_order(harness, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    """Issue 25: a 12 MP release held the window up to a second. The stroke's array work runs on
+    the stroke thread (held there by the test, no sleeps) while the window goes on: the next
+    stroke is drawn and an undo is done meanwhile; then both strokes apply, in order, on the layers
+    as the undo left them."""
+    import threading
+
+    from engine.annotation.corrections import PaintStroke
+
+    app, session = open_one(harness, qtbot, tmp_path)
+    w, c = app.window, app.window.canvas
+    click_image(c, 96.5, 54.5)
+    wait_mask(qtbot, app)
+    model = session.model_mask.copy()
+    QTest.keyClick(c, Key.Key_N)  # Brush tool
+    drawn = []  # each stroke's points and radius, as the brush sent them
+    c.brush.stroke_finished.connect(lambda points, radius, _erase: drawn.append((points, radius)))
+    drag_image(c, (20.0, 20.0), (70.0, 35.0))
+    wait_strokes(qtbot, app)
+    threads, entered, gate = [], threading.Event(), threading.Event()
+    stage = PaintStroke.stage
+
+    def held(edit, layers, shape):
+        threads.append(threading.current_thread())
+        entered.set()
+        gate.wait(60)
+        stage(edit, layers, shape)
+
+    monkeypatch.setattr(PaintStroke, "stage", held)
+    steps = session.undo_stack.count()
+    drag_image(c, (10.0, 60.0), (60.0, 60.0))
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+    assert c.brush.stroke_item.points and session.undo_stack.count() == steps  # drawn; its work is elsewhere
+    drag_image(c, (10.0, 90.0), (60.0, 90.0))  # the next stroke, while the first is worked out
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)  # and an undo: the first stroke's layers change under it
+    assert session.undo_stack.count() == steps and len(drawn) == 3
+    gate.set()
+    wait_strokes(qtbot, app)
+    assert len(threads) == 2 and threading.main_thread() not in threads
+    (first, r), (a, _), (b, _) = drawn
+    painted_a, painted_b = under_brush(a, r, model.shape), under_brush(b, r, model.shape)
+    undone = under_brush(first, r, model.shape) & ~model & ~painted_a & ~painted_b
+    assert undone.any() and not (undone & session.mask).any()  # the undone stroke stays undone
+    assert np.array_equal(session.mask, model | painted_a | painted_b)
+    assert np.array_equal(c.mask_layer.mask, session.mask) and not c.brush.stroke_item.points
+    QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)  # the strokes are undone last first
+    assert np.array_equal(session.mask, model | painted_a)

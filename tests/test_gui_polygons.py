@@ -157,3 +157,43 @@ def test_tolerance_box_retraces_off_the_gui_thread(harness, qtbot, tmp_path):
     with qtbot.waitSignal(layer.shapes_shown, timeout=WAIT_MS):
         app.window.tolerance_box.setValue(4.0)
     assert len(layer.shapes[0].outer) < exact <= corners
+
+
+def test_a_noisy_mask_gives_usable_handles_and_a_drag_still_edits_it(harness, qtbot, tmp_path):
+    """Issue 25: on a mask full of specks and pinholes the handles were everywhere. The tool
+    leaves those out (their pixels stay), says so, and a vertex drag still writes the mask."""
+    from engine.imaging.polygons import MAX_EDIT_VERTICES, mask_to_shapes
+
+    w_px, h_px = 800, 600
+    img = write_photo(tmp_path / "photo.png", w=w_px, h=h_px)
+    app = harness.build([img])
+    wait_shown(qtbot, app)
+    session = ask_and_wait(qtbot, app)
+    noisy = np.zeros((h_px, w_px), bool)
+    noisy[150:450, 200:600] = True
+    noisy ^= np.random.default_rng(0).random((h_px, w_px)) < 0.02  # specks outside, pinholes inside
+    app.controller.replace_mask(noisy, "Set mask")
+    assert np.array_equal(session.mask, noisy)
+    raw = sum(len(s.outer) + sum(len(h) for h in s.holes) for s in mask_to_shapes(noisy, 1.0))
+    assert raw > 4 * MAX_EDIT_VERTICES  # every speck as a polygon: handles all over the image
+    layer, w = app.window.canvas.polygons, app.window
+    with qtbot.waitSignal(layer.shapes_shown, timeout=WAIT_MS):
+        QTest.keyClick(w.canvas, Key.Key_G)
+    handles = sum(len(s.outer) + sum(len(h) for h in s.holes) for s in layer.shapes)
+    assert 4 <= handles <= MAX_EDIT_VERTICES
+    level, text = w.messages.history[-1]
+    assert level == "info" and "specks and pinholes" in text and "Clean-up" in text
+    # The square's bottom-right corner, dragged out: the mask grows there, one undo step; the
+    # specks left out of the polygons stay as they were.
+    big = max(range(len(layer.shapes)), key=lambda i: len(layer.shapes[i].outer))
+    ring = layer.shapes[big].outer
+    corner = ring[int(np.argmin(np.hypot(*(ring - (600, 450)).T)))]
+    assert np.hypot(*(corner - (600, 450))) < 4
+    steps = session.undo_stack.count()
+    drag_image(w.canvas, tuple(corner), (640, 490))
+    qtbot.waitUntil(lambda: session.undo_stack.count() == steps + 1, timeout=WAIT_MS)
+    edited = session.mask
+    assert edited[470, 620] and not noisy[470, 620]  # grown towards the new corner
+    changed = np.argwhere(edited != noisy)
+    assert changed[:, 0].min() >= 140 and changed[:, 1].min() >= 190  # only near the two moved edges
+    assert np.array_equal(edited[:100], noisy[:100])  # specks far away kept

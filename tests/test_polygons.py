@@ -256,3 +256,43 @@ def test_a_dragged_edge_leaves_no_specks_or_pinholes_along_it():
         along = _near_replaced_edges(after.outer, before.outer, 3.0, m.shape)  # around the new edges
         stray = (out ^ shapes_to_mask(m.shape, [after])) & along
         assert (not stray.any()) == clean, stray.sum()
+
+
+def test_editable_shapes_of_a_clean_mask_are_its_shapes():
+    from engine.imaging.polygons import editable_shapes
+
+    m = np.zeros((60, 80), bool)
+    m[10:50, 10:70] = True
+    m[20:30, 20:30] = False
+    editable = editable_shapes(m, 1.0)
+    (shape,) = editable.shapes
+    (expected,) = mask_to_shapes(m, 1.0)
+    assert np.array_equal(shape.outer, expected.outer) and len(shape.holes) == 1
+    assert (editable.small, editable.capped, editable.tolerance_px, editable.note()) == (0, 0, 1.0, None)
+
+
+def test_editable_shapes_leave_out_specks_and_keep_within_the_handle_budget():
+    from engine.imaging.polygons import editable_shapes, small_part_pixels
+
+    rng = np.random.default_rng(0)
+    m = np.zeros((300, 400), bool)
+    m[50:250, 100:300] = True
+    m ^= rng.random(m.shape) < 0.02
+    editable = editable_shapes(m, 0.0)
+    assert editable.small > 1000 and small_part_pixels(m.shape) == 4
+    assert editable.vertices < sum(len(s.outer) + sum(map(len, s.holes)) for s in mask_to_shapes(m)) / 10
+    assert "specks and pinholes under 4 px" in editable.note()
+    # a tight budget: the tolerance is raised first, then only the largest parts are kept
+    many = rng.random((300, 400)) < 0.3
+    tight = editable_shapes(many, 0.5, max_vertices=200)
+    assert tight.vertices <= 200 and tight.tolerance_px > 0.5 and tight.capped > 0
+    assert "instead of 0.5 px" in tight.note() and "only the largest parts" in tight.note()
+    # an edit of the kept square writes only near its edges: the specks left out stay
+    big = max(editable.shapes, key=lambda s: len(s.outer))
+    k = int(np.argmin(np.hypot(*(big.outer - (300, 250)).T)))
+    after = Outline(moved_vertex(big.outer, k, (320, 270)), big.holes)
+    shapes_after = [after if s is big else s for s in editable.shapes]
+    r0, c0, patch = apply_shape_edit(m, big, after, shapes_after, editable.tolerance_px)
+    out = m.copy()
+    out[r0:r0 + patch.shape[0], c0:c0 + patch.shape[1]] = patch
+    assert out[260, 310] and np.array_equal(out[:40], m[:40])

@@ -119,7 +119,7 @@ def test_create_write_reopen_round_trip(tmp_path):
     # the file is a QMask SQLite database at the current schema, and nothing else is left beside it
     con = sqlite3.connect(tmp_path / "p.qmask")
     assert con.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
-    assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
     con.close()
     assert _debris(tmp_path) == []
 

@@ -140,7 +140,7 @@ def test_a_schema_1_project_is_converted_when_opened(tmp_path):
         assert np.array_equal(ann.mask, M["cat"]) and ann.answer.answer == "sleeping"
         assert ann.previous_answer.answer == "lying" and ann.category == "cat" and ann.accepted
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
     assert con.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
     assert "questions" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     con.close()

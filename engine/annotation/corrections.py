@@ -10,10 +10,17 @@ An edit records only the rectangle it changed (the layers' values there before a
 :mod:`.layer_change`), so a stroke on a 12-megapixel image keeps a small undo step. Each object
 has its own layers (:class:`~engine.annotation.object_state.ObjectState`); an edit names the
 object it paints (``uid``).
+
+A stroke's work (the swept disc, the windows, the new layers and final mask) can be done on
+another thread: :meth:`Corrections.layers` takes the layers as they are (arrays never written in
+place), :meth:`PaintStroke.stage` works the change out from them alone, and doing the edit then
+only swaps the new arrays in (:meth:`Corrections.install`), unless the layers changed meanwhile
+(``version``), when it is worked out again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,7 +32,72 @@ from .edits import MaskEdit
 from .layer_change import LayerChange, cropped_change
 
 __all__ = ["Corrections", "restore_corrections", "LayerChange", "LayerEdit", "PaintStroke", "ReplaceMask",
-           "ClearStrokes"]
+           "ClearStrokes", "Layers", "StagedLayers", "staged_put"]
+
+
+@dataclass(frozen=True)
+class Layers:
+    """One object's layers at one moment (``[H, W]`` bool arrays or None, never written in place,
+    so another thread may read them), the final mask cached with them (``cache``: (model, add,
+    erase, final)) and the :attr:`Corrections.version` they are."""
+
+    add: np.ndarray | None
+    erase: np.ndarray | None
+    cache: tuple[Any, Any, Any, np.ndarray | None] | None
+    version: int
+
+    def window(self, y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the layers' ``[h, w]`` window at row ``y0``, column ``x0`` (zeros where unset)."""
+        def part(layer: np.ndarray | None) -> np.ndarray:
+            return np.zeros((h, w), bool) if layer is None else layer[y0:y0 + h, x0:x0 + w].copy()
+        return part(self.add), part(self.erase)
+
+
+@dataclass(frozen=True)
+class StagedLayers:
+    """New layers worked out from :class:`Layers` of ``version`` (:func:`staged_put`)."""
+
+    add: np.ndarray | None
+    erase: np.ndarray | None
+    empty: bool
+    cache: tuple[Any, Any, Any, np.ndarray | None] | None
+    version: int
+
+
+def staged_put(layers: Layers, shape: tuple[int, int], y0: int, x0: int, add: np.ndarray,
+               erase: np.ndarray) -> StagedLayers:
+    """``layers`` with both windows at ``(y0, x0)`` written (layers of ``shape`` (H, W) made when
+    missing), and the cached final mask updated in that window only (a 12-megapixel mask is
+    copied, not recomputed). Pure: the arrays of ``layers`` are not touched."""
+    h, w = add.shape
+    win = (slice(y0, y0 + h), slice(x0, x0 + w))
+    new = []
+    for layer, part in ((layers.add, add), (layers.erase, erase)):
+        if layer is not None and layer.shape != tuple(shape):
+            layer = None
+        if layer is None:  # a layer is made only when something is painted on it
+            if part.any():
+                layer = np.zeros(shape, bool)
+                layer[win] = part
+        elif not np.array_equal(layer[win], part):  # (an unchanged layer is neither copied nor encoded)
+            layer = layer.copy()
+            layer[win] = part
+        if layer is not None:
+            layer.flags.writeable = False  # replaced, never written in place (to_rles encodes it later)
+        new.append(layer)
+    new_add, new_erase = new
+    empty = not (add.any() or erase.any() or _any(new_add) or _any(new_erase))  # the window first: no full scan
+    c, cache = layers.cache, None
+    if c is not None and c[1] is layers.add and c[2] is layers.erase and c[3] is not None:
+        model, final = c[0], c[3].copy()
+        final[win] = ((np.zeros((h, w), bool) if model is None else model[win]) | add) & ~erase
+        final.flags.writeable = False
+        cache = (model, new_add, new_erase, final)
+    return StagedLayers(new_add, new_erase, empty, cache, layers.version)
+
+
+def _any(layer: np.ndarray | None) -> bool:
+    return layer is not None and bool(layer.any())
 
 
 class Corrections:
@@ -41,6 +113,7 @@ class Corrections:
         self._rles: dict[str, tuple[Any, dict | None]] = {}  # layer name -> (the layer, its RLE)
         self._cache: tuple[Any, Any, Any, np.ndarray | None] | None = None  # (model, add, erase, final)
         self._empty = not self._any_stroke()
+        self.version = 0  # bumped by every change of the layers (a staged change checks it)
 
     @property
     def add(self) -> np.ndarray | None:
@@ -50,6 +123,7 @@ class Corrections:
     @add.setter
     def add(self, layer: np.ndarray | None) -> None:
         self._add = layer
+        self.version += 1
 
     @property
     def erase(self) -> np.ndarray | None:
@@ -59,6 +133,7 @@ class Corrections:
     @erase.setter
     def erase(self, layer: np.ndarray | None) -> None:
         self._erase = layer
+        self.version += 1
 
     def pack(self, rles: tuple[dict | None, dict | None]) -> None:
         """Free the layers' arrays (an image no longer shown), keeping them as ``rles`` (their
@@ -69,12 +144,14 @@ class Corrections:
             self.clear()
             return
         self._packed, self._add, self._erase, self._cache = tuple(rles), None, None, None  # type: ignore[assignment]
+        self.version += 1
 
     def _unpack(self) -> None:
         if self._packed is not None:
             packed, self._packed = self._packed, None
             again = Corrections.from_rles(*packed)
             self._add, self._erase = again._add, again._erase
+            self.version += 1
 
     def _any_stroke(self) -> bool:
         return bool((self.add is not None and self.add.any()) or (self.erase is not None and self.erase.any()))
@@ -97,34 +174,30 @@ class Corrections:
             return np.zeros((h, w), bool) if layer is None else layer[y0:y0 + h, x0:x0 + w].copy()
         return part(self.add), part(self.erase)
 
+    def layers(self) -> Layers:
+        """The layers as they are now, for :func:`staged_put` (here or on another thread)."""
+        self._unpack()
+        return Layers(self._add, self._erase, self._cache, self.version)
+
     def put(self, shape: tuple[int, int], y0: int, x0: int, add: np.ndarray, erase: np.ndarray) -> None:
         """Write both layers' window at ``(y0, x0)`` (layers of ``shape`` (H, W) made when missing)."""
-        h, w = add.shape
-        win = (slice(y0, y0 + h), slice(x0, x0 + w))
-        new = []
-        for layer, part in ((self.add, add), (self.erase, erase)):
-            if layer is not None and layer.shape != tuple(shape):
-                layer = None
-            if layer is None:  # a layer is made only when something is painted on it
-                if part.any():
-                    layer = np.zeros(shape, bool)
-                    layer[win] = part
-            elif not np.array_equal(layer[win], part):  # (an unchanged layer is neither copied nor encoded)
-                layer = layer.copy()
-                layer[win] = part
-            if layer is not None:
-                layer.flags.writeable = False  # replaced, never written in place (to_rles encodes it later)
-            new.append(layer)
-        old_add, old_erase = self.add, self.erase
-        self.add, self.erase = new
-        self._empty = not (add.any() or erase.any() or self._any_stroke())  # the window first: no full scan
-        self._patch_cache(old_add, old_erase, y0, x0, h, w)
+        self.install(staged_put(self.layers(), shape, y0, x0, add, erase))
+
+    def install(self, staged: StagedLayers) -> bool:
+        """Swap in layers staged from this object's current ones; False (nothing changed) when the
+        layers changed since they were staged."""
+        if staged.version != self.version or self._packed is not None:
+            return False
+        self._add, self._erase, self._empty, self._cache = staged.add, staged.erase, staged.empty, staged.cache
+        self.version += 1
+        return True
 
     def clear(self) -> None:
         self._add = self._erase = None
         self._packed = None
         self._cache = None
         self._empty = True
+        self.version += 1
 
     def apply(self, model: np.ndarray | None) -> np.ndarray | None:
         """The final mask ``(model | add) & ~erase``, [H, W] bool (the model's own array when
@@ -144,20 +217,6 @@ class Corrections:
         final.flags.writeable = False
         self._cache = (model, self.add, self.erase, final)
         return final
-
-    def _patch_cache(self, old_add: Any, old_erase: Any, y0: int, x0: int, h: int, w: int) -> None:
-        """After :meth:`put`: the cached final mask is updated in the changed window only (a
-        12-megapixel mask is copied, not recomputed)."""
-        c = self._cache
-        if c is None or c[1] is not old_add or c[2] is not old_erase or c[3] is None:
-            self._cache = None
-            return
-        model, final = c[0], c[3].copy()
-        win = (slice(y0, y0 + h), slice(x0, x0 + w))
-        add, erase = self.window(y0, x0, h, w)
-        final[win] = ((np.zeros((h, w), bool) if model is None else model[win]) | add) & ~erase
-        final.flags.writeable = False
-        self._cache = (model, self.add, self.erase, final)
 
     # ------------------------------------------------------------------ project form
     def to_rles(self) -> tuple[dict | LazyRLE | None, dict | LazyRLE | None]:
@@ -207,6 +266,7 @@ class LayerEdit(MaskEdit):
         super().__init__(image, uid, target)
         self._change: LayerChange | None = None
         self._prepared = False
+        self._staged: StagedLayers | None = None  # the new layers, worked out off the GUI thread (stage)
 
     def prepare(self) -> bool:
         """Work the change out now; False when it changes nothing (then it need not be pushed)."""
@@ -223,8 +283,11 @@ class LayerEdit(MaskEdit):
         return 0 if self._change is None else self._change.nbytes
 
     def do(self) -> None:
+        staged, self._staged = self._staged, None
+        if staged is not None and staged.version != self.image.object_state(self.uid).corrections.version:
+            staged, self._prepared = None, False  # the layers changed since it was staged: work it out again
         if self.prepare():
-            self.target.apply_corrections(self.image, self.uid, self._change, False, self.action)
+            self.target.apply_corrections(self.image, self.uid, self._change, False, self.action, staged)
             self._unaccept()
 
     def undo(self) -> None:
@@ -244,15 +307,28 @@ class PaintStroke(LayerEdit):
         self.text = "Erase" if erase else "Brush stroke"
         self.action = "erase" if erase else "stroke"
 
+    def stage(self, layers: Layers, shape: tuple[int, int] | None) -> None:
+        """Work the stroke out from ``layers`` (the object's :meth:`Corrections.layers`; ``shape``
+        its :meth:`mask_shape_of`), with the new layers it makes: pure, so it may run on another
+        thread before the edit is done. Doing it then swaps the layers in (see :meth:`do`)."""
+        self._change = self._change_from(layers, shape)
+        self._prepared = True
+        change = self._change
+        self._staged = None if change is None or not change.changed else \
+            staged_put(layers, change.shape, change.y0, change.x0, *change.after)
+
     def _compute(self) -> LayerChange | None:
-        shape = self.image.mask_shape_of(self.uid)
+        corrections = self.image.object_state(self.uid).corrections
+        return self._change_from(corrections.layers(), self.image.mask_shape_of(self.uid))
+
+    def _change_from(self, layers: Layers, shape: tuple[int, int] | None) -> LayerChange | None:
         if shape is None:
             raise InputError("There is no image to paint on yet.")
         hit = stroke_patch(self.points, self.radius, shape)
         if hit is None:
             return None
         y0, x0, disc = hit
-        before = self.image.object_state(self.uid).corrections.window(y0, x0, *disc.shape)
+        before = layers.window(y0, x0, *disc.shape)
         add, erase = before
         after = (add & ~disc, erase | disc) if self.erase else (add | disc, erase & ~disc)
         return LayerChange(shape, y0, x0, before, after)

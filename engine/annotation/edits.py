@@ -32,7 +32,8 @@ class EditTarget(Protocol):
 
     def apply_accepted(self, image: Any, uid: str, accepted: bool) -> None: ...
 
-    def apply_corrections(self, image: Any, uid: str, change: Any, undo: bool, action: str) -> None: ...
+    def apply_corrections(self, image: Any, uid: str, change: Any, undo: bool, action: str,
+                          staged: Any = None) -> None: ...
 
 
 class Edit:

@@ -46,7 +46,7 @@ class RunState:
     def __init__(self, record: QuestionRun) -> None:
         self.record = record
         self.heatmap: HeatmapResult | None = None  # the live result (token maps), None when reopened
-        self.word_maps: tuple[tuple[str, np.ndarray], ...] = ()
+        self.word_maps: tuple[tuple[str, np.ndarray], ...] = tuple(record.word_maps)  # (kept in the project)
         self.points_note: str | None = None
         self.fused_map: np.ndarray | None = None
         self.captions: tuple[str, ...] = tuple(record.captions)
@@ -80,6 +80,7 @@ class RunState:
     def set_heatmap(self, heat: HeatmapResult) -> None:
         self.heatmap = heat
         self.word_maps = heat.word_maps()
+        self.record.word_maps = list(self.word_maps)
         self.record.heatmap = np.asarray(heat.question_map, dtype=np.float32)
         self.record.itm_probability = float(heat.itm_probability)
         self.record.touch()

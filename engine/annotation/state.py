@@ -326,10 +326,13 @@ class ImageAnnotation:
     def apply_accepted(self, image: "ImageAnnotation", uid: str, accepted: bool) -> None:
         image.set_accepted(accepted, uid=uid)
 
-    def apply_corrections(self, image: "ImageAnnotation", uid: str, change, undo: bool, action: str) -> None:
+    def apply_corrections(self, image: "ImageAnnotation", uid: str, change, undo: bool, action: str,
+                          staged=None) -> None:
+        """``staged``: the layers ``change`` makes, worked out already (PaintStroke.stage)."""
         obj = image._target(uid)
         add, erase = change.before if undo else change.after
-        obj.corrections.put(change.shape, change.y0, change.x0, add, erase)
+        if staged is None or not obj.corrections.install(staged):
+            obj.corrections.put(change.shape, change.y0, change.x0, add, erase)
         image._mask_changed(obj, ("undo " if undo else "") + action)
         if uid == image.selected:
             image.notify("mask")

@@ -18,18 +18,24 @@ boundary may change.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError
-from .masks import Outline, mask_outlines
+from .masks import Outline, _simplify, mask_outlines, polygon_area
 from .raster import fill_ring_window
 
 __all__ = ["Outline", "mask_to_shapes", "shapes_to_mask", "apply_shape_edit", "MIN_RING_VERTICES",
-           "moved_vertex", "inserted_vertex", "deleted_vertex", "nearest_edge"]
+           "moved_vertex", "inserted_vertex", "deleted_vertex", "nearest_edge", "EditableShapes", "editable_shapes",
+           "MAX_EDIT_VERTICES", "small_part_pixels"]
 
 MIN_RING_VERTICES = 3  # fewer is no area: a ring never loses its third vertex
+MAX_EDIT_VERTICES = 5000  # handles the Polygon tool shows at most: beyond that they cover the image
+SMALL_PART_FRACTION = 1e-6  # parts and holes under this share of the image (12 px at 12 MP) are not edited...
+SMALL_PART_MIN_PX = 4  # ...nor under this many pixels on any image
+MAX_TOLERANCE_FRACTION = 1 / 250  # the tolerance is raised up to this share of the longer side (16 px at 4000)
 
 
 def mask_to_shapes(mask: np.ndarray, tolerance_px: float = 0.0) -> list[Outline]:
@@ -37,6 +43,118 @@ def mask_to_shapes(mask: np.ndarray, tolerance_px: float = 0.0) -> list[Outline]
     ``tolerance_px`` (>= 0; 0 keeps every corner). Empty list for an empty mask."""
     t = _tolerance(tolerance_px)
     return mask_outlines(mask, t)
+
+
+@dataclass(frozen=True)
+class EditableShapes:
+    """What the Polygon tool edits of a mask (:func:`editable_shapes`) and what it left out.
+
+    ``shapes`` are simplified with ``tolerance_px`` (>= the one asked for); ``small`` parts and
+    holes under ``min_area_px`` and the ``capped`` smallest parts past ``MAX_EDIT_VERTICES`` are
+    not among them (their pixels stay as they are: an edit changes only the pixels it sweeps)."""
+
+    shapes: list[Outline]
+    asked_px: float
+    tolerance_px: float
+    min_area_px: float
+    small: int
+    capped: int
+
+    @property
+    def vertices(self) -> int:
+        return _vertices(self.shapes)
+
+    def note(self) -> str | None:
+        """What the user should know about the handles shown, in words; None when it is the whole mask."""
+        said = []
+        if self.tolerance_px > self.asked_px:
+            said.append(f"simplified with {self.tolerance_px:g} px instead of {self.asked_px:g} px")
+        if self.small:
+            said.append(f"{self.small:,} specks and pinholes under {self.min_area_px:g} px are not shown")
+        if self.capped:
+            said.append(f"only the largest parts are shown ({self.capped:,} smaller ones are not)")
+        if not said:
+            return None
+        text = f"Polygon tool: {self.vertices:,} handles; " + "; ".join(said) + "."
+        if self.small or self.capped:
+            text += " Their pixels stay as they are; Edit > Clean-up removes islands and fills holes."
+        return text + " A larger \"simplify\" gives fewer handles."
+
+
+def small_part_pixels(shape_hw: tuple[int, int]) -> float:
+    """The area under which a part or hole of an ``shape_hw`` (H, W) mask is a speck for editing."""
+    return max(float(SMALL_PART_MIN_PX), round(shape_hw[0] * shape_hw[1] * SMALL_PART_FRACTION))
+
+
+def editable_shapes(mask: np.ndarray, tolerance_px: float = 0.0,
+                    max_vertices: int = MAX_EDIT_VERTICES) -> EditableShapes:
+    """The mask's shapes as the Polygon tool edits them: specks and pinholes under
+    :func:`small_part_pixels` left out; then, while more than ``max_vertices`` vertices remain, the
+    tolerance doubled, up to ``MAX_TOLERANCE_FRACTION`` of the mask's longer side; then only the
+    largest parts that fit. ``mask`` [H, W] bool; ``tolerance_px`` >= 0 as :func:`mask_to_shapes`."""
+    asked = _tolerance(tolerance_px)
+    m = np.asarray(mask, dtype=bool)
+    min_area = small_part_pixels(m.shape)
+    cleaned, small, capped = _editable_pixels(m, min_area, max_vertices // MIN_RING_VERTICES)
+    exact = mask_outlines(cleaned, 0.0)  # exact rings, traced once; simplified at each tolerance
+    tolerance, limit = asked, max(asked, max(m.shape) * MAX_TOLERANCE_FRACTION)
+    shapes = _simplified(exact, tolerance)
+    while _vertices(shapes) > max_vertices and tolerance < limit:
+        tolerance = min(max(2 * tolerance, 1.0), limit)
+        shapes = _simplified(exact, tolerance)
+    if _vertices(shapes) > max_vertices:  # the largest parts first, as many as fit
+        kept, total = [], 0
+        for shape in sorted(shapes, key=lambda o: polygon_area(o.outer), reverse=True):
+            n = _vertices([shape])
+            if total + n <= max_vertices:
+                kept.append(shape)
+                total += n
+        capped, shapes = capped + len(shapes) - len(kept), kept
+    return EditableShapes(shapes, asked, tolerance, min_area, small, capped)
+
+
+def _editable_pixels(mask: np.ndarray, min_area: float, max_parts: int) -> tuple[np.ndarray, int, int]:
+    """(``mask`` without its parts (8-connected) and holes (4-connected background not touching
+    the border) of fewer than ``min_area`` pixels, nor its parts past the ``max_parts`` largest;
+    how many specks and pinholes went; how many parts past the largest). Done on the pixels
+    before tracing: a noisy mask's specks would be most of the tracing's work."""
+    import cv2
+
+    def components(binary: np.ndarray, connectivity: int, keep_largest: int | None,
+                   skip_border: bool) -> tuple[np.ndarray, int, int]:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=connectivity)
+        area = stats[:, cv2.CC_STAT_AREA]
+        small = area < min_area
+        small[0] = False  # label 0: the pixels not in ``binary``
+        if skip_border:  # the background around the mask is no hole
+            x, y, h, w = stats[:, 0], stats[:, 1], *binary.shape
+            small &= ~((x == 0) | (y == 0) | (x + stats[:, cv2.CC_STAT_WIDTH] == w)
+                       | (y + stats[:, cv2.CC_STAT_HEIGHT] == h))
+        over = np.zeros_like(small)
+        if keep_largest is not None:
+            rest = np.flatnonzero(~small)[1:]  # the parts kept so far, label 0 aside
+            over[rest[np.argsort(-area[rest], kind="stable")][keep_largest:]] = True
+        drop = small | over
+        return (drop[labels] if drop.any() else np.zeros(binary.shape, bool)), int(small.sum()), int(over.sum())
+
+    specks, parts, capped = components(mask, 8, max_parts, False)
+    cleaned = mask & ~specks
+    pinholes, holes, _ = components(~cleaned, 4, None, True)
+    return cleaned | pinholes, parts + holes, capped
+
+
+def _simplified(shapes: list[Outline], tolerance: float) -> list[Outline]:
+    out = []
+    for shape in shapes:
+        outer = _simplify(shape.outer, tolerance)
+        holes = tuple(h for h in (_simplify(r, tolerance) for r in shape.holes) if len(h) >= MIN_RING_VERTICES)
+        if len(outer) >= MIN_RING_VERTICES:
+            out.append(Outline(outer=outer, holes=holes))
+    return out
+
+
+def _vertices(shapes: Sequence[Outline]) -> int:
+    return sum(len(s.outer) + sum(len(h) for h in s.holes) for s in shapes)
 
 
 def shapes_to_mask(shape_hw: tuple[int, int], shapes: Sequence[Outline],

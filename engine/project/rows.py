@@ -1,7 +1,8 @@
 """Records to database rows and back.
 
 Masks stay COCO RLE (the ``counts`` string and the size); an untouched automatic mask is a flag,
-not a second copy. Heat maps are float16 blobs of ``map / scale`` (``[G, G]`` cells), captions a
+not a second copy. Heat maps are float16 blobs of ``map / scale`` (``[G, G]`` cells), a run's
+per-word maps one zlib-compressed blob of uint8 maps (:func:`word_maps_blob`), captions a
 zlib-compressed JSON list (they are most of a run's bytes), the small rest one JSON object.
 Nothing is decoded until a record is asked for.
 """
@@ -23,10 +24,11 @@ from .review import rle_area
 from .runs import INSTANCE_MODES, QuestionRun
 
 __all__ = ["RUN_COLUMNS", "OBJECT_COLUMNS", "run_row", "run_from_row", "object_row", "object_from_row",
-           "image_from_row", "IMAGE_COLUMNS", "category_from_row", "edit_from_row", "heat_blob", "heat_from_blob"]
+           "image_from_row", "IMAGE_COLUMNS", "category_from_row", "edit_from_row", "heat_blob", "heat_from_blob",
+           "word_maps_blob", "word_maps_from_blob"]
 
 RUN_COLUMNS = ("key", "question", "answer", "itm_probability", "alpha", "instances", "random_weights", "heatmap",
-               "heat_rows", "heat_cols", "heat_scale", "captions", "extra", "created", "updated")
+               "heat_rows", "heat_cols", "heat_scale", "word_maps", "captions", "extra", "created", "updated")
 OBJECT_COLUMNS = ("uid", "source", "question", "run_key", "accepted", "proposal", "draw_order", "mask_source",
                   "mask_score", "mask", "mask_h", "mask_w", "mask_area", "auto_mask", "auto_same", "extra",
                   "created", "updated")
@@ -59,6 +61,43 @@ def heat_from_blob(blob: bytes | None, rows: Any, cols: Any, scale: Any) -> np.n
     return np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(int(rows), int(cols)) * np.float32(scale)
 
 
+def word_maps_blob(word_maps: list[tuple[str, np.ndarray]]) -> bytes | None:
+    """A run's per-word maps (``(word, [Gh, Gw] float)`` pairs, all one shape) as one blob; None
+    for none. Each map is kept as uint8 between its own minimum and maximum (256 levels, as many as
+    a colour map shows): a JSON header ``{"words", "shape": [K, Gh, Gw], "low", "high"}``, a
+    newline, then the ``[K, Gh, Gw]`` uint8 array, the whole zlib-compressed."""
+    if not word_maps:
+        return None
+    words = [str(w) for w, _ in word_maps]
+    maps = np.stack([np.nan_to_num(np.asarray(m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+                     for _, m in word_maps])
+    if maps.ndim != 3:
+        raise ProjectError(f"Per-word maps must be 2-D [G, G], not shape {maps.shape[1:]}.")
+    low, high = maps.min(axis=(1, 2)), maps.max(axis=(1, 2))
+    span = np.where(high > low, high - low, 1.0)[:, None, None]
+    levels = np.rint((maps - low[:, None, None]) / span * 255.0).astype(np.uint8)
+    header = json.dumps({"words": words, "shape": list(maps.shape), "low": low.tolist(), "high": high.tolist()},
+                        ensure_ascii=False, separators=(",", ":"))
+    return zlib.compress(header.encode("utf-8") + b"\n" + levels.tobytes(), 6)
+
+
+def word_maps_from_blob(blob: bytes | None) -> list[tuple[str, np.ndarray]]:
+    """:func:`word_maps_blob` back to ``(word, [Gh, Gw] float32)`` pairs (within a 255th of each
+    map's range of what was written). Raises ValueError for a blob that does not hold that."""
+    if not blob:
+        return []
+    raw = zlib.decompress(blob)
+    head, _, data = raw.partition(b"\n")
+    header = json.loads(head.decode("utf-8"))
+    k, rows, cols = (int(v) for v in header["shape"])
+    words, low, high = list(header["words"]), np.asarray(header["low"], np.float32), np.asarray(header["high"], np.float32)
+    if len(words) != k or low.shape != (k,) or high.shape != (k,) or len(data) != k * rows * cols:
+        raise ValueError("the per-word maps do not match their header")
+    levels = np.frombuffer(data, dtype=np.uint8).reshape(k, rows, cols).astype(np.float32)
+    maps = low[:, None, None] + levels / np.float32(255.0) * (high - low)[:, None, None]
+    return [(str(w), maps[i]) for i, w in enumerate(words)]
+
+
 def run_row(run: QuestionRun) -> dict[str, Any]:
     """The ``runs`` columns of a run (all but ``id`` and ``image_id``)."""
     blob, rows, cols, scale = heat_blob(run.heatmap)
@@ -68,6 +107,7 @@ def run_row(run: QuestionRun) -> dict[str, Any]:
         "instances": run.instances if run.instances in INSTANCE_MODES else "one",
         "random_weights": int(bool(run.random_weights)),
         "heatmap": blob, "heat_rows": rows, "heat_cols": cols, "heat_scale": scale,
+        "word_maps": word_maps_blob(run.word_maps),
         "captions": zlib.compress(json.dumps(list(run.captions), ensure_ascii=False).encode("utf-8"), 6)
         if run.captions else None,
         "extra": json.dumps(run_extras_to_json(run), ensure_ascii=False, separators=(",", ":"), allow_nan=False),
@@ -82,6 +122,7 @@ def run_from_row(row: Any) -> QuestionRun:
         run = QuestionRun(question=row["question"], answer=row["answer"], captions=[str(c) for c in captions],
                           itm_probability=row["itm_probability"],
                           heatmap=heat_from_blob(row["heatmap"], row["heat_rows"], row["heat_cols"], row["heat_scale"]),
+                          word_maps=word_maps_from_blob(row["word_maps"]),
                           alpha=float(row["alpha"]), instances=row["instances"],
                           random_weights=bool(row["random_weights"]),
                           created=float(row["created"]), updated=float(row["updated"]))

@@ -7,7 +7,8 @@ that still exist. An image has at most one run per question (the key is the whit
 case-normalised question): asking it again replaces the evidence and keeps the earlier answer
 among ``previous_answers``.
 
-Frames: heat maps are ``[Gh, Gw]`` float32 grids (cells, not pixels); points (x, y) image pixels.
+Frames: heat maps, and the per-word maps of the question's words, are ``[Gh, Gw]`` float32 grids
+(cells, not pixels); points (x, y) image pixels.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class QuestionRun:
     captions: list[str] = field(default_factory=list)
     itm_probability: float | None = None
     heatmap: np.ndarray | None = field(default=None, repr=False)
+    word_maps: list[tuple[str, np.ndarray]] = field(default_factory=list, repr=False)  # (word, [Gh, Gw] map)
     auto_points: list[Point] = field(default_factory=list)
     points_asked: int | None = None  # automatic positive points asked for (None: not known)
     alpha: float = 0.5

@@ -30,12 +30,12 @@ except ImportError:  # Windows: no file-size limits to name
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "BUSY_TIMEOUT_S", "MIGRATIONS", "TABLES", "check_file",
            "check_tables", "check_integrity", "connect", "initialise", "migrate", "reason", "build_new", "header_version"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x514D534B  # "QMSK"
 BUSY_TIMEOUT_S = 30.0
 _MAGIC = b"SQLite format 3\x00"
 
-# Schema version 2. An image holds objects (instances, each with a category of the class list)
+# Schema version 3 (2 plus ``runs.word_maps``). An image holds objects (instances, each with a category of the class list)
 # and question runs (the evidence a question produced, proposing objects). Image rows carry what
 # the image list shows (state, review need, the latest question and answer, object counts) so
 # that the list never reads objects; ``seq`` grows with every change, so a reader finds what
@@ -84,6 +84,7 @@ CREATE INDEX images_seq ON images (seq);
     heat_rows INTEGER,
     heat_cols INTEGER,
     heat_scale REAL,
+    word_maps BLOB,
     captions BLOB,
     extra TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL,
@@ -146,11 +147,19 @@ def _objects_from_questions(con: sqlite3.Connection) -> None:
     objects_from_question_rows(con)
     con.execute("DROP TABLE questions")
 
+def _word_maps_column(con: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: a run keeps its per-word heat maps (:func:`engine.project.rows.word_maps_blob`).
+    A schema-1 project gets the column already, with the runs table step 1 -> 2 lays out."""
+    if "word_maps" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
+        con.execute("ALTER TABLE runs ADD COLUMN word_maps BLOB")
+
+
 TABLES = ("meta", "categories", "images", "runs", "objects", "edits")
 _RESTORE = "It was left as it was; restore it from a backup, or from a `qmask export ... --format qmask-json` copy."
 
 # version -> SQL (or a function of the connection) turning schema ``version`` into ``version + 1``.
-MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _objects_from_questions}
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _objects_from_questions,
+                                                                   2: _word_maps_column}
 
 
 def check_file(path: Path) -> None:
