@@ -3,6 +3,8 @@
 The main window creates a QAction per entry; the Help dialog (F1) lists the same table, so the
 shortcuts shown are always the ones that work. Single-letter shortcuts (A, D, R, F, H, M ...)
 do not fire while typing in a text box: Qt gives printable keys to the focused line edit first.
+A focused slider, spin box, combo box or list keeps PgUp/PgDn, Home/End and the arrows
+(``gui.keyboard``).
 """
 
 from __future__ import annotations
@@ -44,10 +46,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
                icon="SP_ArrowBack", short="Prev"),
     ActionSpec("next_image", "Next image", ("D", "PgDown"), "Next image in the list", "Navigate",
                icon="SP_ArrowForward", short="Next"),
-    ActionSpec("ask", "Ask", ("Return", "Enter"), "Ask the question about this image", "Question"),
+    ActionSpec("ask", "Ask", ("Return", "Enter"), "Ask the question about this image; the keys go back to the image",
+               "Question"),
+    ActionSpec("focus_question", "Type a question", ("/", "Ctrl+L"), "Go to the question box (Esc: back to the "
+               "image)", "Question"),
     ActionSpec("rerun_answer", "Re-run answer", ("Ctrl+R",),
                "New captions from the current fused map, and a new answer", "Question"),
-    ActionSpec("cancel", "Cancel", ("Esc",), "Stop the running model call; an unanswered question is taken back", "Question"),
+    ActionSpec("cancel", "Cancel", ("Esc",), "Stop the running model call; an unanswered question is taken back "
+               "(in the question box: back to the image)", "Question"),
     ActionSpec("undo", "Undo", ("Ctrl+Z",), "", "Edit", short="Undo"),
     ActionSpec("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "", "Edit", short="Redo"),
     ActionSpec("tool_points", "Points tool", ("V",),
@@ -79,6 +85,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                checkable=True, short="Accept"),
     ActionSpec("accept_all", "Accept all objects", ("Shift+Space",), "Mark every object of this image for export",
                "Objects", short="Accept all"),
+    ActionSpec("accept_all_next", "Accept all, next image", ("Shift+D",), "Mark every object of this image for "
+               "export and go to the next image", "Objects"),
     ActionSpec("new_object", "New object", ("O",), "The next click, box or brush stroke starts a new object",
                "Objects", short="New object"),
     ActionSpec("delete_object", "Delete object", ("Delete",), "Delete the selected object(s) (a selected polygon "

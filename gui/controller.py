@@ -37,6 +37,7 @@ from .brush_actions import connect_brush
 from .edit_intents import EditIntents
 from .engine_replies import EngineReplies
 from .engine_client import EngineClient
+from .keyboard import KeyboardFocus
 
 
 class Controller(EditIntents, EngineReplies, QtCore.QObject):
@@ -70,6 +71,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         self.last_folder: Path | None = None  # the folder of the images opened last (remembered: gui.preferences)
         self.instances = "auto"  # objects per question: "one", "several" or "auto" (the question panel's choice)
         self._connect()
+        self.keyboard = KeyboardFocus(window, self.cancel)  # Esc, / and where the keys go after asking
         connect_brush(self)  # the Brush and Eraser tools, Clear strokes, Clean-up
 
     # ------------------------------------------------------------------ wiring
@@ -116,7 +118,6 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         a["next_image"].triggered.connect(lambda: self.workspace.step(+1))
         a["ask"].triggered.connect(self._on_ask_shortcut)
         a["rerun_answer"].triggered.connect(self.rerun_answer)
-        a["cancel"].triggered.connect(self.cancel)
         a["load_models"].triggered.connect(self.load_models)
         a["load_models"].setEnabled(False)  # (loading at start; enabled when a load is cancelled or fails)
         a["encode_on_show"].toggled.connect(self.set_encode_on_show)
@@ -124,6 +125,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         a["reset_points"].triggered.connect(self.reset_points)
         a["accept"].triggered.connect(lambda checked: self.set_accepted(checked))
         a["accept_all"].triggered.connect(self.accept_all)
+        a["accept_all_next"].triggered.connect(self.accept_all_and_next)
         a["new_object"].triggered.connect(self.new_object)
         a["delete_object"].triggered.connect(self._delete)
         a["keep_proposal"].triggered.connect(self._keep_selected)
@@ -232,7 +234,7 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
         """The selected image's question, and its pixels read if they are not in memory."""
         if session is None:
             return
-        self.window.question_panel.set_question(session.question)
+        self.window.question_panel.show_image_question(session.question)
         if session.image is None and not session.loading:
             if not session.path.is_file():  # moved or deleted: say so, offer to locate it
                 session.set_missing(True)
@@ -267,8 +269,9 @@ class Controller(EditIntents, EngineReplies, QtCore.QObject):
 
     def _on_ask_shortcut(self) -> None:
         focus = QtWidgets.QApplication.focusWidget()
-        if isinstance(focus, (QtWidgets.QLineEdit, QtWidgets.QComboBox)) and focus is not self.window.question_panel.edit:
-            focus.clearFocus()  # Enter in the class box ends the edit; it does not ask
+        if (isinstance(focus, (QtWidgets.QLineEdit, QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox))
+                and focus is not self.window.question_panel.edit):
+            self.keyboard.to_canvas()  # Enter in the class box or a spin box ends the edit; it does not ask
             return
         self.window.question_panel.request_ask()
 

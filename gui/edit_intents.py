@@ -104,6 +104,14 @@ class EditIntents:
             return
         self._push(session, edit)
 
+    def accept_all_and_next(self) -> None:
+        """Shift+D: every object of this image accepted (one undo step), then the next image."""
+        session = self._editable()
+        edit = None if session is None else accept_all(session)
+        if edit is not None:
+            self._push(session, edit)
+        self.workspace.step(+1)
+
     def new_object(self) -> None:
         """The next click, box or stroke starts a new object (the selection is cleared)."""
         session = self._editable()

@@ -24,6 +24,8 @@ from .panels.objects_panel import ObjectsPanel
 from .panels.question_panel import QuestionPanel
 from .status_bar import EngineStatusBar
 
+DEFAULT_SIZE = (1440, 900)  # before the preferences' layout applies
+
 STYLE = """
 QMainWindow, QDockWidget { font-size: 10pt; }
 QDockWidget::title { padding: 4px 6px; background: #e4e7eb; color: #30343a; font-weight: bold; }
@@ -49,7 +51,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("QMask")
         self.setObjectName("qmaskMainWindow")
         self.setStyleSheet(STYLE)
-        self.resize(1440, 900)
+        self.resize(*DEFAULT_SIZE)
         self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks
                             | QtWidgets.QMainWindow.DockOption.AllowTabbedDocks)
 
@@ -74,13 +76,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.images_dock = self._dock("Images", self.image_list, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.objects_dock = self._dock("Objects", self.objects_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.question_dock = self._dock("Question", self.question_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.candidates_dock = self._dock("Mask", self.candidates_panel,
+        self.candidates_dock = self._dock("Mask", _scrolling(self.candidates_panel),
                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.answer_dock = self._dock("Answer", self.answer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.images_dock], [260], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.images_dock, self.objects_dock], [380, 420], QtCore.Qt.Orientation.Vertical)
         self.resizeDocks([self.question_dock], [380], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.question_dock, self.candidates_dock, self.answer_dock], [80, 230, 520],
+        self.resizeDocks([self.question_dock, self.candidates_dock, self.answer_dock], [80, 320, 430],
                          QtCore.Qt.Orientation.Vertical)
 
         self.status = EngineStatusBar()
@@ -166,12 +168,12 @@ class MainWindow(QtWidgets.QMainWindow):
             "&File": ["open_images", "open_folder", "open_project", None, "save", "export", None, "quit"],
             "&Edit": ["undo", "redo", None, "tool_points", "tool_box", "tool_pan", "tool_polygon", None, "clear_points",
                       "reset_points"],
-            "&Objects": ["new_object", "delete_object", "keep_proposal", None, "accept", "accept_all", None,
-                         "next_object", "prev_object", "review_next", None, "pick_class", "classes",
+            "&Objects": ["new_object", "delete_object", "keep_proposal", None, "accept", "accept_all", "accept_all_next",
+                         None, "next_object", "prev_object", "review_next", None, "pick_class", "classes",
                          *(f"class_{k}" for k in range(1, 10))],
             "&View": ["fit", "zoom_in", "zoom_out", None, "toggle_heat", "toggle_fused", "toggle_mask",
                       "toggle_points", "next_colormap", "more_opacity", "less_opacity"],
-            "&Image": ["prev_image", "next_image", None, "ask", "rerun_answer", "cancel"],
+            "&Image": ["prev_image", "next_image", None, "focus_question", "ask", "rerun_answer", "cancel"],
             "E&ngine": ["load_models", "models", None, "encode_on_show"],
             "&Help": ["help"],
         }
@@ -189,3 +191,17 @@ class MainWindow(QtWidgets.QMainWindow):
             dialog.close()  # their background tasks stop with them (see the dialogs' done())
         self.closing.emit()
         super().closeEvent(event)
+
+
+def _scrolling(panel: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """``panel`` in a scroll area. A dock area does not lay a panel out at the height its wrapped
+    text needs at the dock's width: the Mask panel's summary was cut mid-sentence and its
+    candidates' IoU labels were pushed out of their buttons. A scroll area does (it scrolls when
+    the dock is shorter), and the window's minimum height does not grow with that text."""
+    area = QtWidgets.QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # Tab goes to the panel's controls, not the frame
+    area.setMinimumWidth(panel.minimumSizeHint().width())  # as narrow as the panel's controls allow, no less
+    return area

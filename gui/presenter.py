@@ -92,7 +92,7 @@ class Presenter(QtCore.QObject):
         if aspect == "image":
             self.refresh()
         elif aspect == "question":
-            w.question_panel.set_question(s.question)
+            w.question_panel.show_image_question(s.question)
         elif aspect == "heatmap":
             self.token_index = None
             self._show_heatmap()

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.export.bundle import ExportOptions, ExportSummary, run_export
 
 from ..background import BackgroundTask
+from .wrapped_label import WrappedLabel
 
 
 class ExportDialog(QtWidgets.QDialog):
@@ -51,8 +52,9 @@ class ExportDialog(QtWidgets.QDialog):
         self.folder = QtWidgets.QLineEdit(str(default_dir or Path.home() / "qmask-export"))
         browse = QtWidgets.QPushButton("Browse…")
         browse.clicked.connect(self._browse)
-        self.status = QtWidgets.QLabel("")
-        self.status.setWordWrap(True)
+        self.status = WrappedLabel("")  # the dialog grows to show all of it
+        self.status.setObjectName("exportStatus")
+        self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QtWidgets.QDialogButtonBox()
         self.export_button = self.buttons.addButton("Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.addButton(QtWidgets.QDialogButtonBox.StandardButton.Close)

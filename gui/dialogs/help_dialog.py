@@ -18,6 +18,11 @@ LEGEND = """
 <li>Fused map: heat map mixed with the mask (alpha = share of the heat map); it guides the captions.</li>
 <li>Mask: cyan fill and outline; choose among EfficientSAM's three candidates on the right.</li>
 </ul>
+<h3>Keys and focus</h3>
+<p>Single-letter keys act on the image wherever the focus is, except while you type in a text box.
+<code>/</code> goes to the question box; Enter asks and Esc leaves it, and the keys act on the image again.
+A focused list, slider or spin box keeps PgUp/PgDn, Home/End and the arrows for itself. One question over a
+folder: Enter, then Shift+D (every object accepted, next image) on each image.</p>
 <h3>Projects</h3>
 <p>Everything you do is written at once, edit by edit, into a project file (<code>.qmask</code>, the same
 file <code>qmask batch</code> and <code>qmask import</code> write; they may run on it while the app is open, and

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.models.manager import ROLES, format_size, locate_all
 
 from ..background import BackgroundTask
+from .wrapped_label import WrappedLabel
 
 ROLE_NAMES = {"itm": "Heat map (BLIP ITM)", "caption": "Captions (BLIP)", "qa": "Answers (UnifiedQA)",
               "efficient_sam": "Masks (EfficientSAM)"}
@@ -38,16 +39,17 @@ class ModelsDialog(QtWidgets.QDialog):
         self.task: BackgroundTask | None = None
         # Extra keyword arguments for engine.models.download.download_models (tests: a local server's base_url).
         self.download_options: dict[str, Any] = {}
-        self.intro = QtWidgets.QLabel()
-        self.intro.setWordWrap(True)
+        self.intro = WrappedLabel()
         self.table = QtWidgets.QTableWidget(len(ROLES), 3)
         self.table.setObjectName("modelsTable")
         self.table.setHorizontalHeaderLabels(["Model", "Status", "Where"])
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # Every column as wide as its text, on one line (a stretched last column cut the paths, or
+        # wrapped them into a row too short for two lines); the dialog widens to show them all.
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setWordWrap(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.progress_label = QtWidgets.QLabel("")
-        self.progress_label.setWordWrap(True)
+        self.progress_label = WrappedLabel("")
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 0)
         self.progress.hide()
@@ -95,6 +97,7 @@ class ModelsDialog(QtWidgets.QDialog):
             if not loc.found:
                 missing.append(role)
         self.table.resizeColumnsToContents()
+        self._fit_width()
         self.missing = missing
         folder = self.models_dir or "the Hugging Face cache and QMask's cache"
         self.intro.setText(
@@ -104,6 +107,17 @@ class ModelsDialog(QtWidgets.QDialog):
         self.download_button.setEnabled(bool(missing) and self.task is None)
         self.continue_button.setEnabled(not missing and self.task is None)
         return missing
+
+    def _fit_width(self) -> None:
+        """As wide as the table's columns (at most the screen's width: beyond it the table scrolls
+        and each cell's tooltip has its whole text)."""
+        table, margins = self.table, self.layout().contentsMargins() if self.layout() else QtCore.QMargins()
+        want = table.horizontalHeader().length() + 2 * table.frameWidth() + margins.left() + margins.right()
+        screen = self.screen()
+        if screen is not None:
+            want = min(want, screen.availableGeometry().width())
+        if want > self.width():
+            self.resize(want, self.height())
 
     def start_download(self) -> None:
         if self.task is not None:

@@ -150,6 +150,11 @@ class AnswerPanel(QtWidgets.QWidget):
             self._token_group.addButton(button, i - 1 if i else -2)
             self.tokens_layout.addWidget(button)
             self.token_buttons.append(button)
+        # Tab reaches the new words where they are shown, before the fusion slider
+        before = self.alpha_slider.previousInFocusChain()
+        for button in self.token_buttons:
+            QtWidgets.QWidget.setTabOrder(before, button)
+            before = button
         target = 0 if selected is None else selected + 1
         if 0 <= target < len(self.token_buttons):
             self.token_buttons[target].setChecked(True)

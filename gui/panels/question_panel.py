@@ -73,6 +73,12 @@ class QuestionPanel(QtWidgets.QWidget):
         if text != self.edit.text():
             self.edit.setText(text)
 
+    def show_image_question(self, text: str) -> None:
+        """The shown image's question; on an image not asked yet, the last question asked, so
+        Enter alone asks it there too (one question over a folder: Enter, Shift+D, Enter, ...)."""
+        history = self._history.stringList()
+        self.set_question(text or (history[0] if history else ""))
+
     def remember(self, question: str) -> None:
         items = [q for q in self._history.stringList() if q != question]
         self._history.setStringList([question] + items[:QUESTIONS_KEPT - 1])
