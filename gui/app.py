@@ -1,19 +1,19 @@
 """Builds the app from the command line (``gui.main``) and runs it.
 
-:class:`QMaskApp` puts the parts together: the project and workspace (``gui.session``), the
-window (``gui.main_window``), the engine thread (``gui.worker``), the controller and the dialog
+:class:`QMaskApp` puts the parts together: the project and workspace (``gui.workspace.session``), the
+window (``gui.window.main_window``), the engine thread (``gui.engine_thread.worker``), the controller and the dialog
 launcher. Tests build it the same way (with tiny models and fewer captions) and call
 :meth:`QMaskApp.shutdown` at the end, which stops the engine thread.
 
 Project file: ``--project FILE`` when given (created if new; a batch project's images open
 sorted by review need). Otherwise QMask keeps one project per image folder in its data folder
-(see :func:`gui.data_paths.default_project_path`), so reopening a folder resumes the work.
+(see :func:`gui.workspace.data_paths.default_project_path`), so reopening a folder resumes the work.
 File > Open project… moves the window to another project (``Controller.use_project``).
 
 A project whose images moved opens all the same: the banner offers "Locate folder…"
-(``gui.relocate``); ``choose_folder`` replaces the folder dialog (tests).
+(``gui.control.relocate``); ``choose_folder`` replaces the folder dialog (tests).
 
-Preferences (``gui.preferences``: view, Engine toggle, window layout, the models folder chosen in
+Preferences (``gui.window.preferences``: view, Engine toggle, window layout, the models folder chosen in
 the Models dialog) are read at start and saved when the window closes; ``--screenshot`` runs read
 them but keep the default window layout and save nothing.
 """
@@ -34,17 +34,17 @@ from engine.annotation.settings import PipelineSettings
 from engine.project import Project
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
 
-from .controller import Controller
-from .file_actions import FileActions
-from .main_window import MainWindow
-from .preferences import Preferences, PreferencesStore, apply, capture, models_folder
-from .relocate import FolderChooser
-from .requests import LoadModels
-from .data_paths import open_project
-from .session import Workspace
-from . import gui_thread_gc
-from .engine_client import EngineClient
-from .worker import default_pipeline_factory
+from gui.control.controller import Controller
+from gui.control.file_actions import FileActions
+from gui.window.main_window import MainWindow
+from gui.window.preferences import Preferences, PreferencesStore, apply, capture, models_folder
+from gui.control.relocate import FolderChooser
+from gui.engine_thread.requests import LoadModels
+from gui.workspace.data_paths import open_project
+from gui.workspace.session import Workspace
+from gui.engine_thread import gui_thread_gc
+from gui.engine_thread.engine_client import EngineClient
+from gui.engine_thread.worker import default_pipeline_factory
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def ensure_qapp() -> QtWidgets.QApplication:
 # Each time the GUI thread takes the GIL back from the engine thread (dozens of times a click:
 # PySide lets it go around Qt calls) it may wait a whole switch interval, Python's default 5 ms.
 # Measured while the engine ran Python: a click's wall time 34 -> 17 ms at 0.5 ms, the engine no
-# slower (python -m gui.bench_clicks --switch-interval MS compares).
+# slower (python -m gui.tools.bench_clicks --switch-interval MS compares).
 GIL_SWITCH_INTERVAL_S = 0.0005
 # The engine thread, and the threads it starts (torch's workers), run at a lower CPU priority
 # than the GUI thread: on 2 cores they would otherwise take its turn while it handles a click.
@@ -184,7 +184,7 @@ class QMaskApp(QtCore.QObject):
         if reopened:
             self.controller.show_message(f"Reopened {reopened[0]}, the folder opened last (File > Open folder… "
                                          "opens another).", "info")
-        from .qt_compat import binding_warning
+        from gui.qt_compat import binding_warning
 
         warning = binding_warning()
         if warning:
@@ -198,7 +198,7 @@ class QMaskApp(QtCore.QObject):
 
     def _settle_after_loading(self, done) -> None:
         # The heap has just grown by the models: settle it now, before the user works, not at
-        # the first full collection in the middle of a click (gui.gui_thread_gc).
+        # the first full collection in the middle of a click (gui.engine_thread.gui_thread_gc).
         if isinstance(done.request, LoadModels):
             gui_thread_gc.settle()
 
@@ -209,7 +209,7 @@ class QMaskApp(QtCore.QObject):
         else this returns with them listed (tests, benchmarks)."""
         missing: list[str] = []
         if check_models:
-            from .dialogs.models_dialog import missing_roles
+            from gui.window.dialogs.models_dialog import missing_roles
 
             s = self.options.settings
             missing = missing_roles(s.preset, s.sam_variant, self.controller.models_dir)
@@ -269,7 +269,7 @@ def run_app(args: argparse.Namespace) -> int:
     app = QMaskApp(options)
     runner = None
     if options.screenshot:
-        from .screenshot import ScreenshotRun
+        from gui.tools.screenshot import ScreenshotRun
 
         runner = ScreenshotRun(app, Path(options.screenshot))
         runner.done.connect(lambda _code: QtCore.QTimer.singleShot(0, qapp.quit))

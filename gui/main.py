@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return engine_cli.main(argv)
     args = build_app_parser().parse_args(argv)
     keep_freed_memory()  # process-wide allocator setting, see engine.runtime.cpu_tuning
-    from .app import run_app  # Qt is imported here, not before
+    from gui.app import run_app  # Qt is imported here, not before
 
     return run_app(args)
 

@@ -3,7 +3,7 @@ real mouse events mapped through the view, and cleanup that proves no thread is 
 
 Every GUI test module imports the autouse fixtures :func:`qt_garbage_on_gui_thread` and
 :func:`no_thread_left_holding`: the Qt objects its tests leave behind are freed on the GUI
-thread, never by a collection that happens to start in an engine thread (``gui.gui_thread_gc``).
+thread, never by a collection that happens to start in an engine thread (``gui.engine_thread.gui_thread_gc``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.annotation.settings import PipelineSettings
-from gui import gui_thread_gc
+from gui.engine_thread import gui_thread_gc
 
 # Fast settings for random tiny models: few captions, few points, CPU.
 FAST = PipelineSettings(device="cpu", num_captions=5, max_caption_rounds=4, num_points=3, caption_batch_size=5)
@@ -32,7 +32,7 @@ def qt_garbage_on_gui_thread(qapp):
     A test's windows, canvases and sessions are Python reference cycles around Qt objects. Left
     to automatic collection they are freed by whichever thread allocates next, typically the
     next test's engine thread, which deletes Qt objects off their thread and corrupts the heap.
-    Holding ``gui.gui_thread_gc`` across the module keeps every collection on this thread; the
+    Holding ``gui.engine_thread.gui_thread_gc`` across the module keeps every collection on this thread; the
     release at its end frees the rest here (after the deferred deletes of pytest-qt's closed
     widgets). The collection first frees what the previous module's last test left behind.
     """
@@ -117,7 +117,7 @@ class AppHarness:
     def build(self, images=(), question=None, settings: PipelineSettings | None = None, project=None,
               models_dir="default", start=True, wait_models=True, check_models=False, pipeline_factory=None):
         from gui.app import AppOptions, QMaskApp
-        from gui.worker import default_pipeline_factory
+        from gui.engine_thread.worker import default_pipeline_factory
 
         mdir = self.models_dir if models_dir == "default" else models_dir
         options = AppOptions(images=[str(p) for p in images], question=question,
@@ -168,7 +168,7 @@ def wait_shown(qtbot, app) -> None:
 
 def wait_strokes(qtbot, app) -> None:
     """Wait until every brush or eraser stroke drawn so far is applied (each is worked out off the
-    GUI thread, then pushed: gui/stroke_stager.py)."""
+    GUI thread, then pushed: gui/canvas/stroke_stager.py)."""
     qtbot.waitUntil(lambda: not app.controller.strokes.pending, timeout=WAIT_MS)
 
 

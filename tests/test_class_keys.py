@@ -1,9 +1,9 @@
-"""Digit keys for classes (gui/class_keys.py): the first nine classes by id, 1 to 9."""
+"""Digit keys for classes (gui/window/class_keys.py): the first nine classes by id, 1 to 9."""
 
 from __future__ import annotations
 
 from engine.project.records import Category, palette_color
-from gui.class_keys import class_for_digit, class_keys, digit_of, digit_of_text
+from gui.window.class_keys import class_for_digit, class_keys, digit_of, digit_of_text
 
 
 def categories(n: int) -> list[Category]:

@@ -10,9 +10,9 @@ from PySide6.QtTest import QTest
 
 from engine.imaging import fusion
 from engine.prompts import NEGATIVE, POSITIVE
-from gui.actions import ACTIONS
-from gui.panels.answer_panel import display_answer
-from gui.qt_images import qimage_to_rgb
+from gui.window.actions import ACTIONS
+from gui.window.panels.answer_panel import display_answer
+from gui.canvas.qt_images import qimage_to_rgb
 from gui_support import WAIT_MS, ask_and_wait, click_image, drag_image, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -101,7 +101,7 @@ def test_clicks_edit_points_mask_follows_and_undo_restores(harness, qtbot, tmp_p
     drag_image(c, (96.5, 54.5), (60.0, 40.0))
     qtbot.waitUntil(lambda: session.segmentation is not None and session.segmentation.points[0].x < 70,
                     timeout=WAIT_MS)
-    assert session.undo_stack.undoText() == "Move point 1"
+    assert session.listener.undo_stack.undoText() == "Move point 1"
     # Delete clears the prompts and the mask; undo brings them back
     QTest.keyClick(w, QtCore.Qt.Key.Key_Delete)
     assert session.prompts.empty and session.mask is None and c.mask_layer.mask is None
@@ -116,7 +116,7 @@ def test_alpha_candidates_rerun_and_shortcuts(harness, qtbot, tmp_path):
     app = open_one(harness, qtbot, tmp_path)
     w = app.window
     session = ask_and_wait(qtbot, app)
-    stack = session.undo_stack
+    stack = session.listener.undo_stack
     # fusion alpha: live re-fuse (no model call), one undo step per drag
     before = session.fused_map.copy()
     slider = w.answer_panel.alpha_slider
@@ -253,7 +253,7 @@ def test_box_prompt_from_ctrl_drag_segments_with_the_box(harness, qtbot, tmp_pat
     assert session.prompts.box is not None and not session.prompts.points
     mask = wait_mask(qtbot, app)
     assert session.segmentation.box is not None and mask.shape == (120, 160)
-    assert session.undo_stack.undoText() == "Draw box (new object)"  # nothing was selected: a new object
+    assert session.listener.undo_stack.undoText() == "Draw box (new object)"  # nothing was selected: a new object
     app.window.action_map["tool_box"].trigger()
     assert c.editor.tool.value == "box"
     app.window.action_map["tool_points"].trigger()

@@ -1,5 +1,5 @@
 """Esc on a new question in the app: the window and the project file go back to the image's last
-complete state (engine/annotation/asking.py AskFlow.abandon, gui/controller.py); the objects a
+complete state (engine/annotation/asking.py AskFlow.abandon, gui/control/controller.py); the objects a
 person made are never touched by an ask, cancelled or not."""
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def test_after_escape_undo_and_redo_walk_the_steps_that_led_to_the_restored_stat
     two = w.canvas.points_layer.points
     click_image(w.canvas, 130.5, 90.5)  # a third point of the selected object, before the question
     three = w.canvas.points_layer.points
-    assert len(two) == 2 and len(three) == 3 and session.undo_stack.undoText() == "Add positive point"
-    at_escape = _ask_and_escape_in_captions(app, qtbot, session.undo_stack.undoText)
+    assert len(two) == 2 and len(three) == 3 and session.listener.undo_stack.undoText() == "Add positive point"
+    at_escape = _ask_and_escape_in_captions(app, qtbot, session.listener.undo_stack.undoText)
     assert at_escape == ["Add positive point"]
     assert "last complete state" in w.messages.current_text
     a = w.action_map
@@ -135,7 +135,7 @@ def test_after_escape_undo_and_redo_walk_the_steps_that_led_to_the_restored_stat
     w.canvas.setFocus()
     QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert session.selected == uid  # undo shows the object it changed
-    assert w.canvas.points_layer.points == two and session.undo_stack.index() == 0
+    assert w.canvas.points_layer.points == two and session.listener.undo_stack.index() == 0
     QTest.keyClick(w, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier
                    | QtCore.Qt.KeyboardModifier.ShiftModifier)
     assert w.canvas.points_layer.points == three and not a["redo"].isEnabled()

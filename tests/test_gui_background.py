@@ -8,7 +8,7 @@ import weakref
 
 from PySide6 import QtCore, QtWidgets
 
-from gui.background import BackgroundTask
+from gui.engine_thread.background import BackgroundTask
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 

@@ -1,6 +1,6 @@
 """Work the user did not ask for gives way (issue 25): while the engine encodes an image in the
 background (the shown one, or the next one ahead), Re-run answer stays enabled, and the user's
-request runs before that encoding ends (gui/worker.py's queue, gui/prefetch.py)."""
+request runs before that encoding ends (gui/engine_thread/worker.py's queue, gui/control/prefetch.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from engine.results import AnswerResult
-from gui.requests import Answer, EncodeImage, EncodeNext, Finished, Reply
+from gui.engine_thread.requests import Answer, EncodeImage, EncodeNext, Finished, Reply
 from gui_support import WAIT_MS, ask_and_wait, harness_fixture, wait_shown, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -81,7 +81,7 @@ def test_brush_and_eraser_change_exactly_the_pixels_under_the_brush(harness, qtb
     painted = under_brush(points, r, model.shape)
     assert np.array_equal(session.mask, model | painted)
     assert np.array_equal(c.mask_layer.mask, session.mask)  # shown
-    assert session.undo_stack.undoText() == "Brush stroke"
+    assert session.listener.undo_stack.undoText() == "Brush stroke"
 
     QTest.keyClick(c, Key.Key_E)  # Eraser tool
     erased_points, r2 = stroke(qtbot, app, (96.0, 40.0), (96.0, 70.0))
@@ -107,7 +107,7 @@ def test_brush_and_eraser_change_exactly_the_pixels_under_the_brush(harness, qtb
     assert np.array_equal(session.mask, (new_model | painted) & ~erased)
     # Clear strokes: the model's mask again, one undo step
     w.action_map["clear_strokes"].trigger()
-    assert np.array_equal(session.mask, new_model) and session.undo_stack.undoText() == "Clear strokes"
+    assert np.array_equal(session.mask, new_model) and session.listener.undo_stack.undoText() == "Clear strokes"
     w.action_map["undo"].trigger()
     assert np.array_equal(session.mask, (new_model | painted) & ~erased)
 
@@ -177,11 +177,11 @@ def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
     mask = session.mask.copy()
     assert not mask[60, 60] and mask[15, 140] and mask[60, 40]
     assert "painted" in w.candidates_panel.summary.text()
-    steps = session.undo_stack.index()
+    steps = session.listener.undo_stack.index()
 
     w.action_map["cleanup_fill_holes"].trigger()
-    assert session.mask[60, 60] and session.mask[15, 140] and session.undo_stack.index() == steps + 1
-    assert session.undo_stack.undoText() == "Fill holes"
+    assert session.mask[60, 60] and session.mask[15, 140] and session.listener.undo_stack.index() == steps + 1
+    assert session.listener.undo_stack.undoText() == "Fill holes"
     shoot(w, "cleanup_fill_holes.png")
     w.action_map["undo"].trigger()
     assert np.array_equal(session.mask, mask)
@@ -198,11 +198,11 @@ def test_clean_up_each_one_undo_step(harness, qtbot, tmp_path):
     area = int(mask[:, 110:].sum())  # the island (the disc ends at x = 85)
     QtCore.QTimer.singleShot(0, lambda: answer_dialog(area))  # "smaller than area": the island stays
     w.action_map["cleanup_islands"].trigger()
-    assert np.array_equal(session.mask, mask) and session.undo_stack.index() == steps  # nothing to change
+    assert np.array_equal(session.mask, mask) and session.listener.undo_stack.index() == steps  # nothing to change
     assert "nothing to change" in w.messages.history[-1][1]
     QtCore.QTimer.singleShot(0, lambda: answer_dialog(area + 1))
     w.action_map["cleanup_islands"].trigger()
-    assert not session.mask[15, 140] and session.undo_stack.undoText().startswith("Remove islands")
+    assert not session.mask[15, 140] and session.listener.undo_stack.undoText().startswith("Remove islands")
     w.action_map["undo"].trigger()
     assert np.array_equal(session.mask, mask)
 
@@ -257,14 +257,14 @@ def test_past_the_undo_budget_the_oldest_steps_go_with_a_status_message(harness,
     QTest.keyClick(c, Key.Key_N)  # Brush tool
     c.brush.set_radius(4)
     stroke(qtbot, app, (10.0, 10.0), (40.0, 10.0))
-    size = session.undo_stack.command(session.undo_stack.index() - 1).edit.nbytes
+    size = session.listener.undo_stack.command(session.listener.undo_stack.index() - 1).edit.nbytes
     assert 0 < size < 4 * 160 * 120 / 8  # the stroke's window only, a bit a pixel
-    app.controller.undo_budget = 2 * size + size // 2  # room for two strokes
+    app.controller.edits.undo_budget = 2 * size + size // 2  # room for two strokes
     stroke(qtbot, app, (10.0, 40.0), (40.0, 40.0))
-    assert session.undo_stack.count() == 3 and "undone" not in w.status.currentMessage()
+    assert session.listener.undo_stack.count() == 3 and "undone" not in w.status.currentMessage()
     before = session.mask.copy()
     stroke(qtbot, app, (10.0, 70.0), (40.0, 70.0))  # over: the point and both strokes before it go
-    assert session.undo_stack.count() == 1 and session.undo_stack.undoText() == "Brush stroke"
+    assert session.listener.undo_stack.count() == 1 and session.listener.undo_stack.undoText() == "Brush stroke"
     assert "the 3 oldest steps of photo.png can no longer be undone" in w.status.currentMessage()
     QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)
     assert np.array_equal(session.mask, before) and not w.action_map["undo"].isEnabled()
@@ -300,13 +300,13 @@ def test_a_stroke_is_worked_out_off_the_gui_thread_and_strokes_apply_in_order(ha
         stage(edit, layers, shape)
 
     monkeypatch.setattr(PaintStroke, "stage", held)
-    steps = session.undo_stack.count()
+    steps = session.listener.undo_stack.count()
     drag_image(c, (10.0, 60.0), (60.0, 60.0))
     qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
-    assert c.brush.stroke_item.points and session.undo_stack.count() == steps  # drawn; its work is elsewhere
+    assert c.brush.stroke_item.points and session.listener.undo_stack.count() == steps  # drawn; its work is elsewhere
     drag_image(c, (10.0, 90.0), (60.0, 90.0))  # the next stroke, while the first is worked out
     QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)  # and an undo: the first stroke's layers change under it
-    assert session.undo_stack.count() == steps and len(drawn) == 3
+    assert session.listener.undo_stack.count() == steps and len(drawn) == 3
     gate.set()
     wait_strokes(qtbot, app)
     assert len(threads) == 2 and threading.main_thread() not in threads

@@ -8,9 +8,9 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from engine.prompts import NEGATIVE, POSITIVE, Box, Point
-from gui.canvas import Canvas
-from gui.layers import heatmap_lut, normalise_map
-from gui.point_editing import Tool
+from gui.canvas.canvas import Canvas
+from gui.canvas.layers import heatmap_lut, normalise_map
+from gui.canvas.point_editing import Tool
 from engine.annotation.prompts import PromptState
 from gui_support import click_image, drag_image
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse

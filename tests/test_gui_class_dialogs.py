@@ -1,4 +1,4 @@
-"""The class picker and the classes dialog (gui/dialogs/class_picker.py, classes_dialog.py),
+"""The class picker and the classes dialog (gui/window/dialogs/class_picker.py, classes_dialog.py),
 driven non-modally with real key events: filter as you type, Enter, digits, Esc, a new class;
 add, rename (refused when taken), recolour and load classes, reported as operations."""
 
@@ -10,8 +10,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
 from engine.project.records import Category
-from gui.dialogs.class_picker import ClassPicker
-from gui.dialogs.classes_dialog import ClassChanges, ClassesDialog
+from gui.window.dialogs.class_picker import ClassPicker
+from gui.window.dialogs.classes_dialog import ClassChanges, ClassesDialog
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 Key = QtCore.Qt.Key

@@ -1,5 +1,5 @@
 """Cyclic garbage is collected on the GUI thread only while QMask's worker threads run
-(gui.gui_thread_gc): a cycle dropped by the GUI is never freed by the engine thread."""
+(gui.engine_thread.gui_thread_gc): a cycle dropped by the GUI is never freed by the engine thread."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import weakref
 
 from PySide6 import QtCore
 
-from gui import gui_thread_gc
+from gui.engine_thread import gui_thread_gc
 
 
 class Node:
@@ -111,8 +111,8 @@ def test_holds_nest_and_a_worker_can_release(qapp, qtbot):
 
 
 def test_engine_client_and_background_task_hold_while_their_thread_runs(qapp, qtbot):
-    from gui.background import BackgroundTask
-    from gui.engine_client import EngineClient
+    from gui.engine_thread.background import BackgroundTask
+    from gui.engine_thread.engine_client import EngineClient
 
     c = gui_thread_gc.collector()
     base = c.holds

@@ -10,7 +10,7 @@ import pytest
 from PySide6 import QtCore
 
 from engine.project import ObjectRecord, Project, QuestionRun
-from gui.panels.image_list import REVIEW_ROLE
+from gui.window.panels.image_list import REVIEW_ROLE
 from gui_support import WAIT_MS, harness_fixture, write_photo, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -10,8 +10,8 @@ import pytest
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
-from gui.requests import Cancelled, LoadModels
-from gui.worker import default_pipeline_factory
+from gui.engine_thread.requests import Cancelled, LoadModels
+from gui.engine_thread.worker import default_pipeline_factory
 from gui_support import WAIT_MS, harness_fixture, wait_shown, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from gui.dialogs.models_dialog import ModelsDialog
+from gui.window.dialogs.models_dialog import ModelsDialog
 from gui_support import WAIT_MS
 from local_http import LocalHTTPServer, QuietHandler
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse

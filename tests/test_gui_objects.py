@@ -73,7 +73,7 @@ def test_the_panel_lists_every_object_and_keys_label_and_accept_them(harness, qt
     assert session.selected == uids[-2]
     QTest.keyClick(w.canvas, Key.Key_Space, Mod.ShiftModifier)  # accept every object
     assert session.done and all(o.record.accepted for o in session.objects.values())
-    assert session.undo_stack.undoText() == "Accept all (4)"
+    assert session.listener.undo_stack.undoText() == "Accept all (4)"
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     app.workspace.drain()
     with Project.open(path) as other:  # the project has it: every object accepted, the relabel
@@ -135,7 +135,7 @@ def test_delete_undo_hide_and_a_new_object(harness, qtbot, tmp_path):
     new = session.selected
     assert new is not None and new not in uids and session.objects[new].record.source == "manual"
     assert session.objects[new].record.category == "cat" and len(session.objects) == 6
-    assert session.undo_stack.undoText() == "Add positive point (new object)"
+    assert session.listener.undo_stack.undoText() == "Add positive point (new object)"
     qtbot.waitUntil(lambda: session.objects[new].mask is not None, timeout=WAIT_MS)
     QTest.keyClick(w, Key.Key_Z, Mod.ControlModifier)  # one step: the new object and its point go together
     assert new not in session.objects and len(session.objects) == 5

@@ -1,4 +1,4 @@
-"""The objects layer (gui/objects_layer.py): every object of a LabelMap drawn in its colour with
+"""The objects layer (gui/canvas/objects_layer.py): every object of a LabelMap drawn in its colour with
 outlines, read back from a real QGraphicsView; show/hide changes the colour table only; and a
 view brought up to date after map changes (patched in place) is the view rendered afresh."""
 
@@ -11,8 +11,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.imaging.label_map import LabelMap, crop_of
-from gui.mask_overlay import _premultiplied
-from gui.objects_layer import ObjectsLayer, nearest_map, outline_flags
+from gui.canvas.mask_overlay import _premultiplied
+from gui.canvas.objects_layer import ObjectsLayer, nearest_map, outline_flags
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 RED, BLUE, GREEN = (220, 40, 40), (40, 60, 230), (40, 200, 90)
@@ -220,7 +220,7 @@ def test_in_the_canvas_a_12_megapixel_image_of_1000_objects_renders_only_the_vie
     """In the app's canvas (a pyqtgraph view box): the view is rendered at the viewport's size,
     zoomed in only the part in view, and hiding, recolouring or changing one object renders
     nothing anew."""
-    from gui.canvas import Canvas
+    from gui.canvas.canvas import Canvas
 
     w, h = 4000, 3000
     canvas = Canvas()

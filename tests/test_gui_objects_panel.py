@@ -1,4 +1,4 @@
-"""The objects panel (gui/panels/objects_panel.py): rows shown top of the drawing order first,
+"""The objects panel (gui/window/panels/objects_panel.py): rows shown top of the drawing order first,
 real clicks on the eye and check columns, keys and buttons emitting requests, and updates that
 change only the rows that differ (no model reset; the selection stays with its objects), checked
 with 1,000 rows and with Qt's own model tester."""
@@ -12,8 +12,8 @@ import pytest
 from PySide6 import QtCore, QtTest, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui.panels.objects_model import COL_ACCEPT, COL_CLASS, COL_EYE, COL_REVIEW, COL_SOURCE, UID_ROLE
-from gui.panels.objects_panel import ObjectRow, ObjectsPanel
+from gui.window.panels.objects_model import COL_ACCEPT, COL_CLASS, COL_EYE, COL_REVIEW, COL_SOURCE, UID_ROLE
+from gui.window.panels.objects_panel import ObjectRow, ObjectsPanel
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 Role = QtCore.Qt.ItemDataRole

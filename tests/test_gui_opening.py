@@ -205,7 +205,7 @@ def test_two_sibling_folders_each_have_their_own_project(harness, qtbot, tmp_pat
 def test_a_folder_whose_work_is_in_the_earlier_parent_named_project_keeps_using_it(harness, qtbot, tmp_path):
     """Before projects were per folder, `qmask x/old` kept its work in a project named after x
     (shared by x's folders): that project is found and used, and the message says so."""
-    from gui.data_paths import default_project_path
+    from gui.workspace.data_paths import default_project_path
 
     old, new = tmp_path / "x" / "old", tmp_path / "x" / "new"
     photos = _photos(old, "a.png", "b.png")

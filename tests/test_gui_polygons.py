@@ -10,7 +10,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from engine.imaging.polygons import shapes_to_mask
-from gui.point_editing import Tool
+from gui.canvas.point_editing import Tool
 from gui_support import (WAIT_MS, ask_and_wait, click_image, drag_image, export_current_coco, harness_fixture, wait_shown,
                          write_photo)
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
@@ -37,7 +37,7 @@ def polygon_app(harness, qtbot, tmp_path):
     app = harness.build([img])
     wait_shown(qtbot, app)
     session = ask_and_wait(qtbot, app)
-    app.controller.replace_mask(frame_with_hole(), "Set mask")
+    app.controller.edits.replace_mask(frame_with_hole(), "Set mask")
     assert np.array_equal(session.mask, frame_with_hole())
     layer = app.window.canvas.polygons
     with qtbot.waitSignal(layer.shapes_shown, timeout=WAIT_MS):
@@ -64,7 +64,7 @@ def vertex_near(layer, xy, ring=0):
 
 def test_polygon_vertex_drag_changes_the_mask_undo_redo_and_the_export(harness, qtbot, tmp_path):
     app, session, layer = polygon_app(harness, qtbot, tmp_path)
-    w, stack = app.window, session.undo_stack
+    w, stack = app.window, session.listener.undo_stack
     steps = stack.count()
     frame = frame_with_hole()
     drag_image(w.canvas, (120, 90), (135, 104))  # the outer ring's bottom-right corner
@@ -96,7 +96,7 @@ def test_polygon_vertex_drag_changes_the_mask_undo_redo_and_the_export(harness, 
 
 def test_add_and_delete_vertices_keep_the_hole(harness, qtbot, tmp_path):
     app, session, layer = polygon_app(harness, qtbot, tmp_path)
-    w, stack = app.window, session.undo_stack
+    w, stack = app.window, session.listener.undo_stack
     frame = frame_with_hole()
     steps = stack.count()
     # double-click on the top edge: a vertex there (no pixel changes, so no undo step)
@@ -134,10 +134,10 @@ def test_add_and_delete_vertices_keep_the_hole(harness, qtbot, tmp_path):
 def test_clicks_elsewhere_with_the_polygon_tool_leave_points_alone(harness, qtbot, tmp_path):
     app, session, layer = polygon_app(harness, qtbot, tmp_path)
     points = session.prompts.points
-    steps = session.undo_stack.count()
+    steps = session.listener.undo_stack.count()
     click_image(app.window.canvas, 10, 10)  # off the rings: no point added
     click_image(app.window.canvas, points[0].x, points[0].y)  # on a point: not removed
-    assert session.prompts.points == points and session.undo_stack.count() == steps
+    assert session.prompts.points == points and session.listener.undo_stack.count() == steps
     # back to Points: the rings go, clicks add points again
     QTest.keyClick(app.window.canvas, Key.Key_V)
     assert not layer.isVisible() and not layer.shapes and not app.window.tolerance_action.isVisible()
@@ -147,7 +147,7 @@ def test_tolerance_box_retraces_off_the_gui_thread(harness, qtbot, tmp_path):
     app, session, layer = polygon_app(harness, qtbot, tmp_path)
     blob = np.zeros((120, 160), np.uint8)
     cv2.circle(blob, (80, 60), 40, 1, -1)
-    app.controller.replace_mask(blob.astype(bool), "Set disc")
+    app.controller.edits.replace_mask(blob.astype(bool), "Set disc")
     assert layer.tracing  # the rings are traced on a background thread
     qtbot.waitUntil(lambda: not layer.tracing and len(layer.shapes) == 1, timeout=WAIT_MS)
     exact = len(layer.shapes[0].outer)
@@ -172,7 +172,7 @@ def test_a_noisy_mask_gives_usable_handles_and_a_drag_still_edits_it(harness, qt
     noisy = np.zeros((h_px, w_px), bool)
     noisy[150:450, 200:600] = True
     noisy ^= np.random.default_rng(0).random((h_px, w_px)) < 0.02  # specks outside, pinholes inside
-    app.controller.replace_mask(noisy, "Set mask")
+    app.controller.edits.replace_mask(noisy, "Set mask")
     assert np.array_equal(session.mask, noisy)
     raw = sum(len(s.outer) + sum(len(h) for h in s.holes) for s in mask_to_shapes(noisy, 1.0))
     assert raw > 4 * MAX_EDIT_VERTICES  # every speck as a polygon: handles all over the image
@@ -189,9 +189,9 @@ def test_a_noisy_mask_gives_usable_handles_and_a_drag_still_edits_it(harness, qt
     ring = layer.shapes[big].outer
     corner = ring[int(np.argmin(np.hypot(*(ring - (600, 450)).T)))]
     assert np.hypot(*(corner - (600, 450))) < 4
-    steps = session.undo_stack.count()
+    steps = session.listener.undo_stack.count()
     drag_image(w.canvas, tuple(corner), (640, 490))
-    qtbot.waitUntil(lambda: session.undo_stack.count() == steps + 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.listener.undo_stack.count() == steps + 1, timeout=WAIT_MS)
     edited = session.mask
     assert edited[470, 620] and not noisy[470, 620]  # grown towards the new corner
     changed = np.argwhere(edited != noisy)

@@ -1,4 +1,4 @@
-"""What the app remembers between runs (gui.preferences): the file itself (round trip, damaged
+"""What the app remembers between runs (gui.window.preferences): the file itself (round trip, damaged
 and hand-edited values, a file that cannot be written), and the real app closed and opened again
 on the same data folder."""
 
@@ -9,7 +9,7 @@ import json
 import pytest
 from PySide6 import QtCore
 
-from gui.preferences import LAYER_ACTIONS, Preferences, PreferencesStore, default_path, models_folder
+from gui.window.preferences import LAYER_ACTIONS, Preferences, PreferencesStore, default_path, models_folder
 from gui_support import WAIT_MS, harness_fixture
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -204,7 +204,7 @@ def _start(harness, qtbot, images=()):
 def test_the_question_history_is_remembered_and_up_down_recall_it(harness, qtbot, tmp_path):
     from PySide6.QtTest import QTest
 
-    from gui.panels.question_panel import QUESTIONS_KEPT
+    from gui.window.panels.question_panel import QUESTIONS_KEPT
     from gui_support import wait_shown, write_photo
 
     photo = write_photo(tmp_path / "photo.png")

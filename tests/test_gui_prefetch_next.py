@@ -1,5 +1,5 @@
-"""The image after the shown one is read and encoded while the engine is idle (gui/prefetch.py,
-EncodeNext in gui/worker.py), so D finds its encoders cached; that work gives way to a click."""
+"""The image after the shown one is read and encoded while the engine is idle (gui/control/prefetch.py,
+EncodeNext in gui/engine_thread/worker.py), so D finds its encoders cached; that work gives way to a click."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from PySide6.QtTest import QTest
 from engine.annotation.prompts import PromptState
 from engine.prompts import Point
 from engine.results import PrepareResult
-from gui.engine_client import EngineClient
-from gui.requests import Cancelled, EncodeImage, EncodeNext, Finished, LoadModels, Reply, Segment
+from gui.engine_thread.engine_client import EngineClient
+from gui.engine_thread.requests import Cancelled, EncodeImage, EncodeNext, Finished, LoadModels, Reply, Segment
 from gui_support import WAIT_MS, fast_settings, harness_fixture, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -63,7 +63,7 @@ def client(qtbot):
 
 def test_encoding_ahead_gives_way_to_a_click_on_the_shown_image(client, qtbot, tmp_path, tiny_models_dir):
     from engine.imaging.images import load_image
-    from gui.requests import ImageRef
+    from gui.engine_thread.requests import ImageRef
 
     ended: dict[int, object] = {}
     order: list[str] = []  # in the engine thread's order

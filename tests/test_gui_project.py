@@ -11,7 +11,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from engine.project import Project
-from gui.panels.answer_panel import display_answer
+from gui.window.panels.answer_panel import display_answer
 from gui_support import WAIT_MS, ask_and_wait, fast_settings, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -47,7 +47,7 @@ def test_navigation_keeps_each_image_state_and_the_project_restores_it(harness, 
     assert w.candidates_panel.buttons[1].isChecked() and w.candidates_panel.accept_box.isChecked()
     assert w.image_list.list.item(0).data(QtCore.Qt.ItemDataRole.UserRole) == "accepted"
     # undo history is per image
-    assert first.undo_stack.undoText() == "Accept object" and second.undo_stack.count() == 0
+    assert first.listener.undo_stack.undoText() == "Accept object" and second.listener.undo_stack.count() == 0
     # written as made (by the store's thread: drained here): the file has the run, the object and its acceptance
     app.workspace.drain()
     on_disk = Project.open(project_file)
@@ -80,7 +80,7 @@ def test_export_coco_png_and_overlays_validate_with_pycocotools(harness, qtbot, 
     w = app.window
     w.candidates_panel.class_box.setEditText("saucer")
     w.candidates_panel.class_box.lineEdit().editingFinished.emit()
-    assert session.category == "saucer" and session.undo_stack.undoText() == "Class 'saucer'"
+    assert session.category == "saucer" and session.listener.undo_stack.undoText() == "Class 'saucer'"
     w.candidates_panel.accept_box.click()
     assert session.accepted
     w.action_map["export"].trigger()

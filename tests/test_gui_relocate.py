@@ -9,7 +9,7 @@ import pytest
 from PySide6 import QtCore
 
 from engine.project import Project, file_sha256
-from gui.relocate import LOCATE_TEXT
+from gui.control.relocate import LOCATE_TEXT
 from gui_support import WAIT_MS, harness_fixture, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -6,7 +6,7 @@ import pytest
 from PySide6 import QtCore
 
 from engine.project import Project
-from gui.panels.answer_panel import display_answer
+from gui.window.panels.answer_panel import display_answer
 from gui_support import WAIT_MS, ask_and_wait, drag_image, select_object_row, write_photo, harness_fixture, wait_shown
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from engine.project import Project
-from gui.layers import MASK_COLOUR
+from gui.canvas.layers import MASK_COLOUR
 from gui.main import main
-from gui.data_paths import data_folder
+from gui.workspace.data_paths import data_folder
 from gui_support import fast_settings, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 from resources import SAMPLE_IMAGE, SAMPLE_QUESTION

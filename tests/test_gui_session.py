@@ -14,9 +14,9 @@ from engine.project import Project
 from engine.prompts import NEGATIVE, Box, Point
 from engine.results import AnswerResult
 from fakes import fake_segmentation
-from gui.data_paths import default_project_path
-from gui.session import SEG_CACHE_SIZE, Workspace
-from gui.undo_commands import QtEdit
+from gui.workspace.data_paths import default_project_path
+from gui.workspace.session import SEG_CACHE_SIZE, Workspace
+from gui.workspace.undo import QtEdit
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
 
@@ -79,7 +79,7 @@ def test_prompt_state_key_ignores_time_and_score():
 def test_undo_redo_of_points_choice_and_alpha(workspace, tmp_path):
     session = open_session(workspace, tmp_path)
     target = Target()
-    stack = session.undo_stack
+    stack = session.listener.undo_stack
     uid, key = session.selected, session.run_key
     s1 = PromptState((Point(10, 10),))
     stack.push(QtEdit(SetPrompts(session, uid, session.prompts, s1, "Add positive point", target=target)))
@@ -116,12 +116,12 @@ def test_closing_the_workspace_deletes_the_undo_commands(tmp_path, qapp):
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
     target = Target()
-    session.undo_stack.push(QtEdit(SetPrompts(session, session.selected, session.prompts, PromptState((Point(5, 5),)),
+    session.listener.undo_stack.push(QtEdit(SetPrompts(session, session.selected, session.prompts, PromptState((Point(5, 5),)),
                                               "Add", target=target)))
-    session.undo_stack.push(QtEdit(SetAlpha(session, session.run_key, 0.5, 0.3, gesture=1, target=target)))
-    assert session.undo_stack.count() == 2
+    session.listener.undo_stack.push(QtEdit(SetAlpha(session, session.run_key, 0.5, 0.3, gesture=1, target=target)))
+    assert session.listener.undo_stack.count() == 2
     assert ws.close()
-    assert session.undo_stack.count() == 0
+    assert session.listener.undo_stack.count() == 0
     assert Project.open(tmp_path / "p.qmask").find_image(session.path) is not None  # saved first
 
 
@@ -169,8 +169,8 @@ def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     session.asks.take(AnswerResult("a box"))
     session.select(uid)
     p = PromptState((Point(10, 10),))
-    session.undo_stack.push(QtEdit(SetPrompts(session, uid, session.prompts, p, "Add positive point", target=target)))
-    session.undo_stack.push(QtEdit(SetAccepted(session, uid, True, target=target)))
+    session.listener.undo_stack.push(QtEdit(SetPrompts(session, uid, session.prompts, p, "Add positive point", target=target)))
+    session.listener.undo_stack.push(QtEdit(SetAccepted(session, uid, True, target=target)))
     workspace.drain()  # the writes go through the store's own thread, in order
     saved = Project.open(workspace.project.path)
     stored = saved.find_image(session.path)
@@ -179,7 +179,7 @@ def test_session_writes_the_project_record_at_once(workspace, tmp_path):
     assert obj.accepted and obj.category is None  # never the answer's text
     assert obj.mask_source == "user" and np.array_equal(obj.mask(), session.mask)
     assert saved.categories == []
-    session.undo_stack.push(QtEdit(SetCategory(session, uid, None, "carton")))
+    session.listener.undo_stack.push(QtEdit(SetCategory(session, uid, None, "carton")))
     workspace.drain()
     again = Project.open(workspace.project.path)
     assert again.find_image(session.path).find_object(uid).category == "carton"
@@ -208,7 +208,7 @@ def test_a_broken_project_file_is_left_alone(tmp_path, qapp):
 
 
 def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
-    from gui.session import IMAGES_IN_MEMORY
+    from gui.workspace.session import IMAGES_IN_MEMORY
 
     target = Target()
     paths = []
@@ -227,7 +227,7 @@ def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
     state = new_object(first)
     first.add_objects([state], select=state.uid)
     p = PromptState((Point(10, 10),))
-    first.undo_stack.push(QtEdit(SetPrompts(first, state.uid, first.prompts, p, "Add positive point", target=target)))
+    first.listener.undo_stack.push(QtEdit(SetPrompts(first, state.uid, first.prompts, p, "Add positive point", target=target)))
     first.set_chosen(1)
     mask = first.mask.copy()
     for i in range(1, len(sessions)):
@@ -245,7 +245,7 @@ def test_an_undo_stack_put_back_does_and_undoes_nothing_and_keeps_its_redo_steps
     no edit run while it is rebuilt, then undo and redo walk it as before, the redo step included."""
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
     session = open_session(ws, tmp_path)
-    stack, target = session.undo_stack, Target()
+    stack, target = session.listener.undo_stack, Target()
     key = session.run_key
     for gesture, (before, after) in enumerate([(0.5, 0.1), (0.1, 0.2), (0.2, 0.3)]):
         stack.push(QtEdit(SetAlpha(session, key, before, after, gesture=gesture, target=target)))
@@ -268,7 +268,7 @@ def test_an_undo_stack_put_back_does_and_undoes_nothing_and_keeps_its_redo_steps
 
 def test_an_undo_stack_past_its_byte_budget_drops_its_oldest_steps_and_runs_none(tmp_path, qapp):
     from engine.annotation import Edit
-    from gui.undo_commands import keep_within_budget
+    from gui.workspace.undo import keep_within_budget
 
     class Sized(Edit):
         def __init__(self, n: int) -> None:
@@ -282,7 +282,7 @@ def test_an_undo_stack_past_its_byte_budget_drops_its_oldest_steps_and_runs_none
             self.runs.append("undo")
 
     ws = Workspace(Project.create(tmp_path / "p.qmask"))
-    stack = open_session(ws, tmp_path).undo_stack
+    stack = open_session(ws, tmp_path).listener.undo_stack
     edits = [Sized(n) for n in range(5)]
     for edit in edits:
         stack.push(QtEdit(edit))

@@ -155,12 +155,12 @@ def test_the_list_sorts_by_the_stores_orders_and_keeps_the_shown_image(harness, 
 
 
 def test_writes_go_after_the_gui_threads_work_but_never_keep_it_waiting(qapp, qtbot, tmp_path):
-    """gui.input_priority on the store thread: a write waits while the GUI thread has priority;
+    """gui.engine_thread.input_priority on the store thread: a write waits while the GUI thread has priority;
     a write the GUI thread waits for (wait=True, drain) goes at once, with everything before it."""
     import threading
 
-    from gui.input_priority import InputPriority
-    from gui.session import Workspace
+    from gui.engine_thread.input_priority import InputPriority
+    from gui.workspace.session import Workspace
 
     project = Project.create(tmp_path / "p.qmask")
     ws = Workspace(project)

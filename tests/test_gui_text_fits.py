@@ -8,7 +8,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui.main_window import DEFAULT_SIZE
+from gui.window.main_window import DEFAULT_SIZE
 from gui_support import WAIT_MS, harness_fixture, wait_shown, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -12,10 +12,10 @@ from engine.prompts import NEGATIVE, Point
 from engine.annotation.chain import AutoPoints
 from engine.results import AnswerResult, CaptionsResult, FusionResult, HeatmapResult, ProposalsResult, SegmentationResult
 from engine.annotation.prompts import PromptState
-from gui.requests import (Answer, Ask, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
+from gui.engine_thread.requests import (Answer, Ask, Cancelled, Failed, Finished, ImageRef, LoadModels, ModelsInfo,
                           OpenImage, Segment)
-from gui.engine_client import EngineClient
-from gui.worker import EngineWorker
+from gui.engine_thread.engine_client import EngineClient
+from gui.engine_thread.worker import EngineWorker
 from gui_support import WAIT_MS, fast_settings, write_photo
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -191,7 +191,7 @@ def test_edits_are_decoded_while_captions_are_written(client, qtbot, tiny_models
 # ------------------------------------------------------------------ background encoding
 def test_encode_image_runs_the_encoders_once_and_the_question_reuses_them(client, qtbot, tiny_models_dir):
     from engine.results import PrepareResult
-    from gui.requests import EncodeImage
+    from gui.engine_thread.requests import EncodeImage
 
     rec = Recorder(client)
     client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
@@ -210,7 +210,7 @@ def test_encode_image_runs_the_encoders_once_and_the_question_reuses_them(client
 
 
 def test_encode_image_gives_way_to_a_request_about_another_image(client, qtbot, tiny_models_dir):
-    from gui.requests import EncodeImage
+    from gui.engine_thread.requests import EncodeImage
 
     rec = Recorder(client)
     client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
@@ -238,7 +238,7 @@ def test_encode_image_gives_way_to_a_request_about_another_image(client, qtbot, 
 def test_encode_image_stops_between_blocks_when_the_user_moves_on(client, qtbot, tiny_models_dir):
     from dataclasses import replace
 
-    from gui.requests import EncodeImage
+    from gui.engine_thread.requests import EncodeImage
 
     rec = Recorder(client)
     load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
@@ -275,7 +275,7 @@ def test_cancel_stops_a_question_inside_the_image_encoder(client, qtbot, tiny_mo
 
 
 def test_a_click_is_served_between_encoder_blocks(client, qtbot, tiny_models_dir):
-    from gui.requests import EncodeImage
+    from gui.engine_thread.requests import EncodeImage
 
     rec = Recorder(client)
     load = client.submit(LoadModels(settings=fast_settings(), models_dir=str(tiny_models_dir)))
@@ -299,7 +299,7 @@ def test_a_click_is_served_between_encoder_blocks(client, qtbot, tiny_models_dir
 
 
 def test_a_long_job_waits_while_the_gui_holds_and_still_decodes_the_users_edits(client, qtbot, tiny_models_dir):
-    """gui.input_priority in the real engine thread: between caption steps the job waits while
+    """gui.engine_thread.input_priority in the real engine thread: between caption steps the job waits while
     the GUI thread has priority, decoding a click meanwhile, and goes on when it ends."""
     rec = Recorder(client)
     slow = fast_settings(num_captions=400, max_caption_rounds=200, caption_batch_size=2)

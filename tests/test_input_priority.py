@@ -1,4 +1,4 @@
-"""gui.input_priority on real threads: the engine's step waits while the GUI thread works or
+"""gui.engine_thread.input_priority on real threads: the engine's step waits while the GUI thread works or
 holds, serves a posted edit meanwhile, and always moves on (caps, blocked, disabled)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from gui.input_priority import InputPriority
+from gui.engine_thread.input_priority import InputPriority
 
 LONG = 30.0  # a hold or cap no test waits out: each test ends the wait itself
 

@@ -1,4 +1,4 @@
-"""The mask overlay (gui/mask_overlay.py): what it shows, read back from its pixels, at any zoom,
+"""The mask overlay (gui/canvas/mask_overlay.py): what it shows, read back from its pixels, at any zoom,
 and that it renders only what is in view (a 12-megapixel mask costs a viewport's pixels)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.prompts import POSITIVE
-from gui.canvas import Canvas
-from gui.mask_overlay import CLEAR, FILL, FILL_ALPHA, OUTLINE, MaskLayer, mask_view
+from gui.canvas.canvas import Canvas
+from gui.canvas.mask_overlay import CLEAR, FILL, FILL_ALPHA, OUTLINE, MaskLayer, mask_view
 from gui_support import click_image
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 

@@ -10,8 +10,8 @@ object's run, else the latest asked).
 
 Every change is written to the project at once through its :class:`AnnotationStore` (one
 transaction) and announced through :meth:`notify` (an aspect of the selection or the run shown)
-and :meth:`notify_object` (which object changed, for views that draw all of them). The app's
-``gui.session.ImageSession`` is this plus Qt signals and a Qt undo stack; scripts use
+and :meth:`notify_object` (which object changed, for views that draw all of them). The app gives
+each image a listener (``gui.workspace.session.SessionSignals``: Qt signals and a Qt undo stack); scripts use
 :class:`engine.annotation.annotator.Annotator`.
 
 Frames: points, boxes and masks in (x, y) image pixels of the displayed image; heat maps,
@@ -32,7 +32,7 @@ from .asking import AskFlow
 from .object_state import SEG_CACHE_SIZE, ObjectState
 from .prompts import PromptState
 from .run_state import AnswerView, RunState
-from .stores import AnnotationStore
+from .stores import AnnotationListener, AnnotationStore
 
 __all__ = ["ImageAnnotation", "AnswerView", "SEG_CACHE_SIZE", "ASPECTS"]
 
@@ -124,8 +124,10 @@ class ImageAnnotation:
     def name(self) -> str:
         return self.path.name
 
-    def __init__(self, store: "AnnotationStore", path: Path, image_id: int) -> None:
+    def __init__(self, store: "AnnotationStore", path: Path, image_id: int,
+                 listener: AnnotationListener | None = None) -> None:
         self.store = store
+        self.listener = listener  # told of every change (notify, notify_object)
         self.image_id = int(image_id)
         self.path = Path(path)
         self.key = str(self.path)
@@ -141,11 +143,15 @@ class ImageAnnotation:
         self._restore_from_project()
 
     def notify(self, aspect: str) -> None:
-        """Called after every change of the selection or the run shown (the app emits a Qt signal)."""
+        """Called after every change of the selection or the run shown (passed to the listener)."""
+        if self.listener is not None:
+            self.listener.notify(aspect)
 
     def notify_object(self, uid: str, what: str) -> None:
         """Called after a change of one object (``what``: added, removed, mask, category, accepted,
         order, hidden, proposal), whether selected or not (the app redraws that object)."""
+        if self.listener is not None:
+            self.listener.notify_object(uid, what)
 
     # ------------------------------------------------------------------ the collection
     def ordered(self) -> list[ObjectState]:

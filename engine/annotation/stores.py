@@ -34,6 +34,14 @@ class AnnotationStore(Protocol):
     def remember_category(self, name: str) -> None: ...
 
 
+class AnnotationListener(Protocol):
+    """Who hears of an image's changes (the app's Qt signals: ``gui.workspace.session``)."""
+
+    def notify(self, aspect: str) -> None: ...
+
+    def notify_object(self, uid: str, what: str) -> None: ...
+
+
 class ProjectStore:
     """An :class:`AnnotationStore` straight over a project (scripts, tests, headless tools)."""
 

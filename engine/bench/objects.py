@@ -3,7 +3,7 @@
 Two parts, each with its goal:
 
 - **The window** on a 12-megapixel image holding ``--objects`` (default 1,000) objects, through
-  ``python -m gui.bench_objects`` in a child process (the engine never imports Qt): the GUI-thread
+  ``python -m gui.tools.bench_objects`` in a child process (the engine never imports Qt): the GUI-thread
   time of selecting an object, showing/hiding one, relabelling one (a digit key) and a point edit
   of the selected object (the click and the decoder's reply applied, tiny random models).
   Goal: at most 25 ms each (CVAT users report 2-5 s per action at 3,000 polygons).
@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--objects and --repeats must be at least 1.")
     if not args.no_window:
         root = Path(__file__).resolve().parents[2]
-        cmd = [sys.executable, "-m", "gui.bench_objects", "--objects", str(args.objects), "--size", args.size,
+        cmd = [sys.executable, "-m", "gui.tools.bench_objects", "--objects", str(args.objects), "--size", args.size,
                "--repeats", str(args.repeats)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
         code = subprocess.call(cmd, cwd=root, env=env)

@@ -1,7 +1,7 @@
 """Reliability: opening a large project costs what is shown, not the project's size. The app
 took 5.7 s on a 100,000-image project (a path made per image at open); the image list now
-holds ids only and reads paths a page at a time as rows are used (``gui.path_column.PathColumn``).
-Timings: ``python -m gui.bench_open``; here the reads are counted."""
+holds ids only and reads paths a page at a time as rows are used (``gui.workspace.path_column.PathColumn``).
+Timings: ``python -m gui.tools.bench_open``; here the reads are counted."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def _big(tmp_path, n=10_000):
 
 
 def test_opening_reads_ids_and_a_page_of_paths(qtbot, tmp_path):
-    from gui.panels.image_list import ImageListPanel
-    from gui.path_column import PathColumn
-    from gui.session import Workspace
+    from gui.window.panels.image_list import ImageListPanel
+    from gui.workspace.path_column import PathColumn
+    from gui.workspace.session import Workspace
 
     project = Project.open(_big(tmp_path), writer="app")
     made = []  # every path the workspace makes goes through abs_path

@@ -1,1 +1,0 @@
-"""Dialogs: help, models, export."""

@@ -1,0 +1,1 @@
+"""The engine thread and its messages: the worker that owns the models, the typed requests and replies, and the other work kept off the GUI thread (prefetch, short background jobs, input priority, garbage collection)."""

@@ -1,1 +1,0 @@
-"""Dock panels of the main window: image list, question, answer, mask candidates."""

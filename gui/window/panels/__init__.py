@@ -1,0 +1,1 @@
+"""Dock panels of the main window: images, objects, question, answer, mask candidates."""
