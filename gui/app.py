@@ -1,6 +1,6 @@
 """Builds the app from the command line (``gui.main``) and runs it.
 
-:class:`QMaskApp` puts the parts together: the project and workspace (``gui.workspace.session``), the
+:class:`QMaskApp` puts the parts together: the project and workspace (``gui.workspace.workspace``), the
 window (``gui.window.main_window``), the engine thread (``gui.engine_thread.worker``), the controller and the dialog
 launcher. Tests build it the same way (with tiny models and fewer captions) and call
 :meth:`QMaskApp.shutdown` at the end, which stops the engine thread.
@@ -41,7 +41,7 @@ from gui.window.preferences import Preferences, PreferencesStore, apply, capture
 from gui.control.relocate import FolderChooser
 from gui.engine_thread.requests import LoadModels
 from gui.workspace.data_paths import open_project
-from gui.workspace.session import Workspace
+from gui.workspace.workspace import Workspace
 from gui.engine_thread import gui_thread_gc
 from gui.engine_thread.engine_client import EngineClient
 from gui.engine_thread.worker import default_pipeline_factory

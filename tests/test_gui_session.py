@@ -15,7 +15,8 @@ from engine.prompts import NEGATIVE, Box, Point
 from engine.results import AnswerResult
 from fakes import fake_segmentation
 from gui.workspace.data_paths import default_project_path
-from gui.workspace.session import SEG_CACHE_SIZE, Workspace
+from engine.annotation.state import SEG_CACHE_SIZE
+from gui.workspace.workspace import Workspace
 from gui.workspace.undo import QtEdit
 from gui_support import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
 
@@ -208,7 +209,7 @@ def test_a_broken_project_file_is_left_alone(tmp_path, qapp):
 
 
 def test_only_recent_images_keep_their_pixels(workspace, tmp_path):
-    from gui.workspace.session import IMAGES_IN_MEMORY
+    from gui.workspace.workspace import IMAGES_IN_MEMORY
 
     target = Target()
     paths = []

@@ -160,7 +160,7 @@ def test_writes_go_after_the_gui_threads_work_but_never_keep_it_waiting(qapp, qt
     import threading
 
     from gui.engine_thread.input_priority import InputPriority
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
     project = Project.create(tmp_path / "p.qmask")
     ws = Workspace(project)

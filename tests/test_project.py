@@ -473,7 +473,7 @@ def test_the_list_reads_only_the_rows_it_shows(tmp_path):
 
 
 def test_own_writes_are_told_from_others_even_while_the_next_one_is_in_its_transaction(tmp_path):
-    """The app's watcher (gui.workspace.session.check_external) skips the project's own writes. When the
+    """The app's watcher (gui.workspace.workspace.Workspace.check_external) skips the project's own writes. When the
     store thread is inside the next write of the same image (its change number already taken),
     the one before, committed, must still read as ours: else the window reloaded the image from
     the project and showed an older question over the one being asked."""

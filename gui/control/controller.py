@@ -30,7 +30,8 @@ from gui.control.relocate import ImageRelocator
 from gui.engine_thread.requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
 from gui.workspace.data_paths import image_folder
 from gui.workspace.opening import Opened
-from gui.workspace.session import ImageSession, Workspace
+from gui.workspace.session import ImageSession
+from gui.workspace.workspace import Workspace
 from gui.canvas.stroke_stager import StrokeStager
 from gui.control.edit_intents import EditIntents
 from gui.control.engine_replies import EngineReplies

@@ -21,7 +21,8 @@ from __future__ import annotations
 from PySide6 import QtCore
 
 from gui.engine_thread.requests import Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, ImageRef
-from gui.workspace.session import ImageSession, Workspace
+from gui.workspace.session import ImageSession
+from gui.workspace.workspace import Workspace
 from gui.engine_thread.engine_client import EngineClient
 
 IDLE_MS = 400  # the engine idle this long (no request, no edit) before the next image is read

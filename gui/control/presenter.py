@@ -11,7 +11,8 @@ from engine.imaging.point_notes import point_notes
 from engine.prompts import POSITIVE
 
 from gui.window.main_window import MainWindow
-from gui.workspace.session import ImageSession, SessionSignals, Workspace
+from gui.workspace.session import ImageSession, SessionSignals
+from gui.workspace.workspace import Workspace
 
 
 class Presenter(QtCore.QObject):

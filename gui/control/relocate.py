@@ -3,7 +3,7 @@
 When a project is opened (or an image is selected) whose files are not where the project says,
 the message banner says so with a *Locate folder…* button. The button asks for a folder
 (``choose_folder``, a plain function so tests pass the folder without a modal dialog) and calls
-:meth:`gui.workspace.session.Workspace.relocate`, which matches images by their old relative path, then
+:meth:`gui.workspace.workspace.Workspace.relocate`, which matches images by their old relative path, then
 by name (a recorded SHA-256 must match), saves the project atomically and moves the sessions.
 Images still missing stay listed, greyed, and selecting one says so instead of failing.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
 
 class PathColumn(Sequence):

@@ -3,7 +3,7 @@ window's project.
 
 Once a second the store is asked, on a thread of its own, what changed since the last look: the
 project's data version (cheap), then the changed image rows, and the records of those that have
-a session. The GUI thread only puts in what was read (:meth:`gui.workspace.session.Workspace.take_changes`):
+a session. The GUI thread only puts in what was read (:meth:`gui.workspace.workspace.Workspace.take_changes`):
 a pass over what changed, never over the list, and no read of its own.
 """
 
@@ -20,7 +20,7 @@ from engine.errors import ProjectError
 from engine.project import ImageRecord, ImageRow, Project
 
 if TYPE_CHECKING:
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
 
 @dataclass

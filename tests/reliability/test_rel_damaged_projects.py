@@ -100,7 +100,7 @@ def test_the_store_refuses_the_first_write_to_a_malformed_project(tmp_path):
 
 
 def test_the_app_does_not_write_to_a_malformed_project(qtbot, tmp_path):
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
     path = _healthy(tmp_path)
     _flip_page(path)

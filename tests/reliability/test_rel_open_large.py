@@ -23,7 +23,7 @@ def _big(tmp_path, n=10_000):
 def test_opening_reads_ids_and_a_page_of_paths(qtbot, tmp_path):
     from gui.window.panels.image_list import ImageListPanel
     from gui.workspace.path_column import PathColumn
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
     project = Project.open(_big(tmp_path), writer="app")
     made = []  # every path the workspace makes goes through abs_path

@@ -47,7 +47,7 @@ def test_the_store_refuses_such_a_name_with_a_message(tmp_path):
 
 
 def test_the_app_says_which_file_it_could_not_add(qtbot, tmp_path):
-    from gui.workspace.session import Workspace
+    from gui.workspace.workspace import Workspace
 
     bad = _bytes_named(tmp_path, b"\xff.png")
     good = png(tmp_path / "good.png")
