@@ -1,4 +1,4 @@
-"""The scale-relative comparison (tests/tolerance.py) fails on a few percent at any scale."""
+"""The scale-relative comparison (tests/support/tolerance.py) fails on a few percent at any scale."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tolerance import assert_close_to_scale, close_to_scale
+from support.tolerance import assert_close_to_scale, close_to_scale
 
 
 @pytest.mark.parametrize("scale", [4e-8, 3e-7, 1.0, 5e3])

@@ -2,7 +2,7 @@
 
 :class:`PipelineProtocol` is the contract of :class:`engine.annotation.pipeline.Pipeline` (the
 one implementation on models) as its callers use it; a test's stand-in implements all of it, so
-the callers call every method directly. ``tests/test_pipeline_protocol.py`` checks that the
+the callers call every method directly. ``tests/engine/annotation/test_pipeline_protocol.py`` checks that the
 Pipeline and every stand-in match it, signatures included.
 
 Images are ``[H, W, 3]`` uint8 RGB; points and boxes are in image pixels; heat maps are the

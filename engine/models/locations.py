@@ -11,7 +11,7 @@ Where a role is looked for, in order, never touching the network:
 2. the Hugging Face cache (``huggingface_hub.try_to_load_from_cache``, offline) for the BLIP
    and T5 models, and QMask's own cache folder (:func:`qmask_cache_dir`) for EfficientSAM.
 
-Folders are read as the repositories publish them (tests/test_published_layouts.py): UnifiedQA's
+Folders are read as the repositories publish them (tests/engine/models/test_published_layouts.py): UnifiedQA's
 ``pytorch_model.bin`` + ``spiece.model`` without ``tokenizer.json`` (transformers converts it with
 sentencepiece + protobuf), the BLIP ports' legacy configs and ``bert-base-uncased`` tokenizers,
 both weight formats side by side (safetensors preferred), Hugging Face cache snapshots of

@@ -1,7 +1,7 @@
 """Acceleration in one place: what runs faster than the plain model code, and the switches.
 
 Model code (``engine.sam``, ``engine.vqa``) keeps plain forwards, as the published models
-read. This module is the only one that replaces a ``forward`` (``tests/test_accelerate.py``
+read. This module is the only one that replaces a ``forward`` (``tests/engine/runtime/test_accelerate.py``
 checks it), so nothing depends on the order in which speed-ups were applied:
 
 - :func:`accelerate` ``(model, role, device, dtype)``, called once a model is loaded where it

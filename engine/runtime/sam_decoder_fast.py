@@ -3,7 +3,7 @@
 ``engine.sam.decoder`` keeps the published computation, plain and readable. This module
 computes the same masks and IoU predictions with less work per click; the accelerator gives a
 ``MaskDecoder`` instance :func:`forward` and :func:`prepare` in place of its own (model classes
-and weights untouched). ``tests/test_accelerate.py`` checks that both paths agree.
+and weights untouched). ``tests/engine/runtime/test_accelerate.py`` checks that both paths agree.
 
 What it changes (not what it computes):
 

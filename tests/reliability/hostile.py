@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakes import PipelineStandIn
+from support.fakes import PipelineStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def unprivileged() -> list[str]:
 
 
 class StandInPipeline(PipelineStandIn):
-    """The pipeline without models (tests/fakes.py): its chain is one object, the bright pixels."""
+    """The pipeline without models (tests/support/fakes.py): its chain is one object, the bright pixels."""
 
     def run(self, question, points=None, box=None, alpha=None, segment=None, progress=None, cancel=None,
             instances="auto"):
