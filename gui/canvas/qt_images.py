@@ -34,7 +34,9 @@ def mask_thumbnail(rgb: np.ndarray, mask: np.ndarray | None, side: int = 96) -> 
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     key = (id(rgb), rgb.shape, size)
     if _small_image[0] != key:  # the image is scaled once; each candidate only scales its mask
-        _small_image[:] = [key, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32), rgb]
+        step = max(1, max(h, w) // (4 * side))  # every step-th pixel first: a thumbnail of a 12 MP photo took 20-30 ms
+        source = np.ascontiguousarray(rgb[::step, ::step])
+        _small_image[:] = [key, cv2.resize(source, size, interpolation=cv2.INTER_AREA).astype(np.float32), rgb]
     small = _small_image[1].copy()
     if mask is not None:
         # the bool mask's bytes as they are: no full-size copy (a 12-megapixel mask, each click)

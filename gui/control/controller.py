@@ -53,6 +53,7 @@ class Controller(QtCore.QObject):
     answer_ready = QtCore.Signal(object)  # ImageSession
     error_shown = QtCore.Signal(str)
     paths_opened = QtCore.Signal(object)  # Opened: images and folders are in the list (see open_paths)
+    project_listed = QtCore.Signal(object)  # Project: the images of a project just opened are in the list
 
     def __init__(self, window: MainWindow, workspace: Workspace, client: EngineClient,
                  settings: PipelineSettings, models_dir: str | None = None) -> None:
@@ -142,20 +143,25 @@ class Controller(QtCore.QObject):
         self.paths_opened.emit(opened)
 
     def use_project(self, project: Project, automatic: bool = False) -> None:
-        """Work on ``project`` from now on: its images listed (most in need of review first), each
-        shown with its objects and runs; every change is written to it. What the engine was doing
-        for the project before is cancelled."""
+        """Work on ``project`` from now on: its images listed (most in need of review first, read on
+        the store's thread; ``project_listed`` says when they are in), each shown with its objects
+        and runs; every change is written to it. What the engine was doing for the project before
+        is cancelled."""
         if self.client.busy:
             self.client.cancel()
         self.pending_questions.clear()
         self.workspace.use_project(project)
         self.automatic_project = automatic
-        self.workspace.add_project_images()
-        if self.workspace.ids:
-            self.workspace.set_index(0)
         if project.notice:
             self.show_message(project.notice, "info")
-        self.relocator.check()  # images not where the project says: the banner offers to locate them
+
+        def listed() -> None:  # (on the GUI thread, once the store's thread has read the list)
+            if self.workspace.ids and self.workspace.index < 0:
+                self.workspace.set_index(0)
+            self.relocator.check()  # images not where the project says: the banner offers to locate them
+            self.project_listed.emit(project)
+
+        self.workspace.add_project_images(then=listed, wait=False)  # the window goes on meanwhile
 
     def on_current(self, session: ImageSession | None) -> None:
         self.client.show(None if session is None else session.key)

@@ -65,6 +65,8 @@ class FileActions(QtCore.QObject):
         if c.automatic_project:
             target, _note = earlier_project_path(folder)
             if target.resolve() != c.workspace.project.path.resolve():
+                if not self.leave_project():
+                    return
                 project, note = open_project(None, folder)
                 c.use_project(project, automatic=True)
                 if note and note != project.notice:
@@ -84,12 +86,28 @@ class FileActions(QtCore.QObject):
         c = self.controller
         if Path(path).expanduser().resolve() == c.workspace.project.path.resolve():
             return True  # (the one the window works on)
+        if not self.leave_project():
+            return False
         try:
             project = Project.open(path, writer="app")
         except ProjectError as err:
             c.show_error(str(err))
             return False
         c.use_project(project)
+        return True
+
+    def leave_project(self) -> bool:
+        """Before the window moves to another project (which closes this one): an Export or Import
+        dialog still running on this project keeps the window on it (False, and the user is told
+        why); an idle one closes, since it names the project about to close."""
+        dialogs = [d for d in (self.export_dialog, self.import_dialog) if d is not None]
+        if any(d.task is not None and d.task.isRunning() for d in dialogs):
+            self.controller.show_message("An export or import of this project is still running: the window stays on "
+                                         "this project until it ends.", "warning")
+            return False
+        for dialog in dialogs:
+            dialog.reject()
+        self.export_dialog = self.import_dialog = None
         return True
 
     def show_export(self) -> ExportDialog:

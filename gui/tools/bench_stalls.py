@@ -50,6 +50,7 @@ class Sizes:
     switches: int = 6
     brush_moves: int = 100
     give_up_s: float = 300.0  # a scenario blocking the window longer ends the bench
+    stacks: bool = False  # print where the GUI thread stalled, per scenario
 
 
 FULL = Sizes()
@@ -81,6 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--give-up", type=float, metavar="S",
                         help=f"end the bench when a scenario blocks the window longer than this (default "
                              f"{FULL.give_up_s:.0f} s; {QUICK.give_up_s:.0f} s with --quick)")
+    parser.add_argument("--stall-stacks", action="store_true",
+                        help="also print where the GUI thread was while it stalled (its code, about 10 ms a sample)")
 
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
@@ -89,7 +92,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     return Sizes(folder_images=args.folder_images or base.folder_images,
                  project_images=args.project_images or base.project_images, photo=photo,  # type: ignore[arg-type]
                  switches=args.stall_switches or base.switches, brush_moves=args.brush_moves or base.brush_moves,
-                 give_up_s=args.give_up or base.give_up_s)
+                 give_up_s=args.give_up or base.give_up_s, stacks=args.stall_stacks)
 
 
 class Load:
@@ -127,7 +130,7 @@ class Bench:
 
     def __init__(self, app, sizes: Sizes, click_median_ms: float) -> None:
         self.app, self.sizes, self.click_ms = app, sizes, click_median_ms
-        self.load, self.probe, self.rows = Load(app), StallProbe(5), []
+        self.load, self.probe, self.rows = Load(app), StallProbe(5, stacks=sizes.stacks), []
         self.brush_ms = float("nan")
         self._running: tuple[str, bool, float] | None = None  # (scenario, loaded, since)
         threading.Thread(target=self._watch, name="bench-give-up", daemon=True).start()
@@ -142,6 +145,9 @@ class Bench:
         self.rows.append(row)
         print(f"  {name}: worst GUI-thread stall {row.worst_ms:.0f} ms{'' if loaded else ' (the engine was idle)'}"
               f"{'; ' + note if note else ''}", flush=True)
+        if self.probe.stacks is not None:
+            for count, where in self.probe.stacks.top():
+                print(f"      ~{count * 10} ms stalled in {where}", flush=True)
         return row
 
     def _watch(self) -> None:
@@ -285,7 +291,7 @@ def _open_folder(bench: Bench, folder: Path, n: int) -> Row:
     before = len(app.workspace.ids)
 
     def action() -> str:
-        app.controller.open_paths([str(folder)])  # File > Open folder…, once the folder is chosen
+        app.files.open_folder_path(folder)  # File > Open folder…, once the folder is chosen
         wait_idle_until(lambda: _shown(app) and app.workspace.current.path.parent.resolve() == folder.resolve(), 300)
         idle(3000)
         return f"{len(app.workspace.ids) - before:,} images listed"

@@ -10,6 +10,8 @@ set first, by :func:`bench_folder`.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -153,11 +155,12 @@ class StallProbe:
     the gaps between its firings; a gap is how long the event loop could not run it (the
     interval included). Used as ``with probe: ...``; :attr:`worst` is the longest gap, in ms."""
 
-    def __init__(self, interval_ms: int = 5) -> None:
+    def __init__(self, interval_ms: int = 5, stacks: bool = False) -> None:
         from PySide6 import QtCore
 
         self.gaps: list[float] = []
         self._last = 0.0
+        self.stacks = StackSampler() if stacks else None  # where the GUI thread was while it stalled
         self._timer = QtCore.QTimer()
         self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self._timer.setInterval(interval_ms)
@@ -172,11 +175,15 @@ class StallProbe:
         self.gaps = []
         self._last = time.perf_counter()
         self._timer.start()
+        if self.stacks is not None:
+            self.stacks.start(self.since_last_ms)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._tick()  # a stall that lasts until the end counts too
         self._timer.stop()
+        if self.stacks is not None:
+            self.stacks.stop()
 
     @property
     def worst(self) -> float:
@@ -185,3 +192,51 @@ class StallProbe:
     def since_last_ms(self) -> float:
         """ms since the last firing (another thread may ask: how long the GUI thread is blocked now)."""
         return (time.perf_counter() - self._last) * 1000
+
+
+class StackSampler:
+    """Where the GUI thread is while it stalls: every 10 ms, while the probe's timer is over 30 ms
+    late, the GUI thread's innermost QMask frames (gui/, engine/) are counted; :meth:`top` gives the
+    most frequent, each about 10 ms of stall. Samples through ``sys._current_frames`` (a bench
+    tool only)."""
+
+    def __init__(self, late_ms: float = 30.0, every_s: float = 0.01) -> None:
+        self.late_ms, self.every_s = late_ms, every_s
+        self.counts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, late) -> None:
+        self.counts, gui = {}, threading.get_ident()
+        self._stop.clear()
+
+        def sample() -> None:
+            while not self._stop.wait(self.every_s):
+                if late() < self.late_ms:
+                    continue
+                frame = sys._current_frames().get(gui)
+                if frame is not None:
+                    key = _own_frames(frame)
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+        self._thread = threading.Thread(target=sample, name="bench-stall-stacks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def top(self, n: int = 5) -> list[tuple[int, str]]:
+        return sorted(((c, k) for k, c in self.counts.items()), reverse=True)[:n]
+
+
+def _own_frames(frame, depth: int = 4) -> str:
+    """The innermost ``depth`` frames in QMask's own code (and the innermost frame of all)."""
+    own, inner = [], f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+    while frame is not None and len(own) < depth:
+        name = frame.f_code.co_filename.replace("\\", "/")
+        if "/gui/" in name or "/engine/" in name:
+            own.append(f"{Path(name).parent.name}/{Path(name).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        frame = frame.f_back
+    return inner + " <- " + " <- ".join(own)

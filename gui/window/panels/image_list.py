@@ -257,6 +257,10 @@ class ImageListPanel(QtWidgets.QWidget):
         self.list = ImageListView()
         self.list.setObjectName("imageList")
         self.list.setUniformItemSizes(True)
+        # Laid out a batch of rows at a time between events: at once, showing the current row of
+        # a 100,000-image list blocked the window 160 ms (Qt lays out every row first).
+        self.list.setLayoutMode(QtWidgets.QListView.LayoutMode.Batched)
+        self.list.setBatchSize(2000)
         self.list.setModel(self.model)
         self.list.setItemDelegate(ReviewDelegate(self.list))
         self.list.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._on_row(cur.row()))

@@ -148,7 +148,8 @@ def test_file_gone_between_listing_and_reading_is_missing_not_failed(harness, qt
 def test_opening_another_project_lists_its_missing_images_too(harness, qtbot, tmp_path):
     project_file, new = _moved_project(tmp_path)
     app = harness.build([], project=tmp_path / "mine.qmask")
-    assert app.files.load_project(project_file)
+    with qtbot.waitSignal(app.controller.project_listed, timeout=WAIT_MS):  # listed on the store's thread
+        assert app.files.load_project(project_file)
     names = [s.name for s in app.workspace.sessions]
     assert {"a.png", "b.png", "c.png"} <= set(names)
     assert "3 images of this project are not where they were" in app.window.messages.current_text

@@ -129,8 +129,9 @@ def test_open_project_shows_a_batch_projects_objects_and_runs_and_writes_to_it(h
     w, ws = app.window, app.workspace
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName",
                         lambda *args, **kwargs: (str(project_file), "QMask projects (*.qmask *.qmask.json)"))
-    _menu_click(qtbot, w, "File", "open_project")
-    qtbot.waitUntil(lambda: ws.project.path == project_file, timeout=WAIT_MS)
+    with qtbot.waitSignal(app.controller.project_listed, timeout=WAIT_MS):  # listed on the store's thread
+        _menu_click(qtbot, w, "File", "open_project")
+    assert ws.project.path == project_file
     assert app.project.path == project_file
     listed = [w.image_list.list.item(i).text() for i in range(w.image_list.list.count())]
     assert sorted(listed) == ["img0.png", "img1.png", "img2.png"]  # its images only,
