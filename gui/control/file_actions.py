@@ -101,7 +101,7 @@ class FileActions(QtCore.QObject):
         dialog still running on this project keeps the window on it (False, and the user is told
         why); an idle one closes, since it names the project about to close."""
         dialogs = [d for d in (self.export_dialog, self.import_dialog) if d is not None]
-        if any(d.task is not None and d.task.isRunning() for d in dialogs):
+        if any(d.run.running for d in dialogs):
             self.controller.show_message("An export or import of this project is still running: the window stays on "
                                          "this project until it ends.", "warning")
             return False

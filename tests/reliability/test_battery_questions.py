@@ -79,7 +79,7 @@ def test_ask_reports_the_used_part_on_stderr_and_in_json(tmp_path, photo, tiny_m
 
 
 def test_short_question_json_says_nothing_was_cut(tmp_path, photo, tiny_models_dir):
-    from test_ask import qmask_ask
+    from support.commands import qmask_ask
 
     out = tmp_path / "out.json"
     assert qmask_ask(str(photo), "what is on the table?", "--models", str(tiny_models_dir), "--device", "cpu",

@@ -141,3 +141,17 @@ def put_answered(project: Project, img: ImageRecord, question: str, mask: np.nda
     if edited is not None:
         o.set_mask(edited, source="user")
     return project.put_object(img, o, source=source)
+
+
+def brush_reference(points, radius, shape: tuple[int, int]) -> np.ndarray:
+    """Brute force: pixels whose centre is within ``radius`` of the polyline (the definition)."""
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    cx, cy = cols + 0.5, rows + 0.5
+    best = np.full(shape, np.inf)
+    pts = np.asarray(points, float)
+    segs = [(pts[0], pts[0])] if len(pts) == 1 else list(zip(pts[:-1], pts[1:]))
+    for a, b in segs:
+        d = b - a
+        t = 0.0 if not d.any() else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / (d @ d), 0, 1)
+        best = np.minimum(best, np.hypot(cx - a[0] - t * d[0], cy - a[1] - t * d[1]))
+    return best <= radius

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.export.bundle import ExportOptions, ExportSummary, run_export
 
 from gui.engine_thread.background import BackgroundTask
+from gui.window.dialogs.task_runner import DialogRun
 from gui.window.dialogs.wrapped_label import WrappedLabel
 
 
@@ -26,7 +27,6 @@ class ExportDialog(QtWidgets.QDialog):
         # made): the export must read what the user sees. Called on the export's own thread.
         self.settle = settle
         self.current_image = current_image
-        self.task: BackgroundTask | None = None
         self.summary: ExportSummary | None = None
 
         self.scope_current = QtWidgets.QRadioButton("Current image")
@@ -57,6 +57,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QtWidgets.QDialogButtonBox()
         self.export_button = self.buttons.addButton("Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+        self.run = DialogRun(self, self.export_button, self.status)  # the export's thread
         self.buttons.addButton(QtWidgets.QDialogButtonBox.StandardButton.Close)
         self.export_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
@@ -94,15 +95,16 @@ class ExportDialog(QtWidgets.QDialog):
                              overlays=self.overlays.isChecked(), only_accepted=self.only_accepted.isChecked(),
                              images=images, self_contained=self.self_contained.isChecked())
 
+    @property
+    def task(self) -> BackgroundTask | None:
+        """The export's thread while it lives (None otherwise)."""
+        return self.run.task
+
     def start(self) -> None:
         """Run the export in a background thread (the window stays usable)."""
-        if self.task is not None:
-            if self.task.isRunning():
-                return
-            self._ended()  # the last export's thread is done; its 'finished' is still queued
+        if self.run.running:
+            return
         options = self.options()
-        self.export_button.setEnabled(False)
-        self.status.setText("Exporting…")
         settle = self.settle
 
         def job(task: BackgroundTask) -> ExportSummary:
@@ -110,12 +112,7 @@ class ExportDialog(QtWidgets.QDialog):
                 settle()
             return run_export(self.project, options, task.say)
 
-        self.task = BackgroundTask(job, self)
-        self.task.progress.connect(self.status.setText)
-        self.task.done.connect(self._done)
-        self.task.failed.connect(self._failed)
-        self.task.ended.connect(self._ended)
-        self.task.start()
+        self.run.start(job, self._done, self._failed, "Exporting…")
 
     def _done(self, summary: ExportSummary) -> None:
         self.summary = summary
@@ -126,18 +123,11 @@ class ExportDialog(QtWidgets.QDialog):
         self.status.setText(message)
         self.export_failed.emit(message)
 
-    def _ended(self) -> None:  # the button again only once the thread is over: a click never finds it busy
-        self.export_button.setEnabled(True)
-        task, self.task = self.task, None
-        if task is not None:
-            task.dispose()  # not a bare deleteLater: see BackgroundTask.dispose
-
     def _browse(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: never leave a thread behind
-        if self.task is not None:
-            self.task.wait()
+        self.run.wait()
         super().done(result)

@@ -16,6 +16,7 @@ from engine.export.imported import ImportReport, write_imported
 from engine.export.importers import IMPORT_FORMATS, read_dataset
 
 from gui.engine_thread.background import BackgroundTask
+from gui.window.dialogs.task_runner import DialogRun
 
 
 class ImportDialog(QtWidgets.QDialog):
@@ -26,7 +27,6 @@ class ImportDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle("Import dataset")
         self.workspace = workspace
-        self.task: BackgroundTask | None = None
         self.report: ImportReport | None = None
         self._start = str(start_dir or Path.home())
         self.source = QtWidgets.QLineEdit()
@@ -45,6 +45,7 @@ class ImportDialog(QtWidgets.QDialog):
         self.status.setWordWrap(True)
         self.buttons = QtWidgets.QDialogButtonBox()
         self.import_button = self.buttons.addButton("Import", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+        self.run = DialogRun(self, self.import_button, self.status)  # the import's thread
         self.buttons.addButton(QtWidgets.QDialogButtonBox.StandardButton.Close)
         self.import_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
@@ -65,10 +66,8 @@ class ImportDialog(QtWidgets.QDialog):
 
     def start(self) -> None:
         """Read the dataset in a background thread, then write it into the project."""
-        if self.task is not None:
-            if self.task.isRunning():
-                return
-            self._ended()
+        if self.run.running:
+            return
         source = self.source.text().strip()
         if not source:
             self.status.setText("Choose a dataset file or folder.")
@@ -76,8 +75,6 @@ class ImportDialog(QtWidgets.QDialog):
         fmt = self.format.currentText()
         images = self.images.text().strip() or None
         workspace = self.workspace
-        self.import_button.setEnabled(False)
-        self.status.setText("Reading the dataset…")
 
         def job(task: BackgroundTask) -> ImportReport:
             dataset = read_dataset(Path(source).expanduser(), fmt, images)
@@ -88,12 +85,12 @@ class ImportDialog(QtWidgets.QDialog):
                 raise ProjectError("The project could not be written; nothing was imported.")
             return reports[0]
 
-        self.task = BackgroundTask(job, self)
-        self.task.progress.connect(self.status.setText)
-        self.task.done.connect(self._done)
-        self.task.failed.connect(self._failed)
-        self.task.ended.connect(self._ended)
-        self.task.start()
+        self.run.start(job, self._done, self._failed, "Reading the dataset…")
+
+    @property
+    def task(self) -> BackgroundTask | None:
+        """The import's thread while it lives (None otherwise)."""
+        return self.run.task
 
     def _done(self, report: ImportReport) -> None:
         self.report = report
@@ -103,12 +100,6 @@ class ImportDialog(QtWidgets.QDialog):
     def _failed(self, message: str) -> None:
         self.status.setText(message)
         self.import_failed.emit(message)
-
-    def _ended(self) -> None:  # the button again only once the thread is over: a click never finds it busy
-        self.import_button.setEnabled(True)
-        task, self.task = self.task, None
-        if task is not None:
-            task.dispose()
 
     def _pick_file(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -127,6 +118,5 @@ class ImportDialog(QtWidgets.QDialog):
             self.images.setText(folder)
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: never leave a thread behind
-        if self.task is not None:
-            self.task.wait()
+        self.run.wait()
         super().done(result)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from support.annotation import Decoding, add_object, ask, open_annotation, stored_object
+from support.annotation import Decoding, add_object, ask, brush_reference, open_annotation, stored_object
 from engine.annotation import History, ProjectStore, PromptState, SetAccepted, SetPrompts
 from engine.annotation.corrections import ClearStrokes, Corrections, PaintStroke, ReplaceMask
 from engine.annotation.edits import ChooseCandidate
@@ -25,17 +25,7 @@ H, W = 30, 40
 
 
 def under_brush(points, radius, shape=(H, W)) -> np.ndarray:
-    """Brute force: pixels whose centre is within ``radius`` of the polyline (the definition)."""
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
-    cx, cy = cols + 0.5, rows + 0.5
-    best = np.full(shape, np.inf)
-    pts = np.asarray(points, float)
-    segs = [(pts[0], pts[0])] if len(pts) == 1 else list(zip(pts[:-1], pts[1:]))
-    for a, b in segs:
-        d = b - a
-        t = 0.0 if not d.any() else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / (d @ d), 0, 1)
-        best = np.minimum(best, np.hypot(cx - a[0] - t * d[0], cy - a[1] - t * d[1]))
-    return best <= radius
+    return brush_reference(points, radius, shape)
 
 
 def full(hit, shape=(H, W)) -> np.ndarray:

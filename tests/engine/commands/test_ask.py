@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from engine.commands.cli import run_parsed
-from engine.commands import ask
-
-
-def qmask_ask(*argv: str) -> int:
-    """Parse and run exactly as ``qmask ask ...`` does (same error handling as engine.commands.cli)."""
-    parser = argparse.ArgumentParser(prog="qmask ask")
-    ask.add_arguments(parser)
-    parser.set_defaults(_command=ask, command="ask")
-    return run_parsed(parser.parse_args(list(argv)))
+from support.commands import qmask_ask
 
 
 @pytest.fixture()

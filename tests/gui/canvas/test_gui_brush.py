@@ -18,7 +18,7 @@ from support.gui import (WAIT_MS, _move_event, ask_and_wait, click_image, drag_i
                          wait_shown,
                          harness_fixture, write_photo)
 from support.gui import no_thread_left_holding, qt_garbage_on_gui_thread  # noqa: F401 - autouse
-from test_corrections import under_brush
+from support.annotation import brush_reference as under_brush
 
 SHOTS = Path("/tmp/s8")
 Key, Mod = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier
