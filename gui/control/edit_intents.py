@@ -81,9 +81,11 @@ class EditIntents:
                               "control characters.", "info")
         edits = [SetCategory(session, u, session.objects[u].record.category, clean) for u in targets
                  if session.objects[u].record.category != clean]
+        new_class = clean is not None and clean not in self.c.workspace.classes()
         if edits:
             self._push(session, edits[0] if len(edits) == 1 else Group(session, edits, f"Class '{clean}'"))
-            self.c.workspace.classes_changed.emit()
+            if new_class:  # (a class already listed: only its objects' rows change, told by the session)
+                self.c.workspace.classes_changed.emit()
 
     def set_accepted(self, accepted: bool, uid: str | None = None) -> None:
         session = self._editable()

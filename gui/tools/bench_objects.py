@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="4000x3000", help="photo size WxH (default 4000x3000)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--models", help="models folder (default: tiny random models, made now)")
+    parser.add_argument("--profile", action="store_true", help="also print where each action's GUI-thread time goes")
     args = parser.parse_args(argv)
     from gui.tools.bench_support import bench_folder, models_folder, open_app, wait, wait_idle
 
@@ -110,18 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     wait_idle(qapp, 1.0)
     session, canvas, panel = ws.current, window.canvas, window.objects_panel
 
-    def timed(action) -> tuple[float, float]:
+    profiles: dict[str, object] = {}
+
+    def timed(action, name: str = "") -> tuple[float, float]:
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = profiles.setdefault(name, cProfile.Profile())
+            profiler.enable()
         start, cpu = time.perf_counter(), time.thread_time()
         action()
         qapp.processEvents()  # what the action posted: the repaint
-        return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
+        elapsed = (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
+        if profiler is not None:
+            profiler.disable()
+        return elapsed
 
     results: dict[str, list[tuple[float, float]]] = {"select (J)": [], "show/hide (eye)": [],
                                                      "relabel (digit key)": [], "point edit (click + mask)": [],
                                                      "select, from a whole-image mask": []}
     canvas.setFocus()
     for i in range(args.repeats):  # the objects as imported
-        results["select (J)"].append(timed(lambda: QTest.keyClick(canvas, QtCore.Qt.Key.Key_J)))
+        results["select (J)"].append(timed(lambda: QTest.keyClick(canvas, QtCore.Qt.Key.Key_J), "select (J)"))
         wait_idle(qapp, 0.05)
         uid = session.selected
         row = panel.model.row_of(uid)
@@ -133,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         session.set_hidden(uid, False)
         key = QtCore.Qt.Key.Key_2 if i % 2 else QtCore.Qt.Key.Key_3
         canvas.setFocus()
-        results["relabel (digit key)"].append(timed(lambda: QTest.keyClick(canvas, key)))
+        results["relabel (digit key)"].append(timed(lambda: QTest.keyClick(canvas, key), "relabel (digit key)"))
         wait_idle(qapp, 0.05)
     for i in range(args.repeats):  # a click in each: the tiny random decoder's mask covers the whole image
         name = "select, from a whole-image mask" if i else "select (J)"
-        timing = timed(lambda: QTest.keyClick(canvas, QtCore.Qt.Key.Key_J))
+        timing = timed(lambda: QTest.keyClick(canvas, QtCore.Qt.Key.Key_J), name)
         if i:  # the first J leaves an imported object: counted as a plain select
             results[name].append(timing)
         wait_idle(qapp, 0.05)
@@ -162,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
               f"CPU median {statistics.median(cpus):6.1f} ms, worst {max(cpus):6.1f} ms | "
               f"{'met' if max(walls) <= GOAL_MS else 'MISSED (worst)' if statistics.median(walls) <= GOAL_MS else 'MISSED'}")
     print(f"(load average: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; wall time includes waiting for a core)")
+    for name, profiler in profiles.items():
+        import io
+        import pstats
+
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
+        print(f"\nwhere {name} spends its time (all repeats, by own time):\n" + out.getvalue().split("\n\n", 2)[-1])
     app.window.close()
     app.shutdown()
     return 0
