@@ -36,15 +36,15 @@ from resources import SAMPLE_IMAGE, SAMPLE_QUESTION
 
 from gui.control.controller import Controller
 from gui.control.file_actions import FileActions
-from gui.window.main_window import MainWindow
-from gui.window.preferences import Preferences, PreferencesStore, apply, capture, models_folder
 from gui.control.relocate import FolderChooser
-from gui.engine_thread.requests import LoadModels
-from gui.workspace.data_paths import open_project
-from gui.workspace.workspace import Workspace
 from gui.engine_thread import gui_thread_gc
 from gui.engine_thread.engine_client import EngineClient
+from gui.engine_thread.requests import LoadModels
 from gui.engine_thread.worker import default_pipeline_factory
+from gui.window.main_window import MainWindow
+from gui.window.preferences import Preferences, PreferencesStore, apply, capture, models_folder
+from gui.workspace.data_paths import open_project
+from gui.workspace.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from engine.errors import InputError
 from engine.imaging.polygons import (Outline, apply_shape_edit, deleted_vertex, editable_shapes, inserted_vertex,
                                      moved_vertex, nearest_edge)
 
-from gui.engine_thread.background import BackgroundTask
 from gui.canvas.point_editing import HIT_RADIUS_PX
+from gui.engine_thread.background import BackgroundTask
 
 RING_COLOUR = QtGui.QColor(255, 153, 0)  # orange: apart from the mask's blue and the box's yellow
 HOLE_COLOUR = QtGui.QColor(255, 64, 160)

@@ -1,10 +1,12 @@
 """What the user's actions do: edits pushed on the image's undo stack, requests for model work.
 
-The controller connects the window's inputs (actions, panels, canvas editor) to the current
-:class:`~gui.workspace.session.ImageSession` (as :mod:`engine.annotation.edits`) and the engine thread
-(:class:`~gui.engine_thread.engine_client.EngineClient`), and the engine's replies back to the sessions they belong
-to (:mod:`gui.control.engine_replies`: by image key, so a reply for an image the user has left still lands
-in that image's state).
+The controller holds what the window's inputs reach (every connection is made in
+:mod:`gui.control.wiring`): its ``edits`` change the current
+:class:`~gui.workspace.session.ImageSession` (as :mod:`engine.annotation.edits`), it sends model
+work to the engine thread (:class:`~gui.engine_thread.engine_client.EngineClient`), and its
+``replies`` put the engine's replies back into the sessions they belong to
+(:mod:`gui.control.engine_replies`: by image key, so a reply for an image the user has left still
+lands in that image's state).
 What an image shows is drawn by the presenter; the controller itself touches only the status
 bar (progress, busy), the message area, the question box's text and the accept toggle.
 """
@@ -21,23 +23,23 @@ from engine.annotation.settings import PipelineSettings
 from engine.vqa.question import clean_question_text
 
 from gui.canvas.layers import HEATMAP_COLORMAPS
+from gui.canvas.stroke_stager import StrokeStager
+from gui.control.edit_intents import EditIntents
+from gui.control.engine_replies import EngineReplies
+from gui.control.keyboard import KeyboardFocus
 from gui.control.live_segmentation import LiveSegmenter
-from gui.window.main_window import MainWindow
+from gui.control.objects_view import ObjectsView
 from gui.control.prefetch import ImagePrefetcher
 from gui.control.presenter import Presenter
-from gui.control.objects_view import ObjectsView
 from gui.control.relocate import ImageRelocator
+from gui.control.wiring import connect_controller
+from gui.engine_thread.engine_client import EngineClient
 from gui.engine_thread.requests import Answer, Ask, ImageRef, LoadModels, ModelsInfo, OpenImage
+from gui.window.main_window import MainWindow
 from gui.workspace.data_paths import image_folder
 from gui.workspace.opening import Opened
 from gui.workspace.session import ImageSession
 from gui.workspace.workspace import Workspace
-from gui.canvas.stroke_stager import StrokeStager
-from gui.control.edit_intents import EditIntents
-from gui.control.engine_replies import EngineReplies
-from gui.engine_thread.engine_client import EngineClient
-from gui.control.keyboard import KeyboardFocus
-from gui.control.wiring import connect_controller
 
 
 class Controller(QtCore.QObject):

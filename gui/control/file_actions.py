@@ -15,12 +15,12 @@ from engine.imaging.images import IMAGE_EXTENSIONS
 from engine.project import PROJECT_SUFFIX, Project
 
 from gui.control.controller import Controller
-from gui.workspace.data_paths import earlier_project_path, open_project
-from gui.window.dialogs.export_dialog import ExportDialog
 from gui.control.wiring import connect_file_actions
+from gui.window.dialogs.export_dialog import ExportDialog
 from gui.window.dialogs.help_dialog import HelpDialog
 from gui.window.dialogs.import_dialog import ImportDialog
 from gui.window.dialogs.models_dialog import ModelsDialog
+from gui.workspace.data_paths import earlier_project_path, open_project
 
 
 class FileActions(QtCore.QObject):

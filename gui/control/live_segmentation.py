@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from gui.engine_thread.engine_client import EngineClient
+from gui.engine_thread.input_priority import REPLY_HOLD_S
 from gui.engine_thread.requests import ImageRef, Reply, Segment
 from gui.workspace.session import ImageSession
 from gui.workspace.workspace import Workspace
-from gui.engine_thread.engine_client import EngineClient
-from gui.engine_thread.input_priority import REPLY_HOLD_S
 
 DEBOUNCE_MS = 40
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
+from gui.engine_thread.engine_client import EngineClient
 from gui.engine_thread.requests import Ask, Cancelled, EncodeImage, EncodeNext, Failed, Finished, ImageRef
 from gui.workspace.session import ImageSession
 from gui.workspace.workspace import Workspace
-from gui.engine_thread.engine_client import EngineClient
 
 IDLE_MS = 400  # the engine idle this long (no request, no edit) before the next image is read
 AHEAD_KEPT = 8  # images remembered as encoded ahead (the engine's image cache holds 8)

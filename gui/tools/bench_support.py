@@ -232,11 +232,15 @@ class StackSampler:
 
 
 def _own_frames(frame, depth: int = 4) -> str:
-    """The innermost ``depth`` frames in QMask's own code (and the innermost frame of all)."""
-    own, inner = [], f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+    """The innermost ``depth`` frames in QMask's own code, after the innermost frame of all when
+    that one is not ours (numpy, Qt's Python wrappers, threading)."""
+    own, inner = [], None
     while frame is not None and len(own) < depth:
         name = frame.f_code.co_filename.replace("\\", "/")
+        where = f"{Path(name).name}:{frame.f_lineno} {frame.f_code.co_name}"
         if "/gui/" in name or "/engine/" in name:
-            own.append(f"{Path(name).parent.name}/{Path(name).name}:{frame.f_lineno} {frame.f_code.co_name}")
+            own.append(f"{Path(name).parent.name}/{where}")
+        elif not own and inner is None:
+            inner = where
         frame = frame.f_back
-    return inner + " <- " + " <- ".join(own)
+    return " <- ".join(([inner] if inner else []) + own)

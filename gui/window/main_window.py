@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gui.window.actions import create_actions
-from gui.window.brush_commands import add_brush_commands
 from gui.canvas.canvas import Canvas
 from gui.canvas.layers import HEATMAP_COLORMAPS
-from gui.window.message_area import MessageArea
 from gui.canvas.polygon_editor import DEFAULT_TOLERANCE_PX
+from gui.window.actions import create_actions
+from gui.window.brush_commands import add_brush_commands
+from gui.window.message_area import MessageArea
 from gui.window.panels.answer_panel import AnswerPanel
 from gui.window.panels.candidates_panel import CandidatesPanel
 from gui.window.panels.image_list import ImageListPanel

@@ -32,9 +32,9 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.runtime.atomic import atomic_write_json
 
-from gui.workspace.data_paths import data_folder
 from gui.canvas.layers import HEATMAP_COLORMAPS
 from gui.window.panels.question_panel import QUESTIONS_KEPT
+from gui.workspace.data_paths import data_folder
 
 log = logging.getLogger(__name__)
 
