@@ -9,14 +9,12 @@ tiny random models.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from engine.commands import cli
 from engine.annotation.batch import BatchQuestion, read_questions_csv, run_batch
 from engine.errors import InputError
 from engine.project import Project, normalise_question
@@ -26,6 +24,7 @@ from engine.results import (
 )
 from engine.prompts import Point
 from support.fakes import PipelineStandIn
+from support.commands import run_qmask
 
 
 class StandInPipeline(PipelineStandIn):
@@ -239,16 +238,6 @@ def test_nothing_readable(tmp_path):
         run_batch(tmp_path / "none", ["q?"], tmp_path / "p3.qmask", pipeline=StandInPipeline())
 
 
-def _cli(argv):
-    from engine.commands import batch as batch_cmd
-
-    parser = argparse.ArgumentParser()
-    batch_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._command, args.command = batch_cmd, "batch"
-    return cli.run_parsed(args)
-
-
 @pytest.mark.slow
 def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
     """The real chain (random tiny models) over the awkward folder via the CLI, interrupted and
@@ -270,7 +259,7 @@ def test_tiny_models_end_to_end(tmp_path, tiny_models_dir, capsys):
                        on_image_done=lambda *a: stop_after.append(a))
     assert report.cancelled and report.processed == 1
 
-    rc = _cli([str(folder), "--question", "what is bright?", "--project", str(project_path),
+    rc = run_qmask("batch", [str(folder), "--question", "what is bright?", "--project", str(project_path),
                "--models", str(tiny_models_dir), "--device", "cpu", "--num-captions", "3",
                "--max-pixels", str(MAX_PIXELS), "--no-progress"])
     captured = capsys.readouterr()

@@ -10,22 +10,22 @@ import pytest
 from engine.annotation.batch_ray import ClusterOptions, parse_workers, plan_workers
 from engine.errors import InputError
 
-from test_batch import _cli
+from support.commands import run_qmask
 
 
 def test_ray_missing_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as without the extra
     (tmp_path / "imgs").mkdir()
-    rc = _cli([str(tmp_path / "imgs"), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--ray"])
+    rc = run_qmask("batch", [str(tmp_path / "imgs"), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--ray"])
     err = capsys.readouterr().err
     assert rc == 1 and "pip install 'qmask[cluster]'" in err and "pip install -e '.[cluster]'" in err
     assert not (tmp_path / "p.qmask").exists()  # said before anything was made
 
 
 def test_cluster_options_need_ray(tmp_path, capsys):
-    rc = _cli([str(tmp_path), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--workers", "2"])
+    rc = run_qmask("batch", [str(tmp_path), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--workers", "2"])
     assert rc == 1 and "--workers needs --ray" in capsys.readouterr().err
-    rc = _cli([str(tmp_path), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--ray", "photos"])
+    rc = run_qmask("batch", [str(tmp_path), "--question", "q?", "--project", str(tmp_path / "p.qmask"), "--ray", "photos"])
     assert rc == 1 and "give the images folder before --ray" in capsys.readouterr().err
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.commands import run_qmask
 from PIL import Image
 
 # The facts (pipeline-facts.md), one place.
@@ -183,20 +184,9 @@ def image_folder(tmp_path):
     return folder
 
 
-def _run_command(name: str, argv: list[str]) -> int:
-    """Parse through the command's own ``add_arguments`` and run as ``qmask NAME ...`` does."""
-    from engine.commands.cli import run_parsed
-
-    module = importlib.import_module(f"engine.commands.{name}")
-    parser = argparse.ArgumentParser(prog=f"qmask {name}")
-    module.add_arguments(parser)
-    parser.set_defaults(_command=module, command=name)
-    return run_parsed(parser.parse_args(argv))
-
-
 def test_qmask_ask_defaults_reach_the_stages(tiny_models_dir, image_folder, spy, capsys):
     # Only where the models are and the device: every chain option is left at its default.
-    rc = _run_command("ask", [str(image_folder / "a.png"), "what is on the table?", "--models", str(tiny_models_dir),
+    rc = run_qmask("ask", [str(image_folder / "a.png"), "what is on the table?", "--models", str(tiny_models_dir),
                               "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     _check_chain(spy, tiny_models_dir)
@@ -215,7 +205,7 @@ def test_qmask_ask_options_default_to_the_published_values():
 
 
 def test_qmask_batch_defaults_reach_the_stages(tiny_models_dir, image_folder, tmp_path, spy, capsys):
-    rc = _run_command("batch", [str(image_folder), "-q", "what is on the table?", "-p", str(tmp_path / "p.qmask"),
+    rc = run_qmask("batch", [str(image_folder), "-q", "what is on the table?", "-p", str(tmp_path / "p.qmask"),
                                 "--models", str(tiny_models_dir), "--device", "cpu", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     _check_chain(spy, tiny_models_dir)

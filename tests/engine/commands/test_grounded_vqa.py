@@ -3,18 +3,16 @@ instances it grounds (COCO annotation ids and masks), as JSON Lines beside the C
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from engine.commands import cli
-from engine.commands import export as export_cmd
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.project import ObjectRecord, Project, QuestionRun
+from support.commands import run_qmask
 
 pycoco = pytest.importorskip("pycocotools.coco")
 
@@ -97,16 +95,8 @@ def test_only_accepted_and_self_contained_splits(project, tmp_path):
     assert found == ["annotations/instances_default.json"]  # datumaro's search does not take the .jsonl
 
 
-def _run(argv):
-    parser = argparse.ArgumentParser()
-    export_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._command, args.command = export_cmd, "export"
-    return cli.run_parsed(args)
-
-
 def test_cli_and_errors(project, tmp_path, capsys):
-    assert _run([str(project.path), "-f", "coco", "-o", str(tmp_path / "c.json"), "--grounded-vqa"]) == 0
+    assert run_qmask("export", [str(project.path), "-f", "coco", "-o", str(tmp_path / "c.json"), "--grounded-vqa"]) == 0
     assert (tmp_path / "c.grounded_vqa.jsonl").is_file()
     with pytest.raises(ExportError, match="beside a COCO file"):
         export_project(project, "yolo", tmp_path / "y", grounded_vqa=True)

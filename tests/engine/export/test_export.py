@@ -3,7 +3,6 @@ labelme reads it), PNG, the provenance file. Every shape kind against every read
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from engine.commands import cli
-from engine.commands import export as export_cmd
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.labelme import decode_mask_shape
@@ -23,25 +20,11 @@ from engine.prompts import Point
 
 from support.annotation import put_answered
 from support.dataset_readers import labelme_instances, labelme_label_file, ultralytics_instances
+from support.commands import run_qmask
+from support.masks import blob, ring_with_hole
 
 pycoco = pytest.importorskip("pycocotools.coco")
 pycocoeval = pytest.importorskip("pycocotools.cocoeval")
-
-
-def ring_with_hole(h, w):
-    m = np.zeros((h, w), bool)
-    m[4:20, 5:25] = True
-    m[8:12, 10:15] = False  # hole
-    m[24:28, 2:6] = True  # second part
-    m[9:11, 11:13] = True  # island inside the hole
-    return m
-
-
-def blob(h, w):
-    m = np.zeros((h, w), bool)
-    m[2:10, 3:9] = True
-    m[10:14, 3:5] = True
-    return m
 
 
 @pytest.fixture()
@@ -248,25 +231,17 @@ def test_errors(project, tmp_path):
         export_project(project, "yolo", tmp_path / "file")
 
 
-def _run(module, argv):
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._command, args.command = module, "export"
-    return cli.run_parsed(args)
-
-
 def test_cli(project, tmp_path, capsys):
-    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "d.json"), "--polygons"])
+    rc = run_qmask("export", [str(project.path), "--format", "coco", "--out", str(tmp_path / "d.json"), "--polygons"])
     assert rc == 0 and "Exported 3 annotation(s)" in capsys.readouterr().out
     pycoco.COCO(str(tmp_path / "d.json"))
-    rc = _run(export_cmd, [str(tmp_path / "nope.qmask"), "--format", "coco", "--out", str(tmp_path / "e.json")])
+    rc = run_qmask("export", [str(tmp_path / "nope.qmask"), "--format", "coco", "--out", str(tmp_path / "e.json")])
     assert rc == 1 and "No project file" in capsys.readouterr().err
 
 
 def test_cli_self_contained_split(project, tmp_path, capsys):
     out = tmp_path / "ds"
-    rc = _run(export_cmd, [str(project.path), "--format", "yolo", "--out", str(out), "--copy-images",
+    rc = run_qmask("export", [str(project.path), "--format", "yolo", "--out", str(out), "--copy-images",
                            "--val", "0.5", "--seed", "4"])
     assert rc == 0 and "Exported 3 annotation(s) of 3 image(s)" in capsys.readouterr().out
     data = yaml.safe_load((out / "data.yaml").read_text())
@@ -276,7 +251,7 @@ def test_cli_self_contained_split(project, tmp_path, capsys):
     assert len(images) == 3 and [Path(i).parent.name for i in images].count("val") in (1, 2)
     assert [str(Path(i).with_suffix("")).replace("images/", "labels/", 1) for i in images] == \
         [str(Path(x).with_suffix("")) for x in labels]
-    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "x.json"), "--copy-images"])
+    rc = run_qmask("export", [str(project.path), "--format", "coco", "--out", str(tmp_path / "x.json"), "--copy-images"])
     assert rc == 1 and "is a folder" in capsys.readouterr().err
-    rc = _run(export_cmd, [str(project.path), "--format", "coco", "--out", str(tmp_path / "y"), "--val", "0.3"])
+    rc = run_qmask("export", [str(project.path), "--format", "coco", "--out", str(tmp_path / "y"), "--val", "0.3"])
     assert rc == 1 and "--copy-images" in capsys.readouterr().err

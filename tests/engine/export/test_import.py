@@ -3,7 +3,6 @@ imported object edited and undone keeps its mask."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -11,13 +10,12 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from engine.commands import cli
-from engine.commands import import_ as import_cmd
 from engine.errors import ExportError, ProjectError
 from engine.export import export_project
 from engine.export.coco_import import coco_segmentation_to_mask, import_coco, import_coco_to_project
 from engine.imaging.masks import encode_rle
 from engine.project import ObjectRecord, Project, QuestionRun
+from support.commands import run_qmask
 
 
 def _random_mask(rng, h, w):
@@ -154,24 +152,16 @@ def test_segmentation_helper_rejects_bbox_like_polygons():
         coco_segmentation_to_mask(encode_rle(np.ones((4, 4), bool)), 5, 5)
 
 
-def _run(argv):
-    parser = argparse.ArgumentParser()
-    import_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._command, args.command = import_cmd, "import"
-    return cli.run_parsed(args)
-
-
 def test_cli(source, tmp_path, capsys):
     out = tmp_path / "c.json"
     export_project(source, "coco", out)
     proj = tmp_path / "new.qmask"
-    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 0
+    assert run_qmask("import", [str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 0
     assert "Imported 6 annotation(s) on 3 image(s)" in capsys.readouterr().out
     assert Project.open(proj).count_images() == 3
-    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 1
+    assert run_qmask("import", [str(out), "--images", str(tmp_path / "images"), "--project", str(proj)]) == 1
     assert "--merge" in capsys.readouterr().err
-    assert _run([str(out), "--images", str(tmp_path / "images"), "--project", str(proj), "--merge"]) == 0
+    assert run_qmask("import", [str(out), "--images", str(tmp_path / "images"), "--project", str(proj), "--merge"]) == 0
     assert "Imported 0 annotation(s) on 3 image(s)" in capsys.readouterr().out  # merged: no duplicates
     assert Project.open(proj).summary()["objects"] == 6
     with pytest.raises(ProjectError):

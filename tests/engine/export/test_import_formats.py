@@ -3,7 +3,6 @@ QMask's own exports, the questions); bad input names its file and line and write
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
@@ -11,8 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.commands import cli
-from engine.commands import import_ as import_cmd
 from engine.errors import ExportError
 from engine.export import export_project
 from engine.export.classes import indexed_names, names_from_yaml, read_yaml
@@ -20,6 +17,7 @@ from engine.export.importers import detect_format, import_dataset, import_into, 
 from engine.project import Project
 
 from support.annotation import put_answered
+from support.commands import run_qmask
 
 H, W = 30, 40
 
@@ -256,22 +254,14 @@ def test_a_moved_self_contained_dataset_imports(source, tmp_path):
     dest.close()
 
 
-def _run(argv):
-    parser = argparse.ArgumentParser()
-    import_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._command, args.command = import_cmd, "import"
-    return cli.run_parsed(args)
-
-
 def test_cli_imports_every_format(source, tmp_path, capsys):
     export_project(source, "yolo", tmp_path / "y", self_contained=True)
     export_project(source, "labelme", tmp_path / "lm")
-    assert _run([str(tmp_path / "y" / "data.yaml"), "--project", str(tmp_path / "p.qmask")]) == 0
+    assert run_qmask("import", [str(tmp_path / "y" / "data.yaml"), "--project", str(tmp_path / "p.qmask")]) == 0
     assert "Imported 6 annotation(s) on 3 image(s)" in capsys.readouterr().out
-    assert _run([str(tmp_path / "lm"), "--format", "labelme", "--project", str(tmp_path / "p.qmask"),
+    assert run_qmask("import", [str(tmp_path / "lm"), "--format", "labelme", "--project", str(tmp_path / "p.qmask"),
                  "--merge"]) == 0
     assert "Imported 6 annotation(s) on 3 image(s)" in capsys.readouterr().out  # the originals: other images
     (tmp_path / "nothing").mkdir()
-    assert _run([str(tmp_path / "nothing"), "--project", str(tmp_path / "q.qmask")]) == 1
+    assert run_qmask("import", [str(tmp_path / "nothing"), "--project", str(tmp_path / "q.qmask")]) == 1
     assert "holds no dataset" in capsys.readouterr().err and not (tmp_path / "q.qmask").exists()
